@@ -1,0 +1,169 @@
+//! mosquitto.conf, the subset the broker honours. Same file format: `key value` per line, `#`
+//! comments. Unsupported keys are reported and ignored, so an existing mosquitto.conf still loads.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use mqsim::broker::Config as BrokerConfig;
+
+/// What the `broker` command runs with.
+#[derive(Clone, Debug)]
+pub struct BrokerSettings {
+    pub bind: SocketAddr,
+    pub broker: BrokerConfig,
+    /// Keys seen but not supported, with their line numbers, for a warning at start-up.
+    pub ignored: Vec<(usize, String)>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Default for BrokerSettings {
+    /// No config file: like mosquitto 2, listen on loopback only, anonymous clients allowed.
+    fn default() -> Self {
+        BrokerSettings {
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1883),
+            broker: BrokerConfig::default(),
+            ignored: Vec::new(),
+        }
+    }
+}
+
+impl BrokerSettings {
+    /// Parses a config file. As in mosquitto 2, a file that configures a `listener` without an
+    /// address listens on every interface and refuses anonymous clients unless
+    /// `allow_anonymous true` says otherwise.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let mut s = BrokerSettings::default();
+        let mut anonymous: Option<bool> = None;
+        let mut has_listener = false;
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let trimmed = raw.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let mut words = trimmed.split_whitespace();
+            let key = words.next().unwrap_or_default();
+            let args: Vec<&str> = words.collect();
+            let err = |message: String| ConfigError { line, message };
+            let one = |name: &str| -> Result<&str, ConfigError> {
+                match args.as_slice() {
+                    [v] => Ok(*v),
+                    _ => Err(err(format!("{name} takes exactly one value"))),
+                }
+            };
+            let number = |name: &str| -> Result<i64, ConfigError> {
+                one(name)?.parse::<i64>().map_err(|_| err(format!("{name}: not a whole number")))
+            };
+            match key {
+                "listener" => {
+                    has_listener = true;
+                    let port = match args.first() {
+                        Some(p) => p.parse::<u16>().map_err(|_| err(format!("listener: bad port '{p}'")))?,
+                        None => return Err(err("listener needs a port".into())),
+                    };
+                    let ip = match args.get(1) {
+                        Some(a) => a.parse::<IpAddr>().map_err(|_| err(format!("listener: bad address '{a}'")))?,
+                        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    };
+                    s.bind = SocketAddr::new(ip, port);
+                }
+                "allow_anonymous" => {
+                    anonymous = Some(match one(key)? {
+                        "true" => true,
+                        "false" => false,
+                        v => return Err(err(format!("allow_anonymous: expected true or false, got '{v}'"))),
+                    })
+                }
+                "max_inflight_messages" => {
+                    // mosquitto: 0 = unlimited; ours is bounded by the packet-id space.
+                    let n = number(key)?;
+                    s.broker.max_inflight_messages =
+                        if n <= 0 { mqsim::limits::INFLIGHT_CEILING_MESSAGES } else { n as usize };
+                }
+                "max_queued_messages" => s.broker.max_queued_messages = number(key)?.max(0) as usize,
+                "max_queued_bytes" => s.broker.max_queued_bytes = number(key)?.max(0) as usize,
+                "message_size_limit" => s.broker.message_size_limit_bytes = number(key)?.max(0) as usize,
+                "max_packet_size" => {
+                    let n = number(key)?;
+                    if n < 20 {
+                        return Err(err("max_packet_size must be at least 20 bytes".into()));
+                    }
+                    s.broker.max_packet_bytes = n as usize;
+                }
+                "max_connections" => {
+                    let n = number(key)?;
+                    s.broker.max_connections = if n < 0 { usize::MAX } else { n as usize };
+                }
+                "sys_interval" => {
+                    s.broker.sys_interval = mqsim::time::Duration::from_secs(number(key)?.max(0) as u64)
+                }
+                _ => s.ignored.push((line, key.to_string())),
+            }
+        }
+        s.broker.allow_anonymous = anonymous.unwrap_or(!has_listener);
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_document_config() {
+        // The two lines the source document puts in mosquitto.conf.
+        let s = BrokerSettings::parse("listener 1883\nallow_anonymous true\n").unwrap();
+        assert_eq!(s.bind, "0.0.0.0:1883".parse().unwrap());
+        assert!(s.broker.allow_anonymous);
+    }
+
+    #[test]
+    fn listener_without_allow_anonymous_refuses_anonymous() {
+        let s = BrokerSettings::parse("listener 1884 127.0.0.1").unwrap();
+        assert_eq!(s.bind, "127.0.0.1:1884".parse().unwrap());
+        assert!(!s.broker.allow_anonymous);
+    }
+
+    #[test]
+    fn no_listener_is_local_only_and_anonymous() {
+        let s = BrokerSettings::parse("# nothing\n\nmax_queued_messages 5\n").unwrap();
+        assert_eq!(s.bind, "127.0.0.1:1883".parse().unwrap());
+        assert!(s.broker.allow_anonymous);
+        assert_eq!(s.broker.max_queued_messages, 5);
+    }
+
+    #[test]
+    fn limits_and_unknown_keys() {
+        let text = "max_inflight_messages 0\nmessage_size_limit 100\nmax_packet_size 4096\n\
+                    max_connections -1\npersistence true\nmax_queued_bytes 1000\n";
+        let s = BrokerSettings::parse(text).unwrap();
+        assert_eq!(s.broker.max_inflight_messages, 65_535);
+        assert_eq!(s.broker.message_size_limit_bytes, 100);
+        assert_eq!(s.broker.max_packet_bytes, 4096);
+        assert_eq!(s.broker.max_connections, usize::MAX);
+        assert_eq!(s.broker.max_queued_bytes, 1000);
+        assert_eq!(s.ignored, vec![(5, "persistence".to_string())]);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = BrokerSettings::parse("listener 1883\nallow_anonymous maybe\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        let e = BrokerSettings::parse("listener abc").unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(BrokerSettings::parse("max_queued_messages 1 2").is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! `mqsim`: the real MQTT broker today; the load generator and deterministic simulator drive the
+//! same core from here as they land.
+
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand};
+use mqsim::broker::Broker;
+use mqsim::net::tokio::{spawn_broker, BrokerHandle};
+
+use config::BrokerSettings;
+
+#[derive(Parser, Debug)]
+#[command(name = "mqsim", version, about = "MQTT 3.1.1 broker and (soon) deterministic MQTT simulator")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the MQTT broker over real TCP (default 127.0.0.1:1883), like `mosquitto`.
+    Broker {
+        /// mosquitto-style config file (`listener 1883`, `allow_anonymous true`, ...).
+        #[arg(short = 'c', long = "config-file")]
+        config: Option<PathBuf>,
+        /// Port to listen on (overrides the config file; 0 picks a free port).
+        #[arg(short, long)]
+        port: Option<u16>,
+        /// Log every packet, as `mosquitto -v`.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+}
+
+/// Prints one log line the way mosquitto does: `<unix seconds>: <text>`. The wall clock is read
+/// here, in the real-TCP front end only; the core and the simulator never see it.
+fn log_line(text: &str) {
+    let ts = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    for line in text.split('\n') {
+        eprintln!("{ts}: {line}");
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Broker { config, port, verbose } => run_broker(config, port, verbose),
+    }
+}
+
+fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> ExitCode {
+    let version = env!("CARGO_PKG_VERSION");
+    log_line(&format!("mqsim version {version} starting"));
+    let mut settings = match &config {
+        Some(path) => {
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    log_line(&format!("Error: Unable to open config file {}: {e}.", path.display()));
+                    return ExitCode::from(1);
+                }
+            };
+            match BrokerSettings::parse(&text) {
+                Ok(s) => {
+                    log_line(&format!("Config loaded from {}.", path.display()));
+                    s
+                }
+                Err(e) => {
+                    log_line(&format!("Error in config file {}: {e}.", path.display()));
+                    return ExitCode::from(3);
+                }
+            }
+        }
+        None => {
+            log_line("Using default config.");
+            BrokerSettings::default()
+        }
+    };
+    for (line, key) in &settings.ignored {
+        log_line(&format!("Warning: unsupported option '{key}' on line {line} ignored."));
+    }
+    if let Some(p) = port {
+        settings.bind.set_port(p);
+    }
+    settings.broker.verbose = verbose;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            log_line(&format!("Error: cannot start the runtime: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(settings.bind).await {
+            Ok(l) => l,
+            Err(e) => {
+                log_line(&format!("Error: Unable to listen on {}: {e}.", settings.bind));
+                return ExitCode::from(1);
+            }
+        };
+        let local = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let family = if settings.bind.is_ipv4() { "ipv4" } else { "ipv6" };
+        log_line(&format!("Opening {family} listen socket on port {local}."));
+        if !settings.broker.allow_anonymous {
+            log_line("Anonymous clients are refused (allow_anonymous false); no password_file support yet.");
+        }
+        let broker = Broker::new(settings.broker.clone(), mqsim::Instant::ZERO);
+        let (handle, task) = spawn_broker(broker, Box::new(log_line));
+        log_line(&format!("mqsim version {version} running"));
+        tokio::select! {
+            biased;
+            _ = shutdown_signal() => {}
+            _ = accept_loop(listener, local, handle.clone()) => {}
+        }
+        log_line(&format!("mqsim version {version} terminating"));
+        handle.shutdown().await;
+        let _ = task.await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn accept_loop(listener: tokio::net::TcpListener, port: u16, handle: BrokerHandle) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                let peer = format!("{} on port {port}", addr);
+                if handle.serve(stream, peer).await.is_none() {
+                    // Refused (max_connections): the stream was dropped, which closes it.
+                }
+            }
+            Err(e) => {
+                log_line(&format!("Error accepting a connection: {e}"));
+                // Out of file descriptors and the like: back off instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

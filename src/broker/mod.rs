@@ -1,0 +1,975 @@
+//! The sans-IO MQTT 3.1.1 broker.
+//!
+//! # Contract (after quinn-proto's `Connection`)
+//! * Inputs: [`Broker::handle_accept`], [`Broker::handle_bytes`], [`Broker::handle_sent`],
+//!   [`Broker::handle_closed`], [`Broker::handle_timeout`]. Each takes `now`.
+//! * Outputs, drained after every input in this order: [`Broker::poll_transmit`] (bytes for a
+//!   connection, moved into the caller's buffer), [`Broker::poll_event`] (close a connection,
+//!   log lines), then [`Broker::poll_timeout`] (when to call `handle_timeout` next).
+//! * A spurious `handle_timeout` is a no-op; a `now` older than one already seen counts as the
+//!   newest. No input panics; bad input closes that connection with a reason.
+//!
+//! Everything is ordered (`BTreeMap`, `VecDeque`, a timer heap keyed by time then id), so the same
+//! inputs give the same outputs byte for byte: what the simulator relies on.
+
+mod log;
+mod session;
+
+use alloc::collections::{BTreeMap, BinaryHeap, VecDeque};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+
+use crate::codec::{
+    self, ConnAck, Connect, ConnectReturnCode, Decoded, Packet, Protocol, Publish, QoS, SubAck, Subscribe,
+    UnsubAck, Unsubscribe, SUBACK_FAILURE,
+};
+use crate::limits;
+use crate::time::{Duration, Instant};
+use crate::topic::{self, SubscriptionTree};
+
+pub use session::Message;
+use session::{Inflight, OutState, Queued, Session};
+
+/// A connection, numbered by the broker in [`Broker::handle_accept`]. Never reused.
+pub type ConnId = u64;
+type SessionId = u64;
+
+/// Broker settings. Names follow mosquitto.conf where one exists; every bound has its unit.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Whole-packet limit, checked from the fixed header (mosquitto `max_packet_size`).
+    pub max_packet_bytes: usize,
+    /// PUBLISH payloads above this are dropped (and acknowledged); 0 = no limit beyond the packet
+    /// size (mosquitto `message_size_limit`).
+    pub message_size_limit_bytes: usize,
+    /// QoS 1/2 messages in flight to one client (mosquitto `max_inflight_messages`, 1..=65535).
+    pub max_inflight_messages: usize,
+    /// QoS 1/2 messages queued per session behind the window or while offline
+    /// (mosquitto `max_queued_messages`); 0 = unbounded.
+    pub max_queued_messages: usize,
+    /// Byte bound (topic + payload) on that queue (mosquitto `max_queued_bytes`); 0 = unbounded.
+    pub max_queued_bytes: usize,
+    /// Bytes handed to a connection's socket but not yet written, past which QoS 0 messages to it
+    /// are dropped (counted).
+    pub max_outgoing_bytes: usize,
+    /// Concurrent connections (mosquitto `max_connections`).
+    pub max_connections: usize,
+    /// Retained topics kept; a new one beyond this is not retained (counted as dropped).
+    pub max_retained_messages: usize,
+    /// Accept clients without a user name. There is no password file yet: when false, every
+    /// client is refused with CONNACK 0x05, as mosquitto does with no `password_file`.
+    pub allow_anonymous: bool,
+    /// A socket must send CONNECT within this time.
+    pub connect_timeout: Duration,
+    /// How often `$SYS/broker/...` is refreshed; zero turns `$SYS` off.
+    pub sys_interval: Duration,
+    /// Emit a log line per packet, as `mosquitto -v`.
+    pub verbose: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_packet_bytes: limits::PACKET_SIZE_DEFAULT_MAX_BYTES,
+            message_size_limit_bytes: limits::MESSAGE_DEFAULT_MAX_BYTES,
+            max_inflight_messages: limits::INFLIGHT_DEFAULT_MAX_MESSAGES,
+            max_queued_messages: limits::QUEUED_DEFAULT_MAX_MESSAGES,
+            max_queued_bytes: limits::QUEUED_DEFAULT_MAX_BYTES,
+            max_outgoing_bytes: limits::OUTGOING_DEFAULT_MAX_BYTES,
+            max_connections: limits::CONNECTIONS_DEFAULT_MAX,
+            max_retained_messages: 100_000,
+            allow_anonymous: true,
+            connect_timeout: Duration::from_millis(limits::CONNECT_TIMEOUT_DEFAULT_MS),
+            sys_interval: Duration::from_secs(limits::SYS_INTERVAL_DEFAULT_S),
+            verbose: false,
+        }
+    }
+}
+
+/// What the broker asks of its caller besides sending bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Close this connection once the bytes already handed over for it are written.
+    Close(ConnId),
+    /// A log line in `mosquitto -v` wording, without the timestamp prefix.
+    Log(String),
+}
+
+/// Counters behind `$SYS/broker/...`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Control packets of any type received / sent.
+    pub messages_received: u64,
+    pub messages_sent: u64,
+    /// PUBLISH packets received / sent.
+    pub publish_received: u64,
+    pub publish_sent: u64,
+    /// Messages not delivered to a subscriber because a bound was reached (queue full, QoS 0 to
+    /// a backed-up connection, over `message_size_limit`, retained store full).
+    pub messages_dropped: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub clients_connected: u64,
+    pub clients_maximum: u64,
+}
+
+#[derive(Debug)]
+struct OwnedWill {
+    topic: String,
+    payload: Vec<u8>,
+    qos: QoS,
+    retain: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnState {
+    AwaitingConnect,
+    Active(SessionId),
+}
+
+#[derive(Debug)]
+struct Conn {
+    peer: String,
+    state: ConnState,
+    client_id: String,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+    /// In the dirty list (has `tx` bytes the caller has not taken).
+    dirty: bool,
+    /// Bytes handed to the caller and not yet reported written via `handle_sent`.
+    unsent_bytes: usize,
+    accepted_at: Instant,
+    last_rx: Instant,
+    /// 1.5 x keep alive (MQTT-3.1.2-24); zero = off.
+    keepalive_grace: Duration,
+    will: Option<OwnedWill>,
+    /// The deadline of this connection's live entry in the timer heap.
+    timer_at: Option<Instant>,
+    /// Closed by the broker; kept until its last bytes are taken and [`Event::Close`] is polled.
+    closing: bool,
+}
+
+#[derive(Debug)]
+struct Retained {
+    qos: QoS,
+    msg: Arc<Message>,
+}
+
+/// Why the broker closes a connection: decides the log line and whether the will is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseReason {
+    /// DISCONNECT received: will discarded (MQTT-3.14.4-3).
+    Disconnect,
+    /// The peer's socket closed or failed.
+    SocketClosed,
+    KeepAliveTimeout,
+    ConnectTimeout,
+    ProtocolError,
+    /// A new connection took over the client id (MQTT-3.1.4-2).
+    TakenOver,
+    /// Refused in CONNACK.
+    Refused,
+}
+
+/// The broker state machine. See the module documentation for the calling contract.
+#[derive(Debug)]
+pub struct Broker {
+    config: Config,
+    now: Instant,
+    started_at: Instant,
+    conns: BTreeMap<ConnId, Conn>,
+    next_conn: ConnId,
+    sessions: BTreeMap<SessionId, Session>,
+    by_client_id: BTreeMap<String, SessionId>,
+    next_session: SessionId,
+    next_auto_id: u64,
+    tree: SubscriptionTree<SessionId>,
+    retained: BTreeMap<String, Retained>,
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    next_sys: Option<Instant>,
+    dirty: VecDeque<ConnId>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    /// Reused scratch for routing.
+    matches: Vec<(SessionId, QoS)>,
+}
+
+impl Broker {
+    pub fn new(config: Config, now: Instant) -> Self {
+        let mut config = config;
+        config.max_inflight_messages = config.max_inflight_messages.clamp(1, limits::INFLIGHT_CEILING_MESSAGES);
+        let next_sys = if config.sys_interval == Duration::ZERO { None } else { Some(now) };
+        Broker {
+            config,
+            now,
+            started_at: now,
+            conns: BTreeMap::new(),
+            next_conn: 1,
+            sessions: BTreeMap::new(),
+            by_client_id: BTreeMap::new(),
+            next_session: 1,
+            next_auto_id: 1,
+            tree: SubscriptionTree::new(),
+            retained: BTreeMap::new(),
+            timers: BinaryHeap::new(),
+            next_sys,
+            dirty: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            matches: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+    pub fn retained_count(&self) -> usize {
+        self.retained.len()
+    }
+    pub fn subscription_count(&self) -> usize {
+        self.tree.len()
+    }
+    /// Messages queued (not in flight) for `client_id`'s session, if it exists.
+    pub fn queued_messages(&self, client_id: &str) -> Option<usize> {
+        let sid = self.by_client_id.get(client_id)?;
+        Some(self.sessions.get(sid)?.queue.len())
+    }
+    /// Messages in flight (sent, unacknowledged) to `client_id`'s session, if it exists.
+    pub fn inflight_messages(&self, client_id: &str) -> Option<usize> {
+        let sid = self.by_client_id.get(client_id)?;
+        Some(self.sessions.get(sid)?.inflight.len())
+    }
+
+    fn advance(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    // ----- inputs -----
+
+    /// A new socket. `peer` names it in logs (e.g. "127.0.0.1:50000 on port 1883"). Returns
+    /// `None`, and the caller closes the socket, when `max_connections` are open.
+    pub fn handle_accept(&mut self, now: Instant, peer: &str) -> Option<ConnId> {
+        self.advance(now);
+        if self.conns.len() >= self.config.max_connections {
+            self.log(|| format!("Refusing connection from {peer}: max_connections reached."));
+            return None;
+        }
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let deadline = self.now + self.config.connect_timeout;
+        self.conns.insert(
+            id,
+            Conn {
+                peer: peer.to_string(),
+                state: ConnState::AwaitingConnect,
+                client_id: String::from("<unknown>"),
+                rx: Vec::new(),
+                tx: Vec::new(),
+                dirty: false,
+                unsent_bytes: 0,
+                accepted_at: self.now,
+                last_rx: self.now,
+                keepalive_grace: Duration::ZERO,
+                will: None,
+                timer_at: Some(deadline),
+                closing: false,
+            },
+        );
+        self.timers.push(Reverse((deadline, id)));
+        self.log(|| format!("New connection from {peer}."));
+        Some(id)
+    }
+
+    /// Bytes read from `conn`'s socket. Complete packets are processed at once; a partial packet
+    /// is kept (at most `max_packet_bytes`).
+    pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        self.advance(now);
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if c.closing {
+            return;
+        }
+        c.last_rx = self.now;
+        self.stats.bytes_received += data.len() as u64;
+        // Decode straight from `data` when nothing is buffered; copy only a trailing partial packet.
+        let mut rx = core::mem::take(&mut c.rx);
+        let (buf, buffered): (&[u8], bool) = if rx.is_empty() {
+            (data, false)
+        } else {
+            rx.extend_from_slice(data);
+            (&rx[..], true)
+        };
+        let mut pos = 0;
+        let max = self.config.max_packet_bytes;
+        let mut alive = true;
+        while pos < buf.len() {
+            match codec::decode(&buf[pos..], max) {
+                Ok(Decoded::NeedMore(_)) => break,
+                Ok(Decoded::Packet(p, n)) => {
+                    pos += n;
+                    self.stats.messages_received += 1;
+                    if !self.handle_packet(conn, p) {
+                        alive = false;
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let id = self.client_label(conn);
+                    if let codec::DecodeError::UnsupportedProtocolLevel(_) = e {
+                        self.refuse_connect(conn, ConnectReturnCode::UnacceptableProtocolVersion);
+                    }
+                    self.log(|| format!("Client {id} disconnected due to malformed packet: {e}."));
+                    self.close(conn, CloseReason::ProtocolError);
+                    alive = false;
+                    break;
+                }
+            }
+        }
+        if !alive {
+            return;
+        }
+        if buffered {
+            rx.drain(..pos);
+        } else {
+            rx.extend_from_slice(&data[pos..]);
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.rx = rx;
+        }
+    }
+
+    /// The caller wrote `n` of the bytes it took for `conn` to the socket.
+    pub fn handle_sent(&mut self, now: Instant, conn: ConnId, n: usize) {
+        self.advance(now);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.unsent_bytes = c.unsent_bytes.saturating_sub(n);
+        }
+    }
+
+    /// `conn`'s socket closed or failed (not by a broker [`Event::Close`]). Publishes the will.
+    pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
+        self.advance(now);
+        match self.conns.get(&conn) {
+            Some(c) if c.closing => {
+                self.conns.remove(&conn);
+            }
+            Some(_) => self.close(conn, CloseReason::SocketClosed),
+            None => {}
+        }
+    }
+
+    /// Timers: keep alive, connect timeout, `$SYS` refresh. Call at or after [`Broker::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+        while let Some(&Reverse((at, conn))) = self.timers.peek() {
+            if at > self.now {
+                break;
+            }
+            self.timers.pop();
+            let Some(c) = self.conns.get_mut(&conn) else { continue };
+            if c.closing || c.timer_at != Some(at) {
+                continue; // superseded entry
+            }
+            let deadline = match c.state {
+                ConnState::AwaitingConnect => Some(c.accepted_at + self.config.connect_timeout),
+                ConnState::Active(_) if c.keepalive_grace != Duration::ZERO => Some(c.last_rx + c.keepalive_grace),
+                ConnState::Active(_) => None,
+            };
+            match deadline {
+                Some(d) if d <= self.now => {
+                    let reason = match c.state {
+                        ConnState::AwaitingConnect => CloseReason::ConnectTimeout,
+                        ConnState::Active(_) => CloseReason::KeepAliveTimeout,
+                    };
+                    c.timer_at = None;
+                    self.close(conn, reason);
+                }
+                Some(d) => {
+                    c.timer_at = Some(d);
+                    self.timers.push(Reverse((d, conn)));
+                }
+                None => c.timer_at = None,
+            }
+        }
+        if let Some(at) = self.next_sys {
+            if at <= self.now {
+                self.publish_sys();
+                // Catch up without publishing once per missed interval.
+                let mut next = at + self.config.sys_interval;
+                while next <= self.now {
+                    next = next + self.config.sys_interval;
+                }
+                self.next_sys = Some(next);
+            }
+        }
+    }
+
+    // ----- outputs -----
+
+    /// Moves the pending bytes of the next connection that has any into `buf` (which should be
+    /// empty; it is swapped, not copied, when it is) and returns that connection.
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<ConnId> {
+        while let Some(id) = self.dirty.pop_front() {
+            let Some(c) = self.conns.get_mut(&id) else { continue };
+            c.dirty = false;
+            if c.tx.is_empty() {
+                continue;
+            }
+            if buf.is_empty() {
+                core::mem::swap(buf, &mut c.tx);
+            } else {
+                buf.append(&mut c.tx);
+            }
+            c.unsent_bytes += buf.len();
+            self.stats.bytes_sent += buf.len() as u64;
+            return Some(id);
+        }
+        None
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let ev = self.events.pop_front()?;
+        if let Event::Close(conn) = ev {
+            self.conns.remove(&conn);
+        }
+        Some(ev)
+    }
+
+    /// When [`Broker::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let t = self.timers.peek().map(|Reverse((at, _))| *at);
+        match (t, self.next_sys) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ----- packet handling -----
+
+    /// Returns false when the connection was closed.
+    fn handle_packet(&mut self, conn: ConnId, p: Packet<'_>) -> bool {
+        let Some(c) = self.conns.get(&conn) else { return false };
+        if self.config.verbose {
+            let line = log::received(&c.client_id, &p);
+            self.events.push_back(Event::Log(line));
+        }
+        let sid = match (c.state, &p) {
+            (ConnState::AwaitingConnect, Packet::Connect(connect)) => return self.on_connect(conn, connect),
+            (ConnState::AwaitingConnect, _) => {
+                // MQTT-3.1.0-1: the first packet must be CONNECT.
+                let label = c.peer.clone();
+                self.log(|| format!("Socket from {label} sent {} before CONNECT, disconnecting.", p.name()));
+                self.close(conn, CloseReason::ProtocolError);
+                return false;
+            }
+            (ConnState::Active(sid), _) => sid,
+        };
+        match p {
+            Packet::Publish(publish) => self.on_publish(conn, sid, &publish),
+            Packet::PubAck(id) => self.on_ack(sid, id, OutState::AwaitPubAck),
+            Packet::PubRec(id) => self.on_pubrec(conn, sid, id),
+            Packet::PubRel(id) => {
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.incoming_qos2.remove(&id);
+                }
+                // Answer even an unknown id, so the client can finish (MQTT-4.3.3).
+                self.send(conn, &Packet::PubComp(id));
+            }
+            Packet::PubComp(id) => self.on_ack(sid, id, OutState::AwaitPubComp),
+            Packet::Subscribe(s) => return self.on_subscribe(conn, sid, &s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(conn, sid, &u),
+            Packet::PingReq => self.send(conn, &Packet::PingResp),
+            Packet::Disconnect => {
+                self.close(conn, CloseReason::Disconnect);
+                return false;
+            }
+            Packet::Connect(_) => {
+                // MQTT-3.1.0-2: a second CONNECT is a protocol violation.
+                self.close(conn, CloseReason::ProtocolError);
+                return false;
+            }
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                self.close(conn, CloseReason::ProtocolError);
+                return false;
+            }
+        }
+        true
+    }
+
+    fn refuse_connect(&mut self, conn: ConnId, code: ConnectReturnCode) {
+        self.send(conn, &Packet::ConnAck(ConnAck { session_present: false, code }));
+    }
+
+    fn on_connect(&mut self, conn: ConnId, c: &Connect<'_>) -> bool {
+        if !self.config.allow_anonymous {
+            self.refuse_connect(conn, ConnectReturnCode::NotAuthorized);
+            self.close(conn, CloseReason::Refused);
+            return false;
+        }
+        let client_id = if c.client_id.is_empty() {
+            if !c.clean_session {
+                // MQTT-3.1.3-8
+                self.refuse_connect(conn, ConnectReturnCode::IdentifierRejected);
+                self.close(conn, CloseReason::Refused);
+                return false;
+            }
+            // Deterministic, unlike mosquitto's random ids: the simulator replays byte for byte.
+            let id = format!("auto-{:016X}", self.next_auto_id);
+            self.next_auto_id += 1;
+            id
+        } else {
+            c.client_id.to_string()
+        };
+
+        // Session takeover (MQTT-3.1.4-2): the old connection goes, its will is published.
+        if let Some(&old_sid) = self.by_client_id.get(&client_id) {
+            if let Some(old_conn) = self.sessions.get(&old_sid).and_then(|s| s.conn) {
+                self.log(|| format!("Client {client_id} already connected, closing old connection."));
+                self.close(old_conn, CloseReason::TakenOver);
+            }
+        }
+        if c.clean_session {
+            if let Some(old_sid) = self.by_client_id.get(&client_id).copied() {
+                self.destroy_session(old_sid);
+            }
+        }
+        let (sid, session_present) = match self.by_client_id.get(&client_id) {
+            Some(&sid) => (sid, true),
+            None => {
+                let sid = self.next_session;
+                self.next_session += 1;
+                self.sessions.insert(sid, Session::new(client_id.clone(), c.clean_session));
+                self.by_client_id.insert(client_id.clone(), sid);
+                (sid, false)
+            }
+        };
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.conn = Some(conn);
+            s.clean = c.clean_session;
+        }
+        let keepalive_grace = Duration::from_millis(u64::from(c.keep_alive_s) * 1_500);
+        let Some(cn) = self.conns.get_mut(&conn) else { return false };
+        cn.state = ConnState::Active(sid);
+        cn.client_id = client_id.clone();
+        cn.keepalive_grace = keepalive_grace;
+        cn.will = c.will.map(|w| OwnedWill {
+            topic: w.topic.to_string(),
+            payload: w.payload.to_vec(),
+            qos: w.qos,
+            retain: w.retain,
+        });
+        let deadline = if keepalive_grace == Duration::ZERO { None } else { Some(cn.last_rx + keepalive_grace) };
+        cn.timer_at = deadline;
+        let peer = cn.peer.clone();
+        if let Some(d) = deadline {
+            self.timers.push(Reverse((d, conn)));
+        }
+        self.stats.clients_connected = self.sessions.values().filter(|s| s.conn.is_some()).count() as u64;
+        self.stats.clients_maximum = self.stats.clients_maximum.max(self.stats.clients_connected);
+        if self.config.verbose {
+            let p = if c.protocol == Protocol::V311 { 2 } else { 1 };
+            let mut line = format!(
+                "New client connected from {peer} as {client_id} (p{p}, c{}, k{}",
+                u8::from(c.clean_session),
+                c.keep_alive_s
+            );
+            if let Some(u) = c.username {
+                line.push_str(&format!(", u'{u}'"));
+            }
+            line.push_str(").");
+            self.events.push_back(Event::Log(line));
+            let will_line = match &c.will {
+                None => String::from("No will message specified."),
+                Some(w) => format!(
+                    "Will message specified ({} bytes) (r{}, q{}).\n\t{}",
+                    w.payload.len(),
+                    u8::from(w.retain),
+                    w.qos.as_u8(),
+                    w.topic
+                ),
+            };
+            self.events.push_back(Event::Log(will_line));
+        }
+        self.send(
+            conn,
+            &Packet::ConnAck(ConnAck { session_present, code: ConnectReturnCode::Accepted }),
+        );
+        // Redeliver what was in flight, in its original order (MQTT-4.4.0-1, MQTT-4.6.0-1..4).
+        self.resend_inflight(conn, sid);
+        self.pump(sid);
+        true
+    }
+
+    fn resend_inflight(&mut self, conn: ConnId, sid: SessionId) {
+        let Some(s) = self.sessions.get(&sid) else { return };
+        let mut out: Vec<(u16, QoS, bool, OutState, Arc<Message>)> = Vec::with_capacity(s.inflight.len());
+        for f in &s.inflight {
+            out.push((f.pkid, f.qos, f.retain, f.state, f.msg.clone()));
+        }
+        for (pkid, qos, retain, state, msg) in out {
+            match state {
+                OutState::AwaitPubAck | OutState::AwaitPubRec => {
+                    self.send_publish(conn, &msg, qos, retain, true, pkid);
+                }
+                OutState::AwaitPubComp => self.send(conn, &Packet::PubRel(pkid)),
+            }
+        }
+    }
+
+    fn on_publish(&mut self, conn: ConnId, sid: SessionId, p: &Publish<'_>) {
+        self.stats.publish_received += 1;
+        let limit = self.config.message_size_limit_bytes;
+        let too_big = limit != 0 && p.payload.len() > limit;
+        let deliver = match p.qos {
+            QoS::AtMostOnce => true,
+            QoS::AtLeastOnce => true,
+            QoS::ExactlyOnce => match self.sessions.get_mut(&sid) {
+                // A duplicate of an id not yet released is acknowledged, not delivered again.
+                Some(s) => s.incoming_qos2.insert(p.pkid),
+                None => false,
+            },
+        };
+        if deliver {
+            if too_big {
+                self.stats.messages_dropped += 1;
+                let id = self.client_label(conn);
+                let (n, t) = (p.payload.len(), p.topic.to_string());
+                self.log(|| format!("Dropped PUBLISH from {id} to '{t}': {n} bytes exceeds message_size_limit."));
+            } else {
+                let msg = Arc::new(Message { topic: p.topic.to_string(), payload: p.payload.to_vec() });
+                if p.retain {
+                    self.retain(&msg, p.qos);
+                }
+                self.route(&msg, p.qos);
+            }
+        }
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(conn, &Packet::PubAck(p.pkid)),
+            QoS::ExactlyOnce => self.send(conn, &Packet::PubRec(p.pkid)),
+        }
+    }
+
+    fn retain(&mut self, msg: &Arc<Message>, qos: QoS) {
+        if msg.payload.is_empty() {
+            // MQTT-3.3.1-10: a zero-byte retained message deletes the retained one.
+            self.retained.remove(&msg.topic);
+            return;
+        }
+        if !self.retained.contains_key(&msg.topic) && self.retained.len() >= self.config.max_retained_messages {
+            self.stats.messages_dropped += 1;
+            let t = msg.topic.clone();
+            self.log(|| format!("Not retaining '{t}': max_retained_messages reached."));
+            return;
+        }
+        self.retained.insert(msg.topic.clone(), Retained { qos, msg: msg.clone() });
+    }
+
+    /// Sends `msg` to every matching subscription: once per session at the highest granted QoS
+    /// over its overlapping filters, capped by the publish QoS.
+    fn route(&mut self, msg: &Arc<Message>, qos: QoS) {
+        let mut matches = core::mem::take(&mut self.matches);
+        matches.clear();
+        self.tree.matches(&msg.topic, &mut matches);
+        matches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        matches.dedup_by_key(|m| m.0);
+        for &(sid, granted) in &matches {
+            self.deliver(sid, msg, qos.min(granted), false);
+        }
+        self.matches = matches;
+    }
+
+    fn deliver(&mut self, sid: SessionId, msg: &Arc<Message>, qos: QoS, retain: bool) {
+        let max_inflight = self.config.max_inflight_messages;
+        let max_queued = self.config.max_queued_messages;
+        let max_queued_bytes = self.config.max_queued_bytes;
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let conn = s.conn;
+        if qos == QoS::AtMostOnce {
+            let Some(conn) = conn else { return }; // offline: QoS 0 is not queued
+            let backed_up = self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| c.tx.len() + c.unsent_bytes > self.config.max_outgoing_bytes);
+            if backed_up {
+                self.stats.messages_dropped += 1;
+                let id = s.client_id.clone();
+                self.log(|| format!("Dropped QoS 0 message for {id}: outgoing buffer full."));
+                return;
+            }
+            self.send_publish(conn, msg, qos, retain, false, 0);
+            return;
+        }
+        if let Some(conn) = conn {
+            if s.inflight.len() < max_inflight && s.queue.is_empty() {
+                let pkid = s.alloc_pkid();
+                let state = if qos == QoS::AtLeastOnce { OutState::AwaitPubAck } else { OutState::AwaitPubRec };
+                s.inflight.push_back(Inflight { pkid, qos, retain, state, msg: msg.clone() });
+                self.send_publish(conn, msg, qos, retain, false, pkid);
+                return;
+            }
+        }
+        let full_count = max_queued != 0 && s.queue.len() >= max_queued;
+        let full_bytes = max_queued_bytes != 0 && s.queued_bytes + msg.cost_bytes() > max_queued_bytes;
+        if full_count || full_bytes {
+            self.stats.messages_dropped += 1;
+            let id = s.client_id.clone();
+            self.log(|| format!("Outgoing messages are being dropped for client {id}."));
+            return;
+        }
+        s.push_queue(Queued { qos, retain, msg: msg.clone() });
+    }
+
+    /// Moves queued messages into the in-flight window while it has room and the client is here.
+    fn pump(&mut self, sid: SessionId) {
+        let max_inflight = self.config.max_inflight_messages;
+        loop {
+            let Some(s) = self.sessions.get_mut(&sid) else { return };
+            let Some(conn) = s.conn else { return };
+            if s.inflight.len() >= max_inflight {
+                return;
+            }
+            let Some(q) = s.pop_queue() else { return };
+            let pkid = s.alloc_pkid();
+            let state = if q.qos == QoS::AtLeastOnce { OutState::AwaitPubAck } else { OutState::AwaitPubRec };
+            s.inflight.push_back(Inflight { pkid, qos: q.qos, retain: q.retain, state, msg: q.msg.clone() });
+            self.send_publish(conn, &q.msg, q.qos, q.retain, false, pkid);
+        }
+    }
+
+    /// PUBACK (expecting AwaitPubAck) or PUBCOMP (expecting AwaitPubComp): the message is done.
+    fn on_ack(&mut self, sid: SessionId, pkid: u16, expect: OutState) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        match s.find_inflight(pkid) {
+            Some(i) if s.inflight[i].state == expect => {
+                s.inflight.remove(i);
+                self.pump(sid);
+            }
+            _ => {
+                let id = s.client_id.clone();
+                self.log(|| format!("Ignoring unexpected acknowledgement of mid {pkid} from {id}."));
+            }
+        }
+    }
+
+    fn on_pubrec(&mut self, conn: ConnId, sid: SessionId, pkid: u16) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        match s.find_inflight(pkid) {
+            Some(i) if s.inflight[i].qos == QoS::ExactlyOnce => {
+                s.inflight[i].state = OutState::AwaitPubComp;
+                self.send(conn, &Packet::PubRel(pkid));
+            }
+            _ => {
+                let id = s.client_id.clone();
+                self.log(|| format!("Ignoring PUBREC for unknown mid {pkid} from {id}."));
+            }
+        }
+    }
+
+    fn on_subscribe(&mut self, conn: ConnId, sid: SessionId, sub: &Subscribe<'_>) -> bool {
+        let n = sub.filters.len();
+        if n > limits::SUBSCRIBE_FILTERS_MAX {
+            let id = self.client_label(conn);
+            self.log(|| format!("Client {id} sent {n} filters in one SUBSCRIBE (max {}).", limits::SUBSCRIBE_FILTERS_MAX));
+            self.close(conn, CloseReason::ProtocolError);
+            return false;
+        }
+        let mut codes = Vec::with_capacity(n);
+        let mut granted = Vec::with_capacity(n);
+        for (filter, qos) in sub.filters.iter() {
+            if !topic::valid_topic_filter(filter) {
+                codes.push(SUBACK_FAILURE);
+                continue;
+            }
+            self.tree.insert(filter, sid, qos);
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.subs.insert(filter.to_string(), qos);
+                let id = s.client_id.clone();
+                self.log(|| format!("{id} {} {filter}", qos.as_u8()));
+            }
+            codes.push(qos.as_u8());
+            granted.push((filter, qos));
+        }
+        self.send(conn, &Packet::SubAck(SubAck { pkid: sub.pkid, codes: &codes }));
+        // Retained messages for each new or renewed subscription (MQTT-3.3.1-6, MQTT-3.8.4-3),
+        // sent with RETAIN set (MQTT-3.3.1-8).
+        let mut hits: Vec<(QoS, Arc<Message>)> = Vec::new();
+        for (filter, qos) in granted {
+            for (t, r) in &self.retained {
+                if topic::matches(filter, t) {
+                    hits.push((r.qos.min(qos), r.msg.clone()));
+                }
+            }
+        }
+        for (qos, msg) in hits {
+            self.deliver(sid, &msg, qos, true);
+        }
+        true
+    }
+
+    fn on_unsubscribe(&mut self, conn: ConnId, sid: SessionId, u: &Unsubscribe<'_>) {
+        for filter in u.topics.iter() {
+            self.tree.remove(filter, sid);
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.subs.remove(filter);
+            }
+        }
+        self.send(conn, &Packet::UnsubAck(UnsubAck { pkid: u.pkid }));
+    }
+
+    // ----- closing -----
+
+    /// Closes `conn`: detaches its session (destroyed if clean), publishes the will unless the
+    /// client said DISCONNECT, and (unless the socket is already gone) asks the caller to close it
+    /// once the bytes still pending for it, a refusing CONNACK say, are written.
+    fn close(&mut self, conn: ConnId, reason: CloseReason) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if c.closing {
+            return;
+        }
+        c.closing = true;
+        c.rx = Vec::new();
+        let id = c.client_id.clone();
+        let state = c.state;
+        let will = c.will.take();
+        let peer = c.peer.clone();
+        match reason {
+            CloseReason::Disconnect => self.log(|| format!("Client {id} disconnected.")),
+            CloseReason::SocketClosed => self.log(|| format!("Client {id} closed its connection.")),
+            CloseReason::KeepAliveTimeout => self.log(|| format!("Client {id} has exceeded timeout, disconnecting.")),
+            CloseReason::ConnectTimeout => {
+                self.log(|| format!("Client {peer} did not send CONNECT in time, disconnecting."))
+            }
+            CloseReason::ProtocolError => self.log(|| format!("Client {id} disconnected due to protocol error.")),
+            CloseReason::TakenOver | CloseReason::Refused => {}
+        }
+        if reason == CloseReason::SocketClosed {
+            self.conns.remove(&conn);
+        } else {
+            self.events.push_back(Event::Close(conn));
+        }
+        if let ConnState::Active(sid) = state {
+            let clean = match self.sessions.get_mut(&sid) {
+                Some(s) if s.conn == Some(conn) => {
+                    s.conn = None;
+                    s.clean
+                }
+                _ => false,
+            };
+            if clean {
+                self.destroy_session(sid);
+            }
+            self.stats.clients_connected = self.stats.clients_connected.saturating_sub(1);
+        }
+        if reason != CloseReason::Disconnect {
+            if let Some(w) = will {
+                let msg = Arc::new(Message { topic: w.topic, payload: w.payload });
+                if w.retain {
+                    self.retain(&msg, w.qos);
+                }
+                self.route(&msg, w.qos);
+            }
+        }
+    }
+
+    fn destroy_session(&mut self, sid: SessionId) {
+        let Some(s) = self.sessions.remove(&sid) else { return };
+        for filter in s.subs.keys() {
+            self.tree.remove(filter, sid);
+        }
+        if self.by_client_id.get(&s.client_id) == Some(&sid) {
+            self.by_client_id.remove(&s.client_id);
+        }
+    }
+
+    // ----- sending -----
+
+    fn client_label(&self, conn: ConnId) -> String {
+        self.conns.get(&conn).map(|c| c.client_id.clone()).unwrap_or_else(|| String::from("<unknown>"))
+    }
+
+    fn log(&mut self, line: impl FnOnce() -> String) {
+        if self.config.verbose {
+            self.events.push_back(Event::Log(line()));
+        }
+    }
+
+    fn send_publish(&mut self, conn: ConnId, msg: &Message, qos: QoS, retain: bool, dup: bool, pkid: u16) {
+        let p = Publish { dup, qos, retain, topic: &msg.topic, pkid, payload: &msg.payload };
+        self.stats.publish_sent += 1;
+        self.send(conn, &Packet::Publish(p));
+    }
+
+    /// Encodes `p` onto `conn`'s outgoing bytes.
+    fn send(&mut self, conn: ConnId, p: &Packet<'_>) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if c.closing && !matches!(p, Packet::ConnAck(_)) {
+            return;
+        }
+        // Every packet the broker builds is valid by construction, so encoding cannot fail; if it
+        // ever did, the packet is skipped and logged rather than sending garbage.
+        if let Err(e) = codec::encode_to_vec(p, &mut c.tx) {
+            let id = c.client_id.clone();
+            let name = p.name();
+            self.log(|| format!("Internal error encoding {name} for {id}: {e}"));
+            return;
+        }
+        self.stats.messages_sent += 1;
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push_back(conn);
+        }
+        if self.config.verbose {
+            let line = log::sending(&c.client_id, p);
+            self.events.push_back(Event::Log(line));
+        }
+    }
+
+    // ----- $SYS -----
+
+    fn publish_sys(&mut self) {
+        let uptime_s = self.now.saturating_since(self.started_at).as_micros() / 1_000_000;
+        let st = self.stats.clone();
+        let entries: [(&str, String); 14] = [
+            ("$SYS/broker/version", format!("mqsim version {}", env!("CARGO_PKG_VERSION"))),
+            ("$SYS/broker/uptime", format!("{uptime_s} seconds")),
+            ("$SYS/broker/clients/connected", st.clients_connected.to_string()),
+            ("$SYS/broker/clients/maximum", st.clients_maximum.to_string()),
+            ("$SYS/broker/clients/total", (self.sessions.len() as u64).to_string()),
+            ("$SYS/broker/messages/received", st.messages_received.to_string()),
+            ("$SYS/broker/messages/sent", st.messages_sent.to_string()),
+            ("$SYS/broker/messages/dropped", st.messages_dropped.to_string()),
+            ("$SYS/broker/publish/messages/received", st.publish_received.to_string()),
+            ("$SYS/broker/publish/messages/sent", st.publish_sent.to_string()),
+            ("$SYS/broker/load/bytes/received", st.bytes_received.to_string()),
+            ("$SYS/broker/load/bytes/sent", st.bytes_sent.to_string()),
+            ("$SYS/broker/subscriptions/count", (self.tree.len() as u64).to_string()),
+            ("$SYS/broker/retained messages/count", (self.retained.len() as u64).to_string()),
+        ];
+        for (topic, value) in entries {
+            let unchanged = self.retained.get(topic).is_some_and(|r| r.msg.payload == value.as_bytes());
+            if unchanged {
+                continue;
+            }
+            let msg = Arc::new(Message { topic: topic.to_string(), payload: value.into_bytes() });
+            self.retained.insert(msg.topic.clone(), Retained { qos: QoS::AtMostOnce, msg: msg.clone() });
+            self.route(&msg, QoS::AtMostOnce);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,34 @@
+//! mqsim core: a sans-IO MQTT 3.1.1 codec, topic matching, and the broker and client state
+//! machines that the real broker, the simulator and the ESP32 firmware all drive.
+//!
+//! Nothing in this crate reads a clock, opens a socket, spawns a thread or draws a random number.
+//! Time is an [`Instant`] passed in by the caller; bytes go in through `handle_*` methods and come
+//! out of `poll_*` methods, which the caller drains after every input (the quinn-proto / str0m
+//! contract). The same state machines therefore run over real TCP (tokio), over turmoil's
+//! simulated TCP, and on an ESP32-C3 under embassy-net.
+//!
+//! Features: `alloc` (broker, owned messages), `std` (error trait impls), `tokio` (the adapter in
+//! [`net`], generic over `AsyncRead + AsyncWrite`). Without features the codec, the topic rules and
+//! the client are `no_std` without an allocator.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod codec;
+pub mod limits;
+pub mod time;
+pub mod topic;
+
+#[cfg(feature = "alloc")]
+pub mod broker;
+
+#[cfg(feature = "tokio")]
+pub mod net;
+
+pub use codec::{Packet, QoS};
+pub use time::Instant;

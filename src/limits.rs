@@ -1,0 +1,35 @@
+//! Every limit in one place, with its unit in its name. Configurable ones are defaults for
+//! [`crate::broker::Config`]; the rest are protocol ceilings.
+
+/// Largest remaining length MQTT 3.1.1 can encode (4 length bytes): 268,435,455 bytes.
+pub const REMAINING_LENGTH_MAX_BYTES: usize = 268_435_455;
+/// Largest whole packet the broker accepts by default (fixed header included). Checked from the
+/// fixed header, before any of the body is buffered. mosquitto's `max_packet_size`.
+pub const PACKET_SIZE_DEFAULT_MAX_BYTES: usize = 1024 * 1024;
+/// Longest UTF-8 string or binary field: a u16 length prefix.
+pub const STRING_MAX_BYTES: usize = 65_535;
+/// Default number of QoS 1/2 messages in flight to one client (mosquitto `max_inflight_messages`).
+pub const INFLIGHT_DEFAULT_MAX_MESSAGES: usize = 20;
+/// Hard ceiling on the in-flight window: packet identifiers are u16 and 0 is reserved.
+pub const INFLIGHT_CEILING_MESSAGES: usize = 65_535;
+/// Default queue of messages waiting behind the in-flight window, per session
+/// (mosquitto `max_queued_messages`).
+pub const QUEUED_DEFAULT_MAX_MESSAGES: usize = 1_000;
+/// Default byte bound on that queue (payload + topic bytes); 0 = no byte bound.
+pub const QUEUED_DEFAULT_MAX_BYTES: usize = 0;
+/// Default largest PUBLISH payload accepted (mosquitto `message_size_limit`); 0 = only the packet
+/// size limit applies.
+pub const MESSAGE_DEFAULT_MAX_BYTES: usize = 0;
+/// Default ceiling on concurrent connections (mosquitto `max_connections`, where -1 is unbounded).
+pub const CONNECTIONS_DEFAULT_MAX: usize = 100_000;
+/// A socket that has not sent CONNECT within this many milliseconds is closed.
+pub const CONNECT_TIMEOUT_DEFAULT_MS: u64 = 10_000;
+/// Interval between `$SYS/broker/...` updates (mosquitto `sys_interval`), seconds.
+pub const SYS_INTERVAL_DEFAULT_S: u64 = 10;
+/// Most topic filters one SUBSCRIBE may carry; more is a protocol error (bounded work per packet).
+pub const SUBSCRIBE_FILTERS_MAX: usize = 1_024;
+/// Deepest topic (levels) the broker routes; deeper names/filters are rejected.
+pub const TOPIC_LEVELS_MAX: usize = 128;
+/// Bytes buffered for one connection's outgoing data before the broker stops feeding it and queues
+/// instead (the adapter's socket write side drains it).
+pub const OUTGOING_DEFAULT_MAX_BYTES: usize = 1024 * 1024;

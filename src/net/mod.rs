@@ -1,0 +1,2 @@
+//! Adapters that drive the sans-IO core over real byte streams.
+pub mod tokio;

@@ -1,0 +1,129 @@
+//! Topic names and topic filters (MQTT 3.1.1 section 4.7): validation and matching.
+//!
+//! * A topic name (PUBLISH, will) is non-empty and contains no `+` or `#` (MQTT-3.3.2-2, MQTT-4.7.3-1).
+//! * A filter is non-empty; `+` fills a whole level (MQTT-4.7.1-3); `#` fills a whole level and is
+//!   last (MQTT-4.7.1-2).
+//! * A filter starting with a wildcard never matches a name starting with `$` (MQTT-4.7.2-1), so
+//!   `#` does not see `$SYS/...`.
+
+#[cfg(feature = "alloc")]
+mod tree;
+#[cfg(feature = "alloc")]
+pub use tree::SubscriptionTree;
+
+use crate::limits::TOPIC_LEVELS_MAX;
+
+/// Whether `name` may be published to.
+pub fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty() && !name.bytes().any(|b| b == b'+' || b == b'#') && !name.contains('\0')
+}
+
+/// Whether `filter` may be subscribed to.
+pub fn valid_topic_filter(filter: &str) -> bool {
+    if filter.is_empty() || filter.contains('\0') {
+        return false;
+    }
+    let mut levels = filter.split('/').peekable();
+    let mut depth = 0;
+    while let Some(level) = levels.next() {
+        depth += 1;
+        if depth > TOPIC_LEVELS_MAX {
+            return false;
+        }
+        match level {
+            "#" => return levels.peek().is_none(),
+            "+" => {}
+            l if l.contains('+') || l.contains('#') => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Whether the (valid) `filter` matches the (valid) topic `name`.
+pub fn matches(filter: &str, name: &str) -> bool {
+    if name.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut n = name.split('/');
+    loop {
+        match (f.next(), n.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(fl), Some(nl)) if fl == nl => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mqtt_4_7_1_2_hash_must_be_last_and_whole_level() {
+        assert!(valid_topic_filter("#"));
+        assert!(valid_topic_filter("sport/tennis/#"));
+        assert!(!valid_topic_filter("sport/tennis#"));
+        assert!(!valid_topic_filter("sport/tennis/#/ranking"));
+    }
+
+    #[test]
+    fn mqtt_4_7_1_3_plus_whole_level() {
+        assert!(valid_topic_filter("+"));
+        assert!(valid_topic_filter("+/tennis/#"));
+        assert!(valid_topic_filter("sport/+/player1"));
+        assert!(!valid_topic_filter("sport+"));
+        assert!(valid_topic_filter("/+"));
+    }
+
+    #[test]
+    fn mqtt_4_7_3_1_empty_is_invalid() {
+        assert!(!valid_topic_filter(""));
+        assert!(!valid_topic_name(""));
+    }
+
+    #[test]
+    fn mqtt_3_3_2_2_no_wildcards_in_names() {
+        assert!(!valid_topic_name("a/+"));
+        assert!(!valid_topic_name("a/#"));
+        assert!(valid_topic_name("ESP32/TEM"));
+        assert!(valid_topic_name("/"));
+    }
+
+    #[test]
+    fn spec_examples_4_7_1_2() {
+        assert!(matches("sport/tennis/player1/#", "sport/tennis/player1"));
+        assert!(matches("sport/tennis/player1/#", "sport/tennis/player1/ranking"));
+        assert!(matches("sport/tennis/player1/#", "sport/tennis/player1/score/wimbledon"));
+        assert!(matches("sport/#", "sport"));
+    }
+
+    #[test]
+    fn spec_examples_4_7_1_3() {
+        assert!(matches("sport/tennis/+", "sport/tennis/player1"));
+        assert!(!matches("sport/tennis/+", "sport/tennis/player1/ranking"));
+        assert!(!matches("sport/+", "sport"));
+        assert!(matches("sport/+", "sport/"));
+        assert!(matches("+/+", "/finance"));
+        assert!(matches("/+", "/finance"));
+        assert!(!matches("+", "/finance"));
+    }
+
+    #[test]
+    fn mqtt_4_7_2_1_dollar_topics_not_matched_by_leading_wildcard() {
+        assert!(!matches("#", "$SYS/broker/uptime"));
+        assert!(!matches("+/broker/uptime", "$SYS/broker/uptime"));
+        assert!(matches("$SYS/#", "$SYS/broker/uptime"));
+        assert!(matches("$SYS/broker/+", "$SYS/broker/uptime"));
+        assert!(matches("ESP32/#", "ESP32/TEM"));
+    }
+
+    #[test]
+    fn levels_are_bounded() {
+        let deep = "a/".repeat(TOPIC_LEVELS_MAX) + "a";
+        assert!(!valid_topic_filter(&deep));
+    }
+}
