@@ -65,17 +65,23 @@ impl BrokerSettings {
                 }
             };
             let number = |name: &str| -> Result<i64, ConfigError> {
-                one(name)?.parse::<i64>().map_err(|_| err(format!("{name}: not a whole number")))
+                one(name)?
+                    .parse::<i64>()
+                    .map_err(|_| err(format!("{name}: not a whole number")))
             };
             match key {
                 "listener" => {
                     has_listener = true;
                     let port = match args.first() {
-                        Some(p) => p.parse::<u16>().map_err(|_| err(format!("listener: bad port '{p}'")))?,
+                        Some(p) => p
+                            .parse::<u16>()
+                            .map_err(|_| err(format!("listener: bad port '{p}'")))?,
                         None => return Err(err("listener needs a port".into())),
                     };
                     let ip = match args.get(1) {
-                        Some(a) => a.parse::<IpAddr>().map_err(|_| err(format!("listener: bad address '{a}'")))?,
+                        Some(a) => a
+                            .parse::<IpAddr>()
+                            .map_err(|_| err(format!("listener: bad address '{a}'")))?,
                         None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                     };
                     s.bind = SocketAddr::new(ip, port);
@@ -84,18 +90,29 @@ impl BrokerSettings {
                     anonymous = Some(match one(key)? {
                         "true" => true,
                         "false" => false,
-                        v => return Err(err(format!("allow_anonymous: expected true or false, got '{v}'"))),
+                        v => {
+                            return Err(err(format!(
+                                "allow_anonymous: expected true or false, got '{v}'"
+                            )))
+                        }
                     })
                 }
                 "max_inflight_messages" => {
                     // mosquitto: 0 = unlimited; ours is bounded by the packet-id space.
                     let n = number(key)?;
-                    s.broker.max_inflight_messages =
-                        if n <= 0 { mqsim::limits::INFLIGHT_CEILING_MESSAGES } else { n as usize };
+                    s.broker.max_inflight_messages = if n <= 0 {
+                        mqsim::limits::INFLIGHT_CEILING_MESSAGES
+                    } else {
+                        n as usize
+                    };
                 }
-                "max_queued_messages" => s.broker.max_queued_messages = number(key)?.max(0) as usize,
+                "max_queued_messages" => {
+                    s.broker.max_queued_messages = number(key)?.max(0) as usize
+                }
                 "max_queued_bytes" => s.broker.max_queued_bytes = number(key)?.max(0) as usize,
-                "message_size_limit" => s.broker.message_size_limit_bytes = number(key)?.max(0) as usize,
+                "message_size_limit" => {
+                    s.broker.message_size_limit_bytes = number(key)?.max(0) as usize
+                }
                 "max_packet_size" => {
                     let n = number(key)?;
                     if n < 20 {
@@ -108,7 +125,8 @@ impl BrokerSettings {
                     s.broker.max_connections = if n < 0 { usize::MAX } else { n as usize };
                 }
                 "sys_interval" => {
-                    s.broker.sys_interval = mqsim::time::Duration::from_secs(number(key)?.max(0) as u64)
+                    s.broker.sys_interval =
+                        mqsim::time::Duration::from_secs(number(key)?.max(0) as u64)
                 }
                 _ => s.ignored.push((line, key.to_string())),
             }

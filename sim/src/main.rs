@@ -14,7 +14,11 @@ use mqsim::net::tokio::{spawn_broker, BrokerHandle};
 use config::BrokerSettings;
 
 #[derive(Parser, Debug)]
-#[command(name = "mqsim", version, about = "MQTT 3.1.1 broker and (soon) deterministic MQTT simulator")]
+#[command(
+    name = "mqsim",
+    version,
+    about = "MQTT 3.1.1 broker and (soon) deterministic MQTT simulator"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,7 +43,10 @@ enum Command {
 /// Prints one log line the way mosquitto does: `<unix seconds>: <text>`. The wall clock is read
 /// here, in the real-TCP front end only; the core and the simulator never see it.
 fn log_line(text: &str) {
-    let ts = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     for line in text.split('\n') {
         eprintln!("{ts}: {line}");
     }
@@ -48,7 +55,11 @@ fn log_line(text: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Broker { config, port, verbose } => run_broker(config, port, verbose),
+        Command::Broker {
+            config,
+            port,
+            verbose,
+        } => run_broker(config, port, verbose),
     }
 }
 
@@ -60,7 +71,10 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
             let text = match std::fs::read_to_string(path) {
                 Ok(t) => t,
                 Err(e) => {
-                    log_line(&format!("Error: Unable to open config file {}: {e}.", path.display()));
+                    log_line(&format!(
+                        "Error: Unable to open config file {}: {e}.",
+                        path.display()
+                    ));
                     return ExitCode::from(1);
                 }
             };
@@ -81,13 +95,18 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
         }
     };
     for (line, key) in &settings.ignored {
-        log_line(&format!("Warning: unsupported option '{key}' on line {line} ignored."));
+        log_line(&format!(
+            "Warning: unsupported option '{key}' on line {line} ignored."
+        ));
     }
     if let Some(p) = port {
         settings.bind.set_port(p);
     }
     settings.broker.verbose = verbose;
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             log_line(&format!("Error: cannot start the runtime: {e}"));
@@ -145,13 +164,14 @@ async fn accept_loop(listener: tokio::net::TcpListener, port: u16, handle: Broke
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             biased;
             _ = tokio::signal::ctrl_c() => {}

@@ -20,7 +20,10 @@ fn publish_details(p: &Publish<'_>) -> String {
 /// "Received PUBLISH from ESP32 (d0, q0, r0, m0, 'ESP32/TEM', ... (5 bytes))"
 pub fn received(client: &str, p: &Packet<'_>) -> String {
     match p {
-        Packet::Publish(publish) => format!("Received PUBLISH from {client} {}", publish_details(publish)),
+        Packet::Publish(publish) => format!(
+            "Received PUBLISH from {client} {}",
+            publish_details(publish)
+        ),
         Packet::PubAck(id) => format!("Received PUBACK from {client} (Mid: {id}, RC:0)"),
         Packet::PubRec(id) => format!("Received PUBREC from {client} (Mid: {id})"),
         Packet::PubRel(id) => format!("Received PUBREL from {client} (Mid: {id})"),
@@ -46,8 +49,14 @@ pub fn received(client: &str, p: &Packet<'_>) -> String {
 /// "Sending CONNACK to ESP32 (0, 0)"
 pub fn sending(client: &str, p: &Packet<'_>) -> String {
     match p {
-        Packet::ConnAck(c) => format!("Sending CONNACK to {client} ({}, {})", u8::from(c.session_present), c.code as u8),
-        Packet::Publish(publish) => format!("Sending PUBLISH to {client} {}", publish_details(publish)),
+        Packet::ConnAck(c) => format!(
+            "Sending CONNACK to {client} ({}, {})",
+            u8::from(c.session_present),
+            c.code as u8
+        ),
+        Packet::Publish(publish) => {
+            format!("Sending PUBLISH to {client} {}", publish_details(publish))
+        }
         Packet::PubAck(id) => format!("Sending PUBACK to {client} (m{id}, rc0)"),
         Packet::PubRec(id) => format!("Sending PUBREC to {client} (m{id}, rc0)"),
         Packet::PubRel(id) => format!("Sending PUBREL to {client} (m{id})"),

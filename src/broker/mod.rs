@@ -23,8 +23,8 @@ use alloc::vec::Vec;
 use core::cmp::Reverse;
 
 use crate::codec::{
-    self, ConnAck, Connect, ConnectReturnCode, Decoded, Packet, Protocol, Publish, QoS, SubAck, Subscribe,
-    UnsubAck, Unsubscribe, SUBACK_FAILURE,
+    self, ConnAck, Connect, ConnectReturnCode, Decoded, Packet, Protocol, Publish, QoS, SubAck,
+    Subscribe, UnsubAck, Unsubscribe, SUBACK_FAILURE,
 };
 use crate::limits;
 use crate::time::{Duration, Instant};
@@ -200,9 +200,15 @@ pub struct Broker {
 impl Broker {
     pub fn new(config: Config, now: Instant) -> Self {
         let mut config = config;
-        config.max_inflight_messages = config.max_inflight_messages.clamp(1, limits::INFLIGHT_CEILING_MESSAGES);
-        let next_sys = if config.sys_interval == Duration::ZERO { None } else { Some(now) };
-        Broker {
+        config.max_inflight_messages = config
+            .max_inflight_messages
+            .clamp(1, limits::INFLIGHT_CEILING_MESSAGES);
+        let next_sys = if config.sys_interval == Duration::ZERO {
+            None
+        } else {
+            Some(now)
+        };
+        let mut b = Broker {
             config,
             now,
             started_at: now,
@@ -220,7 +226,10 @@ impl Broker {
             events: VecDeque::new(),
             stats: Stats::default(),
             matches: Vec::new(),
-        }
+        };
+        // `$SYS` values exist (retained) from the start, not only after the first interval.
+        b.handle_timeout(now);
+        b
     }
 
     pub fn config(&self) -> &Config {
@@ -298,7 +307,9 @@ impl Broker {
     /// is kept (at most `max_packet_bytes`).
     pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
         self.advance(now);
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if c.closing {
             return;
         }
@@ -379,13 +390,17 @@ impl Broker {
                 break;
             }
             self.timers.pop();
-            let Some(c) = self.conns.get_mut(&conn) else { continue };
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
             if c.closing || c.timer_at != Some(at) {
                 continue; // superseded entry
             }
             let deadline = match c.state {
                 ConnState::AwaitingConnect => Some(c.accepted_at + self.config.connect_timeout),
-                ConnState::Active(_) if c.keepalive_grace != Duration::ZERO => Some(c.last_rx + c.keepalive_grace),
+                ConnState::Active(_) if c.keepalive_grace != Duration::ZERO => {
+                    Some(c.last_rx + c.keepalive_grace)
+                }
                 ConnState::Active(_) => None,
             };
             match deadline {
@@ -423,7 +438,9 @@ impl Broker {
     /// empty; it is swapped, not copied, when it is) and returns that connection.
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<ConnId> {
         while let Some(id) = self.dirty.pop_front() {
-            let Some(c) = self.conns.get_mut(&id) else { continue };
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
             c.dirty = false;
             if c.tx.is_empty() {
                 continue;
@@ -461,17 +478,26 @@ impl Broker {
 
     /// Returns false when the connection was closed.
     fn handle_packet(&mut self, conn: ConnId, p: Packet<'_>) -> bool {
-        let Some(c) = self.conns.get(&conn) else { return false };
-        if self.config.verbose {
+        let Some(c) = self.conns.get(&conn) else {
+            return false;
+        };
+        if self.config.verbose && !matches!(p, Packet::Connect(_)) {
             let line = log::received(&c.client_id, &p);
             self.events.push_back(Event::Log(line));
         }
         let sid = match (c.state, &p) {
-            (ConnState::AwaitingConnect, Packet::Connect(connect)) => return self.on_connect(conn, connect),
+            (ConnState::AwaitingConnect, Packet::Connect(connect)) => {
+                return self.on_connect(conn, connect)
+            }
             (ConnState::AwaitingConnect, _) => {
                 // MQTT-3.1.0-1: the first packet must be CONNECT.
                 let label = c.peer.clone();
-                self.log(|| format!("Socket from {label} sent {} before CONNECT, disconnecting.", p.name()));
+                self.log(|| {
+                    format!(
+                        "Socket from {label} sent {} before CONNECT, disconnecting.",
+                        p.name()
+                    )
+                });
                 self.close(conn, CloseReason::ProtocolError);
                 return false;
             }
@@ -479,7 +505,7 @@ impl Broker {
         };
         match p {
             Packet::Publish(publish) => self.on_publish(conn, sid, &publish),
-            Packet::PubAck(id) => self.on_ack(sid, id, OutState::AwaitPubAck),
+            Packet::PubAck(id) => self.on_ack(sid, id, OutState::Ack),
             Packet::PubRec(id) => self.on_pubrec(conn, sid, id),
             Packet::PubRel(id) => {
                 if let Some(s) = self.sessions.get_mut(&sid) {
@@ -488,7 +514,7 @@ impl Broker {
                 // Answer even an unknown id, so the client can finish (MQTT-4.3.3).
                 self.send(conn, &Packet::PubComp(id));
             }
-            Packet::PubComp(id) => self.on_ack(sid, id, OutState::AwaitPubComp),
+            Packet::PubComp(id) => self.on_ack(sid, id, OutState::Comp),
             Packet::Subscribe(s) => return self.on_subscribe(conn, sid, &s),
             Packet::Unsubscribe(u) => self.on_unsubscribe(conn, sid, &u),
             Packet::PingReq => self.send(conn, &Packet::PingResp),
@@ -510,7 +536,13 @@ impl Broker {
     }
 
     fn refuse_connect(&mut self, conn: ConnId, code: ConnectReturnCode) {
-        self.send(conn, &Packet::ConnAck(ConnAck { session_present: false, code }));
+        self.send(
+            conn,
+            &Packet::ConnAck(ConnAck {
+                session_present: false,
+                code,
+            }),
+        );
     }
 
     fn on_connect(&mut self, conn: ConnId, c: &Connect<'_>) -> bool {
@@ -537,7 +569,9 @@ impl Broker {
         // Session takeover (MQTT-3.1.4-2): the old connection goes, its will is published.
         if let Some(&old_sid) = self.by_client_id.get(&client_id) {
             if let Some(old_conn) = self.sessions.get(&old_sid).and_then(|s| s.conn) {
-                self.log(|| format!("Client {client_id} already connected, closing old connection."));
+                self.log(|| {
+                    format!("Client {client_id} already connected, closing old connection.")
+                });
                 self.close(old_conn, CloseReason::TakenOver);
             }
         }
@@ -551,7 +585,8 @@ impl Broker {
             None => {
                 let sid = self.next_session;
                 self.next_session += 1;
-                self.sessions.insert(sid, Session::new(client_id.clone(), c.clean_session));
+                self.sessions
+                    .insert(sid, Session::new(client_id.clone(), c.clean_session));
                 self.by_client_id.insert(client_id.clone(), sid);
                 (sid, false)
             }
@@ -561,7 +596,9 @@ impl Broker {
             s.clean = c.clean_session;
         }
         let keepalive_grace = Duration::from_millis(u64::from(c.keep_alive_s) * 1_500);
-        let Some(cn) = self.conns.get_mut(&conn) else { return false };
+        let Some(cn) = self.conns.get_mut(&conn) else {
+            return false;
+        };
         cn.state = ConnState::Active(sid);
         cn.client_id = client_id.clone();
         cn.keepalive_grace = keepalive_grace;
@@ -571,13 +608,18 @@ impl Broker {
             qos: w.qos,
             retain: w.retain,
         });
-        let deadline = if keepalive_grace == Duration::ZERO { None } else { Some(cn.last_rx + keepalive_grace) };
+        let deadline = if keepalive_grace == Duration::ZERO {
+            None
+        } else {
+            Some(cn.last_rx + keepalive_grace)
+        };
         cn.timer_at = deadline;
         let peer = cn.peer.clone();
         if let Some(d) = deadline {
             self.timers.push(Reverse((d, conn)));
         }
-        self.stats.clients_connected = self.sessions.values().filter(|s| s.conn.is_some()).count() as u64;
+        self.stats.clients_connected =
+            self.sessions.values().filter(|s| s.conn.is_some()).count() as u64;
         self.stats.clients_maximum = self.stats.clients_maximum.max(self.stats.clients_connected);
         if self.config.verbose {
             let p = if c.protocol == Protocol::V311 { 2 } else { 1 };
@@ -605,7 +647,10 @@ impl Broker {
         }
         self.send(
             conn,
-            &Packet::ConnAck(ConnAck { session_present, code: ConnectReturnCode::Accepted }),
+            &Packet::ConnAck(ConnAck {
+                session_present,
+                code: ConnectReturnCode::Accepted,
+            }),
         );
         // Redeliver what was in flight, in its original order (MQTT-4.4.0-1, MQTT-4.6.0-1..4).
         self.resend_inflight(conn, sid);
@@ -614,17 +659,20 @@ impl Broker {
     }
 
     fn resend_inflight(&mut self, conn: ConnId, sid: SessionId) {
-        let Some(s) = self.sessions.get(&sid) else { return };
-        let mut out: Vec<(u16, QoS, bool, OutState, Arc<Message>)> = Vec::with_capacity(s.inflight.len());
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
+        let mut out: Vec<(u16, QoS, bool, OutState, Arc<Message>)> =
+            Vec::with_capacity(s.inflight.len());
         for f in &s.inflight {
             out.push((f.pkid, f.qos, f.retain, f.state, f.msg.clone()));
         }
         for (pkid, qos, retain, state, msg) in out {
             match state {
-                OutState::AwaitPubAck | OutState::AwaitPubRec => {
+                OutState::Ack | OutState::Rec => {
                     self.send_publish(conn, &msg, qos, retain, true, pkid);
                 }
-                OutState::AwaitPubComp => self.send(conn, &Packet::PubRel(pkid)),
+                OutState::Comp => self.send(conn, &Packet::PubRel(pkid)),
             }
         }
     }
@@ -647,9 +695,16 @@ impl Broker {
                 self.stats.messages_dropped += 1;
                 let id = self.client_label(conn);
                 let (n, t) = (p.payload.len(), p.topic.to_string());
-                self.log(|| format!("Dropped PUBLISH from {id} to '{t}': {n} bytes exceeds message_size_limit."));
+                self.log(|| {
+                    format!(
+                        "Dropped PUBLISH from {id} to '{t}': {n} bytes exceeds message_size_limit."
+                    )
+                });
             } else {
-                let msg = Arc::new(Message { topic: p.topic.to_string(), payload: p.payload.to_vec() });
+                let msg = Arc::new(Message {
+                    topic: p.topic.to_string(),
+                    payload: p.payload.to_vec(),
+                });
                 if p.retain {
                     self.retain(&msg, p.qos);
                 }
@@ -669,13 +724,21 @@ impl Broker {
             self.retained.remove(&msg.topic);
             return;
         }
-        if !self.retained.contains_key(&msg.topic) && self.retained.len() >= self.config.max_retained_messages {
+        if !self.retained.contains_key(&msg.topic)
+            && self.retained.len() >= self.config.max_retained_messages
+        {
             self.stats.messages_dropped += 1;
             let t = msg.topic.clone();
             self.log(|| format!("Not retaining '{t}': max_retained_messages reached."));
             return;
         }
-        self.retained.insert(msg.topic.clone(), Retained { qos, msg: msg.clone() });
+        self.retained.insert(
+            msg.topic.clone(),
+            Retained {
+                qos,
+                msg: msg.clone(),
+            },
+        );
     }
 
     /// Sends `msg` to every matching subscription: once per session at the highest granted QoS
@@ -696,7 +759,9 @@ impl Broker {
         let max_inflight = self.config.max_inflight_messages;
         let max_queued = self.config.max_queued_messages;
         let max_queued_bytes = self.config.max_queued_bytes;
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         let conn = s.conn;
         if qos == QoS::AtMostOnce {
             let Some(conn) = conn else { return }; // offline: QoS 0 is not queued
@@ -716,43 +781,72 @@ impl Broker {
         if let Some(conn) = conn {
             if s.inflight.len() < max_inflight && s.queue.is_empty() {
                 let pkid = s.alloc_pkid();
-                let state = if qos == QoS::AtLeastOnce { OutState::AwaitPubAck } else { OutState::AwaitPubRec };
-                s.inflight.push_back(Inflight { pkid, qos, retain, state, msg: msg.clone() });
+                let state = if qos == QoS::AtLeastOnce {
+                    OutState::Ack
+                } else {
+                    OutState::Rec
+                };
+                s.inflight.push_back(Inflight {
+                    pkid,
+                    qos,
+                    retain,
+                    state,
+                    msg: msg.clone(),
+                });
                 self.send_publish(conn, msg, qos, retain, false, pkid);
                 return;
             }
         }
         let full_count = max_queued != 0 && s.queue.len() >= max_queued;
-        let full_bytes = max_queued_bytes != 0 && s.queued_bytes + msg.cost_bytes() > max_queued_bytes;
+        let full_bytes =
+            max_queued_bytes != 0 && s.queued_bytes + msg.cost_bytes() > max_queued_bytes;
         if full_count || full_bytes {
             self.stats.messages_dropped += 1;
             let id = s.client_id.clone();
             self.log(|| format!("Outgoing messages are being dropped for client {id}."));
             return;
         }
-        s.push_queue(Queued { qos, retain, msg: msg.clone() });
+        s.push_queue(Queued {
+            qos,
+            retain,
+            msg: msg.clone(),
+        });
     }
 
     /// Moves queued messages into the in-flight window while it has room and the client is here.
     fn pump(&mut self, sid: SessionId) {
         let max_inflight = self.config.max_inflight_messages;
         loop {
-            let Some(s) = self.sessions.get_mut(&sid) else { return };
+            let Some(s) = self.sessions.get_mut(&sid) else {
+                return;
+            };
             let Some(conn) = s.conn else { return };
             if s.inflight.len() >= max_inflight {
                 return;
             }
             let Some(q) = s.pop_queue() else { return };
             let pkid = s.alloc_pkid();
-            let state = if q.qos == QoS::AtLeastOnce { OutState::AwaitPubAck } else { OutState::AwaitPubRec };
-            s.inflight.push_back(Inflight { pkid, qos: q.qos, retain: q.retain, state, msg: q.msg.clone() });
+            let state = if q.qos == QoS::AtLeastOnce {
+                OutState::Ack
+            } else {
+                OutState::Rec
+            };
+            s.inflight.push_back(Inflight {
+                pkid,
+                qos: q.qos,
+                retain: q.retain,
+                state,
+                msg: q.msg.clone(),
+            });
             self.send_publish(conn, &q.msg, q.qos, q.retain, false, pkid);
         }
     }
 
-    /// PUBACK (expecting AwaitPubAck) or PUBCOMP (expecting AwaitPubComp): the message is done.
+    /// PUBACK (expecting PubAck) or PUBCOMP (expecting PubComp): the message is done.
     fn on_ack(&mut self, sid: SessionId, pkid: u16, expect: OutState) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         match s.find_inflight(pkid) {
             Some(i) if s.inflight[i].state == expect => {
                 s.inflight.remove(i);
@@ -760,16 +854,20 @@ impl Broker {
             }
             _ => {
                 let id = s.client_id.clone();
-                self.log(|| format!("Ignoring unexpected acknowledgement of mid {pkid} from {id}."));
+                self.log(|| {
+                    format!("Ignoring unexpected acknowledgement of mid {pkid} from {id}.")
+                });
             }
         }
     }
 
     fn on_pubrec(&mut self, conn: ConnId, sid: SessionId, pkid: u16) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         match s.find_inflight(pkid) {
             Some(i) if s.inflight[i].qos == QoS::ExactlyOnce => {
-                s.inflight[i].state = OutState::AwaitPubComp;
+                s.inflight[i].state = OutState::Comp;
                 self.send(conn, &Packet::PubRel(pkid));
             }
             _ => {
@@ -783,7 +881,12 @@ impl Broker {
         let n = sub.filters.len();
         if n > limits::SUBSCRIBE_FILTERS_MAX {
             let id = self.client_label(conn);
-            self.log(|| format!("Client {id} sent {n} filters in one SUBSCRIBE (max {}).", limits::SUBSCRIBE_FILTERS_MAX));
+            self.log(|| {
+                format!(
+                    "Client {id} sent {n} filters in one SUBSCRIBE (max {}).",
+                    limits::SUBSCRIBE_FILTERS_MAX
+                )
+            });
             self.close(conn, CloseReason::ProtocolError);
             return false;
         }
@@ -803,7 +906,13 @@ impl Broker {
             codes.push(qos.as_u8());
             granted.push((filter, qos));
         }
-        self.send(conn, &Packet::SubAck(SubAck { pkid: sub.pkid, codes: &codes }));
+        self.send(
+            conn,
+            &Packet::SubAck(SubAck {
+                pkid: sub.pkid,
+                codes: &codes,
+            }),
+        );
         // Retained messages for each new or renewed subscription (MQTT-3.3.1-6, MQTT-3.8.4-3),
         // sent with RETAIN set (MQTT-3.3.1-8).
         let mut hits: Vec<(QoS, Arc<Message>)> = Vec::new();
@@ -836,7 +945,9 @@ impl Broker {
     /// client said DISCONNECT, and (unless the socket is already gone) asks the caller to close it
     /// once the bytes still pending for it, a refusing CONNACK say, are written.
     fn close(&mut self, conn: ConnId, reason: CloseReason) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if c.closing {
             return;
         }
@@ -849,11 +960,15 @@ impl Broker {
         match reason {
             CloseReason::Disconnect => self.log(|| format!("Client {id} disconnected.")),
             CloseReason::SocketClosed => self.log(|| format!("Client {id} closed its connection.")),
-            CloseReason::KeepAliveTimeout => self.log(|| format!("Client {id} has exceeded timeout, disconnecting.")),
+            CloseReason::KeepAliveTimeout => {
+                self.log(|| format!("Client {id} has exceeded timeout, disconnecting."))
+            }
             CloseReason::ConnectTimeout => {
                 self.log(|| format!("Client {peer} did not send CONNECT in time, disconnecting."))
             }
-            CloseReason::ProtocolError => self.log(|| format!("Client {id} disconnected due to protocol error.")),
+            CloseReason::ProtocolError => {
+                self.log(|| format!("Client {id} disconnected due to protocol error."))
+            }
             CloseReason::TakenOver | CloseReason::Refused => {}
         }
         if reason == CloseReason::SocketClosed {
@@ -876,7 +991,10 @@ impl Broker {
         }
         if reason != CloseReason::Disconnect {
             if let Some(w) = will {
-                let msg = Arc::new(Message { topic: w.topic, payload: w.payload });
+                let msg = Arc::new(Message {
+                    topic: w.topic,
+                    payload: w.payload,
+                });
                 if w.retain {
                     self.retain(&msg, w.qos);
                 }
@@ -886,7 +1004,9 @@ impl Broker {
     }
 
     fn destroy_session(&mut self, sid: SessionId) {
-        let Some(s) = self.sessions.remove(&sid) else { return };
+        let Some(s) = self.sessions.remove(&sid) else {
+            return;
+        };
         for filter in s.subs.keys() {
             self.tree.remove(filter, sid);
         }
@@ -898,7 +1018,10 @@ impl Broker {
     // ----- sending -----
 
     fn client_label(&self, conn: ConnId) -> String {
-        self.conns.get(&conn).map(|c| c.client_id.clone()).unwrap_or_else(|| String::from("<unknown>"))
+        self.conns
+            .get(&conn)
+            .map(|c| c.client_id.clone())
+            .unwrap_or_else(|| String::from("<unknown>"))
     }
 
     fn log(&mut self, line: impl FnOnce() -> String) {
@@ -907,15 +1030,32 @@ impl Broker {
         }
     }
 
-    fn send_publish(&mut self, conn: ConnId, msg: &Message, qos: QoS, retain: bool, dup: bool, pkid: u16) {
-        let p = Publish { dup, qos, retain, topic: &msg.topic, pkid, payload: &msg.payload };
+    fn send_publish(
+        &mut self,
+        conn: ConnId,
+        msg: &Message,
+        qos: QoS,
+        retain: bool,
+        dup: bool,
+        pkid: u16,
+    ) {
+        let p = Publish {
+            dup,
+            qos,
+            retain,
+            topic: &msg.topic,
+            pkid,
+            payload: &msg.payload,
+        };
         self.stats.publish_sent += 1;
         self.send(conn, &Packet::Publish(p));
     }
 
     /// Encodes `p` onto `conn`'s outgoing bytes.
     fn send(&mut self, conn: ConnId, p: &Packet<'_>) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if c.closing && !matches!(p, Packet::ConnAck(_)) {
             return;
         }
@@ -944,28 +1084,73 @@ impl Broker {
         let uptime_s = self.now.saturating_since(self.started_at).as_micros() / 1_000_000;
         let st = self.stats.clone();
         let entries: [(&str, String); 14] = [
-            ("$SYS/broker/version", format!("mqsim version {}", env!("CARGO_PKG_VERSION"))),
+            (
+                "$SYS/broker/version",
+                format!("mqsim version {}", env!("CARGO_PKG_VERSION")),
+            ),
             ("$SYS/broker/uptime", format!("{uptime_s} seconds")),
-            ("$SYS/broker/clients/connected", st.clients_connected.to_string()),
-            ("$SYS/broker/clients/maximum", st.clients_maximum.to_string()),
-            ("$SYS/broker/clients/total", (self.sessions.len() as u64).to_string()),
-            ("$SYS/broker/messages/received", st.messages_received.to_string()),
+            (
+                "$SYS/broker/clients/connected",
+                st.clients_connected.to_string(),
+            ),
+            (
+                "$SYS/broker/clients/maximum",
+                st.clients_maximum.to_string(),
+            ),
+            (
+                "$SYS/broker/clients/total",
+                (self.sessions.len() as u64).to_string(),
+            ),
+            (
+                "$SYS/broker/messages/received",
+                st.messages_received.to_string(),
+            ),
             ("$SYS/broker/messages/sent", st.messages_sent.to_string()),
-            ("$SYS/broker/messages/dropped", st.messages_dropped.to_string()),
-            ("$SYS/broker/publish/messages/received", st.publish_received.to_string()),
-            ("$SYS/broker/publish/messages/sent", st.publish_sent.to_string()),
-            ("$SYS/broker/load/bytes/received", st.bytes_received.to_string()),
+            (
+                "$SYS/broker/messages/dropped",
+                st.messages_dropped.to_string(),
+            ),
+            (
+                "$SYS/broker/publish/messages/received",
+                st.publish_received.to_string(),
+            ),
+            (
+                "$SYS/broker/publish/messages/sent",
+                st.publish_sent.to_string(),
+            ),
+            (
+                "$SYS/broker/load/bytes/received",
+                st.bytes_received.to_string(),
+            ),
             ("$SYS/broker/load/bytes/sent", st.bytes_sent.to_string()),
-            ("$SYS/broker/subscriptions/count", (self.tree.len() as u64).to_string()),
-            ("$SYS/broker/retained messages/count", (self.retained.len() as u64).to_string()),
+            (
+                "$SYS/broker/subscriptions/count",
+                (self.tree.len() as u64).to_string(),
+            ),
+            (
+                "$SYS/broker/retained messages/count",
+                (self.retained.len() as u64).to_string(),
+            ),
         ];
         for (topic, value) in entries {
-            let unchanged = self.retained.get(topic).is_some_and(|r| r.msg.payload == value.as_bytes());
+            let unchanged = self
+                .retained
+                .get(topic)
+                .is_some_and(|r| r.msg.payload == value.as_bytes());
             if unchanged {
                 continue;
             }
-            let msg = Arc::new(Message { topic: topic.to_string(), payload: value.into_bytes() });
-            self.retained.insert(msg.topic.clone(), Retained { qos: QoS::AtMostOnce, msg: msg.clone() });
+            let msg = Arc::new(Message {
+                topic: topic.to_string(),
+                payload: value.into_bytes(),
+            });
+            self.retained.insert(
+                msg.topic.clone(),
+                Retained {
+                    qos: QoS::AtMostOnce,
+                    msg: msg.clone(),
+                },
+            );
             self.route(&msg, QoS::AtMostOnce);
         }
     }

@@ -23,15 +23,15 @@ impl Message {
     }
 }
 
-/// Where an outgoing QoS 1/2 message stands.
+/// Which acknowledgement an outgoing QoS 1/2 message awaits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutState {
     /// QoS 1 PUBLISH sent, PUBACK awaited.
-    AwaitPubAck,
+    Ack,
     /// QoS 2 PUBLISH sent, PUBREC awaited.
-    AwaitPubRec,
+    Rec,
     /// QoS 2 PUBREL sent, PUBCOMP awaited.
-    AwaitPubComp,
+    Comp,
 }
 
 #[derive(Debug)]

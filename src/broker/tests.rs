@@ -1,1 +1,947 @@
+//! Broker behaviour in virtual time, no sockets: each test names the MQTT 3.1.1 statement it checks.
 
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::*;
+use crate::codec::{
+    encode_to_vec, Connect, Decoded, Protocol, SubscribeFilters, UnsubscribeTopics, Will,
+};
+
+/// An owned view of what the broker sent, for assertions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum P {
+    ConnAck(bool, u8),
+    Pub {
+        topic: String,
+        payload: Vec<u8>,
+        qos: u8,
+        dup: bool,
+        retain: bool,
+        pkid: u16,
+    },
+    PubAck(u16),
+    PubRec(u16),
+    PubRel(u16),
+    PubComp(u16),
+    SubAck(u16, Vec<u8>),
+    UnsubAck(u16),
+    PingResp,
+}
+
+fn pubp(topic: &str, payload: &str, qos: u8, pkid: u16) -> P {
+    P::Pub {
+        topic: topic.into(),
+        payload: payload.into(),
+        qos,
+        dup: false,
+        retain: false,
+        pkid,
+    }
+}
+
+struct H {
+    b: Broker,
+    now: Instant,
+    closed: Vec<ConnId>,
+    logs: Vec<String>,
+}
+
+impl H {
+    fn new() -> Self {
+        Self::with(Config {
+            sys_interval: Duration::ZERO,
+            verbose: true,
+            ..Config::default()
+        })
+    }
+    fn with(config: Config) -> Self {
+        H {
+            b: Broker::new(config, Instant::ZERO),
+            now: Instant::ZERO,
+            closed: Vec::new(),
+            logs: Vec::new(),
+        }
+    }
+    fn at(&mut self, ms: u64) {
+        self.now = Instant::from_millis(ms);
+        self.b.handle_timeout(self.now);
+    }
+    fn bytes(&mut self, conn: ConnId, p: &Packet<'_>) {
+        let mut v = Vec::new();
+        encode_to_vec(p, &mut v).unwrap();
+        self.b.handle_bytes(self.now, conn, &v);
+    }
+    fn accept(&mut self) -> ConnId {
+        self.b.handle_accept(self.now, "test").unwrap()
+    }
+    fn connect_with(
+        &mut self,
+        id: &str,
+        clean: bool,
+        keep_alive_s: u16,
+        will: Option<Will<'_>>,
+    ) -> (ConnId, Vec<P>) {
+        let c = self.accept();
+        self.bytes(
+            c,
+            &Packet::Connect(Connect {
+                protocol: Protocol::V311,
+                clean_session: clean,
+                keep_alive_s,
+                client_id: id,
+                will,
+                username: None,
+                password: None,
+            }),
+        );
+        let got = self.take(c);
+        (c, got)
+    }
+    /// Connects and checks CONNACK accepted; returns the conn and session-present.
+    fn connect(&mut self, id: &str, clean: bool) -> (ConnId, bool) {
+        let (c, got) = self.connect_with(id, clean, 0, None);
+        match got.first() {
+            Some(P::ConnAck(sp, 0)) => (c, *sp),
+            other => panic!("expected CONNACK 0, got {other:?}"),
+        }
+    }
+    fn subscribe(&mut self, conn: ConnId, filters: &[(&str, QoS)]) -> Vec<P> {
+        self.bytes(
+            conn,
+            &Packet::Subscribe(Subscribe {
+                pkid: 1,
+                filters: SubscribeFilters::List(filters),
+            }),
+        );
+        self.take(conn)
+    }
+    fn publish(
+        &mut self,
+        conn: ConnId,
+        topic: &str,
+        payload: &str,
+        qos: QoS,
+        retain: bool,
+        pkid: u16,
+    ) {
+        self.bytes(
+            conn,
+            &Packet::Publish(Publish {
+                dup: false,
+                qos,
+                retain,
+                topic,
+                pkid,
+                payload: payload.as_bytes(),
+            }),
+        );
+    }
+    /// Drains all outputs; returns the packets sent to `conn` (others are dropped) and records closes.
+    fn take(&mut self, conn: ConnId) -> Vec<P> {
+        self.drain()
+            .into_iter()
+            .filter(|(c, _)| *c == conn)
+            .map(|(_, p)| p)
+            .collect()
+    }
+    fn drain(&mut self) -> Vec<(ConnId, P)> {
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        while let Some(c) = self.b.poll_transmit(&mut buf) {
+            let mut pos = 0;
+            while pos < buf.len() {
+                match codec::decode(&buf[pos..], usize::MAX).unwrap() {
+                    Decoded::Packet(p, n) => {
+                        pos += n;
+                        out.push((c, own(&p)));
+                    }
+                    Decoded::NeedMore(_) => panic!("broker sent a partial packet"),
+                }
+            }
+            self.b.handle_sent(self.now, c, buf.len());
+            buf.clear();
+        }
+        while let Some(ev) = self.b.poll_event() {
+            match ev {
+                Event::Close(c) => self.closed.push(c),
+                Event::Log(l) => self.logs.push(l),
+            }
+        }
+        out
+    }
+}
+
+fn own(p: &Packet<'_>) -> P {
+    match p {
+        Packet::ConnAck(c) => P::ConnAck(c.session_present, c.code as u8),
+        Packet::Publish(p) => P::Pub {
+            topic: p.topic.to_string(),
+            payload: p.payload.to_vec(),
+            qos: p.qos.as_u8(),
+            dup: p.dup,
+            retain: p.retain,
+            pkid: p.pkid,
+        },
+        Packet::PubAck(i) => P::PubAck(*i),
+        Packet::PubRec(i) => P::PubRec(*i),
+        Packet::PubRel(i) => P::PubRel(*i),
+        Packet::PubComp(i) => P::PubComp(*i),
+        Packet::SubAck(s) => P::SubAck(s.pkid, s.codes.to_vec()),
+        Packet::UnsubAck(u) => P::UnsubAck(u.pkid),
+        Packet::PingResp => P::PingResp,
+        other => panic!("broker sent a client packet: {other:?}"),
+    }
+}
+
+#[test]
+fn reference_setup_qos0_esp32() {
+    let mut h = H::new();
+    let (sub, sp) = h.connect("sub", true);
+    assert!(!sp);
+    assert_eq!(
+        h.subscribe(sub, &[("ESP32/#", QoS::AtMostOnce)]),
+        vec![P::SubAck(1, vec![0])]
+    );
+    let (esp, _) = h.connect("ESP32", true);
+    h.publish(esp, "ESP32/TEM", "26.70", QoS::AtMostOnce, false, 0);
+    h.publish(esp, "ESP32/HUM", "52.00", QoS::AtMostOnce, false, 0);
+    assert_eq!(
+        h.take(sub),
+        vec![
+            pubp("ESP32/TEM", "26.70", 0, 0),
+            pubp("ESP32/HUM", "52.00", 0, 0)
+        ]
+    );
+    assert!(h
+        .logs
+        .iter()
+        .any(|l| l == "Received PUBLISH from ESP32 (d0, q0, r0, m0, 'ESP32/TEM', ... (5 bytes))"));
+    assert!(h
+        .logs
+        .iter()
+        .any(|l| l == "Sending CONNACK to ESP32 (0, 0)"));
+}
+
+#[test]
+fn mqtt_3_1_0_1_first_packet_must_be_connect() {
+    let mut h = H::new();
+    let c = h.accept();
+    h.bytes(c, &Packet::PingReq);
+    assert_eq!(h.take(c), vec![]);
+    assert_eq!(h.closed, vec![c]);
+    assert_eq!(h.b.connection_count(), 0);
+}
+
+#[test]
+fn mqtt_3_1_0_2_second_connect_is_a_protocol_violation() {
+    let mut h = H::new();
+    let (c, _) = h.connect("a", true);
+    h.bytes(
+        c,
+        &Packet::Connect(Connect {
+            protocol: Protocol::V311,
+            clean_session: true,
+            keep_alive_s: 0,
+            client_id: "a",
+            will: None,
+            username: None,
+            password: None,
+        }),
+    );
+    h.drain();
+    assert_eq!(h.closed, vec![c]);
+}
+
+#[test]
+fn mqtt_3_1_2_2_unsupported_level_gets_connack_1_then_close() {
+    let mut h = H::new();
+    let c = h.accept();
+    // CONNECT "MQTT" level 5 (MQTT 5, not spoken yet).
+    h.b.handle_bytes(
+        h.now,
+        c,
+        &[
+            0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0, 1, b'x',
+        ],
+    );
+    assert_eq!(h.take(c), vec![P::ConnAck(false, 1)]);
+    assert_eq!(h.closed, vec![c]);
+}
+
+#[test]
+fn mqtt_3_1_3_8_empty_client_id_needs_clean_session() {
+    let mut h = H::new();
+    let (c, got) = h.connect_with("", false, 0, None);
+    assert_eq!(got, vec![P::ConnAck(false, 2)]);
+    assert_eq!(h.closed, vec![c]);
+    let (c2, got) = h.connect_with("", true, 0, None);
+    assert_eq!(got, vec![P::ConnAck(false, 0)]);
+    assert!(!h.closed.contains(&c2));
+}
+
+#[test]
+fn not_authorized_when_anonymous_refused() {
+    let mut h = H::with(Config {
+        allow_anonymous: false,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    let (c, got) = h.connect_with("x", true, 0, None);
+    assert_eq!(got, vec![P::ConnAck(false, 5)]);
+    assert_eq!(h.closed, vec![c]);
+}
+
+#[test]
+fn mqtt_3_1_4_2_takeover_closes_the_first_and_publishes_its_will() {
+    let mut h = H::new();
+    let (watch, _) = h.connect("watch", true);
+    h.subscribe(watch, &[("will/#", QoS::AtMostOnce)]);
+    let will = Will {
+        topic: "will/a",
+        payload: b"gone",
+        qos: QoS::AtMostOnce,
+        retain: false,
+    };
+    let (first, _) = h.connect_with("a", true, 0, Some(will));
+    let (second, got) = h.connect_with("a", true, 0, None);
+    assert_eq!(got, vec![P::ConnAck(false, 0)]);
+    assert_eq!(h.closed, vec![first]);
+    assert!(!h.closed.contains(&second));
+    assert!(h
+        .logs
+        .iter()
+        .any(|l| l == "Client a already connected, closing old connection."));
+    let _ = watch;
+}
+
+#[test]
+fn takeover_will_reaches_subscribers() {
+    let mut h = H::new();
+    let (watch, _) = h.connect("watch", true);
+    h.subscribe(watch, &[("will/#", QoS::AtMostOnce)]);
+    let will = Will {
+        topic: "will/a",
+        payload: b"gone",
+        qos: QoS::AtMostOnce,
+        retain: false,
+    };
+    let (_first, _) = h.connect_with("a", true, 0, Some(will));
+    let c = h.accept();
+    h.bytes(
+        c,
+        &Packet::Connect(Connect {
+            protocol: Protocol::V311,
+            clean_session: true,
+            keep_alive_s: 0,
+            client_id: "a",
+            will: None,
+            username: None,
+            password: None,
+        }),
+    );
+    assert_eq!(h.take(watch), vec![pubp("will/a", "gone", 0, 0)]);
+}
+
+#[test]
+fn mqtt_3_1_2_24_keepalive_closes_after_one_and_a_half_times() {
+    let mut h = H::new();
+    let (watch, _) = h.connect("watch", true);
+    h.subscribe(watch, &[("will/#", QoS::AtMostOnce)]);
+    let will = Will {
+        topic: "will/esp",
+        payload: b"offline",
+        qos: QoS::AtMostOnce,
+        retain: false,
+    };
+    let (esp, _) = h.connect_with("esp", true, 10, Some(will));
+    h.at(5_000);
+    h.bytes(esp, &Packet::PingReq); // resets the clock: deadline now 5 s + 15 s
+    assert_eq!(h.take(esp), vec![P::PingResp]);
+    h.at(15_000);
+    h.at(19_999);
+    h.drain();
+    assert!(h.closed.is_empty());
+    assert_eq!(h.b.poll_timeout(), Some(Instant::from_millis(20_000)));
+    h.at(20_000);
+    let got = h.drain();
+    assert_eq!(h.closed, vec![esp]);
+    assert_eq!(got, vec![(watch, pubp("will/esp", "offline", 0, 0))]);
+    assert!(h
+        .logs
+        .iter()
+        .any(|l| l == "Client esp has exceeded timeout, disconnecting."));
+}
+
+#[test]
+fn keepalive_zero_never_times_out() {
+    let mut h = H::new();
+    let (c, _) = h.connect("k0", true);
+    h.at(1_000_000_000);
+    h.drain();
+    assert!(h.closed.is_empty());
+    assert_eq!(h.b.connection_count(), 1);
+    let _ = c;
+}
+
+#[test]
+fn socket_without_connect_is_closed_after_connect_timeout() {
+    let mut h = H::new();
+    let c = h.accept();
+    h.at(9_999);
+    h.drain();
+    assert!(h.closed.is_empty());
+    h.at(10_000);
+    h.drain();
+    assert_eq!(h.closed, vec![c]);
+}
+
+#[test]
+fn mqtt_4_7_2_1_sys_topics_not_matched_by_leading_wildcard() {
+    let mut h = H::with(Config {
+        sys_interval: Duration::from_secs(10),
+        ..Config::default()
+    });
+    let (all, _) = h.connect("all", true);
+    let got = h.subscribe(all, &[("#", QoS::AtMostOnce)]);
+    assert_eq!(got, vec![P::SubAck(1, vec![0])]); // retained $SYS topics exist but are not sent
+    let (sys, _) = h.connect("sys", true);
+    let got = h.subscribe(sys, &[("$SYS/broker/uptime", QoS::AtMostOnce)]);
+    assert_eq!(
+        got,
+        vec![
+            P::SubAck(1, vec![0]),
+            P::Pub {
+                topic: "$SYS/broker/uptime".into(),
+                payload: "0 seconds".into(),
+                qos: 0,
+                dup: false,
+                retain: true,
+                pkid: 0
+            }
+        ]
+    );
+    h.at(10_000);
+    let got = h.drain();
+    assert!(got.iter().all(|(c, _)| *c == sys), "{got:?}");
+    assert!(got.contains(&(sys, pubp("$SYS/broker/uptime", "10 seconds", 0, 0))));
+}
+
+#[test]
+fn overlapping_subscriptions_deliver_once_at_highest_qos() {
+    let mut h = H::new();
+    let (s, _) = h.connect("s", true);
+    assert_eq!(
+        h.subscribe(
+            s,
+            &[
+                ("a/#", QoS::AtMostOnce),
+                ("a/+", QoS::ExactlyOnce),
+                ("a/b", QoS::AtLeastOnce)
+            ]
+        ),
+        vec![P::SubAck(1, vec![0, 2, 1])]
+    );
+    let (p, _) = h.connect("p", true);
+    h.publish(p, "a/b", "x", QoS::ExactlyOnce, false, 9);
+    assert_eq!(h.take(s), vec![pubp("a/b", "x", 2, 1)]);
+}
+
+#[test]
+fn delivered_qos_is_min_of_publish_and_granted() {
+    let mut h = H::new();
+    let (s, _) = h.connect("s", true);
+    h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
+    let (p, _) = h.connect("p", true);
+    h.publish(p, "t", "1", QoS::AtLeastOnce, false, 3);
+    assert_eq!(
+        h.drain(),
+        vec![(p, P::PubAck(3)), (s, pubp("t", "1", 1, 1))]
+    );
+    h.publish(p, "t", "0", QoS::AtMostOnce, false, 0);
+    assert_eq!(h.take(s), vec![pubp("t", "0", 0, 0)]);
+}
+
+#[test]
+fn qos2_to_qos1_subscriber_delivered_at_qos1() {
+    let mut h = H::new();
+    let (s, _) = h.connect("s", true);
+    h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
+    let (p, _) = h.connect("p", true);
+    h.publish(p, "t", "2", QoS::ExactlyOnce, false, 3);
+    let got = h.drain();
+    assert!(got.contains(&(s, pubp("t", "2", 1, 1))), "{got:?}");
+    assert!(got.contains(&(p, P::PubRec(3))));
+}
+
+#[test]
+fn subscribe_failure_returns_0x80_for_that_filter_only() {
+    let mut h = H::new();
+    let (s, _) = h.connect("s", true);
+    assert_eq!(
+        h.subscribe(
+            s,
+            &[
+                ("ok/+", QoS::AtLeastOnce),
+                ("bad/#/x", QoS::AtMostOnce),
+                ("a+", QoS::AtMostOnce)
+            ]
+        ),
+        vec![P::SubAck(1, vec![1, 0x80, 0x80])]
+    );
+    assert_eq!(h.b.subscription_count(), 1);
+}
+
+#[test]
+fn mqtt_3_3_1_retained_rules() {
+    let mut h = H::new();
+    let (live, _) = h.connect("live", true);
+    h.subscribe(live, &[("r/#", QoS::AtLeastOnce)]);
+    let (p, _) = h.connect("p", true);
+    h.publish(p, "r/1", "kept", QoS::AtLeastOnce, true, 1);
+    // MQTT-3.3.1-9: normal forwarding clears RETAIN.
+    assert_eq!(h.take(live), vec![pubp("r/1", "kept", 1, 1)]);
+    let (late, _) = h.connect("late", true);
+    // MQTT-3.3.1-6/-8: a new subscription gets the retained message with RETAIN set, at min QoS.
+    assert_eq!(
+        h.subscribe(late, &[("r/+", QoS::AtMostOnce)]),
+        vec![
+            P::SubAck(1, vec![0]),
+            P::Pub {
+                topic: "r/1".into(),
+                payload: "kept".into(),
+                qos: 0,
+                dup: false,
+                retain: true,
+                pkid: 0
+            }
+        ]
+    );
+    // MQTT-3.3.1-10: an empty retained payload deletes it.
+    h.publish(p, "r/1", "", QoS::AtMostOnce, true, 0);
+    h.drain();
+    assert_eq!(h.b.retained_count(), 0);
+    let (later, _) = h.connect("later", true);
+    assert_eq!(
+        h.subscribe(later, &[("r/#", QoS::AtMostOnce)]),
+        vec![P::SubAck(1, vec![0])]
+    );
+}
+
+#[test]
+fn retained_forwarding_to_live_subscriber_clears_retain_flag() {
+    let mut h = H::new();
+    let (live, _) = h.connect("live", true);
+    h.subscribe(live, &[("r/#", QoS::AtMostOnce)]);
+    let (p, _) = h.connect("p", true);
+    h.publish(p, "r/1", "v", QoS::AtMostOnce, true, 0);
+    assert_eq!(h.take(live), vec![pubp("r/1", "v", 0, 0)]);
+}
+
+#[test]
+fn qos1_inflight_window_and_in_order_release() {
+    let mut h = H::with(Config {
+        max_inflight_messages: 2,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    let (s, _) = h.connect("s", true);
+    h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
+    let (p, _) = h.connect("p", true);
+    for i in 1..=5u16 {
+        h.publish(p, "t", &i.to_string(), QoS::AtLeastOnce, false, i);
+    }
+    assert_eq!(h.take(s), vec![pubp("t", "1", 1, 1), pubp("t", "2", 1, 2)]);
+    assert_eq!(h.b.queued_messages("s"), Some(3));
+    h.bytes(s, &Packet::PubAck(1));
+    assert_eq!(h.take(s), vec![pubp("t", "3", 1, 3)]);
+    h.bytes(s, &Packet::PubAck(2));
+    h.bytes(s, &Packet::PubAck(3));
+    assert_eq!(h.take(s), vec![pubp("t", "4", 1, 4), pubp("t", "5", 1, 5)]);
+    h.bytes(s, &Packet::PubAck(4));
+    h.bytes(s, &Packet::PubAck(5));
+    assert_eq!(h.b.inflight_messages("s"), Some(0));
+}
+
+#[test]
+fn mqtt_4_4_0_1_persistent_session_redelivers_unacked_with_dup_in_order() {
+    let mut h = H::new();
+    let (s, sp) = h.connect("s", false);
+    assert!(!sp);
+    h.subscribe(s, &[("t", QoS::ExactlyOnce)]);
+    let (p, _) = h.connect("p", true);
+    h.publish(p, "t", "a", QoS::AtLeastOnce, false, 1);
+    h.publish(p, "t", "b", QoS::ExactlyOnce, false, 2);
+    h.publish(p, "t", "c", QoS::ExactlyOnce, false, 3);
+    assert_eq!(
+        h.take(s),
+        vec![
+            pubp("t", "a", 1, 1),
+            pubp("t", "b", 2, 2),
+            pubp("t", "c", 2, 3)
+        ]
+    );
+    h.bytes(s, &Packet::PubRec(3)); // c advances to PUBREL
+    assert_eq!(h.take(s), vec![P::PubRel(3)]);
+    h.b.handle_closed(h.now, s); // connection lost, nothing else acknowledged
+    h.publish(p, "t", "d", QoS::AtLeastOnce, false, 4); // queued while offline
+    h.publish(p, "t", "e", QoS::AtMostOnce, false, 0); // QoS 0 is not queued offline
+    h.drain();
+    let (s2, got) = h.connect_with("s", false, 0, None);
+    assert_eq!(
+        got,
+        vec![
+            P::ConnAck(true, 0),
+            P::Pub {
+                topic: "t".into(),
+                payload: "a".into(),
+                qos: 1,
+                dup: true,
+                retain: false,
+                pkid: 1
+            },
+            P::Pub {
+                topic: "t".into(),
+                payload: "b".into(),
+                qos: 2,
+                dup: true,
+                retain: false,
+                pkid: 2
+            },
+            P::PubRel(3),
+            pubp("t", "d", 1, 4),
+        ]
+    );
+    h.bytes(s2, &Packet::PubAck(1));
+    h.bytes(s2, &Packet::PubRec(2));
+    assert_eq!(h.take(s2), vec![P::PubRel(2)]);
+    h.bytes(s2, &Packet::PubComp(2));
+    h.bytes(s2, &Packet::PubComp(3));
+    h.bytes(s2, &Packet::PubAck(4));
+    assert_eq!(h.b.inflight_messages("s"), Some(0));
+}
+
+#[test]
+fn clean_session_discards_state() {
+    let mut h = H::new();
+    let (s, _) = h.connect("s", false);
+    h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
+    h.b.handle_closed(h.now, s);
+    let (_s2, sp) = h.connect("s", true);
+    assert!(!sp);
+    let (p, _) = h.connect("p", true);
+    h.publish(p, "t", "x", QoS::AtLeastOnce, false, 1);
+    let got = h.drain();
+    assert_eq!(got, vec![(p, P::PubAck(1))]);
+    // A clean session leaves nothing behind when it disconnects.
+    let before = h.b.session_count();
+    h.bytes(p, &Packet::Disconnect);
+    h.drain();
+    assert_eq!(h.b.session_count(), before - 1);
+}
+
+#[test]
+fn mqtt_4_3_3_2_qos2_duplicate_is_not_delivered_twice() {
+    let mut h = H::new();
+    let (s, _) = h.connect("s", true);
+    h.subscribe(s, &[("t", QoS::AtMostOnce)]);
+    let (p, _) = h.connect("p", false);
+    h.publish(p, "t", "once", QoS::ExactlyOnce, false, 7);
+    assert_eq!(h.take(p), vec![P::PubRec(7)]);
+    // The PUBREC was lost; the client reconnects and resends with DUP.
+    h.b.handle_closed(h.now, p);
+    let (p2, _) = h.connect("p", false);
+    h.bytes(
+        p2,
+        &Packet::Publish(Publish {
+            dup: true,
+            qos: QoS::ExactlyOnce,
+            retain: false,
+            topic: "t",
+            pkid: 7,
+            payload: b"once",
+        }),
+    );
+    let got = h.drain();
+    assert_eq!(got, vec![(p2, P::PubRec(7))]);
+    h.bytes(p2, &Packet::PubRel(7));
+    assert_eq!(h.take(p2), vec![P::PubComp(7)]);
+    // Released: the same id now starts a new message.
+    h.publish(p2, "t", "again", QoS::ExactlyOnce, false, 7);
+    let got = h.drain();
+    assert!(got.contains(&(s, pubp("t", "again", 0, 0))), "{got:?}");
+}
+
+#[test]
+fn delivered_once_overall_count() {
+    let mut h = H::new();
+    let (s, _) = h.connect("s", true);
+    h.subscribe(s, &[("t", QoS::AtMostOnce)]);
+    let (p, _) = h.connect("p", true);
+    h.publish(p, "t", "once", QoS::ExactlyOnce, false, 7);
+    h.publish(p, "t", "once", QoS::ExactlyOnce, false, 7);
+    let got = h.drain();
+    assert_eq!(got.iter().filter(|(c, _)| *c == s).count(), 1);
+}
+
+#[test]
+fn offline_queue_is_bounded_and_overflow_counted() {
+    let mut h = H::with(Config {
+        max_queued_messages: 3,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    let (s, _) = h.connect("s", false);
+    h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
+    h.b.handle_closed(h.now, s);
+    let (p, _) = h.connect("p", true);
+    for i in 1..=5u16 {
+        h.publish(p, "t", &i.to_string(), QoS::AtLeastOnce, false, i);
+    }
+    h.drain();
+    assert_eq!(h.b.queued_messages("s"), Some(3));
+    assert_eq!(h.b.stats().messages_dropped, 2);
+    let (_s2, got) = h.connect_with("s", false, 0, None);
+    assert_eq!(
+        got,
+        vec![
+            P::ConnAck(true, 0),
+            pubp("t", "1", 1, 1),
+            pubp("t", "2", 1, 2),
+            pubp("t", "3", 1, 3)
+        ]
+    );
+}
+
+#[test]
+fn queue_byte_bound() {
+    let mut h = H::with(Config {
+        max_queued_bytes: 10,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    let (s, _) = h.connect("s", false);
+    h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
+    h.b.handle_closed(h.now, s);
+    let (p, _) = h.connect("p", true);
+    for i in 1..=5u16 {
+        h.publish(p, "t", "abcd", QoS::AtLeastOnce, false, i); // 5 bytes each with the topic
+    }
+    h.drain();
+    assert_eq!(h.b.queued_messages("s"), Some(2));
+    assert_eq!(h.b.stats().messages_dropped, 3);
+}
+
+#[test]
+fn mqtt_3_14_4_3_will_discarded_on_disconnect() {
+    let mut h = H::new();
+    let (watch, _) = h.connect("watch", true);
+    h.subscribe(watch, &[("will/#", QoS::AtMostOnce)]);
+    let will = Will {
+        topic: "will/a",
+        payload: b"gone",
+        qos: QoS::AtMostOnce,
+        retain: false,
+    };
+    let (a, _) = h.connect_with("a", true, 0, Some(will));
+    h.bytes(a, &Packet::Disconnect);
+    assert_eq!(h.drain(), vec![]);
+    assert_eq!(h.closed, vec![a]);
+}
+
+#[test]
+fn will_published_on_socket_loss_and_retained_if_asked() {
+    let mut h = H::new();
+    let will = Will {
+        topic: "status/a",
+        payload: b"offline",
+        qos: QoS::AtLeastOnce,
+        retain: true,
+    };
+    let (a, _) = h.connect_with("a", true, 0, Some(will));
+    h.b.handle_closed(h.now, a);
+    h.drain();
+    assert_eq!(h.b.retained_count(), 1);
+    let (s, _) = h.connect("s", true);
+    assert_eq!(
+        h.subscribe(s, &[("status/+", QoS::AtLeastOnce)]),
+        vec![
+            P::SubAck(1, vec![1]),
+            P::Pub {
+                topic: "status/a".into(),
+                payload: "offline".into(),
+                qos: 1,
+                dup: false,
+                retain: true,
+                pkid: 1
+            }
+        ]
+    );
+}
+
+#[test]
+fn unsubscribe_stops_delivery() {
+    let mut h = H::new();
+    let (s, _) = h.connect("s", true);
+    h.subscribe(s, &[("t", QoS::AtMostOnce)]);
+    h.bytes(
+        s,
+        &Packet::Unsubscribe(Unsubscribe {
+            pkid: 4,
+            topics: UnsubscribeTopics::List(&["t"]),
+        }),
+    );
+    assert_eq!(h.take(s), vec![P::UnsubAck(4)]);
+    let (p, _) = h.connect("p", true);
+    h.publish(p, "t", "x", QoS::AtMostOnce, false, 0);
+    assert_eq!(h.take(s), vec![]);
+    assert_eq!(h.b.subscription_count(), 0);
+}
+
+#[test]
+fn message_size_limit_drops_but_acknowledges() {
+    let mut h = H::with(Config {
+        message_size_limit_bytes: 4,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    let (s, _) = h.connect("s", true);
+    h.subscribe(s, &[("t", QoS::AtMostOnce)]);
+    let (p, _) = h.connect("p", true);
+    h.publish(p, "t", "12345", QoS::AtLeastOnce, false, 1);
+    h.publish(p, "t", "1234", QoS::AtLeastOnce, false, 2);
+    let got = h.drain();
+    // Grouped by connection: the dirty list hands out each connection's bytes in one piece.
+    assert_eq!(
+        got,
+        vec![
+            (p, P::PubAck(1)),
+            (p, P::PubAck(2)),
+            (s, pubp("t", "1234", 0, 0))
+        ]
+    );
+    assert_eq!(h.b.stats().messages_dropped, 1);
+}
+
+#[test]
+fn packet_size_limit_closes_before_the_body_arrives() {
+    let mut h = H::with(Config {
+        max_packet_bytes: 64,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    let (c, _) = h.connect("c", true);
+    // PUBLISH announcing 1000 bytes: rejected from the header alone.
+    h.b.handle_bytes(h.now, c, &[0x30, 0xE8, 0x07]);
+    h.drain();
+    assert_eq!(h.closed, vec![c]);
+}
+
+#[test]
+fn max_connections_refuses_accept() {
+    let mut h = H::with(Config {
+        max_connections: 2,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    assert!(h.b.handle_accept(h.now, "a").is_some());
+    assert!(h.b.handle_accept(h.now, "b").is_some());
+    assert!(h.b.handle_accept(h.now, "c").is_none());
+}
+
+#[test]
+fn bytes_split_anywhere_give_the_same_result() {
+    let mut whole = Vec::new();
+    let c = Connect {
+        protocol: Protocol::V311,
+        clean_session: true,
+        keep_alive_s: 0,
+        client_id: "p",
+        will: None,
+        username: None,
+        password: None,
+    };
+    encode_to_vec(&Packet::Connect(c), &mut whole).unwrap();
+    for i in 1..=3u16 {
+        let p = Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: "t",
+            pkid: i,
+            payload: b"xyz",
+        };
+        encode_to_vec(&Packet::Publish(p), &mut whole).unwrap();
+    }
+    for split in 1..whole.len() {
+        let mut h = H::new();
+        let (s, _) = h.connect("s", true);
+        h.subscribe(s, &[("t", QoS::AtMostOnce)]);
+        let p = h.accept();
+        h.b.handle_bytes(h.now, p, &whole[..split]);
+        h.b.handle_bytes(h.now, p, &whole[split..]);
+        let got = h.drain();
+        let to_s: Vec<_> = got.iter().filter(|(c, _)| *c == s).collect();
+        let to_p: Vec<_> = got
+            .iter()
+            .filter(|(c, _)| *c == p)
+            .map(|(_, x)| x.clone())
+            .collect();
+        assert_eq!(to_s.len(), 3, "split at {split}");
+        assert_eq!(
+            to_p,
+            vec![
+                P::ConnAck(false, 0),
+                P::PubAck(1),
+                P::PubAck(2),
+                P::PubAck(3)
+            ],
+            "split at {split}"
+        );
+    }
+}
+
+#[test]
+fn garbage_never_panics_and_closes() {
+    let mut h = H::new();
+    let c = h.accept();
+    h.b.handle_bytes(h.now, c, &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]);
+    h.drain();
+    assert_eq!(h.closed, vec![c]);
+    // The broker keeps serving.
+    let (s, _) = h.connect("s", true);
+    assert_eq!(
+        h.subscribe(s, &[("t", QoS::AtMostOnce)]),
+        vec![P::SubAck(1, vec![0])]
+    );
+}
+
+#[test]
+fn same_inputs_same_bytes() {
+    fn run() -> Vec<(ConnId, P)> {
+        let mut h = H::with(Config {
+            sys_interval: Duration::from_secs(1),
+            ..Config::default()
+        });
+        let (s, _) = h.connect("s", false);
+        h.subscribe(s, &[("#", QoS::ExactlyOnce), ("$SYS/#", QoS::AtMostOnce)]);
+        let (p, _) = h.connect("", true);
+        let mut all = Vec::new();
+        for i in 0..50u16 {
+            h.at(u64::from(i) * 100);
+            let q = QoS::from_u8((i % 3) as u8).unwrap();
+            h.publish(
+                p,
+                &alloc::format!("t/{}", i % 4),
+                "v",
+                q,
+                i % 5 == 0,
+                if q == QoS::AtMostOnce { 0 } else { i + 1 },
+            );
+            all.extend(h.drain());
+        }
+        all
+    }
+    assert_eq!(run(), run());
+}

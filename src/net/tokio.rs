@@ -29,10 +29,22 @@ pub const INPUT_QUEUE_MAX_MESSAGES: usize = 1024;
 const INPUT_BATCH_MAX: usize = 256;
 
 enum Input {
-    Accept { peer: String, out: mpsc::UnboundedSender<Out>, reply: oneshot::Sender<Option<ConnId>> },
-    Bytes { conn: ConnId, data: Vec<u8> },
-    Sent { conn: ConnId, n: usize },
-    Closed { conn: ConnId },
+    Accept {
+        peer: String,
+        out: mpsc::UnboundedSender<Out>,
+        reply: oneshot::Sender<Option<ConnId>>,
+    },
+    Bytes {
+        conn: ConnId,
+        data: Vec<u8>,
+    },
+    Sent {
+        conn: ConnId,
+        n: usize,
+    },
+    Closed {
+        conn: ConnId,
+    },
     Shutdown,
 }
 
@@ -144,7 +156,9 @@ async fn broker_task(
 
 async fn sleep_until(epoch: tokio::time::Instant, at: Option<Instant>) {
     match at {
-        Some(at) => tokio::time::sleep_until(epoch + std::time::Duration::from_micros(at.as_micros())).await,
+        Some(at) => {
+            tokio::time::sleep_until(epoch + std::time::Duration::from_micros(at.as_micros())).await
+        }
         None => std::future::pending().await,
     }
 }
@@ -158,11 +172,24 @@ impl BrokerHandle {
     {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (reply_tx, reply_rx) = oneshot::channel();
-        self.inputs.send(Input::Accept { peer, out: out_tx, reply: reply_tx }).await.ok()?;
+        self.inputs
+            .send(Input::Accept {
+                peer,
+                out: out_tx,
+                reply: reply_tx,
+            })
+            .await
+            .ok()?;
         let conn = reply_rx.await.ok()??;
         let (rd, wr) = tokio::io::split(stream);
         let stop_reading = Arc::new(Notify::new());
-        tokio::spawn(write_loop(conn, wr, out_rx, self.inputs.clone(), stop_reading.clone()));
+        tokio::spawn(write_loop(
+            conn,
+            wr,
+            out_rx,
+            self.inputs.clone(),
+            stop_reading.clone(),
+        ));
         tokio::spawn(read_loop(conn, rd, self.inputs.clone(), stop_reading));
         Some(conn)
     }
@@ -173,7 +200,12 @@ impl BrokerHandle {
     }
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(conn: ConnId, mut rd: R, inputs: mpsc::Sender<Input>, stop: Arc<Notify>) {
+async fn read_loop<R: AsyncRead + Unpin>(
+    conn: ConnId,
+    mut rd: R,
+    inputs: mpsc::Sender<Input>,
+    stop: Arc<Notify>,
+) {
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     loop {
         let n = tokio::select! {
@@ -189,7 +221,14 @@ async fn read_loop<R: AsyncRead + Unpin>(conn: ConnId, mut rd: R, inputs: mpsc::
                 return;
             }
             Ok(n) => {
-                if inputs.send(Input::Bytes { conn, data: buf[..n].to_vec() }).await.is_err() {
+                if inputs
+                    .send(Input::Bytes {
+                        conn,
+                        data: buf[..n].to_vec(),
+                    })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
