@@ -15,7 +15,7 @@
 mod log;
 mod session;
 
-use alloc::collections::{BTreeMap, BinaryHeap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
@@ -94,6 +94,11 @@ impl Default for Config {
 pub enum Event {
     /// Close this connection once the bytes already handed over for it are written.
     Close(ConnId),
+    /// Stop reading this connection's socket: a subscriber it feeds is backed up. Bytes already
+    /// read may still be handed to [`Broker::handle_bytes`]; they are kept, not processed.
+    PauseRead(ConnId),
+    /// Read this connection's socket again.
+    ResumeRead(ConnId),
     /// A log line in `mosquitto -v` wording, without the timestamp prefix.
     Log(String),
 }
@@ -150,6 +155,11 @@ struct Conn {
     timer_at: Option<Instant>,
     /// Closed by the broker; kept until its last bytes are taken and [`Event::Close`] is polled.
     closing: bool,
+    /// Reading suspended (backpressure) until every session in `blocked_on` has drained.
+    paused: bool,
+    blocked_on: BTreeSet<SessionId>,
+    /// PUBACK / PUBREC withheld while paused, sent on resume (packet type byte, packet id).
+    deferred_acks: Vec<(u8, u16)>,
 }
 
 #[derive(Debug)]
@@ -195,6 +205,10 @@ pub struct Broker {
     stats: Stats,
     /// Reused scratch for routing.
     matches: Vec<(SessionId, QoS)>,
+    /// The connection whose PUBLISH is being routed, for backpressure.
+    publishing: Option<(ConnId, SessionId)>,
+    /// Paused connections whose blockers have drained, resumed at the end of the current input.
+    to_resume: VecDeque<ConnId>,
 }
 
 impl Broker {
@@ -226,6 +240,8 @@ impl Broker {
             events: VecDeque::new(),
             stats: Stats::default(),
             matches: Vec::new(),
+            publishing: None,
+            to_resume: VecDeque::new(),
         };
         // `$SYS` values exist (retained) from the start, not only after the first interval.
         b.handle_timeout(now);
@@ -296,6 +312,9 @@ impl Broker {
                 will: None,
                 timer_at: Some(deadline),
                 closing: false,
+                paused: false,
+                blocked_on: BTreeSet::new(),
+                deferred_acks: Vec::new(),
             },
         );
         self.timers.push(Reverse((deadline, id)));
@@ -304,7 +323,8 @@ impl Broker {
     }
 
     /// Bytes read from `conn`'s socket. Complete packets are processed at once; a partial packet
-    /// is kept (at most `max_packet_bytes`).
+    /// is kept (at most `max_packet_bytes`), and so is everything after the packet that paused the
+    /// connection ([`Event::PauseRead`]) until it resumes.
     pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
         self.advance(now);
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -313,10 +333,23 @@ impl Broker {
         if c.closing {
             return;
         }
-        c.last_rx = self.now;
+        if !c.paused {
+            c.last_rx = self.now;
+        }
         self.stats.bytes_received += data.len() as u64;
-        // Decode straight from `data` when nothing is buffered; copy only a trailing partial packet.
+        self.drive_rx(conn, data);
+        self.run_resumes();
+    }
+
+    /// Decodes and handles packets from the connection's buffer followed by `data`, until the
+    /// bytes run out, the connection pauses, or it closes; keeps what is left.
+    fn drive_rx(&mut self, conn: ConnId, data: &[u8]) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        // Decode straight from `data` when nothing is buffered; copy only what is left over.
         let mut rx = core::mem::take(&mut c.rx);
+        let mut paused = c.paused;
         let (buf, buffered): (&[u8], bool) = if rx.is_empty() {
             (data, false)
         } else {
@@ -325,17 +358,16 @@ impl Broker {
         };
         let mut pos = 0;
         let max = self.config.max_packet_bytes;
-        let mut alive = true;
-        while pos < buf.len() {
+        while pos < buf.len() && !paused {
             match codec::decode(&buf[pos..], max) {
                 Ok(Decoded::NeedMore(_)) => break,
                 Ok(Decoded::Packet(p, n)) => {
                     pos += n;
                     self.stats.messages_received += 1;
                     if !self.handle_packet(conn, p) {
-                        alive = false;
-                        break;
+                        return;
                     }
+                    paused = self.conns.get(&conn).is_some_and(|c| c.paused);
                 }
                 Err(e) => {
                     let id = self.client_label(conn);
@@ -344,13 +376,9 @@ impl Broker {
                     }
                     self.log(|| format!("Client {id} disconnected due to malformed packet: {e}."));
                     self.close(conn, CloseReason::ProtocolError);
-                    alive = false;
-                    break;
+                    return;
                 }
             }
-        }
-        if !alive {
-            return;
         }
         if buffered {
             rx.drain(..pos);
@@ -359,6 +387,32 @@ impl Broker {
         }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.rx = rx;
+        }
+    }
+
+    /// Resumes connections whose blockers drained during this input, processing what they had
+    /// buffered (which may pause them again).
+    fn run_resumes(&mut self) {
+        while let Some(conn) = self.to_resume.pop_front() {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            if c.closing || !c.paused || !c.blocked_on.is_empty() {
+                continue;
+            }
+            c.paused = false;
+            c.last_rx = self.now;
+            let acks = core::mem::take(&mut c.deferred_acks);
+            self.events.push_back(Event::ResumeRead(conn));
+            for (kind, id) in acks {
+                let p = if kind == 4 {
+                    Packet::PubAck(id)
+                } else {
+                    Packet::PubRec(id)
+                };
+                self.send(conn, &p);
+            }
+            self.drive_rx(conn, &[]);
         }
     }
 
@@ -380,6 +434,7 @@ impl Broker {
             Some(_) => self.close(conn, CloseReason::SocketClosed),
             None => {}
         }
+        self.run_resumes();
     }
 
     /// Timers: keep alive, connect timeout, `$SYS` refresh. Call at or after [`Broker::poll_timeout`].
@@ -397,6 +452,10 @@ impl Broker {
                 continue; // superseded entry
             }
             let deadline = match c.state {
+                // A connection we stopped reading cannot be blamed for silence.
+                _ if c.paused => {
+                    Some(self.now + c.keepalive_grace.max(self.config.connect_timeout))
+                }
                 ConnState::AwaitingConnect => Some(c.accepted_at + self.config.connect_timeout),
                 ConnState::Active(_) if c.keepalive_grace != Duration::ZERO => {
                     Some(c.last_rx + c.keepalive_grace)
@@ -430,6 +489,7 @@ impl Broker {
                 self.next_sys = Some(next);
             }
         }
+        self.run_resumes();
     }
 
     // ----- outputs -----
@@ -708,13 +768,24 @@ impl Broker {
                 if p.retain {
                     self.retain(&msg, p.qos);
                 }
+                self.publishing = Some((conn, sid));
                 self.route(&msg, p.qos);
+                self.publishing = None;
             }
         }
-        match p.qos {
-            QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.send(conn, &Packet::PubAck(p.pkid)),
-            QoS::ExactlyOnce => self.send(conn, &Packet::PubRec(p.pkid)),
+        let ack = match p.qos {
+            QoS::AtMostOnce => return,
+            QoS::AtLeastOnce => Packet::PubAck(p.pkid),
+            QoS::ExactlyOnce => Packet::PubRec(p.pkid),
+        };
+        match self.conns.get_mut(&conn) {
+            // Backpressure: the acknowledgement waits until the subscribers have drained.
+            Some(c) if c.paused => c.deferred_acks.push(if p.qos == QoS::AtLeastOnce {
+                (4, p.pkid)
+            } else {
+                (5, p.pkid)
+            }),
+            _ => self.send(conn, &ack),
         }
     }
 
@@ -801,6 +872,29 @@ impl Broker {
         let full_bytes =
             max_queued_bytes != 0 && s.queued_bytes + msg.cost_bytes() > max_queued_bytes;
         if full_count || full_bytes {
+            // An online subscriber that falls behind slows its publishers down instead of losing
+            // messages: keep this one (one over the bound per publisher at most) and stop reading
+            // the publisher until the queue drains. Not when the subscriber is the publisher
+            // itself or is paused too: waiting on each other, neither would ever read again.
+            if let (Some(sub_conn), Some((pub_conn, pub_sid))) = (conn, self.publishing) {
+                let sub_paused = self.conns.get(&sub_conn).is_some_and(|c| c.paused);
+                if pub_sid != sid && !sub_paused {
+                    s.push_queue(Queued {
+                        qos,
+                        retain,
+                        msg: msg.clone(),
+                    });
+                    s.blocking.insert(pub_conn);
+                    if let Some(pc) = self.conns.get_mut(&pub_conn) {
+                        pc.blocked_on.insert(sid);
+                        if !pc.paused {
+                            pc.paused = true;
+                            self.events.push_back(Event::PauseRead(pub_conn));
+                        }
+                    }
+                    return;
+                }
+            }
             self.stats.messages_dropped += 1;
             let id = s.client_id.clone();
             self.log(|| format!("Outgoing messages are being dropped for client {id}."));
@@ -813,8 +907,40 @@ impl Broker {
         });
     }
 
+    /// Lets the publishers blocked on `sid` go once its queue is down to half its bound, or at
+    /// once when `force` (the session went offline or away).
+    fn release_blocked(&mut self, sid: SessionId, force: bool) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if s.blocking.is_empty() {
+            return;
+        }
+        let (max_n, max_b) = (
+            self.config.max_queued_messages,
+            self.config.max_queued_bytes,
+        );
+        let drained = s.queue.len() <= max_n / 2 && (max_b == 0 || s.queued_bytes <= max_b / 2);
+        if !force && !drained {
+            return;
+        }
+        for p in core::mem::take(&mut s.blocking) {
+            if let Some(c) = self.conns.get_mut(&p) {
+                c.blocked_on.remove(&sid);
+                if c.blocked_on.is_empty() {
+                    self.to_resume.push_back(p);
+                }
+            }
+        }
+    }
+
     /// Moves queued messages into the in-flight window while it has room and the client is here.
     fn pump(&mut self, sid: SessionId) {
+        self.pump_window(sid);
+        self.release_blocked(sid, false);
+    }
+
+    fn pump_window(&mut self, sid: SessionId) {
         let max_inflight = self.config.max_inflight_messages;
         loop {
             let Some(s) = self.sessions.get_mut(&sid) else {
@@ -976,7 +1102,18 @@ impl Broker {
         } else {
             self.events.push_back(Event::Close(conn));
         }
+        let blocked_on = self
+            .conns
+            .get_mut(&conn)
+            .map(|c| core::mem::take(&mut c.blocked_on));
+        for sid in blocked_on.unwrap_or_default() {
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.blocking.remove(&conn);
+            }
+        }
         if let ConnState::Active(sid) = state {
+            // Offline, the queue bound drops instead of blocking: let the publishers go.
+            self.release_blocked(sid, true);
             let clean = match self.sessions.get_mut(&sid) {
                 Some(s) if s.conn == Some(conn) => {
                     s.conn = None;
@@ -1004,6 +1141,7 @@ impl Broker {
     }
 
     fn destroy_session(&mut self, sid: SessionId) {
+        self.release_blocked(sid, true);
         let Some(s) = self.sessions.remove(&sid) else {
             return;
         };

@@ -64,6 +64,8 @@ pub struct Session {
     pub queued_bytes: usize,
     /// Incoming QoS 2 packet ids delivered but not yet released (MQTT-4.3.3-2).
     pub incoming_qos2: BTreeSet<u16>,
+    /// Publishing connections paused until this session's queue drains (backpressure).
+    pub blocking: BTreeSet<ConnId>,
     next_pkid: u16,
 }
 
@@ -78,6 +80,7 @@ impl Session {
             queue: VecDeque::new(),
             queued_bytes: 0,
             incoming_qos2: BTreeSet::new(),
+            blocking: BTreeSet::new(),
             next_pkid: 0,
         }
     }

@@ -46,6 +46,8 @@ struct H {
     now: Instant,
     closed: Vec<ConnId>,
     logs: Vec<String>,
+    /// Connections currently paused by backpressure.
+    paused: Vec<ConnId>,
 }
 
 impl H {
@@ -62,6 +64,7 @@ impl H {
             now: Instant::ZERO,
             closed: Vec::new(),
             logs: Vec::new(),
+            paused: Vec::new(),
         }
     }
     fn at(&mut self, ms: u64) {
@@ -167,6 +170,8 @@ impl H {
             match ev {
                 Event::Close(c) => self.closed.push(c),
                 Event::Log(l) => self.logs.push(l),
+                Event::PauseRead(c) => self.paused.push(c),
+                Event::ResumeRead(c) => self.paused.retain(|x| *x != c),
             }
         }
         out
@@ -457,7 +462,7 @@ fn delivered_qos_is_min_of_publish_and_granted() {
     h.publish(p, "t", "1", QoS::AtLeastOnce, false, 3);
     assert_eq!(
         h.drain(),
-        vec![(p, P::PubAck(3)), (s, pubp("t", "1", 1, 1))]
+        vec![(s, pubp("t", "1", 1, 1)), (p, P::PubAck(3))]
     );
     h.publish(p, "t", "0", QoS::AtMostOnce, false, 0);
     assert_eq!(h.take(s), vec![pubp("t", "0", 0, 0)]);
@@ -944,4 +949,180 @@ fn same_inputs_same_bytes() {
         all
     }
     assert_eq!(run(), run());
+}
+
+// ----- backpressure (slow subscribers) -----
+
+fn publishes(range: core::ops::RangeInclusive<u16>, qos: QoS) -> Vec<u8> {
+    let mut v = Vec::new();
+    for i in range {
+        let payload = i.to_string();
+        let p = Publish {
+            dup: false,
+            qos,
+            retain: false,
+            topic: "t",
+            pkid: i,
+            payload: payload.as_bytes(),
+        };
+        encode_to_vec(&Packet::Publish(p), &mut v).unwrap();
+    }
+    v
+}
+
+fn slow_setup(max_queued: usize) -> (H, ConnId, ConnId) {
+    let mut h = H::with(Config {
+        max_inflight_messages: 2,
+        max_queued_messages: max_queued,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    let (s, _) = h.connect("slow", true);
+    h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
+    let (p, _) = h.connect("fast", true);
+    (h, s, p)
+}
+
+#[test]
+fn slow_subscriber_pauses_its_publisher_instead_of_dropping() {
+    let (mut h, s, p) = slow_setup(10);
+    h.b.handle_bytes(h.now, p, &publishes(1..=20, QoS::AtLeastOnce));
+    let got = h.drain();
+    // 2 in flight + 10 queued + the one that hit the bound; then the publisher is paused.
+    let acks: Vec<_> = got
+        .iter()
+        .filter(|(c, _)| *c == p)
+        .map(|(_, x)| x.clone())
+        .collect();
+    assert_eq!(
+        acks,
+        (1..=12).map(P::PubAck).collect::<Vec<_>>(),
+        "13th PUBACK withheld"
+    );
+    assert_eq!(h.paused, vec![p]);
+    assert_eq!(h.b.queued_messages("slow"), Some(11));
+    assert_eq!(h.b.stats().messages_dropped, 0);
+    // The subscriber drains; the publisher resumes at half the bound and the rest flows.
+    let mut received: Vec<P> = got
+        .iter()
+        .filter(|(c, _)| *c == s)
+        .map(|(_, x)| x.clone())
+        .collect();
+    let mut acked = 0;
+    while acked < received.len() {
+        let P::Pub { pkid, .. } = received[acked] else {
+            panic!("{:?}", received[acked])
+        };
+        acked += 1;
+        h.bytes(s, &Packet::PubAck(pkid));
+        for (c, x) in h.drain() {
+            if c == s {
+                received.push(x);
+            }
+        }
+    }
+    let payloads: Vec<String> = received
+        .iter()
+        .map(|x| match x {
+            P::Pub { payload, .. } => String::from_utf8(payload.clone()).unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let want: Vec<String> = (1..=20).map(|i: u16| i.to_string()).collect();
+    assert_eq!(payloads, want, "all delivered, in order");
+    assert!(h.paused.is_empty());
+    assert_eq!(h.b.stats().messages_dropped, 0);
+}
+
+#[test]
+fn paused_publisher_gets_its_withheld_ack_on_resume() {
+    let (mut h, s, p) = slow_setup(4);
+    h.b.handle_bytes(h.now, p, &publishes(1..=7, QoS::ExactlyOnce));
+    let got = h.drain();
+    let to_p: Vec<_> = got
+        .iter()
+        .filter(|(c, _)| *c == p)
+        .map(|(_, x)| x.clone())
+        .collect();
+    assert_eq!(to_p, (1..=6).map(P::PubRec).collect::<Vec<_>>()); // 2 in flight + 4 queued
+    assert_eq!(h.paused, vec![p]); // paused on the 7th, PUBREC 7 withheld
+    h.bytes(s, &Packet::PubAck(1));
+    h.bytes(s, &Packet::PubAck(2)); // queue 5 -> 3: not yet at half (2)
+    assert_eq!(h.take(p), vec![]);
+    h.bytes(s, &Packet::PubAck(3));
+    assert_eq!(h.take(p), vec![P::PubRec(7)]);
+    assert!(h.paused.is_empty());
+}
+
+#[test]
+fn subscriber_going_away_releases_its_publishers() {
+    let (mut h, s, p) = slow_setup(2);
+    h.b.handle_bytes(h.now, p, &publishes(1..=10, QoS::AtLeastOnce));
+    h.drain();
+    assert_eq!(h.paused, vec![p]);
+    h.b.handle_closed(h.now, s); // clean session: gone with its queue
+    let got = h.take(p);
+    assert_eq!(got, (5..=10).map(P::PubAck).collect::<Vec<_>>());
+    assert!(h.paused.is_empty());
+}
+
+#[test]
+fn paused_publisher_is_not_timed_out_by_keepalive() {
+    let mut h = H::with(Config {
+        max_inflight_messages: 1,
+        max_queued_messages: 1,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    let (s, _) = h.connect("slow", true);
+    h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
+    let (p, _) = h.connect_with("fast", true, 2, None);
+    h.b.handle_bytes(h.now, p, &publishes(1..=5, QoS::AtLeastOnce));
+    h.drain();
+    assert_eq!(h.paused, vec![p]);
+    h.at(60_000); // far beyond 1.5 x 2 s; the subscriber is still connected (keep alive 0)
+    h.drain();
+    assert!(h.closed.is_empty());
+}
+
+#[test]
+fn publishing_to_yourself_never_pauses_you() {
+    let mut h = H::with(Config {
+        max_inflight_messages: 1,
+        max_queued_messages: 2,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    let (me, _) = h.connect("loop", true);
+    h.subscribe(me, &[("t", QoS::AtLeastOnce)]);
+    h.b.handle_bytes(h.now, me, &publishes(1..=5, QoS::AtLeastOnce));
+    let got = h.take(me);
+    assert!(h.paused.is_empty());
+    assert_eq!(got.iter().filter(|x| matches!(x, P::PubAck(_))).count(), 5);
+    assert_eq!(h.b.stats().messages_dropped, 2); // 1 in flight + 2 queued kept, counted beyond
+}
+
+#[test]
+fn qos0_to_a_backed_up_connection_is_dropped_and_counted() {
+    let mut h = H::with(Config {
+        max_outgoing_bytes: 100,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    let (s, _) = h.connect("slow", true);
+    h.subscribe(s, &[("t", QoS::AtMostOnce)]);
+    let (p, _) = h.connect("fast", true);
+    let mut buf = Vec::new();
+    for _ in 0..20 {
+        h.publish(p, "t", "0123456789", QoS::AtMostOnce, false, 0);
+        // The caller takes the bytes but the socket writes none of them.
+        while h.b.poll_transmit(&mut buf).is_some() {
+            buf.clear();
+        }
+    }
+    // 15 bytes each: 7 fit under 100 unsent bytes (the 7th crosses it), the rest are dropped.
+    assert_eq!(h.b.stats().messages_dropped, 13);
+    h.b.handle_sent(h.now, s, 10_000);
+    h.publish(p, "t", "again", QoS::AtMostOnce, false, 0);
+    assert_eq!(h.take(s), vec![pubp("t", "again", 0, 0)]);
 }

@@ -3,9 +3,11 @@
 //! broker never learns which it is. Time comes from `tokio::time`, which turmoil simulates.
 //!
 //! Tasks: one owns the broker (single owner, deterministic); each connection has a reader task
-//! and a writer task. Readers feed bytes into a bounded channel, so a broker that falls behind
-//! slows the sockets instead of buffering without bound. Every `select!` is `biased;` so that two
-//! ready branches are always taken in the same order (seed replay under simulation).
+//! and a writer task, which tokio's worker threads run on both cores. Readers feed a bounded
+//! channel and hold at most [`READ_CREDIT_CHUNKS`] unprocessed chunks each; a connection the
+//! broker pauses ([`Event::PauseRead`], backpressure) gets no credit back, so its socket stays
+//! unread and TCP flow control slows the peer. Every `select!` is `biased;` so that two ready
+//! branches are always taken in the same order (seed replay under simulation).
 
 use std::boxed::Box;
 use std::collections::BTreeMap;
@@ -15,7 +17,7 @@ use std::vec;
 use std::vec::Vec;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::broker::{Broker, ConnId, Event};
@@ -23,6 +25,8 @@ use crate::time::Instant;
 
 /// Bytes read from a socket per read call.
 pub const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Chunks one connection may have read that the broker has not processed yet.
+pub const READ_CREDIT_CHUNKS: usize = 4;
 /// Inputs (reads, write completions, accepts) waiting for the broker task.
 pub const INPUT_QUEUE_MAX_MESSAGES: usize = 1024;
 /// Inputs the broker task handles before it flushes outputs (batching under load).
@@ -32,6 +36,7 @@ enum Input {
     Accept {
         peer: String,
         out: mpsc::UnboundedSender<Out>,
+        credits: Arc<Semaphore>,
         reply: oneshot::Sender<Option<ConnId>>,
     },
     Bytes {
@@ -53,18 +58,27 @@ enum Out {
     Close,
 }
 
+/// The broker task's view of one connection's I/O tasks.
+struct ConnIo {
+    out: mpsc::UnboundedSender<Out>,
+    credits: Arc<Semaphore>,
+    paused: bool,
+    /// Read credits withheld while paused.
+    owed: usize,
+}
+
 /// A log sink: receives each log line without timestamp.
 pub type LogSink = Box<dyn FnMut(&str) + Send>;
 
 /// Handle to a running broker task. Cloneable; hand it streams with [`BrokerHandle::serve`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BrokerHandle {
     inputs: mpsc::Sender<Input>,
 }
 
-impl std::fmt::Debug for Input {
+impl std::fmt::Debug for BrokerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Input")
+        f.write_str("BrokerHandle")
     }
 }
 
@@ -87,8 +101,9 @@ async fn broker_task(
     epoch: tokio::time::Instant,
     mut log: LogSink,
 ) -> Broker {
-    let mut writers: BTreeMap<ConnId, mpsc::UnboundedSender<Out>> = BTreeMap::new();
+    let mut conns: BTreeMap<ConnId, ConnIo> = BTreeMap::new();
     let mut buf = Vec::new();
+    let mut chunks_done: Vec<ConnId> = Vec::new();
     'run: loop {
         let deadline = broker.poll_timeout();
         let first = tokio::select! {
@@ -106,18 +121,34 @@ async fn broker_task(
             match next.take() {
                 None => {}
                 Some(Input::Shutdown) => break 'run,
-                Some(Input::Accept { peer, out, reply }) => {
+                Some(Input::Accept {
+                    peer,
+                    out,
+                    credits,
+                    reply,
+                }) => {
                     let id = broker.handle_accept(now, &peer);
                     if let Some(id) = id {
-                        writers.insert(id, out);
+                        conns.insert(
+                            id,
+                            ConnIo {
+                                out,
+                                credits,
+                                paused: false,
+                                owed: 0,
+                            },
+                        );
                     }
                     let _ = reply.send(id);
                 }
-                Some(Input::Bytes { conn, data }) => broker.handle_bytes(now, conn, &data),
+                Some(Input::Bytes { conn, data }) => {
+                    broker.handle_bytes(now, conn, &data);
+                    chunks_done.push(conn);
+                }
                 Some(Input::Sent { conn, n }) => broker.handle_sent(now, conn, n),
                 Some(Input::Closed { conn }) => {
                     broker.handle_closed(now, conn);
-                    writers.remove(&conn);
+                    conns.remove(&conn);
                 }
             }
             handled += 1;
@@ -132,21 +163,42 @@ async fn broker_task(
         if broker.poll_timeout().is_some_and(|t| t <= now) {
             broker.handle_timeout(now);
         }
-        // Drain outputs: bytes first, then closes and log lines.
+        // Drain outputs: bytes first, then closes, flow control and log lines.
         while let Some(conn) = broker.poll_transmit(&mut buf) {
-            if let Some(w) = writers.get(&conn) {
-                let _ = w.send(Out::Data(std::mem::take(&mut buf)));
+            if let Some(c) = conns.get(&conn) {
+                let _ = c.out.send(Out::Data(std::mem::take(&mut buf)));
             }
             buf.clear();
         }
         while let Some(ev) = broker.poll_event() {
             match ev {
                 Event::Close(conn) => {
-                    if let Some(w) = writers.remove(&conn) {
-                        let _ = w.send(Out::Close);
+                    if let Some(c) = conns.remove(&conn) {
+                        let _ = c.out.send(Out::Close);
+                    }
+                }
+                Event::PauseRead(conn) => {
+                    if let Some(c) = conns.get_mut(&conn) {
+                        c.paused = true;
+                    }
+                }
+                Event::ResumeRead(conn) => {
+                    if let Some(c) = conns.get_mut(&conn) {
+                        c.paused = false;
+                        c.credits.add_permits(std::mem::take(&mut c.owed));
                     }
                 }
                 Event::Log(line) => log(&line),
+            }
+        }
+        // Each processed chunk's read credit goes back, unless its connection is paused.
+        for conn in chunks_done.drain(..) {
+            if let Some(c) = conns.get_mut(&conn) {
+                if c.paused {
+                    c.owed += 1;
+                } else {
+                    c.credits.add_permits(1);
+                }
             }
         }
     }
@@ -172,14 +224,14 @@ impl BrokerHandle {
     {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (reply_tx, reply_rx) = oneshot::channel();
-        self.inputs
-            .send(Input::Accept {
-                peer,
-                out: out_tx,
-                reply: reply_tx,
-            })
-            .await
-            .ok()?;
+        let credits = Arc::new(Semaphore::new(READ_CREDIT_CHUNKS));
+        let accept = Input::Accept {
+            peer,
+            out: out_tx,
+            credits: credits.clone(),
+            reply: reply_tx,
+        };
+        self.inputs.send(accept).await.ok()?;
         let conn = reply_rx.await.ok()??;
         let (rd, wr) = tokio::io::split(stream);
         let stop_reading = Arc::new(Notify::new());
@@ -190,7 +242,13 @@ impl BrokerHandle {
             self.inputs.clone(),
             stop_reading.clone(),
         ));
-        tokio::spawn(read_loop(conn, rd, self.inputs.clone(), stop_reading));
+        tokio::spawn(read_loop(
+            conn,
+            rd,
+            self.inputs.clone(),
+            credits,
+            stop_reading,
+        ));
         Some(conn)
     }
 
@@ -204,14 +262,27 @@ async fn read_loop<R: AsyncRead + Unpin>(
     conn: ConnId,
     mut rd: R,
     inputs: mpsc::Sender<Input>,
+    credits: Arc<Semaphore>,
     stop: Arc<Notify>,
 ) {
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     loop {
-        let n = tokio::select! {
+        // One credit per chunk: none left means the broker is behind or has paused us.
+        let credit = tokio::select! {
             biased;
-            _ = stop.notified() => Ok(0),
-            r = rd.read(&mut buf) => r,
+            _ = stop.notified() => None,
+            c = credits.acquire() => c.ok(),
+        };
+        let n = match credit {
+            Some(c) => {
+                c.forget();
+                tokio::select! {
+                    biased;
+                    _ = stop.notified() => Ok(0),
+                    r = rd.read(&mut buf) => r,
+                }
+            }
+            None => Ok(0),
         };
         match n {
             // End of stream, a read error, or the writer gave up: either way the connection is
