@@ -62,6 +62,9 @@ pub struct Session {
     /// Outgoing QoS 1/2 messages waiting for the window or for the client to come back.
     pub queue: VecDeque<Queued>,
     pub queued_bytes: usize,
+    /// The longest the queue has been, in messages and in bytes (for tests and `$SYS`).
+    pub queue_peak_messages: usize,
+    pub queue_peak_bytes: usize,
     /// Incoming QoS 2 packet ids delivered but not yet released (MQTT-4.3.3-2).
     pub incoming_qos2: BTreeSet<u16>,
     /// Publishing connections paused until this session's queue drains (backpressure).
@@ -79,6 +82,8 @@ impl Session {
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
             queued_bytes: 0,
+            queue_peak_messages: 0,
+            queue_peak_bytes: 0,
             incoming_qos2: BTreeSet::new(),
             blocking: BTreeSet::new(),
             next_pkid: 0,
@@ -109,6 +114,8 @@ impl Session {
     pub fn push_queue(&mut self, q: Queued) {
         self.queued_bytes += q.msg.cost_bytes();
         self.queue.push_back(q);
+        self.queue_peak_messages = self.queue_peak_messages.max(self.queue.len());
+        self.queue_peak_bytes = self.queue_peak_bytes.max(self.queued_bytes);
     }
 
     pub fn pop_queue(&mut self) -> Option<Queued> {

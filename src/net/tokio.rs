@@ -23,8 +23,11 @@ use tokio::task::JoinHandle;
 use crate::broker::{Broker, ConnId, Event};
 use crate::time::Instant;
 
-/// Bytes read from a socket per read call.
-pub const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Most bytes read from a socket per read call. The buffer starts at
+/// [`READ_CHUNK_MIN_BYTES`] and doubles while reads fill it, so an idle connection costs 1 KiB
+/// of read buffer and a busy one reads in 16 KiB chunks.
+pub const READ_CHUNK_MAX_BYTES: usize = 16 * 1024;
+pub const READ_CHUNK_MIN_BYTES: usize = 1024;
 /// Chunks one connection may have read that the broker has not processed yet.
 pub const READ_CREDIT_CHUNKS: usize = 4;
 /// Inputs (reads, write completions, accepts) waiting for the broker task.
@@ -265,7 +268,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     credits: Arc<Semaphore>,
     stop: Arc<Notify>,
 ) {
-    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    let mut buf = vec![0u8; READ_CHUNK_MIN_BYTES];
     loop {
         // One credit per chunk: none left means the broker is behind or has paused us.
         let credit = tokio::select! {
@@ -292,15 +295,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 return;
             }
             Ok(n) => {
-                if inputs
-                    .send(Input::Bytes {
-                        conn,
-                        data: buf[..n].to_vec(),
-                    })
-                    .await
-                    .is_err()
-                {
+                let data = buf[..n].to_vec();
+                if inputs.send(Input::Bytes { conn, data }).await.is_err() {
                     return;
+                }
+                if n == buf.len() && buf.len() < READ_CHUNK_MAX_BYTES {
+                    buf.resize(buf.len() * 2, 0);
+                } else if n < READ_CHUNK_MIN_BYTES && buf.len() > READ_CHUNK_MIN_BYTES {
+                    buf = vec![0u8; READ_CHUNK_MIN_BYTES];
                 }
             }
         }
