@@ -28,7 +28,8 @@ pub const CONNECT_TIMEOUT_DEFAULT_MS: u64 = 10_000;
 pub const SYS_INTERVAL_DEFAULT_S: u64 = 10;
 /// Most topic filters one SUBSCRIBE may carry; more is a protocol error (bounded work per packet).
 pub const SUBSCRIBE_FILTERS_MAX: usize = 1_024;
-/// Deepest topic (levels) the broker routes; deeper names/filters are rejected.
+/// Deepest topic filter, in levels, the broker accepts (SUBACK 0x80 beyond). Matching walks at
+/// most this deep, whatever the depth of a published name.
 pub const TOPIC_LEVELS_MAX: usize = 128;
 /// Bytes buffered for one connection's outgoing data before the broker stops feeding it and queues
 /// instead (the adapter's socket write side drains it).

@@ -1126,3 +1126,41 @@ fn qos0_to_a_backed_up_connection_is_dropped_and_counted() {
     h.publish(p, "t", "again", QoS::AtMostOnce, false, 0);
     assert_eq!(h.take(s), vec![pubp("t", "again", 0, 0)]);
 }
+
+#[test]
+fn offline_overflow_shows_in_sys_messages_dropped() {
+    let mut h = H::with(Config {
+        max_queued_messages: 2,
+        sys_interval: Duration::from_secs(1),
+        verbose: true,
+        ..Config::default()
+    });
+    let (s, _) = h.connect("offline", false);
+    h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
+    h.b.handle_closed(h.now, s);
+    let (p, _) = h.connect("p", true);
+    for i in 1..=5u16 {
+        h.publish(p, "t", "x", QoS::AtLeastOnce, false, i);
+    }
+    h.drain();
+    let drops = h
+        .logs
+        .iter()
+        .filter(|l| *l == "Outgoing messages are being dropped for client offline.");
+    assert_eq!(drops.count(), 3);
+    let (watch, _) = h.connect("watch", true);
+    h.subscribe(watch, &[("$SYS/broker/messages/dropped", QoS::AtMostOnce)]);
+    h.at(1_000);
+    let got = h.take(watch);
+    assert_eq!(
+        got,
+        vec![P::Pub {
+            topic: "$SYS/broker/messages/dropped".into(),
+            payload: "3".into(),
+            qos: 0,
+            dup: false,
+            retain: false,
+            pkid: 0
+        }]
+    );
+}

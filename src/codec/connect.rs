@@ -84,7 +84,12 @@ impl<'a> Connect<'a> {
                 return Err(DecodeError::InvalidTopicName);
             }
             let payload = r.binary()?;
-            Some(Will { topic, payload, qos, retain: will_retain })
+            Some(Will {
+                topic,
+                payload,
+                qos,
+                retain: will_retain,
+            })
         } else {
             None
         };
@@ -201,7 +206,10 @@ impl ConnAck {
             return Err(DecodeError::InvalidConnAck);
         }
         let code = ConnectReturnCode::from_u8(r.u8()?).ok_or(DecodeError::InvalidConnAck)?;
-        Ok(ConnAck { session_present: flags & 0x01 != 0, code })
+        Ok(ConnAck {
+            session_present: flags & 0x01 != 0,
+            code,
+        })
     }
 
     pub(super) fn write(&self, w: &mut Writer<'_>) {

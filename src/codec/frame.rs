@@ -38,7 +38,11 @@ pub fn parse_fixed_header(buf: &[u8]) -> Result<Option<FixedHeader>, DecodeError
         if b & 0x80 == 0 {
             // Non-minimal encodings (e.g. 0x80 0x00) are accepted by most brokers; 3.1.1 does not
             // forbid them, so neither do we.
-            return Ok(Some(FixedHeader { byte1, remaining_len: value, header_len: 2 + i }));
+            return Ok(Some(FixedHeader {
+                byte1,
+                remaining_len: value,
+                header_len: 2 + i,
+            }));
         }
     }
     Err(DecodeError::MalformedRemainingLength)

@@ -20,7 +20,8 @@ pub use connect::{ConnAck, Connect, ConnectReturnCode, Protocol, Will};
 pub use frame::{parse_fixed_header, FixedHeader};
 pub use publish::Publish;
 pub use subscribe::{
-    SubAck, SubAckCodes, Subscribe, SubscribeFilters, UnsubAck, Unsubscribe, UnsubscribeTopics, SUBACK_FAILURE,
+    SubAck, SubAckCodes, Subscribe, SubscribeFilters, UnsubAck, Unsubscribe, UnsubscribeTopics,
+    SUBACK_FAILURE,
 };
 
 use core::fmt;
@@ -150,11 +151,18 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use DecodeError::*;
         match self {
-            MalformedRemainingLength => f.write_str("malformed remaining length (more than 4 bytes)"),
-            PacketTooLarge { size, max } => write!(f, "packet of {size} bytes exceeds the limit of {max} bytes"),
+            MalformedRemainingLength => {
+                f.write_str("malformed remaining length (more than 4 bytes)")
+            }
+            PacketTooLarge { size, max } => {
+                write!(f, "packet of {size} bytes exceeds the limit of {max} bytes")
+            }
             ReservedPacketType(t) => write!(f, "reserved packet type {t}"),
             InvalidFlags { packet_type, flags } => {
-                write!(f, "invalid fixed-header flags {flags:#06b} for packet type {packet_type}")
+                write!(
+                    f,
+                    "invalid fixed-header flags {flags:#06b} for packet type {packet_type}"
+                )
             }
             InvalidQoS => f.write_str("invalid QoS 3"),
             DupOnQoS0 => f.write_str("DUP flag set on a QoS 0 PUBLISH"),
@@ -202,7 +210,9 @@ pub enum EncodeError {
 impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EncodeError::BufferTooSmall { required } => write!(f, "buffer too small: {required} bytes required"),
+            EncodeError::BufferTooSmall { required } => {
+                write!(f, "buffer too small: {required} bytes required")
+            }
             EncodeError::FieldTooLong(n) => write!(f, "field of {n} bytes exceeds 65535"),
             EncodeError::PacketTooLarge(n) => write!(f, "remaining length {n} exceeds 268435455"),
             EncodeError::NullCharacter => f.write_str("string contains U+0000"),
@@ -225,7 +235,10 @@ pub fn decode(buf: &[u8], max_packet_bytes: usize) -> Result<Decoded<'_>, Decode
     };
     let size = h.frame_len();
     if size > max_packet_bytes {
-        return Err(DecodeError::PacketTooLarge { size, max: max_packet_bytes });
+        return Err(DecodeError::PacketTooLarge {
+            size,
+            max: max_packet_bytes,
+        });
     }
     // Reject impossible headers before waiting for their bodies.
     check_flags(h.packet_type(), h.flags())?;
@@ -275,7 +288,9 @@ fn decode_body(packet_type: u8, flags: u8, body: &[u8]) -> Result<Packet<'_>, De
         8 => Packet::Subscribe(Subscribe::read(&mut r)?),
         9 => Packet::SubAck(SubAck::read(&mut r)?),
         10 => Packet::Unsubscribe(Unsubscribe::read(&mut r)?),
-        11 => Packet::UnsubAck(UnsubAck { pkid: read_pkid(&mut r)? }),
+        11 => Packet::UnsubAck(UnsubAck {
+            pkid: read_pkid(&mut r)?,
+        }),
         12 => Packet::PingReq,
         13 => Packet::PingResp,
         14 => Packet::Disconnect,
@@ -338,7 +353,9 @@ pub fn encode(packet: &Packet<'_>, buf: &mut [u8]) -> Result<usize, EncodeError>
         Packet::Connect(c) => c.write(&mut w),
         Packet::ConnAck(c) => c.write(&mut w),
         Packet::Publish(p) => p.write(&mut w),
-        Packet::PubAck(id) | Packet::PubRec(id) | Packet::PubRel(id) | Packet::PubComp(id) => w.u16(*id),
+        Packet::PubAck(id) | Packet::PubRec(id) | Packet::PubRel(id) | Packet::PubComp(id) => {
+            w.u16(*id)
+        }
         Packet::Subscribe(s) => s.write(&mut w),
         Packet::SubAck(s) => s.write(&mut w),
         Packet::Unsubscribe(u) => u.write(&mut w),
@@ -350,7 +367,10 @@ pub fn encode(packet: &Packet<'_>, buf: &mut [u8]) -> Result<usize, EncodeError>
 
 /// Appends the encoded packet to `out`.
 #[cfg(feature = "alloc")]
-pub fn encode_to_vec(packet: &Packet<'_>, out: &mut alloc::vec::Vec<u8>) -> Result<usize, EncodeError> {
+pub fn encode_to_vec(
+    packet: &Packet<'_>,
+    out: &mut alloc::vec::Vec<u8>,
+) -> Result<usize, EncodeError> {
     let n = packet.encoded_len()?;
     let start = out.len();
     out.resize(start + n, 0);

@@ -22,7 +22,11 @@ impl<'a> Publish<'a> {
         if !crate::topic::valid_topic_name(topic) {
             return Err(DecodeError::InvalidTopicName);
         }
-        let pkid = if qos == QoS::AtMostOnce { 0 } else { read_pkid(r)? };
+        let pkid = if qos == QoS::AtMostOnce {
+            0
+        } else {
+            read_pkid(r)?
+        };
         Ok(Publish {
             dup: flags & 0b1000 != 0,
             qos,

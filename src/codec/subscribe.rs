@@ -65,7 +65,10 @@ impl<'a> Subscribe<'a> {
             }
             QoS::from_u8(opts).ok_or(DecodeError::InvalidQoS)?;
         }
-        Ok(Subscribe { pkid, filters: SubscribeFilters::Wire(payload) })
+        Ok(Subscribe {
+            pkid,
+            filters: SubscribeFilters::Wire(payload),
+        })
     }
 
     pub(super) fn body_len(&self) -> Result<usize, EncodeError> {
@@ -152,7 +155,13 @@ impl<'a> UnsubscribeTopics<'a> {
             UnsubscribeTopics::List(l) => (&[], l),
         };
         let mut r = Reader::new(wire);
-        let from_wire = core::iter::from_fn(move || if r.remaining() == 0 { None } else { r.string().ok() });
+        let from_wire = core::iter::from_fn(move || {
+            if r.remaining() == 0 {
+                None
+            } else {
+                r.string().ok()
+            }
+        });
         from_wire.chain(list.iter().copied())
     }
 }
@@ -174,7 +183,10 @@ impl<'a> Unsubscribe<'a> {
         while v.remaining() > 0 {
             v.string()?;
         }
-        Ok(Unsubscribe { pkid, topics: UnsubscribeTopics::Wire(payload) })
+        Ok(Unsubscribe {
+            pkid,
+            topics: UnsubscribeTopics::Wire(payload),
+        })
     }
 
     pub(super) fn body_len(&self) -> Result<usize, EncodeError> {

@@ -16,7 +16,10 @@ struct Node<K> {
 
 impl<K> Default for Node<K> {
     fn default() -> Self {
-        Node { children: BTreeMap::new(), subs: BTreeMap::new() }
+        Node {
+            children: BTreeMap::new(),
+            subs: BTreeMap::new(),
+        }
     }
 }
 
@@ -41,7 +44,10 @@ impl<K: Ord + Copy> Default for SubscriptionTree<K> {
 
 impl<K: Ord + Copy> SubscriptionTree<K> {
     pub fn new() -> Self {
-        SubscriptionTree { root: Node::default(), len: 0 }
+        SubscriptionTree {
+            root: Node::default(),
+            len: 0,
+        }
     }
 
     /// Number of (filter, subscriber) pairs.
@@ -99,7 +105,13 @@ fn remove_rec<K: Ord>(node: &mut Node<K>, levels: &[&str], key: K) -> bool {
     removed
 }
 
-fn walk<K: Ord + Copy>(node: &Node<K>, levels: &[&str], i: usize, dollar: bool, out: &mut Vec<(K, QoS)>) {
+fn walk<K: Ord + Copy>(
+    node: &Node<K>,
+    levels: &[&str],
+    i: usize,
+    dollar: bool,
+    out: &mut Vec<(K, QoS)>,
+) {
     let wild_ok = !(i == 0 && dollar); // MQTT-4.7.2-1
     if wild_ok {
         if let Some(h) = node.children.get("#") {
@@ -144,9 +156,17 @@ mod tests {
         t.insert("#", 4, QoS::AtMostOnce);
         assert_eq!(
             hits(&t, "ESP32/TEM"),
-            vec![(1, QoS::AtMostOnce), (2, QoS::AtLeastOnce), (3, QoS::ExactlyOnce), (4, QoS::AtMostOnce)]
+            vec![
+                (1, QoS::AtMostOnce),
+                (2, QoS::AtLeastOnce),
+                (3, QoS::ExactlyOnce),
+                (4, QoS::AtMostOnce)
+            ]
         );
-        assert_eq!(hits(&t, "ESP32"), vec![(1, QoS::AtMostOnce), (4, QoS::AtMostOnce)]);
+        assert_eq!(
+            hits(&t, "ESP32"),
+            vec![(1, QoS::AtMostOnce), (4, QoS::AtMostOnce)]
+        );
         assert_eq!(hits(&t, "$SYS/broker/uptime"), vec![]);
     }
 
