@@ -683,8 +683,8 @@ impl Broker {
         if let Some(d) = deadline {
             self.timers.push(Reverse((d, conn)));
         }
-        self.stats.clients_connected =
-            self.sessions.values().filter(|s| s.conn.is_some()).count() as u64;
+        // Any previous connection of this client id was closed above, which counted it out.
+        self.stats.clients_connected += 1;
         self.stats.clients_maximum = self.stats.clients_maximum.max(self.stats.clients_connected);
         if self.config.verbose {
             let p = if c.protocol == Protocol::V311 { 2 } else { 1 };

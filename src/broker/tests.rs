@@ -1164,3 +1164,16 @@ fn offline_overflow_shows_in_sys_messages_dropped() {
         }]
     );
 }
+
+#[test]
+fn clients_connected_counts_takeovers_and_closes() {
+    let mut h = H::new();
+    let (a, _) = h.connect("a", true);
+    h.connect("b", false);
+    h.connect("c", true);
+    h.connect("b", false); // takeover: still three clients
+    assert_eq!(h.b.stats().clients_connected, 3);
+    h.b.handle_closed(h.now, a);
+    assert_eq!(h.b.stats().clients_connected, 2);
+    assert_eq!(h.b.stats().clients_maximum, 3);
+}
