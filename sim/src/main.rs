@@ -1,6 +1,7 @@
 //! `mqsim`: the real MQTT broker today; the load generator and deterministic simulator drive the
 //! same core from here as they land.
 
+mod bench;
 mod config;
 
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Load generator: measure any MQTT 3.1.1 broker (ours, mosquitto, ...) with the same clients.
+    Bench(bench::BenchArgs),
 }
 
 /// Prints one log line the way mosquitto does: `<unix seconds>: <text>`. The wall clock is read
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
             port,
             verbose,
         } => run_broker(config, port, verbose),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

@@ -33,9 +33,19 @@ impl BrokerProc {
                 }
             }
         });
-        let mut b = BrokerProc { child, port: 0, lines: rx };
+        let mut b = BrokerProc {
+            child,
+            port: 0,
+            lines: rx,
+        };
         let line = b.wait_for("listen socket on port");
-        b.port = line.trim_end_matches('.').rsplit(' ').next().unwrap().parse().unwrap();
+        b.port = line
+            .trim_end_matches('.')
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         b.wait_for("running");
         b
     }
@@ -45,7 +55,9 @@ impl BrokerProc {
         loop {
             match self.lines.recv_timeout(Duration::from_secs(10)) {
                 Ok(line) => {
-                    let (ts, text) = line.split_once(": ").expect("'<unix seconds>: text' log format");
+                    let (ts, text) = line
+                        .split_once(": ")
+                        .expect("'<unix seconds>: text' log format");
                     assert!(ts.parse::<u64>().is_ok(), "timestamp prefix in {line:?}");
                     if text.contains(needle) {
                         return text.to_string();
@@ -58,7 +70,10 @@ impl BrokerProc {
 
     fn interrupt(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        Command::new("kill").args(["-INT", &pid]).status().expect("kill");
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill");
         self.wait_for("terminating");
         self.child.wait().unwrap()
     }
@@ -71,7 +86,12 @@ impl Drop for BrokerProc {
 }
 
 fn have_mosquitto_clients() -> bool {
-    let ok = Command::new("mosquitto_pub").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    let ok = Command::new("mosquitto_pub")
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
     if !ok {
         assert!(
             std::env::var("MQSIM_REQUIRE_INTEROP").as_deref() != Ok("1"),
@@ -102,14 +122,43 @@ fn mosquitto_sub_and_pub_round_trip_at_every_qos() {
     let b = BrokerProc::start(&["-c", conf.to_str().unwrap(), "-v"]);
     let port = b.port.to_string();
     let sub = Command::new("mosquitto_sub")
-        .args(["-p", &port, "-h", "127.0.0.1", "-t", "ESP32/#", "-v", "-q", "2", "-C", "3", "-W", "10"])
+        .args([
+            "-p",
+            &port,
+            "-h",
+            "127.0.0.1",
+            "-t",
+            "ESP32/#",
+            "-v",
+            "-q",
+            "2",
+            "-C",
+            "3",
+            "-W",
+            "10",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     b.wait_for("Sending SUBACK");
-    for (topic, msg, qos) in [("ESP32/TEM", "26.70", "0"), ("ESP32/HUM", "52.00", "1"), ("ESP32/TEM", "26.7", "2")] {
+    for (topic, msg, qos) in [
+        ("ESP32/TEM", "26.70", "0"),
+        ("ESP32/HUM", "52.00", "1"),
+        ("ESP32/TEM", "26.7", "2"),
+    ] {
         let st = Command::new("mosquitto_pub")
-            .args(["-p", &port, "-h", "127.0.0.1", "-t", topic, "-m", msg, "-q", qos])
+            .args([
+                "-p",
+                &port,
+                "-h",
+                "127.0.0.1",
+                "-t",
+                topic,
+                "-m",
+                msg,
+                "-q",
+                qos,
+            ])
             .status()
             .unwrap();
         assert!(st.success());
@@ -132,7 +181,16 @@ fn listener_without_allow_anonymous_refuses_clients() {
     std::fs::write(&conf, "listener 0 127.0.0.1\n").unwrap();
     let b = BrokerProc::start(&["-c", conf.to_str().unwrap()]);
     let out = Command::new("mosquitto_pub")
-        .args(["-p", &b.port.to_string(), "-h", "127.0.0.1", "-t", "x", "-m", "y"])
+        .args([
+            "-p",
+            &b.port.to_string(),
+            "-h",
+            "127.0.0.1",
+            "-t",
+            "x",
+            "-m",
+            "y",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

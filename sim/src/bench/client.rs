@@ -1,0 +1,235 @@
+//! The benchmark's MQTT connection: a tokio `TcpStream` with one read buffer and one write buffer,
+//! speaking through the repository's codec only.
+//!
+//! Writes are batched: callers encode as many packets as they like into [`Conn::out`] and call
+//! [`Conn::flush`] once, which is a single `write_all`. Reads fill the buffer with whatever the
+//! socket has (or at most `chunk` bytes, for the slow-consumer mode) and [`Conn::drain`] hands every
+//! complete packet to a closure, zero-copy.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mqsim::codec::{
+    decode, encode_to_vec, ConnectReturnCode, Decoded, Packet, Subscribe, SubscribeFilters,
+};
+use mqsim::codec::{Connect, Protocol};
+use mqsim::QoS;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Keep alive announced in CONNECT. Clients send PINGREQ after half of it without sending anything
+/// (a QoS 0 subscriber otherwise never talks to the broker after SUBSCRIBE).
+pub const KEEP_ALIVE_S: u16 = 30;
+/// Largest packet the benchmark accepts from a broker.
+const MAX_PACKET_BYTES: usize = 256 * 1024 * 1024;
+/// Initial read buffer; grows when one packet needs more.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Budget for TCP connect plus CONNACK (and for SUBACK).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Conn {
+    stream: TcpStream,
+    rbuf: Vec<u8>,
+    /// Unread bytes are `rbuf[rpos..rlen]`.
+    rpos: usize,
+    rlen: usize,
+    /// Packets encoded but not yet written; [`Conn::flush`] sends them in one `write_all`.
+    pub out: Vec<u8>,
+}
+
+/// An error with the client id it happened to, for the report.
+pub fn err(who: &str, what: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("{who}: {what}"))
+}
+
+impl Conn {
+    /// TCP connect (TCP_NODELAY, optionally a small receive buffer), CONNECT, wait for CONNACK 0.
+    pub async fn connect(
+        addr: SocketAddr,
+        client_id: &str,
+        clean_session: bool,
+        recv_buffer_bytes: Option<u32>,
+    ) -> io::Result<Conn> {
+        let fut = async {
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            if let Some(n) = recv_buffer_bytes {
+                // Before connect, so the window scale is negotiated for the small buffer.
+                socket.set_recv_buffer_size(n)?;
+            }
+            let stream = socket.connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let mut conn = Conn {
+                stream,
+                rbuf: vec![0; READ_BUFFER_BYTES],
+                rpos: 0,
+                rlen: 0,
+                out: Vec::with_capacity(64 * 1024),
+            };
+            conn.push(&Packet::Connect(Connect {
+                protocol: Protocol::V311,
+                clean_session,
+                keep_alive_s: KEEP_ALIVE_S,
+                client_id,
+                will: None,
+                username: None,
+                password: None,
+            }))?;
+            conn.flush().await?;
+            let mut code = None;
+            while code.is_none() {
+                conn.read_some(usize::MAX).await?;
+                // Only the CONNACK: whatever follows it is left for the caller's loop.
+                conn.drain(|p, _| match p {
+                    Packet::ConnAck(ack) => {
+                        code = Some(ack.code);
+                        Ok(false)
+                    }
+                    other => Err(io::Error::other(format!("{} before CONNACK", other.name()))),
+                })?;
+            }
+            match code {
+                Some(ConnectReturnCode::Accepted) => Ok(conn),
+                other => Err(io::Error::other(format!("connection refused: {other:?}"))),
+            }
+        };
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, fut).await {
+            Ok(r) => r.map_err(|e| err(client_id, e)),
+            Err(_) => Err(err(client_id, "no CONNACK within 5 s")),
+        }
+    }
+
+    /// SUBSCRIBE to one filter and wait for its SUBACK; returns the granted QoS.
+    ///
+    /// A session kept from an earlier run (`clean_session` false) may deliver stale messages
+    /// before the SUBACK: they are acknowledged as the protocol requires but not counted.
+    pub async fn subscribe(&mut self, who: &str, filter: &str, qos: QoS) -> io::Result<QoS> {
+        let list = [(filter, qos)];
+        self.push(&Packet::Subscribe(Subscribe {
+            pkid: 1,
+            filters: SubscribeFilters::List(&list),
+        }))?;
+        let fut = async {
+            self.flush().await?;
+            let mut granted = None;
+            loop {
+                self.drain(|p, out| match p {
+                    Packet::SubAck(ack) if ack.pkid == 1 => {
+                        granted = Some(ack.granted().next().flatten().ok_or_else(|| {
+                            io::Error::other("subscription refused (SUBACK 0x80)")
+                        })?);
+                        Ok(false)
+                    }
+                    Packet::Publish(p) => {
+                        match p.qos {
+                            QoS::AtMostOnce => {}
+                            QoS::AtLeastOnce => push(out, &Packet::PubAck(p.pkid))?,
+                            QoS::ExactlyOnce => push(out, &Packet::PubRec(p.pkid))?,
+                        }
+                        Ok(true)
+                    }
+                    Packet::PubRel(id) => {
+                        push(out, &Packet::PubComp(id))?;
+                        Ok(true)
+                    }
+                    other => Err(io::Error::other(format!(
+                        "unexpected {} before SUBACK",
+                        other.name()
+                    ))),
+                })?;
+                self.flush().await?;
+                if let Some(q) = granted {
+                    return Ok::<_, io::Error>(q);
+                }
+                self.read_some(usize::MAX).await?;
+            }
+        };
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, fut).await {
+            Ok(r) => r.map_err(|e| err(who, e)),
+            Err(_) => Err(err(who, "no SUBACK within 5 s")),
+        }
+    }
+
+    /// Encodes `packet` at the end of the write batch.
+    pub fn push(&mut self, packet: &Packet<'_>) -> io::Result<()> {
+        push(&mut self.out, packet)
+    }
+
+    /// Writes the whole batch (if any) and empties it.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads once, at most `chunk` bytes. Returns the number of bytes read; end of stream is an
+    /// error (the broker closed the connection).
+    pub async fn read_some(&mut self, chunk: usize) -> io::Result<usize> {
+        if self.rpos == self.rlen {
+            self.rpos = 0;
+            self.rlen = 0;
+        } else if self.rlen == self.rbuf.len() {
+            // Full: move the partial packet to the front, or grow for a packet bigger than us.
+            if self.rpos > 0 {
+                self.rbuf.copy_within(self.rpos..self.rlen, 0);
+                self.rlen -= self.rpos;
+                self.rpos = 0;
+            } else {
+                let n = self.rbuf.len() * 2;
+                self.rbuf.resize(n, 0);
+            }
+        }
+        let end = self.rbuf.len().min(self.rlen.saturating_add(chunk.max(1)));
+        let n = self.stream.read(&mut self.rbuf[self.rlen..end]).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "broker closed the connection",
+            ));
+        }
+        self.rlen += n;
+        Ok(n)
+    }
+
+    /// Decodes the complete packets in the read buffer and passes each to `f`, together with the
+    /// write batch for replies, until `f` returns `Ok(false)` (that packet is consumed, the rest are
+    /// kept) or an error, from the codec or from `f`.
+    pub fn drain<F>(&mut self, mut f: F) -> io::Result<()>
+    where
+        F: FnMut(Packet<'_>, &mut Vec<u8>) -> io::Result<bool>,
+    {
+        loop {
+            match decode(&self.rbuf[self.rpos..self.rlen], MAX_PACKET_BYTES) {
+                Ok(Decoded::Packet(p, n)) => {
+                    let more = f(p, &mut self.out)?;
+                    self.rpos += n;
+                    if !more {
+                        return Ok(());
+                    }
+                }
+                Ok(Decoded::NeedMore(_)) => return Ok(()),
+                Err(e) => return Err(io::Error::other(format!("undecodable packet: {e}"))),
+            }
+        }
+    }
+
+    /// Sends DISCONNECT (after whatever is batched) and closes the write side.
+    pub async fn disconnect(mut self) -> io::Result<()> {
+        self.push(&Packet::Disconnect)?;
+        self.flush().await?;
+        self.stream.shutdown().await
+    }
+}
+
+/// Encodes `packet` at the end of `out`.
+pub fn push(out: &mut Vec<u8>, packet: &Packet<'_>) -> io::Result<()> {
+    encode_to_vec(packet, out)
+        .map(|_| ())
+        .map_err(|e| io::Error::other(format!("cannot encode {}: {e}", packet.name())))
+}
