@@ -155,9 +155,13 @@ struct Conn {
     timer_at: Option<Instant>,
     /// Closed by the broker; kept until its last bytes are taken and [`Event::Close`] is polled.
     closing: bool,
-    /// Reading suspended (backpressure) until every session in `blocked_on` has drained.
+    /// Reading suspended (backpressure) until every session in `blocked_on` has drained and
+    /// the connection's own output is no longer `out_full`.
     paused: bool,
     blocked_on: BTreeSet<SessionId>,
+    /// More than `max_outgoing_bytes` handed out and not written: the peer is not reading what
+    /// we send, so we stop reading what it sends (its responses would pile up without bound).
+    out_full: bool,
     /// PUBACK / PUBREC withheld while paused, sent on resume (packet type byte, packet id).
     deferred_acks: Vec<(u8, u16)>,
 }
@@ -319,6 +323,7 @@ impl Broker {
                 closing: false,
                 paused: false,
                 blocked_on: BTreeSet::new(),
+                out_full: false,
                 deferred_acks: Vec::new(),
             },
         );
@@ -402,7 +407,7 @@ impl Broker {
             let Some(c) = self.conns.get_mut(&conn) else {
                 continue;
             };
-            if c.closing || !c.paused || !c.blocked_on.is_empty() {
+            if c.closing || !c.paused || !c.blocked_on.is_empty() || c.out_full {
                 continue;
             }
             c.paused = false;
@@ -426,7 +431,12 @@ impl Broker {
         self.advance(now);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.unsent_bytes = c.unsent_bytes.saturating_sub(n);
+            if c.out_full && c.tx.len() + c.unsent_bytes <= self.config.max_outgoing_bytes / 2 {
+                c.out_full = false;
+                self.to_resume.push_back(conn);
+            }
         }
+        self.run_resumes();
     }
 
     /// `conn`'s socket closed or failed (not by a broker [`Event::Close`]). Publishes the will.
@@ -882,8 +892,12 @@ impl Broker {
             // the publisher until the queue drains. Not when the subscriber is the publisher
             // itself or is paused too: waiting on each other, neither would ever read again.
             if let (Some(sub_conn), Some((pub_conn, pub_sid))) = (conn, self.publishing) {
-                let sub_paused = self.conns.get(&sub_conn).is_some_and(|c| c.paused);
-                if pub_sid != sid && !sub_paused {
+                // Paused only for its own unread output is fine: that drains by itself.
+                let sub_waits = self
+                    .conns
+                    .get(&sub_conn)
+                    .is_some_and(|c| !c.blocked_on.is_empty());
+                if pub_sid != sid && !sub_waits {
                     s.push_queue(Queued {
                         qos,
                         retain,
@@ -1214,6 +1228,13 @@ impl Broker {
         if !c.dirty {
             c.dirty = true;
             self.dirty.push_back(conn);
+        }
+        if !c.out_full && c.tx.len() + c.unsent_bytes > self.config.max_outgoing_bytes {
+            c.out_full = true;
+            if !c.paused {
+                c.paused = true;
+                self.events.push_back(Event::PauseRead(conn));
+            }
         }
         if self.config.verbose {
             let line = log::sending(&c.client_id, p);

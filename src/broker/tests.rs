@@ -1177,3 +1177,41 @@ fn clients_connected_counts_takeovers_and_closes() {
     assert_eq!(h.b.stats().clients_connected, 2);
     assert_eq!(h.b.stats().clients_maximum, 3);
 }
+
+#[test]
+fn a_client_that_does_not_read_is_not_read_either() {
+    let mut h = H::with(Config {
+        max_outgoing_bytes: 100,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    let (c, _) = h.connect("deaf", true);
+    let pings: Vec<u8> = [0xC0u8, 0x00].repeat(1_000);
+    h.b.handle_bytes(h.now, c, &pings);
+    // Take the bytes but write none: the PINGRESPs stop once 100 bytes are outstanding.
+    let mut buf = Vec::new();
+    let mut out = 0;
+    while h.b.poll_transmit(&mut buf).is_some() {
+        out += buf.len();
+        buf.clear();
+    }
+    assert_eq!(out, 102, "51 PINGRESPs, then reading stops");
+    while let Some(ev) = h.b.poll_event() {
+        if let Event::PauseRead(x) = ev {
+            h.paused.push(x);
+        }
+    }
+    assert_eq!(h.paused, vec![c]);
+    // Once the socket has written enough (42 of 100 left), reading resumes until it is full again.
+    h.b.handle_sent(h.now, c, 60);
+    let mut resumed = Vec::new();
+    while h.b.poll_transmit(&mut buf).is_some() {
+        resumed.push(buf.len());
+        buf.clear();
+    }
+    assert_eq!(resumed, vec![60], "42 + 60 > 100");
+    h.b.handle_sent(h.now, c, 10_000);
+    let got = h.take(c); // a socket that writes everything: the rest flows
+    assert_eq!(got.len(), 1_000 - 51 - 30);
+    assert!(got.iter().all(|p| *p == P::PingResp));
+}
