@@ -7,9 +7,10 @@
 //! contract). The same state machines therefore run over real TCP (tokio), over turmoil's
 //! simulated TCP, and on an ESP32-C3 under embassy-net.
 //!
-//! Features: `alloc` (broker, owned messages), `std` (error trait impls), `tokio` (the adapter in
-//! [`net`], generic over `AsyncRead + AsyncWrite`). Without features the codec, the topic rules and
-//! the client are `no_std` without an allocator.
+//! Features: `alloc` (broker, client, owned messages), `std` (error trait impls), `tokio` (the
+//! adapter in [`net`], generic over `AsyncRead + AsyncWrite`). Without features the codec and the
+//! topic rules are `no_std` without an allocator; the client needs `alloc` (the ESP32 firmware has
+//! a heap), the broker also needs pointer-sized atomics (`Arc`).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
@@ -26,6 +27,8 @@ pub mod topic;
 
 #[cfg(feature = "alloc")]
 pub mod broker;
+#[cfg(feature = "alloc")]
+pub mod client;
 
 #[cfg(feature = "tokio")]
 pub mod net;

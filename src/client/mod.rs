@@ -1,0 +1,1107 @@
+//! The sans-IO MQTT 3.1.1 client: the state machine the simulated ESP32 and the real firmware
+//! (embassy-net) both drive.
+//!
+//! # Contract (after quinn-proto's `Connection`, like [`crate::broker::Broker`])
+//! * Inputs, each taking `now`: [`Client::handle_connected`] (a transport is up: queues CONNECT),
+//!   [`Client::handle_bytes`], [`Client::handle_disconnected`] (the transport is gone),
+//!   [`Client::handle_timeout`], and the commands [`Client::publish`], [`Client::subscribe`],
+//!   [`Client::unsubscribe`], [`Client::disconnect`].
+//! * Outputs, drained after every input in this order: [`Client::poll_transmit`] (bytes for the
+//!   transport), [`Client::poll_event`], then [`Client::poll_timeout`] (when to call
+//!   `handle_timeout` next). QoS 0 messages complete in `poll_transmit`, so poll events after it.
+//! * Time is a value: nothing here reads a clock. A spurious `handle_timeout` is a no-op, a `now`
+//!   older than one already seen counts as the newest, no input panics, and the same inputs give
+//!   the same outputs byte for byte (`BTreeSet` / `VecDeque` only, no randomness).
+//! * Bytes may be split anywhere: a partial packet is kept until the rest arrives.
+//!
+//! # Connection lifecycle
+//! [`ConnectionState::Disconnected`] → `handle_connected` → [`ConnectionState::Connecting`]
+//! (CONNECT sent) → CONNACK 0 → [`ConnectionState::Connected`] ([`Event::Connected`]).
+//! Any failure emits [`Event::ConnectionLost`] (or [`Event::ConnectionRefused`]) once and moves
+//! to [`ConnectionState::Closed`]: nothing more is read, sent or timed on that transport. The
+//! caller closes the socket and, with its own policy (the ESP32 sketch waits 5 s), opens a new
+//! one and calls `handle_connected` again. Messages and requests survive across transports.
+//!
+//! # Outgoing messages
+//! [`Client::publish`] validates the topic and size, numbers the message ([`PublishId`]) and
+//! appends it to one FIFO queue (at most `max_queued_messages` waiting). While connected the
+//! queue drains in order: QoS 0 straight into the transmit buffer, QoS 1/2 into the in-flight
+//! window (at most `max_inflight_messages` unacknowledged). When both are full `publish` returns
+//! [`ClientError::QueueFull`]; a message once accepted is never dropped silently. It completes
+//! with [`Event::Published`]: QoS 0 when handed to `poll_transmit`, QoS 1 on PUBACK, QoS 2 on
+//! PUBCOMP. A QoS 0 message still in the transmit buffer when the transport goes is put back at
+//! the front of the queue.
+//!
+//! On reconnect:
+//! * clean_session = 0 and CONNACK session present = 1: unacknowledged PUBLISH packets are
+//!   re-sent with DUP = 1 and PUBREL packets re-sent, with their original packet identifiers and
+//!   in their original order (MQTT-4.4.0-1); then the queue drains.
+//! * otherwise (clean session, or the broker lost the session): the broker has forgotten every
+//!   packet identifier, so what was in flight is **re-sent as new** (DUP = 0, fresh identifiers,
+//!   ahead of the queue, in order): QoS 1 stays at-least-once across the reconnect. A QoS 2
+//!   message whose PUBREC had arrived is owned by the broker already and completes at once
+//!   ([`Event::Published`]); one still awaiting PUBREC may reach subscribers twice, since
+//!   exactly-once only holds within one session. Incoming QoS 2 state is discarded too.
+//!
+//! SUBSCRIBE and UNSUBSCRIBE (at most `max_inflight_messages` awaiting their acknowledgement)
+//! are sent at once when connected, and (re-)sent after every CONNACK until acknowledged: they
+//! are idempotent, and this way none is lost with a transport.
+//!
+//! # Incoming messages
+//! Delivered as [`Event::Message`] (owned). QoS 1 is answered with PUBACK (a DUP re-send is
+//! delivered again, with `dup` set: at least once). QoS 2 is delivered on the first PUBLISH of a
+//! packet identifier, answered with PUBREC, and the identifier held until PUBREL (answered with
+//! PUBCOMP): a re-sent duplicate is acknowledged, not delivered twice (MQTT-4.3.3-2).
+//!
+//! # Keep alive
+//! With `keep_alive_s` = k > 0, a PINGREQ goes out k after the last packet sent *or* received,
+//! whichever is older (paho's rule: a client that only publishes QoS 0 still finds out that the
+//! broker is gone). If no packet at all arrives within k after that PINGREQ, the client emits
+//! [`LostReason::KeepAliveTimeout`]. The broker allows 1.5 k of silence (MQTT-3.1.2-24), which
+//! this never reaches. A CONNACK must arrive within `connect_timeout`.
+//!
+//! # Run loop sketch
+//! ```ignore
+//! let mut client = Client::new(ClientConfig::new("esp32-c3"), now())?;
+//! let mut out = Vec::new();
+//! loop {
+//!     let mut sock = tcp_connect(broker_addr).await?;     // the caller's transport
+//!     client.handle_connected(now());
+//!     'conn: loop {
+//!         // Drain every output after every input.
+//!         while client.poll_transmit(&mut out).is_some() {
+//!             if sock.write_all(&out).await.is_err() {
+//!                 client.handle_disconnected(now());
+//!             }
+//!             out.clear();
+//!         }
+//!         while let Some(ev) = client.poll_event() {
+//!             match ev {
+//!                 Event::Connected { session_present } => {
+//!                     if !session_present {
+//!                         client.subscribe(now(), &[("cmd/#", QoS::AtLeastOnce)])?;
+//!                     }
+//!                 }
+//!                 Event::Message { topic, payload, .. } => handle(topic, payload),
+//!                 Event::ConnectionLost(_) | Event::ConnectionRefused(_) => break 'conn,
+//!                 _ => {}
+//!             }
+//!         }
+//!         if client.state() == ConnectionState::Closed {
+//!             break 'conn; // after disconnect(): DISCONNECT was written above
+//!         }
+//!         select! {
+//!             n = sock.read(&mut rbuf) => match n {
+//!                 Ok(0) | Err(_) => client.handle_disconnected(now()),
+//!                 Ok(n) => client.handle_bytes(now(), &rbuf[..n]),
+//!             },
+//!             _ = sleep_until(client.poll_timeout()) => client.handle_timeout(now()),
+//!             reading = sensor.next() => {
+//!                 // QueueFull is the caller's to handle (drop, retry later, ...).
+//!                 let _ = client.publish(now(), "ESP32/TEM", &reading, QoS::AtLeastOnce, false);
+//!             }
+//!         }
+//!     }
+//!     drop(sock);
+//!     sleep(Duration::from_secs(5)).await;                 // reconnect policy: the caller's
+//! }
+//! ```
+
+use alloc::collections::{BTreeSet, VecDeque};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::codec::{
+    self, ConnAck, Connect, ConnectReturnCode, DecodeError, Decoded, EncodeError, Packet, Protocol,
+    Publish, QoS, SubAck, Subscribe, SubscribeFilters, Unsubscribe, UnsubscribeTopics, Will,
+};
+use crate::limits;
+use crate::time::{Duration, Instant};
+use crate::topic;
+
+/// The last will, owned by the configuration: published by the broker if the connection is lost
+/// without DISCONNECT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastWill {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: QoS,
+    pub retain: bool,
+}
+
+/// Client settings. Every bound has its unit in its name.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// May be empty with `clean_session` (the broker assigns one), MQTT-3.1.3-6.
+    pub client_id: String,
+    /// Keep alive in seconds, sent in CONNECT; 0 turns pings and their timeout off.
+    pub keep_alive_s: u16,
+    pub clean_session: bool,
+    pub will: Option<LastWill>,
+    pub username: Option<String>,
+    /// Only with a user name (MQTT-3.1.2-22).
+    pub password: Option<Vec<u8>>,
+    /// QoS 1/2 messages sent and not yet acknowledged (1..=65535; 0 counts as 1). Also bounds the
+    /// SUBSCRIBE/UNSUBSCRIBE requests awaiting their acknowledgement.
+    pub max_inflight_messages: usize,
+    /// Messages accepted by [`Client::publish`] and waiting for the window or for a connection.
+    /// 0 = no waiting room: a publish is accepted only when it can be sent at once.
+    pub max_queued_messages: usize,
+    /// Largest whole packet accepted from the broker (checked from the fixed header) and the
+    /// largest PUBLISH, SUBSCRIBE or UNSUBSCRIBE [`Client`] will build.
+    pub max_packet_bytes: usize,
+    /// CONNACK must arrive this long after [`Client::handle_connected`]; zero = wait forever.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            client_id: String::new(),
+            keep_alive_s: 60,
+            clean_session: true,
+            will: None,
+            username: None,
+            password: None,
+            max_inflight_messages: limits::INFLIGHT_DEFAULT_MAX_MESSAGES,
+            max_queued_messages: limits::QUEUED_DEFAULT_MAX_MESSAGES,
+            max_packet_bytes: limits::PACKET_SIZE_DEFAULT_MAX_BYTES,
+            connect_timeout: Duration::from_millis(limits::CONNECT_TIMEOUT_DEFAULT_MS),
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Defaults with this client id.
+    pub fn new(client_id: impl Into<String>) -> Self {
+        ClientConfig {
+            client_id: client_id.into(),
+            ..ClientConfig::default()
+        }
+    }
+}
+
+/// Names one [`Client::publish`] call, from 1 upwards in call order, never reused. Unlike the
+/// packet identifier it survives a re-send as new.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PublishId(pub u64);
+
+/// Where the client is with its current transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// No transport: before the first [`Client::handle_connected`] or after
+    /// [`Client::handle_disconnected`].
+    Disconnected,
+    /// CONNECT sent, CONNACK awaited.
+    Connecting,
+    /// CONNACK 0 received.
+    Connected,
+    /// Finished with this transport (connection lost or refused, or DISCONNECT sent): nothing
+    /// more is read, sent or timed until the next [`Client::handle_connected`].
+    Closed,
+}
+
+/// What the client reports to its caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// CONNACK 0.
+    Connected { session_present: bool },
+    /// CONNACK with a refusal; the broker closes the connection.
+    ConnectionRefused(ConnectReturnCode),
+    /// An application message from the broker.
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+        qos: QoS,
+        retain: bool,
+        dup: bool,
+    },
+    /// A publish completed: QoS 0 handed to `poll_transmit`, QoS 1 PUBACK, QoS 2 PUBCOMP (or the
+    /// broker's PUBREC before a reconnect without session; see the module documentation).
+    Published(PublishId),
+    /// SUBACK: granted QoS per filter, in request order, `None` where refused.
+    Subscribed {
+        pkid: u16,
+        granted: Vec<Option<QoS>>,
+    },
+    /// UNSUBACK.
+    Unsubscribed(u16),
+    /// The connection is unusable; the caller closes the transport.
+    ConnectionLost(LostReason),
+}
+
+/// Why a connection was given up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LostReason {
+    /// [`Client::handle_disconnected`] (or `handle_connected` again) while connecting or connected.
+    TransportClosed,
+    /// Nothing arrived within keep alive after a PINGREQ.
+    KeepAliveTimeout,
+    /// No CONNACK within `connect_timeout`.
+    ConnAckTimeout,
+    /// The broker sent bytes the codec rejects (including a packet over `max_packet_bytes`).
+    Decode(DecodeError),
+    /// The broker sent a well-formed packet that breaks the protocol.
+    Protocol(ProtocolViolation),
+}
+
+/// A broker's breach of MQTT 3.1.1, seen by the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtocolViolation {
+    /// A packet the server never sends (CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT), a
+    /// second CONNACK, or anything but CONNACK first (MQTT-3.2.0-1). Names the packet.
+    UnexpectedPacket(&'static str),
+    /// Session present with a clean session requested (MQTT-3.2.2-1).
+    SessionPresentWithCleanSession,
+    /// A SUBACK whose return codes do not match the SUBSCRIBE's filters (MQTT-3.9.3-1).
+    SubAckCodeCount { expected: usize, got: usize },
+}
+
+/// Why a command was refused. Nothing was queued or sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientError {
+    /// Empty, with a wildcard or U+0000 (MQTT-3.3.2-2, MQTT-4.7.3-1).
+    InvalidTopicName,
+    /// Not a valid topic filter (MQTT-4.7.1).
+    InvalidTopicFilter,
+    /// SUBSCRIBE/UNSUBSCRIBE without filters (MQTT-3.8.3-3, MQTT-3.10.3-2).
+    NoTopicFilters,
+    /// More filters in one request than the broker accepts ([`limits::SUBSCRIBE_FILTERS_MAX`]).
+    TooManyTopicFilters(usize),
+    /// The packet would exceed `max_packet_bytes`.
+    PacketTooLarge { size: usize, max: usize },
+    /// A field the codec cannot encode (e.g. longer than 65,535 bytes).
+    Encode(EncodeError),
+    /// The in-flight window and the queue behind it are full.
+    QueueFull,
+    /// `max_inflight_messages` SUBSCRIBE/UNSUBSCRIBE requests await acknowledgement already.
+    TooManyRequests,
+    /// [`Client::new`]: the configuration cannot produce a valid CONNECT.
+    InvalidConfig(&'static str),
+}
+
+impl fmt::Display for LostReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LostReason::TransportClosed => f.write_str("transport closed"),
+            LostReason::KeepAliveTimeout => f.write_str("no answer to PINGREQ within keep alive"),
+            LostReason::ConnAckTimeout => f.write_str("no CONNACK within the connect timeout"),
+            LostReason::Decode(e) => write!(f, "malformed packet from the broker: {e}"),
+            LostReason::Protocol(v) => write!(f, "protocol error by the broker: {v}"),
+        }
+    }
+}
+
+impl fmt::Display for ProtocolViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolViolation::UnexpectedPacket(name) => write!(f, "unexpected {name}"),
+            ProtocolViolation::SessionPresentWithCleanSession => {
+                f.write_str("session present after a clean session request")
+            }
+            ProtocolViolation::SubAckCodeCount { expected, got } => {
+                write!(f, "SUBACK with {got} return codes for {expected} filters")
+            }
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::InvalidTopicName => f.write_str("invalid topic name"),
+            ClientError::InvalidTopicFilter => f.write_str("invalid topic filter"),
+            ClientError::NoTopicFilters => f.write_str("no topic filters"),
+            ClientError::TooManyTopicFilters(n) => write!(
+                f,
+                "{n} topic filters in one request (max {})",
+                limits::SUBSCRIBE_FILTERS_MAX
+            ),
+            ClientError::PacketTooLarge { size, max } => {
+                write!(f, "packet of {size} bytes exceeds the limit of {max} bytes")
+            }
+            ClientError::Encode(e) => write!(f, "cannot encode: {e}"),
+            ClientError::QueueFull => f.write_str("in-flight window and queue are full"),
+            ClientError::TooManyRequests => {
+                f.write_str("too many SUBSCRIBE/UNSUBSCRIBE awaiting acknowledgement")
+            }
+            ClientError::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ClientError {}
+
+/// A message accepted by [`Client::publish`].
+#[derive(Debug)]
+struct OutMessage {
+    id: PublishId,
+    topic: String,
+    payload: Vec<u8>,
+    qos: QoS,
+    retain: bool,
+}
+
+/// Which acknowledgement an in-flight message awaits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutState {
+    /// QoS 1 PUBLISH sent, PUBACK awaited.
+    Ack,
+    /// QoS 2 PUBLISH sent, PUBREC awaited.
+    Rec,
+    /// QoS 2 PUBREL sent, PUBCOMP awaited (the payload is no longer kept).
+    Comp,
+}
+
+#[derive(Debug)]
+struct Inflight {
+    pkid: u16,
+    state: OutState,
+    msg: OutMessage,
+}
+
+/// A SUBSCRIBE or UNSUBSCRIBE awaiting its acknowledgement.
+#[derive(Debug)]
+enum Request {
+    Subscribe {
+        pkid: u16,
+        filters: Vec<(String, QoS)>,
+    },
+    Unsubscribe {
+        pkid: u16,
+        filters: Vec<String>,
+    },
+}
+
+impl Request {
+    fn pkid(&self) -> u16 {
+        match self {
+            Request::Subscribe { pkid, .. } | Request::Unsubscribe { pkid, .. } => *pkid,
+        }
+    }
+}
+
+/// The client state machine. See the module documentation for the calling contract.
+#[derive(Debug)]
+pub struct Client {
+    config: ClientConfig,
+    now: Instant,
+    state: ConnectionState,
+    /// Bytes of an incomplete packet from the broker.
+    rx: Vec<u8>,
+    /// Encoded packets not yet taken by `poll_transmit`.
+    tx: Vec<u8>,
+    /// QoS 0 messages encoded into `tx`: complete when it is taken, requeued if it is discarded.
+    tx_qos0: Vec<OutMessage>,
+    events: VecDeque<Event>,
+    /// QoS 1/2 messages awaiting acknowledgement, in the order they were first sent.
+    inflight: VecDeque<Inflight>,
+    /// Accepted messages waiting for the window or for a connection, in publish order.
+    queue: VecDeque<OutMessage>,
+    /// SUBSCRIBE/UNSUBSCRIBE awaiting acknowledgement, in request order.
+    requests: VecDeque<Request>,
+    /// Packet identifiers used by `inflight` and `requests`.
+    pkids: BTreeSet<u16>,
+    next_pkid: u16,
+    next_publish_id: u64,
+    /// Incoming QoS 2 identifiers delivered and not yet released (MQTT-4.3.3-2).
+    incoming_qos2: BTreeSet<u16>,
+    last_tx: Instant,
+    last_rx: Instant,
+    connack_deadline: Option<Instant>,
+    /// Set while a PINGREQ is unanswered: the connection is lost at this time.
+    ping_deadline: Option<Instant>,
+}
+
+impl Client {
+    /// A client in [`ConnectionState::Disconnected`]. Fails when the configuration cannot make a
+    /// valid CONNECT (bad will topic, password without user name, over-long fields).
+    pub fn new(config: ClientConfig, now: Instant) -> Result<Client, ClientError> {
+        let mut config = config;
+        config.max_inflight_messages = config
+            .max_inflight_messages
+            .clamp(1, limits::INFLIGHT_CEILING_MESSAGES);
+        if let Some(w) = &config.will {
+            if !topic::valid_topic_name(&w.topic) {
+                return Err(ClientError::InvalidTopicName);
+            }
+        }
+        if config.password.is_some() && config.username.is_none() {
+            return Err(ClientError::InvalidConfig(
+                "password without user name (MQTT-3.1.2-22)",
+            ));
+        }
+        if config.client_id.is_empty() && !config.clean_session {
+            return Err(ClientError::InvalidConfig(
+                "empty client id requires clean session (MQTT-3.1.3-7)",
+            ));
+        }
+        Packet::Connect(connect_packet(&config))
+            .encoded_len()
+            .map_err(ClientError::Encode)?;
+        Ok(Client {
+            config,
+            now,
+            state: ConnectionState::Disconnected,
+            rx: Vec::new(),
+            tx: Vec::new(),
+            tx_qos0: Vec::new(),
+            events: VecDeque::new(),
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            requests: VecDeque::new(),
+            pkids: BTreeSet::new(),
+            next_pkid: 0,
+            next_publish_id: 1,
+            incoming_qos2: BTreeSet::new(),
+            last_tx: now,
+            last_rx: now,
+            connack_deadline: None,
+            ping_deadline: None,
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+    pub fn state(&self) -> ConnectionState {
+        self.state
+    }
+    pub fn is_connected(&self) -> bool {
+        self.state == ConnectionState::Connected
+    }
+    /// QoS 1/2 messages sent and not yet acknowledged.
+    pub fn inflight_messages(&self) -> usize {
+        self.inflight.len()
+    }
+    /// Messages accepted and not yet sent (waiting for the window or a connection).
+    pub fn queued_messages(&self) -> usize {
+        self.queue.len()
+    }
+    /// SUBSCRIBE/UNSUBSCRIBE requests awaiting acknowledgement.
+    pub fn pending_requests(&self) -> usize {
+        self.requests.len()
+    }
+
+    fn advance(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    fn keep_alive(&self) -> Option<Duration> {
+        match self.config.keep_alive_s {
+            0 => None,
+            k => Some(Duration::from_secs(u64::from(k))),
+        }
+    }
+
+    fn live(&self) -> bool {
+        matches!(
+            self.state,
+            ConnectionState::Connecting | ConnectionState::Connected
+        )
+    }
+
+    // ----- transport inputs -----
+
+    /// A transport to the broker is up: queues CONNECT. If one was already in use, it counts as
+    /// closed first ([`LostReason::TransportClosed`]).
+    pub fn handle_connected(&mut self, now: Instant) {
+        self.advance(now);
+        if self.live() {
+            self.events
+                .push_back(Event::ConnectionLost(LostReason::TransportClosed));
+        }
+        self.reset_transport();
+        self.state = ConnectionState::Connecting;
+        // Validated in `new`: cannot fail.
+        let _ = codec::encode_to_vec(&Packet::Connect(connect_packet(&self.config)), &mut self.tx);
+        self.last_tx = self.now;
+        self.last_rx = self.now;
+        self.connack_deadline = if self.config.connect_timeout == Duration::ZERO {
+            None
+        } else {
+            Some(self.now + self.config.connect_timeout)
+        };
+    }
+
+    /// The transport is gone (closed by either side, or failed). Emits
+    /// [`LostReason::TransportClosed`] unless the loss was already reported or the client had
+    /// finished with it (DISCONNECT sent, connection refused).
+    pub fn handle_disconnected(&mut self, now: Instant) {
+        self.advance(now);
+        if self.live() {
+            self.events
+                .push_back(Event::ConnectionLost(LostReason::TransportClosed));
+        }
+        self.reset_transport();
+        self.state = ConnectionState::Disconnected;
+    }
+
+    /// Bytes read from the transport. Complete packets are handled at once, a partial one is kept
+    /// (at most `max_packet_bytes`). Ignored unless connecting or connected.
+    pub fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
+        self.advance(now);
+        if !self.live() {
+            return;
+        }
+        // Decode straight from `data` when nothing is buffered; copy only what is left over.
+        let mut rx = core::mem::take(&mut self.rx);
+        let (buf, buffered): (&[u8], bool) = if rx.is_empty() {
+            (data, false)
+        } else {
+            rx.extend_from_slice(data);
+            (&rx[..], true)
+        };
+        let mut pos = 0;
+        while pos < buf.len() {
+            match codec::decode(&buf[pos..], self.config.max_packet_bytes) {
+                Ok(Decoded::NeedMore(_)) => break,
+                Ok(Decoded::Packet(p, n)) => {
+                    pos += n;
+                    if let Err(reason) = self.handle_packet(p) {
+                        self.lose(reason);
+                    }
+                    if !self.live() {
+                        return; // lost or refused: the rest of the bytes is not read
+                    }
+                }
+                Err(e) => {
+                    self.lose(LostReason::Decode(e));
+                    return;
+                }
+            }
+        }
+        if buffered {
+            rx.drain(..pos);
+        } else {
+            rx.extend_from_slice(&data[pos..]);
+        }
+        self.rx = rx;
+    }
+
+    /// Timers: CONNACK timeout, PINGREQ, PINGRESP timeout. Call at or after
+    /// [`Client::poll_timeout`]; earlier calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+        match self.state {
+            ConnectionState::Connecting => {
+                if self.connack_deadline.is_some_and(|d| d <= self.now) {
+                    self.lose(LostReason::ConnAckTimeout);
+                }
+            }
+            ConnectionState::Connected => {
+                let Some(k) = self.keep_alive() else { return };
+                if let Some(d) = self.ping_deadline {
+                    if d <= self.now {
+                        self.lose(LostReason::KeepAliveTimeout);
+                    }
+                } else if self.next_ping(k) <= self.now {
+                    self.send(&Packet::PingReq);
+                    self.ping_deadline = Some(self.now + k);
+                }
+            }
+            ConnectionState::Disconnected | ConnectionState::Closed => {}
+        }
+    }
+
+    fn next_ping(&self, k: Duration) -> Instant {
+        self.last_tx.min(self.last_rx) + k
+    }
+
+    // ----- commands -----
+
+    /// Publishes `payload` to `topic`. The message is queued and sent when connected and the
+    /// window has room; [`Event::Published`] reports its completion.
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+    ) -> Result<PublishId, ClientError> {
+        self.advance(now);
+        if !topic::valid_topic_name(topic) {
+            return Err(ClientError::InvalidTopicName);
+        }
+        let probe = Packet::Publish(Publish {
+            dup: false,
+            qos,
+            retain,
+            topic,
+            pkid: 1,
+            payload,
+        });
+        self.check_size(&probe)?;
+        let sendable_now = self.state == ConnectionState::Connected
+            && self.queue.is_empty()
+            && (qos == QoS::AtMostOnce || self.window_has_room());
+        if !sendable_now && self.queue.len() >= self.config.max_queued_messages {
+            return Err(ClientError::QueueFull);
+        }
+        let id = PublishId(self.next_publish_id);
+        self.next_publish_id += 1;
+        self.queue.push_back(OutMessage {
+            id,
+            topic: topic.to_string(),
+            payload: payload.to_vec(),
+            qos,
+            retain,
+        });
+        self.pump();
+        Ok(id)
+    }
+
+    /// Subscribes to `filters` with their requested QoS. Returns the packet identifier that
+    /// [`Event::Subscribed`] will carry.
+    pub fn subscribe(&mut self, now: Instant, filters: &[(&str, QoS)]) -> Result<u16, ClientError> {
+        self.advance(now);
+        check_filters(filters.iter().map(|(f, _)| *f), filters.len())?;
+        self.check_size(&Packet::Subscribe(Subscribe {
+            pkid: 1,
+            filters: SubscribeFilters::List(filters),
+        }))?;
+        let pkid = self.alloc_request_pkid()?;
+        let owned = filters.iter().map(|(f, q)| (f.to_string(), *q)).collect();
+        self.add_request(Request::Subscribe {
+            pkid,
+            filters: owned,
+        });
+        Ok(pkid)
+    }
+
+    /// Unsubscribes from `filters`. Returns the packet identifier that [`Event::Unsubscribed`]
+    /// will carry.
+    pub fn unsubscribe(&mut self, now: Instant, filters: &[&str]) -> Result<u16, ClientError> {
+        self.advance(now);
+        check_filters(filters.iter().copied(), filters.len())?;
+        self.check_size(&Packet::Unsubscribe(Unsubscribe {
+            pkid: 1,
+            topics: UnsubscribeTopics::List(filters),
+        }))?;
+        let pkid = self.alloc_request_pkid()?;
+        let owned = filters.iter().map(|f| f.to_string()).collect();
+        self.add_request(Request::Unsubscribe {
+            pkid,
+            filters: owned,
+        });
+        Ok(pkid)
+    }
+
+    /// Sends DISCONNECT (the broker discards the will, MQTT-3.14.4-3) and finishes with the
+    /// transport: the caller writes what `poll_transmit` gives and closes it. In-flight and
+    /// queued messages are kept for the next connection. Does nothing unless connecting or
+    /// connected.
+    pub fn disconnect(&mut self, now: Instant) {
+        self.advance(now);
+        if !self.live() {
+            return;
+        }
+        self.send(&Packet::Disconnect);
+        self.state = ConnectionState::Closed;
+        self.connack_deadline = None;
+        self.ping_deadline = None;
+    }
+
+    // ----- outputs -----
+
+    /// Moves the bytes to send into `buf` (swapped, not copied, when `buf` is empty) and returns
+    /// how many were added; `None` when there is nothing to send. QoS 0 messages among them
+    /// complete here ([`Event::Published`]).
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<usize> {
+        if self.tx.is_empty() {
+            return None;
+        }
+        let n = self.tx.len();
+        if buf.is_empty() {
+            core::mem::swap(buf, &mut self.tx);
+        } else {
+            buf.append(&mut self.tx);
+        }
+        for m in self.tx_qos0.drain(..) {
+            self.events.push_back(Event::Published(m.id));
+        }
+        Some(n)
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Client::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            ConnectionState::Connecting => self.connack_deadline,
+            ConnectionState::Connected => {
+                let k = self.keep_alive()?;
+                Some(self.ping_deadline.unwrap_or_else(|| self.next_ping(k)))
+            }
+            ConnectionState::Disconnected | ConnectionState::Closed => None,
+        }
+    }
+
+    // ----- internals -----
+
+    /// Forgets the transport's bytes and timers; QoS 0 messages not yet handed out go back to
+    /// the front of the queue, in order.
+    fn reset_transport(&mut self) {
+        self.rx.clear();
+        self.tx.clear();
+        for m in self.tx_qos0.drain(..).rev() {
+            self.queue.push_front(m);
+        }
+        self.connack_deadline = None;
+        self.ping_deadline = None;
+    }
+
+    /// Reports the loss once and stops using the transport.
+    fn lose(&mut self, reason: LostReason) {
+        if self.live() {
+            self.events.push_back(Event::ConnectionLost(reason));
+        }
+        self.reset_transport();
+        self.state = ConnectionState::Closed;
+    }
+
+    /// Encodes a packet built by the client. Every one is valid by construction (checked in
+    /// `new`, `publish`, `subscribe`, `unsubscribe`), so encoding cannot fail.
+    fn send(&mut self, p: &Packet<'_>) {
+        let _ = codec::encode_to_vec(p, &mut self.tx);
+        self.last_tx = self.now;
+    }
+
+    fn check_size(&self, p: &Packet<'_>) -> Result<(), ClientError> {
+        let size = p.encoded_len().map_err(ClientError::Encode)?;
+        let max = self.config.max_packet_bytes;
+        if size > max {
+            return Err(ClientError::PacketTooLarge { size, max });
+        }
+        Ok(())
+    }
+
+    fn window_has_room(&self) -> bool {
+        self.inflight.len() < self.config.max_inflight_messages
+            && self.pkids.len() < usize::from(u16::MAX)
+    }
+
+    /// The next packet identifier not in use, if any is free.
+    fn alloc_pkid(&mut self) -> Option<u16> {
+        if self.pkids.len() >= usize::from(u16::MAX) {
+            return None;
+        }
+        loop {
+            self.next_pkid = self.next_pkid.wrapping_add(1);
+            if self.next_pkid != 0 && self.pkids.insert(self.next_pkid) {
+                return Some(self.next_pkid);
+            }
+        }
+    }
+
+    fn alloc_request_pkid(&mut self) -> Result<u16, ClientError> {
+        if self.requests.len() >= self.config.max_inflight_messages {
+            return Err(ClientError::TooManyRequests);
+        }
+        self.alloc_pkid().ok_or(ClientError::TooManyRequests)
+    }
+
+    fn add_request(&mut self, r: Request) {
+        if self.state == ConnectionState::Connected {
+            self.send_request(&r);
+        }
+        self.requests.push_back(r);
+    }
+
+    fn send_request(&mut self, r: &Request) {
+        match r {
+            Request::Subscribe { pkid, filters } => {
+                let list: Vec<(&str, QoS)> =
+                    filters.iter().map(|(f, q)| (f.as_str(), *q)).collect();
+                self.send(&Packet::Subscribe(Subscribe {
+                    pkid: *pkid,
+                    filters: SubscribeFilters::List(&list),
+                }));
+            }
+            Request::Unsubscribe { pkid, filters } => {
+                let list: Vec<&str> = filters.iter().map(String::as_str).collect();
+                self.send(&Packet::Unsubscribe(Unsubscribe {
+                    pkid: *pkid,
+                    topics: UnsubscribeTopics::List(&list),
+                }));
+            }
+        }
+    }
+
+    /// Moves queued messages out, in order, while connected: QoS 0 into `tx`, QoS 1/2 into the
+    /// window while it has room.
+    fn pump(&mut self) {
+        if self.state != ConnectionState::Connected {
+            return;
+        }
+        while let Some(qos) = self.queue.front().map(|m| m.qos) {
+            let pkid = if qos == QoS::AtMostOnce {
+                0
+            } else {
+                if self.inflight.len() >= self.config.max_inflight_messages {
+                    return;
+                }
+                match self.alloc_pkid() {
+                    Some(id) => id,
+                    None => return,
+                }
+            };
+            let Some(msg) = self.queue.pop_front() else {
+                return;
+            };
+            let _ = codec::encode_to_vec(&publish_packet(&msg, pkid, false), &mut self.tx);
+            self.last_tx = self.now;
+            match qos {
+                QoS::AtMostOnce => self.tx_qos0.push(msg),
+                QoS::AtLeastOnce | QoS::ExactlyOnce => self.inflight.push_back(Inflight {
+                    pkid,
+                    state: if qos == QoS::AtLeastOnce {
+                        OutState::Ack
+                    } else {
+                        OutState::Rec
+                    },
+                    msg,
+                }),
+            }
+        }
+    }
+
+    /// One packet from the broker. `Err` loses the connection.
+    fn handle_packet(&mut self, p: Packet<'_>) -> Result<(), LostReason> {
+        self.last_rx = self.now;
+        // Any packet shows the broker is alive (not only PINGRESP).
+        self.ping_deadline = None;
+        if self.state == ConnectionState::Connecting {
+            return match p {
+                Packet::ConnAck(ca) => self.on_connack(ca),
+                other => Err(unexpected(&other)),
+            };
+        }
+        match p {
+            Packet::Publish(publish) => self.on_publish(&publish),
+            Packet::PubAck(id) => self.on_ack(id, OutState::Ack),
+            Packet::PubRec(id) => self.on_pubrec(id),
+            Packet::PubRel(id) => {
+                self.incoming_qos2.remove(&id);
+                // Answer even an unknown id, so the broker can finish (MQTT-4.3.3).
+                self.send(&Packet::PubComp(id));
+            }
+            Packet::PubComp(id) => self.on_ack(id, OutState::Comp),
+            Packet::SubAck(s) => return self.on_suback(&s),
+            Packet::UnsubAck(u) => self.on_unsuback(u.pkid),
+            Packet::PingResp => {}
+            other @ (Packet::ConnAck(_)
+            | Packet::Connect(_)
+            | Packet::Subscribe(_)
+            | Packet::Unsubscribe(_)
+            | Packet::PingReq
+            | Packet::Disconnect) => return Err(unexpected(&other)),
+        }
+        Ok(())
+    }
+
+    fn on_connack(&mut self, ca: ConnAck) -> Result<(), LostReason> {
+        if ca.code != ConnectReturnCode::Accepted {
+            self.events.push_back(Event::ConnectionRefused(ca.code));
+            self.reset_transport();
+            self.state = ConnectionState::Closed;
+            return Ok(());
+        }
+        if ca.session_present && self.config.clean_session {
+            return Err(LostReason::Protocol(
+                ProtocolViolation::SessionPresentWithCleanSession,
+            ));
+        }
+        self.state = ConnectionState::Connected;
+        self.connack_deadline = None;
+        self.events.push_back(Event::Connected {
+            session_present: ca.session_present,
+        });
+        if ca.session_present {
+            // MQTT-4.4.0-1: re-send with the original identifiers, in the original order.
+            for f in &self.inflight {
+                let p = match f.state {
+                    OutState::Ack | OutState::Rec => publish_packet(&f.msg, f.pkid, true),
+                    OutState::Comp => Packet::PubRel(f.pkid),
+                };
+                let _ = codec::encode_to_vec(&p, &mut self.tx);
+                self.last_tx = self.now;
+            }
+        } else {
+            // A new session on the broker: its packet identifiers mean nothing any more.
+            self.incoming_qos2.clear();
+            let mut again = Vec::new();
+            for f in core::mem::take(&mut self.inflight) {
+                self.pkids.remove(&f.pkid);
+                match f.state {
+                    // PUBREC received: the broker owns the message (MQTT-4.3.3).
+                    OutState::Comp => self.events.push_back(Event::Published(f.msg.id)),
+                    OutState::Ack | OutState::Rec => again.push(f.msg),
+                }
+            }
+            for m in again.into_iter().rev() {
+                self.queue.push_front(m);
+            }
+        }
+        let requests = core::mem::take(&mut self.requests);
+        for r in &requests {
+            self.send_request(r);
+        }
+        self.requests = requests;
+        self.pump();
+        Ok(())
+    }
+
+    fn on_publish(&mut self, p: &Publish<'_>) {
+        let deliver = match p.qos {
+            QoS::AtMostOnce | QoS::AtLeastOnce => true,
+            // A duplicate of an id not yet released is acknowledged, not delivered again.
+            QoS::ExactlyOnce => self.incoming_qos2.insert(p.pkid),
+        };
+        if deliver {
+            self.events.push_back(Event::Message {
+                topic: p.topic.to_string(),
+                payload: p.payload.to_vec(),
+                qos: p.qos,
+                retain: p.retain,
+                dup: p.dup,
+            });
+        }
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(&Packet::PubAck(p.pkid)),
+            QoS::ExactlyOnce => self.send(&Packet::PubRec(p.pkid)),
+        }
+    }
+
+    /// PUBACK (expecting `Ack`) or PUBCOMP (expecting `Comp`). Unknown ids are ignored.
+    fn on_ack(&mut self, pkid: u16, expect: OutState) {
+        let Some(i) = self
+            .inflight
+            .iter()
+            .position(|f| f.pkid == pkid && f.state == expect)
+        else {
+            return;
+        };
+        if let Some(f) = self.inflight.remove(i) {
+            self.pkids.remove(&pkid);
+            self.events.push_back(Event::Published(f.msg.id));
+        }
+        self.pump();
+    }
+
+    fn on_pubrec(&mut self, pkid: u16) {
+        let Some(f) = self.inflight.iter_mut().find(|f| f.pkid == pkid) else {
+            return;
+        };
+        match f.state {
+            OutState::Rec | OutState::Comp => {
+                f.state = OutState::Comp;
+                f.msg.payload = Vec::new();
+                self.send(&Packet::PubRel(pkid));
+            }
+            OutState::Ack => {} // a PUBREC for a QoS 1 message: ignored
+        }
+    }
+
+    fn on_suback(&mut self, s: &SubAck<'_>) -> Result<(), LostReason> {
+        let Some(i) = self
+            .requests
+            .iter()
+            .position(|r| matches!(r, Request::Subscribe { pkid, .. } if *pkid == s.pkid))
+        else {
+            return Ok(());
+        };
+        if let Some(Request::Subscribe { filters, .. }) = self.requests.get(i) {
+            if filters.len() != s.codes.len() {
+                return Err(LostReason::Protocol(ProtocolViolation::SubAckCodeCount {
+                    expected: filters.len(),
+                    got: s.codes.len(),
+                }));
+            }
+        }
+        self.requests.remove(i);
+        self.pkids.remove(&s.pkid);
+        self.events.push_back(Event::Subscribed {
+            pkid: s.pkid,
+            granted: s.granted().collect(),
+        });
+        Ok(())
+    }
+
+    fn on_unsuback(&mut self, pkid: u16) {
+        let Some(i) = self
+            .requests
+            .iter()
+            .position(|r| matches!(r, Request::Unsubscribe { .. }) && r.pkid() == pkid)
+        else {
+            return;
+        };
+        self.requests.remove(i);
+        self.pkids.remove(&pkid);
+        self.events.push_back(Event::Unsubscribed(pkid));
+    }
+}
+
+fn unexpected(p: &Packet<'_>) -> LostReason {
+    LostReason::Protocol(ProtocolViolation::UnexpectedPacket(p.name()))
+}
+
+fn connect_packet(config: &ClientConfig) -> Connect<'_> {
+    Connect {
+        protocol: Protocol::V311,
+        clean_session: config.clean_session,
+        keep_alive_s: config.keep_alive_s,
+        client_id: &config.client_id,
+        will: config.will.as_ref().map(|w| Will {
+            topic: &w.topic,
+            payload: &w.payload,
+            qos: w.qos,
+            retain: w.retain,
+        }),
+        username: config.username.as_deref(),
+        password: config.password.as_deref(),
+    }
+}
+
+fn publish_packet(m: &OutMessage, pkid: u16, dup: bool) -> Packet<'_> {
+    Packet::Publish(Publish {
+        dup,
+        qos: m.qos,
+        retain: m.retain,
+        topic: &m.topic,
+        pkid,
+        payload: &m.payload,
+    })
+}
+
+fn check_filters<'a>(
+    filters: impl Iterator<Item = &'a str>,
+    count: usize,
+) -> Result<(), ClientError> {
+    if count == 0 {
+        return Err(ClientError::NoTopicFilters);
+    }
+    if count > limits::SUBSCRIBE_FILTERS_MAX {
+        return Err(ClientError::TooManyTopicFilters(count));
+    }
+    for f in filters {
+        if !topic::valid_topic_filter(f) {
+            return Err(ClientError::InvalidTopicFilter);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod pair;
