@@ -7,28 +7,37 @@
 //!    until its port accepts TCP connections; with `--broker-pid` an already running broker is
 //!    observed. Either way its peak resident set (`VmHWM` in `/proc/<pid>/status`) is read after
 //!    the run; without a pid it is reported as unknown.
-//! 2. *Subscribers first.* `S` clients (`bench-sub-{i}`) connect, subscribe to `--topic` at
+//! 2. *Idle connections.* With `--idle-connections N`, N more clients (`bench-idle-{i}`) connect
+//!    first, at most `--idle-concurrency` handshakes at a time, with keep alive
+//!    `--idle-keep-alive` (0: never timed out), and then stay open and silent until the end. The
+//!    broker's current RSS (`VmRSS`) is read once they are all open, before any other client
+//!    connects; after the run the bench counts how many of them the broker has closed.
+//! 3. *Subscribers first.* `S` clients (`bench-sub-{i}`) connect, subscribe to `--topic` at
 //!    `--qos` and wait for their SUBACK. Then `P` publishers (`bench-pub-{i}`) connect, and only
 //!    when all are connected do they start, together.
-//! 3. *Publishing.* Each publisher sends `--messages` PUBLISHes at `--qos`, encoded in batches of up
+//! 4. *Publishing.* Each publisher sends `--messages` PUBLISHes at `--qos`, encoded in batches of up
 //!    to 64 KiB and written with one `write_all` each. At QoS 1 and 2 at most `--inflight`
 //!    messages per publisher are unacknowledged (PUBACK, or PUBREC then PUBREL then PUBCOMP, frees
 //!    a slot); at QoS 0 the publisher writes as fast as the broker reads.
-//! 4. *Payload.* Its first 16 bytes are the publisher index (u32 BE), the sequence number (u32 BE)
+//! 5. *Payload.* Its first 16 bytes are the publisher index (u32 BE), the sequence number (u32 BE)
 //!    and the send time in nanoseconds since the start of the bench (u64 BE), read from one
 //!    [`std::time::Instant`] shared by every task; the rest is padding up to `--payload-bytes`.
 //!    A batch's messages share the time it was encoded at, so latency includes time spent queued
 //!    in the publisher's own socket: it is end-to-end latency as an application would see it.
-//! 5. *Receiving.* Each subscriber acknowledges as the protocol requires (PUBACK; PUBREC, and
+//! 6. *Receiving.* Each subscriber acknowledges as the protocol requires (PUBACK; PUBREC, and
 //!    PUBCOMP for PUBREL), in batches, and marks `(publisher, seq)` in one bitset per publisher:
 //!    a bit already set is a duplicate, a payload that is not ours is counted as unexpected. The
 //!    latency of each first delivery is kept (microseconds, one `u32` per delivery) and the exact
 //!    percentiles are taken by sorting at the end. `--sub-rate-limit R` makes each subscriber
 //!    process at most `R` messages per second, reading 1 KiB at a time through a small socket
 //!    receive buffer, so that a slow consumer's backlog builds up in the broker, not in the kernel.
-//! 6. *End.* A subscriber stops when it has every one of the `P * N` messages (and owes no
-//!    PUBCOMP), or when nothing arrived for 2 s after the last publisher finished, or at
-//!    `--timeout-s` after the start. Every client then sends DISCONNECT.
+//! 7. *End.* A subscriber stops when it has every one of the `P * N` messages (and owes no
+//!    PUBCOMP), or when it has waited `--end-idle-s` (2 s) for the broker after the last publisher
+//!    finished, or at `--timeout-s` after the start. Waiting means: nothing arrived and the
+//!    subscriber was not holding itself back for `--sub-rate-limit` (a throttled subscriber with
+//!    bytes left unread in its socket is busy, not idle, however long it takes), see
+//!    [`IdleClock`]. A subscriber that stops for idleness says so in a warning. Every client then
+//!    sends DISCONNECT.
 //!
 //! *Elapsed* runs from the first PUBLISH written to the last first-time delivery to any
 //! subscriber; deliveries per second is unique deliveries over that time. The publish rate is
@@ -41,6 +50,7 @@
 //! conditions, as ratios, rather than reading absolute numbers.
 
 mod client;
+mod idle;
 mod target;
 
 use std::fmt::Write as _;
@@ -59,8 +69,6 @@ use client::{push, Conn, KEEP_ALIVE_S};
 
 /// Bytes of the payload header: publisher index, sequence number, send time.
 pub const STAMP_BYTES: usize = 16;
-/// A subscriber gives up this long after the publishers finished with nothing new arriving.
-const IDLE_NS: u64 = 2_000_000_000;
 /// Largest write batch a publisher encodes before `write_all`.
 const BATCH_BYTES: usize = 64 * 1024;
 /// How often a waiting client wakes up to check the end conditions and keep alive.
@@ -120,6 +128,19 @@ pub struct BenchArgs {
     /// Give up this many seconds after the start.
     #[arg(long, default_value_t = 60, value_parser = value_parser!(u64).range(1..))]
     pub timeout_s: u64,
+    /// A subscriber stops after waiting this long for the broker, with nothing arriving, once the
+    /// publishers are done (time it spends throttling itself does not count).
+    #[arg(long, value_name = "SECONDS", default_value_t = 2, value_parser = value_parser!(u64).range(1..))]
+    pub end_idle_s: u64,
+    /// Extra connections that CONNECT, get their CONNACK and stay silent for the whole run.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub idle_connections: u32,
+    /// Keep alive the idle connections announce (0 = the broker never times them out).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub idle_keep_alive: u16,
+    /// Idle connection handshakes under way at once.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = value_parser!(u32).range(1..=10_000))]
+    pub idle_concurrency: u32,
     /// Print the report as one JSON line.
     #[arg(long)]
     pub json: bool,
@@ -189,6 +210,11 @@ fn run_inner(args: &BenchArgs) -> io::Result<Report> {
         sub_rate_limit: args.sub_rate_limit,
         clean_session: args.clean_session,
         deadline_ns: args.timeout_s.saturating_mul(1_000_000_000),
+        end_idle_ns: args.end_idle_s.saturating_mul(1_000_000_000),
+        idle_connections: args.idle_connections,
+        idle_keep_alive_s: args.idle_keep_alive,
+        idle_concurrency: args.idle_concurrency,
+        broker_pid: pid,
         clock,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -225,6 +251,12 @@ struct Plan {
     sub_rate_limit: u32,
     clean_session: bool,
     deadline_ns: u64,
+    end_idle_ns: u64,
+    idle_connections: u32,
+    idle_keep_alive_s: u16,
+    idle_concurrency: u32,
+    /// The broker process, when known (for its RSS once the idle connections are open).
+    broker_pid: Option<u32>,
     clock: Clock,
 }
 
@@ -354,6 +386,37 @@ impl Tracker {
     }
 }
 
+/// When a subscriber stops waiting for messages that may never come: `window_ns` after the later
+/// of the publishers' end and the last time it was busy, that is received a PUBLISH or held
+/// itself back for its rate limit. A rate-limited subscriber runs behind the broker on purpose:
+/// the time it spends throttled is not the broker's silence.
+#[derive(Clone, Copy, Debug)]
+pub struct IdleClock {
+    window_ns: u64,
+    busy_ns: u64,
+}
+
+impl IdleClock {
+    /// A clock that counts from `now_ns`.
+    pub fn new(window_ns: u64, now_ns: u64) -> IdleClock {
+        IdleClock {
+            window_ns,
+            busy_ns: now_ns,
+        }
+    }
+
+    /// The subscriber received something, or was throttling itself, at `now_ns`.
+    pub fn busy(&mut self, now_ns: u64) {
+        self.busy_ns = self.busy_ns.max(now_ns);
+    }
+
+    /// Whether to give up at `now_ns`, given when the publishers finished (`None`: not yet).
+    pub fn expired(&self, now_ns: u64, publishers_done_ns: Option<u64>) -> bool {
+        publishers_done_ns
+            .is_some_and(|done| now_ns.saturating_sub(done.max(self.busy_ns)) >= self.window_ns)
+    }
+}
+
 /// Nearest-rank percentile `p` (0 to 100) of ascending `sorted`: the smallest sample with at
 /// least `p`% of the samples at or below it. `None` without samples.
 pub fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
@@ -370,10 +433,13 @@ pub fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
 /// What one subscriber saw.
 #[derive(Debug)]
 struct SubResult {
+    who: String,
     tracker: Tracker,
     latencies_us: Vec<u32>,
     /// Time of the last first-time delivery.
     last_delivery_ns: Option<u64>,
+    /// Stopped after `--end-idle-s` without news, before it had everything.
+    ended_idle: bool,
     timed_out: bool,
     error: Option<String>,
 }
@@ -392,11 +458,51 @@ struct PubResult {
 struct Outcome {
     subs: Vec<SubResult>,
     pubs: Vec<PubResult>,
+    idle: IdleOutcome,
     warnings: Vec<String>,
+}
+
+/// What became of the `--idle-connections`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdleOutcome {
+    pub requested: u32,
+    /// Got their CONNACK.
+    pub accepted: u32,
+    /// Of those, closed by the broker by the end of the run.
+    pub closed: u32,
+    /// The broker's `VmRSS` once they were open, before the other clients connected.
+    pub broker_rss_kb: Option<u64>,
 }
 
 async fn bench(plan: Arc<Plan>) -> io::Result<Outcome> {
     let mut warnings = Vec::new();
+    let idle_set = if plan.idle_connections > 0 {
+        let set = idle::IdleSet::open(
+            plan.addr,
+            plan.idle_connections,
+            plan.idle_keep_alive_s,
+            plan.idle_concurrency,
+        )
+        .await;
+        if let Some(e) = &set.first_error {
+            warnings.push(format!(
+                "{} of {} idle connections failed, the first with: {e}",
+                set.failed, plan.idle_connections
+            ));
+        }
+        Some(set)
+    } else {
+        None
+    };
+    let mut idle = IdleOutcome {
+        requested: plan.idle_connections,
+        accepted: idle_set.as_ref().map_or(0, |s| s.accepted()),
+        closed: 0,
+        broker_rss_kb: None,
+    };
+    if idle_set.is_some() {
+        idle.broker_rss_kb = plan.broker_pid.and_then(target::current_rss_kb);
+    }
     // Subscribers connect and subscribe concurrently; all must have their SUBACK before anyone
     // publishes.
     let recv_buffer = (plan.sub_rate_limit > 0).then_some(SLOW_RECV_BUFFER_BYTES);
@@ -457,9 +563,13 @@ async fn bench(plan: Arc<Plan>) -> io::Result<Outcome> {
     for t in sub_tasks {
         subs.push(t.await.map_err(io::Error::other)?);
     }
+    if let Some(set) = &idle_set {
+        idle.closed = set.closed_by_broker();
+    }
     Ok(Outcome {
         subs,
         pubs,
+        idle,
         warnings,
     })
 }
@@ -645,7 +755,8 @@ async fn run_subscriber(
     let mut latencies_us = Vec::with_capacity(expected.min(LATENCY_RESERVE_MAX) as usize);
     let mut last_delivery_ns = None;
     let start_ns = clock.now_ns();
-    let mut last_rx_ns = start_ns;
+    let mut idle_clock = IdleClock::new(plan.end_idle_ns, start_ns);
+    let mut ended_idle = false;
     let mut last_tx_ns = start_ns;
     // QoS 2 packet ids PUBREC'd and not yet PUBREL'd.
     let mut awaiting_rel = vec![false; 1 << 16];
@@ -668,18 +779,19 @@ async fn run_subscriber(
             stop = Some(Stop::Deadline);
             break;
         }
-        if let Some(done) = *publishers_done.borrow() {
-            if now.saturating_sub(done.max(last_rx_ns)) >= IDLE_NS {
-                break;
-            }
-        }
         // Rate limit: processed messages may not run ahead of `rate` per second since the start.
+        // Holding back is being busy: the idle clock does not run meanwhile.
         if let Some(offset) = processed.saturating_mul(1_000_000_000).checked_div(rate) {
             let due = start_ns + offset;
             if due > now {
                 tokio::time::sleep(Duration::from_nanos(due - now).min(TICK)).await;
+                idle_clock.busy(clock.now_ns());
                 continue;
             }
+        }
+        if idle_clock.expired(now, *publishers_done.borrow()) {
+            ended_idle = true;
+            break;
         }
         if now.saturating_sub(last_tx_ns) >= PING_AFTER_NS {
             let _ = conn.push(&Packet::PingReq);
@@ -702,7 +814,7 @@ async fn run_subscriber(
             match p {
                 Packet::Publish(msg) => {
                     processed += 1;
-                    last_rx_ns = now;
+                    idle_clock.busy(now);
                     let stamp = Stamp::read(msg.payload);
                     if tracker.record(stamp) == Seen::New {
                         let sent = stamp.map_or(now, |s| s.sent_ns);
@@ -750,9 +862,11 @@ async fn run_subscriber(
     }
     let (timed_out, error) = finish(conn, stop).await;
     SubResult {
+        who,
         tracker,
         latencies_us,
         last_delivery_ns,
+        ended_idle,
         timed_out,
         error,
     }
@@ -784,6 +898,8 @@ pub struct Report {
     /// p50, p99, max in milliseconds; `None` without deliveries.
     pub latency_ms: Option<(f64, f64, f64)>,
     pub broker_peak_rss_kb: Option<u64>,
+    /// The `--idle-connections`, when asked for.
+    pub idle: IdleOutcome,
     pub timed_out: bool,
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
@@ -794,8 +910,18 @@ impl Report {
         let Outcome {
             subs,
             pubs,
-            warnings,
+            idle,
+            mut warnings,
         } = outcome;
+        for s in subs.iter().filter(|s| s.ended_idle) {
+            warnings.push(format!(
+                "{}: stopped after {} s without news from the broker, with {} of {} messages",
+                s.who,
+                args.end_idle_s,
+                s.tracker.unique,
+                s.tracker.expected()
+            ));
+        }
         let published = pubs.iter().map(|p| p.published).sum();
         let first = pubs.iter().filter_map(|p| p.first_ns).min();
         let pubs_done = pubs.iter().map(|p| p.done_ns).max().unwrap_or(0);
@@ -839,6 +965,7 @@ impl Report {
             publish_per_s: rate(published, publish_s),
             latency_ms,
             broker_peak_rss_kb: rss_kb,
+            idle,
             timed_out: pubs.iter().any(|p| p.timed_out) || subs.iter().any(|s| s.timed_out),
             errors,
             warnings,
@@ -905,6 +1032,19 @@ impl Report {
                 let _ = writeln!(s, "  broker RSS  unknown (use --spawn or --broker-pid)");
             }
         }
+        if self.idle.requested > 0 {
+            let _ = writeln!(
+                s,
+                "  idle conns  {} requested, {} accepted, {} closed by the broker during the run{}",
+                self.idle.requested,
+                self.idle.accepted,
+                self.idle.closed,
+                match self.idle.broker_rss_kb {
+                    Some(kb) => format!("; broker RSS {:.1} MB once open", kb as f64 / 1024.0),
+                    None => String::new(),
+                }
+            );
+        }
         if self.timed_out {
             let _ = writeln!(s, "  timed out   yes");
         }
@@ -930,6 +1070,9 @@ impl Report {
             ("lost", self.lost()),
             ("duplicated", self.duplicated),
             ("unexpected", self.unexpected),
+            ("idle_connections", u64::from(self.idle.requested)),
+            ("idle_accepted", u64::from(self.idle.accepted)),
+            ("idle_closed", u64::from(self.idle.closed)),
         ];
         for (k, v) in ints {
             let _ = write!(s, ",\"{k}\":{v}");
@@ -952,6 +1095,12 @@ impl Report {
                 let _ = write!(s, ",\"broker_peak_rss_mb\":{mb:.1}");
             }
             None => s.push_str(",\"broker_peak_rss_mb\":null"),
+        }
+        match self.idle.broker_rss_kb {
+            Some(kb) => {
+                let _ = write!(s, ",\"broker_rss_after_idle_mb\":{:.1}", kb as f64 / 1024.0);
+            }
+            None => s.push_str(",\"broker_rss_after_idle_mb\":null"),
         }
         let _ = write!(s, ",\"timed_out\":{}", self.timed_out);
         for (key, list) in [("errors", &self.errors), ("warnings", &self.warnings)] {
@@ -1110,6 +1259,7 @@ mod tests {
             publish_per_s: 40.0,
             latency_ms: Some((0.25, 1.5, 2.0)),
             broker_peak_rss_kb: Some(2048),
+            idle: IdleOutcome::default(),
             timed_out: false,
             errors: vec![],
             warnings: vec!["w\n".into()],
@@ -1145,6 +1295,73 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("2.0 MB peak"), "{t}");
+        // No idle connections asked for: zeros in JSON, nothing in the text.
+        assert!(j.contains("\"idle_connections\":0,\"idle_accepted\":0,\"idle_closed\":0"));
+        assert!(j.contains("\"broker_rss_after_idle_mb\":null"));
+        assert!(!t.contains("idle conns"), "{t}");
+    }
+
+    #[test]
+    fn report_shows_idle_connections() {
+        let mut r = sample_report();
+        r.idle = IdleOutcome {
+            requested: 10_000,
+            accepted: 9_990,
+            closed: 3,
+            broker_rss_kb: Some(10 * 1024),
+        };
+        let j = r.to_json();
+        for part in [
+            "\"idle_connections\":10000,",
+            "\"idle_accepted\":9990,",
+            "\"idle_closed\":3,",
+            "\"broker_rss_after_idle_mb\":10.0,",
+        ] {
+            assert!(j.contains(part), "{part} in {j}");
+        }
+        let t = r.to_text();
+        assert!(
+            t.contains("10000 requested, 9990 accepted, 3 closed by the broker during the run; broker RSS 10.0 MB once open"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn idle_clock_waits_for_the_publishers_then_the_window() {
+        const S: u64 = 1_000_000_000;
+        let mut c = IdleClock::new(2 * S, 0);
+        // Publishers still running: never idle, however quiet.
+        assert!(!c.expired(100 * S, None));
+        // Publishers done at 10 s, last message at 5 s: counts from 10 s.
+        c.busy(5 * S);
+        assert!(!c.expired(11 * S, Some(10 * S)));
+        assert!(c.expired(12 * S, Some(10 * S)));
+        // A message after the publishers finished restarts the window.
+        c.busy(13 * S);
+        assert!(!c.expired(14 * S, Some(10 * S)));
+        assert!(c.expired(15 * S, Some(10 * S)));
+        // Busy never goes back in time.
+        c.busy(S);
+        assert!(!c.expired(14 * S, Some(10 * S)));
+    }
+
+    #[test]
+    fn idle_clock_does_not_run_while_a_slow_subscriber_throttles() {
+        // 10 msg/s, 40 small messages read at once: the subscriber holds itself back for 4 s. It
+        // is busy each time it wakes from its rate-limit sleep (every 100 ms), so a 2 s window
+        // after publishers done at 0 never expires during the throttling.
+        const MS: u64 = 1_000_000;
+        let mut c = IdleClock::new(2_000 * MS, 0);
+        c.busy(0);
+        let mut now = 0;
+        while now < 4_000 * MS {
+            assert!(!c.expired(now, Some(0)), "at {now}");
+            now += 100 * MS;
+            c.busy(now);
+        }
+        // Then the broker has nothing more: 2 s later it gives up.
+        assert!(!c.expired(now + 1_999 * MS, Some(0)));
+        assert!(c.expired(now + 2_000 * MS, Some(0)));
     }
 
     #[test]
@@ -1162,9 +1379,14 @@ mod tests {
     fn vm_hwm_is_parsed_in_kb() {
         let status =
             "Name:\tmosquitto\nVmPeak:\t  9000 kB\nVmHWM:\t    5120 kB\nVmRSS:\t 4000 kB\n";
-        assert_eq!(target::parse_vm_hwm(status), Some(5120));
-        assert_eq!(target::parse_vm_hwm("Name: x\n"), None);
-        // Our own process has one.
+        assert_eq!(target::parse_status_kb(status, "VmHWM"), Some(5120));
+        assert_eq!(target::parse_status_kb(status, "VmRSS"), Some(4000));
+        // A key is matched whole, not as a prefix of another.
+        assert_eq!(target::parse_status_kb(status, "VmH"), None);
+        assert_eq!(target::parse_status_kb("Name: x\n", "VmHWM"), None);
+        assert_eq!(target::parse_status_kb("VmHWM:\t12 MB\n", "VmHWM"), None);
+        // Our own process has both.
         assert!(target::peak_rss_kb(std::process::id()).is_some_and(|kb| kb > 0));
+        assert!(target::current_rss_kb(std::process::id()).is_some_and(|kb| kb > 0));
     }
 }

@@ -1,5 +1,6 @@
 //! `mqsim bench` end to end against our own broker binary: at QoS 1 nothing may be lost or
-//! duplicated, and the JSON report says so.
+//! duplicated, and the JSON report says so; idle connections are opened and counted; a throttled
+//! subscriber is not mistaken for a silent broker.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -71,28 +72,13 @@ fn json_u64(json: &str, key: &str) -> u64 {
         .unwrap_or_else(|_| panic!("{key} is not an integer in {json}"))
 }
 
-#[test]
-fn qos1_two_to_two_loses_and_duplicates_nothing() {
-    let broker = Broker::start();
+/// Runs `mqsim bench` against `broker` with `args` and `--json`; asserts success and returns
+/// the one JSON line.
+fn bench_json(broker: &Broker, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_mqsim"))
         .args(["bench", "--port", &broker.port.to_string()])
-        .args([
-            "--messages",
-            "2000",
-            "--qos",
-            "1",
-            "--publishers",
-            "2",
-            "--subscribers",
-            "2",
-        ])
-        .args([
-            "--broker-pid",
-            &broker.child.id().to_string(),
-            "--timeout-s",
-            "60",
-            "--json",
-        ])
+        .args(args)
+        .args(["--broker-pid", &broker.child.id().to_string(), "--json"])
         .output()
         .expect("run mqsim bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -106,6 +92,28 @@ fn qos1_two_to_two_loses_and_duplicates_nothing() {
     assert_eq!(lines.len(), 1, "one JSON line: {stdout}");
     let json = lines[0];
     assert!(json.starts_with('{') && json.ends_with('}'), "{json}");
+    json.to_string()
+}
+
+#[test]
+fn qos1_two_to_two_loses_and_duplicates_nothing() {
+    let broker = Broker::start();
+    let json = bench_json(
+        &broker,
+        &[
+            "--messages",
+            "2000",
+            "--qos",
+            "1",
+            "--publishers",
+            "2",
+            "--subscribers",
+            "2",
+            "--timeout-s",
+            "60",
+        ],
+    );
+    let json = json.as_str();
     assert_eq!(json_u64(json, "expected"), 8000, "{json}");
     assert_eq!(json_u64(json, "delivered"), 8000, "{json}");
     assert_eq!(json_u64(json, "lost"), 0, "{json}");
@@ -114,4 +122,65 @@ fn qos1_two_to_two_loses_and_duplicates_nothing() {
     assert!(json.contains("\"timed_out\":false"), "{json}");
     // --broker-pid: the broker's peak RSS is known.
     assert!(!json.contains("\"broker_peak_rss_mb\":null"), "{json}");
+    // No idle connections asked for.
+    assert_eq!(json_u64(json, "idle_connections"), 0, "{json}");
+    assert!(json.contains("\"broker_rss_after_idle_mb\":null"), "{json}");
+}
+
+#[test]
+fn idle_connections_are_accepted_and_stay_open() {
+    let broker = Broker::start();
+    let json = bench_json(
+        &broker,
+        &[
+            "--messages",
+            "500",
+            "--qos",
+            "1",
+            "--idle-connections",
+            "200",
+            "--idle-concurrency",
+            "16",
+            "--timeout-s",
+            "60",
+        ],
+    );
+    let json = json.as_str();
+    assert_eq!(json_u64(json, "idle_connections"), 200, "{json}");
+    assert_eq!(json_u64(json, "idle_accepted"), 200, "{json}");
+    assert_eq!(json_u64(json, "idle_closed"), 0, "{json}");
+    assert!(
+        !json.contains("\"broker_rss_after_idle_mb\":null"),
+        "{json}"
+    );
+    assert_eq!(json_u64(json, "lost"), 0, "{json}");
+    assert!(json.contains("\"warnings\":[]"), "{json}");
+}
+
+/// A subscriber limited to 10 msg/s reads 20 small messages (one in-flight window) in one 1 KiB
+/// read and then holds back for 2 s. With the publishers long done, that must not count as the
+/// broker being silent: it waits out its own throttle and gets all 40.
+#[test]
+fn a_throttled_subscriber_is_not_cut_short_by_the_idle_window() {
+    let broker = Broker::start();
+    let json = bench_json(
+        &broker,
+        &[
+            "--messages",
+            "40",
+            "--qos",
+            "1",
+            "--sub-rate-limit",
+            "10",
+            "--end-idle-s",
+            "1",
+            "--timeout-s",
+            "30",
+        ],
+    );
+    let json = json.as_str();
+    assert_eq!(json_u64(json, "delivered"), 40, "{json}");
+    assert_eq!(json_u64(json, "lost"), 0, "{json}");
+    assert!(json.contains("\"timed_out\":false"), "{json}");
+    assert!(json.contains("\"warnings\":[]"), "{json}");
 }

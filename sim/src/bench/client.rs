@@ -227,6 +227,64 @@ impl Conn {
     }
 }
 
+/// Opens an idle connection: TCP connect, CONNECT (clean session, `keep_alive_s`), and CONNACK 0,
+/// then nothing. Returns the bare stream, which costs the benchmark a socket and no buffers.
+pub async fn connect_idle(
+    addr: SocketAddr,
+    client_id: &str,
+    keep_alive_s: u16,
+) -> io::Result<TcpStream> {
+    let fut = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let mut out = Vec::with_capacity(64);
+        push(
+            &mut out,
+            &Packet::Connect(Connect {
+                protocol: Protocol::V311,
+                clean_session: true,
+                keep_alive_s,
+                client_id,
+                will: None,
+                username: None,
+                password: None,
+            }),
+        )?;
+        stream.write_all(&out).await?;
+        // A CONNACK is 4 bytes; nothing else may come before it.
+        let mut buf = [0u8; 16];
+        let mut len = 0;
+        loop {
+            match decode(&buf[..len], buf.len()) {
+                Ok(Decoded::Packet(Packet::ConnAck(ack), _)) => {
+                    return match ack.code {
+                        ConnectReturnCode::Accepted => Ok(stream),
+                        other => Err(io::Error::other(format!("connection refused: {other:?}"))),
+                    };
+                }
+                Ok(Decoded::Packet(other, _)) => {
+                    return Err(io::Error::other(format!("{} before CONNACK", other.name())))
+                }
+                Ok(Decoded::NeedMore(_)) if len < buf.len() => {}
+                Ok(Decoded::NeedMore(_)) => return Err(io::Error::other("oversized CONNACK")),
+                Err(e) => return Err(io::Error::other(format!("undecodable packet: {e}"))),
+            }
+            let n = stream.read(&mut buf[len..]).await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "broker closed the connection",
+                ));
+            }
+            len += n;
+        }
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, fut).await {
+        Ok(r) => r.map_err(|e| err(client_id, e)),
+        Err(_) => Err(err(client_id, "no CONNACK within 5 s")),
+    }
+}
+
 /// Encodes `packet` at the end of `out`.
 pub fn push(out: &mut Vec<u8>, packet: &Packet<'_>) -> io::Result<()> {
     encode_to_vec(packet, out)

@@ -73,14 +73,25 @@ impl Drop for Spawned {
 
 /// Peak resident set size (`VmHWM`) of process `pid`, in kB; `None` when unreadable.
 pub fn peak_rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_vm_hwm(&status)
+    status_kb(pid, "VmHWM")
 }
 
-/// The `VmHWM:   1234 kB` line of a `/proc/<pid>/status` text.
-pub fn parse_vm_hwm(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let mut fields = line["VmHWM:".len()..].split_whitespace();
+/// Current resident set size (`VmRSS`) of process `pid`, in kB; `None` when unreadable.
+pub fn current_rss_kb(pid: u32) -> Option<u64> {
+    status_kb(pid, "VmRSS")
+}
+
+fn status_kb(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_status_kb(&status, key)
+}
+
+/// The value of a `KEY:   1234 kB` line of a `/proc/<pid>/status` text, in kB.
+pub fn parse_status_kb(status: &str, key: &str) -> Option<u64> {
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))?;
+    let mut fields = line[key.len() + 1..].split_whitespace();
     let kb = fields.next()?.parse().ok()?;
     (fields.next() == Some("kB")).then_some(kb)
 }
