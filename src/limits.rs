@@ -15,6 +15,10 @@ pub const INFLIGHT_CEILING_MESSAGES: usize = 65_535;
 /// Default queue of messages waiting behind the in-flight window, per session
 /// (mosquitto `max_queued_messages`).
 pub const QUEUED_DEFAULT_MAX_MESSAGES: usize = 1_000;
+/// A connected subscriber's queue, in in-flight windows (`max_inflight_messages` each), at which
+/// the publishers feeding it are paused (backpressure); they resume at half of it. Beyond a few
+/// windows a queue only adds latency for a client that is there to receive.
+pub const QUEUE_ONLINE_PAUSE_WINDOWS: usize = 8;
 /// Default byte bound on that queue (payload + topic bytes); 0 = no byte bound.
 pub const QUEUED_DEFAULT_MAX_BYTES: usize = 0;
 /// Default largest PUBLISH payload accepted (mosquitto `message_size_limit`); 0 = only the packet

@@ -845,6 +845,7 @@ impl Broker {
         let max_inflight = self.config.max_inflight_messages;
         let max_queued = self.config.max_queued_messages;
         let max_queued_bytes = self.config.max_queued_bytes;
+        let pause_at = self.online_pause_messages();
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -886,11 +887,13 @@ impl Broker {
         let full_count = max_queued != 0 && s.queue.len() >= max_queued;
         let full_bytes =
             max_queued_bytes != 0 && s.queued_bytes + msg.cost_bytes() > max_queued_bytes;
-        if full_count || full_bytes {
-            // An online subscriber that falls behind slows its publishers down instead of losing
-            // messages: keep this one (one over the bound per publisher at most) and stop reading
-            // the publisher until the queue drains. Not when the subscriber is the publisher
-            // itself or is paused too: waiting on each other, neither would ever read again.
+        // An online subscriber that falls behind slows its publishers down instead of losing
+        // messages: keep this one (one over the bound per publisher at most) and stop reading the
+        // publisher until the queue drains. That starts at a few windows' worth of queue, since a
+        // longer queue for a connected client only adds latency. Not when the subscriber is the
+        // publisher itself or waits on other subscribers: waiting on each other, neither would
+        // ever read again.
+        if full_count || full_bytes || (conn.is_some() && s.queue.len() >= pause_at) {
             if let (Some(sub_conn), Some((pub_conn, pub_sid))) = (conn, self.publishing) {
                 // Paused only for its own unread output is fine: that drains by itself.
                 let sub_waits = self
@@ -914,6 +917,8 @@ impl Broker {
                     return;
                 }
             }
+        }
+        if full_count || full_bytes {
             self.stats.messages_dropped += 1;
             let id = s.client_id.clone();
             self.log(|| format!("Outgoing messages are being dropped for client {id}."));
@@ -929,17 +934,15 @@ impl Broker {
     /// Lets the publishers blocked on `sid` go once its queue is down to half its bound, or at
     /// once when `force` (the session went offline or away).
     fn release_blocked(&mut self, sid: SessionId, force: bool) {
+        let max_b = self.config.max_queued_bytes;
+        let low_water = self.online_pause_messages() / 2;
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
         if s.blocking.is_empty() {
             return;
         }
-        let (max_n, max_b) = (
-            self.config.max_queued_messages,
-            self.config.max_queued_bytes,
-        );
-        let drained = s.queue.len() <= max_n / 2 && (max_b == 0 || s.queued_bytes <= max_b / 2);
+        let drained = s.queue.len() <= low_water && (max_b == 0 || s.queued_bytes <= max_b / 2);
         if !force && !drained {
             return;
         }
@@ -950,6 +953,16 @@ impl Broker {
                     self.to_resume.push_back(p);
                 }
             }
+        }
+    }
+
+    /// Queue length at which the publishers feeding a connected subscriber are paused:
+    /// `QUEUE_ONLINE_PAUSE_WINDOWS` in-flight windows, or `max_queued_messages` if smaller.
+    fn online_pause_messages(&self) -> usize {
+        let windows = limits::QUEUE_ONLINE_PAUSE_WINDOWS * self.config.max_inflight_messages;
+        match self.config.max_queued_messages {
+            0 => windows,
+            n => n.min(windows),
         }
     }
 

@@ -1215,3 +1215,16 @@ fn a_client_that_does_not_read_is_not_read_either() {
     assert_eq!(got.len(), 1_000 - 51 - 30);
     assert!(got.iter().all(|p| *p == P::PingResp));
 }
+
+#[test]
+fn connected_subscriber_pauses_publishers_at_a_few_windows_not_the_whole_queue() {
+    // A queue bound of 1000 but a window of 2: the publisher is paused at 8 windows (16 messages),
+    // since a longer queue for a connected client would only add latency.
+    let (mut h, _s, p) = slow_setup(1000);
+    h.b.handle_bytes(h.now, p, &publishes(1..=100, QoS::AtLeastOnce));
+    h.drain();
+    assert_eq!(h.paused, vec![p]);
+    let pause_at = limits::QUEUE_ONLINE_PAUSE_WINDOWS * 2;
+    assert_eq!(h.b.queued_messages("slow"), Some(pause_at + 1));
+    assert_eq!(h.b.stats().messages_dropped, 0);
+}

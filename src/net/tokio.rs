@@ -30,6 +30,8 @@ pub const READ_CHUNK_MAX_BYTES: usize = 16 * 1024;
 pub const READ_CHUNK_MIN_BYTES: usize = 1024;
 /// Chunks one connection may have read that the broker has not processed yet.
 pub const READ_CREDIT_CHUNKS: usize = 4;
+/// Most bytes the writer gathers from queued output into one write.
+pub const WRITE_COALESCE_MAX_BYTES: usize = 64 * 1024;
 /// Inputs (reads, write completions, accepts) waiting for the broker task.
 pub const INPUT_QUEUE_MAX_MESSAGES: usize = 1024;
 /// Inputs the broker task handles before it flushes outputs (batching under load).
@@ -316,17 +318,25 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     inputs: mpsc::Sender<Input>,
     stop_reading: Arc<Notify>,
 ) {
+    let mut closing = false;
     while let Some(o) = out.recv().await {
-        match o {
-            Out::Data(v) => {
-                if wr.write_all(&v).await.is_err() {
+        let Out::Data(mut v) = o else { break };
+        // Coalesce what else is already waiting into one write (fewer system calls under load).
+        while v.len() < WRITE_COALESCE_MAX_BYTES {
+            match out.try_recv() {
+                Ok(Out::Data(more)) => v.extend_from_slice(&more),
+                Ok(Out::Close) => {
+                    closing = true;
                     break;
                 }
-                if inputs.send(Input::Sent { conn, n: v.len() }).await.is_err() {
-                    break;
-                }
+                Err(_) => break,
             }
-            Out::Close => break,
+        }
+        if wr.write_all(&v).await.is_err() {
+            break;
+        }
+        if inputs.send(Input::Sent { conn, n: v.len() }).await.is_err() || closing {
+            break;
         }
     }
     let _ = wr.flush().await;
