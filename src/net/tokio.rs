@@ -24,14 +24,14 @@ use crate::broker::{Broker, ConnId, Event};
 use crate::time::Instant;
 
 /// Most bytes read from a socket per read call. The buffer starts at
-/// [`READ_CHUNK_MIN_BYTES`] and doubles while reads fill it, so an idle connection costs 1 KiB
+/// [`READ_CHUNK_MIN_BYTES`] and doubles while reads fill it, so an idle connection costs 256 bytes
 /// of read buffer and a busy one reads in 16 KiB chunks.
 pub const READ_CHUNK_MAX_BYTES: usize = 16 * 1024;
-pub const READ_CHUNK_MIN_BYTES: usize = 1024;
+pub const READ_CHUNK_MIN_BYTES: usize = 256;
 /// Chunks one connection may have read that the broker has not processed yet.
 pub const READ_CREDIT_CHUNKS: usize = 4;
-/// Most bytes the writer gathers from queued output into one write.
-pub const WRITE_COALESCE_MAX_BYTES: usize = 64 * 1024;
+/// Capacity a writer's buffer may keep between writes; a larger one is freed.
+pub const WRITE_BUFFER_KEEP_MAX_BYTES: usize = 64 * 1024;
 /// Inputs (reads, write completions, accepts) waiting for the broker task.
 pub const INPUT_QUEUE_MAX_MESSAGES: usize = 1024;
 /// Inputs the broker task handles before it flushes outputs (batching under load).
@@ -40,7 +40,7 @@ const INPUT_BATCH_MAX: usize = 256;
 enum Input {
     Accept {
         peer: String,
-        out: mpsc::UnboundedSender<Out>,
+        out: Arc<OutQueue>,
         credits: Arc<Semaphore>,
         reply: oneshot::Sender<Option<ConnId>>,
     },
@@ -58,18 +58,55 @@ enum Input {
     Shutdown,
 }
 
-enum Out {
-    Data(Vec<u8>),
-    Close,
+/// Bytes for one connection's writer, and whether to close after them. A mutex-guarded buffer
+/// rather than a channel: an idle connection then costs a few dozen bytes here, not a channel
+/// block, and the writer takes everything queued in one go.
+#[derive(Default)]
+struct OutQueue {
+    state: std::sync::Mutex<OutState>,
+    ready: Notify,
+}
+
+#[derive(Default)]
+struct OutState {
+    data: Vec<u8>,
+    closed: bool,
+}
+
+impl OutQueue {
+    fn push(&self, bytes: Vec<u8>) {
+        if let Ok(mut st) = self.state.lock() {
+            if st.data.is_empty() {
+                st.data = bytes; // moved, not copied
+            } else {
+                st.data.extend_from_slice(&bytes);
+            }
+        }
+        self.ready.notify_one();
+    }
+    fn close(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.closed = true;
+        }
+        self.ready.notify_one();
+    }
 }
 
 /// The broker task's view of one connection's I/O tasks.
 struct ConnIo {
-    out: mpsc::UnboundedSender<Out>,
+    out: Arc<OutQueue>,
     credits: Arc<Semaphore>,
     paused: bool,
     /// Read credits withheld while paused.
     owed: usize,
+}
+
+impl Drop for ConnIo {
+    /// However the broker task lets go of a connection (closed, gone, shut down), its writer
+    /// flushes what it has and closes the socket.
+    fn drop(&mut self) {
+        self.out.close();
+    }
 }
 
 /// A log sink: receives each log line without timestamp.
@@ -171,16 +208,17 @@ async fn broker_task(
         // Drain outputs: bytes first, then closes, flow control and log lines.
         while let Some(conn) = broker.poll_transmit(&mut buf) {
             if let Some(c) = conns.get(&conn) {
-                let _ = c.out.send(Out::Data(std::mem::take(&mut buf)));
+                // The buffer moves on to the writer; the broker gets a fresh, empty one, so no
+                // connection keeps a burst's capacity while idle.
+                c.out.push(std::mem::take(&mut buf));
             }
             buf.clear();
         }
         while let Some(ev) = broker.poll_event() {
             match ev {
                 Event::Close(conn) => {
-                    if let Some(c) = conns.remove(&conn) {
-                        let _ = c.out.send(Out::Close);
-                    }
+                    // Dropping it closes the writer once the bytes queued before are written.
+                    conns.remove(&conn);
                 }
                 Event::PauseRead(conn) => {
                     if let Some(c) = conns.get_mut(&conn) {
@@ -227,12 +265,12 @@ impl BrokerHandle {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let out = Arc::new(OutQueue::default());
         let (reply_tx, reply_rx) = oneshot::channel();
         let credits = Arc::new(Semaphore::new(READ_CREDIT_CHUNKS));
         let accept = Input::Accept {
             peer,
-            out: out_tx,
+            out: out.clone(),
             credits: credits.clone(),
             reply: reply_tx,
         };
@@ -243,7 +281,7 @@ impl BrokerHandle {
         tokio::spawn(write_loop(
             conn,
             wr,
-            out_rx,
+            out,
             self.inputs.clone(),
             stop_reading.clone(),
         ));
@@ -314,28 +352,36 @@ async fn read_loop<R: AsyncRead + Unpin>(
 async fn write_loop<W: AsyncWrite + Unpin>(
     conn: ConnId,
     mut wr: W,
-    mut out: mpsc::UnboundedReceiver<Out>,
+    out: Arc<OutQueue>,
     inputs: mpsc::Sender<Input>,
     stop_reading: Arc<Notify>,
 ) {
-    let mut closing = false;
-    while let Some(o) = out.recv().await {
-        let Out::Data(mut v) = o else { break };
-        // Coalesce what else is already waiting into one write (fewer system calls under load).
-        while v.len() < WRITE_COALESCE_MAX_BYTES {
-            match out.try_recv() {
-                Ok(Out::Data(more)) => v.extend_from_slice(&more),
-                Ok(Out::Close) => {
-                    closing = true;
-                    break;
-                }
-                Err(_) => break,
+    let mut batch = Vec::new();
+    loop {
+        // Take everything queued (swapping buffers, no copy); wait if there is nothing.
+        let closed = match out.state.lock() {
+            Ok(mut st) => {
+                std::mem::swap(&mut batch, &mut st.data);
+                st.closed
             }
+            Err(_) => true,
+        };
+        if batch.is_empty() {
+            if closed {
+                break;
+            }
+            out.ready.notified().await;
+            continue;
         }
-        if wr.write_all(&v).await.is_err() {
+        if wr.write_all(&batch).await.is_err() {
             break;
         }
-        if inputs.send(Input::Sent { conn, n: v.len() }).await.is_err() || closing {
+        let n = batch.len();
+        batch.clear();
+        if batch.capacity() > WRITE_BUFFER_KEEP_MAX_BYTES {
+            batch = Vec::new(); // an idle connection does not keep a burst's buffer
+        }
+        if inputs.send(Input::Sent { conn, n }).await.is_err() {
             break;
         }
     }
