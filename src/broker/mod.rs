@@ -634,9 +634,14 @@ impl Broker {
                 return false;
             }
             // Deterministic, unlike mosquitto's random ids: the simulator replays byte for byte.
-            let id = format!("auto-{:016X}", self.next_auto_id);
-            self.next_auto_id += 1;
-            id
+            // Skips an id a client chose for itself.
+            loop {
+                let id = format!("auto-{:016X}", self.next_auto_id);
+                self.next_auto_id += 1;
+                if !self.by_client_id.contains_key(&id) {
+                    break id;
+                }
+            }
         } else {
             c.client_id.to_string()
         };

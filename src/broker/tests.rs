@@ -1228,3 +1228,13 @@ fn connected_subscriber_pauses_publishers_at_a_few_windows_not_the_whole_queue()
     assert_eq!(h.b.queued_messages("slow"), Some(pause_at + 1));
     assert_eq!(h.b.stats().messages_dropped, 0);
 }
+
+#[test]
+fn assigned_client_ids_never_take_over_a_chosen_one() {
+    let mut h = H::new();
+    let (mine, _) = h.connect("auto-0000000000000001", true);
+    let (c, got) = h.connect_with("", true, 0, None);
+    assert_eq!(got, vec![P::ConnAck(false, 0)]);
+    assert!(h.closed.is_empty(), "{mine} must not be taken over by {c}");
+    assert_eq!(h.b.connection_count(), 2);
+}
