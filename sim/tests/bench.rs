@@ -2,59 +2,11 @@
 //! duplicated, and the JSON report says so; idle connections are opened and counted; a throttled
 //! subscriber is not mistaken for a silent broker.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
-/// `mqsim broker -p 0`, killed on drop.
-struct Broker {
-    child: Child,
-    port: u16,
-}
+use std::process::Command;
 
-impl Broker {
-    fn start() -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mqsim"))
-            .args(["broker", "-p", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start mqsim broker");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        // Keeps draining stderr so the broker never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut b = Broker { child, port: 0 };
-        loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(10))
-                .expect("no 'listen socket' log line within 10 s");
-            // `<unix ts>: Opening ipv4 listen socket on port N.`
-            if line.contains("listen socket on port") {
-                b.port = line
-                    .trim_end_matches('.')
-                    .rsplit(' ')
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                return b;
-            }
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::BrokerProc as Broker;
 
 /// The integer value of `"key":N` in a flat JSON line.
 fn json_u64(json: &str, key: &str) -> u64 {
@@ -78,7 +30,7 @@ fn bench_json(broker: &Broker, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_mqsim"))
         .args(["bench", "--port", &broker.port.to_string()])
         .args(args)
-        .args(["--broker-pid", &broker.child.id().to_string(), "--json"])
+        .args(["--broker-pid", &broker.pid().to_string(), "--json"])
         .output()
         .expect("run mqsim bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -97,7 +49,7 @@ fn bench_json(broker: &Broker, args: &[&str]) -> String {
 
 #[test]
 fn qos1_two_to_two_loses_and_duplicates_nothing() {
-    let broker = Broker::start();
+    let broker = Broker::start(&["-p", "0"]);
     let json = bench_json(
         &broker,
         &[
@@ -129,7 +81,7 @@ fn qos1_two_to_two_loses_and_duplicates_nothing() {
 
 #[test]
 fn idle_connections_are_accepted_and_stay_open() {
-    let broker = Broker::start();
+    let broker = Broker::start(&["-p", "0"]);
     let json = bench_json(
         &broker,
         &[
@@ -162,7 +114,7 @@ fn idle_connections_are_accepted_and_stay_open() {
 /// broker being silent: it waits out its own throttle and gets all 40.
 #[test]
 fn a_throttled_subscriber_is_not_cut_short_by_the_idle_window() {
-    let broker = Broker::start();
+    let broker = Broker::start(&["-p", "0"]);
     let json = bench_json(
         &broker,
         &[

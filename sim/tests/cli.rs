@@ -4,86 +4,11 @@
 //! The mosquitto-client checks need those programs. Where they are missing the test says so and
 //! passes, unless `MQSIM_REQUIRE_INTEROP=1` (set by CI, which installs them) makes it fail.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
-struct BrokerProc {
-    child: Child,
-    port: u16,
-    lines: mpsc::Receiver<String>,
-}
+use std::process::{Command, Stdio};
 
-impl BrokerProc {
-    fn start(args: &[&str]) -> BrokerProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mqsim"))
-            .arg("broker")
-            .args(args)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start mqsim");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut b = BrokerProc {
-            child,
-            port: 0,
-            lines: rx,
-        };
-        let line = b.wait_for("listen socket on port");
-        b.port = line
-            .trim_end_matches('.')
-            .rsplit(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        b.wait_for("running");
-        b
-    }
-
-    /// Waits up to 10 s for a log line containing `needle`; returns it without the timestamp.
-    fn wait_for(&self, needle: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(10)) {
-                Ok(line) => {
-                    let (ts, text) = line
-                        .split_once(": ")
-                        .expect("'<unix seconds>: text' log format");
-                    assert!(ts.parse::<u64>().is_ok(), "timestamp prefix in {line:?}");
-                    if text.contains(needle) {
-                        return text.to_string();
-                    }
-                }
-                Err(_) => panic!("no log line containing {needle:?} within 10 s"),
-            }
-        }
-    }
-
-    fn interrupt(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .expect("kill");
-        self.wait_for("terminating");
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for BrokerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
+use common::BrokerProc;
 
 fn have_mosquitto_clients() -> bool {
     let ok = Command::new("mosquitto_pub")
