@@ -133,10 +133,17 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
         }
         let broker = Broker::new(settings.broker.clone(), mqsim::Instant::ZERO);
         let (handle, task) = spawn_broker(broker, Box::new(log_line));
+        let shutdown = match shutdown_signal() {
+            Ok(f) => f,
+            Err(e) => {
+                log_line(&format!("Error: cannot install signal handlers: {e}"));
+                return ExitCode::from(1);
+            }
+        };
         log_line(&format!("mqsim version {version} running"));
         tokio::select! {
             biased;
-            _ = shutdown_signal() => {}
+            _ = shutdown => {}
             _ = accept_loop(listener, local, handle.clone()) => {}
         }
         log_line(&format!("mqsim version {version} terminating"));
@@ -165,25 +172,27 @@ async fn accept_loop(listener: tokio::net::TcpListener, port: u16, handle: Broke
     }
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM. The handlers are installed when this is called, before the future is
+/// awaited, so a signal that arrives right after "running" is logged is not lost (it would
+/// otherwise kill the process the default way, without a clean shutdown).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            biased;
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                biased;
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
