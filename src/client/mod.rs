@@ -91,6 +91,7 @@
 //!             break 'conn; // after disconnect(): DISCONNECT was written above
 //!         }
 //!         select! {
+//!             biased; // a fixed branch order, so simulated runs replay from their seed
 //!             n = sock.read(&mut rbuf) => match n {
 //!                 Ok(0) | Err(_) => client.handle_disconnected(now()),
 //!                 Ok(n) => client.handle_bytes(now(), &rbuf[..n]),
