@@ -35,5 +35,8 @@ pub mod client;
 #[cfg(feature = "tokio")]
 pub mod net;
 
+#[cfg(all(test, feature = "alloc"))]
+mod test_util;
+
 pub use codec::{Packet, QoS};
 pub use time::Instant;

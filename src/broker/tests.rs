@@ -9,26 +9,7 @@ use crate::codec::{
     encode_to_vec, Connect, Decoded, Protocol, SubscribeFilters, UnsubscribeTopics, Will,
 };
 
-/// An owned view of what the broker sent, for assertions.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum P {
-    ConnAck(bool, u8),
-    Pub {
-        topic: String,
-        payload: Vec<u8>,
-        qos: u8,
-        dup: bool,
-        retain: bool,
-        pkid: u16,
-    },
-    PubAck(u16),
-    PubRec(u16),
-    PubRel(u16),
-    PubComp(u16),
-    SubAck(u16, Vec<u8>),
-    UnsubAck(u16),
-    PingResp,
-}
+use crate::test_util::P;
 
 fn pubp(topic: &str, payload: &str, qos: u8, pkid: u16) -> P {
     P::Pub {
@@ -179,25 +160,12 @@ impl H {
 }
 
 fn own(p: &Packet<'_>) -> P {
-    match p {
-        Packet::ConnAck(c) => P::ConnAck(c.session_present, c.code as u8),
-        Packet::Publish(p) => P::Pub {
-            topic: p.topic.to_string(),
-            payload: p.payload.to_vec(),
-            qos: p.qos.as_u8(),
-            dup: p.dup,
-            retain: p.retain,
-            pkid: p.pkid,
-        },
-        Packet::PubAck(i) => P::PubAck(*i),
-        Packet::PubRec(i) => P::PubRec(*i),
-        Packet::PubRel(i) => P::PubRel(*i),
-        Packet::PubComp(i) => P::PubComp(*i),
-        Packet::SubAck(s) => P::SubAck(s.pkid, s.codes.to_vec()),
-        Packet::UnsubAck(u) => P::UnsubAck(u.pkid),
-        Packet::PingResp => P::PingResp,
-        other => panic!("broker sent a client packet: {other:?}"),
-    }
+    let p = P::from_packet(p);
+    assert!(
+        p.is_server_to_client(),
+        "broker sent a client packet: {p:?}"
+    );
+    p
 }
 
 #[test]

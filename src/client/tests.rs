@@ -1,97 +1,14 @@
 //! The client alone, fed byte vectors: each test names the MQTT 3.1.1 statement or the contract
 //! rule it checks.
 
-use alloc::string::{String, ToString};
+use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
 
 use super::*;
 use crate::codec::{encode_to_vec, UnsubAck};
 
-/// An owned view of a packet, for assertions.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum P {
-    Connect {
-        client_id: String,
-        clean: bool,
-        keep_alive_s: u16,
-    },
-    ConnAck(bool, u8),
-    Pub {
-        topic: String,
-        payload: Vec<u8>,
-        qos: u8,
-        dup: bool,
-        retain: bool,
-        pkid: u16,
-    },
-    PubAck(u16),
-    PubRec(u16),
-    PubRel(u16),
-    PubComp(u16),
-    Sub(u16, Vec<(String, u8)>),
-    SubAck(u16, Vec<u8>),
-    Unsub(u16, Vec<String>),
-    UnsubAck(u16),
-    PingReq,
-    PingResp,
-    Disconnect,
-}
-
-impl P {
-    pub(super) fn from_packet(p: &Packet<'_>) -> P {
-        match p {
-            Packet::Connect(c) => P::Connect {
-                client_id: c.client_id.to_string(),
-                clean: c.clean_session,
-                keep_alive_s: c.keep_alive_s,
-            },
-            Packet::ConnAck(c) => P::ConnAck(c.session_present, c.code as u8),
-            Packet::Publish(p) => P::Pub {
-                topic: p.topic.to_string(),
-                payload: p.payload.to_vec(),
-                qos: p.qos.as_u8(),
-                dup: p.dup,
-                retain: p.retain,
-                pkid: p.pkid,
-            },
-            Packet::PubAck(id) => P::PubAck(*id),
-            Packet::PubRec(id) => P::PubRec(*id),
-            Packet::PubRel(id) => P::PubRel(*id),
-            Packet::PubComp(id) => P::PubComp(*id),
-            Packet::Subscribe(s) => P::Sub(
-                s.pkid,
-                s.filters
-                    .iter()
-                    .map(|(f, q)| (f.to_string(), q.as_u8()))
-                    .collect(),
-            ),
-            Packet::SubAck(s) => P::SubAck(s.pkid, s.codes.to_vec()),
-            Packet::Unsubscribe(u) => {
-                P::Unsub(u.pkid, u.topics.iter().map(|t| t.to_string()).collect())
-            }
-            Packet::UnsubAck(u) => P::UnsubAck(u.pkid),
-            Packet::PingReq => P::PingReq,
-            Packet::PingResp => P::PingResp,
-            Packet::Disconnect => P::Disconnect,
-        }
-    }
-}
-
-/// Decodes a byte stream made of whole packets.
-pub(super) fn decode_all(mut bytes: &[u8]) -> Vec<P> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        match codec::decode(bytes, usize::MAX) {
-            Ok(Decoded::Packet(p, n)) => {
-                out.push(P::from_packet(&p));
-                bytes = &bytes[n..];
-            }
-            other => panic!("not a whole packet: {other:?}"),
-        }
-    }
-    out
-}
+pub(super) use crate::test_util::{decode_all, P};
 
 pub(super) fn pubp(topic: &str, payload: &str, qos: u8, pkid: u16, dup: bool) -> P {
     P::Pub {
