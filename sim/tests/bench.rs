@@ -136,3 +136,50 @@ fn a_throttled_subscriber_is_not_cut_short_by_the_idle_window() {
     assert!(json.contains("\"timed_out\":false"), "{json}");
     assert!(json.contains("\"warnings\":[]"), "{json}");
 }
+
+/// The number value of `"key":N.N` in a flat JSON line.
+fn json_f64(json: &str, key: &str) -> f64 {
+    let pat = format!("\"{key}\":");
+    let at = json
+        .find(&pat)
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + pat.len();
+    let num: String = json[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    num.parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+}
+
+/// Issue 7's slow-subscriber case: a persistent QoS 1 subscriber reading 5,000 messages/s behind
+/// a publisher with 100 in flight that could go many times faster, 20,000 x 1 KiB. Everything
+/// PUBACKed is delivered, and the broker process stays below 16 MB, less than the backlog alone
+/// would take (20 MB) if the broker buffered it: the publisher is slowed down instead.
+#[test]
+fn slow_subscriber_loses_nothing_and_broker_memory_stays_bounded() {
+    let broker = Broker::start(&["-p", "0"]);
+    let json = bench_json(
+        &broker,
+        &[
+            "--messages",
+            "20000",
+            "--qos",
+            "1",
+            "--payload-bytes",
+            "1024",
+            "--sub-rate-limit",
+            "5000",
+            "--clean-session",
+            "false",
+            "--timeout-s",
+            "60",
+        ],
+    );
+    let json = json.as_str();
+    assert_eq!(json_u64(json, "delivered"), 20000, "{json}");
+    assert_eq!(json_u64(json, "lost"), 0, "{json}");
+    assert_eq!(json_u64(json, "duplicated"), 0, "{json}");
+    let rss = json_f64(json, "broker_peak_rss_mb");
+    assert!(rss > 0.0 && rss < 16.0, "broker peak RSS {rss} MB: {json}");
+}
