@@ -1120,6 +1120,7 @@ impl Broker {
         let state = c.state;
         let will = c.will.take();
         let peer = c.peer.clone();
+        let blocked_on = core::mem::take(&mut c.blocked_on);
         match reason {
             CloseReason::Disconnect => self.log(|| format!("Client {id} disconnected.")),
             CloseReason::SocketClosed => self.log(|| format!("Client {id} closed its connection.")),
@@ -1139,11 +1140,7 @@ impl Broker {
         } else {
             self.events.push_back(Event::Close(conn));
         }
-        let blocked_on = self
-            .conns
-            .get_mut(&conn)
-            .map(|c| core::mem::take(&mut c.blocked_on));
-        for sid in blocked_on.unwrap_or_default() {
+        for sid in blocked_on {
             if let Some(s) = self.sessions.get_mut(&sid) {
                 s.blocking.remove(&conn);
             }
