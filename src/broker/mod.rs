@@ -771,7 +771,15 @@ impl Broker {
             },
         };
         if deliver {
-            if too_big {
+            if p.topic.starts_with("$SYS") {
+                // `$SYS` is the broker's: clients may read it, not write it (as in mosquitto).
+                let id = self.client_label(conn);
+                let details = log::received(&id, &Packet::Publish(*p));
+                let details = details
+                    .trim_start_matches("Received PUBLISH from ")
+                    .to_string();
+                self.log(|| format!("Denied PUBLISH from {details}"));
+            } else if too_big {
                 self.stats.messages_dropped += 1;
                 let id = self.client_label(conn);
                 let (n, t) = (p.payload.len(), p.topic.to_string());

@@ -1206,3 +1206,35 @@ fn assigned_client_ids_never_take_over_a_chosen_one() {
     assert!(h.closed.is_empty(), "{mine} must not be taken over by {c}");
     assert_eq!(h.b.connection_count(), 2);
 }
+
+#[test]
+fn clients_cannot_publish_to_sys_topics() {
+    let mut h = H::with(Config {
+        sys_interval: Duration::from_secs(10),
+        verbose: true,
+        ..Config::default()
+    });
+    let (watch, _) = h.connect("watch", true);
+    h.subscribe(watch, &[("$SYS/#", QoS::AtMostOnce)]);
+    let (p, _) = h.connect("spoof", true);
+    h.publish(
+        p,
+        "$SYS/broker/uptime",
+        "forever",
+        QoS::AtLeastOnce,
+        true,
+        1,
+    );
+    let got = h.drain();
+    assert_eq!(got, vec![(p, P::PubAck(1))], "acknowledged, not delivered");
+    assert!(h
+        .logs
+        .iter()
+        .any(|l| l
+            == "Denied PUBLISH from spoof (d0, q1, r1, m1, '$SYS/broker/uptime', ... (7 bytes))"));
+    let (late, _) = h.connect("late", true);
+    let retained = h.subscribe(late, &[("$SYS/broker/uptime", QoS::AtMostOnce)]);
+    assert!(retained
+        .iter()
+        .all(|x| !matches!(x, P::Pub { payload, .. } if payload == b"forever")));
+}
