@@ -2,7 +2,7 @@
 //! comments. Unsupported keys are reported and ignored, so an existing mosquitto.conf still loads.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use mqsim::broker::Config as BrokerConfig;
 
@@ -10,6 +10,9 @@ use mqsim::broker::Config as BrokerConfig;
 #[derive(Clone, Debug)]
 pub struct BrokerSettings {
     pub bind: SocketAddr,
+    /// No address was given: listen on the IPv6 twin of `bind` too (`::1` beside 127.0.0.1,
+    /// `::` beside 0.0.0.0), as mosquitto does.
+    pub dual_stack: bool,
     pub broker: BrokerConfig,
     /// Keys seen but not supported, with their line numbers, for a warning at start-up.
     pub ignored: Vec<(usize, String)>,
@@ -34,6 +37,7 @@ impl Default for BrokerSettings {
     fn default() -> Self {
         BrokerSettings {
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1883),
+            dual_stack: true,
             broker: BrokerConfig::default(),
             ignored: Vec::new(),
         }
@@ -41,6 +45,22 @@ impl Default for BrokerSettings {
 }
 
 impl BrokerSettings {
+    /// The sockets to listen on: `bind`, and its IPv6 twin first when `dual_stack`, as mosquitto
+    /// opens them. With port 0 only `bind` (two ephemeral ports would differ).
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        let twin = match self.bind.ip() {
+            IpAddr::V4(v4) if v4.is_loopback() => Some(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            IpAddr::V4(v4) if v4.is_unspecified() => Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+            _ => None,
+        };
+        match twin {
+            Some(ip) if self.dual_stack && self.bind.port() != 0 => {
+                vec![SocketAddr::new(ip, self.bind.port()), self.bind]
+            }
+            _ => vec![self.bind],
+        }
+    }
+
     /// Parses a config file. As in mosquitto 2, a file that configures a `listener` without an
     /// address listens on every interface and refuses anonymous clients unless
     /// `allow_anonymous true` says otherwise.
@@ -85,6 +105,7 @@ impl BrokerSettings {
                         None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                     };
                     s.bind = SocketAddr::new(ip, port);
+                    s.dual_stack = args.get(1).is_none();
                 }
                 "allow_anonymous" => {
                     anonymous = Some(match one(key)? {
@@ -146,6 +167,31 @@ mod tests {
         let s = BrokerSettings::parse("listener 1883\nallow_anonymous true\n").unwrap();
         assert_eq!(s.bind, "0.0.0.0:1883".parse().unwrap());
         assert!(s.broker.allow_anonymous);
+    }
+
+    #[test]
+    fn dual_stack_like_mosquitto() {
+        let s = BrokerSettings::default();
+        assert_eq!(
+            s.listen_addrs(),
+            vec![
+                "[::1]:1883".parse().unwrap(),
+                "127.0.0.1:1883".parse().unwrap()
+            ]
+        );
+        let s = BrokerSettings::parse("listener 1883\n").unwrap();
+        assert_eq!(
+            s.listen_addrs(),
+            vec![
+                "[::]:1883".parse().unwrap(),
+                "0.0.0.0:1883".parse().unwrap()
+            ]
+        );
+        let s = BrokerSettings::parse("listener 1883 127.0.0.1\n").unwrap();
+        assert_eq!(s.listen_addrs(), vec!["127.0.0.1:1883".parse().unwrap()]);
+        let mut s = BrokerSettings::default();
+        s.bind.set_port(0);
+        assert_eq!(s.listen_addrs(), vec!["127.0.0.1:0".parse().unwrap()]);
     }
 
     #[test]

@@ -118,16 +118,25 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
         }
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(settings.bind).await {
-            Ok(l) => l,
-            Err(e) => {
-                log_line(&format!("Error: Unable to listen on {}: {e}.", settings.bind));
-                return ExitCode::from(1);
+        let mut listeners = Vec::new();
+        for addr in settings.listen_addrs() {
+            let family = if addr.is_ipv4() { "ipv4" } else { "ipv6" };
+            match listen(addr) {
+                Ok(l) => {
+                    let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+                    log_line(&format!("Opening {family} listen socket on port {port}."));
+                    listeners.push((l, port));
+                }
+                // An IPv6 twin on a host without IPv6 is not fatal; the address asked for is.
+                Err(e) if addr != settings.bind => {
+                    log_line(&format!("Warning: Unable to open {family} listen socket on {addr}: {e}."))
+                }
+                Err(e) => {
+                    log_line(&format!("Error: Unable to listen on {addr}: {e}."));
+                    return ExitCode::from(1);
+                }
             }
-        };
-        let local = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-        let family = if settings.bind.is_ipv4() { "ipv4" } else { "ipv6" };
-        log_line(&format!("Opening {family} listen socket on port {local}."));
+        }
         if !settings.broker.allow_anonymous {
             log_line("Anonymous clients are refused (allow_anonymous false); no password_file support yet.");
         }
@@ -144,13 +153,35 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
         tokio::select! {
             biased;
             _ = shutdown => {}
-            _ = accept_loop(listener, local, handle.clone()) => {}
+            _ = accept_all(listeners, handle.clone()) => {}
         }
         log_line(&format!("mqsim version {version} terminating"));
         handle.shutdown().await;
         let _ = task.await;
         ExitCode::SUCCESS
     })
+}
+
+/// A listening socket; an IPv6 one is IPv6-only, so that `::` and `0.0.0.0` can share a port.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}
+
+async fn accept_all(listeners: Vec<(tokio::net::TcpListener, u16)>, handle: BrokerHandle) {
+    let mut loops = tokio::task::JoinSet::new();
+    for (l, port) in listeners {
+        loops.spawn(accept_loop(l, port, handle.clone()));
+    }
+    while loops.join_next().await.is_some() {}
 }
 
 async fn accept_loop(listener: tokio::net::TcpListener, port: u16, handle: BrokerHandle) {
