@@ -381,7 +381,14 @@ impl Broker {
                 }
                 Err(e) => {
                     let id = self.client_label(conn);
-                    if let codec::DecodeError::UnsupportedProtocolLevel(_) = e {
+                    // MQTT-3.1.2-2: a first CONNECT with a level we do not speak is answered with
+                    // CONNACK 0x01. On a connection that already has its CONNACK it is just a
+                    // second CONNECT (MQTT-3.1.0-2): closed without another CONNACK.
+                    let awaiting = self
+                        .conns
+                        .get(&conn)
+                        .is_some_and(|c| c.state == ConnState::AwaitingConnect);
+                    if matches!(e, codec::DecodeError::UnsupportedProtocolLevel(_)) && awaiting {
                         self.refuse_connect(conn, ConnectReturnCode::UnacceptableProtocolVersion);
                     }
                     self.log(|| format!("Client {id} disconnected due to malformed packet: {e}."));
