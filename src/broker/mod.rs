@@ -1176,7 +1176,15 @@ impl Broker {
             self.stats.clients_connected = self.stats.clients_connected.saturating_sub(1);
         }
         if reason != CloseReason::Disconnect {
-            if let Some(w) = will {
+            if let Some(w) = will.filter(|w| {
+                // `$SYS` is the broker's, for wills as for PUBLISH.
+                let denied = w.topic.starts_with("$SYS");
+                if denied {
+                    let t = w.topic.clone();
+                    self.log(|| format!("Denied will of {id} to '{t}'."));
+                }
+                !denied
+            }) {
                 let msg = Arc::new(Message {
                     topic: w.topic,
                     payload: w.payload,
