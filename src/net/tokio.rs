@@ -30,8 +30,6 @@ pub const READ_CHUNK_MAX_BYTES: usize = 16 * 1024;
 pub const READ_CHUNK_MIN_BYTES: usize = 256;
 /// Chunks one connection may have read that the broker has not processed yet.
 pub const READ_CREDIT_CHUNKS: usize = 4;
-/// Capacity a writer's buffer may keep between writes; a larger one is freed.
-pub const WRITE_BUFFER_KEEP_MAX_BYTES: usize = 64 * 1024;
 /// Inputs (reads, write completions, accepts) waiting for the broker task.
 pub const INPUT_QUEUE_MAX_MESSAGES: usize = 1024;
 /// Inputs the broker task handles before it flushes outputs (batching under load).
@@ -356,15 +354,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     inputs: mpsc::Sender<Input>,
     stop_reading: Arc<Notify>,
 ) {
-    let mut batch = Vec::new();
     loop {
-        // Take everything queued (swapping buffers, no copy); wait if there is nothing.
-        let closed = match out.state.lock() {
-            Ok(mut st) => {
-                std::mem::swap(&mut batch, &mut st.data);
-                st.closed
-            }
-            Err(_) => true,
+        // Take everything queued (moved, not copied; an idle connection keeps no buffer), or
+        // wait if there is nothing.
+        let (batch, closed) = match out.state.lock() {
+            Ok(mut st) => (std::mem::take(&mut st.data), st.closed),
+            Err(_) => (Vec::new(), true),
         };
         if batch.is_empty() {
             if closed {
@@ -377,10 +372,6 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             break;
         }
         let n = batch.len();
-        batch.clear();
-        if batch.capacity() > WRITE_BUFFER_KEEP_MAX_BYTES {
-            batch = Vec::new(); // an idle connection does not keep a burst's buffer
-        }
         if inputs.send(Input::Sent { conn, n }).await.is_err() {
             break;
         }
