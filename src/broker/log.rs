@@ -5,7 +5,7 @@ use alloc::string::String;
 
 use crate::codec::{Packet, Publish};
 
-fn publish_details(p: &Publish<'_>) -> String {
+pub fn publish_details(p: &Publish<'_>) -> String {
     format!(
         "(d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
         u8::from(p.dup),

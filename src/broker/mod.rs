@@ -31,7 +31,7 @@ use crate::time::{Duration, Instant};
 use crate::topic::{self, SubscriptionTree};
 
 pub use session::Message;
-use session::{Inflight, OutState, Queued, Session};
+use session::{OutState, Queued, Session};
 
 /// A connection, numbered by the broker in [`Broker::handle_accept`]. Never reused.
 pub type ConnId = u64;
@@ -162,8 +162,8 @@ struct Conn {
     /// More than `max_outgoing_bytes` handed out and not written: the peer is not reading what
     /// we send, so we stop reading what it sends (its responses would pile up without bound).
     out_full: bool,
-    /// PUBACK / PUBREC withheld while paused, sent on resume (packet type byte, packet id).
-    deferred_acks: Vec<(u8, u16)>,
+    /// PUBACK / PUBREC withheld while paused, sent on resume.
+    deferred_acks: Vec<Packet<'static>>,
 }
 
 #[derive(Debug)]
@@ -421,13 +421,8 @@ impl Broker {
             c.last_rx = self.now;
             let acks = core::mem::take(&mut c.deferred_acks);
             self.events.push_back(Event::ResumeRead(conn));
-            for (kind, id) in acks {
-                let p = if kind == 4 {
-                    Packet::PubAck(id)
-                } else {
-                    Packet::PubRec(id)
-                };
-                self.send(conn, &p);
+            for ack in &acks {
+                self.send(conn, ack);
             }
             self.drive_rx(conn, &[]);
         }
@@ -778,14 +773,9 @@ impl Broker {
             },
         };
         if deliver {
-            if p.topic.starts_with("$SYS") {
-                // `$SYS` is the broker's: clients may read it, not write it (as in mosquitto).
+            if topic::reserved_for_broker(p.topic) {
                 let id = self.client_label(conn);
-                let details = log::received(&id, &Packet::Publish(*p));
-                let details = details
-                    .trim_start_matches("Received PUBLISH from ")
-                    .to_string();
-                self.log(|| format!("Denied PUBLISH from {details}"));
+                self.log(|| format!("Denied PUBLISH from {id} {}", log::publish_details(p)));
             } else if too_big {
                 self.stats.messages_dropped += 1;
                 let id = self.client_label(conn);
@@ -815,11 +805,7 @@ impl Broker {
         };
         match self.conns.get_mut(&conn) {
             // Backpressure: the acknowledgement waits until the subscribers have drained.
-            Some(c) if c.paused => c.deferred_acks.push(if p.qos == QoS::AtLeastOnce {
-                (4, p.pkid)
-            } else {
-                (5, p.pkid)
-            }),
+            Some(c) if c.paused => c.deferred_acks.push(ack),
             _ => self.send(conn, &ack),
         }
     }
@@ -887,19 +873,7 @@ impl Broker {
         }
         if let Some(conn) = conn {
             if s.inflight.len() < max_inflight && s.queue.is_empty() {
-                let pkid = s.alloc_pkid();
-                let state = if qos == QoS::AtLeastOnce {
-                    OutState::Ack
-                } else {
-                    OutState::Rec
-                };
-                s.inflight.push_back(Inflight {
-                    pkid,
-                    qos,
-                    retain,
-                    state,
-                    msg: msg.clone(),
-                });
+                let pkid = s.start_inflight(qos, retain, msg);
                 self.send_publish(conn, msg, qos, retain, false, pkid);
                 return;
             }
@@ -1003,24 +977,12 @@ impl Broker {
                 return;
             }
             let Some(q) = s.pop_queue() else { return };
-            let pkid = s.alloc_pkid();
-            let state = if q.qos == QoS::AtLeastOnce {
-                OutState::Ack
-            } else {
-                OutState::Rec
-            };
-            s.inflight.push_back(Inflight {
-                pkid,
-                qos: q.qos,
-                retain: q.retain,
-                state,
-                msg: q.msg.clone(),
-            });
+            let pkid = s.start_inflight(q.qos, q.retain, &q.msg);
             self.send_publish(conn, &q.msg, q.qos, q.retain, false, pkid);
         }
     }
 
-    /// PUBACK (expecting PubAck) or PUBCOMP (expecting PubComp): the message is done.
+    /// PUBACK (expecting `Ack`) or PUBCOMP (expecting `Comp`): the message is done.
     fn on_ack(&mut self, sid: SessionId, pkid: u16, expect: OutState) {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
@@ -1177,8 +1139,7 @@ impl Broker {
         }
         if reason != CloseReason::Disconnect {
             if let Some(w) = will.filter(|w| {
-                // `$SYS` is the broker's, for wills as for PUBLISH.
-                let denied = w.topic.starts_with("$SYS");
+                let denied = topic::reserved_for_broker(&w.topic);
                 if denied {
                     let t = w.topic.clone();
                     self.log(|| format!("Denied will of {id} to '{t}'."));

@@ -107,6 +107,25 @@ impl Session {
         }
     }
 
+    /// Puts a QoS 1/2 message into the in-flight window under a fresh packet id, awaiting its
+    /// first acknowledgement; returns the id to send it with.
+    pub fn start_inflight(&mut self, qos: QoS, retain: bool, msg: &Arc<Message>) -> u16 {
+        let pkid = self.alloc_pkid();
+        let state = if qos == QoS::AtLeastOnce {
+            OutState::Ack
+        } else {
+            OutState::Rec
+        };
+        self.inflight.push_back(Inflight {
+            pkid,
+            qos,
+            retain,
+            state,
+            msg: msg.clone(),
+        });
+        pkid
+    }
+
     pub fn find_inflight(&self, pkid: u16) -> Option<usize> {
         self.inflight.iter().position(|f| f.pkid == pkid)
     }

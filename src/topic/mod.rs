@@ -18,6 +18,12 @@ pub fn valid_topic_name(name: &str) -> bool {
     !name.is_empty() && !name.bytes().any(|b| b == b'+' || b == b'#') && !name.contains('\0')
 }
 
+/// Whether `name` is the broker's own (`$SYS/...`): clients may read it, not write it, neither by
+/// PUBLISH nor through a will (as in mosquitto).
+pub fn reserved_for_broker(name: &str) -> bool {
+    name.starts_with("$SYS")
+}
+
 /// Whether `filter` may be subscribed to.
 pub fn valid_topic_filter(filter: &str) -> bool {
     if filter.is_empty() || filter.contains('\0') {
