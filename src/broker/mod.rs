@@ -30,8 +30,9 @@ use crate::limits;
 use crate::time::{Duration, Instant};
 use crate::topic::{self, SubscriptionTree};
 
+use crate::qos::{PubRecOutcome, Resend};
 pub use session::Message;
-use session::{OutState, Queued, Session};
+use session::{Queued, Retain, Session};
 
 /// A connection, numbered by the broker in [`Broker::handle_accept`]. Never reused.
 pub type ConnId = u64;
@@ -186,6 +187,20 @@ enum CloseReason {
     TakenOver,
     /// Refused in CONNACK.
     Refused,
+}
+
+/// The acknowledgement that finishes an outgoing QoS 1/2 message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ack {
+    PubAck,
+    PubComp,
+}
+
+/// The DUP flag of an outgoing PUBLISH: set on a re-send (MQTT-3.3.1-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dup {
+    No,
+    Yes,
 }
 
 /// The broker state machine. See the module documentation for the calling contract.
@@ -582,16 +597,16 @@ impl Broker {
         };
         match p {
             Packet::Publish(publish) => self.on_publish(conn, sid, &publish),
-            Packet::PubAck(id) => self.on_ack(sid, id, OutState::Ack),
+            Packet::PubAck(id) => self.on_ack(sid, id, Ack::PubAck),
             Packet::PubRec(id) => self.on_pubrec(conn, sid, id),
             Packet::PubRel(id) => {
                 if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.incoming_qos2.remove(&id);
+                    s.incoming_qos2.on_pubrel(id);
                 }
                 // Answer even an unknown id, so the client can finish (MQTT-4.3.3).
                 self.send(conn, &Packet::PubComp(id));
             }
-            Packet::PubComp(id) => self.on_ack(sid, id, OutState::Comp),
+            Packet::PubComp(id) => self.on_ack(sid, id, Ack::PubComp),
             Packet::Subscribe(s) => return self.on_subscribe(conn, sid, &s),
             Packet::Unsubscribe(u) => self.on_unsubscribe(conn, sid, &u),
             Packet::PingReq => self.send(conn, &Packet::PingResp),
@@ -741,20 +756,19 @@ impl Broker {
     }
 
     fn resend_inflight(&mut self, conn: ConnId, sid: SessionId) {
-        let Some(s) = self.sessions.get(&sid) else {
+        let now = self.now;
+        let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
-        let mut out: Vec<(u16, QoS, bool, OutState, Arc<Message>)> =
-            Vec::with_capacity(s.inflight.len());
-        for f in &s.inflight {
-            out.push((f.pkid, f.qos, f.retain, f.state, f.msg.clone()));
-        }
-        for (pkid, qos, retain, state, msg) in out {
-            match state {
-                OutState::Ack | OutState::Rec => {
-                    self.send_publish(conn, &msg, qos, retain, true, pkid);
-                }
-                OutState::Comp => self.send(conn, &Packet::PubRel(pkid)),
+        let out: Vec<(Resend, u16, QoS, Retain, Arc<Message>)> = s
+            .inflight
+            .resend(now, None)
+            .map(|(what, f)| (what, f.pkid, f.qos, f.msg.retain, f.msg.msg.clone()))
+            .collect();
+        for (what, pkid, qos, retain, msg) in out {
+            match what {
+                Resend::Publish => self.send_publish(conn, &msg, qos, retain, Dup::Yes, pkid),
+                Resend::PubRel => self.send(conn, &Packet::PubRel(pkid)),
             }
         }
     }
@@ -768,7 +782,7 @@ impl Broker {
             QoS::AtLeastOnce => true,
             QoS::ExactlyOnce => match self.sessions.get_mut(&sid) {
                 // A duplicate of an id not yet released is acknowledged, not delivered again.
-                Some(s) => s.incoming_qos2.insert(p.pkid),
+                Some(s) => s.incoming_qos2.on_publish(p.pkid),
                 None => false,
             },
         };
@@ -842,12 +856,13 @@ impl Broker {
         matches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         matches.dedup_by_key(|m| m.0);
         for &(sid, granted) in &matches {
-            self.deliver(sid, msg, qos.min(granted), false);
+            self.deliver(sid, msg, qos.min(granted), Retain::No);
         }
         self.matches = matches;
     }
 
-    fn deliver(&mut self, sid: SessionId, msg: &Arc<Message>, qos: QoS, retain: bool) {
+    fn deliver(&mut self, sid: SessionId, msg: &Arc<Message>, qos: QoS, retain: Retain) {
+        let now = self.now;
         let max_inflight = self.config.max_inflight_messages;
         let max_queued = self.config.max_queued_messages;
         let max_queued_bytes = self.config.max_queued_bytes;
@@ -868,14 +883,15 @@ impl Broker {
                 self.log(|| format!("Dropped QoS 0 message for {id}: outgoing buffer full."));
                 return;
             }
-            self.send_publish(conn, msg, qos, retain, false, 0);
+            self.send_publish(conn, msg, qos, retain, Dup::No, 0);
             return;
         }
         if let Some(conn) = conn {
-            if s.inflight.len() < max_inflight && s.queue.is_empty() {
-                let pkid = s.start_inflight(qos, retain, msg);
-                self.send_publish(conn, msg, qos, retain, false, pkid);
-                return;
+            if s.inflight.has_room(max_inflight) && s.queue.is_empty() {
+                if let Some(pkid) = s.start_inflight(now, qos, retain, msg) {
+                    self.send_publish(conn, msg, qos, retain, Dup::No, pkid);
+                    return;
+                }
             }
         }
         let full_count = max_queued != 0 && s.queue.len() >= max_queued;
@@ -968,31 +984,35 @@ impl Broker {
 
     fn pump_window(&mut self, sid: SessionId) {
         let max_inflight = self.config.max_inflight_messages;
+        let now = self.now;
         loop {
             let Some(s) = self.sessions.get_mut(&sid) else {
                 return;
             };
             let Some(conn) = s.conn else { return };
-            if s.inflight.len() >= max_inflight {
+            if !s.inflight.has_room(max_inflight) {
                 return;
             }
             let Some(q) = s.pop_queue() else { return };
-            let pkid = s.start_inflight(q.qos, q.retain, &q.msg);
-            self.send_publish(conn, &q.msg, q.qos, q.retain, false, pkid);
+            let Some(pkid) = s.start_inflight(now, q.qos, q.retain, &q.msg) else {
+                return;
+            };
+            self.send_publish(conn, &q.msg, q.qos, q.retain, Dup::No, pkid);
         }
     }
 
     /// PUBACK (expecting `Ack`) or PUBCOMP (expecting `Comp`): the message is done.
-    fn on_ack(&mut self, sid: SessionId, pkid: u16, expect: OutState) {
+    fn on_ack(&mut self, sid: SessionId, pkid: u16, ack: Ack) {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
-        match s.find_inflight(pkid) {
-            Some(i) if s.inflight[i].state == expect => {
-                s.inflight.remove(i);
-                self.pump(sid);
-            }
-            _ => {
+        let done = match ack {
+            Ack::PubAck => s.inflight.on_puback(pkid),
+            Ack::PubComp => s.inflight.on_pubcomp(pkid),
+        };
+        match done {
+            Some(_) => self.pump(sid),
+            None => {
                 let id = s.client_id.clone();
                 self.log(|| {
                     format!("Ignoring unexpected acknowledgement of mid {pkid} from {id}.")
@@ -1002,15 +1022,13 @@ impl Broker {
     }
 
     fn on_pubrec(&mut self, conn: ConnId, sid: SessionId, pkid: u16) {
+        let now = self.now;
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
-        match s.find_inflight(pkid) {
-            Some(i) if s.inflight[i].qos == QoS::ExactlyOnce => {
-                s.inflight[i].state = OutState::Comp;
-                self.send(conn, &Packet::PubRel(pkid));
-            }
-            _ => {
+        match s.inflight.on_pubrec(now, pkid).0 {
+            PubRecOutcome::SendPubRel => self.send(conn, &Packet::PubRel(pkid)),
+            PubRecOutcome::Unknown => {
                 let id = s.client_id.clone();
                 self.log(|| format!("Ignoring PUBREC for unknown mid {pkid} from {id}."));
             }
@@ -1064,7 +1082,7 @@ impl Broker {
             }
         }
         for (qos, msg) in hits {
-            self.deliver(sid, &msg, qos, true);
+            self.deliver(sid, &msg, qos, Retain::Yes);
         }
         true
     }
@@ -1191,14 +1209,14 @@ impl Broker {
         conn: ConnId,
         msg: &Message,
         qos: QoS,
-        retain: bool,
-        dup: bool,
+        retain: Retain,
+        dup: Dup,
         pkid: u16,
     ) {
         let p = Publish {
-            dup,
+            dup: dup == Dup::Yes,
             qos,
-            retain,
+            retain: retain.flag(),
             topic: &msg.topic,
             pkid,
             payload: &msg.payload,

@@ -8,6 +8,8 @@ use alloc::vec::Vec;
 
 use super::ConnId;
 use crate::codec::QoS;
+use crate::qos::{IncomingQos2, Window};
+use crate::time::Instant;
 
 /// A message as routed: shared by every subscriber's queue, never copied per subscriber.
 #[derive(Debug)]
@@ -23,30 +25,33 @@ impl Message {
     }
 }
 
-/// Which acknowledgement an outgoing QoS 1/2 message awaits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutState {
-    /// QoS 1 PUBLISH sent, PUBACK awaited.
-    Ack,
-    /// QoS 2 PUBLISH sent, PUBREC awaited.
-    Rec,
-    /// QoS 2 PUBREL sent, PUBCOMP awaited.
-    Comp,
+/// What a session keeps of a message it delivers at QoS 1/2: the shared message and whether it
+/// goes out as retained (a retained message sent on a new subscription, MQTT-3.3.1-8).
+#[derive(Debug)]
+pub struct Outgoing {
+    pub retain: Retain,
+    pub msg: Arc<Message>,
 }
 
-#[derive(Debug)]
-pub struct Inflight {
-    pub pkid: u16,
-    pub qos: QoS,
-    pub retain: bool,
-    pub state: OutState,
-    pub msg: Arc<Message>,
+/// The RETAIN flag of an outgoing PUBLISH.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retain {
+    /// Normal forwarding clears RETAIN (MQTT-3.3.1-9).
+    No,
+    /// Sent because of a new subscription (MQTT-3.3.1-8).
+    Yes,
+}
+
+impl Retain {
+    pub fn flag(self) -> bool {
+        self == Retain::Yes
+    }
 }
 
 #[derive(Debug)]
 pub struct Queued {
     pub qos: QoS,
-    pub retain: bool,
+    pub retain: Retain,
     pub msg: Arc<Message>,
 }
 
@@ -58,7 +63,7 @@ pub struct Session {
     /// Filter -> granted QoS; mirrors this session's entries in the subscription tree.
     pub subs: BTreeMap<String, QoS>,
     /// Outgoing QoS 1/2 messages awaiting acknowledgement, in the order they were first sent.
-    pub inflight: VecDeque<Inflight>,
+    pub inflight: Window<Outgoing>,
     /// Outgoing QoS 1/2 messages waiting for the window or for the client to come back.
     pub queue: VecDeque<Queued>,
     pub queued_bytes: usize,
@@ -66,10 +71,9 @@ pub struct Session {
     pub queue_peak_messages: usize,
     pub queue_peak_bytes: usize,
     /// Incoming QoS 2 packet ids delivered but not yet released (MQTT-4.3.3-2).
-    pub incoming_qos2: BTreeSet<u16>,
+    pub incoming_qos2: IncomingQos2,
     /// Publishing connections paused until this session's queue drains (backpressure).
     pub blocking: BTreeSet<ConnId>,
-    next_pkid: u16,
 }
 
 impl Session {
@@ -79,55 +83,31 @@ impl Session {
             clean,
             conn: None,
             subs: BTreeMap::new(),
-            inflight: VecDeque::new(),
+            inflight: Window::default(),
             queue: VecDeque::new(),
             queued_bytes: 0,
             queue_peak_messages: 0,
             queue_peak_bytes: 0,
-            incoming_qos2: BTreeSet::new(),
+            incoming_qos2: IncomingQos2::default(),
             blocking: BTreeSet::new(),
-            next_pkid: 0,
-        }
-    }
-
-    /// Next packet id not in use by the in-flight window. The window is at most 65,535 long, so
-    /// a free id always exists when the caller has checked the window has room.
-    pub fn alloc_pkid(&mut self) -> u16 {
-        loop {
-            self.next_pkid = self.next_pkid.wrapping_add(1);
-            if self.next_pkid == 0 {
-                continue;
-            }
-            let id = self.next_pkid;
-            // The window is short (20 by default) and scanned from the newest end, where
-            // collisions after a wrap would sit.
-            if !self.inflight.iter().rev().any(|f| f.pkid == id) {
-                return id;
-            }
         }
     }
 
     /// Puts a QoS 1/2 message into the in-flight window under a fresh packet id, awaiting its
-    /// first acknowledgement; returns the id to send it with.
-    pub fn start_inflight(&mut self, qos: QoS, retain: bool, msg: &Arc<Message>) -> u16 {
-        let pkid = self.alloc_pkid();
-        let state = if qos == QoS::AtLeastOnce {
-            OutState::Ack
-        } else {
-            OutState::Rec
-        };
-        self.inflight.push_back(Inflight {
-            pkid,
-            qos,
+    /// first acknowledgement; returns the id to send it with. The caller checked the window has
+    /// room (at most 65,535 long), so an id is free.
+    pub fn start_inflight(
+        &mut self,
+        now: Instant,
+        qos: QoS,
+        retain: Retain,
+        msg: &Arc<Message>,
+    ) -> Option<u16> {
+        let out = Outgoing {
             retain,
-            state,
             msg: msg.clone(),
-        });
-        pkid
-    }
-
-    pub fn find_inflight(&self, pkid: u16) -> Option<usize> {
-        self.inflight.iter().position(|f| f.pkid == pkid)
+        };
+        self.inflight.start(now, qos, out).ok()
     }
 
     pub fn push_queue(&mut self, q: Queued) {

@@ -108,7 +108,7 @@
 //! }
 //! ```
 
-use alloc::collections::{BTreeSet, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
@@ -118,6 +118,7 @@ use crate::codec::{
     Publish, QoS, SubAck, Subscribe, SubscribeFilters, Unsubscribe, UnsubscribeTopics, Will,
 };
 use crate::limits;
+use crate::qos::{Awaiting, InFlight, IncomingQos2, PubRecOutcome, Resend, Window};
 use crate::time::{Duration, Instant};
 use crate::topic;
 
@@ -345,24 +346,6 @@ struct OutMessage {
     retain: bool,
 }
 
-/// Which acknowledgement an in-flight message awaits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum OutState {
-    /// QoS 1 PUBLISH sent, PUBACK awaited.
-    Ack,
-    /// QoS 2 PUBLISH sent, PUBREC awaited.
-    Rec,
-    /// QoS 2 PUBREL sent, PUBCOMP awaited (the payload is no longer kept).
-    Comp,
-}
-
-#[derive(Debug)]
-struct Inflight {
-    pkid: u16,
-    state: OutState,
-    msg: OutMessage,
-}
-
 /// A SUBSCRIBE or UNSUBSCRIBE awaiting its acknowledgement.
 #[derive(Debug)]
 enum Request {
@@ -397,18 +380,16 @@ pub struct Client {
     /// QoS 0 messages encoded into `tx`: complete when it is taken, requeued if it is discarded.
     tx_qos0: Vec<OutMessage>,
     events: VecDeque<Event>,
-    /// QoS 1/2 messages awaiting acknowledgement, in the order they were first sent.
-    inflight: VecDeque<Inflight>,
+    /// QoS 1/2 messages awaiting acknowledgement, in the order they were first sent; its packet
+    /// identifiers are shared with `requests`.
+    inflight: Window<OutMessage>,
     /// Accepted messages waiting for the window or for a connection, in publish order.
     queue: VecDeque<OutMessage>,
     /// SUBSCRIBE/UNSUBSCRIBE awaiting acknowledgement, in request order.
     requests: VecDeque<Request>,
-    /// Packet identifiers used by `inflight` and `requests`.
-    pkids: BTreeSet<u16>,
-    next_pkid: u16,
     next_publish_id: u64,
     /// Incoming QoS 2 identifiers delivered and not yet released (MQTT-4.3.3-2).
-    incoming_qos2: BTreeSet<u16>,
+    incoming_qos2: IncomingQos2,
     last_tx: Instant,
     last_rx: Instant,
     connack_deadline: Option<Instant>,
@@ -450,13 +431,11 @@ impl Client {
             tx: Vec::new(),
             tx_qos0: Vec::new(),
             events: VecDeque::new(),
-            inflight: VecDeque::new(),
+            inflight: Window::default(),
             queue: VecDeque::new(),
             requests: VecDeque::new(),
-            pkids: BTreeSet::new(),
-            next_pkid: 0,
             next_publish_id: 1,
-            incoming_qos2: BTreeSet::new(),
+            incoming_qos2: IncomingQos2::default(),
             last_tx: now,
             last_rx: now,
             connack_deadline: None,
@@ -640,7 +619,8 @@ impl Client {
         self.check_size(&probe)?;
         let sendable_now = self.state == ConnectionState::Connected
             && self.queue.is_empty()
-            && (qos == QoS::AtMostOnce || self.window_has_room());
+            && (qos == QoS::AtMostOnce
+                || self.inflight.has_room(self.config.max_inflight_messages));
         if !sendable_now && self.queue.len() >= self.config.max_queued_messages {
             return Err(ClientError::QueueFull);
         }
@@ -784,29 +764,14 @@ impl Client {
         Ok(())
     }
 
-    fn window_has_room(&self) -> bool {
-        self.inflight.len() < self.config.max_inflight_messages
-            && self.pkids.len() < usize::from(u16::MAX)
-    }
-
-    /// The next packet identifier not in use, if any is free.
-    fn alloc_pkid(&mut self) -> Option<u16> {
-        if self.pkids.len() >= usize::from(u16::MAX) {
-            return None;
-        }
-        loop {
-            self.next_pkid = self.next_pkid.wrapping_add(1);
-            if self.next_pkid != 0 && self.pkids.insert(self.next_pkid) {
-                return Some(self.next_pkid);
-            }
-        }
-    }
-
     fn alloc_request_pkid(&mut self) -> Result<u16, ClientError> {
         if self.requests.len() >= self.config.max_inflight_messages {
             return Err(ClientError::TooManyRequests);
         }
-        self.alloc_pkid().ok_or(ClientError::TooManyRequests)
+        self.inflight
+            .ids()
+            .alloc()
+            .ok_or(ClientError::TooManyRequests)
     }
 
     fn add_request(&mut self, r: Request) {
@@ -843,34 +808,34 @@ impl Client {
             return;
         }
         while let Some(qos) = self.queue.front().map(|m| m.qos) {
-            let pkid = if qos == QoS::AtMostOnce {
-                0
-            } else {
-                if self.inflight.len() >= self.config.max_inflight_messages {
-                    return;
-                }
-                match self.alloc_pkid() {
-                    Some(id) => id,
-                    None => return,
-                }
-            };
+            if qos != QoS::AtMostOnce && !self.inflight.has_room(self.config.max_inflight_messages)
+            {
+                return;
+            }
             let Some(msg) = self.queue.pop_front() else {
                 return;
             };
-            let _ = codec::encode_to_vec(&publish_packet(&msg, pkid, false), &mut self.tx);
-            self.last_tx = self.now;
-            match qos {
-                QoS::AtMostOnce => self.tx_qos0.push(msg),
-                QoS::AtLeastOnce | QoS::ExactlyOnce => self.inflight.push_back(Inflight {
-                    pkid,
-                    state: if qos == QoS::AtLeastOnce {
-                        OutState::Ack
-                    } else {
-                        OutState::Rec
-                    },
-                    msg,
-                }),
+            if qos == QoS::AtMostOnce {
+                let _ = codec::encode_to_vec(&publish_packet(&msg, 0, Dup::No), &mut self.tx);
+                self.tx_qos0.push(msg);
+            } else {
+                match self.inflight.start(self.now, qos, msg) {
+                    Ok(pkid) => {
+                        let sent = self.inflight.iter().last().map(|f| &f.msg);
+                        if let Some(m) = sent {
+                            let _ = codec::encode_to_vec(
+                                &publish_packet(m, pkid, Dup::No),
+                                &mut self.tx,
+                            );
+                        }
+                    }
+                    Err(msg) => {
+                        self.queue.push_front(msg);
+                        return;
+                    }
+                }
             }
+            self.last_tx = self.now;
         }
     }
 
@@ -887,14 +852,20 @@ impl Client {
         }
         match p {
             Packet::Publish(publish) => self.on_publish(&publish),
-            Packet::PubAck(id) => self.on_ack(id, OutState::Ack),
+            Packet::PubAck(id) => {
+                let done = self.inflight.on_puback(id);
+                self.on_done(done);
+            }
             Packet::PubRec(id) => self.on_pubrec(id),
             Packet::PubRel(id) => {
-                self.incoming_qos2.remove(&id);
+                self.incoming_qos2.on_pubrel(id);
                 // Answer even an unknown id, so the broker can finish (MQTT-4.3.3).
                 self.send(&Packet::PubComp(id));
             }
-            Packet::PubComp(id) => self.on_ack(id, OutState::Comp),
+            Packet::PubComp(id) => {
+                let done = self.inflight.on_pubcomp(id);
+                self.on_done(done);
+            }
             Packet::SubAck(s) => return self.on_suback(&s),
             Packet::UnsubAck(u) => self.on_unsuback(u.pkid),
             Packet::PingResp => {}
@@ -927,24 +898,16 @@ impl Client {
         });
         if ca.session_present {
             // MQTT-4.4.0-1: re-send with the original identifiers, in the original order.
-            for f in &self.inflight {
-                let p = match f.state {
-                    OutState::Ack | OutState::Rec => publish_packet(&f.msg, f.pkid, true),
-                    OutState::Comp => Packet::PubRel(f.pkid),
-                };
-                let _ = codec::encode_to_vec(&p, &mut self.tx);
-                self.last_tx = self.now;
-            }
+            self.resend(None);
         } else {
             // A new session on the broker: its packet identifiers mean nothing any more.
             self.incoming_qos2.clear();
             let mut again = Vec::new();
-            for f in core::mem::take(&mut self.inflight) {
-                self.pkids.remove(&f.pkid);
-                match f.state {
+            for f in self.inflight.drain() {
+                match f.awaiting {
                     // PUBREC received: the broker owns the message (MQTT-4.3.3).
-                    OutState::Comp => self.events.push_back(Event::Published(f.msg.id)),
-                    OutState::Ack | OutState::Rec => again.push(f.msg),
+                    Awaiting::PubComp => self.events.push_back(Event::Published(f.msg.id)),
+                    Awaiting::PubAck | Awaiting::PubRec => again.push(f.msg),
                 }
             }
             for m in again.into_iter().rev() {
@@ -964,7 +927,7 @@ impl Client {
         let deliver = match p.qos {
             QoS::AtMostOnce | QoS::AtLeastOnce => true,
             // A duplicate of an id not yet released is acknowledged, not delivered again.
-            QoS::ExactlyOnce => self.incoming_qos2.insert(p.pkid),
+            QoS::ExactlyOnce => self.incoming_qos2.on_publish(p.pkid),
         };
         if deliver {
             self.events.push_back(Event::Message {
@@ -982,33 +945,38 @@ impl Client {
         }
     }
 
-    /// PUBACK (expecting `Ack`) or PUBCOMP (expecting `Comp`). Unknown ids are ignored.
-    fn on_ack(&mut self, pkid: u16, expect: OutState) {
-        let Some(i) = self
-            .inflight
-            .iter()
-            .position(|f| f.pkid == pkid && f.state == expect)
-        else {
-            return;
-        };
-        if let Some(f) = self.inflight.remove(i) {
-            self.pkids.remove(&pkid);
+    /// After PUBACK or PUBCOMP: `done` is the finished message (`None` for an unknown or
+    /// unexpected identifier, which is ignored).
+    fn on_done(&mut self, done: Option<InFlight<OutMessage>>) {
+        if let Some(f) = done {
             self.events.push_back(Event::Published(f.msg.id));
         }
         self.pump();
     }
 
     fn on_pubrec(&mut self, pkid: u16) {
-        let Some(f) = self.inflight.iter_mut().find(|f| f.pkid == pkid) else {
-            return;
-        };
-        match f.state {
-            OutState::Rec | OutState::Comp => {
-                f.state = OutState::Comp;
-                f.msg.payload = Vec::new();
-                self.send(&Packet::PubRel(pkid));
-            }
-            OutState::Ack => {} // a PUBREC for a QoS 1 message: ignored
+        // A PUBREC for a QoS 1 message or an unknown id is ignored.
+        if let (PubRecOutcome::SendPubRel, Some(m)) = self.inflight.on_pubrec(self.now, pkid) {
+            m.payload = Vec::new(); // the broker owns the message now
+            self.send(&Packet::PubRel(pkid));
+        }
+    }
+
+    /// Re-sends in-flight messages in their original order: all of them (a resumed session) or
+    /// those last sent before `older_than` (the re-send timer). PUBLISH goes with DUP = 1.
+    fn resend(&mut self, older_than: Option<Instant>) {
+        let now = self.now;
+        let mut sent = false;
+        for (what, f) in self.inflight.resend(now, older_than) {
+            let p = match what {
+                Resend::Publish => publish_packet(&f.msg, f.pkid, Dup::Yes),
+                Resend::PubRel => Packet::PubRel(f.pkid),
+            };
+            let _ = codec::encode_to_vec(&p, &mut self.tx);
+            sent = true;
+        }
+        if sent {
+            self.last_tx = now;
         }
     }
 
@@ -1029,7 +997,7 @@ impl Client {
             }
         }
         self.requests.remove(i);
-        self.pkids.remove(&s.pkid);
+        self.inflight.ids().release(s.pkid);
         self.events.push_back(Event::Subscribed {
             pkid: s.pkid,
             granted: s.granted().collect(),
@@ -1046,7 +1014,7 @@ impl Client {
             return;
         };
         self.requests.remove(i);
-        self.pkids.remove(&pkid);
+        self.inflight.ids().release(pkid);
         self.events.push_back(Event::Unsubscribed(pkid));
     }
 }
@@ -1072,9 +1040,16 @@ fn connect_packet(config: &ClientConfig) -> Connect<'_> {
     }
 }
 
-fn publish_packet(m: &OutMessage, pkid: u16, dup: bool) -> Packet<'_> {
+/// The DUP flag of an outgoing PUBLISH: set on a re-send (MQTT-3.3.1-1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dup {
+    No,
+    Yes,
+}
+
+fn publish_packet(m: &OutMessage, pkid: u16, dup: Dup) -> Packet<'_> {
     Packet::Publish(Publish {
-        dup,
+        dup: dup == Dup::Yes,
         qos: m.qos,
         retain: m.retain,
         topic: &m.topic,

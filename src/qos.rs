@@ -1,0 +1,399 @@
+//! The QoS 1/2 flow, written once and used by both ends: a broker session delivering to its
+//! client and the client publishing to its broker run the same sender state machine, and both
+//! receive QoS 2 the same way (MQTT 3.1.1 section 4.3).
+//!
+//! * [`PacketIds`]: packet identifiers in use, allocated from 1 upwards, wrapping, skipping 0 and
+//!   every identifier still in use (MQTT-2.3.1-2), in `O(log n)`.
+//! * [`Window`]: the outgoing QoS 1/2 messages awaiting acknowledgement, in the order they were
+//!   first sent, each in an [`Awaiting`] state; bounded by the caller's `max_inflight_messages`.
+//!   It owns its [`PacketIds`], which the client also draws on for SUBSCRIBE/UNSUBSCRIBE.
+//! * [`IncomingQos2`]: identifiers of QoS 2 messages delivered and not yet released
+//!   (MQTT-4.3.3-2): a re-sent duplicate is acknowledged, not delivered twice.
+//!
+//! Nothing here encodes or sends: each method says what the caller must send (PUBREL, PUBCOMP, a
+//! re-sent PUBLISH), so the broker and the client keep their own output buffers and logging.
+
+use alloc::collections::{BTreeSet, VecDeque};
+
+use crate::codec::QoS;
+use crate::time::Instant;
+
+/// Packet identifiers in use by one sender.
+#[derive(Debug, Default)]
+pub struct PacketIds {
+    in_use: BTreeSet<u16>,
+    last: u16,
+}
+
+impl PacketIds {
+    /// The next identifier after the last one handed out that is not in use, or `None` when all
+    /// 65,535 are.
+    pub fn alloc(&mut self) -> Option<u16> {
+        if self.in_use.len() >= usize::from(u16::MAX) {
+            return None;
+        }
+        loop {
+            self.last = self.last.wrapping_add(1);
+            if self.last != 0 && self.in_use.insert(self.last) {
+                return Some(self.last);
+            }
+        }
+    }
+
+    /// `id` is free again (its acknowledgement arrived).
+    pub fn release(&mut self, id: u16) {
+        self.in_use.remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.in_use.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.in_use.is_empty()
+    }
+
+    pub fn contains(&self, id: u16) -> bool {
+        self.in_use.contains(&id)
+    }
+}
+
+/// Which acknowledgement an outgoing QoS 1/2 message awaits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Awaiting {
+    /// QoS 1 PUBLISH sent, PUBACK awaited.
+    PubAck,
+    /// QoS 2 PUBLISH sent, PUBREC awaited.
+    PubRec,
+    /// QoS 2 PUBREL sent, PUBCOMP awaited: the receiver owns the message now.
+    PubComp,
+}
+
+/// One message in the window.
+#[derive(Debug)]
+pub struct InFlight<M> {
+    pub pkid: u16,
+    pub qos: QoS,
+    pub awaiting: Awaiting,
+    /// When the PUBLISH (or, once PUBREC arrived, the PUBREL) was last sent: for re-sending
+    /// while connected (esp-mqtt's behaviour).
+    pub sent_at: Instant,
+    pub msg: M,
+}
+
+/// What to send again for an in-flight message when the session resumes (MQTT-4.4.0-1) or a
+/// re-send timer fires: the PUBLISH with DUP = 1 and its identifier, or the PUBREL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    Publish,
+    PubRel,
+}
+
+/// What a PUBREC means for the sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PubRecOutcome {
+    /// Send PUBREL with this identifier (again, if PUBREC was re-sent).
+    SendPubRel,
+    /// No QoS 2 message has this identifier: ignore it.
+    Unknown,
+}
+
+/// The outgoing QoS 1/2 messages awaiting acknowledgement, oldest first.
+#[derive(Debug)]
+pub struct Window<M> {
+    entries: VecDeque<InFlight<M>>,
+    ids: PacketIds,
+}
+
+impl<M> Default for Window<M> {
+    fn default() -> Self {
+        Window {
+            entries: VecDeque::new(),
+            ids: PacketIds::default(),
+        }
+    }
+}
+
+impl<M> Window<M> {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Room for one more message under `max_inflight_messages`, with an identifier free for it.
+    pub fn has_room(&self, max_inflight_messages: usize) -> bool {
+        self.entries.len() < max_inflight_messages && self.ids.len() < usize::from(u16::MAX)
+    }
+
+    /// The identifiers in use: this window's and any the owner reserved for other requests.
+    pub fn ids(&mut self) -> &mut PacketIds {
+        &mut self.ids
+    }
+
+    /// Puts a QoS 1/2 message into the window under a fresh identifier, awaiting its first
+    /// acknowledgement; returns the identifier to send it with. `None` when no identifier is free
+    /// (QoS 0 has no place here either: it is never acknowledged).
+    pub fn start(&mut self, now: Instant, qos: QoS, msg: M) -> Result<u16, M> {
+        let awaiting = match qos {
+            QoS::AtMostOnce => return Err(msg),
+            QoS::AtLeastOnce => Awaiting::PubAck,
+            QoS::ExactlyOnce => Awaiting::PubRec,
+        };
+        let Some(pkid) = self.ids.alloc() else {
+            return Err(msg);
+        };
+        self.entries.push_back(InFlight {
+            pkid,
+            qos,
+            awaiting,
+            sent_at: now,
+            msg,
+        });
+        Ok(pkid)
+    }
+
+    /// PUBACK: the QoS 1 message with this identifier is done. `None` for an unknown identifier
+    /// or one that awaits something else.
+    pub fn on_puback(&mut self, pkid: u16) -> Option<InFlight<M>> {
+        self.complete(pkid, Awaiting::PubAck)
+    }
+
+    /// PUBCOMP: the QoS 2 message with this identifier is done.
+    pub fn on_pubcomp(&mut self, pkid: u16) -> Option<InFlight<M>> {
+        self.complete(pkid, Awaiting::PubComp)
+    }
+
+    fn complete(&mut self, pkid: u16, expect: Awaiting) -> Option<InFlight<M>> {
+        let i = self
+            .entries
+            .iter()
+            .position(|f| f.pkid == pkid && f.awaiting == expect)?;
+        let f = self.entries.remove(i)?;
+        self.ids.release(pkid);
+        Some(f)
+    }
+
+    /// PUBREC: the receiver owns the QoS 2 message; PUBREL is (re-)sent. A PUBREC for a QoS 1
+    /// message or an unknown identifier is ignored.
+    pub fn on_pubrec(&mut self, now: Instant, pkid: u16) -> (PubRecOutcome, Option<&mut M>) {
+        match self
+            .entries
+            .iter_mut()
+            .find(|f| f.pkid == pkid && f.qos == QoS::ExactlyOnce)
+        {
+            Some(f) => {
+                f.awaiting = Awaiting::PubComp;
+                f.sent_at = now;
+                (PubRecOutcome::SendPubRel, Some(&mut f.msg))
+            }
+            None => (PubRecOutcome::Unknown, None),
+        }
+    }
+
+    /// What to send again for each message, in the original order (MQTT-4.4.0-1): for a
+    /// resumed session, every one; with `older_than`, only those last sent before it (the
+    /// re-send timer), which are stamped `now`.
+    pub fn resend(
+        &mut self,
+        now: Instant,
+        older_than: Option<Instant>,
+    ) -> impl Iterator<Item = (Resend, &InFlight<M>)> + '_ {
+        self.entries.iter_mut().filter_map(move |f| {
+            if older_than.is_some_and(|t| f.sent_at > t) {
+                return None;
+            }
+            f.sent_at = now;
+            let what = match f.awaiting {
+                Awaiting::PubAck | Awaiting::PubRec => Resend::Publish,
+                Awaiting::PubComp => Resend::PubRel,
+            };
+            Some((what, &*f))
+        })
+    }
+
+    /// The earliest time a message in the window was last sent.
+    pub fn oldest_sent_at(&self) -> Option<Instant> {
+        self.entries.iter().map(|f| f.sent_at).min()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &InFlight<M>> + '_ {
+        self.entries.iter()
+    }
+
+    /// Empties the window (the peer forgot the session), releasing every identifier, oldest
+    /// first.
+    pub fn drain(&mut self) -> impl Iterator<Item = InFlight<M>> + '_ {
+        for f in &self.entries {
+            self.ids.release(f.pkid);
+        }
+        self.entries.drain(..)
+    }
+
+    /// Removes the messages for which `expired` says so, releasing their identifiers, and hands
+    /// each to `gone`, oldest first.
+    pub fn remove_where(
+        &mut self,
+        mut expired: impl FnMut(&InFlight<M>) -> bool,
+        mut gone: impl FnMut(InFlight<M>),
+    ) {
+        let mut kept = VecDeque::with_capacity(self.entries.len());
+        for f in self.entries.drain(..) {
+            if expired(&f) {
+                self.ids.release(f.pkid);
+                gone(f);
+            } else {
+                kept.push_back(f);
+            }
+        }
+        self.entries = kept;
+    }
+}
+
+/// Incoming QoS 2 identifiers delivered and not yet released (MQTT-4.3.3-2).
+#[derive(Debug, Default)]
+pub struct IncomingQos2 {
+    ids: BTreeSet<u16>,
+}
+
+impl IncomingQos2 {
+    /// A QoS 2 PUBLISH arrived: deliver it (true) unless this identifier awaits PUBREL already
+    /// (a re-sent duplicate). Either way the caller answers PUBREC.
+    pub fn on_publish(&mut self, pkid: u16) -> bool {
+        self.ids.insert(pkid)
+    }
+
+    /// PUBREL: the identifier is released. The caller answers PUBCOMP even for an unknown one,
+    /// so the sender can finish (MQTT-4.3.3).
+    pub fn on_pubrel(&mut self, pkid: u16) {
+        self.ids.remove(&pkid);
+    }
+
+    pub fn clear(&mut self) {
+        self.ids.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Instant = Instant::ZERO;
+
+    #[test]
+    fn ids_skip_zero_and_those_in_use_after_wrapping() {
+        let mut ids = PacketIds::default();
+        assert_eq!(ids.alloc(), Some(1));
+        assert_eq!(ids.alloc(), Some(2));
+        ids.release(1);
+        // Run to the end of the range: the next after 65,535 is 1 (free), never 0, never 2.
+        ids.last = u16::MAX - 1;
+        assert_eq!(ids.alloc(), Some(u16::MAX));
+        assert_eq!(ids.alloc(), Some(1));
+        assert_eq!(ids.alloc(), Some(3));
+        assert!(ids.contains(2));
+    }
+
+    #[test]
+    fn ids_run_out_at_65535() {
+        let mut ids = PacketIds::default();
+        for _ in 0..u16::MAX {
+            assert!(ids.alloc().is_some());
+        }
+        assert_eq!(ids.alloc(), None);
+        ids.release(40_000);
+        assert_eq!(ids.alloc(), Some(40_000));
+    }
+
+    #[test]
+    fn qos1_completes_on_puback_only() {
+        let mut w: Window<&str> = Window::default();
+        let id = w.start(T0, QoS::AtLeastOnce, "a").unwrap();
+        assert!(w.on_pubcomp(id).is_none(), "PUBCOMP does not finish QoS 1");
+        assert_eq!(w.on_pubrec(T0, id).0, PubRecOutcome::Unknown);
+        assert_eq!(w.on_puback(id).map(|f| f.msg), Some("a"));
+        assert!(w.is_empty() && w.ids().is_empty());
+        assert!(w.on_puback(id).is_none(), "a second PUBACK is unknown");
+    }
+
+    #[test]
+    fn qos2_goes_pubrec_then_pubcomp_and_pubrec_may_repeat() {
+        let mut w: Window<&str> = Window::default();
+        let id = w.start(T0, QoS::ExactlyOnce, "b").unwrap();
+        assert!(w.on_puback(id).is_none(), "PUBACK does not finish QoS 2");
+        assert!(
+            w.on_pubcomp(id).is_none(),
+            "PUBCOMP before PUBREC is unexpected"
+        );
+        assert_eq!(w.on_pubrec(T0, id).0, PubRecOutcome::SendPubRel);
+        assert_eq!(w.on_pubrec(T0, id).0, PubRecOutcome::SendPubRel);
+        let resent: alloc::vec::Vec<Resend> = w.resend(T0, None).map(|(r, _)| r).collect();
+        assert_eq!(resent, [Resend::PubRel]);
+        assert_eq!(w.on_pubcomp(id).map(|f| f.msg), Some("b"));
+    }
+
+    #[test]
+    fn qos0_has_no_place_in_the_window() {
+        let mut w: Window<u8> = Window::default();
+        assert_eq!(w.start(T0, QoS::AtMostOnce, 7), Err(7));
+    }
+
+    #[test]
+    fn resend_keeps_order_and_the_timer_picks_only_old_ones() {
+        let mut w: Window<u8> = Window::default();
+        let t1 = Instant::from_millis(1_000);
+        let t2 = Instant::from_millis(2_000);
+        w.start(T0, QoS::AtLeastOnce, 1).unwrap();
+        w.start(t1, QoS::ExactlyOnce, 2).unwrap();
+        w.start(t2, QoS::AtLeastOnce, 3).unwrap();
+        let all: alloc::vec::Vec<u8> = w.resend(t2, None).map(|(_, f)| f.msg).collect();
+        assert_eq!(all, [1, 2, 3]);
+        let t3 = Instant::from_millis(3_500);
+        // Everything was stamped t2 above; only messages sent at or before 2.5 s go again.
+        let due: alloc::vec::Vec<u8> = w
+            .resend(t3, Some(Instant::from_millis(2_500)))
+            .map(|(_, f)| f.msg)
+            .collect();
+        assert_eq!(due, [1, 2, 3]);
+        let none = w.resend(t3, Some(Instant::from_millis(3_000))).count();
+        assert_eq!(none, 0);
+        assert_eq!(w.oldest_sent_at(), Some(t3));
+    }
+
+    #[test]
+    fn remove_where_releases_ids() {
+        let mut w: Window<u8> = Window::default();
+        let a = w.start(T0, QoS::AtLeastOnce, 1).unwrap();
+        let b = w.start(T0, QoS::AtLeastOnce, 2).unwrap();
+        let mut gone = alloc::vec::Vec::new();
+        w.remove_where(|f| f.msg == 1, |f| gone.push(f.pkid));
+        assert_eq!(gone, [a]);
+        assert!(!w.ids().contains(a) && w.ids().contains(b));
+    }
+
+    #[test]
+    fn incoming_qos2_delivers_once_until_released() {
+        let mut q = IncomingQos2::default();
+        assert!(q.on_publish(9));
+        assert!(
+            !q.on_publish(9),
+            "a duplicate before PUBREL is not delivered again"
+        );
+        q.on_pubrel(9);
+        q.on_pubrel(9); // unknown now: still fine
+        assert!(
+            q.on_publish(9),
+            "after PUBREL the identifier names a new message"
+        );
+    }
+}
