@@ -21,10 +21,11 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
+use core::ops::ControlFlow;
 
 use crate::codec::{
-    self, ConnAck, Connect, ConnectReturnCode, Decoded, Packet, Protocol, Publish, QoS, SubAck,
-    Subscribe, UnsubAck, Unsubscribe, SUBACK_FAILURE,
+    self, ConnAck, Connect, ConnectReturnCode, FeedStop, FrameBuffer, Packet, Protocol, Publish,
+    QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, SUBACK_FAILURE,
 };
 use crate::limits;
 use crate::time::{Duration, Instant};
@@ -141,7 +142,7 @@ struct Conn {
     peer: String,
     state: ConnState,
     client_id: String,
-    rx: Vec<u8>,
+    rx: FrameBuffer,
     tx: Vec<u8>,
     /// In the dirty list (has `tx` bytes the caller has not taken).
     dirty: bool,
@@ -187,6 +188,13 @@ enum CloseReason {
     TakenOver,
     /// Refused in CONNACK.
     Refused,
+}
+
+/// Whether a connection is still open after one of its packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Open,
+    Closed,
 }
 
 /// The acknowledgement that finishes an outgoing QoS 1/2 message.
@@ -326,7 +334,7 @@ impl Broker {
                 peer: peer.to_string(),
                 state: ConnState::AwaitingConnect,
                 client_id: String::from("<unknown>"),
-                rx: Vec::new(),
+                rx: FrameBuffer::new(),
                 tx: Vec::new(),
                 dirty: false,
                 unsent_bytes: 0,
@@ -372,53 +380,44 @@ impl Broker {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        // Decode straight from `data` when nothing is buffered; copy only what is left over.
+        if c.paused {
+            c.rx.hold(data);
+            return;
+        }
         let mut rx = core::mem::take(&mut c.rx);
-        let mut paused = c.paused;
-        let (buf, buffered): (&[u8], bool) = if rx.is_empty() {
-            (data, false)
-        } else {
-            rx.extend_from_slice(data);
-            (&rx[..], true)
-        };
-        let mut pos = 0;
         let max = self.config.max_packet_bytes;
-        while pos < buf.len() && !paused {
-            match codec::decode(&buf[pos..], max) {
-                Ok(Decoded::NeedMore(_)) => break,
-                Ok(Decoded::Packet(p, n)) => {
-                    pos += n;
-                    self.stats.messages_received += 1;
-                    if !self.handle_packet(conn, p) {
-                        return;
-                    }
-                    paused = self.conns.get(&conn).is_some_and(|c| c.paused);
+        let fed = rx.feed(data, max, |p| {
+            self.stats.messages_received += 1;
+            match self.handle_packet(conn, p) {
+                Flow::Closed => ControlFlow::Break(Flow::Closed),
+                Flow::Open if self.conns.get(&conn).is_some_and(|c| c.paused) => {
+                    ControlFlow::Break(Flow::Open)
                 }
-                Err(e) => {
-                    let id = self.client_label(conn);
-                    // MQTT-3.1.2-2: a first CONNECT with a level we do not speak is answered with
-                    // CONNACK 0x01. On a connection that already has its CONNACK it is just a
-                    // second CONNECT (MQTT-3.1.0-2): closed without another CONNACK.
-                    let awaiting = self
-                        .conns
-                        .get(&conn)
-                        .is_some_and(|c| c.state == ConnState::AwaitingConnect);
-                    if matches!(e, codec::DecodeError::UnsupportedProtocolLevel(_)) && awaiting {
-                        self.refuse_connect(conn, ConnectReturnCode::UnacceptableProtocolVersion);
-                    }
-                    self.log(|| format!("Client {id} disconnected due to malformed packet: {e}."));
-                    self.close(conn, CloseReason::ProtocolError);
-                    return;
+                Flow::Open => ControlFlow::Continue(()),
+            }
+        });
+        match fed {
+            Ok(()) | Err(FeedStop::Handler(Flow::Open)) => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.rx = rx;
                 }
             }
-        }
-        if buffered {
-            rx.drain(..pos);
-        } else {
-            rx.extend_from_slice(&data[pos..]);
-        }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.rx = rx;
+            Err(FeedStop::Handler(Flow::Closed)) => {}
+            Err(FeedStop::Malformed(e)) => {
+                let id = self.client_label(conn);
+                // MQTT-3.1.2-2: a first CONNECT with a level we do not speak is answered with
+                // CONNACK 0x01. On a connection that already has its CONNACK it is just a
+                // second CONNECT (MQTT-3.1.0-2): closed without another CONNACK.
+                let awaiting = self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|c| c.state == ConnState::AwaitingConnect);
+                if matches!(e, codec::DecodeError::UnsupportedProtocolLevel(_)) && awaiting {
+                    self.refuse_connect(conn, ConnectReturnCode::UnacceptableProtocolVersion);
+                }
+                self.log(|| format!("Client {id} disconnected due to malformed packet: {e}."));
+                self.close(conn, CloseReason::ProtocolError);
+            }
         }
     }
 
@@ -569,9 +568,9 @@ impl Broker {
     // ----- packet handling -----
 
     /// Returns false when the connection was closed.
-    fn handle_packet(&mut self, conn: ConnId, p: Packet<'_>) -> bool {
+    fn handle_packet(&mut self, conn: ConnId, p: Packet<'_>) -> Flow {
         let Some(c) = self.conns.get(&conn) else {
-            return false;
+            return Flow::Closed;
         };
         if self.config.verbose && !matches!(p, Packet::Connect(_)) {
             let line = log::received(&c.client_id, &p);
@@ -591,7 +590,7 @@ impl Broker {
                     )
                 });
                 self.close(conn, CloseReason::ProtocolError);
-                return false;
+                return Flow::Closed;
             }
             (ConnState::Active(sid), _) => sid,
         };
@@ -612,19 +611,19 @@ impl Broker {
             Packet::PingReq => self.send(conn, &Packet::PingResp),
             Packet::Disconnect => {
                 self.close(conn, CloseReason::Disconnect);
-                return false;
+                return Flow::Closed;
             }
             Packet::Connect(_) => {
                 // MQTT-3.1.0-2: a second CONNECT is a protocol violation.
                 self.close(conn, CloseReason::ProtocolError);
-                return false;
+                return Flow::Closed;
             }
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                 self.close(conn, CloseReason::ProtocolError);
-                return false;
+                return Flow::Closed;
             }
         }
-        true
+        Flow::Open
     }
 
     fn refuse_connect(&mut self, conn: ConnId, code: ConnectReturnCode) {
@@ -637,18 +636,18 @@ impl Broker {
         );
     }
 
-    fn on_connect(&mut self, conn: ConnId, c: &Connect<'_>) -> bool {
+    fn on_connect(&mut self, conn: ConnId, c: &Connect<'_>) -> Flow {
         if !self.config.allow_anonymous {
             self.refuse_connect(conn, ConnectReturnCode::NotAuthorized);
             self.close(conn, CloseReason::Refused);
-            return false;
+            return Flow::Closed;
         }
         let client_id = if c.client_id.is_empty() {
             if !c.clean_session {
                 // MQTT-3.1.3-8
                 self.refuse_connect(conn, ConnectReturnCode::IdentifierRejected);
                 self.close(conn, CloseReason::Refused);
-                return false;
+                return Flow::Closed;
             }
             // Deterministic, unlike mosquitto's random ids: the simulator replays byte for byte.
             // Skips an id a client chose for itself.
@@ -694,7 +693,7 @@ impl Broker {
         }
         let keepalive_grace = Duration::from_millis(u64::from(c.keep_alive_s) * 1_500);
         let Some(cn) = self.conns.get_mut(&conn) else {
-            return false;
+            return Flow::Closed;
         };
         cn.state = ConnState::Active(sid);
         cn.client_id = client_id.clone();
@@ -752,7 +751,7 @@ impl Broker {
         // Redeliver what was in flight, in its original order (MQTT-4.4.0-1, MQTT-4.6.0-1..4).
         self.resend_inflight(conn, sid);
         self.pump(sid);
-        true
+        Flow::Open
     }
 
     fn resend_inflight(&mut self, conn: ConnId, sid: SessionId) {
@@ -1035,7 +1034,7 @@ impl Broker {
         }
     }
 
-    fn on_subscribe(&mut self, conn: ConnId, sid: SessionId, sub: &Subscribe<'_>) -> bool {
+    fn on_subscribe(&mut self, conn: ConnId, sid: SessionId, sub: &Subscribe<'_>) -> Flow {
         let n = sub.filters.len();
         if n > limits::SUBSCRIBE_FILTERS_MAX {
             let id = self.client_label(conn);
@@ -1046,7 +1045,7 @@ impl Broker {
                 )
             });
             self.close(conn, CloseReason::ProtocolError);
-            return false;
+            return Flow::Closed;
         }
         let mut codes = Vec::with_capacity(n);
         let mut granted = Vec::with_capacity(n);
@@ -1084,7 +1083,7 @@ impl Broker {
         for (qos, msg) in hits {
             self.deliver(sid, &msg, qos, Retain::Yes);
         }
-        true
+        Flow::Open
     }
 
     fn on_unsubscribe(&mut self, conn: ConnId, sid: SessionId, u: &Unsubscribe<'_>) {
@@ -1110,7 +1109,7 @@ impl Broker {
             return;
         }
         c.closing = true;
-        c.rx = Vec::new();
+        c.rx.clear();
         let id = c.client_id.clone();
         let state = c.state;
         let will = c.will.take();

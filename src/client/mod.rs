@@ -112,10 +112,12 @@ use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::ControlFlow;
 
 use crate::codec::{
-    self, ConnAck, Connect, ConnectReturnCode, DecodeError, Decoded, EncodeError, Packet, Protocol,
-    Publish, QoS, SubAck, Subscribe, SubscribeFilters, Unsubscribe, UnsubscribeTopics, Will,
+    self, ConnAck, Connect, ConnectReturnCode, DecodeError, EncodeError, FeedStop, FrameBuffer,
+    Packet, Protocol, Publish, QoS, SubAck, Subscribe, SubscribeFilters, Unsubscribe,
+    UnsubscribeTopics, Will,
 };
 use crate::limits;
 use crate::qos::{Awaiting, InFlight, IncomingQos2, PubRecOutcome, Resend, Window};
@@ -374,7 +376,7 @@ pub struct Client {
     now: Instant,
     state: ConnectionState,
     /// Bytes of an incomplete packet from the broker.
-    rx: Vec<u8>,
+    rx: FrameBuffer,
     /// Encoded packets not yet taken by `poll_transmit`.
     tx: Vec<u8>,
     /// QoS 0 messages encoded into `tx`: complete when it is taken, requeued if it is discarded.
@@ -427,7 +429,7 @@ impl Client {
             config,
             now,
             state: ConnectionState::Disconnected,
-            rx: Vec::new(),
+            rx: FrameBuffer::new(),
             tx: Vec::new(),
             tx_qos0: Vec::new(),
             events: VecDeque::new(),
@@ -528,39 +530,22 @@ impl Client {
         if !self.live() {
             return;
         }
-        // Decode straight from `data` when nothing is buffered; copy only what is left over.
         let mut rx = core::mem::take(&mut self.rx);
-        let (buf, buffered): (&[u8], bool) = if rx.is_empty() {
-            (data, false)
-        } else {
-            rx.extend_from_slice(data);
-            (&rx[..], true)
-        };
-        let mut pos = 0;
-        while pos < buf.len() {
-            match codec::decode(&buf[pos..], self.config.max_packet_bytes) {
-                Ok(Decoded::NeedMore(_)) => break,
-                Ok(Decoded::Packet(p, n)) => {
-                    pos += n;
-                    if let Err(reason) = self.handle_packet(p) {
-                        self.lose(reason);
-                    }
-                    if !self.live() {
-                        return; // lost or refused: the rest of the bytes is not read
-                    }
-                }
-                Err(e) => {
-                    self.lose(LostReason::Decode(e));
-                    return;
-                }
+        let fed = rx.feed(data, self.config.max_packet_bytes, |p| {
+            if let Err(reason) = self.handle_packet(p) {
+                self.lose(reason);
             }
+            if self.live() {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(()) // lost or refused: the rest of the bytes is not read
+            }
+        });
+        match fed {
+            Ok(()) => self.rx = rx,
+            Err(FeedStop::Handler(())) => {}
+            Err(FeedStop::Malformed(e)) => self.lose(LostReason::Decode(e)),
         }
-        if buffered {
-            rx.drain(..pos);
-        } else {
-            rx.extend_from_slice(&data[pos..]);
-        }
-        self.rx = rx;
     }
 
     /// Timers: CONNACK timeout, PINGREQ, PINGRESP timeout. Call at or after

@@ -13,11 +13,15 @@
 
 mod connect;
 mod frame;
+#[cfg(feature = "alloc")]
+mod framing;
 mod publish;
 mod subscribe;
 
 pub use connect::{ConnAck, Connect, ConnectReturnCode, Protocol, Will};
 pub use frame::{parse_fixed_header, FixedHeader};
+#[cfg(feature = "alloc")]
+pub use framing::{FeedStop, FrameBuffer};
 pub use publish::Publish;
 pub use subscribe::{
     SubAck, SubAckCodes, Subscribe, SubscribeFilters, UnsubAck, Unsubscribe, UnsubscribeTopics,

@@ -1,0 +1,157 @@
+//! The one place where a byte stream becomes packets: bytes arrive in chunks cut anywhere, a
+//! partial packet waits for the rest, and a packet over the size limit is refused from its fixed
+//! header, before its body is buffered.
+
+use alloc::vec::Vec;
+use core::ops::ControlFlow;
+
+use super::{decode, DecodeError, Decoded, Packet};
+
+/// Bytes of a stream not yet decoded: at most one partial packet, or the unprocessed rest of a
+/// chunk whose reader stopped early (a paused broker connection). Bounded by the packet limit
+/// plus the largest chunk the caller hands in.
+#[derive(Debug, Default)]
+pub struct FrameBuffer {
+    rest: Vec<u8>,
+}
+
+/// Why [`FrameBuffer::feed`] stopped before the bytes ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedStop<B> {
+    /// The handler said stop; the bytes after that packet are kept for the next feed.
+    Handler(B),
+    /// The stream is malformed (or a packet exceeds `max_packet_bytes`): the connection must
+    /// close. Nothing is kept.
+    Malformed(DecodeError),
+}
+
+impl FrameBuffer {
+    pub const fn new() -> Self {
+        FrameBuffer { rest: Vec::new() }
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.rest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// Keeps `data` undecoded, after what is held: the reader is paused.
+    pub fn hold(&mut self, data: &[u8]) {
+        self.rest.extend_from_slice(data);
+    }
+
+    /// Forgets every byte held (the transport went away).
+    pub fn clear(&mut self) {
+        self.rest = Vec::new();
+    }
+
+    /// Decodes the packets in the held bytes followed by `data`, handing each to `handle` in
+    /// order, until the bytes run out (the incomplete tail is kept), `handle` breaks (the rest is
+    /// kept), or the stream is malformed. Decodes straight from `data` when nothing is held, so
+    /// only a leftover is ever copied. `data` may be empty: to go on after a break.
+    pub fn feed<B>(
+        &mut self,
+        data: &[u8],
+        max_packet_bytes: usize,
+        mut handle: impl FnMut(Packet<'_>) -> ControlFlow<B>,
+    ) -> Result<(), FeedStop<B>> {
+        let mut held = core::mem::take(&mut self.rest);
+        let (buf, buffered): (&[u8], bool) = if held.is_empty() {
+            (data, false)
+        } else {
+            held.extend_from_slice(data);
+            (&held[..], true)
+        };
+        let mut pos = 0;
+        let mut stop = None;
+        while pos < buf.len() {
+            match decode(&buf[pos..], max_packet_bytes) {
+                Ok(Decoded::NeedMore(_)) => break,
+                Ok(Decoded::Packet(p, n)) => {
+                    pos += n;
+                    if let ControlFlow::Break(b) = handle(p) {
+                        stop = Some(b);
+                        break;
+                    }
+                }
+                Err(e) => return Err(FeedStop::Malformed(e)),
+            }
+        }
+        if buffered {
+            held.drain(..pos);
+        } else {
+            held.extend_from_slice(&data[pos..]);
+        }
+        self.rest = held;
+        match stop {
+            Some(b) => Err(FeedStop::Handler(b)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::encode_to_vec;
+    use alloc::vec;
+
+    fn bytes(packets: &[Packet<'_>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in packets {
+            encode_to_vec(p, &mut out).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn packets_split_anywhere_come_out_whole_and_in_order() {
+        let stream = bytes(&[Packet::PingReq, Packet::PubAck(7), Packet::PubRel(9)]);
+        for cut in 0..=stream.len() {
+            let mut fb = FrameBuffer::new();
+            let mut got = Vec::new();
+            for chunk in [&stream[..cut], &stream[cut..]] {
+                let r = fb.feed::<()>(chunk, 1024, |p| {
+                    got.push(p.name());
+                    ControlFlow::Continue(())
+                });
+                assert_eq!(r, Ok(()));
+            }
+            assert_eq!(got, ["PINGREQ", "PUBACK", "PUBREL"], "cut at {cut}");
+            assert!(fb.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_break_keeps_the_rest_for_the_next_feed() {
+        let stream = bytes(&[Packet::PubAck(1), Packet::PubAck(2), Packet::PubAck(3)]);
+        let mut fb = FrameBuffer::new();
+        let mut got = Vec::new();
+        let r = fb.feed(&stream, 1024, |p| {
+            got.push(p.name());
+            ControlFlow::Break("pause")
+        });
+        assert_eq!(r, Err(FeedStop::Handler("pause")));
+        assert_eq!(fb.len(), 8, "two PUBACKs of 4 bytes kept");
+        let r = fb.feed::<()>(&[], 1024, |p| {
+            got.push(p.name());
+            ControlFlow::Continue(())
+        });
+        assert_eq!(r, Ok(()));
+        assert_eq!(got.len(), 3);
+        assert!(fb.is_empty());
+    }
+
+    #[test]
+    fn an_oversized_packet_is_refused_from_its_header() {
+        // PUBLISH with a remaining length of 2000: only the fixed header has arrived.
+        let header = vec![0x30, 0xD0, 0x0F];
+        let mut fb = FrameBuffer::new();
+        let r = fb.feed::<()>(&header, 1024, |_| ControlFlow::Continue(()));
+        assert!(matches!(r, Err(FeedStop::Malformed(_))), "{r:?}");
+    }
+}
