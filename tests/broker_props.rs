@@ -37,6 +37,7 @@ use mqsim::codec::{
     decode, encode_to_vec, ConnAck, Connect, ConnectReturnCode, Decoded, Packet, Protocol, Publish,
     QoS, SubAck, Subscribe, SubscribeFilters, UnsubAck, Unsubscribe, UnsubscribeTopics, Will,
 };
+use mqsim::driver::{drain_all, Drained};
 use mqsim::time::{Duration, Instant};
 use mqsim::topic;
 use proptest::collection::vec;
@@ -560,69 +561,76 @@ impl World {
         }
     }
 
+    fn on_transmit(&mut self, c: ConnId, buf: Vec<u8>) {
+        let i = self
+            .idx(c)
+            .unwrap_or_else(|| panic!("transmit on unknown connection {c}"));
+        assert!(
+            !self.conns[i].gone,
+            "transmit on connection {c} after its Close / handle_closed"
+        );
+        assert!(!buf.is_empty(), "empty transmit on {c}");
+        self.conns[i].connack_chunk = false;
+        let mut pos = 0;
+        while pos < buf.len() {
+            match decode(&buf[pos..], usize::MAX) {
+                Ok(Decoded::Packet(p, n)) => {
+                    self.on_out(i, &p);
+                    pos += n;
+                }
+                other => panic!(
+                    "transmit on {c} is not whole valid packets at byte {pos}: {other:?} \
+                     (chunk {buf:?})"
+                ),
+            }
+        }
+        self.conns[i].unsent += buf.len();
+        self.bytes_out += buf.len() as u64;
+        self.streams.entry(c).or_default().extend_from_slice(&buf);
+        self.trace.push(Tr::Tx(c, buf));
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match &ev {
+            Event::Close(c) => {
+                let i = self
+                    .idx(*c)
+                    .unwrap_or_else(|| panic!("Close for unknown connection {c}"));
+                assert!(!self.conns[i].gone, "second Close for connection {c}");
+                self.conns[i].gone = true;
+            }
+            Event::PauseRead(c) | Event::ResumeRead(c) => {
+                let pause = matches!(ev, Event::PauseRead(_));
+                let i = self
+                    .idx(*c)
+                    .unwrap_or_else(|| panic!("{ev:?} for unknown connection"));
+                assert!(!self.conns[i].gone, "{ev:?} after the connection closed");
+                assert_ne!(
+                    self.conns[i].paused, pause,
+                    "{ev:?} does not alternate with its opposite"
+                );
+                self.conns[i].paused = pause;
+            }
+            Event::Log(_) => {}
+        }
+        self.events.push(ev.clone());
+        self.trace.push(Tr::Ev(ev));
+    }
+
     fn live_count(&self) -> usize {
         self.conns.iter().filter(|m| !m.gone).count()
     }
 
     /// Drains every output, checking each one, then the bookkeeping.
     fn drain(&mut self) {
-        let mut buf = Vec::new();
-        while let Some(c) = self.b.poll_transmit(&mut buf) {
-            let i = self
-                .idx(c)
-                .unwrap_or_else(|| panic!("transmit on unknown connection {c}"));
-            assert!(
-                !self.conns[i].gone,
-                "transmit on connection {c} after its Close / handle_closed"
-            );
-            assert!(!buf.is_empty(), "empty transmit on {c}");
-            self.conns[i].connack_chunk = false;
-            let mut pos = 0;
-            while pos < buf.len() {
-                match decode(&buf[pos..], usize::MAX) {
-                    Ok(Decoded::Packet(p, n)) => {
-                        self.on_out(i, &p);
-                        pos += n;
-                    }
-                    other => panic!(
-                        "transmit on {c} is not whole valid packets at byte {pos}: {other:?} \
-                         (chunk {buf:?})"
-                    ),
-                }
+        let (outs, timeout) = drain_all(&mut self.b, &mut Vec::new());
+        for out in outs {
+            match out {
+                Drained::Transmit(c, buf) => self.on_transmit(c, buf),
+                Drained::Event(ev) => self.on_event(ev),
             }
-            self.conns[i].unsent += buf.len();
-            self.bytes_out += buf.len() as u64;
-            self.streams.entry(c).or_default().extend_from_slice(&buf);
-            self.trace.push(Tr::Tx(c, buf.clone()));
-            buf.clear();
         }
-        while let Some(ev) = self.b.poll_event() {
-            match &ev {
-                Event::Close(c) => {
-                    let i = self
-                        .idx(*c)
-                        .unwrap_or_else(|| panic!("Close for unknown connection {c}"));
-                    assert!(!self.conns[i].gone, "second Close for connection {c}");
-                    self.conns[i].gone = true;
-                }
-                Event::PauseRead(c) | Event::ResumeRead(c) => {
-                    let pause = matches!(ev, Event::PauseRead(_));
-                    let i = self
-                        .idx(*c)
-                        .unwrap_or_else(|| panic!("{ev:?} for unknown connection"));
-                    assert!(!self.conns[i].gone, "{ev:?} after the connection closed");
-                    assert_ne!(
-                        self.conns[i].paused, pause,
-                        "{ev:?} does not alternate with its opposite"
-                    );
-                    self.conns[i].paused = pause;
-                }
-                Event::Log(_) => {}
-            }
-            self.events.push(ev.clone());
-            self.trace.push(Tr::Ev(ev));
-        }
-        self.trace.push(Tr::Timeout(self.b.poll_timeout()));
+        self.trace.push(Tr::Timeout(timeout));
         // Acknowledgements the broker may have read during this input: whatever it sent in
         // between, those ids are no longer certainly in flight.
         for m in &mut self.conns {
@@ -1286,32 +1294,44 @@ impl QWorld {
         self.drain();
     }
 
+    /// Drains outputs, the socket writing every byte at once, until writing frees nothing more.
     fn drain(&mut self) {
-        let mut buf = Vec::new();
-        while let Some(c) = self.b.poll_transmit(&mut buf) {
-            self.activity += 1;
-            let mut pos = 0;
-            while pos < buf.len() {
-                match decode(&buf[pos..], usize::MAX) {
-                    Ok(Decoded::Packet(p, n)) => {
-                        self.on_out(c, &p);
-                        pos += n;
+        loop {
+            let (outs, _) = drain_all(&mut self.b, &mut Vec::new());
+            let mut sent = Vec::new();
+            for out in outs {
+                match out {
+                    Drained::Transmit(c, buf) => {
+                        self.activity += 1;
+                        let mut pos = 0;
+                        while pos < buf.len() {
+                            match decode(&buf[pos..], usize::MAX) {
+                                Ok(Decoded::Packet(p, n)) => {
+                                    self.on_out(c, &p);
+                                    pos += n;
+                                }
+                                other => panic!("bad transmit: {other:?}"),
+                            }
+                        }
+                        sent.push((c, buf.len()));
                     }
-                    other => panic!("bad transmit: {other:?}"),
+                    Drained::Event(Event::Close(c)) => {
+                        if let Some(Role::Sub(_)) = self.roles.get(&c) {
+                            panic!("subscriber connection {c} closed");
+                        }
+                        // A publisher's current connection is only closed by its own Reconnect.
+                        for p in &self.pubs {
+                            assert_ne!(p.conn, c, "publisher {} closed by the broker", p.cid);
+                        }
+                    }
+                    Drained::Event(_) => {}
                 }
             }
-            self.b.handle_sent(self.now, c, buf.len());
-            buf.clear();
-        }
-        while let Some(ev) = self.b.poll_event() {
-            if let Event::Close(c) = ev {
-                if let Some(Role::Sub(_)) = self.roles.get(&c) {
-                    panic!("subscriber connection {c} closed");
-                }
-                // A publisher's current connection is only closed by its own Reconnect.
-                for p in &self.pubs {
-                    assert_ne!(p.conn, c, "publisher {} closed by the broker", p.cid);
-                }
+            if sent.is_empty() {
+                return;
+            }
+            for (c, n) in sent {
+                self.b.handle_sent(self.now, c, n);
             }
         }
     }
@@ -1781,10 +1801,14 @@ fn bug_second_connack_on_bad_level_connect() {
     encode_connect(&spec(None), &mut data);
     encode_connect(&spec(Some(0)), &mut data);
     b.handle_bytes(Instant::ZERO, c, &data);
+    let (outs, _) = drain_all(&mut b, &mut Vec::new());
     let mut sent = Vec::new();
-    let mut buf = Vec::new();
-    while b.poll_transmit(&mut buf).is_some() {
-        sent.append(&mut buf);
+    let mut closed = false;
+    for out in outs {
+        match out {
+            Drained::Transmit(_, mut bytes) => sent.append(&mut bytes),
+            Drained::Event(ev) => closed |= ev == Event::Close(c),
+        }
     }
     let mut connacks = Vec::new();
     let mut rest = &sent[..];
@@ -1793,10 +1817,6 @@ fn bug_second_connack_on_bad_level_connect() {
             connacks.push(a.code);
         }
         rest = &rest[n..];
-    }
-    let mut closed = false;
-    while let Some(ev) = b.poll_event() {
-        closed |= ev == Event::Close(c);
     }
     assert!(closed, "the second CONNECT closes the connection");
     assert_eq!(
@@ -1809,8 +1829,15 @@ fn bug_second_connack_on_bad_level_connect() {
 /// Every packet the broker has for each connection, and every event, after one input.
 fn drain_raw(b: &mut Broker) -> (Vec<(ConnId, Packet<'static>)>, Vec<Event>) {
     let mut out = Vec::new();
-    let mut buf = Vec::new();
-    while let Some(c) = b.poll_transmit(&mut buf) {
+    let mut events = Vec::new();
+    for d in drain_all(b, &mut Vec::new()).0 {
+        let (c, buf) = match d {
+            Drained::Transmit(c, buf) => (c, buf),
+            Drained::Event(ev) => {
+                events.push(ev);
+                continue;
+            }
+        };
         let mut rest = &buf[..];
         while let Ok(Decoded::Packet(p, n)) = decode(rest, usize::MAX) {
             // Owned enough for these tests: publishes are reduced to their topic and payload.
@@ -1836,11 +1863,6 @@ fn drain_raw(b: &mut Broker) -> (Vec<(ConnId, Packet<'static>)>, Vec<Event>) {
             out.push((c, owned));
             rest = &rest[n..];
         }
-        buf.clear();
-    }
-    let mut events = Vec::new();
-    while let Some(ev) = b.poll_event() {
-        events.push(ev);
     }
     (out, events)
 }

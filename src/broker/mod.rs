@@ -27,6 +27,7 @@ use crate::codec::{
     self, ConnAck, Connect, ConnectReturnCode, FeedStop, FrameBuffer, Packet, Protocol, Publish,
     QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, SUBACK_FAILURE,
 };
+use crate::driver::{Endpoint, Output};
 use crate::limits;
 use crate::time::{Duration, Instant};
 use crate::topic::{self, SubscriptionTree};
@@ -554,6 +555,18 @@ impl Broker {
             self.conns.remove(&conn);
         }
         Some(ev)
+    }
+
+    /// The next output, in the contract's order: bytes, then events, then the timeout (see
+    /// [`crate::driver`]). `buf` receives the bytes of a `Transmit`.
+    pub fn poll_output(&mut self, buf: &mut Vec<u8>) -> Output<ConnId, Event> {
+        if let Some(conn) = self.poll_transmit(buf) {
+            return Output::Transmit(conn);
+        }
+        if let Some(ev) = self.poll_event() {
+            return Output::Event(ev);
+        }
+        Output::Timeout(self.poll_timeout())
     }
 
     /// When [`Broker::handle_timeout`] should next be called.
@@ -1333,6 +1346,26 @@ impl Broker {
             );
             self.route(&msg, QoS::AtMostOnce);
         }
+    }
+}
+
+impl Endpoint for Broker {
+    type Conn = ConnId;
+    type Event = Event;
+    fn handle_bytes(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        Broker::handle_bytes(self, now, conn, data);
+    }
+    fn handle_sent(&mut self, now: Instant, conn: ConnId, n: usize) {
+        Broker::handle_sent(self, now, conn, n);
+    }
+    fn handle_closed(&mut self, now: Instant, conn: ConnId) {
+        Broker::handle_closed(self, now, conn);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Broker::handle_timeout(self, now);
+    }
+    fn poll_output(&mut self, buf: &mut Vec<u8>) -> Output<ConnId, Event> {
+        Broker::poll_output(self, buf)
     }
 }
 

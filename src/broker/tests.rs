@@ -9,6 +9,7 @@ use crate::codec::{
     encode_to_vec, Connect, Decoded, Protocol, SubscribeFilters, UnsubscribeTopics, Will,
 };
 
+use crate::driver::drain;
 use crate::test_util::P;
 
 fn pubp(topic: &str, payload: &str, qos: u8, pkid: u16) -> P {
@@ -130,32 +131,44 @@ impl H {
             .map(|(_, p)| p)
             .collect()
     }
+    /// Drains outputs, reporting every byte written at once (a socket that takes everything),
+    /// until writing frees nothing more.
     fn drain(&mut self) -> Vec<(ConnId, P)> {
         let mut out = Vec::new();
-        let mut buf = Vec::new();
-        while let Some(c) = self.b.poll_transmit(&mut buf) {
-            let mut pos = 0;
-            while pos < buf.len() {
-                match codec::decode(&buf[pos..], usize::MAX).unwrap() {
-                    Decoded::Packet(p, n) => {
-                        pos += n;
-                        out.push((c, own(&p)));
+        loop {
+            let sent = self.drain_once(&mut out);
+            if sent.is_empty() {
+                return out;
+            }
+            for (c, n) in sent {
+                self.b.handle_sent(self.now, c, n);
+            }
+        }
+    }
+    fn drain_once(&mut self, out: &mut Vec<(ConnId, P)>) -> Vec<(ConnId, usize)> {
+        let mut sent = Vec::new();
+        let (closed, logs, paused) = (&mut self.closed, &mut self.logs, &mut self.paused);
+        drain(&mut self.b, &mut Vec::new(), |o, buf| match o {
+            Output::Transmit(c) => {
+                let mut pos = 0;
+                while pos < buf.len() {
+                    match codec::decode(&buf[pos..], usize::MAX).unwrap() {
+                        Decoded::Packet(p, n) => {
+                            pos += n;
+                            out.push((c, own(&p)));
+                        }
+                        Decoded::NeedMore(_) => panic!("broker sent a partial packet"),
                     }
-                    Decoded::NeedMore(_) => panic!("broker sent a partial packet"),
                 }
+                sent.push((c, buf.len()));
             }
-            self.b.handle_sent(self.now, c, buf.len());
-            buf.clear();
-        }
-        while let Some(ev) = self.b.poll_event() {
-            match ev {
-                Event::Close(c) => self.closed.push(c),
-                Event::Log(l) => self.logs.push(l),
-                Event::PauseRead(c) => self.paused.push(c),
-                Event::ResumeRead(c) => self.paused.retain(|x| *x != c),
-            }
-        }
-        out
+            Output::Event(Event::Close(c)) => closed.push(c),
+            Output::Event(Event::Log(l)) => logs.push(l),
+            Output::Event(Event::PauseRead(c)) => paused.push(c),
+            Output::Event(Event::ResumeRead(c)) => paused.retain(|x| *x != c),
+            Output::Timeout(_) => {}
+        });
+        sent
     }
 }
 

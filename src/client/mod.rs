@@ -119,6 +119,7 @@ use crate::codec::{
     Packet, Protocol, Publish, QoS, SubAck, Subscribe, SubscribeFilters, Unsubscribe,
     UnsubscribeTopics, Will,
 };
+use crate::driver::{Endpoint, Output};
 use crate::limits;
 use crate::qos::{Awaiting, InFlight, IncomingQos2, PubRecOutcome, Resend, Window};
 use crate::time::{Duration, Instant};
@@ -698,6 +699,18 @@ impl Client {
         self.events.pop_front()
     }
 
+    /// The next output, in the contract's order: bytes, then events, then the timeout (see
+    /// [`crate::driver`]). `buf` receives the bytes of a `Transmit`.
+    pub fn poll_output(&mut self, buf: &mut Vec<u8>) -> Output<(), Event> {
+        if self.poll_transmit(buf).is_some() {
+            return Output::Transmit(());
+        }
+        if let Some(ev) = self.poll_event() {
+            return Output::Event(ev);
+        }
+        Output::Timeout(self.poll_timeout())
+    }
+
     /// When [`Client::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
@@ -1059,6 +1072,27 @@ fn check_filters<'a>(
         }
     }
     Ok(())
+}
+
+impl Endpoint for Client {
+    type Conn = ();
+    type Event = Event;
+    fn handle_bytes(&mut self, now: Instant, _: (), data: &[u8]) {
+        Client::handle_bytes(self, now, data);
+    }
+    /// Nothing to do: the client's QoS 0 messages complete when handed out.
+    fn handle_sent(&mut self, now: Instant, _: (), _: usize) {
+        self.advance(now);
+    }
+    fn handle_closed(&mut self, now: Instant, _: ()) {
+        self.handle_disconnected(now);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Client::handle_timeout(self, now);
+    }
+    fn poll_output(&mut self, buf: &mut Vec<u8>) -> Output<(), Event> {
+        Client::poll_output(self, buf)
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,6 @@
-//! Clients wired to the real [`Broker`] in memory and in virtual time, no sockets (after
-//! quinn-proto's `tests/util.rs` `Pair`): [`Pair::step`] moves bytes both ways and drains every
-//! output until nothing moves; [`Pair::drive_until`] jumps time to the earliest `poll_timeout`,
-//! fires it, and steps again. Links can lose bytes (all, or whole packets of one type) in either
-//! direction, to model silence, partitions and lost acknowledgements; every byte moved is
-//! recorded, dropped or not, for determinism checks.
+//! The client against the real [`crate::broker::Broker`] in memory and in virtual time, through the public
+//! in-memory driver ([`crate::driver::mem::MemNet`]): QoS flows end to end, lost packets of one
+//! type, partitions, reconnects. [`PairExt`] adds the assertions these tests share.
 
 use alloc::format;
 use alloc::string::String;
@@ -12,58 +9,10 @@ use alloc::vec::Vec;
 
 use super::tests::{decode_all, pubp, P};
 use super::*;
-use crate::broker::{self, Broker, ConnId};
+use crate::broker;
+use crate::driver::mem::{Dir, Loss, MemNet, Record};
 
-/// What a link loses in one direction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Loss {
-    Nothing,
-    /// Every byte, and the closing of the connection (a partition).
-    All,
-    /// Whole packets of this MQTT packet type (5 = PUBREC, 7 = PUBCOMP, ...).
-    Type(u8),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dir {
-    /// Client to broker.
-    Up,
-    /// Broker to client.
-    Down,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Record {
-    at: Instant,
-    node: usize,
-    dir: Dir,
-    bytes: Vec<u8>,
-    /// What got through.
-    delivered: Vec<u8>,
-}
-
-struct Node {
-    client: Client,
-    /// The broker's id for this client's live transport.
-    conn: Option<ConnId>,
-    events: Vec<(Instant, Event)>,
-    up: Loss,
-    down: Loss,
-    /// Bytes per `handle_bytes` call on either side; 0 = as they came.
-    chunk: usize,
-    /// Reconnect this long after the transport goes (the ESP32 sketch's policy).
-    reconnect_after: Option<Duration>,
-    reconnect_at: Option<Instant>,
-}
-
-struct Pair {
-    now: Instant,
-    broker: Broker,
-    nodes: Vec<Node>,
-    trace: Vec<Record>,
-    /// Connections the broker closed (its `Event::Close`), with the time.
-    broker_closed: Vec<(Instant, ConnId)>,
-}
+type Pair = MemNet;
 
 fn broker_config() -> broker::Config {
     broker::Config {
@@ -84,86 +33,44 @@ fn secs(s: u64) -> Instant {
     Instant::from_millis(s * 1_000)
 }
 
-/// Keeps the packets of `bytes` (whole packets) that `loss` lets through.
-fn filter(loss: Loss, bytes: &[u8]) -> Vec<u8> {
-    match loss {
-        Loss::Nothing => bytes.to_vec(),
-        Loss::All => Vec::new(),
-        Loss::Type(t) => {
-            let mut out = Vec::new();
-            let mut rest = bytes;
-            while let Ok(Some(h)) = codec::parse_fixed_header(rest) {
-                let n = h.frame_len().min(rest.len());
-                if h.packet_type() != t {
-                    out.extend_from_slice(&rest[..n]);
-                }
-                rest = &rest[n..];
-            }
-            out.extend_from_slice(rest);
-            out
-        }
-    }
+fn new_pair() -> Pair {
+    MemNet::new(broker_config(), Instant::ZERO)
 }
 
-impl Pair {
-    fn new() -> Pair {
-        Pair::with(broker_config())
-    }
-    fn with(config: broker::Config) -> Pair {
-        Pair {
-            now: Instant::ZERO,
-            broker: Broker::new(config, Instant::ZERO),
-            nodes: Vec::new(),
-            trace: Vec::new(),
-            broker_closed: Vec::new(),
-        }
-    }
+fn pair_with(config: broker::Config) -> Pair {
+    MemNet::new(config, Instant::ZERO)
+}
 
+/// Test shorthands over [`MemNet`]: every call steps, and a failure panics.
+trait PairExt {
+    fn add(&mut self, config: ClientConfig) -> usize;
+    fn open(&mut self, i: usize);
+    fn sever(&mut self, i: usize);
+    fn publish(&mut self, i: usize, topic: &str, payload: &str, qos: u8) -> PublishId;
+    fn subscribe(&mut self, i: usize, filter: &str, qos: u8);
+    fn settle(&mut self);
+    fn drive_until(&mut self, until: Instant);
+    fn events(&self, i: usize) -> Vec<Event>;
+    fn messages(&self, i: usize) -> Vec<(String, bool)>;
+    fn payloads(&self, i: usize) -> Vec<String>;
+    fn published(&self, i: usize) -> Vec<PublishId>;
+    fn lost(&self, i: usize) -> Vec<(Instant, LostReason)>;
+    fn packets(&self, i: usize, dir: Dir, from: usize) -> Vec<P>;
+}
+
+impl PairExt for MemNet {
     fn add(&mut self, config: ClientConfig) -> usize {
-        self.nodes.push(Node {
-            client: Client::new(config, self.now).unwrap(),
-            conn: None,
-            events: Vec::new(),
-            up: Loss::Nothing,
-            down: Loss::Nothing,
-            chunk: 0,
-            reconnect_after: None,
-            reconnect_at: None,
-        });
-        self.nodes.len() - 1
+        self.add_client(config).unwrap()
     }
-
-    /// Opens a transport for node `i` and lets the handshake run.
-    fn connect(&mut self, i: usize) {
-        let conn = self
-            .broker
-            .handle_accept(self.now, &format!("node{i}"))
-            .unwrap();
-        let n = &mut self.nodes[i];
-        n.conn = Some(conn);
-        n.reconnect_at = None;
-        n.client.handle_connected(self.now);
-        self.step();
+    fn open(&mut self, i: usize) {
+        assert!(
+            MemNet::connect(self, i).unwrap(),
+            "the broker took the socket"
+        );
     }
-
-    /// Node `i`'s transport fails and both ends notice (bytes still in flight are gone).
-    fn cut(&mut self, i: usize) {
-        if let Some(conn) = self.nodes[i].conn.take() {
-            self.broker.handle_closed(self.now, conn);
-        }
-        self.nodes[i].client.handle_disconnected(self.now);
-        self.transport_gone(i);
-        self.step();
+    fn sever(&mut self, i: usize) {
+        MemNet::cut(self, i).unwrap();
     }
-
-    fn transport_gone(&mut self, i: usize) {
-        let n = &mut self.nodes[i];
-        n.conn = None;
-        if let Some(d) = n.reconnect_after {
-            n.reconnect_at = Some(self.now + d);
-        }
-    }
-
     fn publish(&mut self, i: usize, topic: &str, payload: &str, qos: u8) -> PublishId {
         let id = self.nodes[i]
             .client
@@ -175,16 +82,15 @@ impl Pair {
                 false,
             )
             .unwrap();
-        self.step();
+        self.settle();
         id
     }
-
     fn subscribe(&mut self, i: usize, filter: &str, qos: u8) {
         let pkid = self.nodes[i]
             .client
             .subscribe(self.now, &[(filter, QoS::from_u8(qos).unwrap())])
             .unwrap();
-        self.step();
+        self.settle();
         let granted = vec![QoS::from_u8(qos)];
         assert!(
             self.events(i)
@@ -192,134 +98,12 @@ impl Pair {
             "SUBACK for {filter}"
         );
     }
-
-    /// Moves bytes and drains outputs on every side until nothing moves.
-    fn step(&mut self) {
-        let mut buf = Vec::new();
-        for _ in 0..10_000 {
-            let mut progress = false;
-            for i in 0..self.nodes.len() {
-                while self.nodes[i].client.poll_transmit(&mut buf).is_some() {
-                    progress = true;
-                    let bytes = core::mem::take(&mut buf);
-                    let n = &self.nodes[i];
-                    let delivered = filter(n.up, &bytes);
-                    if let (Some(conn), false) = (n.conn, delivered.is_empty()) {
-                        for c in chunks(&delivered, n.chunk) {
-                            self.broker.handle_bytes(self.now, conn, c);
-                        }
-                    }
-                    self.trace.push(Record {
-                        at: self.now,
-                        node: i,
-                        dir: Dir::Up,
-                        bytes,
-                        delivered,
-                    });
-                }
-                while let Some(ev) = self.nodes[i].client.poll_event() {
-                    progress = true;
-                    let done = matches!(ev, Event::ConnectionLost(_) | Event::ConnectionRefused(_));
-                    self.nodes[i].events.push((self.now, ev));
-                    if done {
-                        // The caller closes the socket; a partitioned broker does not notice.
-                        if let Some(conn) = self.nodes[i].conn {
-                            if self.nodes[i].up != Loss::All {
-                                self.broker.handle_closed(self.now, conn);
-                            }
-                        }
-                        self.transport_gone(i);
-                    }
-                }
-            }
-            while let Some(conn) = self.broker.poll_transmit(&mut buf) {
-                progress = true;
-                let bytes = core::mem::take(&mut buf);
-                let Some(i) = self.node_of(conn) else {
-                    continue; // the client already closed this transport
-                };
-                let n = &mut self.nodes[i];
-                let delivered = filter(n.down, &bytes);
-                for c in chunks(&delivered, n.chunk) {
-                    n.client.handle_bytes(self.now, c);
-                }
-                self.trace.push(Record {
-                    at: self.now,
-                    node: i,
-                    dir: Dir::Down,
-                    bytes,
-                    delivered,
-                });
-            }
-            while let Some(ev) = self.broker.poll_event() {
-                progress = true;
-                if let broker::Event::Close(conn) = ev {
-                    self.broker_closed.push((self.now, conn));
-                    if let Some(i) = self.node_of(conn) {
-                        if self.nodes[i].down != Loss::All {
-                            self.nodes[i].client.handle_disconnected(self.now);
-                        }
-                        self.transport_gone(i);
-                    }
-                }
-            }
-            if !progress {
-                return;
-            }
-        }
-        panic!("step did not settle");
+    fn settle(&mut self) {
+        MemNet::step(self).unwrap();
     }
-
-    fn node_of(&self, conn: ConnId) -> Option<usize> {
-        self.nodes.iter().position(|n| n.conn == Some(conn))
-    }
-
-    fn next_timeout(&self) -> Option<Instant> {
-        let mut t = self.broker.poll_timeout();
-        for n in &self.nodes {
-            for x in [n.client.poll_timeout(), n.reconnect_at]
-                .into_iter()
-                .flatten()
-            {
-                t = Some(t.map_or(x, |t| t.min(x)));
-            }
-        }
-        t
-    }
-
-    /// Runs every timer due by `until`, in time order, stepping after each; ends at `until`.
     fn drive_until(&mut self, until: Instant) {
-        self.step();
-        for _ in 0..1_000_000 {
-            match self.next_timeout() {
-                Some(t) if t <= until => {
-                    self.now = self.now.max(t);
-                    if self.broker.poll_timeout().is_some_and(|t| t <= self.now) {
-                        self.broker.handle_timeout(self.now);
-                    }
-                    for i in 0..self.nodes.len() {
-                        if self.nodes[i]
-                            .client
-                            .poll_timeout()
-                            .is_some_and(|t| t <= self.now)
-                        {
-                            self.nodes[i].client.handle_timeout(self.now);
-                        }
-                        if self.nodes[i].reconnect_at.is_some_and(|t| t <= self.now) {
-                            self.connect(i);
-                        }
-                    }
-                    self.step();
-                }
-                _ => {
-                    self.now = self.now.max(until);
-                    return;
-                }
-            }
-        }
-        panic!("timers did not settle");
+        self.run_until(until).unwrap();
     }
-
     fn events(&self, i: usize) -> Vec<Event> {
         self.nodes[i]
             .events
@@ -327,7 +111,6 @@ impl Pair {
             .map(|(_, e)| e.clone())
             .collect()
     }
-
     /// Payloads delivered to node `i`, with their DUP flag.
     fn messages(&self, i: usize) -> Vec<(String, bool)> {
         self.nodes[i]
@@ -341,11 +124,9 @@ impl Pair {
             })
             .collect()
     }
-
     fn payloads(&self, i: usize) -> Vec<String> {
         self.messages(i).into_iter().map(|(p, _)| p).collect()
     }
-
     fn published(&self, i: usize) -> Vec<PublishId> {
         self.nodes[i]
             .events
@@ -356,7 +137,6 @@ impl Pair {
             })
             .collect()
     }
-
     fn lost(&self, i: usize) -> Vec<(Instant, LostReason)> {
         self.nodes[i]
             .events
@@ -367,7 +147,6 @@ impl Pair {
             })
             .collect()
     }
-
     /// Packets node `i` sent (`Up`) or was sent (`Down`), lost ones included, from index `from`
     /// of the trace.
     fn packets(&self, i: usize, dir: Dir, from: usize) -> Vec<P> {
@@ -381,10 +160,6 @@ impl Pair {
     }
 }
 
-fn chunks(bytes: &[u8], n: usize) -> impl Iterator<Item = &[u8]> {
-    bytes.chunks(if n == 0 { bytes.len().max(1) } else { n })
-}
-
 fn connected(session_present: bool) -> Event {
     Event::Connected { session_present }
 }
@@ -393,9 +168,9 @@ fn connected(session_present: bool) -> Event {
 
 #[test]
 fn pair_connects() {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let a = p.add(cfg("esp32", 60, true));
-    p.connect(a);
+    p.open(a);
     assert_eq!(p.events(a), vec![connected(false)]);
     assert!(p.nodes[a].client.is_connected());
     assert_eq!(p.broker.connection_count(), 1);
@@ -405,11 +180,11 @@ fn pair_connects() {
 
 #[test]
 fn pair_qos_0_1_2_publish_and_subscribe_end_to_end() {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let sub = p.add(cfg("sub", 60, true));
     let publ = p.add(cfg("pub", 60, true));
-    p.connect(sub);
-    p.connect(publ);
+    p.open(sub);
+    p.open(publ);
     p.subscribe(sub, "t/#", 2);
     let ids = [
         p.publish(publ, "t/0", "zero", 0),
@@ -445,7 +220,7 @@ fn pair_qos_0_1_2_publish_and_subscribe_end_to_end() {
     assert_eq!(p.broker.inflight_messages("sub"), Some(0));
     // A subscription granted at QoS 1 receives a QoS 2 publish at QoS 1.
     let low = p.add(cfg("low", 60, true));
-    p.connect(low);
+    p.open(low);
     p.subscribe(low, "t/#", 1);
     p.publish(publ, "t/2", "down", 2);
     assert!(p.events(low).iter().any(|e| matches!(
@@ -454,7 +229,7 @@ fn pair_qos_0_1_2_publish_and_subscribe_end_to_end() {
     )));
     // Unsubscribed: nothing more arrives.
     let u = p.nodes[low].client.unsubscribe(p.now, &["t/#"]).unwrap();
-    p.step();
+    p.settle();
     assert!(p.events(low).contains(&Event::Unsubscribed(u)));
     p.publish(publ, "t/x", "gone", 1);
     assert!(!p.payloads(low).contains(&String::from("gone")));
@@ -463,16 +238,16 @@ fn pair_qos_0_1_2_publish_and_subscribe_end_to_end() {
 
 #[test]
 fn pair_retained_message_reaches_a_late_subscriber() {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let publ = p.add(cfg("pub", 0, true));
-    p.connect(publ);
+    p.open(publ);
     p.nodes[publ]
         .client
         .publish(p.now, "ESP32/TEM", b"21.5", QoS::AtLeastOnce, true)
         .unwrap();
-    p.step();
+    p.settle();
     let late = p.add(cfg("late", 0, true));
-    p.connect(late);
+    p.open(late);
     p.subscribe(late, "ESP32/#", 1);
     assert!(p.events(late).iter().any(|e| matches!(
         e,
@@ -482,9 +257,9 @@ fn pair_retained_message_reaches_a_late_subscriber() {
 
 #[test]
 fn pair_keepalive_over_a_long_idle_time() {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let a = p.add(cfg("idle", 30, true));
-    p.connect(a);
+    p.open(a);
     p.drive_until(secs(3_600));
     assert!(p.lost(a).is_empty(), "{:?}", p.lost(a));
     assert!(p.broker_closed.is_empty(), "the broker did not time it out");
@@ -504,9 +279,9 @@ fn pair_keepalive_over_a_long_idle_time() {
 
 #[test]
 fn pair_client_detects_a_silent_broker_after_keep_alive() {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let a = p.add(cfg("a", 10, true));
-    p.connect(a);
+    p.open(a);
     p.nodes[a].down = Loss::All; // the broker's side falls silent
     p.drive_until(secs(60));
     // PINGREQ at 10 s, no answer within keep alive: lost at 20 s.
@@ -518,9 +293,9 @@ fn pair_client_detects_a_silent_broker_after_keep_alive() {
 
 #[test]
 fn pair_broker_drops_a_silent_client_after_one_and_a_half_keep_alive() {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let a = p.add(cfg("a", 10, true));
-    p.connect(a);
+    p.open(a);
     let conn = p.nodes[a].conn.unwrap();
     p.nodes[a].up = Loss::All; // nothing from the client arrives
     p.drive_until(secs(60));
@@ -531,9 +306,9 @@ fn pair_broker_drops_a_silent_client_after_one_and_a_half_keep_alive() {
 
 #[test]
 fn pair_partition_each_side_times_out_on_its_own() {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let a = p.add(cfg("a", 10, true));
-    p.connect(a);
+    p.open(a);
     p.drive_until(secs(4));
     let conn = p.nodes[a].conn.unwrap();
     p.nodes[a].up = Loss::All;
@@ -546,11 +321,11 @@ fn pair_partition_each_side_times_out_on_its_own() {
 
 #[test]
 fn pair_persistent_session_redelivers_unacknowledged_publishes() {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let sub = p.add(cfg("sub", 60, true));
     let publ = p.add(cfg("pub", 60, false));
-    p.connect(sub);
-    p.connect(publ);
+    p.open(sub);
+    p.open(publ);
     p.subscribe(sub, "t", 1);
     p.nodes[publ].down = Loss::All; // the PUBACKs are lost on the way
     let ids = [
@@ -560,10 +335,10 @@ fn pair_persistent_session_redelivers_unacknowledged_publishes() {
     ];
     assert!(p.published(publ).is_empty());
     assert_eq!(p.payloads(sub), vec!["a", "b", "c"]);
-    p.cut(publ);
+    p.sever(publ);
     p.nodes[publ].down = Loss::Nothing;
     let mark = p.trace.len();
-    p.connect(publ);
+    p.open(publ);
     assert_eq!(
         p.packets(publ, Dir::Up, mark),
         vec![
@@ -586,20 +361,20 @@ fn pair_persistent_session_redelivers_unacknowledged_publishes() {
 
 #[test]
 fn pair_persistent_session_broker_redelivers_to_the_client() {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let sub = p.add(cfg("sub", 60, false));
     let publ = p.add(cfg("pub", 60, true));
-    p.connect(sub);
-    p.connect(publ);
+    p.open(sub);
+    p.open(publ);
     p.subscribe(sub, "t", 1);
-    p.nodes[sub].up = Loss::Type(4); // the subscriber's PUBACKs are lost
+    p.nodes[sub].up = Loss::PacketType(4); // the subscriber's PUBACKs are lost
     p.publish(publ, "t", "a", 1);
     p.publish(publ, "t", "b", 1);
     assert_eq!(p.broker.inflight_messages("sub"), Some(2));
-    p.cut(sub);
+    p.sever(sub);
     p.publish(publ, "t", "offline", 1); // queued by the broker meanwhile
     p.nodes[sub].up = Loss::Nothing;
-    p.connect(sub);
+    p.open(sub);
     assert!(p.events(sub).contains(&connected(true)));
     assert_eq!(
         p.messages(sub),
@@ -618,20 +393,20 @@ fn pair_persistent_session_broker_redelivers_to_the_client() {
 /// A QoS 2 publisher with a persistent session and a QoS 2 subscriber; the publisher's link
 /// loses `lost` packets broker-to-client until it is cut and reconnected.
 fn qos2_with_lost_packet(lost: u8) -> (Pair, usize, usize, PublishId, usize) {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let sub = p.add(cfg("sub", 60, true));
     let publ = p.add(cfg("pub", 60, false));
-    p.connect(sub);
-    p.connect(publ);
+    p.open(sub);
+    p.open(publ);
     p.subscribe(sub, "t", 2);
-    p.nodes[publ].down = Loss::Type(lost);
+    p.nodes[publ].down = Loss::PacketType(lost);
     let id = p.publish(publ, "t", "once", 2);
     assert!(p.published(publ).is_empty());
     assert_eq!(p.payloads(sub), vec!["once"]);
-    p.cut(publ);
+    p.sever(publ);
     p.nodes[publ].down = Loss::Nothing;
     let mark = p.trace.len();
-    p.connect(publ);
+    p.open(publ);
     (p, sub, publ, id, mark)
 }
 
@@ -658,19 +433,19 @@ fn pair_qos2_exactly_once_when_pubcomp_is_lost() {
 
 /// The subscriber's link loses `lost` packets client-to-broker; it reconnects.
 fn incoming_qos2_with_lost_packet(lost: u8) -> (Pair, usize) {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let sub = p.add(cfg("sub", 60, false));
     let publ = p.add(cfg("pub", 60, true));
-    p.connect(sub);
-    p.connect(publ);
+    p.open(sub);
+    p.open(publ);
     p.subscribe(sub, "t", 2);
-    p.nodes[sub].up = Loss::Type(lost);
+    p.nodes[sub].up = Loss::PacketType(lost);
     p.publish(publ, "t", "once", 2);
     assert_eq!(p.payloads(sub), vec!["once"]);
     assert_eq!(p.broker.inflight_messages("sub"), Some(1));
-    p.cut(sub);
+    p.sever(sub);
     p.nodes[sub].up = Loss::Nothing;
-    p.connect(sub);
+    p.open(sub);
     assert_eq!(p.broker.inflight_messages("sub"), Some(0));
     (p, sub)
 }
@@ -695,15 +470,15 @@ fn pair_incoming_qos2_exactly_once_when_pubcomp_is_lost() {
 
 #[test]
 fn pair_window_full_is_an_error_and_everything_accepted_arrives() {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let sub = p.add(cfg("sub", 60, true));
     let publ = p.add(ClientConfig {
         max_inflight_messages: 2,
         max_queued_messages: 3,
         ..cfg("pub", 60, false)
     });
-    p.connect(sub);
-    p.connect(publ);
+    p.open(sub);
+    p.open(publ);
     p.subscribe(sub, "t", 1);
     p.nodes[publ].down = Loss::All; // no acknowledgement comes back
     let ids: Vec<PublishId> = ["1", "2", "3", "4", "5"]
@@ -717,9 +492,9 @@ fn pair_window_full_is_an_error_and_everything_accepted_arrives() {
         Err(ClientError::QueueFull)
     );
     assert_eq!(p.payloads(sub), vec!["1", "2"], "only the window went out");
-    p.cut(publ);
+    p.sever(publ);
     p.nodes[publ].down = Loss::Nothing;
-    p.connect(publ);
+    p.open(publ);
     assert_eq!(p.published(publ), ids);
     assert_eq!(
         p.payloads(sub),
@@ -730,18 +505,18 @@ fn pair_window_full_is_an_error_and_everything_accepted_arrives() {
 
 #[test]
 fn pair_clean_session_resends_inflight_as_new() {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let sub = p.add(cfg("sub", 60, true));
     let publ = p.add(cfg("pub", 60, true));
-    p.connect(sub);
-    p.connect(publ);
+    p.open(sub);
+    p.open(publ);
     p.subscribe(sub, "t", 1);
-    p.nodes[publ].down = Loss::Type(4);
+    p.nodes[publ].down = Loss::PacketType(4);
     let id = p.publish(publ, "t", "m", 1);
-    p.cut(publ);
+    p.sever(publ);
     p.nodes[publ].down = Loss::Nothing;
     let mark = p.trace.len();
-    p.connect(publ);
+    p.open(publ);
     assert!(p.events(publ).contains(&connected(false)));
     assert_eq!(
         p.packets(publ, Dir::Up, mark)[1..],
@@ -754,9 +529,9 @@ fn pair_clean_session_resends_inflight_as_new() {
 
 #[test]
 fn pair_will_on_loss_not_on_disconnect() {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let watch = p.add(cfg("watch", 60, true));
-    p.connect(watch);
+    p.open(watch);
     p.subscribe(watch, "dev/status", 1);
     let dev = p.add(ClientConfig {
         will: Some(LastWill {
@@ -767,26 +542,26 @@ fn pair_will_on_loss_not_on_disconnect() {
         }),
         ..cfg("dev", 60, true)
     });
-    p.connect(dev);
+    p.open(dev);
     p.nodes[dev].client.disconnect(p.now);
-    p.step();
+    p.settle();
     assert_eq!(p.broker.connection_count(), 1, "the broker closed it");
     assert!(p.lost(dev).is_empty(), "a chosen disconnect is not a loss");
     assert!(p.payloads(watch).is_empty(), "MQTT-3.14.4-3: no will");
-    p.connect(dev);
-    p.cut(dev);
+    p.open(dev);
+    p.sever(dev);
     assert_eq!(p.payloads(watch), vec!["offline"]);
     assert_eq!(p.lost(dev), vec![(p.now, LostReason::TransportClosed)]);
 }
 
 #[test]
 fn pair_refused_connection() {
-    let mut p = Pair::with(broker::Config {
+    let mut p = pair_with(broker::Config {
         allow_anonymous: false,
         ..broker_config()
     });
     let a = p.add(cfg("a", 60, true));
-    p.connect(a);
+    p.open(a);
     assert_eq!(
         p.events(a),
         vec![Event::ConnectionRefused(ConnectReturnCode::NotAuthorized)]
@@ -797,16 +572,16 @@ fn pair_refused_connection() {
 
 #[test]
 fn pair_reconnects_every_5_s_and_catches_up() {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let sub = p.add(cfg("sub", 60, true));
     let dev = p.add(ClientConfig {
         connect_timeout: Duration::from_secs(3),
         ..cfg("esp32", 10, false)
     });
     p.nodes[dev].reconnect_after = Some(Duration::from_secs(5));
-    p.connect(sub);
+    p.open(sub);
     p.subscribe(sub, "ESP32/#", 1);
-    p.connect(dev);
+    p.open(dev);
     // The broker's answers stop reaching the device for a minute; it keeps publishing.
     p.nodes[dev].down = Loss::All;
     let mut ids = Vec::new();
@@ -835,14 +610,14 @@ fn pair_reconnects_every_5_s_and_catches_up() {
 
 /// A scripted run covering every mechanism; returns its whole byte trace and every event.
 fn script(chunk: usize) -> (Vec<Record>, Vec<Vec<(Instant, Event)>>) {
-    let mut p = Pair::new();
+    let mut p = new_pair();
     let sub = p.add(cfg("sub", 20, false));
     let publ = p.add(cfg("pub", 15, false));
     for n in &mut p.nodes {
         n.chunk = chunk;
     }
-    p.connect(sub);
-    p.connect(publ);
+    p.open(sub);
+    p.open(publ);
     p.subscribe(sub, "s/#", 2);
     for (i, qos) in [0u8, 1, 2, 1, 0, 2].iter().enumerate() {
         p.drive_until(secs(i as u64 * 7));
@@ -853,18 +628,18 @@ fn script(chunk: usize) -> (Vec<Record>, Vec<Vec<(Instant, Event)>>) {
             *qos,
         );
     }
-    p.nodes[publ].down = Loss::Type(5);
-    p.nodes[sub].up = Loss::Type(7);
+    p.nodes[publ].down = Loss::PacketType(5);
+    p.nodes[sub].up = Loss::PacketType(7);
     p.publish(publ, "s/lost", "q2", 2);
     p.publish(publ, "s/lost", "q1", 1);
     p.drive_until(secs(50));
-    p.cut(publ);
-    p.cut(sub);
+    p.sever(publ);
+    p.sever(sub);
     p.nodes[publ].down = Loss::Nothing;
     p.nodes[sub].up = Loss::Nothing;
     p.drive_until(secs(55));
-    p.connect(sub);
-    p.connect(publ);
+    p.open(sub);
+    p.open(publ);
     p.drive_until(secs(300));
     let events = p.nodes.iter().map(|n| n.events.clone()).collect();
     (p.trace, events)

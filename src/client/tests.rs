@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use super::*;
 use crate::codec::{encode_to_vec, UnsubAck};
+use crate::driver::drain;
 
 pub(super) use crate::test_util::{decode_all, P};
 
@@ -95,14 +96,12 @@ impl T {
         t
     }
     fn drain(&mut self) {
-        let mut buf = Vec::new();
-        while self.c.poll_transmit(&mut buf).is_some() {
-            self.tx.extend_from_slice(&buf);
-            buf.clear();
-        }
-        while let Some(e) = self.c.poll_event() {
-            self.ev.push(e);
-        }
+        let (tx, ev) = (&mut self.tx, &mut self.ev);
+        drain(&mut self.c, &mut Vec::new(), |out, buf| match out {
+            Output::Transmit(()) => tx.extend_from_slice(buf),
+            Output::Event(e) => ev.push(e),
+            Output::Timeout(_) => {}
+        });
     }
     fn at(&mut self, ms: u64) {
         self.now = at(ms);

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::broker::{Broker, ConnId, Event};
+use crate::driver::{drain, Output};
 use crate::time::Instant;
 
 /// Most bytes read from a socket per read call. The buffer starts at
@@ -204,34 +205,32 @@ async fn broker_task(
             broker.handle_timeout(now);
         }
         // Drain outputs: bytes first, then closes, flow control and log lines.
-        while let Some(conn) = broker.poll_transmit(&mut buf) {
-            if let Some(c) = conns.get(&conn) {
-                // The buffer moves on to the writer; the broker gets a fresh, empty one, so no
-                // connection keeps a burst's capacity while idle.
-                c.out.push(std::mem::take(&mut buf));
+        drain(&mut broker, &mut buf, |out, bytes| match out {
+            Output::Transmit(conn) => {
+                if let Some(c) = conns.get(&conn) {
+                    // The buffer moves on to the writer; the broker gets a fresh, empty one, so
+                    // no connection keeps a burst's capacity while idle.
+                    c.out.push(std::mem::take(bytes));
+                }
             }
-            buf.clear();
-        }
-        while let Some(ev) = broker.poll_event() {
-            match ev {
-                Event::Close(conn) => {
-                    // Dropping it closes the writer once the bytes queued before are written.
-                    conns.remove(&conn);
-                }
-                Event::PauseRead(conn) => {
-                    if let Some(c) = conns.get_mut(&conn) {
-                        c.paused = true;
-                    }
-                }
-                Event::ResumeRead(conn) => {
-                    if let Some(c) = conns.get_mut(&conn) {
-                        c.paused = false;
-                        c.credits.add_permits(std::mem::take(&mut c.owed));
-                    }
-                }
-                Event::Log(line) => log(&line),
+            Output::Event(Event::Close(conn)) => {
+                // Dropping it closes the writer once the bytes queued before are written.
+                conns.remove(&conn);
             }
-        }
+            Output::Event(Event::PauseRead(conn)) => {
+                if let Some(c) = conns.get_mut(&conn) {
+                    c.paused = true;
+                }
+            }
+            Output::Event(Event::ResumeRead(conn)) => {
+                if let Some(c) = conns.get_mut(&conn) {
+                    c.paused = false;
+                    c.credits.add_permits(std::mem::take(&mut c.owed));
+                }
+            }
+            Output::Event(Event::Log(line)) => log(&line),
+            Output::Timeout(_) => {}
+        });
         // Each processed chunk's read credit goes back, unless its connection is paused.
         for conn in chunks_done.drain(..) {
             if let Some(c) = conns.get_mut(&conn) {
