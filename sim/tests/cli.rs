@@ -27,11 +27,90 @@ fn have_mosquitto_clients() -> bool {
     ok
 }
 
+/// A CONNECT (MQTT 3.1.1, clean session, keep alive 60 s, client id "ESP32"), a QoS 0 PUBLISH of
+/// "26.70" to "ESP32/TEM" and a DISCONNECT, written byte by byte from the specification rather
+/// than with our codec, so that a codec bug cannot hide here.
+const CONNECT_ESP32: &[u8] = &[
+    0x10, 17, // CONNECT, remaining length
+    0, 4, b'M', b'Q', b'T', b'T', 4, // protocol name and level 4 (3.1.1)
+    0x02, 0, 60, // flags: clean session; keep alive 60 s
+    0, 5, b'E', b'S', b'P', b'3', b'2', // client id
+];
+const PUBLISH_TEM: &[u8] = &[
+    0x30, 16, // PUBLISH, QoS 0, no DUP, no retain; remaining length
+    0, 9, b'E', b'S', b'P', b'3', b'2', b'/', b'T', b'E', b'M', // topic
+    b'2', b'6', b'.', b'7', b'0', // payload
+];
+const DISCONNECT: &[u8] = &[0xE0, 0];
+
+/// The `-v` log of one session through the real binary, line by line, mosquitto's wording
+/// (`<unix seconds>: ` before each line is checked by `BrokerProc`), then Ctrl-C.
 #[test]
 fn broker_logs_like_mosquitto_and_stops_cleanly_on_ctrl_c() {
+    use std::io::{Read, Write};
+
+    let version = env!("CARGO_PKG_VERSION");
     let b = BrokerProc::start(&["-p", "0", "-v"]);
-    let status = b.interrupt();
+    let port = b.port;
+    let mut log = b.log();
+    // An IPv6 twin may be opened, or refused with a warning, depending on the host.
+    log.retain(|l| !l.contains("ipv6 listen socket"));
+    assert_eq!(
+        log,
+        [
+            format!("mqsim version {version} starting"),
+            "Using default config.".to_string(),
+            format!("Opening ipv4 listen socket on port {port}."),
+            format!("mqsim version {version} running"),
+        ],
+    );
+
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let client_port = tcp.local_addr().unwrap().port();
+    tcp.write_all(CONNECT_ESP32).unwrap();
+    let mut connack = [0u8; 4];
+    tcp.read_exact(&mut connack).unwrap();
+    assert_eq!(
+        connack,
+        [0x20, 2, 0, 0],
+        "CONNACK, session not present, accepted"
+    );
+    tcp.write_all(PUBLISH_TEM).unwrap();
+    tcp.write_all(DISCONNECT).unwrap();
+    b.wait_for("Client ESP32 disconnected");
+    // The broker closes the connection after DISCONNECT.
+    assert_eq!(tcp.read(&mut [0u8; 1]).unwrap(), 0, "end of stream");
+
+    let peer = format!("127.0.0.1:{client_port} on port {port}");
+    assert_eq!(
+        b.log()[line_index(&b.log(), "New connection")..],
+        [
+            format!("New connection from {peer}."),
+            // mosquitto says "from 127.0.0.1:P as ESP32": without " on port N", which ours adds.
+            format!("New client connected from {peer} as ESP32 (p2, c1, k60)."),
+            "No will message specified.".to_string(),
+            "Sending CONNACK to ESP32 (0, 0)".to_string(),
+            "Received PUBLISH from ESP32 (d0, q0, r0, m0, 'ESP32/TEM', ... (5 bytes))".to_string(),
+            "Received DISCONNECT from ESP32".to_string(),
+            "Client ESP32 disconnected.".to_string(),
+        ],
+    );
+
+    let (status, log) = b.interrupt_and_log();
     assert!(status.success(), "{status:?}");
+    assert_eq!(
+        log[line_index(&log, "Client ESP32 disconnected.") + 1..],
+        [format!("mqsim version {version} terminating")],
+    );
+}
+
+/// The index of the first line of `log` that starts with `prefix`.
+fn line_index(log: &[String], prefix: &str) -> usize {
+    log.iter()
+        .position(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in {log:#?}"))
 }
 
 #[test]

@@ -18,6 +18,8 @@ use mqsim::QoS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use super::qos;
+
 /// Keep alive announced in CONNECT. Clients send PINGREQ after half of it without sending anything
 /// (a QoS 0 subscriber otherwise never talks to the broker after SUBSCRIBE).
 pub const KEEP_ALIVE_S: u16 = 30;
@@ -27,6 +29,25 @@ const MAX_PACKET_BYTES: usize = 256 * 1024 * 1024;
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Budget for TCP connect plus CONNACK (and for SUBACK).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The session a client asks for in CONNECT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Session {
+    /// Clean session 1: the broker forgets the client when it disconnects.
+    Clean,
+    /// Clean session 0: the broker keeps the client's subscriptions and messages between
+    /// connections.
+    Kept,
+}
+
+/// What [`Conn::drain`] does after the packet it just handed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drain {
+    /// Decode and hand over the next packet.
+    More,
+    /// Stop here: this packet is consumed, the rest stay in the read buffer.
+    Stop,
+}
 
 pub struct Conn {
     stream: TcpStream,
@@ -48,7 +69,7 @@ impl Conn {
     pub async fn connect(
         addr: SocketAddr,
         client_id: &str,
-        clean_session: bool,
+        session: Session,
         recv_buffer_bytes: Option<u32>,
     ) -> io::Result<Conn> {
         let fut = async {
@@ -72,7 +93,7 @@ impl Conn {
             };
             conn.push(&Packet::Connect(Connect {
                 protocol: Protocol::V311,
-                clean_session,
+                clean_session: session == Session::Clean,
                 keep_alive_s: KEEP_ALIVE_S,
                 client_id,
                 will: None,
@@ -87,7 +108,7 @@ impl Conn {
                 conn.drain(|p, _| match p {
                     Packet::ConnAck(ack) => {
                         code = Some(ack.code);
-                        Ok(false)
+                        Ok(Drain::Stop)
                     }
                     other => Err(io::Error::other(format!("{} before CONNACK", other.name()))),
                 })?;
@@ -105,7 +126,7 @@ impl Conn {
 
     /// SUBSCRIBE to one filter and wait for its SUBACK; returns the granted QoS.
     ///
-    /// A session kept from an earlier run (`clean_session` false) may deliver stale messages
+    /// A session kept from an earlier run ([`Session::Kept`]) may deliver stale messages
     /// before the SUBACK: they are acknowledged as the protocol requires but not counted.
     pub async fn subscribe(&mut self, who: &str, filter: &str, qos: QoS) -> io::Result<QoS> {
         let list = [(filter, qos)];
@@ -122,19 +143,17 @@ impl Conn {
                         granted = Some(ack.granted().next().flatten().ok_or_else(|| {
                             io::Error::other("subscription refused (SUBACK 0x80)")
                         })?);
-                        Ok(false)
+                        Ok(Drain::Stop)
                     }
                     Packet::Publish(p) => {
-                        match p.qos {
-                            QoS::AtMostOnce => {}
-                            QoS::AtLeastOnce => push(out, &Packet::PubAck(p.pkid))?,
-                            QoS::ExactlyOnce => push(out, &Packet::PubRec(p.pkid))?,
+                        if let Some(ack) = qos::reply_to_publish(p.qos, p.pkid) {
+                            push(out, &ack)?;
                         }
-                        Ok(true)
+                        Ok(Drain::More)
                     }
                     Packet::PubRel(id) => {
                         push(out, &Packet::PubComp(id))?;
-                        Ok(true)
+                        Ok(Drain::More)
                     }
                     other => Err(io::Error::other(format!(
                         "unexpected {} before SUBACK",
@@ -198,18 +217,18 @@ impl Conn {
     }
 
     /// Decodes the complete packets in the read buffer and passes each to `f`, together with the
-    /// write batch for replies, until `f` returns `Ok(false)` (that packet is consumed, the rest are
-    /// kept) or an error, from the codec or from `f`.
+    /// write batch for replies, until `f` returns `Ok(Drain::Stop)` (that packet is consumed, the
+    /// rest are kept) or an error, from the codec or from `f`.
     pub fn drain<F>(&mut self, mut f: F) -> io::Result<()>
     where
-        F: FnMut(Packet<'_>, &mut Vec<u8>) -> io::Result<bool>,
+        F: FnMut(Packet<'_>, &mut Vec<u8>) -> io::Result<Drain>,
     {
         loop {
             match decode(&self.rbuf[self.rpos..self.rlen], MAX_PACKET_BYTES) {
                 Ok(Decoded::Packet(p, n)) => {
-                    let more = f(p, &mut self.out)?;
+                    let next = f(p, &mut self.out)?;
                     self.rpos += n;
-                    if !more {
+                    if next == Drain::Stop {
                         return Ok(());
                     }
                 }

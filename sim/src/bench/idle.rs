@@ -94,3 +94,15 @@ impl IdleSet {
         u32::try_from(closed).unwrap_or(u32::MAX)
     }
 }
+
+/// What became of the `--idle-connections`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdleOutcome {
+    pub requested: u32,
+    /// Got their CONNACK.
+    pub accepted: u32,
+    /// Of those, closed by the broker by the end of the run.
+    pub closed: u32,
+    /// The broker's `VmRSS` once they were open, before the other clients connected.
+    pub broker_rss_kb: Option<u64>,
+}

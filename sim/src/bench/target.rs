@@ -95,3 +95,23 @@ pub fn parse_status_kb(status: &str, key: &str) -> Option<u64> {
     let kb = fields.next()?.parse().ok()?;
     (fields.next() == Some("kB")).then_some(kb)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_hwm_is_parsed_in_kb() {
+        let status =
+            "Name:\tmosquitto\nVmPeak:\t  9000 kB\nVmHWM:\t    5120 kB\nVmRSS:\t 4000 kB\n";
+        assert_eq!(parse_status_kb(status, "VmHWM"), Some(5120));
+        assert_eq!(parse_status_kb(status, "VmRSS"), Some(4000));
+        // A key is matched whole, not as a prefix of another.
+        assert_eq!(parse_status_kb(status, "VmH"), None);
+        assert_eq!(parse_status_kb("Name: x\n", "VmHWM"), None);
+        assert_eq!(parse_status_kb("VmHWM:\t12 MB\n", "VmHWM"), None);
+        // Our own process has both.
+        assert!(peak_rss_kb(std::process::id()).is_some_and(|kb| kb > 0));
+        assert!(current_rss_kb(std::process::id()).is_some_and(|kb| kb > 0));
+    }
+}

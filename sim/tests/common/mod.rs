@@ -2,16 +2,19 @@
 // Each test binary uses a part of this module.
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `mqsim broker ARGS`, its log read line by line; killed on drop.
 pub struct BrokerProc {
     child: Child,
     pub port: u16,
     lines: mpsc::Receiver<String>,
+    /// Every log line read so far, without its timestamp.
+    seen: RefCell<Vec<String>>,
 }
 
 impl BrokerProc {
@@ -41,6 +44,7 @@ impl BrokerProc {
             child,
             port: 0,
             lines: rx,
+            seen: RefCell::new(Vec::new()),
         };
         let line = b.wait_for("listen socket on port");
         b.port = line
@@ -59,27 +63,46 @@ impl BrokerProc {
         loop {
             match self.lines.recv_timeout(Duration::from_secs(10)) {
                 Ok(line) => {
-                    let (ts, text) = line
-                        .split_once(": ")
-                        .expect("'<unix seconds>: text' log format");
-                    assert!(ts.parse::<u64>().is_ok(), "timestamp prefix in {line:?}");
+                    let text = strip_timestamp(&line);
+                    self.seen.borrow_mut().push(text.to_string());
                     if text.contains(needle) {
                         return text.to_string();
                     }
                 }
-                Err(_) => panic!("no log line containing {needle:?} within 10 s"),
+                Err(_) => panic!(
+                    "no log line containing {needle:?} within 10 s; the log so far:\n{}",
+                    self.seen.borrow().join("\n")
+                ),
             }
         }
     }
 
-    pub fn interrupt(mut self) -> std::process::ExitStatus {
+    /// Every log line read so far (by [`BrokerProc::wait_for`] and the like), without timestamps.
+    pub fn log(&self) -> Vec<String> {
+        self.seen.borrow().clone()
+    }
+
+    /// Ctrl-C (SIGINT): waits for the "terminating" line and the exit.
+    pub fn interrupt(self) -> std::process::ExitStatus {
+        self.interrupt_and_log().0
+    }
+
+    /// Ctrl-C (SIGINT), then the exit status and the whole log, up to the end of the broker's
+    /// standard error.
+    pub fn interrupt_and_log(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let pid = self.child.id().to_string();
         Command::new("kill")
             .args(["-INT", &pid])
             .status()
             .expect("kill");
         self.wait_for("terminating");
-        self.child.wait().unwrap()
+        let status = self.child.wait().unwrap();
+        // The broker has exited: its standard error ends once the reader thread has read it all.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            let text = strip_timestamp(&line).to_string();
+            self.seen.borrow_mut().push(text);
+        }
+        (status, self.log())
     }
 }
 
@@ -88,4 +111,24 @@ impl Drop for BrokerProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `text` of a `<unix seconds>: text` log line, after checking that the timestamp is now-ish (the
+/// wall clock, as mosquitto prints it).
+fn strip_timestamp(line: &str) -> &str {
+    let (ts, text) = line
+        .split_once(": ")
+        .unwrap_or_else(|| panic!("'<unix seconds>: text' log format: {line:?}"));
+    let ts: u64 = ts
+        .parse()
+        .unwrap_or_else(|_| panic!("unix seconds before ': ' in {line:?}"));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        ts <= now && now - ts < 120,
+        "timestamp {ts} of {line:?} is not the current time ({now})"
+    );
+    text
 }
