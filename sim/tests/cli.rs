@@ -88,8 +88,8 @@ fn broker_logs_like_mosquitto_and_stops_cleanly_on_ctrl_c() {
         b.log()[line_index(&b.log(), "New connection")..],
         [
             format!("New connection from {peer}."),
-            // mosquitto says "from 127.0.0.1:P as ESP32": without " on port N", which ours adds.
-            format!("New client connected from {peer} as ESP32 (p2, c1, k60)."),
+            // As mosquitto words it: the address without the listener's port.
+            format!("New client connected from 127.0.0.1:{client_port} as ESP32 (p2, c1, k60)."),
             "No will message specified.".to_string(),
             "Sending CONNACK to ESP32 (0, 0)".to_string(),
             "Received PUBLISH from ESP32 (d0, q0, r0, m0, 'ESP32/TEM', ... (5 bytes))".to_string(),

@@ -731,6 +731,8 @@ impl Broker {
         self.stats.clients_connected += 1;
         self.stats.clients_maximum = self.stats.clients_maximum.max(self.stats.clients_connected);
         if self.config.verbose {
+            // mosquitto names the address here without the listener ("from 1.2.3.4:5 as id").
+            let peer = peer.split(" on port ").next().unwrap_or_default();
             let p = if c.protocol == Protocol::V311 { 2 } else { 1 };
             let mut line = format!(
                 "New client connected from {peer} as {client_id} (p{p}, c{}, k{}",
