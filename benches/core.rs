@@ -42,7 +42,7 @@ fn run(qos: QoS, subscribers: usize, messages: usize, payload_bytes: usize) -> f
         sys_interval: Duration::ZERO,
         ..Config::default()
     };
-    let mut b = Broker::new(config, Instant::ZERO);
+    let mut b = Broker::new(config, Instant::ZERO).unwrap();
     let _subs: Vec<u64> = (0..subscribers)
         .map(|i| {
             let c = connect(&mut b, &format!("sub{i}"));

@@ -528,7 +528,7 @@ impl World {
     fn new(config: Config) -> Self {
         let max_inflight = config.max_inflight_messages;
         let max_connections = config.max_connections;
-        let b = Broker::new(config, Instant::ZERO);
+        let b = Broker::new(config, Instant::ZERO).unwrap();
         let mut w = World {
             b,
             max_inflight,
@@ -1270,7 +1270,7 @@ impl QWorld {
             ..Config::default()
         };
         QWorld {
-            b: Broker::new(config, Instant::ZERO),
+            b: Broker::new(config, Instant::ZERO).unwrap(),
             now: Instant::ZERO,
             pubs: Vec::new(),
             subs: Vec::new(),
@@ -1786,7 +1786,8 @@ fn bug_second_connack_on_bad_level_connect() {
             ..Config::default()
         },
         Instant::ZERO,
-    );
+    )
+    .unwrap();
     let c = b.handle_accept(Instant::ZERO, "peer").unwrap();
     let spec = |bad_level| ConnSpec {
         v31: false,
@@ -1880,7 +1881,8 @@ fn bug_will_writes_sys_topic() {
             ..Config::default()
         },
         Instant::ZERO,
-    );
+    )
+    .unwrap();
     let t = Instant::ZERO;
     let sub = b.handle_accept(t, "sub").unwrap();
     let mut d = Vec::new();

@@ -55,7 +55,7 @@ impl TestBroker {
         let port = listener.local_addr().expect("local addr").port();
         let logs = Arc::new(Mutex::new(Vec::new()));
         let sink = logs.clone();
-        let broker = Broker::new(config, mqsim::Instant::ZERO);
+        let broker = Broker::new(config, mqsim::Instant::ZERO).unwrap();
         let (handle, _task) = spawn_broker(
             broker,
             Box::new(move |line: &str| sink.lock().unwrap().push(line.to_string())),

@@ -16,7 +16,10 @@ use tokio::net::{TcpListener, TcpStream};
 async fn start(config: Config) -> (u16, BrokerHandle, tokio::task::JoinHandle<Broker>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let (handle, task) = spawn_broker(Broker::new(config, mqsim::Instant::ZERO), Box::new(|_| {}));
+    let (handle, task) = spawn_broker(
+        Broker::new(config, mqsim::Instant::ZERO).unwrap(),
+        Box::new(|_| {}),
+    );
     let h = handle.clone();
     tokio::spawn(async move {
         while let Ok((s, addr)) = listener.accept().await {

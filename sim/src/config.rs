@@ -66,6 +66,10 @@ impl BrokerSettings {
     /// `allow_anonymous true` says otherwise.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let mut s = BrokerSettings::default();
+        // Broker limits go through the core's builder, which checks them (one place); each
+        // setting's line is kept to point at it if the builder refuses its value.
+        let mut b = mqsim::broker::Config::builder();
+        let mut lines: Vec<(&'static str, usize)> = Vec::new();
         let mut anonymous: Option<bool> = None;
         let mut has_listener = false;
         for (i, raw) in text.lines().enumerate() {
@@ -121,38 +125,47 @@ impl BrokerSettings {
                 "max_inflight_messages" => {
                     // mosquitto: 0 = unlimited; ours is bounded by the packet-id space.
                     let n = number(key)?;
-                    s.broker.max_inflight_messages = if n <= 0 {
+                    b.max_inflight_messages(if n <= 0 {
                         mqsim::limits::INFLIGHT_CEILING_MESSAGES
                     } else {
-                        n as usize
-                    };
+                        usize::try_from(n).unwrap_or(usize::MAX)
+                    });
+                    lines.push(("max_inflight_messages", line));
                 }
                 "max_queued_messages" => {
-                    s.broker.max_queued_messages = number(key)?.max(0) as usize
+                    b.max_queued_messages(number(key)?.max(0) as usize);
                 }
-                "max_queued_bytes" => s.broker.max_queued_bytes = number(key)?.max(0) as usize,
+                "max_queued_bytes" => {
+                    b.max_queued_bytes(number(key)?.max(0) as usize);
+                }
                 "message_size_limit" => {
-                    s.broker.message_size_limit_bytes = number(key)?.max(0) as usize
+                    b.message_size_limit_bytes(number(key)?.max(0) as usize);
                 }
                 "max_packet_size" => {
-                    let n = number(key)?;
-                    if n < 20 {
-                        return Err(err("max_packet_size must be at least 20 bytes".into()));
-                    }
-                    s.broker.max_packet_bytes = n as usize;
+                    b.max_packet_bytes(usize::try_from(number(key)?).unwrap_or(0));
+                    lines.push(("max_packet_size", line));
                 }
                 "max_connections" => {
+                    // mosquitto: -1 = unbounded.
                     let n = number(key)?;
-                    s.broker.max_connections = if n < 0 { usize::MAX } else { n as usize };
+                    b.max_connections(usize::try_from(n).unwrap_or(usize::MAX));
+                    lines.push(("max_connections", line));
                 }
                 "sys_interval" => {
-                    s.broker.sys_interval =
-                        mqsim::time::Duration::from_secs(number(key)?.max(0) as u64)
+                    b.sys_interval(mqsim::time::Duration::from_secs(number(key)?.max(0) as u64));
                 }
                 _ => s.ignored.push((line, key.to_string())),
             }
         }
-        s.broker.allow_anonymous = anonymous.unwrap_or(!has_listener);
+        b.allow_anonymous(anonymous.unwrap_or(!has_listener));
+        s.broker = b.build().map_err(|e| ConfigError {
+            line: lines
+                .iter()
+                .rev()
+                .find(|(k, _)| *k == e.key)
+                .map_or(0, |(_, l)| *l),
+            message: e.to_string(),
+        })?;
         Ok(s)
     }
 }
@@ -229,5 +242,17 @@ mod tests {
         let e = BrokerSettings::parse("listener abc").unwrap_err();
         assert_eq!(e.line, 1);
         assert!(BrokerSettings::parse("max_queued_messages 1 2").is_err());
+        // Values the core's builder refuses point at their line.
+        let e = BrokerSettings::parse("# limits\n\nmax_packet_size 10\n").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert_eq!(e.message, "max_packet_size: must be at least 20 bytes");
+        let e = BrokerSettings::parse("max_connections 0\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (
+                1,
+                "max_connections: must be at least 1 (or -1 for unbounded)"
+            )
+        );
     }
 }

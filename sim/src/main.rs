@@ -140,7 +140,13 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
         if !settings.broker.allow_anonymous {
             log_line("Anonymous clients are refused (allow_anonymous false); no password_file support yet.");
         }
-        let broker = Broker::new(settings.broker.clone(), mqsim::Instant::ZERO);
+        let broker = match Broker::new(settings.broker.clone(), mqsim::Instant::ZERO) {
+            Ok(b) => b,
+            Err(e) => {
+                log_line(&format!("Error: {e}."));
+                return ExitCode::from(1);
+            }
+        };
         let (handle, task) = spawn_broker(broker, Box::new(log_line));
         let shutdown = match shutdown_signal() {
             Ok(f) => f,

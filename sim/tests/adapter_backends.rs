@@ -20,7 +20,10 @@ fn start_broker() -> BrokerHandle {
         sys_interval: mqsim::time::Duration::ZERO,
         ..Config::default()
     };
-    let (handle, _task) = spawn_broker(Broker::new(config, mqsim::Instant::ZERO), Box::new(|_| {}));
+    let (handle, _task) = spawn_broker(
+        Broker::new(config, mqsim::Instant::ZERO).unwrap(),
+        Box::new(|_| {}),
+    );
     handle
 }
 

@@ -12,8 +12,11 @@
 //! Everything is ordered (`BTreeMap`, `VecDeque`, a timer heap keyed by time then id), so the same
 //! inputs give the same outputs byte for byte: what the simulator relies on.
 
+mod config;
 mod log;
+mod route;
 mod session;
+mod sys;
 
 use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use alloc::format;
@@ -32,65 +35,13 @@ use crate::limits;
 use crate::time::{Duration, Instant};
 use crate::topic::{self, SubscriptionTree};
 
-use crate::qos::{PubRecOutcome, Resend};
+pub use config::{Config, ConfigBuilder, ConfigError};
 pub use session::Message;
-use session::{Queued, Retain, Session};
+use session::{Retain, Session};
 
 /// A connection, numbered by the broker in [`Broker::handle_accept`]. Never reused.
 pub type ConnId = u64;
 type SessionId = u64;
-
-/// Broker settings. Names follow mosquitto.conf where one exists; every bound has its unit.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Whole-packet limit, checked from the fixed header (mosquitto `max_packet_size`).
-    pub max_packet_bytes: usize,
-    /// PUBLISH payloads above this are dropped (and acknowledged); 0 = no limit beyond the packet
-    /// size (mosquitto `message_size_limit`).
-    pub message_size_limit_bytes: usize,
-    /// QoS 1/2 messages in flight to one client (mosquitto `max_inflight_messages`, 1..=65535).
-    pub max_inflight_messages: usize,
-    /// QoS 1/2 messages queued per session behind the window or while offline
-    /// (mosquitto `max_queued_messages`); 0 = unbounded.
-    pub max_queued_messages: usize,
-    /// Byte bound (topic + payload) on that queue (mosquitto `max_queued_bytes`); 0 = unbounded.
-    pub max_queued_bytes: usize,
-    /// Bytes handed to a connection's socket but not yet written, past which QoS 0 messages to it
-    /// are dropped (counted).
-    pub max_outgoing_bytes: usize,
-    /// Concurrent connections (mosquitto `max_connections`).
-    pub max_connections: usize,
-    /// Retained topics kept; a new one beyond this is not retained (counted as dropped).
-    pub max_retained_messages: usize,
-    /// Accept clients without a user name. There is no password file yet: when false, every
-    /// client is refused with CONNACK 0x05, as mosquitto does with no `password_file`.
-    pub allow_anonymous: bool,
-    /// A socket must send CONNECT within this time.
-    pub connect_timeout: Duration,
-    /// How often `$SYS/broker/...` is refreshed; zero turns `$SYS` off.
-    pub sys_interval: Duration,
-    /// Emit a log line per packet, as `mosquitto -v`.
-    pub verbose: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            max_packet_bytes: limits::PACKET_SIZE_DEFAULT_MAX_BYTES,
-            message_size_limit_bytes: limits::MESSAGE_DEFAULT_MAX_BYTES,
-            max_inflight_messages: limits::INFLIGHT_DEFAULT_MAX_MESSAGES,
-            max_queued_messages: limits::QUEUED_DEFAULT_MAX_MESSAGES,
-            max_queued_bytes: limits::QUEUED_DEFAULT_MAX_BYTES,
-            max_outgoing_bytes: limits::OUTGOING_DEFAULT_MAX_BYTES,
-            max_connections: limits::CONNECTIONS_DEFAULT_MAX,
-            max_retained_messages: 100_000,
-            allow_anonymous: true,
-            connect_timeout: Duration::from_millis(limits::CONNECT_TIMEOUT_DEFAULT_MS),
-            sys_interval: Duration::from_secs(limits::SYS_INTERVAL_DEFAULT_S),
-            verbose: false,
-        }
-    }
-}
 
 /// What the broker asks of its caller besides sending bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -240,11 +191,10 @@ pub struct Broker {
 }
 
 impl Broker {
-    pub fn new(config: Config, now: Instant) -> Self {
-        let mut config = config;
-        config.max_inflight_messages = config
-            .max_inflight_messages
-            .clamp(1, limits::INFLIGHT_CEILING_MESSAGES);
+    /// A broker with no connections. Fails, naming the setting, when `config` has a value out
+    /// of range ([`Config::validate`]).
+    pub fn new(config: Config, now: Instant) -> Result<Self, ConfigError> {
+        config.validate()?;
         let next_sys = if config.sys_interval == Duration::ZERO {
             None
         } else {
@@ -273,7 +223,7 @@ impl Broker {
         };
         // `$SYS` values exist (retained) from the start, not only after the first interval.
         b.handle_timeout(now);
-        b
+        Ok(b)
     }
 
     pub fn config(&self) -> &Config {
@@ -769,24 +719,6 @@ impl Broker {
         Flow::Open
     }
 
-    fn resend_inflight(&mut self, conn: ConnId, sid: SessionId) {
-        let now = self.now;
-        let Some(s) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        let out: Vec<(Resend, u16, QoS, Retain, Arc<Message>)> = s
-            .inflight
-            .resend(now, None)
-            .map(|(what, f)| (what, f.pkid, f.qos, f.msg.retain, f.msg.msg.clone()))
-            .collect();
-        for (what, pkid, qos, retain, msg) in out {
-            match what {
-                Resend::Publish => self.send_publish(conn, &msg, qos, retain, Dup::Yes, pkid),
-                Resend::PubRel => self.send(conn, &Packet::PubRel(pkid)),
-            }
-        }
-    }
-
     fn on_publish(&mut self, conn: ConnId, sid: SessionId, p: &Publish<'_>) {
         self.stats.publish_received += 1;
         let limit = self.config.message_size_limit_bytes;
@@ -835,217 +767,6 @@ impl Broker {
             // Backpressure: the acknowledgement waits until the subscribers have drained.
             Some(c) if c.paused => c.deferred_acks.push(ack),
             _ => self.send(conn, &ack),
-        }
-    }
-
-    fn retain(&mut self, msg: &Arc<Message>, qos: QoS) {
-        if msg.payload.is_empty() {
-            // MQTT-3.3.1-10: a zero-byte retained message deletes the retained one.
-            self.retained.remove(&msg.topic);
-            return;
-        }
-        if !self.retained.contains_key(&msg.topic)
-            && self.retained.len() >= self.config.max_retained_messages
-        {
-            self.stats.messages_dropped += 1;
-            let t = msg.topic.clone();
-            self.log(|| format!("Not retaining '{t}': max_retained_messages reached."));
-            return;
-        }
-        self.retained.insert(
-            msg.topic.clone(),
-            Retained {
-                qos,
-                msg: msg.clone(),
-            },
-        );
-    }
-
-    /// Sends `msg` to every matching subscription: once per session at the highest granted QoS
-    /// over its overlapping filters, capped by the publish QoS.
-    fn route(&mut self, msg: &Arc<Message>, qos: QoS) {
-        let mut matches = core::mem::take(&mut self.matches);
-        matches.clear();
-        self.tree.matches(&msg.topic, &mut matches);
-        matches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-        matches.dedup_by_key(|m| m.0);
-        for &(sid, granted) in &matches {
-            self.deliver(sid, msg, qos.min(granted), Retain::No);
-        }
-        self.matches = matches;
-    }
-
-    fn deliver(&mut self, sid: SessionId, msg: &Arc<Message>, qos: QoS, retain: Retain) {
-        let now = self.now;
-        let max_inflight = self.config.max_inflight_messages;
-        let max_queued = self.config.max_queued_messages;
-        let max_queued_bytes = self.config.max_queued_bytes;
-        let pause_at = self.online_pause_messages();
-        let Some(s) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        let conn = s.conn;
-        if qos == QoS::AtMostOnce {
-            let Some(conn) = conn else { return }; // offline: QoS 0 is not queued
-            let backed_up = self
-                .conns
-                .get(&conn)
-                .is_some_and(|c| c.tx.len() + c.unsent_bytes > self.config.max_outgoing_bytes);
-            if backed_up {
-                self.stats.messages_dropped += 1;
-                let id = s.client_id.clone();
-                self.log(|| format!("Dropped QoS 0 message for {id}: outgoing buffer full."));
-                return;
-            }
-            self.send_publish(conn, msg, qos, retain, Dup::No, 0);
-            return;
-        }
-        if let Some(conn) = conn {
-            if s.inflight.has_room(max_inflight) && s.queue.is_empty() {
-                if let Some(pkid) = s.start_inflight(now, qos, retain, msg) {
-                    self.send_publish(conn, msg, qos, retain, Dup::No, pkid);
-                    return;
-                }
-            }
-        }
-        let full_count = max_queued != 0 && s.queue.len() >= max_queued;
-        let full_bytes =
-            max_queued_bytes != 0 && s.queued_bytes + msg.cost_bytes() > max_queued_bytes;
-        // An online subscriber that falls behind slows its publishers down instead of losing
-        // messages: keep this one (one over the bound per publisher at most) and stop reading the
-        // publisher until the queue drains. That starts at a few windows' worth of queue, since a
-        // longer queue for a connected client only adds latency. Not when the subscriber is the
-        // publisher itself or waits on other subscribers: waiting on each other, neither would
-        // ever read again.
-        if full_count || full_bytes || (conn.is_some() && s.queue.len() >= pause_at) {
-            if let (Some(sub_conn), Some((pub_conn, pub_sid))) = (conn, self.publishing) {
-                // Paused only for its own unread output is fine: that drains by itself.
-                let sub_waits = self
-                    .conns
-                    .get(&sub_conn)
-                    .is_some_and(|c| !c.blocked_on.is_empty());
-                if pub_sid != sid && !sub_waits {
-                    s.push_queue(Queued {
-                        qos,
-                        retain,
-                        msg: msg.clone(),
-                    });
-                    s.blocking.insert(pub_conn);
-                    if let Some(pc) = self.conns.get_mut(&pub_conn) {
-                        pc.blocked_on.insert(sid);
-                        if !pc.paused {
-                            pc.paused = true;
-                            self.events.push_back(Event::PauseRead(pub_conn));
-                        }
-                    }
-                    return;
-                }
-            }
-        }
-        if full_count || full_bytes {
-            self.stats.messages_dropped += 1;
-            let id = s.client_id.clone();
-            self.log(|| format!("Outgoing messages are being dropped for client {id}."));
-            return;
-        }
-        s.push_queue(Queued {
-            qos,
-            retain,
-            msg: msg.clone(),
-        });
-    }
-
-    /// Lets the publishers blocked on `sid` go once its queue is down to half its bound, or at
-    /// once when `force` (the session went offline or away).
-    fn release_blocked(&mut self, sid: SessionId, force: bool) {
-        let max_b = self.config.max_queued_bytes;
-        let low_water = self.online_pause_messages() / 2;
-        let Some(s) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        if s.blocking.is_empty() {
-            return;
-        }
-        let drained = s.queue.len() <= low_water && (max_b == 0 || s.queued_bytes <= max_b / 2);
-        if !force && !drained {
-            return;
-        }
-        for p in core::mem::take(&mut s.blocking) {
-            if let Some(c) = self.conns.get_mut(&p) {
-                c.blocked_on.remove(&sid);
-                if c.blocked_on.is_empty() {
-                    self.to_resume.push_back(p);
-                }
-            }
-        }
-    }
-
-    /// Queue length at which the publishers feeding a connected subscriber are paused:
-    /// `QUEUE_ONLINE_PAUSE_WINDOWS` in-flight windows, or `max_queued_messages` if smaller.
-    fn online_pause_messages(&self) -> usize {
-        let windows = limits::QUEUE_ONLINE_PAUSE_WINDOWS * self.config.max_inflight_messages;
-        match self.config.max_queued_messages {
-            0 => windows,
-            n => n.min(windows),
-        }
-    }
-
-    /// Moves queued messages into the in-flight window while it has room and the client is here.
-    fn pump(&mut self, sid: SessionId) {
-        self.pump_window(sid);
-        self.release_blocked(sid, false);
-    }
-
-    fn pump_window(&mut self, sid: SessionId) {
-        let max_inflight = self.config.max_inflight_messages;
-        let now = self.now;
-        loop {
-            let Some(s) = self.sessions.get_mut(&sid) else {
-                return;
-            };
-            let Some(conn) = s.conn else { return };
-            if !s.inflight.has_room(max_inflight) {
-                return;
-            }
-            let Some(q) = s.pop_queue() else { return };
-            let Some(pkid) = s.start_inflight(now, q.qos, q.retain, &q.msg) else {
-                return;
-            };
-            self.send_publish(conn, &q.msg, q.qos, q.retain, Dup::No, pkid);
-        }
-    }
-
-    /// PUBACK (expecting `Ack`) or PUBCOMP (expecting `Comp`): the message is done.
-    fn on_ack(&mut self, sid: SessionId, pkid: u16, ack: Ack) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        let done = match ack {
-            Ack::PubAck => s.inflight.on_puback(pkid),
-            Ack::PubComp => s.inflight.on_pubcomp(pkid),
-        };
-        match done {
-            Some(_) => self.pump(sid),
-            None => {
-                let id = s.client_id.clone();
-                self.log(|| {
-                    format!("Ignoring unexpected acknowledgement of mid {pkid} from {id}.")
-                });
-            }
-        }
-    }
-
-    fn on_pubrec(&mut self, conn: ConnId, sid: SessionId, pkid: u16) {
-        let now = self.now;
-        let Some(s) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        match s.inflight.on_pubrec(now, pkid).0 {
-            PubRecOutcome::SendPubRel => self.send(conn, &Packet::PubRel(pkid)),
-            PubRecOutcome::Unknown => {
-                let id = s.client_id.clone();
-                self.log(|| format!("Ignoring PUBREC for unknown mid {pkid} from {id}."));
-            }
         }
     }
 
@@ -1270,83 +991,6 @@ impl Broker {
         if self.config.verbose {
             let line = log::sending(&c.client_id, p);
             self.events.push_back(Event::Log(line));
-        }
-    }
-
-    // ----- $SYS -----
-
-    fn publish_sys(&mut self) {
-        let uptime_s = self.now.saturating_since(self.started_at).as_micros() / 1_000_000;
-        let st = self.stats.clone();
-        let entries: [(&str, String); 14] = [
-            (
-                "$SYS/broker/version",
-                format!("mqsim version {}", env!("CARGO_PKG_VERSION")),
-            ),
-            ("$SYS/broker/uptime", format!("{uptime_s} seconds")),
-            (
-                "$SYS/broker/clients/connected",
-                st.clients_connected.to_string(),
-            ),
-            (
-                "$SYS/broker/clients/maximum",
-                st.clients_maximum.to_string(),
-            ),
-            (
-                "$SYS/broker/clients/total",
-                (self.sessions.len() as u64).to_string(),
-            ),
-            (
-                "$SYS/broker/messages/received",
-                st.messages_received.to_string(),
-            ),
-            ("$SYS/broker/messages/sent", st.messages_sent.to_string()),
-            (
-                "$SYS/broker/messages/dropped",
-                st.messages_dropped.to_string(),
-            ),
-            (
-                "$SYS/broker/publish/messages/received",
-                st.publish_received.to_string(),
-            ),
-            (
-                "$SYS/broker/publish/messages/sent",
-                st.publish_sent.to_string(),
-            ),
-            (
-                "$SYS/broker/load/bytes/received",
-                st.bytes_received.to_string(),
-            ),
-            ("$SYS/broker/load/bytes/sent", st.bytes_sent.to_string()),
-            (
-                "$SYS/broker/subscriptions/count",
-                (self.tree.len() as u64).to_string(),
-            ),
-            (
-                "$SYS/broker/retained messages/count",
-                (self.retained.len() as u64).to_string(),
-            ),
-        ];
-        for (topic, value) in entries {
-            let unchanged = self
-                .retained
-                .get(topic)
-                .is_some_and(|r| r.msg.payload == value.as_bytes());
-            if unchanged {
-                continue;
-            }
-            let msg = Arc::new(Message {
-                topic: topic.to_string(),
-                payload: value.into_bytes(),
-            });
-            self.retained.insert(
-                msg.topic.clone(),
-                Retained {
-                    qos: QoS::AtMostOnce,
-                    msg: msg.clone(),
-                },
-            );
-            self.route(&msg, QoS::AtMostOnce);
         }
     }
 }

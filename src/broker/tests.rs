@@ -42,7 +42,7 @@ impl H {
     }
     fn with(config: Config) -> Self {
         H {
-            b: Broker::new(config, Instant::ZERO),
+            b: Broker::new(config, Instant::ZERO).unwrap(),
             now: Instant::ZERO,
             closed: Vec::new(),
             logs: Vec::new(),

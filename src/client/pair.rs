@@ -34,11 +34,11 @@ fn secs(s: u64) -> Instant {
 }
 
 fn new_pair() -> Pair {
-    MemNet::new(broker_config(), Instant::ZERO)
+    MemNet::new(broker_config(), Instant::ZERO).unwrap()
 }
 
 fn pair_with(config: broker::Config) -> Pair {
-    MemNet::new(config, Instant::ZERO)
+    MemNet::new(config, Instant::ZERO).unwrap()
 }
 
 /// Test shorthands over [`MemNet`]: every call steps, and a failure panics.

@@ -114,17 +114,18 @@ pub struct MemNet {
 }
 
 impl MemNet {
-    pub fn new(config: broker::Config, now: Instant) -> MemNet {
-        MemNet {
+    /// Fails when the broker's configuration does.
+    pub fn new(config: broker::Config, now: Instant) -> Result<MemNet, broker::ConfigError> {
+        Ok(MemNet {
             now,
-            broker: Broker::new(config, now),
+            broker: Broker::new(config, now)?,
             nodes: Vec::new(),
             trace: Vec::new(),
             record_trace: true,
             broker_closed: Vec::new(),
             broker_log: Vec::new(),
             buf: Vec::new(),
-        }
+        })
     }
 
     /// A client, not connected yet; returns its index.
@@ -384,7 +385,7 @@ mod tests {
             sys_interval: Duration::ZERO,
             ..broker::Config::default()
         };
-        let mut net = MemNet::new(config, Instant::ZERO);
+        let mut net = MemNet::new(config, Instant::ZERO).unwrap();
         net.record_trace = false;
         let sub = net.add_client(ClientConfig::new("sub")).unwrap();
         let publ = net.add_client(ClientConfig::new("pub")).unwrap();

@@ -1,0 +1,226 @@
+//! Broker settings, checked in one place ([`Config::validate`], run by [`ConfigBuilder::build`]
+//! and by [`super::Broker::new`]); the mosquitto.conf reader goes through the builder too.
+
+use core::fmt;
+
+use crate::limits;
+use crate::time::Duration;
+
+/// Broker settings. Names follow mosquitto.conf where one exists; every bound has its unit.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Whole-packet limit, checked from the fixed header (mosquitto `max_packet_size`).
+    pub max_packet_bytes: usize,
+    /// PUBLISH payloads above this are dropped (and acknowledged); 0 = no limit beyond the packet
+    /// size (mosquitto `message_size_limit`).
+    pub message_size_limit_bytes: usize,
+    /// QoS 1/2 messages in flight to one client (mosquitto `max_inflight_messages`, 1..=65535).
+    pub max_inflight_messages: usize,
+    /// QoS 1/2 messages queued per session behind the window or while offline
+    /// (mosquitto `max_queued_messages`); 0 = unbounded.
+    pub max_queued_messages: usize,
+    /// Byte bound (topic + payload) on that queue (mosquitto `max_queued_bytes`); 0 = unbounded.
+    pub max_queued_bytes: usize,
+    /// Bytes handed to a connection's socket but not yet written, past which QoS 0 messages to it
+    /// are dropped (counted).
+    pub max_outgoing_bytes: usize,
+    /// Concurrent connections (mosquitto `max_connections`).
+    pub max_connections: usize,
+    /// Retained topics kept; a new one beyond this is not retained (counted as dropped).
+    pub max_retained_messages: usize,
+    /// Accept clients without a user name. There is no password file yet: when false, every
+    /// client is refused with CONNACK 0x05, as mosquitto does with no `password_file`.
+    pub allow_anonymous: bool,
+    /// A socket must send CONNECT within this time.
+    pub connect_timeout: Duration,
+    /// How often `$SYS/broker/...` is refreshed; zero turns `$SYS` off.
+    pub sys_interval: Duration,
+    /// Emit a log line per packet, as `mosquitto -v`.
+    pub verbose: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_packet_bytes: limits::PACKET_SIZE_DEFAULT_MAX_BYTES,
+            message_size_limit_bytes: limits::MESSAGE_DEFAULT_MAX_BYTES,
+            max_inflight_messages: limits::INFLIGHT_DEFAULT_MAX_MESSAGES,
+            max_queued_messages: limits::QUEUED_DEFAULT_MAX_MESSAGES,
+            max_queued_bytes: limits::QUEUED_DEFAULT_MAX_BYTES,
+            max_outgoing_bytes: limits::OUTGOING_DEFAULT_MAX_BYTES,
+            max_connections: limits::CONNECTIONS_DEFAULT_MAX,
+            max_retained_messages: 100_000,
+            allow_anonymous: true,
+            connect_timeout: Duration::from_millis(limits::CONNECT_TIMEOUT_DEFAULT_MS),
+            sys_interval: Duration::from_secs(limits::SYS_INTERVAL_DEFAULT_S),
+            verbose: false,
+        }
+    }
+}
+
+/// A setting out of range: which one (its mosquitto.conf name where it has one) and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub reason: &'static str,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ConfigError {}
+
+/// Smallest `max_packet_bytes`: a CONNECT with a one-byte client id needs 15, a PUBLISH with a
+/// short topic a few more; mosquitto refuses less than 20.
+pub const PACKET_SIZE_MIN_BYTES: usize = 20;
+
+impl Config {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder(Config::default())
+    }
+
+    /// Every setting in range, or the first one that is not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, reason| Err(ConfigError { key, reason });
+        // A packet is at most the largest remaining length plus a 5-byte fixed header.
+        if self.max_packet_bytes < PACKET_SIZE_MIN_BYTES {
+            return bad("max_packet_size", "must be at least 20 bytes");
+        }
+        if self.max_packet_bytes > limits::REMAINING_LENGTH_MAX_BYTES + 5 {
+            return bad(
+                "max_packet_size",
+                "must be at most 268,435,460 bytes (MQTT's largest packet)",
+            );
+        }
+        if self.max_inflight_messages == 0
+            || self.max_inflight_messages > limits::INFLIGHT_CEILING_MESSAGES
+        {
+            return bad(
+                "max_inflight_messages",
+                "must be 1 to 65,535 (packet identifiers are 16 bits, 0 is reserved)",
+            );
+        }
+        if self.max_connections == 0 {
+            return bad(
+                "max_connections",
+                "must be at least 1 (or -1 for unbounded)",
+            );
+        }
+        if self.max_outgoing_bytes == 0 {
+            return bad("max_outgoing_bytes", "must be at least 1 byte");
+        }
+        if self.connect_timeout == Duration::ZERO {
+            return bad("connect_timeout", "must be longer than zero");
+        }
+        Ok(())
+    }
+}
+
+/// Sets [`Config`] values one by one (`&mut self` setters, turmoil's builder style); [`build`]
+/// validates.
+///
+/// [`build`]: ConfigBuilder::build
+#[derive(Clone, Debug)]
+pub struct ConfigBuilder(Config);
+
+impl ConfigBuilder {
+    pub fn max_packet_bytes(&mut self, n: usize) -> &mut Self {
+        self.0.max_packet_bytes = n;
+        self
+    }
+    pub fn message_size_limit_bytes(&mut self, n: usize) -> &mut Self {
+        self.0.message_size_limit_bytes = n;
+        self
+    }
+    pub fn max_inflight_messages(&mut self, n: usize) -> &mut Self {
+        self.0.max_inflight_messages = n;
+        self
+    }
+    pub fn max_queued_messages(&mut self, n: usize) -> &mut Self {
+        self.0.max_queued_messages = n;
+        self
+    }
+    pub fn max_queued_bytes(&mut self, n: usize) -> &mut Self {
+        self.0.max_queued_bytes = n;
+        self
+    }
+    pub fn max_outgoing_bytes(&mut self, n: usize) -> &mut Self {
+        self.0.max_outgoing_bytes = n;
+        self
+    }
+    pub fn max_connections(&mut self, n: usize) -> &mut Self {
+        self.0.max_connections = n;
+        self
+    }
+    pub fn max_retained_messages(&mut self, n: usize) -> &mut Self {
+        self.0.max_retained_messages = n;
+        self
+    }
+    pub fn allow_anonymous(&mut self, yes: bool) -> &mut Self {
+        self.0.allow_anonymous = yes;
+        self
+    }
+    pub fn connect_timeout(&mut self, d: Duration) -> &mut Self {
+        self.0.connect_timeout = d;
+        self
+    }
+    pub fn sys_interval(&mut self, d: Duration) -> &mut Self {
+        self.0.sys_interval = d;
+        self
+    }
+    pub fn verbose(&mut self, yes: bool) -> &mut Self {
+        self.0.verbose = yes;
+        self
+    }
+    /// The settings, if every one is in range.
+    pub fn build(&self) -> Result<Config, ConfigError> {
+        self.0.validate()?;
+        Ok(self.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::builder().build().map(|_| ()), Ok(()));
+    }
+
+    #[test]
+    fn each_bad_value_is_named() {
+        let key = |b: &mut ConfigBuilder| b.build().unwrap_err().key;
+        assert_eq!(
+            key(Config::builder().max_packet_bytes(19)),
+            "max_packet_size"
+        );
+        assert_eq!(
+            key(Config::builder().max_packet_bytes(usize::MAX)),
+            "max_packet_size"
+        );
+        assert_eq!(
+            key(Config::builder().max_inflight_messages(0)),
+            "max_inflight_messages"
+        );
+        assert_eq!(
+            key(Config::builder().max_inflight_messages(65_536)),
+            "max_inflight_messages"
+        );
+        assert_eq!(key(Config::builder().max_connections(0)), "max_connections");
+        assert_eq!(
+            key(Config::builder().connect_timeout(Duration::ZERO)),
+            "connect_timeout"
+        );
+        let e = Config::builder().max_packet_bytes(3).build().unwrap_err();
+        assert_eq!(
+            alloc::format!("{e}"),
+            "max_packet_size: must be at least 20 bytes"
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! Routing: a message to every matching session at the right QoS, the retained store, each
+//! session's in-flight window and queue, and the backpressure that pauses publishers feeding a
+//! backed-up subscriber instead of dropping their messages.
+
+use alloc::format;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::session::{Queued, Retain};
+use super::{Ack, Broker, ConnId, Dup, Event, Message, Retained, SessionId};
+use crate::codec::{Packet, QoS};
+use crate::limits;
+use crate::qos::{PubRecOutcome, Resend};
+
+impl Broker {
+    pub(super) fn retain(&mut self, msg: &Arc<Message>, qos: QoS) {
+        if msg.payload.is_empty() {
+            // MQTT-3.3.1-10: a zero-byte retained message deletes the retained one.
+            self.retained.remove(&msg.topic);
+            return;
+        }
+        if !self.retained.contains_key(&msg.topic)
+            && self.retained.len() >= self.config.max_retained_messages
+        {
+            self.stats.messages_dropped += 1;
+            let t = msg.topic.clone();
+            self.log(|| format!("Not retaining '{t}': max_retained_messages reached."));
+            return;
+        }
+        self.retained.insert(
+            msg.topic.clone(),
+            Retained {
+                qos,
+                msg: msg.clone(),
+            },
+        );
+    }
+
+    /// Sends `msg` to every matching subscription: once per session at the highest granted QoS
+    /// over its overlapping filters, capped by the publish QoS.
+    pub(super) fn route(&mut self, msg: &Arc<Message>, qos: QoS) {
+        let mut matches = core::mem::take(&mut self.matches);
+        matches.clear();
+        self.tree.matches(&msg.topic, &mut matches);
+        matches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        matches.dedup_by_key(|m| m.0);
+        for &(sid, granted) in &matches {
+            self.deliver(sid, msg, qos.min(granted), Retain::No);
+        }
+        self.matches = matches;
+    }
+
+    pub(super) fn deliver(&mut self, sid: SessionId, msg: &Arc<Message>, qos: QoS, retain: Retain) {
+        let now = self.now;
+        let max_inflight = self.config.max_inflight_messages;
+        let max_queued = self.config.max_queued_messages;
+        let max_queued_bytes = self.config.max_queued_bytes;
+        let pause_at = self.online_pause_messages();
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let conn = s.conn;
+        if qos == QoS::AtMostOnce {
+            let Some(conn) = conn else { return }; // offline: QoS 0 is not queued
+            let backed_up = self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| c.tx.len() + c.unsent_bytes > self.config.max_outgoing_bytes);
+            if backed_up {
+                self.stats.messages_dropped += 1;
+                let id = s.client_id.clone();
+                self.log(|| format!("Dropped QoS 0 message for {id}: outgoing buffer full."));
+                return;
+            }
+            self.send_publish(conn, msg, qos, retain, Dup::No, 0);
+            return;
+        }
+        if let Some(conn) = conn {
+            if s.inflight.has_room(max_inflight) && s.queue.is_empty() {
+                if let Some(pkid) = s.start_inflight(now, qos, retain, msg) {
+                    self.send_publish(conn, msg, qos, retain, Dup::No, pkid);
+                    return;
+                }
+            }
+        }
+        let full_count = max_queued != 0 && s.queue.len() >= max_queued;
+        let full_bytes =
+            max_queued_bytes != 0 && s.queued_bytes + msg.cost_bytes() > max_queued_bytes;
+        // An online subscriber that falls behind slows its publishers down instead of losing
+        // messages: keep this one (one over the bound per publisher at most) and stop reading the
+        // publisher until the queue drains. That starts at a few windows' worth of queue, since a
+        // longer queue for a connected client only adds latency. Not when the subscriber is the
+        // publisher itself or waits on other subscribers: waiting on each other, neither would
+        // ever read again.
+        if full_count || full_bytes || (conn.is_some() && s.queue.len() >= pause_at) {
+            if let (Some(sub_conn), Some((pub_conn, pub_sid))) = (conn, self.publishing) {
+                // Paused only for its own unread output is fine: that drains by itself.
+                let sub_waits = self
+                    .conns
+                    .get(&sub_conn)
+                    .is_some_and(|c| !c.blocked_on.is_empty());
+                if pub_sid != sid && !sub_waits {
+                    s.push_queue(Queued {
+                        qos,
+                        retain,
+                        msg: msg.clone(),
+                    });
+                    s.blocking.insert(pub_conn);
+                    if let Some(pc) = self.conns.get_mut(&pub_conn) {
+                        pc.blocked_on.insert(sid);
+                        if !pc.paused {
+                            pc.paused = true;
+                            self.events.push_back(Event::PauseRead(pub_conn));
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        if full_count || full_bytes {
+            self.stats.messages_dropped += 1;
+            let id = s.client_id.clone();
+            self.log(|| format!("Outgoing messages are being dropped for client {id}."));
+            return;
+        }
+        s.push_queue(Queued {
+            qos,
+            retain,
+            msg: msg.clone(),
+        });
+    }
+
+    /// Lets the publishers blocked on `sid` go once its queue is down to half its bound, or at
+    /// once when `force` (the session went offline or away).
+    pub(super) fn release_blocked(&mut self, sid: SessionId, force: bool) {
+        let max_b = self.config.max_queued_bytes;
+        let low_water = self.online_pause_messages() / 2;
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if s.blocking.is_empty() {
+            return;
+        }
+        let drained = s.queue.len() <= low_water && (max_b == 0 || s.queued_bytes <= max_b / 2);
+        if !force && !drained {
+            return;
+        }
+        for p in core::mem::take(&mut s.blocking) {
+            if let Some(c) = self.conns.get_mut(&p) {
+                c.blocked_on.remove(&sid);
+                if c.blocked_on.is_empty() {
+                    self.to_resume.push_back(p);
+                }
+            }
+        }
+    }
+
+    /// Queue length at which the publishers feeding a connected subscriber are paused:
+    /// `QUEUE_ONLINE_PAUSE_WINDOWS` in-flight windows, or `max_queued_messages` if smaller.
+    pub(super) fn online_pause_messages(&self) -> usize {
+        let windows = limits::QUEUE_ONLINE_PAUSE_WINDOWS * self.config.max_inflight_messages;
+        match self.config.max_queued_messages {
+            0 => windows,
+            n => n.min(windows),
+        }
+    }
+
+    /// Moves queued messages into the in-flight window while it has room and the client is here.
+    pub(super) fn pump(&mut self, sid: SessionId) {
+        self.pump_window(sid);
+        self.release_blocked(sid, false);
+    }
+
+    pub(super) fn pump_window(&mut self, sid: SessionId) {
+        let max_inflight = self.config.max_inflight_messages;
+        let now = self.now;
+        loop {
+            let Some(s) = self.sessions.get_mut(&sid) else {
+                return;
+            };
+            let Some(conn) = s.conn else { return };
+            if !s.inflight.has_room(max_inflight) {
+                return;
+            }
+            let Some(q) = s.pop_queue() else { return };
+            let Some(pkid) = s.start_inflight(now, q.qos, q.retain, &q.msg) else {
+                return;
+            };
+            self.send_publish(conn, &q.msg, q.qos, q.retain, Dup::No, pkid);
+        }
+    }
+
+    /// PUBACK (expecting `Ack`) or PUBCOMP (expecting `Comp`): the message is done.
+    pub(super) fn on_ack(&mut self, sid: SessionId, pkid: u16, ack: Ack) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let done = match ack {
+            Ack::PubAck => s.inflight.on_puback(pkid),
+            Ack::PubComp => s.inflight.on_pubcomp(pkid),
+        };
+        match done {
+            Some(_) => self.pump(sid),
+            None => {
+                let id = s.client_id.clone();
+                self.log(|| {
+                    format!("Ignoring unexpected acknowledgement of mid {pkid} from {id}.")
+                });
+            }
+        }
+    }
+
+    pub(super) fn on_pubrec(&mut self, conn: ConnId, sid: SessionId, pkid: u16) {
+        let now = self.now;
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        match s.inflight.on_pubrec(now, pkid).0 {
+            PubRecOutcome::SendPubRel => self.send(conn, &Packet::PubRel(pkid)),
+            PubRecOutcome::Unknown => {
+                let id = s.client_id.clone();
+                self.log(|| format!("Ignoring PUBREC for unknown mid {pkid} from {id}."));
+            }
+        }
+    }
+
+    pub(super) fn resend_inflight(&mut self, conn: ConnId, sid: SessionId) {
+        let now = self.now;
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let out: Vec<(Resend, u16, QoS, Retain, Arc<Message>)> = s
+            .inflight
+            .resend(now, None)
+            .map(|(what, f)| (what, f.pkid, f.qos, f.msg.retain, f.msg.msg.clone()))
+            .collect();
+        for (what, pkid, qos, retain, msg) in out {
+            match what {
+                Resend::Publish => self.send_publish(conn, &msg, qos, retain, Dup::Yes, pkid),
+                Resend::PubRel => self.send(conn, &Packet::PubRel(pkid)),
+            }
+        }
+    }
+}
