@@ -359,5 +359,24 @@ macro_rules! scenario_files {
 }
 
 scenario_files! {
+    broker_power_cut => "broker-power-cut.toml",
+    broker_restart_clean => "broker-restart-clean.toml",
+    calibration_loss10 => "calibration-loss10.toml",
+    calibration_loss30 => "calibration-loss30.toml",
+    esp_mqtt_outbox_expiry => "esp-mqtt-outbox-expiry.toml",
     esp32_qos0_lossy_wifi => "esp32-qos0-lossy-wifi.toml",
+    fleet_100_broker_restart => "fleet-100-broker-restart.toml",
+    half_open_uplink_pubsubclient => "half-open-uplink-pubsubclient.toml",
+    partition_30s => "partition-30s.toml",
+    persistent_subscriber_offline => "persistent-subscriber-offline.toml",
+    qos0_clean => "qos0-clean.toml",
+    qos0_loss20 => "qos0-loss20.toml",
+    qos0_loss5 => "qos0-loss5.toml",
+    qos1_clean => "qos1-clean.toml",
+    qos1_loss20 => "qos1-loss20.toml",
+    qos1_loss5 => "qos1-loss5.toml",
+    qos2_clean => "qos2-clean.toml",
+    qos2_loss20 => "qos2-loss20.toml",
+    qos2_loss5 => "qos2-loss5.toml",
+    retained_and_will => "retained-and-will.toml",
 }
