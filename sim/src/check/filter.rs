@@ -1,0 +1,86 @@
+//! Filter: nothing reaches a subscriber whose filters (in its current session) do not match the
+//! topic. The matching is written here again from MQTT 3.1.1 section 4.7, deliberately apart
+//! from the code under test.
+
+use super::{Ledger, Micros, MsgId, SubscriberId};
+
+pub const NAME: &str = "filter";
+
+/// MQTT 3.1.1 topic matching: `+` one level, `#` this level and all below (also the parent:
+/// `a/#` matches `a`), and topics starting with `$` are not matched by a filter starting with a
+/// wildcard (section 4.7.2).
+pub fn matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(fl), Some(tl)) if fl == tl => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+pub(super) fn on_receipt(
+    ledger: &mut Ledger,
+    at: Micros,
+    sub: SubscriberId,
+    topic: &str,
+    msg: Option<MsgId>,
+) {
+    if let Some(m) = msg {
+        super::published::on_topic(ledger, at, sub, topic, m);
+    }
+    let s = &ledger.subscribers[sub.0 as usize];
+    if s.filters.keys().any(|f| matches(f, topic)) {
+        return;
+    }
+    let filters: Vec<&str> = s.filters.keys().map(|f| f.as_str()).collect();
+    let detail = format!(
+        "{} received {topic}, which none of its filters [{}] match",
+        s.name,
+        filters.join(", ")
+    );
+    ledger.violate(at, NAME, msg, detail);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn topic_matching_follows_the_spec() {
+        let cases = [
+            ("ESP32/#", "ESP32/TEM", true),
+            ("ESP32/#", "ESP32", true),
+            ("ESP32/#", "ESP32/a/b", true),
+            ("ESP32/#", "ESP321/a", false),
+            ("#", "a/b", true),
+            ("#", "/", true),
+            ("+", "a", true),
+            ("+", "a/b", false),
+            ("+", "", true),
+            ("+/+", "/finance", true),
+            ("/+", "/finance", true),
+            ("+", "/finance", false),
+            ("a/+/c", "a/b/c", true),
+            ("a/+/c", "a//c", true),
+            ("a/+/c", "a/b/d", false),
+            ("a/b", "a/b", true),
+            ("a/b", "a/b/", false),
+            ("a/b", "A/b", false),
+            ("#", "$SYS/x", false),
+            ("+/x", "$SYS/x", false),
+            ("$SYS/#", "$SYS/broker/load", true),
+            ("$SYS/+", "$SYS/x", true),
+        ];
+        for (filter, topic, want) in cases {
+            assert_eq!(matches(filter, topic), want, "{filter} vs {topic}");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Liveness: once healed, every QoS 1/2 message published before the heal settles at its
+//! publisher (PUBACK / PUBCOMP) within the heal window, unless its client gave it up (outbox
+//! expiry). Delivery of settled messages is checked by [`super::qos1`] and [`super::qos2`].
+
+use super::{Ledger, Micros};
+
+pub const NAME: &str = "liveness";
+
+pub(super) fn at_finish(ledger: &mut Ledger, at: Micros) {
+    let Some(heal) = ledger.heal_at else { return };
+    let mut found = Vec::new();
+    for (id, m) in &ledger.messages {
+        if m.qos == 0 || !m.accepted || m.abandoned || m.called_at >= heal {
+            continue;
+        }
+        if m.completed_at.is_none() {
+            found.push((
+                *id,
+                format!(
+                    "{} seq {} (QoS {}) published at {} ms, still unacknowledged {} ms after the heal",
+                    ledger.device_name(id.device),
+                    id.seq,
+                    m.qos,
+                    m.called_at / 1000,
+                    at.saturating_sub(heal) / 1000
+                ),
+            ));
+        }
+    }
+    for (id, detail) in found {
+        ledger.violate(at, NAME, Some(id), detail);
+    }
+}

@@ -1,0 +1,541 @@
+//! The ledger: what QoS 0/1/2 really delivered, checked against facts seen only at the edges.
+//!
+//! A simulation driver feeds it what it observes at the devices' and subscribers' client APIs and
+//! on the wire (decoded packets): publish calls and completions, (re)connections, subscriptions,
+//! receipts (the message identity parsed from a payload tag), packet ids, broker restarts, and the
+//! phase changes `heal` and `finish`. It never looks inside the broker. Topic matching is done
+//! here again, independently of the code under test ([`filter::matches`]).
+//!
+//! Each invariant lives in its own file and is checked when its facts arrive (safety) or at
+//! `finish` (liveness); every failure is a [`Violation`]:
+//! - [`qos0`]: a QoS 0 message is never duplicated at a subscriber;
+//! - [`qos1`]: what the publisher got PUBACK for reaches every subscriber whose session covered it;
+//! - [`qos2`]: exactly once;
+//! - [`order`]: per publisher and topic, first receipts arrive in publish order;
+//! - [`filter`]: nothing arrives that the subscriber's filters do not match;
+//! - [`published`]: nothing arrives that was never published;
+//! - [`packet_id`]: a packet id is never reused while in flight;
+//! - [`liveness`]: after `heal`, every QoS 1/2 publish settles at its publisher.
+//!
+//! A broker restart without persistence legitimately loses what only the broker held: such
+//! messages are counted apart (`lost_with_broker`), never as violations.
+
+use std::collections::BTreeMap;
+
+use crate::scenario::Scenario;
+
+pub mod accounting;
+pub mod filter;
+pub mod liveness;
+pub mod order;
+pub mod packet_id;
+pub mod published;
+pub mod qos0;
+pub mod qos1;
+pub mod qos2;
+
+pub use accounting::{Summary, Tally};
+
+/// Simulated time, microseconds since the start of the run.
+pub type Micros = u64;
+
+/// A publishing client (one instance of a `[[device]]` group), in registration order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeviceId(pub u32);
+
+/// A subscribing client, in registration order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SubscriberId(pub u32);
+
+/// A message's identity, carried in its payload tag: the publisher and its publish-call number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MsgId {
+    pub device: DeviceId,
+    pub seq: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ClientRef {
+    Device(DeviceId),
+    Subscriber(SubscriberId),
+}
+
+/// Who picks the packet id: the client (its PUBLISH, SUBSCRIBE) or the broker (its PUBLISH).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Flow {
+    ClientToBroker,
+    BrokerToClient,
+}
+
+/// One packet-id space: one client's session, one direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub client: ClientRef,
+    pub flow: Flow,
+}
+
+/// An invariant that did not hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub at: Micros,
+    /// The invariant's file name: "qos0", "qos1", "qos2", "order", "filter", "published",
+    /// "packet_id", "liveness".
+    pub invariant: &'static str,
+    pub msg: Option<MsgId>,
+    pub detail: String,
+}
+
+/// One receiving subscriber's view of one message.
+#[derive(Clone, Debug, Default)]
+struct Receipt {
+    first_at: Option<Micros>,
+    /// The first receipt was a retained message (sent on subscribe, not routed live).
+    first_retained: bool,
+    /// Non-retained receipts beyond the first.
+    duplicates: u64,
+}
+
+/// A subscriber whose session covered the message when it was published.
+#[derive(Clone, Copy, Debug)]
+struct Coverage {
+    /// min(publish QoS, highest granted QoS of the matching filters).
+    qos: u8,
+    connection_epoch: u64,
+    session_epoch: u64,
+    /// Acknowledged to the publisher and still undelivered when a broker without persistence
+    /// lost its state.
+    lost_with_broker: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Message {
+    topic: String,
+    qos: u8,
+    called_at: Micros,
+    accepted: bool,
+    completed_at: Option<Micros>,
+    abandoned: bool,
+    /// A broker restart without persistence, or a clean-session reconnect of the publisher,
+    /// happened while the message was in flight: MQTT no longer promises exactly once.
+    session_lost: bool,
+    covered: BTreeMap<SubscriberId, Coverage>,
+    receipts: BTreeMap<SubscriberId, Receipt>,
+}
+
+#[derive(Clone, Debug)]
+struct Device {
+    name: String,
+    group: String,
+    connected: bool,
+    connects: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Subscriber {
+    name: String,
+    clean_session: bool,
+    connected: bool,
+    connects: u64,
+    /// Bumped on every connect.
+    connection_epoch: u64,
+    /// Bumped whenever the broker's session for it is gone (session_present = false, or a
+    /// broker restart without persistence).
+    session_epoch: u64,
+    /// Filter -> granted QoS, in the current session.
+    filters: BTreeMap<String, u8>,
+}
+
+/// The ledger. Register clients, feed events in time order, call `heal` then `finish`, read
+/// [`Ledger::violations`] and [`Ledger::summary`].
+#[derive(Clone, Debug, Default)]
+pub struct Ledger {
+    devices: Vec<Device>,
+    subscribers: Vec<Subscriber>,
+    messages: BTreeMap<MsgId, Message>,
+    /// Packet ids in flight per space, with the message they carry (None: SUBSCRIBE etc.).
+    packet_ids: BTreeMap<Endpoint, BTreeMap<u16, Option<MsgId>>>,
+    /// Per (subscriber, publisher, topic): the highest seq received first so far.
+    order: BTreeMap<(SubscriberId, DeviceId, String), u64>,
+    untagged: BTreeMap<SubscriberId, u64>,
+    heal_at: Option<Micros>,
+    finish_at: Option<Micros>,
+    violations: Vec<Violation>,
+}
+
+impl Ledger {
+    pub fn new() -> Ledger {
+        Ledger::default()
+    }
+
+    /// Registers every client of a scenario: devices in file order (group by group, `DeviceId`
+    /// = index among `Scenario::client_ids`), then subscribers.
+    pub fn for_scenario(scenario: &Scenario) -> Ledger {
+        let mut ledger = Ledger::new();
+        for d in &scenario.devices {
+            for id in d.client_ids() {
+                ledger.add_device(&id, &d.name);
+            }
+        }
+        for s in &scenario.subscribers {
+            ledger.add_subscriber(&s.name);
+        }
+        ledger
+    }
+
+    /// `group` is the `[[device]]` name the report aggregates by.
+    pub fn add_device(&mut self, name: &str, group: &str) -> DeviceId {
+        self.devices.push(Device {
+            name: name.to_string(),
+            group: group.to_string(),
+            connected: false,
+            connects: 0,
+        });
+        DeviceId(self.devices.len() as u32 - 1)
+    }
+
+    pub fn add_subscriber(&mut self, name: &str) -> SubscriberId {
+        self.subscribers.push(Subscriber {
+            name: name.to_string(),
+            clean_session: true,
+            connected: false,
+            connects: 0,
+            connection_epoch: 0,
+            session_epoch: 0,
+            filters: BTreeMap::new(),
+        });
+        SubscriberId(self.subscribers.len() as u32 - 1)
+    }
+
+    pub fn device_id(&self, name: &str) -> Option<DeviceId> {
+        self.devices
+            .iter()
+            .position(|d| d.name == name)
+            .map(|i| DeviceId(i as u32))
+    }
+
+    pub fn subscriber_id(&self, name: &str) -> Option<SubscriberId> {
+        self.subscribers
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| SubscriberId(i as u32))
+    }
+
+    pub fn device_name(&self, device: DeviceId) -> &str {
+        &self.devices[device.0 as usize].name
+    }
+
+    pub fn subscriber_name(&self, subscriber: SubscriberId) -> &str {
+        &self.subscribers[subscriber.0 as usize].name
+    }
+
+    fn violate(&mut self, at: Micros, invariant: &'static str, msg: Option<MsgId>, detail: String) {
+        self.violations.push(Violation {
+            at,
+            invariant,
+            msg,
+            detail,
+        });
+    }
+
+    // -- Publisher side -------------------------------------------------------------------
+
+    /// The device's sketch called publish; `accepted` = the client took it (returned true /
+    /// a message id), not refused (disconnected, outbox full).
+    pub fn publish_called(
+        &mut self,
+        at: Micros,
+        device: DeviceId,
+        seq: u64,
+        topic: &str,
+        qos: u8,
+        accepted: bool,
+    ) {
+        let id = MsgId { device, seq };
+        let mut covered = BTreeMap::new();
+        if accepted {
+            for (i, s) in self.subscribers.iter().enumerate() {
+                let granted = s
+                    .filters
+                    .iter()
+                    .filter(|(f, _)| filter::matches(f, topic))
+                    .map(|(_, g)| *g)
+                    .max();
+                if let Some(g) = granted {
+                    covered.insert(
+                        SubscriberId(i as u32),
+                        Coverage {
+                            qos: qos.min(g),
+                            connection_epoch: s.connection_epoch,
+                            session_epoch: s.session_epoch,
+                            lost_with_broker: false,
+                        },
+                    );
+                }
+            }
+        }
+        let message = Message {
+            topic: topic.to_string(),
+            qos,
+            called_at: at,
+            accepted,
+            completed_at: None,
+            abandoned: false,
+            session_lost: false,
+            covered,
+            receipts: BTreeMap::new(),
+        };
+        if self.messages.insert(id, message).is_some() {
+            self.violate(
+                at,
+                published::NAME,
+                Some(id),
+                format!(
+                    "driver error: {} seq {seq} published twice",
+                    self.device_name(device)
+                ),
+            );
+        }
+    }
+
+    /// The publisher's client reported the message done: PUBACK (QoS 1), PUBCOMP (QoS 2), or
+    /// written to the socket (QoS 0).
+    pub fn publish_completed(&mut self, at: Micros, device: DeviceId, seq: u64) {
+        if let Some(m) = self.messages.get_mut(&MsgId { device, seq }) {
+            m.completed_at.get_or_insert(at);
+        }
+    }
+
+    /// The publisher's client dropped the message without completing it (esp-mqtt's outbox
+    /// expiry, `MQTT_EVENT_DELETED`).
+    pub fn publish_abandoned(&mut self, _at: Micros, device: DeviceId, seq: u64) {
+        if let Some(m) = self.messages.get_mut(&MsgId { device, seq }) {
+            m.abandoned = true;
+        }
+    }
+
+    /// The device got CONNACK. With a clean session the broker forgot whatever the device had in
+    /// flight: resending it may duplicate a QoS 2 message legitimately.
+    pub fn device_connected(&mut self, _at: Micros, device: DeviceId, clean_session: bool) {
+        let d = &mut self.devices[device.0 as usize];
+        d.connected = true;
+        d.connects += 1;
+        if clean_session {
+            for m in self.in_flight_of(device) {
+                m.session_lost = true;
+            }
+        }
+    }
+
+    pub fn device_disconnected(&mut self, _at: Micros, device: DeviceId) {
+        self.devices[device.0 as usize].connected = false;
+    }
+
+    fn in_flight_of(&mut self, device: DeviceId) -> impl Iterator<Item = &mut Message> {
+        let lo = MsgId { device, seq: 0 };
+        let hi = MsgId {
+            device,
+            seq: u64::MAX,
+        };
+        self.messages
+            .range_mut(lo..=hi)
+            .map(|(_, m)| m)
+            .filter(|m| m.accepted && m.completed_at.is_none() && !m.abandoned)
+    }
+
+    // -- Subscriber side ------------------------------------------------------------------
+
+    /// SUBACK granted `granted_qos` (0x80 = refused: ignored) for `filter`.
+    pub fn subscribed(
+        &mut self,
+        _at: Micros,
+        subscriber: SubscriberId,
+        filter: &str,
+        granted_qos: u8,
+        clean_session: bool,
+    ) {
+        let s = &mut self.subscribers[subscriber.0 as usize];
+        s.clean_session = clean_session;
+        if granted_qos <= 2 {
+            s.filters.insert(filter.to_string(), granted_qos);
+        }
+    }
+
+    /// CONNACK; without `session_present` the broker has no session (no subscriptions).
+    pub fn subscriber_connected(
+        &mut self,
+        _at: Micros,
+        subscriber: SubscriberId,
+        session_present: bool,
+    ) {
+        let s = &mut self.subscribers[subscriber.0 as usize];
+        s.connected = true;
+        s.connects += 1;
+        s.connection_epoch += 1;
+        if !session_present {
+            s.session_epoch += 1;
+            s.filters.clear();
+        }
+        self.packet_ids.retain(|e, _| {
+            !(e.client == ClientRef::Subscriber(subscriber)
+                && e.flow == Flow::BrokerToClient
+                && !session_present)
+        });
+    }
+
+    pub fn subscriber_disconnected(&mut self, _at: Micros, subscriber: SubscriberId) {
+        let s = &mut self.subscribers[subscriber.0 as usize];
+        s.connected = false;
+        if s.clean_session {
+            s.session_epoch += 1;
+            s.filters.clear();
+        }
+    }
+
+    /// A PUBLISH arrived at a subscriber; `msg` parsed from the payload tag by the driver.
+    #[allow(clippy::too_many_arguments)]
+    pub fn received(
+        &mut self,
+        at: Micros,
+        subscriber: SubscriberId,
+        topic: &str,
+        msg: MsgId,
+        qos: u8,
+        dup: bool,
+        retain: bool,
+    ) {
+        let _ = dup;
+        filter::on_receipt(self, at, subscriber, topic, Some(msg));
+        let Some(m) = self.messages.get_mut(&msg) else {
+            published::on_unknown(self, at, subscriber, topic, msg);
+            return;
+        };
+        let r = m.receipts.entry(subscriber).or_default();
+        let first = r.first_at.is_none();
+        if first {
+            r.first_at = Some(at);
+            r.first_retained = retain;
+        } else if !retain {
+            r.duplicates += 1;
+        }
+        let duplicate = !first && !retain;
+        if first && !retain {
+            order::on_first_receipt(self, at, subscriber, topic, msg);
+        }
+        if duplicate {
+            qos0::on_duplicate(self, at, subscriber, msg);
+            qos2::on_duplicate(self, at, subscriber, msg);
+        }
+        let _ = qos;
+    }
+
+    /// A message without a payload tag (a will, a foreign publisher): checked against the filters
+    /// and counted, nothing else.
+    pub fn received_untagged(&mut self, at: Micros, subscriber: SubscriberId, topic: &str) {
+        filter::on_receipt(self, at, subscriber, topic, None);
+        *self.untagged.entry(subscriber).or_default() += 1;
+    }
+
+    // -- Broker and wire ------------------------------------------------------------------
+
+    /// The broker came back. Without persistence it lost every session, subscription and
+    /// queued message: what was acknowledged to its publisher and not yet delivered is counted
+    /// as lost with broker state, and QoS 2 in flight loses its exactly-once promise.
+    pub fn broker_restarted(&mut self, at: Micros, persistent: bool) {
+        if persistent {
+            return;
+        }
+        for s in &mut self.subscribers {
+            s.session_epoch += 1;
+            s.filters.clear();
+        }
+        for m in self.messages.values_mut() {
+            if !m.accepted || m.called_at > at {
+                continue;
+            }
+            let acked = m.completed_at.is_some();
+            if !acked && !m.abandoned {
+                m.session_lost = true;
+            }
+            for (sub, c) in m.covered.iter_mut() {
+                let got = m.receipts.get(sub).is_some_and(|r| r.first_at.is_some());
+                if acked && !got {
+                    c.lost_with_broker = true;
+                }
+            }
+        }
+        self.packet_ids
+            .retain(|e, _| e.flow == Flow::ClientToBroker);
+    }
+
+    /// A packet carrying `pkid` was sent in this space (PUBLISH QoS > 0, SUBSCRIBE,
+    /// UNSUBSCRIBE); `msg` = the message a PUBLISH carries, so a resend (same id, same message)
+    /// is not a reuse.
+    pub fn packet_id_used(
+        &mut self,
+        at: Micros,
+        endpoint: Endpoint,
+        pkid: u16,
+        msg: Option<MsgId>,
+    ) {
+        packet_id::on_used(self, at, endpoint, pkid, msg);
+    }
+
+    /// The exchange ended (PUBACK, PUBCOMP, SUBACK, UNSUBACK seen).
+    pub fn packet_id_released(&mut self, _at: Micros, endpoint: Endpoint, pkid: u16) {
+        if let Some(space) = self.packet_ids.get_mut(&endpoint) {
+            space.remove(&pkid);
+        }
+    }
+
+    // -- Phases ---------------------------------------------------------------------------
+
+    /// Faults are over: the liveness phase starts.
+    pub fn heal(&mut self, at: Micros) {
+        self.heal_at.get_or_insert(at);
+    }
+
+    /// The run ends: the checks that need the whole run.
+    pub fn finish(&mut self, at: Micros) {
+        if self.finish_at.is_some() {
+            return;
+        }
+        self.finish_at = Some(at);
+        if self.heal_at.is_some() {
+            qos1::at_finish(self, at);
+            qos2::at_finish(self, at);
+            liveness::at_finish(self, at);
+        }
+    }
+
+    // -- Reading --------------------------------------------------------------------------
+
+    /// Every violation, in the order found.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    pub fn heal_at(&self) -> Option<Micros> {
+        self.heal_at
+    }
+
+    /// Is the subscriber still owed this message at the end? Covered at publish time with
+    /// QoS > 0, acknowledged to the publisher, not lost with broker state, and the same session
+    /// (clean: the same connection, still up; persistent: the same session, connected now).
+    fn owed(&self, m: &Message, sub: SubscriberId, c: &Coverage) -> bool {
+        let s = &self.subscribers[sub.0 as usize];
+        let same_session = if s.clean_session {
+            c.connection_epoch == s.connection_epoch
+        } else {
+            c.session_epoch == s.session_epoch
+        };
+        c.qos > 0
+            && m.completed_at.is_some()
+            && !c.lost_with_broker
+            && same_session
+            && s.connected
+            && self.heal_at.is_some_and(|h| m.called_at < h)
+    }
+}
+
+#[cfg(test)]
+mod tests;

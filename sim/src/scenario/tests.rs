@@ -1,0 +1,382 @@
+use super::*;
+
+const MINIMAL: &str = r#"description = "minimal"
+duration_s = 10
+
+[[device]]
+name = "sensor"
+profile = "pubsubclient"
+qos = 0
+"#;
+
+/// MINIMAL plus `extra` appended; returns the first problem as `line: reason`.
+fn first_error(extra: &str) -> (usize, String) {
+    let text = format!("{MINIMAL}{extra}");
+    let err = Scenario::parse(&text, "t.toml").expect_err("must be refused");
+    let p = err.first().clone();
+    (p.line, p.reason)
+}
+
+#[test]
+fn minimal_gets_the_defaults() {
+    let s = Scenario::parse(MINIMAL, "t.toml").unwrap();
+    assert_eq!(s.seed, 1);
+    assert_eq!(s.tick_ms, 1);
+    assert_eq!(s.duration_ms, 10_000);
+    assert_eq!(s.heal_ms, 30_000);
+    let d = &s.devices[0];
+    assert_eq!(d.count, 1);
+    assert_eq!(d.interval_ms, 2000);
+    assert_eq!(d.keepalive_s, 15);
+    assert_eq!(d.link, IDEAL_LINK);
+    assert!(d.clean_session);
+    assert_eq!(d.client_ids(), vec!["sensor".to_string()]);
+    assert_eq!(d.topic_for("sensor"), "ESP32/sensor");
+    assert_eq!(d.outbox_expiry_s, None);
+    // violations = [0, 0] is implied.
+    assert_eq!(
+        s.expect.checks,
+        vec![ExpectCheck {
+            scope: Scope::All,
+            metric: Metric::Violations,
+            min: 0,
+            max: 0,
+            line: 0
+        }]
+    );
+}
+
+#[test]
+fn groups_expand_to_numbered_client_ids() {
+    let text = MINIMAL.replace("name = \"sensor\"", "name = \"sensor\"\ncount = 3");
+    let s = Scenario::parse(&text, "t.toml").unwrap();
+    assert_eq!(s.client_ids(), vec!["sensor-0", "sensor-1", "sensor-2"]);
+}
+
+#[test]
+fn full_example_parses() {
+    let text = r#"description = "all keys"
+seed = 7
+duration_s = 60
+tick_ms = 2
+heal_s = 20
+[broker]
+max_inflight_messages = 20
+max_queued_messages = 1000
+persistence = false
+[link.wifi]
+latency_ms = 20
+jitter_ms = 10
+wifi_join_ms = [1000, 4000]
+[link.wifi.gilbert_elliott]
+p_good_to_bad = 0.02
+p_bad_to_good = 0.25
+loss_good = 0.01
+loss_bad = 0.8
+[link.flat]
+loss = 0.05
+[[device]]
+name = "sensor"
+count = 2
+profile = "esp-mqtt"
+qos = 1
+interval_ms = 1000
+link = "wifi"
+clean_session = false
+keepalive_s = 30
+messages = 200
+topic = "ESP32/{id}/TEM"
+retain = true
+payload_bytes = 64
+outbox_expiry_s = 30
+will = { topic = "ESP32/{id}/status", payload = "offline", qos = 1, retain = true }
+[[subscriber]]
+name = "dashboard"
+filter = "ESP32/#"
+qos = 1
+clean_session = false
+link = "flat"
+keepalive_s = 60
+[[fault]]
+at_s = 30
+duration_s = 10
+kind = "half-open"
+direction = "up"
+target = "sensor-1"
+[[fault]]
+at_s = 5
+kind = "reset"
+[[fault]]
+at_s = 50
+kind = "broker-restart"
+[expect]
+delivered = [300, 400]
+[expect.qos1]
+lost = [0, 0]
+[expect.device.sensor]
+reconnects = [0, 2]
+[expect.subscriber.dashboard]
+duplicated = [0, 10]
+"#;
+    let s = Scenario::parse(text, "all.toml").unwrap();
+    assert_eq!(s.seed, 7);
+    assert_eq!(s.tick_ms, 2);
+    assert_eq!(s.heal_ms, 20_000);
+    assert_eq!(s.broker.max_inflight_messages, Some(20));
+    let wifi = s.link("wifi");
+    assert!(
+        (wifi.mean_loss() - 0.0680).abs() < 0.001,
+        "{}",
+        wifi.mean_loss()
+    );
+    assert_eq!(s.link("flat").loss, Loss::Independent(0.05));
+    let d = &s.devices[0];
+    assert_eq!(d.topic_for("sensor-1"), "ESP32/sensor-1/TEM");
+    assert_eq!(d.will.as_ref().unwrap().qos, 1);
+    // Sorted by start.
+    let starts: Vec<u64> = s.faults.iter().map(|f| f.at_ms).collect();
+    assert_eq!(starts, vec![5_000, 30_000, 50_000]);
+    assert_eq!(s.faults[1].kind, FaultKind::HalfOpen(Direction::Up));
+    assert_eq!(s.faults[2].duration_ms, 1000);
+    let lines: Vec<(Scope, Metric, usize)> = s
+        .expect
+        .checks
+        .iter()
+        .map(|c| (c.scope.clone(), c.metric, c.line))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (Scope::All, Metric::Violations, 0),
+            (Scope::All, Metric::Delivered, 56),
+            (Scope::Qos(1), Metric::Lost, 58),
+            (Scope::Device("sensor".into()), Metric::Reconnects, 60),
+            (
+                Scope::Subscriber("dashboard".into()),
+                Metric::Duplicated,
+                62
+            ),
+        ]
+    );
+}
+
+#[test]
+fn syntax_error_has_its_line() {
+    let (line, reason) = first_error("[[subscriber]\n");
+    assert_eq!(line, 8, "{reason}");
+}
+
+#[test]
+fn unknown_key_is_refused_at_its_line() {
+    let (line, reason) =
+        first_error("\n[[subscriber]]\nname = \"s\"\nfilter = \"#\"\nqos = 0\ncolour = 1\n");
+    assert_eq!(line, 13);
+    assert!(reason.contains("colour"), "{reason}");
+    let (line, _) = first_error("speed = 3\n");
+    assert_eq!(line, 8);
+}
+
+#[test]
+fn bad_values_are_refused_at_their_line() {
+    let (line, reason) = first_error("[link.wifi]\nloss = 1.5\n");
+    assert_eq!(
+        (line, reason.as_str()),
+        (9, "loss = 1.5 is not a probability (0..=1)")
+    );
+
+    let text = MINIMAL.replace("qos = 0", "qos = 3");
+    let err = Scenario::parse(&text, "t.toml").unwrap_err();
+    assert_eq!(err.to_string(), "t.toml:7: qos = 3: QoS is 0, 1 or 2");
+
+    let text = MINIMAL.replace("duration_s = 10", "duration_s = 10\ntick_ms = 0");
+    let err = Scenario::parse(&text, "t.toml").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "t.toml:3: tick_ms must be > 0 (it is the simulation step)"
+    );
+
+    let (line, reason) = first_error("[[subscriber]]\nname = \"s\"\nfilter = \"a/#/b\"\nqos = 0\n");
+    assert_eq!(line, 10, "{reason}");
+
+    let text = MINIMAL.replace("profile = \"pubsubclient\"", "profile = \"arduino\"");
+    let err = Scenario::parse(&text, "t.toml").unwrap_err();
+    assert_eq!(err.first().line, 6, "{err}");
+}
+
+#[test]
+fn pubsubclient_cannot_publish_qos1() {
+    let text = MINIMAL.replace("qos = 0", "qos = 1");
+    let err = Scenario::parse(&text, "t.toml").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "t.toml:7: qos = 1: the pubsubclient profile publishes QoS 0 only (use esp-mqtt)"
+    );
+}
+
+#[test]
+fn undefined_link_is_refused() {
+    let text = MINIMAL.replace("qos = 0", "qos = 0\nlink = \"wifi\"");
+    let err = Scenario::parse(&text, "t.toml").unwrap_err();
+    assert_eq!(err.to_string(), "t.toml:8: link `wifi` is not defined");
+}
+
+#[test]
+fn duplicate_names_are_refused() {
+    let (line, reason) =
+        first_error("[[subscriber]]\nname = \"sensor\"\nfilter = \"#\"\nqos = 0\n");
+    assert_eq!((line, reason.as_str()), (9, "duplicate name `sensor`"));
+    // A group's numbered ids collide with another name too.
+    let (line, reason) = first_error(
+        "[[device]]\nname = \"s\"\ncount = 2\nprofile = \"esp-mqtt\"\nqos = 1\n[[device]]\nname = \"s-1\"\nprofile = \"esp-mqtt\"\nqos = 1\n",
+    );
+    assert_eq!(
+        (line, reason.as_str()),
+        (14, "client id `s-1` is used twice")
+    );
+}
+
+#[test]
+fn fault_errors_are_refused_at_their_line() {
+    let (line, reason) = first_error(
+        "[[fault]]\nat_s = 1\nduration_s = 2\nkind = \"partition\"\ntarget = \"nobody\"\n",
+    );
+    assert_eq!(
+        (line, reason.as_str()),
+        (12, "fault target `nobody` is no device or subscriber")
+    );
+
+    let (line, reason) = first_error("[[fault]]\nat_s = 1\nduration_s = 2\nkind = \"half-open\"\n");
+    assert_eq!(
+        (line, reason.as_str()),
+        (11, "half-open needs direction = \"up\" or \"down\"")
+    );
+
+    let (line, reason) = first_error("[[fault]]\nat_s = 8\nduration_s = 5\nkind = \"partition\"\n");
+    assert_eq!(
+        (line, reason.as_str()),
+        (
+            9,
+            "fault ends at 13 s, after duration_s = 10 (faults happen in the safety phase)"
+        )
+    );
+
+    let (line, reason) =
+        first_error("[[fault]]\nat_s = 1\nkind = \"broker-restart\"\ntarget = \"sensor\"\n");
+    assert_eq!(
+        (line, reason.as_str()),
+        (11, "broker faults take no target")
+    );
+
+    let (line, reason) = first_error("[[fault]]\nat_s = 1\nkind = \"partition\"\n");
+    assert_eq!((line, reason.as_str()), (10, "this fault needs duration_s"));
+
+    let (line, _) = first_error("[[fault]]\nat_s = 1\nkind = \"earthquake\"\n");
+    assert_eq!(line, 10);
+}
+
+#[test]
+fn expect_errors_are_refused_at_their_line() {
+    let (line, reason) = first_error("[expect]\ndelivered = [5, 1]\n");
+    assert_eq!(
+        (line, reason.as_str()),
+        (9, "expect.delivered: min 5 > max 1")
+    );
+
+    let (line, reason) = first_error("[expect.device.ghost]\nlost = [0, 0]\n");
+    assert_eq!(
+        (line, reason.as_str()),
+        (8, "expect.device.ghost: no [[device]] named `ghost`")
+    );
+
+    let (line, reason) = first_error("[expect.qos1]\nreconnects = [0, 1]\n");
+    assert_eq!(
+        (line, reason.as_str()),
+        (9, "expect.qos1.reconnects: not measured per this scope")
+    );
+
+    let (line, reason) = first_error("[expect]\ndelivered_ok = [0, 1]\n");
+    assert_eq!(line, 9, "{reason}");
+}
+
+#[test]
+fn every_problem_is_reported_in_line_order() {
+    let text = MINIMAL.replace("qos = 0", "qos = 3\nlink = \"nowhere\"") + "[link.x]\nloss = -1\n";
+    let err = Scenario::parse(&text, "t.toml").unwrap_err();
+    let lines: Vec<usize> = err.problems.iter().map(|p| p.line).collect();
+    assert_eq!(lines, vec![7, 8, 10], "{err}");
+}
+
+#[test]
+fn duration_override_cuts_faults() {
+    let text = MINIMAL.to_string() + "[[fault]]\nat_s = 2\nduration_s = 6\nkind = \"partition\"\n[[fault]]\nat_s = 7\nkind = \"reset\"\n";
+    let s = Scenario::parse(&text, "t.toml")
+        .unwrap()
+        .with_duration_ms(5_000)
+        .with_seed(9);
+    assert_eq!(s.seed, 9);
+    assert_eq!(s.faults.len(), 1);
+    assert_eq!(s.faults[0].duration_ms, 3_000);
+}
+
+#[test]
+fn missing_file_is_reported() {
+    let err = Scenario::load("/nonexistent/x.toml").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/x.toml: cannot read"),
+        "{err}"
+    );
+}
+
+/// One named test per file in scenarios/ (and a check that none is missing from this list).
+macro_rules! scenario_files {
+    ($($test:ident => $file:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/", $file);
+                if let Err(e) = Scenario::load(path) {
+                    panic!("{e}");
+                }
+            }
+        )*
+
+        #[test]
+        fn every_scenario_file_has_a_test() {
+            let listed: BTreeSet<&str> = [$($file),*].into_iter().collect();
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
+            let mut on_disk = BTreeSet::new();
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                if name.ends_with(".toml") {
+                    on_disk.insert(name);
+                }
+            }
+            let on_disk: BTreeSet<&str> = on_disk.iter().map(|s| s.as_str()).collect();
+            assert_eq!(listed, on_disk, "scenario files and tests differ");
+        }
+    };
+}
+
+scenario_files! {
+    broker_power_cut => "broker-power-cut.toml",
+    broker_restart_clean => "broker-restart-clean.toml",
+    calibration_loss10 => "calibration-loss10.toml",
+    calibration_loss30 => "calibration-loss30.toml",
+    esp_mqtt_outbox_expiry => "esp-mqtt-outbox-expiry.toml",
+    esp32_qos0_lossy_wifi => "esp32-qos0-lossy-wifi.toml",
+    fleet_100_broker_restart => "fleet-100-broker-restart.toml",
+    half_open_uplink_pubsubclient => "half-open-uplink-pubsubclient.toml",
+    partition_30s => "partition-30s.toml",
+    persistent_subscriber_offline => "persistent-subscriber-offline.toml",
+    qos0_clean => "qos0-clean.toml",
+    qos0_loss20 => "qos0-loss20.toml",
+    qos0_loss5 => "qos0-loss5.toml",
+    qos1_clean => "qos1-clean.toml",
+    qos1_loss20 => "qos1-loss20.toml",
+    qos1_loss5 => "qos1-loss5.toml",
+    qos2_clean => "qos2-clean.toml",
+    qos2_loss20 => "qos2-loss20.toml",
+    qos2_loss5 => "qos2-loss5.toml",
+    retained_and_will => "retained-and-will.toml",
+}
