@@ -7,7 +7,7 @@ use crate::codec::{self, Decoded, Packet};
 
 /// An owned view of a packet, for assertions.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum P {
+pub(crate) enum Pkt {
     Connect {
         client_id: String,
         clean: bool,
@@ -35,16 +35,16 @@ pub(crate) enum P {
     Disconnect,
 }
 
-impl P {
-    pub(crate) fn from_packet(p: &Packet<'_>) -> P {
+impl Pkt {
+    pub(crate) fn from_packet(p: &Packet<'_>) -> Pkt {
         match p {
-            Packet::Connect(c) => P::Connect {
+            Packet::Connect(c) => Pkt::Connect {
                 client_id: c.client_id.to_string(),
                 clean: c.clean_session,
                 keep_alive_s: c.keep_alive_s,
             },
-            Packet::ConnAck(c) => P::ConnAck(c.session_present, c.code as u8),
-            Packet::Publish(p) => P::Pub {
+            Packet::ConnAck(c) => Pkt::ConnAck(c.session_present, c.code as u8),
+            Packet::Publish(p) => Pkt::Pub {
                 topic: p.topic.to_string(),
                 payload: p.payload.to_vec(),
                 qos: p.qos.as_u8(),
@@ -52,36 +52,36 @@ impl P {
                 retain: p.retain,
                 pkid: p.pkid,
             },
-            Packet::PubAck(id) => P::PubAck(*id),
-            Packet::PubRec(id) => P::PubRec(*id),
-            Packet::PubRel(id) => P::PubRel(*id),
-            Packet::PubComp(id) => P::PubComp(*id),
-            Packet::Subscribe(s) => P::Sub(
+            Packet::PubAck(id) => Pkt::PubAck(*id),
+            Packet::PubRec(id) => Pkt::PubRec(*id),
+            Packet::PubRel(id) => Pkt::PubRel(*id),
+            Packet::PubComp(id) => Pkt::PubComp(*id),
+            Packet::Subscribe(s) => Pkt::Sub(
                 s.pkid,
                 s.filters
                     .iter()
                     .map(|(f, q)| (f.to_string(), q.as_u8()))
                     .collect(),
             ),
-            Packet::SubAck(s) => P::SubAck(s.pkid, s.codes.to_vec()),
+            Packet::SubAck(s) => Pkt::SubAck(s.pkid, s.codes.to_vec()),
             Packet::Unsubscribe(u) => {
-                P::Unsub(u.pkid, u.topics.iter().map(|t| t.to_string()).collect())
+                Pkt::Unsub(u.pkid, u.topics.iter().map(|t| t.to_string()).collect())
             }
-            Packet::UnsubAck(u) => P::UnsubAck(u.pkid),
-            Packet::PingReq => P::PingReq,
-            Packet::PingResp => P::PingResp,
-            Packet::Disconnect => P::Disconnect,
+            Packet::UnsubAck(u) => Pkt::UnsubAck(u.pkid),
+            Packet::PingReq => Pkt::PingReq,
+            Packet::PingResp => Pkt::PingResp,
+            Packet::Disconnect => Pkt::Disconnect,
         }
     }
 }
 
 /// Decodes a byte stream made of whole packets.
-pub(crate) fn decode_all(mut bytes: &[u8]) -> Vec<P> {
+pub(crate) fn decode_all(mut bytes: &[u8]) -> Vec<Pkt> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
         match codec::decode(bytes, usize::MAX) {
             Ok(Decoded::Packet(p, n)) => {
-                out.push(P::from_packet(&p));
+                out.push(Pkt::from_packet(&p));
                 bytes = &bytes[n..];
             }
             other => panic!("not a whole packet: {other:?}"),
@@ -90,12 +90,12 @@ pub(crate) fn decode_all(mut bytes: &[u8]) -> Vec<P> {
     out
 }
 
-impl P {
+impl Pkt {
     /// Whether a server may send this packet (MQTT 3.1.1 section 2.2.1 directions).
     pub(crate) fn is_server_to_client(&self) -> bool {
         !matches!(
             self,
-            P::Connect { .. } | P::Sub(..) | P::Unsub(..) | P::PingReq | P::Disconnect
+            Pkt::Connect { .. } | Pkt::Sub(..) | Pkt::Unsub(..) | Pkt::PingReq | Pkt::Disconnect
         )
     }
 }

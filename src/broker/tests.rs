@@ -10,10 +10,10 @@ use crate::codec::{
 };
 
 use crate::driver::drain;
-use crate::test_util::P;
+use crate::test_util::Pkt;
 
-fn pubp(topic: &str, payload: &str, qos: u8, pkid: u16) -> P {
-    P::Pub {
+fn pubp(topic: &str, payload: &str, qos: u8, pkid: u16) -> Pkt {
+    Pkt::Pub {
         topic: topic.into(),
         payload: payload.into(),
         qos,
@@ -23,7 +23,7 @@ fn pubp(topic: &str, payload: &str, qos: u8, pkid: u16) -> P {
     }
 }
 
-struct H {
+struct Harness {
     b: Broker,
     now: Instant,
     closed: Vec<ConnId>,
@@ -32,7 +32,7 @@ struct H {
     paused: Vec<ConnId>,
 }
 
-impl H {
+impl Harness {
     fn new() -> Self {
         Self::with(Config {
             sys_interval: Duration::ZERO,
@@ -41,7 +41,7 @@ impl H {
         })
     }
     fn with(config: Config) -> Self {
-        H {
+        Harness {
             b: Broker::new(config, Instant::ZERO).unwrap(),
             now: Instant::ZERO,
             closed: Vec::new(),
@@ -67,7 +67,7 @@ impl H {
         clean: bool,
         keep_alive_s: u16,
         will: Option<Will<'_>>,
-    ) -> (ConnId, Vec<P>) {
+    ) -> (ConnId, Vec<Pkt>) {
         let c = self.accept();
         self.bytes(
             c,
@@ -88,11 +88,11 @@ impl H {
     fn connect(&mut self, id: &str, clean: bool) -> (ConnId, bool) {
         let (c, got) = self.connect_with(id, clean, 0, None);
         match got.first() {
-            Some(P::ConnAck(sp, 0)) => (c, *sp),
+            Some(Pkt::ConnAck(sp, 0)) => (c, *sp),
             other => panic!("expected CONNACK 0, got {other:?}"),
         }
     }
-    fn subscribe(&mut self, conn: ConnId, filters: &[(&str, QoS)]) -> Vec<P> {
+    fn subscribe(&mut self, conn: ConnId, filters: &[(&str, QoS)]) -> Vec<Pkt> {
         self.bytes(
             conn,
             &Packet::Subscribe(Subscribe {
@@ -124,7 +124,7 @@ impl H {
         );
     }
     /// Drains all outputs; returns the packets sent to `conn` (others are dropped) and records closes.
-    fn take(&mut self, conn: ConnId) -> Vec<P> {
+    fn take(&mut self, conn: ConnId) -> Vec<Pkt> {
         self.drain()
             .into_iter()
             .filter(|(c, _)| *c == conn)
@@ -133,7 +133,7 @@ impl H {
     }
     /// Drains outputs, reporting every byte written at once (a socket that takes everything),
     /// until writing frees nothing more.
-    fn drain(&mut self) -> Vec<(ConnId, P)> {
+    fn drain(&mut self) -> Vec<(ConnId, Pkt)> {
         let mut out = Vec::new();
         loop {
             let sent = self.drain_once(&mut out);
@@ -145,7 +145,7 @@ impl H {
             }
         }
     }
-    fn drain_once(&mut self, out: &mut Vec<(ConnId, P)>) -> Vec<(ConnId, usize)> {
+    fn drain_once(&mut self, out: &mut Vec<(ConnId, Pkt)>) -> Vec<(ConnId, usize)> {
         let mut sent = Vec::new();
         let (closed, logs, paused) = (&mut self.closed, &mut self.logs, &mut self.paused);
         drain(&mut self.b, &mut Vec::new(), |o, buf| match o {
@@ -172,8 +172,8 @@ impl H {
     }
 }
 
-fn own(p: &Packet<'_>) -> P {
-    let p = P::from_packet(p);
+fn own(p: &Packet<'_>) -> Pkt {
+    let p = Pkt::from_packet(p);
     assert!(
         p.is_server_to_client(),
         "broker sent a client packet: {p:?}"
@@ -183,12 +183,12 @@ fn own(p: &Packet<'_>) -> P {
 
 #[test]
 fn reference_setup_qos0_esp32() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (sub, sp) = h.connect("sub", true);
     assert!(!sp);
     assert_eq!(
         h.subscribe(sub, &[("ESP32/#", QoS::AtMostOnce)]),
-        vec![P::SubAck(1, vec![0])]
+        vec![Pkt::SubAck(1, vec![0])]
     );
     let (esp, _) = h.connect("ESP32", true);
     h.publish(esp, "ESP32/TEM", "26.70", QoS::AtMostOnce, false, 0);
@@ -212,7 +212,7 @@ fn reference_setup_qos0_esp32() {
 
 #[test]
 fn mqtt_3_1_0_1_first_packet_must_be_connect() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let c = h.accept();
     h.bytes(c, &Packet::PingReq);
     assert_eq!(h.take(c), vec![]);
@@ -222,7 +222,7 @@ fn mqtt_3_1_0_1_first_packet_must_be_connect() {
 
 #[test]
 fn mqtt_3_1_0_2_second_connect_is_a_protocol_violation() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (c, _) = h.connect("a", true);
     h.bytes(
         c,
@@ -242,7 +242,7 @@ fn mqtt_3_1_0_2_second_connect_is_a_protocol_violation() {
 
 #[test]
 fn mqtt_3_1_2_2_unsupported_level_gets_connack_1_then_close() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let c = h.accept();
     // CONNECT "MQTT" level 5 (MQTT 5, not spoken yet).
     h.b.handle_bytes(
@@ -252,36 +252,36 @@ fn mqtt_3_1_2_2_unsupported_level_gets_connack_1_then_close() {
             0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0, 1, b'x',
         ],
     );
-    assert_eq!(h.take(c), vec![P::ConnAck(false, 1)]);
+    assert_eq!(h.take(c), vec![Pkt::ConnAck(false, 1)]);
     assert_eq!(h.closed, vec![c]);
 }
 
 #[test]
 fn mqtt_3_1_3_8_empty_client_id_needs_clean_session() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (c, got) = h.connect_with("", false, 0, None);
-    assert_eq!(got, vec![P::ConnAck(false, 2)]);
+    assert_eq!(got, vec![Pkt::ConnAck(false, 2)]);
     assert_eq!(h.closed, vec![c]);
     let (c2, got) = h.connect_with("", true, 0, None);
-    assert_eq!(got, vec![P::ConnAck(false, 0)]);
+    assert_eq!(got, vec![Pkt::ConnAck(false, 0)]);
     assert!(!h.closed.contains(&c2));
 }
 
 #[test]
 fn not_authorized_when_anonymous_refused() {
-    let mut h = H::with(Config {
+    let mut h = Harness::with(Config {
         allow_anonymous: false,
         sys_interval: Duration::ZERO,
         ..Config::default()
     });
     let (c, got) = h.connect_with("x", true, 0, None);
-    assert_eq!(got, vec![P::ConnAck(false, 5)]);
+    assert_eq!(got, vec![Pkt::ConnAck(false, 5)]);
     assert_eq!(h.closed, vec![c]);
 }
 
 #[test]
 fn mqtt_3_1_4_2_takeover_closes_the_first_and_publishes_its_will() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (watch, _) = h.connect("watch", true);
     h.subscribe(watch, &[("will/#", QoS::AtMostOnce)]);
     let will = Will {
@@ -292,7 +292,7 @@ fn mqtt_3_1_4_2_takeover_closes_the_first_and_publishes_its_will() {
     };
     let (first, _) = h.connect_with("a", true, 0, Some(will));
     let (second, got) = h.connect_with("a", true, 0, None);
-    assert_eq!(got, vec![P::ConnAck(false, 0)]);
+    assert_eq!(got, vec![Pkt::ConnAck(false, 0)]);
     assert_eq!(h.closed, vec![first]);
     assert!(!h.closed.contains(&second));
     assert!(h
@@ -304,7 +304,7 @@ fn mqtt_3_1_4_2_takeover_closes_the_first_and_publishes_its_will() {
 
 #[test]
 fn takeover_will_reaches_subscribers() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (watch, _) = h.connect("watch", true);
     h.subscribe(watch, &[("will/#", QoS::AtMostOnce)]);
     let will = Will {
@@ -332,7 +332,7 @@ fn takeover_will_reaches_subscribers() {
 
 #[test]
 fn mqtt_3_1_2_24_keepalive_closes_after_one_and_a_half_times() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (watch, _) = h.connect("watch", true);
     h.subscribe(watch, &[("will/#", QoS::AtMostOnce)]);
     let will = Will {
@@ -344,7 +344,7 @@ fn mqtt_3_1_2_24_keepalive_closes_after_one_and_a_half_times() {
     let (esp, _) = h.connect_with("esp", true, 10, Some(will));
     h.at(5_000);
     h.bytes(esp, &Packet::PingReq); // resets the clock: deadline now 5 s + 15 s
-    assert_eq!(h.take(esp), vec![P::PingResp]);
+    assert_eq!(h.take(esp), vec![Pkt::PingResp]);
     h.at(15_000);
     h.at(19_999);
     h.drain();
@@ -362,7 +362,7 @@ fn mqtt_3_1_2_24_keepalive_closes_after_one_and_a_half_times() {
 
 #[test]
 fn keepalive_zero_never_times_out() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (c, _) = h.connect("k0", true);
     h.at(1_000_000_000);
     h.drain();
@@ -373,7 +373,7 @@ fn keepalive_zero_never_times_out() {
 
 #[test]
 fn socket_without_connect_is_closed_after_connect_timeout() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let c = h.accept();
     h.at(9_999);
     h.drain();
@@ -385,20 +385,20 @@ fn socket_without_connect_is_closed_after_connect_timeout() {
 
 #[test]
 fn mqtt_4_7_2_1_sys_topics_not_matched_by_leading_wildcard() {
-    let mut h = H::with(Config {
+    let mut h = Harness::with(Config {
         sys_interval: Duration::from_secs(10),
         ..Config::default()
     });
     let (all, _) = h.connect("all", true);
     let got = h.subscribe(all, &[("#", QoS::AtMostOnce)]);
-    assert_eq!(got, vec![P::SubAck(1, vec![0])]); // retained $SYS topics exist but are not sent
+    assert_eq!(got, vec![Pkt::SubAck(1, vec![0])]); // retained $SYS topics exist but are not sent
     let (sys, _) = h.connect("sys", true);
     let got = h.subscribe(sys, &[("$SYS/broker/uptime", QoS::AtMostOnce)]);
     assert_eq!(
         got,
         vec![
-            P::SubAck(1, vec![0]),
-            P::Pub {
+            Pkt::SubAck(1, vec![0]),
+            Pkt::Pub {
                 topic: "$SYS/broker/uptime".into(),
                 payload: "0 seconds".into(),
                 qos: 0,
@@ -416,7 +416,7 @@ fn mqtt_4_7_2_1_sys_topics_not_matched_by_leading_wildcard() {
 
 #[test]
 fn overlapping_subscriptions_deliver_once_at_highest_qos() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (s, _) = h.connect("s", true);
     assert_eq!(
         h.subscribe(
@@ -427,7 +427,7 @@ fn overlapping_subscriptions_deliver_once_at_highest_qos() {
                 ("a/b", QoS::AtLeastOnce)
             ]
         ),
-        vec![P::SubAck(1, vec![0, 2, 1])]
+        vec![Pkt::SubAck(1, vec![0, 2, 1])]
     );
     let (p, _) = h.connect("p", true);
     h.publish(p, "a/b", "x", QoS::ExactlyOnce, false, 9);
@@ -436,14 +436,14 @@ fn overlapping_subscriptions_deliver_once_at_highest_qos() {
 
 #[test]
 fn delivered_qos_is_min_of_publish_and_granted() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (s, _) = h.connect("s", true);
     h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
     let (p, _) = h.connect("p", true);
     h.publish(p, "t", "1", QoS::AtLeastOnce, false, 3);
     assert_eq!(
         h.drain(),
-        vec![(s, pubp("t", "1", 1, 1)), (p, P::PubAck(3))]
+        vec![(s, pubp("t", "1", 1, 1)), (p, Pkt::PubAck(3))]
     );
     h.publish(p, "t", "0", QoS::AtMostOnce, false, 0);
     assert_eq!(h.take(s), vec![pubp("t", "0", 0, 0)]);
@@ -451,19 +451,19 @@ fn delivered_qos_is_min_of_publish_and_granted() {
 
 #[test]
 fn qos2_to_qos1_subscriber_delivered_at_qos1() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (s, _) = h.connect("s", true);
     h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
     let (p, _) = h.connect("p", true);
     h.publish(p, "t", "2", QoS::ExactlyOnce, false, 3);
     let got = h.drain();
     assert!(got.contains(&(s, pubp("t", "2", 1, 1))), "{got:?}");
-    assert!(got.contains(&(p, P::PubRec(3))));
+    assert!(got.contains(&(p, Pkt::PubRec(3))));
 }
 
 #[test]
 fn subscribe_failure_returns_0x80_for_that_filter_only() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (s, _) = h.connect("s", true);
     assert_eq!(
         h.subscribe(
@@ -474,14 +474,14 @@ fn subscribe_failure_returns_0x80_for_that_filter_only() {
                 ("a+", QoS::AtMostOnce)
             ]
         ),
-        vec![P::SubAck(1, vec![1, 0x80, 0x80])]
+        vec![Pkt::SubAck(1, vec![1, 0x80, 0x80])]
     );
     assert_eq!(h.b.subscription_count(), 1);
 }
 
 #[test]
 fn mqtt_3_3_1_retained_rules() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (live, _) = h.connect("live", true);
     h.subscribe(live, &[("r/#", QoS::AtLeastOnce)]);
     let (p, _) = h.connect("p", true);
@@ -493,8 +493,8 @@ fn mqtt_3_3_1_retained_rules() {
     assert_eq!(
         h.subscribe(late, &[("r/+", QoS::AtMostOnce)]),
         vec![
-            P::SubAck(1, vec![0]),
-            P::Pub {
+            Pkt::SubAck(1, vec![0]),
+            Pkt::Pub {
                 topic: "r/1".into(),
                 payload: "kept".into(),
                 qos: 0,
@@ -511,13 +511,13 @@ fn mqtt_3_3_1_retained_rules() {
     let (later, _) = h.connect("later", true);
     assert_eq!(
         h.subscribe(later, &[("r/#", QoS::AtMostOnce)]),
-        vec![P::SubAck(1, vec![0])]
+        vec![Pkt::SubAck(1, vec![0])]
     );
 }
 
 #[test]
 fn retained_forwarding_to_live_subscriber_clears_retain_flag() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (live, _) = h.connect("live", true);
     h.subscribe(live, &[("r/#", QoS::AtMostOnce)]);
     let (p, _) = h.connect("p", true);
@@ -527,7 +527,7 @@ fn retained_forwarding_to_live_subscriber_clears_retain_flag() {
 
 #[test]
 fn qos1_inflight_window_and_in_order_release() {
-    let mut h = H::with(Config {
+    let mut h = Harness::with(Config {
         max_inflight_messages: 2,
         sys_interval: Duration::ZERO,
         ..Config::default()
@@ -552,7 +552,7 @@ fn qos1_inflight_window_and_in_order_release() {
 
 #[test]
 fn mqtt_4_4_0_1_persistent_session_redelivers_unacked_with_dup_in_order() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (s, sp) = h.connect("s", false);
     assert!(!sp);
     h.subscribe(s, &[("t", QoS::ExactlyOnce)]);
@@ -569,7 +569,7 @@ fn mqtt_4_4_0_1_persistent_session_redelivers_unacked_with_dup_in_order() {
         ]
     );
     h.bytes(s, &Packet::PubRec(3)); // c advances to PUBREL
-    assert_eq!(h.take(s), vec![P::PubRel(3)]);
+    assert_eq!(h.take(s), vec![Pkt::PubRel(3)]);
     h.b.handle_closed(h.now, s); // connection lost, nothing else acknowledged
     h.publish(p, "t", "d", QoS::AtLeastOnce, false, 4); // queued while offline
     h.publish(p, "t", "e", QoS::AtMostOnce, false, 0); // QoS 0 is not queued offline
@@ -578,8 +578,8 @@ fn mqtt_4_4_0_1_persistent_session_redelivers_unacked_with_dup_in_order() {
     assert_eq!(
         got,
         vec![
-            P::ConnAck(true, 0),
-            P::Pub {
+            Pkt::ConnAck(true, 0),
+            Pkt::Pub {
                 topic: "t".into(),
                 payload: "a".into(),
                 qos: 1,
@@ -587,7 +587,7 @@ fn mqtt_4_4_0_1_persistent_session_redelivers_unacked_with_dup_in_order() {
                 retain: false,
                 pkid: 1
             },
-            P::Pub {
+            Pkt::Pub {
                 topic: "t".into(),
                 payload: "b".into(),
                 qos: 2,
@@ -595,13 +595,13 @@ fn mqtt_4_4_0_1_persistent_session_redelivers_unacked_with_dup_in_order() {
                 retain: false,
                 pkid: 2
             },
-            P::PubRel(3),
+            Pkt::PubRel(3),
             pubp("t", "d", 1, 4),
         ]
     );
     h.bytes(s2, &Packet::PubAck(1));
     h.bytes(s2, &Packet::PubRec(2));
-    assert_eq!(h.take(s2), vec![P::PubRel(2)]);
+    assert_eq!(h.take(s2), vec![Pkt::PubRel(2)]);
     h.bytes(s2, &Packet::PubComp(2));
     h.bytes(s2, &Packet::PubComp(3));
     h.bytes(s2, &Packet::PubAck(4));
@@ -610,7 +610,7 @@ fn mqtt_4_4_0_1_persistent_session_redelivers_unacked_with_dup_in_order() {
 
 #[test]
 fn clean_session_discards_state() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (s, _) = h.connect("s", false);
     h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
     h.b.handle_closed(h.now, s);
@@ -619,7 +619,7 @@ fn clean_session_discards_state() {
     let (p, _) = h.connect("p", true);
     h.publish(p, "t", "x", QoS::AtLeastOnce, false, 1);
     let got = h.drain();
-    assert_eq!(got, vec![(p, P::PubAck(1))]);
+    assert_eq!(got, vec![(p, Pkt::PubAck(1))]);
     // A clean session leaves nothing behind when it disconnects.
     let before = h.b.session_count();
     h.bytes(p, &Packet::Disconnect);
@@ -629,12 +629,12 @@ fn clean_session_discards_state() {
 
 #[test]
 fn mqtt_4_3_3_2_qos2_duplicate_is_not_delivered_twice() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (s, _) = h.connect("s", true);
     h.subscribe(s, &[("t", QoS::AtMostOnce)]);
     let (p, _) = h.connect("p", false);
     h.publish(p, "t", "once", QoS::ExactlyOnce, false, 7);
-    assert_eq!(h.take(p), vec![P::PubRec(7)]);
+    assert_eq!(h.take(p), vec![Pkt::PubRec(7)]);
     // The PUBREC was lost; the client reconnects and resends with DUP.
     h.b.handle_closed(h.now, p);
     let (p2, _) = h.connect("p", false);
@@ -650,9 +650,9 @@ fn mqtt_4_3_3_2_qos2_duplicate_is_not_delivered_twice() {
         }),
     );
     let got = h.drain();
-    assert_eq!(got, vec![(p2, P::PubRec(7))]);
+    assert_eq!(got, vec![(p2, Pkt::PubRec(7))]);
     h.bytes(p2, &Packet::PubRel(7));
-    assert_eq!(h.take(p2), vec![P::PubComp(7)]);
+    assert_eq!(h.take(p2), vec![Pkt::PubComp(7)]);
     // Released: the same id now starts a new message.
     h.publish(p2, "t", "again", QoS::ExactlyOnce, false, 7);
     let got = h.drain();
@@ -661,7 +661,7 @@ fn mqtt_4_3_3_2_qos2_duplicate_is_not_delivered_twice() {
 
 #[test]
 fn delivered_once_overall_count() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (s, _) = h.connect("s", true);
     h.subscribe(s, &[("t", QoS::AtMostOnce)]);
     let (p, _) = h.connect("p", true);
@@ -673,7 +673,7 @@ fn delivered_once_overall_count() {
 
 #[test]
 fn offline_queue_is_bounded_and_overflow_counted() {
-    let mut h = H::with(Config {
+    let mut h = Harness::with(Config {
         max_queued_messages: 3,
         sys_interval: Duration::ZERO,
         ..Config::default()
@@ -692,7 +692,7 @@ fn offline_queue_is_bounded_and_overflow_counted() {
     assert_eq!(
         got,
         vec![
-            P::ConnAck(true, 0),
+            Pkt::ConnAck(true, 0),
             pubp("t", "1", 1, 1),
             pubp("t", "2", 1, 2),
             pubp("t", "3", 1, 3)
@@ -702,7 +702,7 @@ fn offline_queue_is_bounded_and_overflow_counted() {
 
 #[test]
 fn queue_byte_bound() {
-    let mut h = H::with(Config {
+    let mut h = Harness::with(Config {
         max_queued_bytes: 10,
         sys_interval: Duration::ZERO,
         ..Config::default()
@@ -721,7 +721,7 @@ fn queue_byte_bound() {
 
 #[test]
 fn mqtt_3_14_4_3_will_discarded_on_disconnect() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (watch, _) = h.connect("watch", true);
     h.subscribe(watch, &[("will/#", QoS::AtMostOnce)]);
     let will = Will {
@@ -738,7 +738,7 @@ fn mqtt_3_14_4_3_will_discarded_on_disconnect() {
 
 #[test]
 fn will_published_on_socket_loss_and_retained_if_asked() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let will = Will {
         topic: "status/a",
         payload: b"offline",
@@ -753,8 +753,8 @@ fn will_published_on_socket_loss_and_retained_if_asked() {
     assert_eq!(
         h.subscribe(s, &[("status/+", QoS::AtLeastOnce)]),
         vec![
-            P::SubAck(1, vec![1]),
-            P::Pub {
+            Pkt::SubAck(1, vec![1]),
+            Pkt::Pub {
                 topic: "status/a".into(),
                 payload: "offline".into(),
                 qos: 1,
@@ -768,7 +768,7 @@ fn will_published_on_socket_loss_and_retained_if_asked() {
 
 #[test]
 fn unsubscribe_stops_delivery() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (s, _) = h.connect("s", true);
     h.subscribe(s, &[("t", QoS::AtMostOnce)]);
     h.bytes(
@@ -778,7 +778,7 @@ fn unsubscribe_stops_delivery() {
             topics: UnsubscribeTopics::List(&["t"]),
         }),
     );
-    assert_eq!(h.take(s), vec![P::UnsubAck(4)]);
+    assert_eq!(h.take(s), vec![Pkt::UnsubAck(4)]);
     let (p, _) = h.connect("p", true);
     h.publish(p, "t", "x", QoS::AtMostOnce, false, 0);
     assert_eq!(h.take(s), vec![]);
@@ -787,7 +787,7 @@ fn unsubscribe_stops_delivery() {
 
 #[test]
 fn message_size_limit_drops_but_acknowledges() {
-    let mut h = H::with(Config {
+    let mut h = Harness::with(Config {
         message_size_limit_bytes: 4,
         sys_interval: Duration::ZERO,
         ..Config::default()
@@ -802,8 +802,8 @@ fn message_size_limit_drops_but_acknowledges() {
     assert_eq!(
         got,
         vec![
-            (p, P::PubAck(1)),
-            (p, P::PubAck(2)),
+            (p, Pkt::PubAck(1)),
+            (p, Pkt::PubAck(2)),
             (s, pubp("t", "1234", 0, 0))
         ]
     );
@@ -812,7 +812,7 @@ fn message_size_limit_drops_but_acknowledges() {
 
 #[test]
 fn packet_size_limit_closes_before_the_body_arrives() {
-    let mut h = H::with(Config {
+    let mut h = Harness::with(Config {
         max_packet_bytes: 64,
         sys_interval: Duration::ZERO,
         ..Config::default()
@@ -826,7 +826,7 @@ fn packet_size_limit_closes_before_the_body_arrives() {
 
 #[test]
 fn max_connections_refuses_accept() {
-    let mut h = H::with(Config {
+    let mut h = Harness::with(Config {
         max_connections: 2,
         sys_interval: Duration::ZERO,
         ..Config::default()
@@ -861,7 +861,7 @@ fn bytes_split_anywhere_give_the_same_result() {
         encode_to_vec(&Packet::Publish(p), &mut whole).unwrap();
     }
     for split in 1..whole.len() {
-        let mut h = H::new();
+        let mut h = Harness::new();
         let (s, _) = h.connect("s", true);
         h.subscribe(s, &[("t", QoS::AtMostOnce)]);
         let p = h.accept();
@@ -878,10 +878,10 @@ fn bytes_split_anywhere_give_the_same_result() {
         assert_eq!(
             to_p,
             vec![
-                P::ConnAck(false, 0),
-                P::PubAck(1),
-                P::PubAck(2),
-                P::PubAck(3)
+                Pkt::ConnAck(false, 0),
+                Pkt::PubAck(1),
+                Pkt::PubAck(2),
+                Pkt::PubAck(3)
             ],
             "split at {split}"
         );
@@ -890,7 +890,7 @@ fn bytes_split_anywhere_give_the_same_result() {
 
 #[test]
 fn garbage_never_panics_and_closes() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let c = h.accept();
     h.b.handle_bytes(h.now, c, &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]);
     h.drain();
@@ -899,14 +899,14 @@ fn garbage_never_panics_and_closes() {
     let (s, _) = h.connect("s", true);
     assert_eq!(
         h.subscribe(s, &[("t", QoS::AtMostOnce)]),
-        vec![P::SubAck(1, vec![0])]
+        vec![Pkt::SubAck(1, vec![0])]
     );
 }
 
 #[test]
 fn same_inputs_same_bytes() {
-    fn run() -> Vec<(ConnId, P)> {
-        let mut h = H::with(Config {
+    fn run() -> Vec<(ConnId, Pkt)> {
+        let mut h = Harness::with(Config {
             sys_interval: Duration::from_secs(1),
             ..Config::default()
         });
@@ -951,8 +951,8 @@ fn publishes(range: core::ops::RangeInclusive<u16>, qos: QoS) -> Vec<u8> {
     v
 }
 
-fn slow_setup(max_queued: usize) -> (H, ConnId, ConnId) {
-    let mut h = H::with(Config {
+fn slow_setup(max_queued: usize) -> (Harness, ConnId, ConnId) {
+    let mut h = Harness::with(Config {
         max_inflight_messages: 2,
         max_queued_messages: max_queued,
         sys_interval: Duration::ZERO,
@@ -977,21 +977,21 @@ fn slow_subscriber_pauses_its_publisher_instead_of_dropping() {
         .collect();
     assert_eq!(
         acks,
-        (1..=12).map(P::PubAck).collect::<Vec<_>>(),
+        (1..=12).map(Pkt::PubAck).collect::<Vec<_>>(),
         "13th PUBACK withheld"
     );
     assert_eq!(h.paused, vec![p]);
     assert_eq!(h.b.queued_messages("slow"), Some(11));
     assert_eq!(h.b.stats().messages_dropped, 0);
     // The subscriber drains; the publisher resumes at half the bound and the rest flows.
-    let mut received: Vec<P> = got
+    let mut received: Vec<Pkt> = got
         .iter()
         .filter(|(c, _)| *c == s)
         .map(|(_, x)| x.clone())
         .collect();
     let mut acked = 0;
     while acked < received.len() {
-        let P::Pub { pkid, .. } = received[acked] else {
+        let Pkt::Pub { pkid, .. } = received[acked] else {
             panic!("{:?}", received[acked])
         };
         acked += 1;
@@ -1005,7 +1005,7 @@ fn slow_subscriber_pauses_its_publisher_instead_of_dropping() {
     let payloads: Vec<String> = received
         .iter()
         .map(|x| match x {
-            P::Pub { payload, .. } => String::from_utf8(payload.clone()).unwrap(),
+            Pkt::Pub { payload, .. } => String::from_utf8(payload.clone()).unwrap(),
             other => panic!("{other:?}"),
         })
         .collect();
@@ -1025,13 +1025,13 @@ fn paused_publisher_gets_its_withheld_ack_on_resume() {
         .filter(|(c, _)| *c == p)
         .map(|(_, x)| x.clone())
         .collect();
-    assert_eq!(to_p, (1..=6).map(P::PubRec).collect::<Vec<_>>()); // 2 in flight + 4 queued
+    assert_eq!(to_p, (1..=6).map(Pkt::PubRec).collect::<Vec<_>>()); // 2 in flight + 4 queued
     assert_eq!(h.paused, vec![p]); // paused on the 7th, PUBREC 7 withheld
     h.bytes(s, &Packet::PubAck(1));
     h.bytes(s, &Packet::PubAck(2)); // queue 5 -> 3: not yet at half (2)
     assert_eq!(h.take(p), vec![]);
     h.bytes(s, &Packet::PubAck(3));
-    assert_eq!(h.take(p), vec![P::PubRec(7)]);
+    assert_eq!(h.take(p), vec![Pkt::PubRec(7)]);
     assert!(h.paused.is_empty());
 }
 
@@ -1043,13 +1043,13 @@ fn subscriber_going_away_releases_its_publishers() {
     assert_eq!(h.paused, vec![p]);
     h.b.handle_closed(h.now, s); // clean session: gone with its queue
     let got = h.take(p);
-    assert_eq!(got, (5..=10).map(P::PubAck).collect::<Vec<_>>());
+    assert_eq!(got, (5..=10).map(Pkt::PubAck).collect::<Vec<_>>());
     assert!(h.paused.is_empty());
 }
 
 #[test]
 fn paused_publisher_is_not_timed_out_by_keepalive() {
-    let mut h = H::with(Config {
+    let mut h = Harness::with(Config {
         max_inflight_messages: 1,
         max_queued_messages: 1,
         sys_interval: Duration::ZERO,
@@ -1068,7 +1068,7 @@ fn paused_publisher_is_not_timed_out_by_keepalive() {
 
 #[test]
 fn publishing_to_yourself_never_pauses_you() {
-    let mut h = H::with(Config {
+    let mut h = Harness::with(Config {
         max_inflight_messages: 1,
         max_queued_messages: 2,
         sys_interval: Duration::ZERO,
@@ -1079,13 +1079,16 @@ fn publishing_to_yourself_never_pauses_you() {
     h.b.handle_bytes(h.now, me, &publishes(1..=5, QoS::AtLeastOnce));
     let got = h.take(me);
     assert!(h.paused.is_empty());
-    assert_eq!(got.iter().filter(|x| matches!(x, P::PubAck(_))).count(), 5);
+    assert_eq!(
+        got.iter().filter(|x| matches!(x, Pkt::PubAck(_))).count(),
+        5
+    );
     assert_eq!(h.b.stats().messages_dropped, 2); // 1 in flight + 2 queued kept, counted beyond
 }
 
 #[test]
 fn qos0_to_a_backed_up_connection_is_dropped_and_counted() {
-    let mut h = H::with(Config {
+    let mut h = Harness::with(Config {
         max_outgoing_bytes: 100,
         sys_interval: Duration::ZERO,
         ..Config::default()
@@ -1110,7 +1113,7 @@ fn qos0_to_a_backed_up_connection_is_dropped_and_counted() {
 
 #[test]
 fn offline_overflow_shows_in_sys_messages_dropped() {
-    let mut h = H::with(Config {
+    let mut h = Harness::with(Config {
         max_queued_messages: 2,
         sys_interval: Duration::from_secs(1),
         verbose: true,
@@ -1135,7 +1138,7 @@ fn offline_overflow_shows_in_sys_messages_dropped() {
     let got = h.take(watch);
     assert_eq!(
         got,
-        vec![P::Pub {
+        vec![Pkt::Pub {
             topic: "$SYS/broker/messages/dropped".into(),
             payload: "3".into(),
             qos: 0,
@@ -1148,7 +1151,7 @@ fn offline_overflow_shows_in_sys_messages_dropped() {
 
 #[test]
 fn clients_connected_counts_takeovers_and_closes() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (a, _) = h.connect("a", true);
     h.connect("b", false);
     h.connect("c", true);
@@ -1161,7 +1164,7 @@ fn clients_connected_counts_takeovers_and_closes() {
 
 #[test]
 fn a_client_that_does_not_read_is_not_read_either() {
-    let mut h = H::with(Config {
+    let mut h = Harness::with(Config {
         max_outgoing_bytes: 100,
         sys_interval: Duration::ZERO,
         ..Config::default()
@@ -1194,7 +1197,7 @@ fn a_client_that_does_not_read_is_not_read_either() {
     h.b.handle_sent(h.now, c, 10_000);
     let got = h.take(c); // a socket that writes everything: the rest flows
     assert_eq!(got.len(), 1_000 - 51 - 30);
-    assert!(got.iter().all(|p| *p == P::PingResp));
+    assert!(got.iter().all(|p| *p == Pkt::PingResp));
 }
 
 #[test]
@@ -1212,17 +1215,17 @@ fn connected_subscriber_pauses_publishers_at_a_few_windows_not_the_whole_queue()
 
 #[test]
 fn assigned_client_ids_never_take_over_a_chosen_one() {
-    let mut h = H::new();
+    let mut h = Harness::new();
     let (mine, _) = h.connect("auto-0000000000000001", true);
     let (c, got) = h.connect_with("", true, 0, None);
-    assert_eq!(got, vec![P::ConnAck(false, 0)]);
+    assert_eq!(got, vec![Pkt::ConnAck(false, 0)]);
     assert!(h.closed.is_empty(), "{mine} must not be taken over by {c}");
     assert_eq!(h.b.connection_count(), 2);
 }
 
 #[test]
 fn clients_cannot_publish_to_sys_topics() {
-    let mut h = H::with(Config {
+    let mut h = Harness::with(Config {
         sys_interval: Duration::from_secs(10),
         verbose: true,
         ..Config::default()
@@ -1239,7 +1242,11 @@ fn clients_cannot_publish_to_sys_topics() {
         1,
     );
     let got = h.drain();
-    assert_eq!(got, vec![(p, P::PubAck(1))], "acknowledged, not delivered");
+    assert_eq!(
+        got,
+        vec![(p, Pkt::PubAck(1))],
+        "acknowledged, not delivered"
+    );
     assert!(h
         .logs
         .iter()
@@ -1249,5 +1256,5 @@ fn clients_cannot_publish_to_sys_topics() {
     let retained = h.subscribe(late, &[("$SYS/broker/uptime", QoS::AtMostOnce)]);
     assert!(retained
         .iter()
-        .all(|x| !matches!(x, P::Pub { payload, .. } if payload == b"forever")));
+        .all(|x| !matches!(x, Pkt::Pub { payload, .. } if payload == b"forever")));
 }

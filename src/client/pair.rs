@@ -7,7 +7,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::tests::{decode_all, pubp, P};
+use super::tests::{decode_all, pubp, Pkt};
 use super::*;
 use crate::broker;
 use crate::driver::mem::{Dir, Loss, MemNet, Record};
@@ -55,7 +55,7 @@ trait PairExt {
     fn payloads(&self, i: usize) -> Vec<String>;
     fn published(&self, i: usize) -> Vec<PublishId>;
     fn lost(&self, i: usize) -> Vec<(Instant, LostReason)>;
-    fn packets(&self, i: usize, dir: Dir, from: usize) -> Vec<P>;
+    fn packets(&self, i: usize, dir: Dir, from: usize) -> Vec<Pkt>;
 }
 
 impl PairExt for MemNet {
@@ -149,7 +149,7 @@ impl PairExt for MemNet {
     }
     /// Packets node `i` sent (`Up`) or was sent (`Down`), lost ones included, from index `from`
     /// of the trace.
-    fn packets(&self, i: usize, dir: Dir, from: usize) -> Vec<P> {
+    fn packets(&self, i: usize, dir: Dir, from: usize) -> Vec<Pkt> {
         let mut out = Vec::new();
         for r in &self.trace[from..] {
             if r.node == i && r.dir == dir {
@@ -174,8 +174,11 @@ fn pair_connects() {
     assert_eq!(p.events(a), vec![connected(false)]);
     assert!(p.nodes[a].client.is_connected());
     assert_eq!(p.broker.connection_count(), 1);
-    assert!(matches!(p.packets(a, Dir::Up, 0)[..], [P::Connect { .. }]));
-    assert_eq!(p.packets(a, Dir::Down, 0), vec![P::ConnAck(false, 0)]);
+    assert!(matches!(
+        p.packets(a, Dir::Up, 0)[..],
+        [Pkt::Connect { .. }]
+    ));
+    assert_eq!(p.packets(a, Dir::Down, 0), vec![Pkt::ConnAck(false, 0)]);
 }
 
 #[test]
@@ -267,12 +270,12 @@ fn pair_keepalive_over_a_long_idle_time() {
     let pings = p
         .packets(a, Dir::Up, 0)
         .iter()
-        .filter(|x| **x == P::PingReq)
+        .filter(|x| **x == Pkt::PingReq)
         .count();
     let pongs = p
         .packets(a, Dir::Down, 0)
         .iter()
-        .filter(|x| **x == P::PingResp)
+        .filter(|x| **x == Pkt::PingResp)
         .count();
     assert_eq!((pings, pongs), (120, 120), "one ping per keep alive");
 }
@@ -342,7 +345,7 @@ fn pair_persistent_session_redelivers_unacknowledged_publishes() {
     assert_eq!(
         p.packets(publ, Dir::Up, mark),
         vec![
-            P::Connect {
+            Pkt::Connect {
                 client_id: "pub".into(),
                 clean: false,
                 keep_alive_s: 60
@@ -416,7 +419,7 @@ fn pair_qos2_exactly_once_when_pubrec_is_lost() {
     // The PUBLISH is re-sent with DUP; the broker recognises the id and does not route it again.
     assert_eq!(
         p.packets(publ, Dir::Up, mark)[1..],
-        [pubp("t", "once", 2, 1, true), P::PubRel(1)]
+        [pubp("t", "once", 2, 1, true), Pkt::PubRel(1)]
     );
     assert_eq!(p.published(publ), vec![id]);
     assert_eq!(p.payloads(sub), vec!["once"], "delivered exactly once");
@@ -426,7 +429,7 @@ fn pair_qos2_exactly_once_when_pubrec_is_lost() {
 fn pair_qos2_exactly_once_when_pubcomp_is_lost() {
     let (p, sub, publ, id, mark) = qos2_with_lost_packet(7);
     // Only the PUBREL is re-sent.
-    assert_eq!(p.packets(publ, Dir::Up, mark)[1..], [P::PubRel(1)]);
+    assert_eq!(p.packets(publ, Dir::Up, mark)[1..], [Pkt::PubRel(1)]);
     assert_eq!(p.published(publ), vec![id]);
     assert_eq!(p.payloads(sub), vec!["once"]);
 }
@@ -464,7 +467,7 @@ fn pair_incoming_qos2_exactly_once_when_pubrec_is_lost() {
 fn pair_incoming_qos2_exactly_once_when_pubcomp_is_lost() {
     let (p, sub) = incoming_qos2_with_lost_packet(7);
     let down = p.packets(sub, Dir::Down, 0);
-    assert_eq!(down.iter().filter(|x| **x == P::PubRel(1)).count(), 2);
+    assert_eq!(down.iter().filter(|x| **x == Pkt::PubRel(1)).count(), 2);
     assert_eq!(p.payloads(sub), vec!["once"]);
 }
 

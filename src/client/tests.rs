@@ -9,10 +9,10 @@ use super::*;
 use crate::codec::{encode_to_vec, UnsubAck};
 use crate::driver::drain;
 
-pub(super) use crate::test_util::{decode_all, P};
+pub(super) use crate::test_util::{decode_all, Pkt};
 
-pub(super) fn pubp(topic: &str, payload: &str, qos: u8, pkid: u16, dup: bool) -> P {
-    P::Pub {
+pub(super) fn pubp(topic: &str, payload: &str, qos: u8, pkid: u16, dup: bool) -> Pkt {
+    Pkt::Pub {
         topic: topic.into(),
         payload: payload.into(),
         qos,
@@ -55,7 +55,7 @@ fn q(n: u8) -> QoS {
 }
 
 /// Test driver around one client: drains outputs after every input, as the contract asks.
-struct T {
+struct ClientHarness {
     c: Client,
     now: Instant,
     /// Bytes sent since the last `sent()`.
@@ -64,9 +64,9 @@ struct T {
     ev: Vec<Event>,
 }
 
-impl T {
-    fn new(config: ClientConfig) -> T {
-        T {
+impl ClientHarness {
+    fn new(config: ClientConfig) -> ClientHarness {
+        ClientHarness {
             c: Client::new(config, Instant::ZERO).unwrap(),
             now: Instant::ZERO,
             tx: Vec::new(),
@@ -81,8 +81,8 @@ impl T {
         }
     }
     /// A client connected at t = 0 with its outputs drained.
-    fn connected(config: ClientConfig) -> T {
-        let mut t = T::new(config);
+    fn connected(config: ClientConfig) -> ClientHarness {
+        let mut t = ClientHarness::new(config);
         t.c.handle_connected(t.now);
         t.drain();
         t.feed(&connack(false, ConnectReturnCode::Accepted));
@@ -112,7 +112,7 @@ impl T {
         self.c.handle_bytes(self.now, bytes);
         self.drain();
     }
-    fn sent(&mut self) -> Vec<P> {
+    fn sent(&mut self) -> Vec<Pkt> {
         decode_all(&core::mem::take(&mut self.tx))
     }
     fn events(&mut self) -> Vec<Event> {
@@ -141,7 +141,7 @@ impl T {
         }
         self.c.handle_connected(self.now);
         self.drain();
-        assert!(matches!(self.sent()[..], [P::Connect { .. }]));
+        assert!(matches!(self.sent()[..], [Pkt::Connect { .. }]));
         self.feed(&connack(session_present, ConnectReturnCode::Accepted));
     }
 }
@@ -150,7 +150,7 @@ impl T {
 
 #[test]
 fn connect_bytes_are_exact() {
-    let mut c = Client::new(T::cfg("esp32", 60, true), Instant::ZERO).unwrap();
+    let mut c = Client::new(ClientHarness::cfg("esp32", 60, true), Instant::ZERO).unwrap();
     assert_eq!(
         c.poll_transmit(&mut Vec::new()),
         None,
@@ -180,7 +180,7 @@ fn connect_carries_will_and_credentials() {
         }),
         username: Some("user".into()),
         password: Some(b"secret".to_vec()),
-        ..T::cfg("dev", 30, false)
+        ..ClientHarness::cfg("dev", 30, false)
     };
     let mut c = Client::new(config, Instant::ZERO).unwrap();
     c.handle_connected(Instant::ZERO);
@@ -226,7 +226,7 @@ fn new_rejects_configs_that_make_an_invalid_connect() {
         Client::new(pass_only, Instant::ZERO),
         Err(ClientError::InvalidConfig(_))
     ));
-    let persistent_anonymous = T::cfg("", 0, false);
+    let persistent_anonymous = ClientHarness::cfg("", 0, false);
     assert!(matches!(
         Client::new(persistent_anonymous, Instant::ZERO),
         Err(ClientError::InvalidConfig(_))
@@ -236,12 +236,12 @@ fn new_rejects_configs_that_make_an_invalid_connect() {
         Client::new(long_id, Instant::ZERO),
         Err(ClientError::Encode(EncodeError::FieldTooLong(_)))
     ));
-    assert!(Client::new(T::cfg("", 0, true), Instant::ZERO).is_ok());
+    assert!(Client::new(ClientHarness::cfg("", 0, true), Instant::ZERO).is_ok());
 }
 
 #[test]
 fn connack_accepted_connects() {
-    let mut t = T::new(T::cfg("a", 0, true));
+    let mut t = ClientHarness::new(ClientHarness::cfg("a", 0, true));
     t.c.handle_connected(t.now);
     t.drain();
     assert!(t.events().is_empty());
@@ -258,7 +258,7 @@ fn connack_accepted_connects() {
 
 #[test]
 fn connack_refused_is_reported_once_and_closes() {
-    let mut t = T::new(T::cfg("a", 10, true));
+    let mut t = ClientHarness::new(ClientHarness::cfg("a", 10, true));
     t.c.handle_connected(t.now);
     t.drain();
     t.sent();
@@ -280,7 +280,7 @@ fn connack_refused_is_reported_once_and_closes() {
 
 #[test]
 fn mqtt_3_2_0_1_first_packet_must_be_connack() {
-    let mut t = T::new(T::cfg("a", 0, true));
+    let mut t = ClientHarness::new(ClientHarness::cfg("a", 0, true));
     t.c.handle_connected(t.now);
     t.drain();
     t.feed(&publish("t", b"x", QoS::AtMostOnce, 0, false));
@@ -335,7 +335,7 @@ fn packets_a_server_never_sends_lose_the_connection() {
         ),
     ];
     for (p, name) in cases {
-        let mut t = T::connected(T::cfg("a", 0, true));
+        let mut t = ClientHarness::connected(ClientHarness::cfg("a", 0, true));
         t.feed(&enc(&p));
         assert_eq!(
             t.events(),
@@ -349,7 +349,7 @@ fn packets_a_server_never_sends_lose_the_connection() {
 
 #[test]
 fn mqtt_3_2_2_1_session_present_with_clean_session_is_an_error() {
-    let mut t = T::new(T::cfg("a", 0, true));
+    let mut t = ClientHarness::new(ClientHarness::cfg("a", 0, true));
     t.c.handle_connected(t.now);
     t.drain();
     t.feed(&connack(true, ConnectReturnCode::Accepted));
@@ -363,9 +363,9 @@ fn mqtt_3_2_2_1_session_present_with_clean_session_is_an_error() {
 
 #[test]
 fn connack_timeout() {
-    let mut t = T::new(ClientConfig {
+    let mut t = ClientHarness::new(ClientConfig {
         connect_timeout: Duration::from_secs(5),
-        ..T::cfg("a", 60, true)
+        ..ClientHarness::cfg("a", 60, true)
     });
     t.c.handle_connected(t.now);
     t.drain();
@@ -384,7 +384,7 @@ fn connack_timeout() {
 
 #[test]
 fn decode_error_loses_the_connection_and_nothing_follows() {
-    let mut t = T::connected(T::cfg("a", 10, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 10, true));
     let mut bytes = vec![0xF0, 0x00]; // reserved packet type 15
     bytes.extend(publish("t", b"x", QoS::AtLeastOnce, 1, false));
     t.feed(&bytes);
@@ -407,9 +407,9 @@ fn decode_error_loses_the_connection_and_nothing_follows() {
 
 #[test]
 fn packet_over_the_limit_is_refused_from_its_header() {
-    let mut t = T::connected(ClientConfig {
+    let mut t = ClientHarness::connected(ClientConfig {
         max_packet_bytes: 64,
-        ..T::cfg("a", 0, true)
+        ..ClientHarness::cfg("a", 0, true)
     });
     let big = publish("t", &[7u8; 100], QoS::AtMostOnce, 0, false);
     t.feed(&big[..2]); // fixed header only
@@ -444,7 +444,7 @@ fn broker_stream() -> Vec<u8> {
 
 /// Runs the stream through a fresh client in the given chunks; returns its bytes and events.
 fn run_split(chunks: &[&[u8]]) -> (Vec<u8>, Vec<Event>) {
-    let mut t = T::new(T::cfg("a", 30, true));
+    let mut t = ClientHarness::new(ClientHarness::cfg("a", 30, true));
     t.c.subscribe(t.now, &[("a/#", QoS::ExactlyOnce)]).unwrap();
     t.c.publish(t.now, "x", b"1", QoS::AtLeastOnce, false)
         .unwrap();
@@ -500,11 +500,11 @@ fn no_input_panics() {
     let valid = broker_stream();
     for seed in 1..300u64 {
         let mut r = Rng::new(seed);
-        let mut t = T::new(ClientConfig {
+        let mut t = ClientHarness::new(ClientConfig {
             max_inflight_messages: 3,
             max_queued_messages: 3,
             max_packet_bytes: 512,
-            ..T::cfg("fuzz", 5, seed % 2 == 0)
+            ..ClientHarness::cfg("fuzz", 5, seed % 2 == 0)
         });
         for _ in 0..60 {
             let step = r.below(10);
@@ -571,7 +571,7 @@ fn no_input_panics() {
 
 #[test]
 fn incoming_qos0_and_qos1_are_delivered_and_qos1_acknowledged() {
-    let mut t = T::connected(T::cfg("a", 0, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 0, true));
     t.feed(&publish("s/t", b"zero", QoS::AtMostOnce, 0, false));
     assert!(t.tx.is_empty(), "QoS 0 is not acknowledged");
     t.feed(&publish("s/t", b"one", QoS::AtLeastOnce, 7, false));
@@ -579,7 +579,7 @@ fn incoming_qos0_and_qos1_are_delivered_and_qos1_acknowledged() {
     t.tx.clear();
     // A DUP re-send of a QoS 1 message is delivered again (at least once) and acknowledged.
     t.feed(&publish("s/t", b"one", QoS::AtLeastOnce, 7, true));
-    assert_eq!(t.sent(), vec![P::PubAck(7)]);
+    assert_eq!(t.sent(), vec![Pkt::PubAck(7)]);
     let msg = |payload: &[u8], qos, dup| Event::Message {
         topic: "s/t".into(),
         payload: payload.to_vec(),
@@ -599,31 +599,31 @@ fn incoming_qos0_and_qos1_are_delivered_and_qos1_acknowledged() {
 
 #[test]
 fn mqtt_4_3_3_2_incoming_qos2_is_delivered_once_until_pubrel() {
-    let mut t = T::connected(T::cfg("a", 0, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 0, true));
     t.feed(&publish("s", b"two", QoS::ExactlyOnce, 9, false));
     t.feed(&publish("s", b"two", QoS::ExactlyOnce, 9, true));
-    assert_eq!(t.sent(), vec![P::PubRec(9), P::PubRec(9)]);
+    assert_eq!(t.sent(), vec![Pkt::PubRec(9), Pkt::PubRec(9)]);
     assert_eq!(
         t.events().len(),
         1,
         "the duplicate is acknowledged, not delivered"
     );
     t.feed(&enc(&Packet::PubRel(9)));
-    assert_eq!(t.sent(), vec![P::PubComp(9)]);
+    assert_eq!(t.sent(), vec![Pkt::PubComp(9)]);
     // Released: the identifier now names a new message.
     t.feed(&publish("s", b"again", QoS::ExactlyOnce, 9, false));
-    assert_eq!(t.sent(), vec![P::PubRec(9)]);
+    assert_eq!(t.sent(), vec![Pkt::PubRec(9)]);
     assert!(matches!(&t.events()[..], [Event::Message { payload, .. }] if payload == b"again"));
     // PUBREL for an unknown id is still answered, so the broker can finish.
     t.feed(&enc(&Packet::PubRel(33)));
-    assert_eq!(t.sent(), vec![P::PubComp(33)]);
+    assert_eq!(t.sent(), vec![Pkt::PubComp(33)]);
 }
 
 // ----- outgoing messages -----
 
 #[test]
 fn qos0_publish_completes_when_handed_to_poll_transmit() {
-    let mut t = T::connected(T::cfg("a", 0, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 0, true));
     let id =
         t.c.publish(t.now, "ESP32/TEM", b"21.5", QoS::AtMostOnce, true)
             .unwrap();
@@ -633,7 +633,7 @@ fn qos0_publish_completes_when_handed_to_poll_transmit() {
     assert_eq!(t.c.poll_event(), Some(Event::Published(id)));
     assert_eq!(
         decode_all(&buf),
-        vec![P::Pub {
+        vec![Pkt::Pub {
             topic: "ESP32/TEM".into(),
             payload: b"21.5".to_vec(),
             qos: 0,
@@ -646,7 +646,7 @@ fn qos0_publish_completes_when_handed_to_poll_transmit() {
 
 #[test]
 fn qos1_publish_completes_on_puback() {
-    let mut t = T::connected(T::cfg("a", 0, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 0, true));
     let id = t.publish("t", "m", 1);
     assert_eq!(t.sent(), vec![pubp("t", "m", 1, 1, false)]);
     assert_eq!(t.c.inflight_messages(), 1);
@@ -664,16 +664,16 @@ fn qos1_publish_completes_on_puback() {
 
 #[test]
 fn qos2_publish_completes_on_pubcomp() {
-    let mut t = T::connected(T::cfg("a", 0, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 0, true));
     let id = t.publish("t", "m", 2);
     assert_eq!(t.sent(), vec![pubp("t", "m", 2, 1, false)]);
     t.feed(&enc(&Packet::PubAck(1))); // wrong acknowledgement for QoS 2: ignored
     t.feed(&enc(&Packet::PubComp(1))); // PUBCOMP before PUBREC: ignored
     assert!(t.events().is_empty());
     t.feed(&enc(&Packet::PubRec(1)));
-    assert_eq!(t.sent(), vec![P::PubRel(1)]);
+    assert_eq!(t.sent(), vec![Pkt::PubRel(1)]);
     t.feed(&enc(&Packet::PubRec(1))); // repeated PUBREC: PUBREL again
-    assert_eq!(t.sent(), vec![P::PubRel(1)]);
+    assert_eq!(t.sent(), vec![Pkt::PubRel(1)]);
     assert!(t.events().is_empty());
     t.feed(&enc(&Packet::PubComp(1)));
     assert_eq!(t.events(), vec![Event::Published(id)]);
@@ -682,9 +682,9 @@ fn qos2_publish_completes_on_pubcomp() {
 
 #[test]
 fn publish_validates_topic_and_size() {
-    let mut t = T::connected(ClientConfig {
+    let mut t = ClientHarness::connected(ClientConfig {
         max_packet_bytes: 100,
-        ..T::cfg("a", 0, true)
+        ..ClientHarness::cfg("a", 0, true)
     });
     for bad in ["", "a/+", "a/#", "a\0b"] {
         assert_eq!(
@@ -711,10 +711,10 @@ fn publish_validates_topic_and_size() {
 
 #[test]
 fn window_full_then_queue_full_is_an_error_never_a_silent_loss() {
-    let mut t = T::connected(ClientConfig {
+    let mut t = ClientHarness::connected(ClientConfig {
         max_inflight_messages: 2,
         max_queued_messages: 2,
-        ..T::cfg("a", 0, true)
+        ..ClientHarness::cfg("a", 0, true)
     });
     let ids: Vec<PublishId> = (0..4).map(|i| t.publish("t", &i.to_string(), 1)).collect();
     assert_eq!(t.c.inflight_messages(), 2);
@@ -756,10 +756,10 @@ fn window_full_then_queue_full_is_an_error_never_a_silent_loss() {
 
 #[test]
 fn queue_of_zero_accepts_only_what_goes_out_at_once() {
-    let mut t = T::new(ClientConfig {
+    let mut t = ClientHarness::new(ClientConfig {
         max_inflight_messages: 1,
         max_queued_messages: 0,
-        ..T::cfg("a", 0, true)
+        ..ClientHarness::cfg("a", 0, true)
     });
     assert_eq!(
         t.c.publish(t.now, "t", b"x", QoS::AtMostOnce, false),
@@ -779,7 +779,7 @@ fn queue_of_zero_accepts_only_what_goes_out_at_once() {
 
 #[test]
 fn publishes_wait_for_connack_and_go_out_in_order() {
-    let mut t = T::new(T::cfg("a", 0, true));
+    let mut t = ClientHarness::new(ClientHarness::cfg("a", 0, true));
     let a = t.publish("t", "a", 0);
     let b = t.publish("t", "b", 1);
     let c = t.publish("t", "c", 0);
@@ -787,7 +787,7 @@ fn publishes_wait_for_connack_and_go_out_in_order() {
     t.c.handle_connected(t.now);
     t.drain();
     assert!(
-        matches!(t.sent()[..], [P::Connect { .. }]),
+        matches!(t.sent()[..], [Pkt::Connect { .. }]),
         "only CONNECT before CONNACK"
     );
     t.feed(&connack(false, ConnectReturnCode::Accepted));
@@ -815,7 +815,7 @@ fn publishes_wait_for_connack_and_go_out_in_order() {
 
 #[test]
 fn qos0_not_yet_transmitted_survives_a_lost_transport() {
-    let mut t = T::connected(T::cfg("a", 0, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 0, true));
     let id =
         t.c.publish(t.now, "t", b"x", QoS::AtMostOnce, false)
             .unwrap();
@@ -843,10 +843,10 @@ fn qos0_not_yet_transmitted_survives_a_lost_transport() {
 
 /// In flight at the loss: QoS 1 (no PUBACK), QoS 2 (no PUBREC), QoS 2 (PUBREC, no PUBCOMP);
 /// then one queued behind the window.
-fn client_with_mixed_inflight(clean: bool) -> (T, [PublishId; 4]) {
-    let mut t = T::connected(ClientConfig {
+fn client_with_mixed_inflight(clean: bool) -> (ClientHarness, [PublishId; 4]) {
+    let mut t = ClientHarness::connected(ClientConfig {
         max_inflight_messages: 3,
-        ..T::cfg("a", 0, clean)
+        ..ClientHarness::cfg("a", 0, clean)
     });
     let ids = [
         t.publish("t", "a", 1),
@@ -861,7 +861,7 @@ fn client_with_mixed_inflight(clean: bool) -> (T, [PublishId; 4]) {
             pubp("t", "a", 1, 1, false),
             pubp("t", "b", 2, 2, false),
             pubp("t", "c", 2, 3, false),
-            P::PubRel(3)
+            Pkt::PubRel(3)
         ]
     );
     (t, ids)
@@ -871,7 +871,7 @@ fn client_with_mixed_inflight(clean: bool) -> (T, [PublishId; 4]) {
 fn mqtt_4_4_0_1_persistent_session_resends_with_dup_and_original_ids_in_order() {
     let (mut t, ids) = client_with_mixed_inflight(false);
     t.feed(&publish("in", b"q2", QoS::ExactlyOnce, 5, false));
-    assert_eq!(t.sent(), vec![P::PubRec(5)]);
+    assert_eq!(t.sent(), vec![Pkt::PubRec(5)]);
     t.events();
     t.reconnect(true);
     assert_eq!(
@@ -879,7 +879,7 @@ fn mqtt_4_4_0_1_persistent_session_resends_with_dup_and_original_ids_in_order() 
         vec![
             pubp("t", "a", 1, 1, true),
             pubp("t", "b", 2, 2, true),
-            P::PubRel(3),
+            Pkt::PubRel(3),
         ]
     );
     assert_eq!(
@@ -890,7 +890,7 @@ fn mqtt_4_4_0_1_persistent_session_resends_with_dup_and_original_ids_in_order() 
     );
     // The incoming QoS 2 id is still held: the broker's DUP re-send is not delivered again.
     t.feed(&publish("in", b"q2", QoS::ExactlyOnce, 5, true));
-    assert_eq!(t.sent(), vec![P::PubRec(5)]);
+    assert_eq!(t.sent(), vec![Pkt::PubRec(5)]);
     assert!(t.events().is_empty());
     // Completions free the window for the queued message.
     t.feed(&enc(&Packet::PubComp(3)));
@@ -943,9 +943,9 @@ fn clean_session_resends_inflight_as_new_and_completes_released_qos2() {
 
 #[test]
 fn packet_ids_wrap_and_skip_ids_in_use() {
-    let mut t = T::connected(ClientConfig {
+    let mut t = ClientHarness::connected(ClientConfig {
         max_inflight_messages: 2,
-        ..T::cfg("a", 0, true)
+        ..ClientHarness::cfg("a", 0, true)
     });
     t.publish("t", "stuck", 1); // pkid 1, never acknowledged
     t.sent();
@@ -953,7 +953,7 @@ fn packet_ids_wrap_and_skip_ids_in_use() {
     for i in 0..70_000u32 {
         t.publish("t", "x", 1);
         let pkid = match &t.sent()[..] {
-            [P::Pub { pkid, .. }] => *pkid,
+            [Pkt::Pub { pkid, .. }] => *pkid,
             other => panic!("{other:?}"),
         };
         assert!(pkid != 0 && pkid != 1, "iteration {i}: pkid {pkid}");
@@ -968,7 +968,7 @@ fn packet_ids_wrap_and_skip_ids_in_use() {
 
 #[test]
 fn subscribe_and_unsubscribe_round_trip() {
-    let mut t = T::connected(T::cfg("a", 0, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 0, true));
     let pkid =
         t.c.subscribe(
             t.now,
@@ -978,7 +978,7 @@ fn subscribe_and_unsubscribe_round_trip() {
     t.drain();
     assert_eq!(
         t.sent(),
-        vec![P::Sub(pkid, vec![("a/+".into(), 1), ("b/#".into(), 2)])]
+        vec![Pkt::Sub(pkid, vec![("a/+".into(), 1), ("b/#".into(), 2)])]
     );
     t.feed(&enc(&Packet::SubAck(SubAck {
         pkid,
@@ -993,7 +993,7 @@ fn subscribe_and_unsubscribe_round_trip() {
     );
     let u = t.c.unsubscribe(t.now, &["a/+"]).unwrap();
     t.drain();
-    assert_eq!(t.sent(), vec![P::Unsub(u, vec!["a/+".into()])]);
+    assert_eq!(t.sent(), vec![Pkt::Unsub(u, vec!["a/+".into()])]);
     t.feed(&enc(&Packet::SubAck(SubAck {
         pkid: u,
         codes: &[0],
@@ -1006,9 +1006,9 @@ fn subscribe_and_unsubscribe_round_trip() {
 
 #[test]
 fn subscribe_validation_and_bounds() {
-    let mut t = T::connected(ClientConfig {
+    let mut t = ClientHarness::connected(ClientConfig {
         max_inflight_messages: 2,
-        ..T::cfg("a", 0, true)
+        ..ClientHarness::cfg("a", 0, true)
     });
     assert_eq!(t.c.subscribe(t.now, &[]), Err(ClientError::NoTopicFilters));
     assert_eq!(
@@ -1038,7 +1038,7 @@ fn subscribe_validation_and_bounds() {
 
 #[test]
 fn mqtt_3_9_3_1_suback_must_answer_every_filter() {
-    let mut t = T::connected(T::cfg("a", 0, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 0, true));
     let pkid =
         t.c.subscribe(t.now, &[("a", QoS::AtMostOnce), ("b", QoS::AtMostOnce)])
             .unwrap();
@@ -1057,7 +1057,7 @@ fn mqtt_3_9_3_1_suback_must_answer_every_filter() {
 
 #[test]
 fn unacknowledged_requests_are_resent_after_reconnect() {
-    let mut t = T::connected(T::cfg("a", 0, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 0, true));
     let s = t.c.subscribe(t.now, &[("a", QoS::AtLeastOnce)]).unwrap();
     let u = t.c.unsubscribe(t.now, &["b"]).unwrap();
     t.drain();
@@ -1066,8 +1066,8 @@ fn unacknowledged_requests_are_resent_after_reconnect() {
     assert_eq!(
         t.sent(),
         vec![
-            P::Sub(s, vec![("a".into(), 1)]),
-            P::Unsub(u, vec!["b".into()])
+            Pkt::Sub(s, vec![("a".into(), 1)]),
+            Pkt::Unsub(u, vec!["b".into()])
         ]
     );
     t.feed(&enc(&Packet::SubAck(SubAck {
@@ -1084,12 +1084,12 @@ fn unacknowledged_requests_are_resent_after_reconnect() {
 
 #[test]
 fn keep_alive_pings_and_times_out() {
-    let mut t = T::connected(T::cfg("a", 10, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 10, true));
     assert_eq!(t.c.poll_timeout(), Some(at(10_000)));
     t.at(9_999); // spurious: nothing
     assert!(t.sent().is_empty());
     t.at(10_000);
-    assert_eq!(t.sent(), vec![P::PingReq]);
+    assert_eq!(t.sent(), vec![Pkt::PingReq]);
     assert_eq!(t.c.poll_timeout(), Some(at(20_000)), "PINGRESP deadline");
     t.at(10_000); // spurious again
     assert!(t.sent().is_empty());
@@ -1098,7 +1098,7 @@ fn keep_alive_pings_and_times_out() {
     // Next ping: keep alive after the older of last sent (10 s) and last received (12 s).
     assert_eq!(t.c.poll_timeout(), Some(at(20_000)));
     t.at(20_000);
-    assert_eq!(t.sent(), vec![P::PingReq]);
+    assert_eq!(t.sent(), vec![Pkt::PingReq]);
     t.at(29_999);
     assert!(t.events().is_empty());
     t.at(30_000);
@@ -1113,13 +1113,13 @@ fn keep_alive_pings_and_times_out() {
 
 #[test]
 fn any_packet_answers_a_ping() {
-    let mut t = T::connected(T::cfg("a", 10, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 10, true));
     t.at(10_000);
-    assert_eq!(t.sent(), vec![P::PingReq]);
+    assert_eq!(t.sent(), vec![Pkt::PingReq]);
     t.now = at(15_000);
     t.feed(&publish("t", b"x", QoS::AtMostOnce, 0, false));
     t.at(20_000);
-    assert_eq!(t.sent(), vec![P::PingReq], "pinging on, not lost");
+    assert_eq!(t.sent(), vec![Pkt::PingReq], "pinging on, not lost");
     assert!(!t
         .events()
         .iter()
@@ -1128,7 +1128,7 @@ fn any_packet_answers_a_ping() {
 
 #[test]
 fn a_client_that_only_sends_still_pings() {
-    let mut t = T::connected(T::cfg("a", 10, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 10, true));
     for s in 1..=9 {
         t.now = at(s * 1_000);
         t.publish("t", "x", 0);
@@ -1136,7 +1136,7 @@ fn a_client_that_only_sends_still_pings() {
     t.sent();
     // Sent 1 s ago, but nothing received for 10 s: ping.
     t.at(10_000);
-    assert_eq!(t.sent(), vec![P::PingReq]);
+    assert_eq!(t.sent(), vec![Pkt::PingReq]);
     t.at(20_000);
     assert_eq!(
         t.events().last(),
@@ -1146,7 +1146,7 @@ fn a_client_that_only_sends_still_pings() {
 
 #[test]
 fn keep_alive_zero_means_no_timer() {
-    let mut t = T::connected(T::cfg("a", 0, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 0, true));
     assert_eq!(t.c.poll_timeout(), None);
     t.at(1_000_000_000);
     assert!(t.sent().is_empty() && t.events().is_empty());
@@ -1154,9 +1154,9 @@ fn keep_alive_zero_means_no_timer() {
 
 #[test]
 fn time_going_backwards_counts_as_the_newest() {
-    let mut t = T::connected(T::cfg("a", 10, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 10, true));
     t.at(10_000);
-    assert_eq!(t.sent(), vec![P::PingReq]);
+    assert_eq!(t.sent(), vec![Pkt::PingReq]);
     t.at(5_000); // older: treated as 10 s
     assert!(t.sent().is_empty() && t.events().is_empty());
     assert_eq!(t.c.poll_timeout(), Some(at(20_000)));
@@ -1164,7 +1164,7 @@ fn time_going_backwards_counts_as_the_newest() {
 
 #[test]
 fn transport_loss_is_reported_once() {
-    let mut t = T::connected(T::cfg("a", 10, true));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 10, true));
     t.c.handle_disconnected(t.now);
     t.c.handle_disconnected(t.now);
     t.drain();
@@ -1187,12 +1187,12 @@ fn transport_loss_is_reported_once() {
 
 #[test]
 fn disconnect_sends_disconnect_and_finishes() {
-    let mut t = T::connected(T::cfg("a", 10, false));
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 10, false));
     t.publish("t", "m", 1);
     t.sent();
     t.c.disconnect(t.now);
     t.drain();
-    assert_eq!(t.sent(), vec![P::Disconnect]);
+    assert_eq!(t.sent(), vec![Pkt::Disconnect]);
     assert_eq!(t.c.state(), ConnectionState::Closed);
     assert_eq!(t.c.poll_timeout(), None);
     t.c.disconnect(t.now); // once only
