@@ -31,6 +31,8 @@ pub mod topic;
 pub mod broker;
 #[cfg(feature = "alloc")]
 pub mod client;
+#[cfg(feature = "alloc")]
+pub mod device;
 
 #[cfg(feature = "tokio")]
 pub mod net;
