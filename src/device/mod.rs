@@ -49,6 +49,36 @@
 //! back). Meanwhile the loop runs on, and connect attempts fail at once with state -2 (no
 //! route), without asking for a transport.
 //!
+//! # Run loop sketch (the simulator's or `mqsim device`'s)
+//! ```ignore
+//! let mut dev = Device::new(DeviceConfig::new(Profile::PubSubClient), now())?;
+//! let mut buf = Vec::new();
+//! loop {
+//!     loop {
+//!         buf.clear();
+//!         match dev.poll_output(&mut buf) {
+//!             Output::Transmit(_) => sock.write_all(&buf)?,
+//!             Output::Event(DeviceEvent::Serial(line)) => println!("{}", clock.format_line(&line)),
+//!             Output::Event(DeviceEvent::OpenTransport) => start_tcp_connect(),
+//!             Output::Event(DeviceEvent::CloseTransport) => drop_socket(),
+//!             Output::Event(DeviceEvent::JoinWifi) => start_wifi_join(),
+//!             Output::Event(DeviceEvent::ReadSensor) => dev.handle_reading(now(), sensor.read()),
+//!             Output::Event(ledger_event) => ledger.record(ledger_event),
+//!             Output::Timeout(t) => { wake_at = t; break }
+//!         }
+//!     }
+//!     match next_input(wake_at) {   // whichever comes first
+//!         Input::Wifi(up) => dev.handle_wifi(now(), up),
+//!         Input::TcpConnected => dev.handle_transport_connected(now()),
+//!         Input::TcpFailed => dev.handle_transport_failed(now()),
+//!         Input::Bytes(b) => dev.handle_bytes(now(), &b),
+//!         Input::Closed => dev.handle_transport_closed(now()),
+//!         Input::Timer => dev.handle_timeout(now()),
+//!     }
+//! }
+//! ```
+//! Answering `ReadSensor` inside the drain is fine: it is an input, and the drain goes on.
+//!
 //! # Message identity
 //! With [`DeviceConfig::tag_payloads`] each payload carries `U+001F d<device>.s<seq>` after
 //! the visible value ([`tag_payload`], [`parse_tag`]); serial lines never show it.

@@ -844,3 +844,22 @@ fn handle_reading_without_a_request_is_ignored_and_old_time_counts_as_newest() {
     n.settle();
     assert_eq!(n.dev.poll_timeout().map(|t| t.as_millis()), Some(4_000));
 }
+
+#[test]
+fn same_inputs_same_outputs() {
+    let run = || {
+        let mut c = DeviceConfig::new(Profile::EspMqtt);
+        c.qos = QoS::ExactlyOnce;
+        c.tag_payloads = true;
+        let mut n = Net::new(c);
+        n.run_until(9_000);
+        n.cut();
+        n.run_until(25_000);
+        n.dev.handle_wifi(n.now, false);
+        n.run_until(40_000);
+        (n.log, n.up)
+    };
+    let (a, b) = (run(), run());
+    assert!(a.0.len() > 40);
+    assert_eq!(a, b);
+}
