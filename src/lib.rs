@@ -32,6 +32,8 @@ pub mod broker;
 #[cfg(feature = "alloc")]
 pub mod client;
 #[cfg(feature = "alloc")]
+pub mod device;
+#[cfg(feature = "alloc")]
 pub mod driver;
 #[cfg(feature = "alloc")]
 pub mod qos;
