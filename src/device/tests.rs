@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use super::*;
 use crate::broker::{self, Broker, ConnId};
 use crate::codec::{self, Packet, Publish};
-use crate::test_util::{decode_all, P};
+use crate::test_util::{decode_all, Pkt};
 use crate::time::Duration;
 
 const READING: Reading = Reading {
@@ -44,7 +44,7 @@ impl Net {
         let now = Instant::ZERO;
         Net {
             now,
-            broker: Broker::new(broker::Config::default(), now),
+            broker: Broker::new(broker::Config::default(), now).unwrap(),
             dev: Device::new(config, now).expect("valid config"),
             conn: None,
             reachable: true,
@@ -227,7 +227,7 @@ impl Net {
         decode_all(&self.up)
             .into_iter()
             .filter_map(|p| match p {
-                P::Pub {
+                Pkt::Pub {
                     topic,
                     payload,
                     qos,
@@ -267,7 +267,7 @@ fn clean_start_prints_the_reference_log() {
     let packets = decode_all(&n.up);
     assert_eq!(
         packets[0],
-        P::Connect {
+        Pkt::Connect {
             client_id: "ESP32Client".into(),
             clean: true,
             keep_alive_s: 15
@@ -452,7 +452,7 @@ fn esp_mqtt_reconnects_after_10s_and_sends_what_it_queued() {
             .iter()
             .filter(|p| matches!(
                 p,
-                P::Connect {
+                Pkt::Connect {
                     keep_alive_s: 120,
                     ..
                 }
@@ -645,7 +645,8 @@ fn connack_refusal_prints_the_return_code() {
             ..broker::Config::default()
         },
         Instant::ZERO,
-    );
+    )
+    .unwrap();
     n.run_until(8_000);
     assert_eq!(n.lines_at("failed with state 5"), vec![2_000, 7_000]);
     assert!(n.lines_at("Publish message:").is_empty());
