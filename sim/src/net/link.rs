@@ -482,9 +482,11 @@ enum Ev {
     SynAckArrive {
         attempt: u32,
     },
+    /// `ack_off`: the cumulative ACK (of the opposite direction) the segment carries.
     SegArrive {
         dir: Dir,
         off: u64,
+        ack_off: u64,
     },
     AckArrive {
         dir: Dir,
@@ -926,6 +928,7 @@ impl Link {
 
     fn transmit(&mut self, at: Instant, dir: Dir, off: u64) {
         let ack = self.ack_for(dir);
+        let ack_off = self.streams[dir.opposite().idx()].rcv_nxt;
         let s = &mut self.streams[dir.idx()];
         let Some(i) = s.find(off) else { return };
         let Some(seg) = s.segs.get_mut(i) else { return };
@@ -964,7 +967,7 @@ impl Link {
             );
         } else {
             let d = self.delay();
-            self.schedule(at + d, Ev::SegArrive { dir, off });
+            self.schedule(at + d, Ev::SegArrive { dir, off, ack_off });
         }
         self.schedule(
             at + rto,
@@ -1066,7 +1069,13 @@ impl Link {
                 }
                 self.now = saved;
             }
-            Ev::SegArrive { dir, off } => self.seg_arrive(at, dir, off),
+            Ev::SegArrive { dir, off, ack_off } => {
+                // The segment's ACK field acknowledges the opposite direction (piggyback).
+                if !self.aborted[dir.receiver().idx()] {
+                    self.ack_arrive(at, dir.opposite(), ack_off, u64::MAX);
+                }
+                self.seg_arrive(at, dir, off);
+            }
             Ev::AckArrive {
                 dir,
                 ack_off,
