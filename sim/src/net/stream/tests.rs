@@ -50,12 +50,14 @@ fn echo_host(sim: &mut turmoil::Sim<'static>, net: &Net) {
     });
 }
 
+type EchoResult = Arc<Mutex<(Vec<u8>, Vec<u8>, u64)>>;
+
 /// 40 messages of 20 bytes, one every 200 ms, each echoed; returns (bytes back, finish time).
 fn echo_run(seed: u64, loss: f64) -> (Vec<u8>, Vec<u8>, u64, Net) {
     let net = Net::new(seed);
     let mut sim = sim(seed, 600);
     echo_host(&mut sim, &net);
-    let result: Arc<Mutex<(Vec<u8>, Vec<u8>, u64)>> = Arc::default();
+    let result: EchoResult = Arc::default();
     let (n2, r2) = (net.clone(), result.clone());
     sim.client(DEVICE, async move {
         let cfg = LinkConfig {
