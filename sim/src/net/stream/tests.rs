@@ -305,4 +305,11 @@ fn real_broker_serves_over_the_lossy_link() {
         lines.iter().any(|l| l.contains("lost")),
         "20 % loss should lose something"
     );
+    // MQSIM_PCAP_OUT=path writes the capture, to look at it with tshark.
+    if let Some(path) = std::env::var_os("MQSIM_PCAP_OUT") {
+        let bytes = net
+            .pcap_bytes(StdDuration::from_secs(1_700_000_000))
+            .unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
 }
