@@ -1,7 +1,9 @@
-//! The simulator's library half: scenario files, the ledger that checks what QoS 0/1/2 really
-//! delivered (fed only from the edges), and the run report. The `mqsim` binary (`main.rs`) keeps
-//! its own modules for the broker front end and the load generator.
+//! The simulator's library half: scenario files (`scenario`), the modelled network under the
+//! deterministic simulation (`net`), the ledger that checks what QoS 0/1/2 really delivered, fed
+//! only from the edges (`check`), and the run report (`report`). The `mqsim` binary (`main.rs`)
+//! is the command line: the broker front end, the load generator and the simulator.
 
 pub mod check;
+pub mod net;
 pub mod report;
 pub mod scenario;

@@ -1,0 +1,594 @@
+//! The modelled link at the byte edge, over turmoil.
+//!
+//! turmoil still does the addressing (hosts, listeners, connect/accept, refused connections), but
+//! the bytes of a wrapped connection travel through its [`Link`]: a write goes into the link, and
+//! the peer reads the bytes when the link delivers them, at their simulated time. So unchanged
+//! code over `AsyncRead + AsyncWrite` (the broker's `BrokerHandle::serve`, a device client) sees
+//! loss as delay, a reset as `ConnectionReset`, a FIN as EOF and a power cut as silence.
+//!
+//! Use:
+//! - client: `let s = net.connect("broker:1883", link_config).await?` (or
+//!   `net.wrap_client(turmoil_stream, link_config)`), which returns once the modelled handshake
+//!   completes (after SYN retries) or fails with `TimedOut`;
+//! - server: accept with turmoil, then in a task per connection `net.wrap_server(stream).await`,
+//!   which returns once the client's handshake completed (a failed handshake is an error: drop it);
+//! - faults from the driver: [`Net::partition`], [`Net::half_open`], [`Net::reset`],
+//!   [`Net::power_cut`]; observation: [`Net::trace_lines`], [`Net::pcap_bytes`].
+//!
+//! Time is turmoil's simulated time (`turmoil::sim_elapsed`, zero outside a simulation); waits
+//! use `tokio::time::sleep`, which turmoil drives. Set turmoil's own latency to a small fixed value
+//! and never use its `fail_rate`. The link is driven by whichever end polls; events are processed
+//! at their own instants, so the trace does not depend on the turmoil tick, only delivery to the
+//! application is rounded up to it. Everything lives behind one mutex (turmoil runs every host on
+//! one thread), the wrappers hold it only inside a poll.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use mqsim::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+use super::link::{Dir, Link, LinkConfig, NetLine, Output, Side, Wire};
+use super::pcap::{to_pcap_bytes, ConnAddrs};
+
+/// A connection's number in its [`Net`], in the order connections were created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u32);
+
+/// Which connections a fault applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    All,
+    Conn(ConnId),
+    /// Every connection with this address at either end (a device's WiFi, a broker's uplink).
+    Host(IpAddr),
+}
+
+/// What the registry knows about one connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub id: ConnId,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub established: bool,
+    pub reset: bool,
+}
+
+/// Simulated time now: turmoil's elapsed time, zero outside a simulation.
+pub fn sim_now() -> Instant {
+    let us = turmoil::sim_elapsed().map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    Instant::from_micros(us)
+}
+
+#[derive(Default)]
+struct End {
+    inbox: VecDeque<u8>,
+    eof: bool,
+    read_waker: Option<Waker>,
+}
+
+struct Conn {
+    id: ConnId,
+    client: SocketAddr,
+    server: SocketAddr,
+    link: Link,
+    ends: [End; 2],
+    established: bool,
+    failed: bool,
+    reset: bool,
+    powered_off: [bool; 2],
+    server_taken: bool,
+    connect_waker: Option<Waker>,
+}
+
+impl Conn {
+    fn matches(&self, which: Which) -> bool {
+        match which {
+            Which::All => true,
+            Which::Conn(id) => self.id == id,
+            Which::Host(ip) => self.client.ip() == ip || self.server.ip() == ip,
+        }
+    }
+}
+
+struct Inner {
+    seed: u64,
+    conns: Vec<Conn>,
+    counter: u64,
+    trace: Vec<(Instant, u64, String)>,
+    wires: Vec<(Instant, u64, usize, Wire)>,
+    accept_wakers: Vec<Waker>,
+}
+
+fn side_idx(side: Side) -> usize {
+    match side {
+        Side::Client => 0,
+        Side::Server => 1,
+    }
+}
+
+/// SplitMix64: one well-mixed link seed per connection from the simulation seed.
+fn mix(seed: u64, n: u64) -> u64 {
+    let mut z = seed.wrapping_add(n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Inner {
+    /// Advance connection `i` to `now` and route what it says.
+    fn drive(&mut self, i: usize, now: Instant) {
+        if let Some(c) = self.conns.get_mut(i) {
+            c.link.handle_timeout(now);
+        }
+        self.route(i);
+    }
+
+    /// Drain connection `i`'s outputs; wake everyone waiting on it if anything happened.
+    fn route(&mut self, i: usize) {
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
+        let mut any = false;
+        while let Some(o) = c.link.poll_output() {
+            any = true;
+            match o {
+                Output::Established => c.established = true,
+                Output::ConnectFailed => c.failed = true,
+                Output::Deliver { dir, bytes } => {
+                    c.ends[side_idx(dir.receiver())].inbox.extend(bytes);
+                }
+                Output::Closed { dir } => c.ends[side_idx(dir.receiver())].eof = true,
+                Output::Reset { .. } => c.reset = true,
+                Output::Net(NetLine { at, event }) => {
+                    self.counter += 1;
+                    let us = at.as_micros();
+                    let line = format!(
+                        "{}.{:06} conn{} {event}",
+                        us / 1_000_000,
+                        us % 1_000_000,
+                        c.id.0
+                    );
+                    self.trace.push((at, self.counter, line));
+                }
+                Output::Wire(w) => {
+                    self.counter += 1;
+                    self.wires.push((w.at, self.counter, i, w));
+                }
+            }
+        }
+        if any {
+            for e in c.ends.iter_mut() {
+                if let Some(w) = e.read_waker.take() {
+                    w.wake();
+                }
+            }
+            if let Some(w) = c.connect_waker.take() {
+                w.wake();
+            }
+            for w in self.accept_wakers.drain(..) {
+                w.wake();
+            }
+        }
+    }
+
+    fn each(&mut self, which: Which, mut f: impl FnMut(&mut Link, Instant)) {
+        let now = sim_now();
+        for i in 0..self.conns.len() {
+            self.drive(i, now);
+            if let Some(c) = self.conns.get_mut(i) {
+                if c.matches(which) {
+                    f(&mut c.link, now);
+                }
+            }
+            self.route(i);
+        }
+    }
+}
+
+/// The registry of modelled links. Cheap to clone; share one per simulation.
+#[derive(Clone)]
+pub struct Net {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Net {
+    /// `seed` derives every link's seed (with the connection's number).
+    pub fn new(seed: u64) -> Net {
+        Net {
+            inner: Arc::new(Mutex::new(Inner {
+                seed,
+                conns: Vec::new(),
+                counter: 0,
+                trace: Vec::new(),
+                wires: Vec::new(),
+                accept_wakers: Vec::new(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// turmoil connect, then the modelled handshake.
+    pub async fn connect<A: turmoil::ToSocketAddrs>(
+        &self,
+        addr: A,
+        cfg: LinkConfig,
+    ) -> io::Result<LinkStream> {
+        let tcp = turmoil::net::TcpStream::connect(addr).await?;
+        self.wrap_client(tcp, cfg).await
+    }
+
+    /// Put a new link under a stream the client connected; returns after the modelled handshake
+    /// (`TimedOut` once the SYN retries are spent, `InvalidInput` on a bad config).
+    pub async fn wrap_client(
+        &self,
+        tcp: turmoil::net::TcpStream,
+        cfg: LinkConfig,
+    ) -> io::Result<LinkStream> {
+        let client = tcp.local_addr()?;
+        let server = tcp.peer_addr()?;
+        let i = {
+            let mut g = self.lock();
+            let i = g.conns.len();
+            let link = Link::new(cfg, mix(g.seed, i as u64))
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let id = ConnId(u32::try_from(i).unwrap_or(u32::MAX));
+            g.conns.push(Conn {
+                id,
+                client,
+                server,
+                link,
+                ends: [End::default(), End::default()],
+                established: false,
+                failed: false,
+                reset: false,
+                powered_off: [false; 2],
+                server_taken: false,
+                connect_waker: None,
+            });
+            if let Some(c) = g.conns.get_mut(i) {
+                c.link.handle_connect(sim_now());
+            }
+            g.route(i);
+            i
+        };
+        let mut sleep: Option<(Instant, Pin<Box<Sleep>>)> = None;
+        poll_fn(|cx| {
+            let now = sim_now();
+            let mut g = self.lock();
+            loop {
+                g.drive(i, now);
+                let Some(c) = g.conns.get_mut(i) else {
+                    return Poll::Ready(Err(io::ErrorKind::NotFound.into()));
+                };
+                if c.established {
+                    return Poll::Ready(Ok(()));
+                }
+                if c.failed || c.reset {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "modelled TCP handshake: SYN retries exhausted",
+                    )));
+                }
+                c.connect_waker = Some(cx.waker().clone());
+                let deadline = c.link.poll_timeout();
+                if arm(&mut sleep, deadline, now, cx).is_pending() {
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await?;
+        Ok(LinkStream::new(self.clone(), i, Side::Client, tcp))
+    }
+
+    /// Find the link of a stream the server accepted (by the client's address) and return once
+    /// its handshake completed; `ConnectionRefused` if it failed.
+    pub async fn wrap_server(&self, tcp: turmoil::net::TcpStream) -> io::Result<LinkStream> {
+        let peer = tcp.peer_addr()?;
+        let i = poll_fn(|cx| {
+            let now = sim_now();
+            let mut g = self.lock();
+            let found = g
+                .conns
+                .iter()
+                .rposition(|c| c.client == peer && !c.server_taken);
+            if let Some(i) = found {
+                g.drive(i, now);
+                if let Some(c) = g.conns.get_mut(i) {
+                    if c.established {
+                        c.server_taken = true;
+                        return Poll::Ready(Ok(i));
+                    }
+                    if c.failed || c.reset {
+                        c.server_taken = true;
+                        return Poll::Ready(Err(io::Error::from(io::ErrorKind::ConnectionRefused)));
+                    }
+                }
+            }
+            // The client's connect drives the handshake and wakes us on every step.
+            g.accept_wakers.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await?;
+        Ok(LinkStream::new(self.clone(), i, Side::Server, tcp))
+    }
+
+    /// Both directions of the chosen connections lose everything while `on`.
+    pub fn partition(&self, which: Which, on: bool) {
+        self.lock().each(which, |l, now| l.set_partition(now, on));
+    }
+
+    /// One direction of the chosen connections loses everything while `on` (half-open).
+    pub fn half_open(&self, which: Which, dir: Dir, on: bool) {
+        self.lock().each(which, |l, now| l.set_dead(now, dir, on));
+    }
+
+    /// RST now: both ends' reads and writes fail with `ConnectionReset`.
+    pub fn reset(&self, which: Which) {
+        self.lock().each(which, |l, now| l.handle_reset(now));
+    }
+
+    /// `side` of the chosen connections loses power: it sends and acknowledges nothing more
+    /// (its own writes vanish, its reads never complete); the peer sees silence, then a reset if
+    /// it had bytes outstanding.
+    pub fn power_cut(&self, which: Which, side: Side) {
+        let mut g = self.lock();
+        for c in g.conns.iter_mut() {
+            if c.matches(which) {
+                c.powered_off[side_idx(side)] = true;
+            }
+        }
+        g.each(which, |l, now| l.handle_abort(now, side));
+    }
+
+    pub fn conns(&self) -> Vec<ConnInfo> {
+        self.lock()
+            .conns
+            .iter()
+            .map(|c| ConnInfo {
+                id: c.id,
+                client: c.client,
+                server: c.server,
+                established: c.established,
+                reset: c.reset,
+            })
+            .collect()
+    }
+
+    /// The connection whose client end is `client` (the newest if the address was reused).
+    pub fn conn_of(&self, client: SocketAddr) -> Option<ConnId> {
+        self.lock()
+            .conns
+            .iter()
+            .rev()
+            .find(|c| c.client == client)
+            .map(|c| c.id)
+    }
+
+    /// Every decision of every link, in time order (ties in the order they were made), as
+    /// `12.345678 conn0 up retransmit seq=1 len=20 attempt=2 after=200.000ms`.
+    pub fn trace_lines(&self) -> Vec<String> {
+        let mut t: Vec<(Instant, u64, String)> = self.lock().trace.clone();
+        t.sort_by_key(|e| (e.0, e.1));
+        t.into_iter().map(|e| e.2).collect()
+    }
+
+    /// Every packet of every link, in time order, with its connection's addresses.
+    pub fn wire_records(&self) -> Vec<(ConnAddrs, Wire)> {
+        let g = self.lock();
+        let mut w: Vec<&(Instant, u64, usize, Wire)> = g.wires.iter().collect();
+        w.sort_by_key(|e| (e.0, e.1));
+        w.into_iter()
+            .filter_map(|(_, _, i, wire)| {
+                let c = g.conns.get(*i)?;
+                Some((
+                    ConnAddrs {
+                        client: v4(c.client),
+                        server: v4(c.server),
+                    },
+                    wire.clone(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The capture of every connection; `epoch` is the wall time simulated zero stands for.
+    pub fn pcap_bytes(&self, epoch: std::time::Duration) -> Result<Vec<u8>, String> {
+        let recs = self.wire_records();
+        to_pcap_bytes(epoch, recs.iter().map(|(a, w)| (a, w)))
+    }
+}
+
+/// IPv6 addresses are written as 0.0.0.0 (the capture is IPv4 only; turmoil defaults to IPv4).
+fn v4(a: SocketAddr) -> SocketAddrV4 {
+    match a {
+        SocketAddr::V4(v) => v,
+        SocketAddr::V6(v) => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, v.port()),
+    }
+}
+
+/// Wait for `deadline` (simulated): Ready when it has passed (drive again), Pending with a
+/// timer armed otherwise, or with none when there is nothing to wait for.
+fn arm(
+    sleep: &mut Option<(Instant, Pin<Box<Sleep>>)>,
+    deadline: Option<Instant>,
+    now: Instant,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    let Some(t) = deadline else {
+        *sleep = None;
+        return Poll::Pending;
+    };
+    if t <= now {
+        return Poll::Ready(());
+    }
+    if sleep.as_ref().is_none_or(|(at, _)| *at != t) {
+        let d = std::time::Duration::from_micros(t.saturating_since(now).as_micros());
+        *sleep = Some((t, Box::pin(tokio::time::sleep(d))));
+    }
+    match sleep.as_mut() {
+        Some((_, s)) => match s.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                *sleep = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        },
+        None => Poll::Pending,
+    }
+}
+
+use std::future::Future;
+
+/// One end of a modelled connection: `AsyncRead + AsyncWrite + Send + Unpin`.
+pub struct LinkStream {
+    net: Net,
+    i: usize,
+    side: Side,
+    write_closed: bool,
+    sleep: Option<(Instant, Pin<Box<Sleep>>)>,
+    /// Kept open for the connection's life (turmoil's view of it); no bytes go through it.
+    _tcp: turmoil::net::TcpStream,
+}
+
+impl LinkStream {
+    fn new(net: Net, i: usize, side: Side, tcp: turmoil::net::TcpStream) -> Self {
+        LinkStream {
+            net,
+            i,
+            side,
+            write_closed: false,
+            sleep: None,
+            _tcp: tcp,
+        }
+    }
+    pub fn conn(&self) -> ConnId {
+        ConnId(u32::try_from(self.i).unwrap_or(u32::MAX))
+    }
+    pub fn side(&self) -> Side {
+        self.side
+    }
+}
+
+fn reset_err() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        "modelled TCP connection reset",
+    )
+}
+
+impl AsyncRead for LinkStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let now = sim_now();
+        let net = this.net.clone();
+        let mut g = net.lock();
+        loop {
+            g.drive(this.i, now);
+            let Some(c) = g.conns.get_mut(this.i) else {
+                return Poll::Ready(Err(io::ErrorKind::NotFound.into()));
+            };
+            let me = side_idx(this.side);
+            if c.powered_off[me] {
+                return Poll::Pending;
+            }
+            let end = &mut c.ends[me];
+            if !end.inbox.is_empty() {
+                let n = end.inbox.len().min(buf.remaining());
+                let (a, b) = end.inbox.as_slices();
+                let from_a = n.min(a.len());
+                buf.put_slice(&a[..from_a]);
+                buf.put_slice(&b[..n - from_a]);
+                end.inbox.drain(..n);
+                return Poll::Ready(Ok(()));
+            }
+            if c.reset {
+                return Poll::Ready(Err(reset_err()));
+            }
+            if end.eof {
+                return Poll::Ready(Ok(()));
+            }
+            end.read_waker = Some(cx.waker().clone());
+            let deadline = c.link.poll_timeout();
+            if arm(&mut this.sleep, deadline, now, cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl AsyncWrite for LinkStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let now = sim_now();
+        let mut g = this.net.lock();
+        g.drive(this.i, now);
+        let Some(c) = g.conns.get_mut(this.i) else {
+            return Poll::Ready(Err(io::ErrorKind::NotFound.into()));
+        };
+        if c.reset {
+            return Poll::Ready(Err(reset_err()));
+        }
+        if this.write_closed {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        // Unbounded send buffer: the model has no flow control (see the module doc).
+        c.link.handle_send(now, this.side.sending(), buf);
+        g.route(this.i);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.write_closed {
+            this.write_closed = true;
+            let now = sim_now();
+            let mut g = this.net.lock();
+            if let Some(c) = g.conns.get_mut(this.i) {
+                c.link.handle_close(now, this.side.sending());
+            }
+            g.route(this.i);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for LinkStream {
+    /// Dropping an end closes it: FIN after its queued bytes (as `close()` on a socket).
+    fn drop(&mut self) {
+        if self.write_closed {
+            return;
+        }
+        self.write_closed = true;
+        let now = sim_now();
+        let mut g = self.net.lock();
+        if let Some(c) = g.conns.get_mut(self.i) {
+            c.link.handle_close(now, self.side.sending());
+        }
+        g.route(self.i);
+    }
+}
+
+#[cfg(test)]
+mod tests;
