@@ -233,7 +233,7 @@ fn real_broker_serves_over_the_lossy_link() {
     sim.host(BROKER, move || {
         let net = n1.clone();
         async move {
-            let broker = mqsim::broker::Broker::new(Default::default(), Instant::ZERO);
+            let broker = mqsim::broker::Broker::new(Default::default(), Instant::ZERO).unwrap();
             let (handle, _task) = mqsim::net::tokio::spawn_broker(broker, Box::new(|_| {}));
             let listener = turmoil::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, 1883)).await?;
             loop {
