@@ -115,9 +115,9 @@ use core::fmt;
 use core::ops::ControlFlow;
 
 use crate::codec::{
-    self, ConnAck, Connect, ConnectReturnCode, DecodeError, EncodeError, FeedStop, FrameBuffer,
-    Packet, Protocol, Publish, QoS, SubAck, Subscribe, SubscribeFilters, Unsubscribe,
-    UnsubscribeTopics, Will,
+    self, ConnAck, Connect, ConnectReturnCode, DecodeError, EncodeError, FeedStop, Frame,
+    FrameBuffer, Oversized, Packet, Protocol, Publish, QoS, SubAck, Subscribe, SubscribeFilters,
+    Unsubscribe, UnsubscribeTopics, Will,
 };
 use crate::driver::{Endpoint, Output};
 use crate::limits;
@@ -158,6 +158,16 @@ pub struct ClientConfig {
     pub max_packet_bytes: usize,
     /// CONNACK must arrive this long after [`Client::handle_connected`]; zero = wait forever.
     pub connect_timeout: Duration,
+    /// While connected, re-send an unacknowledged QoS 1/2 PUBLISH (DUP = 1) or PUBREL this long
+    /// after it was last sent (esp-mqtt: 1 s); zero = only on reconnect (MQTT 3.1.1's rule).
+    pub resend_interval: Duration,
+    /// Delete a QoS 1/2 message not completed this long after [`Client::publish`] accepted it,
+    /// checked only while connected, as esp-mqtt's outbox does (30 s there); reported as
+    /// [`Event::Expired`]. Zero = never.
+    pub outbox_expiry: Duration,
+    /// A packet from the broker over `max_packet_bytes`: lose the connection (the default), or
+    /// skip it and go on as PubSubClient does with its fixed buffer ([`Event::InboundDropped`]).
+    pub oversized_inbound: Oversized,
 }
 
 impl Default for ClientConfig {
@@ -173,6 +183,9 @@ impl Default for ClientConfig {
             max_queued_messages: limits::QUEUED_DEFAULT_MAX_MESSAGES,
             max_packet_bytes: limits::PACKET_SIZE_DEFAULT_MAX_BYTES,
             connect_timeout: Duration::from_millis(limits::CONNECT_TIMEOUT_DEFAULT_MS),
+            resend_interval: Duration::ZERO,
+            outbox_expiry: Duration::ZERO,
+            oversized_inbound: Oversized::Refuse,
         }
     }
 }
@@ -234,6 +247,11 @@ pub enum Event {
     Unsubscribed(u16),
     /// The connection is unusable; the caller closes the transport.
     ConnectionLost(LostReason),
+    /// A QoS 1/2 message deleted unacknowledged after `outbox_expiry`: it may or may not have
+    /// reached the broker.
+    Expired(PublishId),
+    /// A packet over `max_packet_bytes` skipped under [`Oversized::Drop`] (its whole size).
+    InboundDropped { bytes: usize },
 }
 
 /// Why a connection was given up.
@@ -343,6 +361,8 @@ impl std::error::Error for ClientError {}
 #[derive(Debug)]
 struct OutMessage {
     id: PublishId,
+    /// When `publish` accepted it (for `outbox_expiry`).
+    accepted_at: Instant,
     topic: String,
     payload: Vec<u8>,
     qos: QoS,
@@ -532,8 +552,16 @@ impl Client {
             return;
         }
         let mut rx = core::mem::take(&mut self.rx);
-        let fed = rx.feed(data, self.config.max_packet_bytes, |p| {
-            if let Err(reason) = self.handle_packet(p) {
+        let (max, oversized) = (self.config.max_packet_bytes, self.config.oversized_inbound);
+        let fed = rx.feed_frames(data, max, oversized, |frame| {
+            let handled = match frame {
+                Frame::Packet(p) => self.handle_packet(p),
+                Frame::Dropped(bytes) => {
+                    self.events.push_back(Event::InboundDropped { bytes });
+                    Ok(())
+                }
+            };
+            if let Err(reason) = handled {
                 self.lose(reason);
             }
             if self.live() {
@@ -560,14 +588,28 @@ impl Client {
                 }
             }
             ConnectionState::Connected => {
-                let Some(k) = self.keep_alive() else { return };
-                if let Some(d) = self.ping_deadline {
-                    if d <= self.now {
-                        self.lose(LostReason::KeepAliveTimeout);
+                if let Some(k) = self.keep_alive() {
+                    if let Some(d) = self.ping_deadline {
+                        if d <= self.now {
+                            self.lose(LostReason::KeepAliveTimeout);
+                            return;
+                        }
+                    } else if self.next_ping(k) <= self.now {
+                        self.send(&Packet::PingReq);
+                        self.ping_deadline = Some(self.now + k);
                     }
-                } else if self.next_ping(k) <= self.now {
-                    self.send(&Packet::PingReq);
-                    self.ping_deadline = Some(self.now + k);
+                }
+                self.expire_outbox();
+                if self.config.resend_interval != Duration::ZERO {
+                    // Last sent at or before now - interval: due again.
+                    let due = Instant::from_micros(
+                        self.now
+                            .as_micros()
+                            .saturating_sub(self.config.resend_interval.as_micros()),
+                    );
+                    if self.now.as_micros() >= self.config.resend_interval.as_micros() {
+                        self.resend(Some(due));
+                    }
                 }
             }
             ConnectionState::Disconnected | ConnectionState::Closed => {}
@@ -614,6 +656,7 @@ impl Client {
         self.next_publish_id += 1;
         self.queue.push_back(OutMessage {
             id,
+            accepted_at: self.now,
             topic: topic.to_string(),
             payload: payload.to_vec(),
             qos,
@@ -716,8 +759,17 @@ impl Client {
         match self.state {
             ConnectionState::Connecting => self.connack_deadline,
             ConnectionState::Connected => {
-                let k = self.keep_alive()?;
-                Some(self.ping_deadline.unwrap_or_else(|| self.next_ping(k)))
+                let ping = self
+                    .keep_alive()
+                    .map(|k| self.ping_deadline.unwrap_or_else(|| self.next_ping(k)));
+                let resend = match self.config.resend_interval {
+                    Duration::ZERO => None,
+                    d => self.inflight.oldest_sent_at().map(|t| t + d),
+                };
+                [ping, resend, self.next_expiry()]
+                    .into_iter()
+                    .flatten()
+                    .min()
             }
             ConnectionState::Disconnected | ConnectionState::Closed => None,
         }
@@ -958,6 +1010,43 @@ impl Client {
             m.payload = Vec::new(); // the broker owns the message now
             self.send(&Packet::PubRel(pkid));
         }
+    }
+
+    /// When the oldest QoS 1/2 message accepted expires, if `outbox_expiry` is set.
+    fn next_expiry(&self) -> Option<Instant> {
+        let d = self.config.outbox_expiry;
+        if d == Duration::ZERO {
+            return None;
+        }
+        let queued = self.queue.iter().filter(|m| m.qos != QoS::AtMostOnce);
+        let inflight = self.inflight.iter().map(|f| &f.msg);
+        queued.chain(inflight).map(|m| m.accepted_at + d).min()
+    }
+
+    /// Deletes the QoS 1/2 messages accepted `outbox_expiry` ago or more, in flight or queued
+    /// (esp-mqtt's outbox), reporting each as [`Event::Expired`].
+    fn expire_outbox(&mut self) {
+        let d = self.config.outbox_expiry;
+        if d == Duration::ZERO || self.next_expiry().is_none_or(|t| t > self.now) {
+            return;
+        }
+        let now = self.now;
+        let expired = |m: &OutMessage| m.qos != QoS::AtMostOnce && m.accepted_at + d <= now;
+        let mut gone = Vec::new();
+        self.inflight
+            .remove_where(|f| expired(&f.msg), |f| gone.push(f.msg.id));
+        self.queue.retain(|m| {
+            let e = expired(m);
+            if e {
+                gone.push(m.id);
+            }
+            !e
+        });
+        gone.sort_unstable();
+        for id in gone {
+            self.events.push_back(Event::Expired(id));
+        }
+        self.pump();
     }
 
     /// Re-sends in-flight messages in their original order: all of them (a resumed session) or

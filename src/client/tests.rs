@@ -1204,3 +1204,121 @@ fn disconnect_sends_disconnect_and_finishes() {
     t.reconnect(true);
     assert_eq!(t.sent(), vec![pubp("t", "m", 1, 1, true)]);
 }
+
+/// esp-mqtt's behaviour: while connected, an unacknowledged QoS 1/2 PUBLISH goes again with DUP
+/// every `resend_interval`, and a PUBREL too once PUBREC arrived.
+#[test]
+fn resend_interval_repeats_publish_with_dup_and_pubrel_while_connected() {
+    let mut t = ClientHarness::connected(ClientConfig {
+        resend_interval: Duration::from_millis(1_000),
+        ..ClientHarness::cfg("esp", 0, true)
+    });
+    t.publish("t", "a", 1);
+    assert_eq!(t.sent(), vec![pubp("t", "a", 1, 1, false)]);
+    assert_eq!(t.c.poll_timeout(), Some(at(1_000)));
+    t.at(999);
+    assert!(t.sent().is_empty(), "not before the interval");
+    t.at(1_000);
+    assert_eq!(t.sent(), vec![pubp("t", "a", 1, 1, true)]);
+    t.at(2_000);
+    assert_eq!(t.sent(), vec![pubp("t", "a", 1, 1, true)]);
+    t.feed(&enc(&Packet::PubAck(1)));
+    t.events();
+    t.at(5_000);
+    assert!(t.sent().is_empty(), "acknowledged: nothing more");
+    assert_eq!(t.c.poll_timeout(), None);
+
+    t.publish("t", "b", 2);
+    t.sent();
+    t.feed(&enc(&Packet::PubRec(2)));
+    assert_eq!(t.sent(), vec![Pkt::PubRel(2)]);
+    t.at(6_000);
+    assert_eq!(
+        t.sent(),
+        vec![Pkt::PubRel(2)],
+        "PUBREL again, not the PUBLISH"
+    );
+}
+
+/// Without `resend_interval` (MQTT 3.1.1's rule) nothing is re-sent on a live connection.
+#[test]
+fn no_resend_on_a_live_connection_by_default() {
+    let mut t = ClientHarness::connected(ClientHarness::cfg("a", 0, true));
+    t.publish("t", "a", 1);
+    t.sent();
+    assert_eq!(t.c.poll_timeout(), None);
+    t.at(60_000);
+    assert!(t.sent().is_empty());
+}
+
+/// esp-mqtt's outbox: a QoS 1/2 message not acknowledged `outbox_expiry` after it was accepted
+/// is deleted (in flight or still queued), only while connected, and reported.
+#[test]
+fn outbox_expiry_deletes_unacknowledged_messages_while_connected() {
+    let mut t = ClientHarness::connected(ClientConfig {
+        outbox_expiry: Duration::from_millis(30_000),
+        max_inflight_messages: 1,
+        ..ClientHarness::cfg("esp", 0, true)
+    });
+    let a = t.publish("t", "a", 1); // in flight
+    t.at(10_000);
+    let b = t.publish("t", "b", 1); // queued behind the window
+    let q0 = t.publish("t", "z", 0);
+    t.sent();
+    assert_eq!(t.events(), vec![], "QoS 0 waits behind the window too");
+    assert_eq!(t.c.poll_timeout(), Some(at(30_000)));
+    t.at(29_999);
+    assert!(t.events().is_empty());
+    t.at(30_000);
+    // `a` goes; `b` takes the window (a fresh id), then QoS 0 `z` follows it.
+    assert_eq!(t.events(), vec![Event::Expired(a), Event::Published(q0)]);
+    assert_eq!(
+        t.sent(),
+        vec![pubp("t", "b", 1, 2, false), pubp("t", "z", 0, 0, false)]
+    );
+    // Disconnected, nothing expires; back online, `b` (accepted at 10 s) expires at once.
+    t.c.handle_disconnected(t.now);
+    t.drain();
+    t.events();
+    t.at(60_000);
+    assert!(t.events().is_empty(), "expiry waits for a connection");
+    t.c.handle_connected(t.now);
+    t.drain();
+    t.feed(&connack(false, ConnectReturnCode::Accepted));
+    t.at(60_000);
+    assert!(t.events().contains(&Event::Expired(b)), "{:?}", t.ev);
+}
+
+/// PubSubClient's fixed buffer: a packet over it is read and skipped, the connection kept.
+#[test]
+fn oversized_inbound_can_be_dropped_instead_of_losing_the_connection() {
+    let mut t = ClientHarness::connected(ClientConfig {
+        max_packet_bytes: 256,
+        oversized_inbound: Oversized::Drop,
+        ..ClientHarness::cfg("pubsub", 0, true)
+    });
+    let big = "x".repeat(300);
+    let mut bytes = enc(&Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: false,
+        topic: "t",
+        pkid: 0,
+        payload: big.as_bytes(),
+    }));
+    bytes.extend(enc(&Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: false,
+        topic: "t",
+        pkid: 0,
+        payload: b"small",
+    })));
+    for chunk in bytes.chunks(7) {
+        t.feed(chunk);
+    }
+    let events = t.events();
+    assert_eq!(events[0], Event::InboundDropped { bytes: 306 });
+    assert!(matches!(&events[1], Event::Message { payload, .. } if payload == b"small"));
+    assert!(t.c.is_connected());
+}

@@ -13,6 +13,27 @@ use super::{decode, DecodeError, Decoded, Packet};
 #[derive(Debug, Default)]
 pub struct FrameBuffer {
     rest: Vec<u8>,
+    /// Bytes of a dropped oversized packet still to come ([`Oversized::Drop`]).
+    skip: usize,
+}
+
+/// What to do with a packet over `max_packet_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Oversized {
+    /// The stream is unusable: [`FeedStop::Malformed`] (a broker, most clients).
+    #[default]
+    Refuse,
+    /// Read it and throw it away, keeping the connection (PubSubClient's `readPacket` with its
+    /// fixed buffer): the handler sees [`Frame::Dropped`] once per such packet.
+    Drop,
+}
+
+/// One item of the stream under [`FrameBuffer::feed_frames`].
+#[derive(Debug)]
+pub enum Frame<'a> {
+    Packet(Packet<'a>),
+    /// A packet of this many bytes (whole frame) over the limit, skipped.
+    Dropped(usize),
 }
 
 /// Why [`FrameBuffer::feed`] stopped before the bytes ran out.
@@ -27,7 +48,10 @@ pub enum FeedStop<B> {
 
 impl FrameBuffer {
     pub const fn new() -> Self {
-        FrameBuffer { rest: Vec::new() }
+        FrameBuffer {
+            rest: Vec::new(),
+            skip: 0,
+        }
     }
 
     /// Bytes held.
@@ -47,6 +71,7 @@ impl FrameBuffer {
     /// Forgets every byte held (the transport went away).
     pub fn clear(&mut self) {
         self.rest = Vec::new();
+        self.skip = 0;
     }
 
     /// Decodes the packets in the held bytes followed by `data`, handing each to `handle` in
@@ -59,6 +84,25 @@ impl FrameBuffer {
         max_packet_bytes: usize,
         mut handle: impl FnMut(Packet<'_>) -> ControlFlow<B>,
     ) -> Result<(), FeedStop<B>> {
+        self.feed_frames(data, max_packet_bytes, Oversized::Refuse, |f| match f {
+            Frame::Packet(p) => handle(p),
+            Frame::Dropped(_) => ControlFlow::Continue(()),
+        })
+    }
+
+    /// [`FrameBuffer::feed`] with a choice for oversized packets.
+    pub fn feed_frames<B>(
+        &mut self,
+        mut data: &[u8],
+        max_packet_bytes: usize,
+        oversized: Oversized,
+        mut handle: impl FnMut(Frame<'_>) -> ControlFlow<B>,
+    ) -> Result<(), FeedStop<B>> {
+        if self.skip > 0 {
+            let n = self.skip.min(data.len());
+            self.skip -= n;
+            data = &data[n..];
+        }
         let mut held = core::mem::take(&mut self.rest);
         let (buf, buffered): (&[u8], bool) = if held.is_empty() {
             (data, false)
@@ -69,16 +113,23 @@ impl FrameBuffer {
         let mut pos = 0;
         let mut stop = None;
         while pos < buf.len() {
-            match decode(&buf[pos..], max_packet_bytes) {
+            let frame = match decode(&buf[pos..], max_packet_bytes) {
                 Ok(Decoded::NeedMore(_)) => break,
                 Ok(Decoded::Packet(p, n)) => {
                     pos += n;
-                    if let ControlFlow::Break(b) = handle(p) {
-                        stop = Some(b);
-                        break;
-                    }
+                    Frame::Packet(p)
+                }
+                Err(DecodeError::PacketTooLarge { size, .. }) if oversized == Oversized::Drop => {
+                    let here = size.min(buf.len() - pos);
+                    pos += here;
+                    self.skip = size - here;
+                    Frame::Dropped(size)
                 }
                 Err(e) => return Err(FeedStop::Malformed(e)),
+            };
+            if let ControlFlow::Break(b) = handle(frame) {
+                stop = Some(b);
+                break;
             }
         }
         if buffered {
@@ -144,6 +195,38 @@ mod tests {
         assert_eq!(r, Ok(()));
         assert_eq!(got.len(), 3);
         assert!(fb.is_empty());
+    }
+
+    #[test]
+    fn oversized_packets_can_be_dropped_keeping_the_stream() {
+        // A 300-byte PUBLISH between two PINGRESPs, cut at every point, under a 256-byte limit.
+        let big = bytes(&[Packet::Publish(crate::codec::Publish {
+            dup: false,
+            qos: crate::QoS::AtMostOnce,
+            retain: false,
+            topic: "t",
+            pkid: 0,
+            payload: &[7u8; 294],
+        })]);
+        assert_eq!(big.len(), 300);
+        let mut stream = bytes(&[Packet::PingResp]);
+        stream.extend_from_slice(&big);
+        stream.extend(bytes(&[Packet::PingResp]));
+        for cut in 0..=stream.len() {
+            let mut fb = FrameBuffer::new();
+            let mut got = Vec::new();
+            for chunk in [&stream[..cut], &stream[cut..]] {
+                let r = fb.feed_frames::<()>(chunk, 256, Oversized::Drop, |f| {
+                    got.push(match f {
+                        Frame::Packet(p) => alloc::format!("{}", p.name()),
+                        Frame::Dropped(n) => alloc::format!("dropped {n}"),
+                    });
+                    ControlFlow::Continue(())
+                });
+                assert_eq!(r, Ok(()));
+            }
+            assert_eq!(got, ["PINGRESP", "dropped 300", "PINGRESP"], "cut at {cut}");
+        }
     }
 
     #[test]

@@ -101,9 +101,10 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::client::{Client, ClientConfig, ClientError, Event, LostReason, PublishId};
-use crate::codec::QoS;
+use crate::codec::{Oversized, QoS};
+use crate::driver::Endpoint;
 use crate::limits;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::topic;
 use profile::ms;
 
@@ -353,17 +354,14 @@ pub enum DeviceEvent {
     Message { topic: String, payload: Vec<u8> },
     /// An inbound packet over the buffer was read and dropped (PubSubClient).
     InboundDropped { bytes: usize },
+    /// The library deleted an unacknowledged message from its outbox (esp-mqtt's expiry): it
+    /// may or may not have reached the broker.
+    PublishExpired { seq: u64 },
 }
 
-/// One output of [`Device::poll_output`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
-    /// This many bytes were moved into the caller's buffer, for the transport.
-    Transmit(usize),
-    Event(DeviceEvent),
-    /// Nothing more for now: call [`Device::handle_timeout`] at this time. Ends the drain.
-    Timeout(Option<Instant>),
-}
+/// One output of [`Device::poll_output`]: the crate's one output type
+/// ([`crate::driver::Output`]), with one transport (`()`) and [`DeviceEvent`]s.
+pub type Output = crate::driver::Output<(), DeviceEvent>;
 
 /// The one place where a profile becomes the core client's configuration.
 pub fn client_config(config: &DeviceConfig) -> ClientConfig {
@@ -373,18 +371,16 @@ pub fn client_config(config: &DeviceConfig) -> ClientConfig {
     c.clean_session = p.clean_session;
     c.connect_timeout = ms(p.connack_timeout_ms);
     c.max_queued_messages = p.max_queued_messages;
-    c.max_packet_bytes = if config.profile.drops_oversized_inbound() {
-        // Inbound packets over the buffer never reach the client (the device drops them
-        // first); outbound ones are refused by `Client::publish`, as PubSubClient does.
-        p.buffer_bytes
+    if config.profile.drops_oversized_inbound() {
+        // Inbound packets over the buffer are read and skipped, the connection kept; outbound
+        // ones are refused by `Client::publish`, as PubSubClient does.
+        c.max_packet_bytes = p.buffer_bytes;
+        c.oversized_inbound = Oversized::Drop;
     } else {
-        limits::PACKET_SIZE_DEFAULT_MAX_BYTES
-    };
-    // TODO(esp-mqtt, client support in progress): wire `p.resend_interval_ms` (resend QoS > 0
-    // PUBLISH with DUP and PUBREL while connected) and `p.outbox_expiry_ms` (delete
-    // unacknowledged outbox messages) to the ClientConfig fields being added for them. Until
-    // then an esp-mqtt device retransmits only on reconnect and never expires its outbox.
-    let _ = (p.resend_interval_ms, p.outbox_expiry_ms);
+        c.max_packet_bytes = limits::PACKET_SIZE_DEFAULT_MAX_BYTES;
+    }
+    c.resend_interval = p.resend_interval_ms.map_or(Duration::ZERO, ms);
+    c.outbox_expiry = p.outbox_expiry_ms.map_or(Duration::ZERO, ms);
     c
 }
 
@@ -415,35 +411,6 @@ enum Link {
     Up,
 }
 
-/// Splits the inbound stream into packets and drops those over the buffer (PubSubClient's
-/// `readPacket`: the bytes are consumed, the packet ignored, the connection kept).
-#[derive(Debug, Default)]
-struct InboundFilter {
-    buf: Vec<u8>,
-    /// Bytes of a dropped packet still to come.
-    skip: usize,
-}
-
-enum Header {
-    Need,
-    Malformed,
-    Frame(usize),
-}
-
-fn frame_len(buf: &[u8]) -> Header {
-    let mut len: usize = 0;
-    for i in 0..4 {
-        let Some(&b) = buf.get(1 + i) else {
-            return Header::Need;
-        };
-        len |= usize::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Header::Frame(1 + i + 1 + len);
-        }
-    }
-    Header::Malformed
-}
-
 fn varint_len(v: usize) -> usize {
     match v {
         0..=127 => 1,
@@ -457,53 +424,6 @@ fn varint_len(v: usize) -> usize {
 fn publish_len(topic_len: usize, payload_len: usize, qos: QoS) -> usize {
     let rem = 2 + topic_len + payload_len + if qos == QoS::AtMostOnce { 0 } else { 2 };
     1 + varint_len(rem) + rem
-}
-
-impl InboundFilter {
-    /// Appends `data`; returns the bytes of whole packets that fit `max` and the sizes of the
-    /// dropped ones.
-    fn push(&mut self, mut data: &[u8], max: usize) -> (Vec<u8>, Vec<usize>) {
-        let mut pass = Vec::new();
-        let mut dropped = Vec::new();
-        if self.skip > 0 {
-            let n = self.skip.min(data.len());
-            self.skip -= n;
-            data = &data[n..];
-        }
-        self.buf.extend_from_slice(data);
-        loop {
-            match frame_len(&self.buf) {
-                Header::Need => break,
-                // Let the client see it and give the connection up.
-                Header::Malformed => {
-                    pass.append(&mut self.buf);
-                    break;
-                }
-                Header::Frame(n) if n > max => {
-                    dropped.push(n);
-                    if self.buf.len() >= n {
-                        self.buf.drain(..n);
-                    } else {
-                        self.skip = n - self.buf.len();
-                        self.buf.clear();
-                        break;
-                    }
-                }
-                Header::Frame(n) => {
-                    if self.buf.len() < n {
-                        break;
-                    }
-                    pass.extend(self.buf.drain(..n));
-                }
-            }
-        }
-        (pass, dropped)
-    }
-
-    fn clear(&mut self) {
-        self.buf.clear();
-        self.skip = 0;
-    }
 }
 
 /// The virtual ESP32. See the module documentation for the contract.
@@ -528,7 +448,6 @@ pub struct Device {
     awaiting_reading: bool,
     seq: u64,
     seqs: BTreeMap<PublishId, u64>,
-    inbound: InboundFilter,
     events: VecDeque<DeviceEvent>,
 }
 
@@ -556,7 +475,6 @@ impl Device {
             awaiting_reading: false,
             seq: 0,
             seqs: BTreeMap::new(),
-            inbound: InboundFilter::default(),
             events: VecDeque::new(),
         };
         d.print(LINE_WIFI_CONNECTING);
@@ -610,7 +528,6 @@ impl Device {
         self.advance(now);
         match self.link {
             Link::Tcp { .. } => {
-                self.inbound.clear();
                 self.client.handle_connected(self.now);
                 self.link = Link::ConnAck {
                     deadline: self.now + ms(self.config.params.connack_timeout_ms),
@@ -637,17 +554,8 @@ impl Device {
         if !matches!(self.link, Link::ConnAck { .. } | Link::Up) {
             return;
         }
-        if self.config.profile.drops_oversized_inbound() {
-            let (pass, dropped) = self.inbound.push(data, self.config.params.buffer_bytes);
-            for bytes in dropped {
-                self.events.push_back(DeviceEvent::InboundDropped { bytes });
-            }
-            if !pass.is_empty() {
-                self.client.handle_bytes(self.now, &pass);
-            }
-        } else {
-            self.client.handle_bytes(self.now, data);
-        }
+        // PubSubClient's buffer limit is the client's `Oversized::Drop` (see `client_config`).
+        self.client.handle_bytes(self.now, data);
         self.drain_client();
     }
 
@@ -722,10 +630,10 @@ impl Device {
     /// The next output; call until [`Output::Timeout`]. Transmit bytes are moved into `buf`
     /// (swapped when it is empty).
     pub fn poll_output(&mut self, buf: &mut Vec<u8>) -> Output {
-        if let Some(n) = self.client.poll_transmit(buf) {
+        if self.client.poll_transmit(buf).is_some() {
             // QoS 0 publishes complete when handed out.
             self.drain_client();
-            return Output::Transmit(n);
+            return Output::Transmit(());
         }
         if let Some(ev) = self.events.pop_front() {
             return Output::Event(ev);
@@ -873,7 +781,6 @@ impl Device {
     /// An established connection is lost.
     fn lost(&mut self, reason: LossReason) {
         self.link = Link::Idle;
-        self.inbound.clear();
         if self.transport_open {
             self.transport_open = false;
             self.events.push_back(DeviceEvent::CloseTransport);
@@ -953,6 +860,14 @@ impl Device {
                         self.events.push_back(DeviceEvent::PublishCompleted { seq });
                     }
                 }
+                Event::Expired(id) => {
+                    if let Some(seq) = self.seqs.remove(&id) {
+                        self.events.push_back(DeviceEvent::PublishExpired { seq });
+                    }
+                }
+                Event::InboundDropped { bytes } => {
+                    self.events.push_back(DeviceEvent::InboundDropped { bytes });
+                }
                 Event::Message { topic, payload, .. } => {
                     self.events
                         .push_back(DeviceEvent::Message { topic, payload });
@@ -975,5 +890,27 @@ impl Device {
         // Validated in `DeviceConfig::validate`; a refusal (too large) leaves it unsubscribed.
         let _ = self.client.subscribe(self.now, &filters);
         self.drain_client();
+    }
+}
+
+/// The device is driven like every endpoint of the crate (one transport, `Conn = ()`); the WiFi,
+/// transport and sensor inputs are its own methods.
+impl Endpoint for Device {
+    type Conn = ();
+    type Event = DeviceEvent;
+    fn handle_bytes(&mut self, now: Instant, _: (), data: &[u8]) {
+        Device::handle_bytes(self, now, data);
+    }
+    fn handle_sent(&mut self, now: Instant, _: (), n: usize) {
+        Device::handle_sent(self, now, n);
+    }
+    fn handle_closed(&mut self, now: Instant, _: ()) {
+        self.handle_transport_closed(now);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Device::handle_timeout(self, now);
+    }
+    fn poll_output(&mut self, buf: &mut Vec<u8>) -> Output {
+        Device::poll_output(self, buf)
     }
 }

@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 use super::*;
 use crate::broker::{self, Broker, ConnId};
 use crate::codec::{self, Packet, Publish};
+use crate::driver::drain;
 use crate::test_util::{decode_all, Pkt};
 use crate::time::Duration;
 
@@ -70,25 +71,23 @@ impl Net {
         loop {
             let mut moved = false;
             let mut asks = Vec::new();
-            loop {
-                buf.clear();
-                match self.dev.poll_output(&mut buf) {
-                    Output::Transmit(n) => {
-                        assert_eq!(n, buf.len());
-                        moved = true;
-                        self.up.extend_from_slice(&buf);
-                        if let (Some(c), false) = (self.conn, self.drop_up) {
-                            self.broker.handle_bytes(now, c, &buf);
-                        }
+            let (up, conn, drop_up) = (&mut self.up, self.conn, self.drop_up);
+            let (broker, log) = (&mut self.broker, &mut self.log);
+            drain(&mut self.dev, &mut buf, |out, bytes| match out {
+                Output::Transmit(()) => {
+                    moved = true;
+                    up.extend_from_slice(bytes);
+                    if let (Some(c), false) = (conn, drop_up) {
+                        broker.handle_bytes(now, c, bytes);
                     }
-                    Output::Event(ev) => {
-                        moved = true;
-                        asks.push(ev.clone());
-                        self.log.push((now, ev));
-                    }
-                    Output::Timeout(_) => break,
                 }
-            }
+                Output::Event(ev) => {
+                    moved = true;
+                    asks.push(ev.clone());
+                    log.push((now, ev));
+                }
+                Output::Timeout(_) => {}
+            });
             for ev in asks {
                 match ev {
                     DeviceEvent::OpenTransport if self.tcp_hangs => {}
