@@ -218,7 +218,7 @@ mod tests {
             for chunk in [&stream[..cut], &stream[cut..]] {
                 let r = fb.feed_frames::<()>(chunk, 256, Oversized::Drop, |f| {
                     got.push(match f {
-                        Frame::Packet(p) => alloc::format!("{}", p.name()),
+                        Frame::Packet(p) => alloc::string::ToString::to_string(p.name()),
                         Frame::Dropped(n) => alloc::format!("dropped {n}"),
                     });
                     ControlFlow::Continue(())
