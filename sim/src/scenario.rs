@@ -45,9 +45,9 @@
 //! clean_session = true   # default true
 //! keepalive_s = 15       # default: the profile's (pubsubclient 15, esp-mqtt 120)
 //! messages = 200         # optional: stop after this many publish calls
-//! topic = "ESP32/{id}"   # default "ESP32/{id}"; {id} = the client id
+//! topic_prefix = "ESP32/{id}" # publishes PREFIX/TEM and PREFIX/HUM; default "ESP32" for one
+//!                        # device, "ESP32/{id}" for a group; {id} = the client id
 //! retain = false         # default false
-//! payload_bytes = 32     # default 32 (PubSubClient's buffer is 256 bytes with the header)
 //! outbox_expiry_s = 30   # esp-mqtt only (default 30): unacknowledged QoS 1/2 deleted after it
 //! will = { topic = "ESP32/{id}/status", payload = "offline", qos = 1, retain = true }
 //!
@@ -225,9 +225,9 @@ pub struct DeviceSpec {
     pub keepalive_s: u16,
     pub messages: Option<u64>,
     /// May contain `{id}`.
-    pub topic: String,
+    /// The device publishes `PREFIX/TEM` and `PREFIX/HUM`; `{id}` stands for the client id.
+    pub topic_prefix: String,
     pub retain: bool,
-    pub payload_bytes: u32,
     /// esp-mqtt only.
     pub outbox_expiry_s: Option<u64>,
     pub will: Option<WillSpec>,
@@ -239,9 +239,10 @@ impl DeviceSpec {
         instance_names(&self.name, self.count)
     }
 
-    /// The topic one instance publishes to.
-    pub fn topic_for(&self, client_id: &str) -> String {
-        self.topic.replace("{id}", client_id)
+    /// The temperature and humidity topics one instance publishes to.
+    pub fn topics_for(&self, client_id: &str) -> (String, String) {
+        let prefix = self.topic_prefix.replace("{id}", client_id);
+        (format!("{prefix}/TEM"), format!("{prefix}/HUM"))
     }
 }
 
@@ -517,9 +518,8 @@ struct RawDevice {
     clean_session: Option<bool>,
     keepalive_s: Option<Sp<u16>>,
     messages: Option<u64>,
-    topic: Option<Sp<String>>,
+    topic_prefix: Option<Sp<String>>,
     retain: Option<bool>,
-    payload_bytes: Option<Sp<u32>>,
     outbox_expiry_s: Option<Sp<u64>>,
     will: Option<RawWill>,
 }
@@ -935,13 +935,14 @@ fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Scenario {
             Some(i) => *i.get_ref(),
             None => 2000,
         };
-        let topic = match &d.topic {
+        let topic_prefix = match &d.topic_prefix {
             Some(t) => {
-                if let Err(why) = valid_topic_name(t.get_ref()) {
-                    c.at(t, format!("topic `{}`: {why}", t.get_ref()));
+                if let Err(why) = valid_topic_name(&format!("{}/TEM", t.get_ref())) {
+                    c.at(t, format!("topic_prefix `{}`: {why}", t.get_ref()));
                 }
                 t.get_ref().clone()
             }
+            None if count == 1 => "ESP32".to_string(),
             None => "ESP32/{id}".to_string(),
         };
         let outbox_expiry_s = match (&d.outbox_expiry_s, profile) {
@@ -953,15 +954,6 @@ fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Scenario {
             (None, Profile::EspMqtt) => Some(30),
             (None, Profile::Pubsubclient) => None,
         };
-        let payload_bytes = d.payload_bytes.as_ref().map_or(32, |p| *p.get_ref());
-        if let Some(p) = &d.payload_bytes {
-            if profile == Profile::Pubsubclient && payload_bytes > 200 {
-                c.at(
-                    p,
-                    format!("payload_bytes = {payload_bytes}: PubSubClient's 256-byte buffer (with header and topic) cannot send it"),
-                );
-            }
-        }
         let will = d.will.as_ref().map(|w| {
             if let Err(why) = valid_topic_name(w.topic.get_ref()) {
                 c.at(
@@ -989,9 +981,8 @@ fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Scenario {
                 .as_ref()
                 .map_or(profile.default_keepalive_s(), |k| *k.get_ref()),
             messages: d.messages,
-            topic,
+            topic_prefix,
             retain: d.retain.unwrap_or(false),
-            payload_bytes,
             outbox_expiry_s,
             will,
         });

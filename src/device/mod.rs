@@ -100,7 +100,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::client::{Client, ClientConfig, ClientError, Event, LostReason, PublishId};
+use crate::client::{Client, ClientConfig, ClientError, Event, LastWill, LostReason, PublishId};
 use crate::codec::{Oversized, QoS};
 use crate::driver::Endpoint;
 use crate::limits;
@@ -156,6 +156,12 @@ pub struct DeviceConfig {
     pub subscriptions: Vec<(String, QoS)>,
     /// Append `U+001F d<device_index>.s<seq>` to every payload (see [`parse_tag`]).
     pub tag_payloads: bool,
+    /// Publish the readings retained (the sketch's `publish(topic, payload, true)`).
+    pub retain: bool,
+    /// A last will, sent in CONNECT (`connect(id, willTopic, willQos, willRetain, willMessage)`).
+    pub will: Option<LastWill>,
+    /// Stop publishing after this many publish calls (a measurement run); `None` = never.
+    pub max_publish_calls: Option<u64>,
 }
 
 impl DeviceConfig {
@@ -173,6 +179,9 @@ impl DeviceConfig {
             wifi_poll_ms: 500,
             subscriptions: Vec::new(),
             tag_payloads: false,
+            retain: false,
+            will: None,
+            max_publish_calls: None,
         }
     }
 
@@ -379,6 +388,7 @@ pub fn client_config(config: &DeviceConfig) -> ClientConfig {
     } else {
         c.max_packet_bytes = limits::PACKET_SIZE_DEFAULT_MAX_BYTES;
     }
+    c.will = config.will.clone();
     c.resend_interval = p.resend_interval_ms.map_or(Duration::ZERO, ms);
     c.outbox_expiry = p.outbox_expiry_ms.map_or(Duration::ZERO, ms);
     c
@@ -597,6 +607,9 @@ impl Device {
         if self.link == Link::Idle && self.retry_at.is_some_and(|t| t <= self.now) {
             self.start_attempt();
         }
+        if self.config.max_publish_calls.is_some_and(|m| self.seq >= m) {
+            self.next_reading = None; // a measurement run: done
+        }
         if !self.is_blocked() && self.next_reading.is_some_and(|t| t <= self.now) {
             self.next_reading = Some(self.now + ms(self.config.interval_ms));
             self.awaiting_reading = true;
@@ -802,7 +815,7 @@ impl Device {
         let may = self.link == Link::Up
             || (qos != QoS::AtMostOnce && self.config.profile.queues_while_disconnected());
         let accepted = may
-            && match self.client.publish(self.now, topic, &payload, qos, false) {
+            && match self.client.publish(self.now, topic, &payload, qos, self.config.retain) {
                 Ok(id) => {
                     self.seqs.insert(id, seq);
                     true

@@ -744,6 +744,12 @@ impl Link {
         }
     }
 
+    /// From now on, transmissions are lost by `loss` (the heal phase sets `LossModel::None`).
+    pub fn set_loss(&mut self, now: Instant, loss: LossModel) {
+        self.advance(now);
+        self.cfg.loss = loss;
+    }
+
     /// `dir` loses every transmission while `on` (half-open link).
     pub fn set_dead(&mut self, now: Instant, dir: Dir, on: bool) {
         self.advance(now);

@@ -22,7 +22,7 @@
 //! application is rounded up to it. Everything lives behind one mutex (turmoil runs every host on
 //! one thread), the wrappers hold it only inside a poll.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -46,6 +46,9 @@ pub struct ConnId(pub u32);
 pub enum Which {
     All,
     Conn(ConnId),
+    /// Every connection opened with this tag ([`Net::connect_tagged`]): one simulated device or
+    /// subscriber, whose connections come and go.
+    Tag(u32),
     /// Every connection with this address at either end (a device's WiFi, a broker's uplink).
     Host(IpAddr),
 }
@@ -85,6 +88,7 @@ struct Conn {
     powered_off: [bool; 2],
     server_taken: bool,
     connect_waker: Option<Waker>,
+    tag: Option<u32>,
 }
 
 impl Conn {
@@ -93,6 +97,7 @@ impl Conn {
             Which::All => true,
             Which::Conn(id) => self.id == id,
             Which::Host(ip) => self.client.ip() == ip || self.server.ip() == ip,
+            Which::Tag(t) => self.tag == Some(t),
         }
     }
 }
@@ -104,12 +109,37 @@ struct Inner {
     trace: Vec<(Instant, u64, String)>,
     wires: Vec<(Instant, u64, usize, Wire)>,
     accept_wakers: Vec<Waker>,
+    /// Faults that stay on for connections opened later: by tag (`Some`) or for all (`None`).
+    standing: BTreeMap<Option<u32>, Standing>,
+}
+
+/// A standing fault: applied to the matching connections now and to every new one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Standing {
+    partition: bool,
+    /// Indexed by `Dir::Up`, `Dir::Down`.
+    dead: [bool; 2],
+}
+
+fn dir_idx(dir: Dir) -> usize {
+    match dir {
+        Dir::Up => 0,
+        Dir::Down => 1,
+    }
 }
 
 fn side_idx(side: Side) -> usize {
     match side {
         Side::Client => 0,
         Side::Server => 1,
+    }
+}
+
+fn standing_key(which: Which) -> Option<Option<u32>> {
+    match which {
+        Which::All => Some(None),
+        Which::Tag(t) => Some(Some(t)),
+        Which::Conn(_) | Which::Host(_) => None,
     }
 }
 
@@ -209,6 +239,7 @@ impl Net {
                 trace: Vec::new(),
                 wires: Vec::new(),
                 accept_wakers: Vec::new(),
+                standing: BTreeMap::new(),
             })),
         }
     }
@@ -234,6 +265,27 @@ impl Net {
         tcp: turmoil::net::TcpStream,
         cfg: LinkConfig,
     ) -> io::Result<LinkStream> {
+        self.wrap_client_tagged(tcp, cfg, None).await
+    }
+
+    /// [`Net::connect`] for one simulated client (`tag`), so that faults aimed at it
+    /// ([`Which::Tag`]) reach its later connections too.
+    pub async fn connect_tagged<A: turmoil::ToSocketAddrs>(
+        &self,
+        addr: A,
+        cfg: LinkConfig,
+        tag: u32,
+    ) -> io::Result<LinkStream> {
+        let tcp = turmoil::net::TcpStream::connect(addr).await?;
+        self.wrap_client_tagged(tcp, cfg, Some(tag)).await
+    }
+
+    async fn wrap_client_tagged(
+        &self,
+        tcp: turmoil::net::TcpStream,
+        cfg: LinkConfig,
+        tag: Option<u32>,
+    ) -> io::Result<LinkStream> {
         let client = tcp.local_addr()?;
         let server = tcp.peer_addr()?;
         let i = {
@@ -254,9 +306,26 @@ impl Net {
                 powered_off: [false; 2],
                 server_taken: false,
                 connect_waker: None,
+                tag,
             });
+            // Standing faults for everyone, then for this client, before the first SYN.
+            let mut standing = g.standing.get(&None).copied().unwrap_or_default();
+            if let Some(t) = tag.and_then(|t| g.standing.get(&Some(t))) {
+                standing.partition |= t.partition;
+                standing.dead[0] |= t.dead[0];
+                standing.dead[1] |= t.dead[1];
+            }
             if let Some(c) = g.conns.get_mut(i) {
-                c.link.handle_connect(sim_now());
+                let now = sim_now();
+                if standing.partition {
+                    c.link.set_partition(now, true);
+                }
+                for dir in [Dir::Up, Dir::Down] {
+                    if standing.dead[dir_idx(dir)] {
+                        c.link.set_dead(now, dir, true);
+                    }
+                }
+                c.link.handle_connect(now);
             }
             g.route(i);
             i
@@ -322,14 +391,39 @@ impl Net {
         Ok(LinkStream::new(self.clone(), i, Side::Server, tcp))
     }
 
-    /// Both directions of the chosen connections lose everything while `on`.
+    /// Both directions of the chosen connections lose everything while `on`; for `All` and
+    /// `Tag` also every connection opened while it stays on.
     pub fn partition(&self, which: Which, on: bool) {
-        self.lock().each(which, |l, now| l.set_partition(now, on));
+        let mut g = self.lock();
+        if let Some(key) = standing_key(which) {
+            g.standing.entry(key).or_default().partition = on;
+        }
+        g.each(which, |l, now| l.set_partition(now, on));
     }
 
-    /// One direction of the chosen connections loses everything while `on` (half-open).
+    /// One direction of the chosen connections loses everything while `on` (half-open); for
+    /// `All` and `Tag` also every connection opened while it stays on.
     pub fn half_open(&self, which: Which, dir: Dir, on: bool) {
-        self.lock().each(which, |l, now| l.set_dead(now, dir, on));
+        let mut g = self.lock();
+        if let Some(key) = standing_key(which) {
+            g.standing.entry(key).or_default().dead[dir_idx(dir)] = on;
+        }
+        g.each(which, |l, now| l.set_dead(now, dir, on));
+    }
+
+    /// The chosen connections lose transmissions by `loss` from now on (the heal phase).
+    pub fn set_loss(&self, which: Which, loss: super::link::LossModel) {
+        self.lock().each(which, |l, now| l.set_loss(now, loss.clone()));
+    }
+
+    /// The connection a tagged client opened last, if any.
+    pub fn last_conn_of_tag(&self, tag: u32) -> Option<ConnId> {
+        self.lock()
+            .conns
+            .iter()
+            .rev()
+            .find(|c| c.tag == Some(tag))
+            .map(|c| c.id)
     }
 
     /// RST now: both ends' reads and writes fail with `ConnectionReset`.

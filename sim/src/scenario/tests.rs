@@ -31,7 +31,10 @@ fn minimal_gets_the_defaults() {
     assert_eq!(d.link, IDEAL_LINK);
     assert!(d.clean_session);
     assert_eq!(d.client_ids(), vec!["sensor".to_string()]);
-    assert_eq!(d.topic_for("sensor"), "ESP32/sensor");
+    assert_eq!(
+        d.topics_for("sensor"),
+        ("ESP32/TEM".to_string(), "ESP32/HUM".to_string())
+    );
     assert_eq!(d.outbox_expiry_s, None);
     // violations = [0, 0] is implied.
     assert_eq!(
@@ -85,9 +88,8 @@ link = "wifi"
 clean_session = false
 keepalive_s = 30
 messages = 200
-topic = "ESP32/{id}/TEM"
+topic_prefix = "ESP32/{id}"
 retain = true
-payload_bytes = 64
 outbox_expiry_s = 30
 will = { topic = "ESP32/{id}/status", payload = "offline", qos = 1, retain = true }
 [[subscriber]]
@@ -131,7 +133,7 @@ duplicated = [0, 10]
     );
     assert_eq!(s.link("flat").loss, Loss::Independent(0.05));
     let d = &s.devices[0];
-    assert_eq!(d.topic_for("sensor-1"), "ESP32/sensor-1/TEM");
+    assert_eq!(d.topics_for("sensor-1").0, "ESP32/sensor-1/TEM");
     assert_eq!(d.will.as_ref().unwrap().qos, 1);
     // Sorted by start.
     let starts: Vec<u64> = s.faults.iter().map(|f| f.at_ms).collect();
@@ -148,13 +150,13 @@ duplicated = [0, 10]
         lines,
         vec![
             (Scope::All, Metric::Violations, 0),
-            (Scope::All, Metric::Delivered, 56),
-            (Scope::Qos(1), Metric::Lost, 58),
-            (Scope::Device("sensor".into()), Metric::Reconnects, 60),
+            (Scope::All, Metric::Delivered, 55),
+            (Scope::Qos(1), Metric::Lost, 57),
+            (Scope::Device("sensor".into()), Metric::Reconnects, 59),
             (
                 Scope::Subscriber("dashboard".into()),
                 Metric::Duplicated,
-                62
+                61
             ),
         ]
     );

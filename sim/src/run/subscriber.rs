@@ -1,0 +1,160 @@
+//! A simulated `mosquitto_sub -t FILTER -v`: the core's sans-IO [`Client`] in a tokio loop over a
+//! stream the connector opens. It subscribes after every CONNACK without a session, prints each
+//! message as `topic payload`, and reconnects a second after a loss (libmosquitto's default
+//! reconnect delay).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+
+use mqsim::client::{Client, ClientConfig, Event};
+use mqsim::driver::{drain, Output};
+use mqsim::time::{Duration, Instant};
+use mqsim::QoS;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::device_io::{sleep_until, Control};
+
+/// libmosquitto's `reconnect_delay` default.
+pub const RECONNECT_DELAY_MS: u64 = 1_000;
+const READ_CHUNK_BYTES: usize = 4 * 1024;
+
+/// What the subscriber reports to the simulation.
+#[derive(Debug)]
+pub enum SubEvent<'a> {
+    Connected { session_present: bool },
+    Subscribed { granted: Option<QoS> },
+    Message(&'a Event),
+    Disconnected,
+}
+
+pub trait SubHooks {
+    fn now(&mut self) -> Instant;
+    fn event(&mut self, now: Instant, ev: SubEvent<'_>);
+}
+
+pub type Connect<S> = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = io::Result<S>>>>>;
+
+/// Runs one subscriber until `control` says stop or closes. `WifiDown` cuts its link (the
+/// stream is dropped; the caller has silenced it) and holds reconnects until `WifiUp`.
+pub async fn run_subscriber<S, H>(
+    config: ClientConfig,
+    filter: String,
+    qos: QoS,
+    mut connect: Connect<S>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    mut hooks: H,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+    H: SubHooks,
+{
+    let Ok(mut client) = Client::new(config, hooks.now()) else {
+        return;
+    };
+    let mut stream: Option<S> = None;
+    let mut connecting: Option<Pin<Box<dyn Future<Output = io::Result<S>>>>> = Some(connect());
+    let mut reconnect_at: Option<Instant> = None;
+    let mut online = true;
+    let (mut buf, mut writes, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    let mut rbuf = vec![0u8; READ_CHUNK_BYTES];
+    loop {
+        let now = hooks.now();
+        writes.clear();
+        let timeout = drain(&mut client, &mut buf, |out, bytes| match out {
+            Output::Transmit(()) => writes.extend_from_slice(bytes),
+            Output::Event(ev) => events.push(ev),
+            Output::Timeout(_) => {}
+        });
+        let mut again = false;
+        for ev in events.drain(..) {
+            match &ev {
+                Event::Connected { session_present } => {
+                    hooks.event(
+                        now,
+                        SubEvent::Connected {
+                            session_present: *session_present,
+                        },
+                    );
+                    if !session_present {
+                        let _ = client.subscribe(now, &[(filter.as_str(), qos)]);
+                        again = true;
+                    }
+                }
+                Event::Subscribed { granted, .. } => hooks.event(
+                    now,
+                    SubEvent::Subscribed {
+                        granted: granted.first().copied().flatten(),
+                    },
+                ),
+                Event::Message { .. } => hooks.event(now, SubEvent::Message(&ev)),
+                Event::ConnectionLost(_) | Event::ConnectionRefused(_) => {
+                    hooks.event(now, SubEvent::Disconnected);
+                    stream = None;
+                    reconnect_at = Some(now + Duration::from_millis(RECONNECT_DELAY_MS));
+                }
+                _ => {}
+            }
+        }
+        if !writes.is_empty() {
+            if let Some(s) = stream.as_mut() {
+                if s.write_all(&writes).await.is_err() {
+                    stream = None;
+                    client.handle_disconnected(hooks.now());
+                    continue;
+                }
+            }
+        }
+        if again {
+            continue;
+        }
+        let wake = [timeout, reconnect_at.filter(|_| online)]
+            .into_iter()
+            .flatten()
+            .min();
+        let now = hooks.now();
+        tokio::select! {
+            biased;
+            c = control.recv() => match c {
+                None | Some(Control::Stop) => return,
+                Some(Control::Quiet) => {}
+                Some(Control::WifiDown) => {
+                    online = false;
+                    stream = None;
+                    connecting = None;
+                    client.handle_disconnected(hooks.now());
+                }
+                Some(Control::WifiUp) => online = true,
+            },
+            r = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => {
+                connecting = None;
+                let now = hooks.now();
+                match r {
+                    Ok(s) => {
+                        stream = Some(s);
+                        client.handle_connected(now);
+                    }
+                    Err(_) => reconnect_at = Some(now + Duration::from_millis(RECONNECT_DELAY_MS)),
+                }
+            }
+            r = async { stream.as_mut().expect("guarded").read(&mut rbuf).await }, if stream.is_some() => {
+                let now = hooks.now();
+                match r {
+                    Ok(0) | Err(_) => {
+                        stream = None;
+                        client.handle_disconnected(now);
+                    }
+                    Ok(n) => client.handle_bytes(now, &rbuf[..n]),
+                }
+            }
+            _ = sleep_until(now, wake) => {
+                let now = hooks.now();
+                if online && reconnect_at.is_some_and(|t| t <= now) && connecting.is_none() && stream.is_none() {
+                    reconnect_at = None;
+                    connecting = Some(connect());
+                }
+                client.handle_timeout(now);
+            }
+        }
+    }
+}
