@@ -4,6 +4,8 @@
 //! is the command line: the broker front end, the load generator and the simulator.
 
 pub mod check;
+pub mod device_io;
 pub mod net;
 pub mod report;
+pub mod run;
 pub mod scenario;

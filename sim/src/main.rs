@@ -3,6 +3,7 @@
 
 mod bench;
 mod config;
+mod sim_cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,9 @@ enum Command {
     },
     /// Load generator: measure any MQTT 3.1.1 broker (ours, mosquitto, ...) with the same clients.
     Bench(bench::BenchArgs),
+    /// Run a scenario in the deterministic simulator: virtual ESP32s, the broker and subscribers
+    /// over a seeded lossy network; prints the serial, subscriber and broker lines, then the report.
+    Sim(sim_cli::SimArgs),
 }
 
 /// Prints one log line the way mosquitto does: `<unix seconds>: <text>`. The wall clock is read
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
             verbose,
         } => run_broker(config, port, verbose),
         Command::Bench(args) => bench::run(args),
+        Command::Sim(args) => sim_cli::main(args),
     }
 }
 

@@ -111,6 +111,8 @@ struct Inner {
     accept_wakers: Vec<Waker>,
     /// Faults that stay on for connections opened later: by tag (`Some`) or for all (`None`).
     standing: BTreeMap<Option<u32>, Standing>,
+    /// The simulation is over: dropping streams records nothing more.
+    frozen: bool,
 }
 
 /// A standing fault: applied to the matching connections now and to every new one.
@@ -240,6 +242,7 @@ impl Net {
                 wires: Vec::new(),
                 accept_wakers: Vec::new(),
                 standing: BTreeMap::new(),
+                frozen: false,
             })),
         }
     }
@@ -414,6 +417,12 @@ impl Net {
     /// The chosen connections lose transmissions by `loss` from now on (the heal phase).
     pub fn set_loss(&self, which: Which, loss: super::link::LossModel) {
         self.lock().each(which, |l, now| l.set_loss(now, loss.clone()));
+    }
+
+    /// The run is over: streams dropped from now on (with their hosts) send nothing, so the
+    /// trace ends where the simulation did.
+    pub fn freeze(&self) {
+        self.lock().frozen = true;
     }
 
     /// The connection a tagged client opened last, if any.
@@ -677,6 +686,9 @@ impl Drop for LinkStream {
         self.write_closed = true;
         let now = sim_now();
         let mut g = self.net.lock();
+        if g.frozen {
+            return;
+        }
         if let Some(c) = g.conns.get_mut(self.i) {
             c.link.handle_close(now, self.side.sending());
         }
