@@ -105,8 +105,16 @@ pub async fn run_device<C: Connector, H: DeviceHooks>(
         }
         if !writes.is_empty() {
             if let Some(s) = stream.as_mut() {
-                if let Err(e) = s.write_all(&writes).await {
-                    hooks.transport_error(now, &e);
+                // The sketch blocks in the write while the TCP send buffer is full, up to the
+                // library's timeout; then the connection is given up.
+                let limit = std::time::Duration::from_millis(dev.config().params.write_timeout_ms);
+                let written = match tokio::time::timeout(limit, s.write_all(&writes)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
+                };
+                if let Err(e) = written {
+                    let at = hooks.now();
+                    hooks.transport_error(at, &e);
                     stream = None;
                     dev.handle_transport_closed(hooks.now());
                     continue;

@@ -52,11 +52,18 @@ pub struct ProfileParams {
     pub reconnect_interval_ms: u64,
     /// esp-mqtt resends unacknowledged QoS > 0 PUBLISH (DUP = 1) and PUBREL this often while
     /// connected (`MQTT_DEFAULT_RETRANSMIT_TIMEOUT_MS` 1000). PubSubClient: none.
-    /// Not wired yet: see [`crate::device::client_config`].
     pub resend_interval_ms: Option<u64>,
     /// esp-mqtt deletes outbox messages unacknowledged this long (`OUTBOX_EXPIRED_TIMEOUT_MS`
-    /// 30 s). PubSubClient: no outbox. Not wired yet: see [`crate::device::client_config`].
+    /// 30 s). PubSubClient: no outbox.
     pub outbox_expiry_ms: Option<u64>,
+    /// A write to the socket that cannot complete (the TCP send buffer is full because nothing
+    /// is acknowledged) gives the connection up after this long. PubSubClient over arduino-esp32's
+    /// `WiFiClient`: 10 retries of a 1 s `select()` (`WIFI_CLIENT_MAX_WRITE_RETRY`,
+    /// `WIFI_CLIENT_SELECT_TIMEOUT_US`). esp-mqtt: the network timeout, 10 s.
+    pub write_timeout_ms: u64,
+    /// The TCP send buffer of the device's network stack: lwIP's `TCP_SND_BUF` in ESP-IDF's
+    /// default configuration, 4 x 1436-byte MSS = 5,744 bytes. Writes wait when it is full.
+    pub tcp_send_buffer_bytes: usize,
     /// Messages the library holds before `publish` fails. PubSubClient: 0 (it writes at once or
     /// returns false). esp-mqtt: the outbox is unbounded by default (`outbox_limit` 0); bounded
     /// here by the core's default queue.
@@ -78,6 +85,8 @@ impl Profile {
                 reconnect_interval_ms: 5_000,
                 resend_interval_ms: None,
                 outbox_expiry_ms: None,
+                write_timeout_ms: 10_000,
+                tcp_send_buffer_bytes: 5_744,
                 max_queued_messages: 0,
             },
             Profile::EspMqtt => ProfileParams {
@@ -91,6 +100,8 @@ impl Profile {
                 reconnect_interval_ms: 10_000,
                 resend_interval_ms: Some(1_000),
                 outbox_expiry_ms: Some(30_000),
+                write_timeout_ms: 10_000,
+                tcp_send_buffer_bytes: 5_744,
                 max_queued_messages: limits::QUEUED_DEFAULT_MAX_MESSAGES,
             },
         }

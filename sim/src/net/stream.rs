@@ -74,6 +74,10 @@ struct End {
     inbox: VecDeque<u8>,
     eof: bool,
     read_waker: Option<Waker>,
+    /// A writer waiting for room in the send buffer.
+    write_waker: Option<Waker>,
+    /// This end's TCP send buffer: bytes written and not yet acknowledged, at most.
+    send_buffer_bytes: Option<usize>,
 }
 
 struct Conn {
@@ -198,6 +202,9 @@ impl Inner {
         if any {
             for e in c.ends.iter_mut() {
                 if let Some(w) = e.read_waker.take() {
+                    w.wake();
+                }
+                if let Some(w) = e.write_waker.take() {
                     w.wake();
                 }
             }
@@ -559,6 +566,8 @@ pub struct LinkStream {
     side: Side,
     write_closed: bool,
     sleep: Option<(Instant, Pin<Box<Sleep>>)>,
+    /// The writer's own timer (reader and writer may wait in different tasks).
+    wsleep: Option<(Instant, Pin<Box<Sleep>>)>,
     /// Kept open for the connection's life (turmoil's view of it); no bytes go through it.
     _tcp: turmoil::net::TcpStream,
 }
@@ -571,6 +580,7 @@ impl LinkStream {
             side,
             write_closed: false,
             sleep: None,
+            wsleep: None,
             _tcp: tcp,
         }
     }
@@ -579,6 +589,14 @@ impl LinkStream {
     }
     pub fn side(&self) -> Side {
         self.side
+    }
+    /// Bounds this end's send buffer (an embedded stack's, e.g. lwIP's 5,744 bytes): writes
+    /// wait while that many bytes are unacknowledged, as on a real socket. Unbounded by default.
+    pub fn set_send_buffer(&self, bytes: usize) {
+        let mut g = self.net.lock();
+        if let Some(c) = g.conns.get_mut(self.i) {
+            c.ends[side_idx(self.side)].send_buffer_bytes = Some(bytes.max(1));
+        }
     }
 }
 
@@ -636,26 +654,45 @@ impl AsyncRead for LinkStream {
 impl AsyncWrite for LinkStream {
     fn poll_write(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let now = sim_now();
-        let mut g = this.net.lock();
-        g.drive(this.i, now);
-        let Some(c) = g.conns.get_mut(this.i) else {
-            return Poll::Ready(Err(io::ErrorKind::NotFound.into()));
-        };
-        if c.reset {
-            return Poll::Ready(Err(reset_err()));
+        let net = this.net.clone();
+        let mut g = net.lock();
+        loop {
+            g.drive(this.i, now);
+            let Some(c) = g.conns.get_mut(this.i) else {
+                return Poll::Ready(Err(io::ErrorKind::NotFound.into()));
+            };
+            if c.reset {
+                return Poll::Ready(Err(reset_err()));
+            }
+            if this.write_closed {
+                return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+            }
+            let dir = this.side.sending();
+            let me = side_idx(this.side);
+            let room = match c.ends[me].send_buffer_bytes {
+                None => buf.len(),
+                Some(limit) => {
+                    let unacked = usize::try_from(c.link.unacked(dir)).unwrap_or(usize::MAX);
+                    limit.saturating_sub(unacked).min(buf.len())
+                }
+            };
+            if room > 0 || buf.is_empty() {
+                c.link.handle_send(now, dir, &buf[..room]);
+                g.route(this.i);
+                return Poll::Ready(Ok(room));
+            }
+            // Full: wait for acknowledgements (or a reset), driving the link's timers meanwhile.
+            c.ends[me].write_waker = Some(cx.waker().clone());
+            let deadline = c.link.poll_timeout();
+            if arm(&mut this.wsleep, deadline, now, cx).is_pending() {
+                return Poll::Pending;
+            }
         }
-        if this.write_closed {
-            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-        }
-        // Unbounded send buffer: the model has no flow control (see the module doc).
-        c.link.handle_send(now, this.side.sending(), buf);
-        g.route(this.i);
-        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -223,6 +223,8 @@ struct SimConnector {
     tag: u32,
     /// Set at heal time: new connections are lossless too.
     healed: Rc<Cell<bool>>,
+    /// The client's TCP send buffer (a device's lwIP stack); `None` = unbounded (a PC).
+    send_buffer_bytes: Option<usize>,
 }
 
 impl SimConnector {
@@ -232,8 +234,14 @@ impl SimConnector {
         if self.healed.get() {
             cfg.loss = LossModel::None;
         }
-        let tag = self.tag;
-        Box::pin(async move { net.connect_tagged((BROKER_HOST, BROKER_PORT), cfg, tag).await })
+        let (tag, send_buffer) = (self.tag, self.send_buffer_bytes);
+        Box::pin(async move {
+            let stream = net.connect_tagged((BROKER_HOST, BROKER_PORT), cfg, tag).await?;
+            if let Some(bytes) = send_buffer {
+                stream.set_send_buffer(bytes);
+            }
+            Ok(stream)
+        })
     }
 }
 
@@ -504,6 +512,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
                 link: link_config(&link),
                 tag: id.0,
                 healed: healed.clone(),
+                send_buffer_bytes: Some(cfg.params.tcp_send_buffer_bytes),
             };
             devices.push((cfg, connector, rx, hooks));
         }
@@ -543,6 +552,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
             link: link_config(sc.link(&s.link)),
             tag,
             healed: healed.clone(),
+            send_buffer_bytes: None,
         };
         let hooks = SimSubscriber {
             id,

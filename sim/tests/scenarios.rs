@@ -1,0 +1,112 @@
+//! Every `scenarios/*.toml` as its own named test (`cargo test --test scenarios -- NAME`).
+//!
+//! Each test runs its scenario with the file's seed twice and compares the whole trace (every
+//! serial, subscriber, broker and net line, and the report) byte for byte; runs it with the next
+//! seed and requires a different trace; fails with the seed, what broke, when, the trace tail
+//! and a replay line when an invariant or an `[expect]` range breaks; and checks the report
+//! against its snapshot in `snapshots/` (`cargo insta review`, or `INSTA_UPDATE=always`, after
+//! an intended change).
+
+use std::path::{Path, PathBuf};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use mqsim_sim::run::{run, trace_tail, RunOptions};
+use mqsim_sim::scenario::Scenario;
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+fn check(path: &Path) -> Result<(), Failed> {
+    let scenario = Scenario::load(path).map_err(|e| e.to_string())?;
+    let opts = RunOptions::default();
+    let a = run(&scenario, &opts)?;
+    if a.failed() {
+        let mut msg = format!(
+            "{} failed with seed {}\n",
+            a.scenario.file, a.scenario.seed
+        );
+        for v in &a.violations {
+            msg.push_str(&format!(
+                "  invariant {} broken at {}.{:03} s: {}\n",
+                v.invariant,
+                v.at / 1_000_000,
+                (v.at / 1_000) % 1_000,
+                v.detail
+            ));
+        }
+        for u in &a.unmet {
+            msg.push_str(&format!("  expectation not met: {u}\n"));
+        }
+        msg.push_str(&a.report.render());
+        msg.push_str("last lines of the trace:\n");
+        msg.push_str(&trace_tail(&a, 25));
+        msg.push_str(&format!("replay: {}\n", a.replay_line()));
+        return Err(msg.into());
+    }
+    let b = run(&scenario, &opts)?;
+    if a.trace() != b.trace() {
+        let first = a
+            .trace()
+            .lines()
+            .zip(b.trace().lines())
+            .position(|(x, y)| x != y)
+            .unwrap_or(0);
+        return Err(format!(
+            "same seed {}, different traces from line {}:\n  {}\n  {}",
+            a.scenario.seed,
+            first + 1,
+            a.trace().lines().nth(first).unwrap_or(""),
+            b.trace().lines().nth(first).unwrap_or("")
+        )
+        .into());
+    }
+    let other = RunOptions {
+        seed: Some(a.scenario.seed.wrapping_add(1)),
+        ..RunOptions::default()
+    };
+    let c = run(&scenario, &other)?;
+    if c.trace() == a.trace() {
+        return Err(format!(
+            "seeds {} and {} gave the same trace: the seed does not reach the run",
+            a.scenario.seed, c.scenario.seed
+        )
+        .into());
+    }
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("scenario")
+        .to_string();
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    let report = a.report.render();
+    // A mismatch panics; libtest-mimic reports the panic as this test's failure.
+    settings.bind(|| insta::assert_snapshot!(name, report));
+    Ok(())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
+        .expect("scenarios/ exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no scenarios in {:?}", scenarios_dir());
+    let trials = files
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("?")
+                .to_string();
+            Trial::test(name, move || check(&path))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
