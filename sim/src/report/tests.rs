@@ -11,7 +11,6 @@ heal_s = 5
 name = "esp32"
 profile = "pubsubclient"
 qos = 0
-topic = "ESP32/TEM"
 [[subscriber]]
 name = "sub"
 filter = "ESP32/#"
@@ -94,9 +93,9 @@ fn check_expect_lists_every_unmet_range() {
         check_expect(&scenario.expect, &report),
         vec![
             "r.toml: violations = 1, expected [0, 0]".to_string(),
-            "r.toml:14: delivered = 2, expected [3, 3]".to_string(),
-            "r.toml:15: lost = 1, expected [0, 0]".to_string(),
-            "r.toml:17: device.esp32.reconnects = 1, expected [0, 0]".to_string(),
+            "r.toml:13: delivered = 2, expected [3, 3]".to_string(),
+            "r.toml:14: lost = 1, expected [0, 0]".to_string(),
+            "r.toml:16: device.esp32.reconnects = 1, expected [0, 0]".to_string(),
         ]
     );
 }
