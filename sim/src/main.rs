@@ -3,6 +3,7 @@
 
 mod bench;
 mod config;
+mod device_cli;
 mod sim_cli;
 
 use std::path::PathBuf;
@@ -45,6 +46,8 @@ enum Command {
     /// Run a scenario in the deterministic simulator: virtual ESP32s, the broker and subscribers
     /// over a seeded lossy network; prints the serial, subscriber and broker lines, then the report.
     Sim(sim_cli::SimArgs),
+    /// Run virtual ESP32s (the simulator's device code) over real TCP against any broker.
+    Device(device_cli::DeviceArgs),
 }
 
 /// Prints one log line the way mosquitto does: `<unix seconds>: <text>`. The wall clock is read
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         } => run_broker(config, port, verbose),
         Command::Bench(args) => bench::run(args),
         Command::Sim(args) => sim_cli::main(args),
+        Command::Device(args) => device_cli::main(args),
     }
 }
 
