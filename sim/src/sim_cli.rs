@@ -38,9 +38,161 @@ pub struct SimArgs {
     /// Only the report (and failures).
     #[arg(long)]
     pub quiet: bool,
+    /// Sweep: run every seed of `A..B` (end excluded) on all cores; print each failing seed
+    /// with its replay line, then a summary.
+    #[arg(long, value_name = "A..B", value_parser = parse_range, conflicts_with_all = ["seed", "pcap", "trace"])]
+    pub seeds: Option<(u64, u64)>,
+    /// Threads for a sweep (default: every core).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Measure the simulator: simulated seconds per wall second for one device over a simulated
+    /// hour at 5 % loss, and the default scenario's seeds per minute on every core.
+    #[arg(long, conflicts_with_all = ["seed", "seeds", "pcap", "trace"])]
+    pub bench: bool,
 }
 
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("expected A..B, got {s:?}"))?;
+    let a: u64 = a.parse().map_err(|_| format!("bad start {a:?}"))?;
+    let b: u64 = b.parse().map_err(|_| format!("bad end {b:?}"))?;
+    if b <= a {
+        return Err(format!("empty range {s}"));
+    }
+    Ok((a, b))
+}
+
+/// What a sweep found.
+pub struct Sweep {
+    pub runs: u64,
+    pub failed: Vec<(u64, String)>,
+    pub wall: std::time::Duration,
+    pub simulated_ms: u64,
+}
+
+/// Runs seeds `a..b` of `scenario` on `jobs` threads; each thread takes the next seed.
+pub fn sweep(scenario: &Scenario, opts: &RunOptions, (a, b): (u64, u64), jobs: usize) -> Sweep {
+    let next = std::sync::atomic::AtomicU64::new(a);
+    let started = std::time::Instant::now();
+    let results = std::sync::Mutex::new((Vec::new(), 0u64, 0u64));
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| loop {
+                let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if seed >= b {
+                    return;
+                }
+                let o = RunOptions {
+                    seed: Some(seed),
+                    ..opts.clone()
+                };
+                let (fail, sim_ms) = match run(scenario, &o) {
+                    Ok(out) if out.failed() => {
+                        let why = out
+                            .violations
+                            .iter()
+                            .map(|v| format!("{} at {} us: {}", v.invariant, v.at, v.detail))
+                            .chain(out.unmet.iter().cloned())
+                            .next()
+                            .unwrap_or_default();
+                        (Some(format!("{why}\n  replay: {}", out.replay_line())), out.simulated_ms)
+                    }
+                    Ok(out) => (None, out.simulated_ms),
+                    Err(e) => (Some(e), 0),
+                };
+                let mut g = results.lock().unwrap_or_else(|e| e.into_inner());
+                g.1 += 1;
+                g.2 += sim_ms;
+                if let Some(f) = fail {
+                    g.0.push((seed, f));
+                }
+            });
+        }
+    });
+    let (mut failed, runs, simulated_ms) = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    failed.sort();
+    Sweep {
+        runs,
+        failed,
+        wall: started.elapsed(),
+        simulated_ms,
+    }
+}
+
+fn jobs(args: &SimArgs) -> usize {
+    args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
+
+/// `--bench`: the two figures the README quotes.
+fn bench(args: &SimArgs) -> ExitCode {
+    let Ok(one) = Scenario::parse(BENCH_ONE_DEVICE_HOUR, "bench: one device, 1 h, 5 % loss") else {
+        return ExitCode::from(2);
+    };
+    for tick in [1u64, 10] {
+        let mut sc = one.clone();
+        sc.tick_ms = tick;
+        match run(&sc, &RunOptions::default()) {
+            Ok(out) => println!(
+                "one esp-mqtt device, QoS 1, 5 % loss, {} simulated s, tick {tick} ms: wall {:.2} s, {:.0} simulated s per wall s ({} violations)",
+                out.simulated_ms / 1000,
+                out.wall.as_secs_f64(),
+                out.simulated_ms as f64 / 1000.0 / out.wall.as_secs_f64(),
+                out.violations.len()
+            ),
+            Err(e) => {
+                eprintln!("mqsim sim --bench: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let Ok(default) = Scenario::parse(DEFAULT_SCENARIO_TEXT, DEFAULT_SCENARIO) else {
+        return ExitCode::from(2);
+    };
+    let jobs = jobs(args);
+    let seeds = 200;
+    let s = sweep(&default, &RunOptions::default(), (1, 1 + seeds), jobs);
+    println!(
+        "{DEFAULT_SCENARIO} (tick {} ms, {} simulated s a run): {} seeds on {jobs} threads in {:.2} s = {:.0} seeds per minute, {:.0} simulated s per wall s ({} failed)",
+        default.tick_ms,
+        s.simulated_ms / 1000 / s.runs.max(1),
+        s.runs,
+        s.wall.as_secs_f64(),
+        s.runs as f64 * 60.0 / s.wall.as_secs_f64(),
+        s.simulated_ms as f64 / 1000.0 / s.wall.as_secs_f64(),
+        s.failed.len()
+    );
+    ExitCode::SUCCESS
+}
+
+/// The benchmark's long run: one esp-mqtt device at QoS 1, 5 % independent loss, one hour.
+const BENCH_ONE_DEVICE_HOUR: &str = r#"
+description = "bench: one device, one simulated hour, 5 % loss"
+duration_s = 3600
+heal_s = 30
+[link.wifi]
+latency_ms = 15
+jitter_ms = 5
+loss = 0.05
+[[device]]
+name = "esp32"
+profile = "esp-mqtt"
+qos = 1
+link = "wifi"
+[[subscriber]]
+name = "sub"
+filter = "ESP32/#"
+qos = 1
+"#;
+
 pub fn main(args: SimArgs) -> ExitCode {
+    if args.bench {
+        return bench(&args);
+    }
     let scenario = match &args.file {
         Some(path) => Scenario::load(path),
         None => match std::fs::read_to_string(DEFAULT_SCENARIO) {
@@ -62,6 +214,26 @@ pub fn main(args: SimArgs) -> ExitCode {
         show_net,
         capture: args.pcap.is_some(),
     };
+    if let Some(range) = args.seeds {
+        let jobs = jobs(&args);
+        let s = sweep(&scenario, &opts, range, jobs);
+        for (seed, why) in &s.failed {
+            println!("seed {seed}: {why}");
+        }
+        println!(
+            "{}: {} seeds, {} failed, {:.2} s wall on {jobs} threads ({:.0} seeds per minute)",
+            scenario.file,
+            s.runs,
+            s.failed.len(),
+            s.wall.as_secs_f64(),
+            s.runs as f64 * 60.0 / s.wall.as_secs_f64().max(1e-9)
+        );
+        return if s.failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
     let out = match run(&scenario, &opts) {
         Ok(o) => o,
         Err(e) => {
