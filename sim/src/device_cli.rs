@@ -4,7 +4,6 @@
 //! (a real socket) and the clock (tokio's) differ. Prints the serial monitor lines.
 
 use std::io;
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,7 +11,7 @@ use clap::ValueEnum;
 use mqsim::device::{self, Device, DeviceConfig, DeviceEvent, Reading, WallClock};
 use mqsim::time::{Duration, Instant};
 use mqsim::QoS;
-use mqsim_sim::device_io::{run_device, Connector, Control, DeviceHooks};
+use mqsim_sim::device_io::{run_device, Connecting, Connector, Control, DeviceHooks};
 use mqsim_sim::run::sensor::Sensor;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -56,7 +55,7 @@ struct TcpConnector {
 
 impl Connector for TcpConnector {
     type Stream = TcpStream;
-    fn connect(&mut self) -> Pin<Box<dyn std::future::Future<Output = io::Result<TcpStream>>>> {
+    fn connect(&mut self) -> Connecting<TcpStream> {
         let (addr, timeout) = (self.addr.clone(), self.timeout);
         Box::pin(async move {
             let s = tokio::time::timeout(timeout, TcpStream::connect(addr))
@@ -168,10 +167,16 @@ pub fn main(args: DeviceArgs) -> ExitCode {
             let hooks = RealHooks {
                 epoch,
                 clock: wall_clock_now(),
-                label: if count > 1 { format!("[{i}] ") } else { String::new() },
+                label: if count > 1 {
+                    format!("[{i}] ")
+                } else {
+                    String::new()
+                },
                 sensor: Sensor::new(args.seed.wrapping_add(u64::from(i))),
             };
-            tasks.push(tokio::task::spawn_local(run_device(dev, connector, rx, hooks)));
+            tasks.push(tokio::task::spawn_local(run_device(
+                dev, connector, rx, hooks,
+            )));
         }
         let stop = async {
             match args.duration {

@@ -19,10 +19,13 @@ use tokio::sync::mpsc;
 /// Bytes read from the transport per read call.
 const READ_CHUNK_BYTES: usize = 2 * 1024;
 
+/// A connection being opened.
+pub type Connecting<S> = Pin<Box<dyn Future<Output = io::Result<S>>>>;
+
 /// Opens the device's TCP connection to the broker.
 pub trait Connector {
     type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
-    fn connect(&mut self) -> Pin<Box<dyn Future<Output = io::Result<Self::Stream>>>>;
+    fn connect(&mut self) -> Connecting<Self::Stream>;
 }
 
 /// What the world tells the device besides bytes.
@@ -60,7 +63,7 @@ pub async fn run_device<C: Connector, H: DeviceHooks>(
     mut hooks: H,
 ) {
     let mut stream: Option<C::Stream> = None;
-    let mut connecting: Option<Pin<Box<dyn Future<Output = io::Result<C::Stream>>>>> = None;
+    let mut connecting: Option<Connecting<C::Stream>> = None;
     let mut access_point = true;
     let mut wants_wifi = false;
     let mut wifi_up_at: Option<Instant> = None;

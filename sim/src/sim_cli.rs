@@ -96,7 +96,10 @@ pub fn sweep(scenario: &Scenario, opts: &RunOptions, (a, b): (u64, u64), jobs: u
                             .chain(out.unmet.iter().cloned())
                             .next()
                             .unwrap_or_default();
-                        (Some(format!("{why}\n  replay: {}", out.replay_line())), out.simulated_ms)
+                        (
+                            Some(format!("{why}\n  replay: {}", out.replay_line())),
+                            out.simulated_ms,
+                        )
                     }
                     Ok(out) => (None, out.simulated_ms),
                     Err(e) => (Some(e), 0),
@@ -268,7 +271,10 @@ pub fn main(args: SimArgs) -> ExitCode {
     }
     if out.failed() {
         eprintln!();
-        eprintln!("FAILED: {} with seed {}", out.scenario.file, out.scenario.seed);
+        eprintln!(
+            "FAILED: {} with seed {}",
+            out.scenario.file, out.scenario.seed
+        );
         for v in &out.violations {
             eprintln!(
                 "  invariant {} broken at {}.{:03} s: {}",

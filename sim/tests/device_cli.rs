@@ -41,7 +41,10 @@ fn virtual_esp32_publishes_to_a_real_broker_over_tcp() {
         "{serial}"
     );
     let readings = lines.iter().filter(|l| **l == "Publish message:").count();
-    assert!((3..=6).contains(&readings), "{readings} readings in 3 s at 500 ms");
+    assert!(
+        (3..=6).contains(&readings),
+        "{readings} readings in 3 s at 500 ms"
+    );
     assert!(lines.contains(&"Temperature : 26.70°C"), "{serial}");
     // Every serial line carries the Arduino IDE's `HH:MM:SS.mmm -> ` prefix.
     for l in serial.lines() {

@@ -22,10 +22,7 @@ fn check(path: &Path) -> Result<(), Failed> {
     let opts = RunOptions::default();
     let a = run(&scenario, &opts)?;
     if a.failed() {
-        let mut msg = format!(
-            "{} failed with seed {}\n",
-            a.scenario.file, a.scenario.seed
-        );
+        let mut msg = format!("{} failed with seed {}\n", a.scenario.file, a.scenario.seed);
         for v in &a.violations {
             msg.push_str(&format!(
                 "  invariant {} broken at {}.{:03} s: {}\n",

@@ -815,7 +815,10 @@ impl Device {
         let may = self.link == Link::Up
             || (qos != QoS::AtMostOnce && self.config.profile.queues_while_disconnected());
         let accepted = may
-            && match self.client.publish(self.now, topic, &payload, qos, self.config.retain) {
+            && match self
+                .client
+                .publish(self.now, topic, &payload, qos, self.config.retain)
+            {
                 Ok(id) => {
                     self.seqs.insert(id, seq);
                     true

@@ -423,7 +423,8 @@ impl Net {
 
     /// The chosen connections lose transmissions by `loss` from now on (the heal phase).
     pub fn set_loss(&self, which: Which, loss: super::link::LossModel) {
-        self.lock().each(which, |l, now| l.set_loss(now, loss.clone()));
+        self.lock()
+            .each(which, |l, now| l.set_loss(now, loss.clone()));
     }
 
     /// The run is over: streams dropped from now on (with their hosts) send nothing, so the

@@ -21,9 +21,7 @@ use std::time::{Duration as StdDuration, UNIX_EPOCH};
 
 use mqsim::broker::{self, Broker};
 use mqsim::client::{ClientConfig, Event};
-use mqsim::device::{
-    self, parse_tag, Device, DeviceConfig, DeviceEvent, Reading, WallClock,
-};
+use mqsim::device::{self, parse_tag, Device, DeviceConfig, DeviceEvent, Reading, WallClock};
 use mqsim::net::tokio::spawn_broker;
 use mqsim::time::{Duration, Instant};
 use mqsim::QoS;
@@ -32,7 +30,7 @@ use rand_core::{RngCore, SeedableRng};
 use tokio::sync::mpsc;
 
 use crate::check::{DeviceId, Ledger, MsgId, SubscriberId, Violation};
-use crate::device_io::{run_device, Connector, Control, DeviceHooks};
+use crate::device_io::{run_device, Connecting, Connector, Control, DeviceHooks};
 use crate::net::link::{Dir, LinkConfig, LossModel, Side};
 use crate::net::stream::{sim_now, LinkStream, Net, Which};
 use crate::report::{check_expect, Report, RunFacts};
@@ -152,7 +150,10 @@ impl RunOutcome {
 
 /// Lines from every host, in the order they happened (turmoil runs hosts on one thread).
 #[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<(Instant, u64, Source, String)>>>);
+struct Lines(Arc<Mutex<Vec<RawLine>>>);
+
+/// A line as written: time, write order, source, text.
+type RawLine = (Instant, u64, Source, String);
 
 impl Lines {
     fn push(&self, at: Instant, source: Source, text: String) {
@@ -160,7 +161,7 @@ impl Lines {
         let n = g.len() as u64;
         g.push((at, n, source, text));
     }
-    fn take(&self) -> Vec<(Instant, u64, Source, String)> {
+    fn take(&self) -> Vec<RawLine> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
@@ -228,7 +229,7 @@ struct SimConnector {
 }
 
 impl SimConnector {
-    fn open(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<LinkStream>>>> {
+    fn open(&self) -> Connecting<LinkStream> {
         let net = self.net.clone();
         let mut cfg = self.link.clone();
         if self.healed.get() {
@@ -236,7 +237,9 @@ impl SimConnector {
         }
         let (tag, send_buffer) = (self.tag, self.send_buffer_bytes);
         Box::pin(async move {
-            let stream = net.connect_tagged((BROKER_HOST, BROKER_PORT), cfg, tag).await?;
+            let stream = net
+                .connect_tagged((BROKER_HOST, BROKER_PORT), cfg, tag)
+                .await?;
             if let Some(bytes) = send_buffer {
                 stream.set_send_buffer(bytes);
             }
@@ -247,9 +250,7 @@ impl SimConnector {
 
 impl Connector for SimConnector {
     type Stream = LinkStream;
-    fn connect(
-        &mut self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<LinkStream>>>> {
+    fn connect(&mut self) -> Connecting<LinkStream> {
         self.open()
     }
 }
@@ -423,7 +424,11 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
                 let version = env!("CARGO_PKG_VERSION");
                 let say = |text: String| {
                     let now = sim_now();
-                    lines.push(now, Source::Broker, format!("{}: {text}", unix_seconds(now)));
+                    lines.push(
+                        now,
+                        Source::Broker,
+                        format!("{}: {text}", unix_seconds(now)),
+                    );
                 };
                 say(format!("mqsim version {version} starting"));
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", BROKER_PORT)).await?;
@@ -436,7 +441,11 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
                         // One line per line, each with its timestamp, as mosquitto prints them.
                         let now = sim_now();
                         for part in l.split('\n') {
-                            sink.push(now, Source::Broker, format!("{}: {part}", unix_seconds(now)));
+                            sink.push(
+                                now,
+                                Source::Broker,
+                                format!("{}: {part}", unix_seconds(now)),
+                            );
                         }
                     }),
                 );
@@ -493,7 +502,10 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
             controls.insert(id.0, tx);
             tags_by_name.entry(d.name.clone()).or_default().push(id.0);
             if client_id != d.name {
-                tags_by_name.entry(client_id.clone()).or_default().push(id.0);
+                tags_by_name
+                    .entry(client_id.clone())
+                    .or_default()
+                    .push(id.0);
             }
             let link = sc.link(&d.link).clone();
             let hooks = SimDevice {
@@ -651,7 +663,11 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
                             net.power_cut(Which::Tag(t), Side::Client);
                         }
                         if let Some(c) = controls.get(&t) {
-                            let _ = c.send(if *up { Control::WifiUp } else { Control::WifiDown });
+                            let _ = c.send(if *up {
+                                Control::WifiUp
+                            } else {
+                                Control::WifiDown
+                            });
                         }
                     }
                 }

@@ -3,10 +3,6 @@
 //! message as `topic payload`, and reconnects a second after a loss (libmosquitto's default
 //! reconnect delay).
 
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
-
 use mqsim::client::{Client, ClientConfig, Event};
 use mqsim::driver::{drain, Output};
 use mqsim::time::{Duration, Instant};
@@ -14,7 +10,7 @@ use mqsim::QoS;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::device_io::{sleep_until, Control};
+use crate::device_io::{sleep_until, Connecting, Control};
 
 /// libmosquitto's `reconnect_delay` default.
 pub const RECONNECT_DELAY_MS: u64 = 1_000;
@@ -34,7 +30,7 @@ pub trait SubHooks {
     fn event(&mut self, now: Instant, ev: SubEvent<'_>);
 }
 
-pub type Connect<S> = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = io::Result<S>>>>>;
+pub type Connect<S> = Box<dyn FnMut() -> Connecting<S>>;
 
 /// Runs one subscriber until `control` says stop or closes. `WifiDown` cuts its link (the
 /// stream is dropped; the caller has silenced it) and holds reconnects until `WifiUp`.
@@ -53,7 +49,7 @@ pub async fn run_subscriber<S, H>(
         return;
     };
     let mut stream: Option<S> = None;
-    let mut connecting: Option<Pin<Box<dyn Future<Output = io::Result<S>>>>> = Some(connect());
+    let mut connecting: Option<Connecting<S>> = Some(connect());
     let mut reconnect_at: Option<Instant> = None;
     let mut online = true;
     let (mut buf, mut writes, mut events) = (Vec::new(), Vec::new(), Vec::new());
