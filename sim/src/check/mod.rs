@@ -160,6 +160,8 @@ pub struct Ledger {
     heal_at: Option<Micros>,
     finish_at: Option<Micros>,
     violations: Vec<Violation>,
+    /// Times of broker restarts without persistence.
+    restarts: Vec<Micros>,
 }
 
 impl Ledger {
@@ -300,8 +302,27 @@ impl Ledger {
     /// The publisher's client reported the message done: PUBACK (QoS 1), PUBCOMP (QoS 2), or
     /// written to the socket (QoS 0).
     pub fn publish_completed(&mut self, at: Micros, device: DeviceId, seq: u64) {
-        if let Some(m) = self.messages.get_mut(&MsgId { device, seq }) {
-            m.completed_at.get_or_insert(at);
+        let Some(m) = self.messages.get_mut(&MsgId { device, seq }) else {
+            return;
+        };
+        if m.completed_at.is_some() {
+            return;
+        }
+        m.completed_at = Some(at);
+        // Published before a broker restart without persistence and accepted by the broker
+        // after it: a subscriber that has not subscribed again since has no subscription there
+        // to deliver it to. Its subscription went with the broker's state.
+        if self.restarts.iter().any(|&r| m.called_at <= r && r <= at) {
+            for (sub, c) in m.covered.iter_mut() {
+                let got = m.receipts.get(sub).is_some_and(|r| r.first_at.is_some());
+                let covered_now = self.subscribers[sub.0 as usize]
+                    .filters
+                    .keys()
+                    .any(|f| filter::matches(f, &m.topic));
+                if !got && !covered_now {
+                    c.lost_with_broker = true;
+                }
+            }
         }
     }
 
@@ -444,6 +465,7 @@ impl Ledger {
         if persistent {
             return;
         }
+        self.restarts.push(at);
         for s in &mut self.subscribers {
             s.session_epoch += 1;
             s.filters.clear();

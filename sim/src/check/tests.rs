@@ -268,6 +268,24 @@ fn a_broker_restart_without_persistence_loses_what_it_held_apart() {
     assert_eq!((t.lost_with_broker, t.lost), (1, 1));
 }
 
+/// A message published while the broker is down and accepted by the restarted broker before
+/// the subscriber subscribed again: its subscription went with the broker's state.
+#[test]
+fn accepted_after_a_restart_before_the_subscriber_is_back_is_lost_with_the_broker() {
+    let (mut l, d, s) = setup(1, false);
+    l.publish_called(2 * S, d, 0, "ESP32/TEM", 1, true); // the broker is down
+    l.broker_restarted(4 * S, false);
+    l.device_connected(5 * S, d, true);
+    l.publish_completed(5 * S, d, 0); // the new broker acknowledges it; nobody subscribed
+    l.subscriber_connected(9 * S, s, false);
+    l.subscribed(9 * S, s, "ESP32/#", 1, false);
+    l.heal(10 * S);
+    l.finish(40 * S);
+    assert!(l.violations().is_empty(), "{:?}", l.violations());
+    let t = l.summary().all;
+    assert_eq!((t.lost_with_broker, t.lost), (1, 0));
+}
+
 #[test]
 fn scenario_registration_numbers_devices_then_subscribers() {
     let text = "description = \"x\"\nduration_s = 10\n[[device]]\nname = \"a\"\ncount = 2\nprofile = \"esp-mqtt\"\nqos = 1\n[[device]]\nname = \"b\"\nprofile = \"pubsubclient\"\nqos = 0\n[[subscriber]]\nname = \"s\"\nfilter = \"#\"\nqos = 1\n";
