@@ -627,6 +627,10 @@ impl Link {
     pub fn is_dead(&self) -> bool {
         matches!(self.state, State::Reset | State::Failed)
     }
+    /// The link's own clock: the latest instant it has processed.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
     /// Bytes (and FIN) sent in `dir` that the sender has not seen acknowledged yet.
     pub fn unacked(&self, dir: Dir) -> u64 {
         let s = &self.streams[dir.idx()];

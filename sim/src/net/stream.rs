@@ -96,6 +96,11 @@ struct Conn {
 }
 
 impl Conn {
+    /// The link's clock: the instant of the event being routed.
+    fn link_now(&self) -> Instant {
+        self.link.now()
+    }
+
     fn matches(&self, which: Which) -> bool {
         match which {
             Which::All => true,
@@ -117,6 +122,20 @@ struct Inner {
     standing: BTreeMap<Option<u32>, Standing>,
     /// The simulation is over: dropping streams records nothing more.
     frozen: bool,
+    /// Bytes as they reach each receiving application, when tapping is on.
+    taps: Option<Vec<Tap>>,
+}
+
+/// Bytes delivered to one end of a connection (in order, no gaps, no duplicates): what an
+/// observer at the byte edge sees, for checks fed from the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tap {
+    pub at: Instant,
+    pub conn: ConnId,
+    /// The tag the client connected with ([`Net::connect_tagged`]).
+    pub tag: Option<u32>,
+    pub dir: Dir,
+    pub bytes: Vec<u8>,
 }
 
 /// A standing fault: applied to the matching connections now and to every new one.
@@ -178,6 +197,15 @@ impl Inner {
                 Output::Established => c.established = true,
                 Output::ConnectFailed => c.failed = true,
                 Output::Deliver { dir, bytes } => {
+                    if let Some(taps) = self.taps.as_mut() {
+                        taps.push(Tap {
+                            at: c.link_now(),
+                            conn: c.id,
+                            tag: c.tag,
+                            dir,
+                            bytes: bytes.clone(),
+                        });
+                    }
                     c.ends[side_idx(dir.receiver())].inbox.extend(bytes);
                 }
                 Output::Closed { dir } => c.ends[side_idx(dir.receiver())].eof = true,
@@ -250,6 +278,7 @@ impl Net {
                 accept_wakers: Vec::new(),
                 standing: BTreeMap::new(),
                 frozen: false,
+                taps: None,
             })),
         }
     }
@@ -431,6 +460,20 @@ impl Net {
     /// trace ends where the simulation did.
     pub fn freeze(&self) {
         self.lock().frozen = true;
+    }
+
+    /// Starts recording every delivery ([`Net::take_taps`]).
+    pub fn enable_taps(&self) {
+        self.lock().taps.get_or_insert_with(Vec::new);
+    }
+
+    /// The deliveries recorded since the last call, in the order they happened.
+    pub fn take_taps(&self) -> Vec<Tap> {
+        self.lock()
+            .taps
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The connection a tagged client opened last, if any.

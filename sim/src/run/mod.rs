@@ -11,6 +11,7 @@
 
 pub mod sensor;
 pub mod subscriber;
+pub mod wire;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -47,8 +48,7 @@ pub const BROKER_PORT: u16 = 1883;
 pub const EPOCH_UNIX_MS: u64 = 1_657_156_638_933;
 /// The serial monitor prints local time of day: the reference's UTC+9.
 const SERIAL_UTC_OFFSET_MS: u64 = 9 * 3_600_000;
-/// Tags of subscribers' connections start here (devices use their ledger index).
-const SUBSCRIBER_TAG_BASE: u32 = 1 << 20;
+use wire::{WireCheck, SUBSCRIBER_TAG_BASE};
 /// turmoil stops a run that passes its configured duration; ours ends earlier by itself.
 const SIM_DURATION_SLACK_MS: u64 = 10_000;
 
@@ -400,6 +400,8 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         .rng_seed(derive(seed, 1))
         .build();
     let net = Net::new(derive(seed, 2));
+    net.enable_taps();
+    let mut wire = WireCheck::default();
     let lines = Lines::default();
     let ledger = Rc::new(RefCell::new(Ledger::for_scenario(&sc)));
     let healed = Rc::new(Cell::new(false));
@@ -589,6 +591,12 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         }
     });
 
+    let subscriber_ids: Vec<SubscriberId> = sc
+        .subscribers
+        .iter()
+        .filter_map(|s| ledger.borrow().subscriber_id(&s.name))
+        .collect();
+
     // The timeline: faults, then the heal.
     let all_tags: Vec<u32> = controls.keys().copied().collect();
     let targets = |t: &Option<String>| -> Vec<u32> {
@@ -713,6 +721,13 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
             break;
         }
         sim.step().map_err(|e| format!("simulation stopped: {e}"))?;
+        let taps = net.take_taps();
+        if !taps.is_empty() {
+            let mut l = ledger.borrow_mut();
+            for tap in taps {
+                wire.feed(&mut l, &subscriber_ids, tap);
+            }
+        }
     }
     let simulated_ms = sim.elapsed().as_millis() as u64;
     ledger
