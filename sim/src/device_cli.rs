@@ -100,15 +100,8 @@ fn wall_clock_now() -> WallClock {
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-        % 86_400_000;
-    WallClock::from_hms_ms(
-        (ms / 3_600_000) as u8,
-        ((ms / 60_000) % 60) as u8,
-        ((ms / 1_000) % 60) as u8,
-        (ms % 1_000) as u16,
-    )
-    .unwrap_or_else(|| WallClock::from_hms_ms(0, 0, 0, 0).expect("midnight"))
+        .unwrap_or(0);
+    WallClock::from_ms_of_day(ms)
 }
 
 pub fn main(args: DeviceArgs) -> ExitCode {

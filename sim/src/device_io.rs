@@ -11,7 +11,7 @@ use std::io;
 use std::pin::Pin;
 
 use mqsim::device::{Device, DeviceEvent, Reading};
-use mqsim::driver::{drain, Output};
+use mqsim::driver::drain_into;
 use mqsim::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -76,11 +76,7 @@ pub async fn run_device<C: Connector, H: DeviceHooks>(
         // Drain every output after every input; the device's requests are inputs in turn.
         let now = hooks.now();
         writes.clear();
-        let timeout = drain(&mut dev, &mut buf, |out, bytes| match out {
-            Output::Transmit(()) => writes.extend_from_slice(bytes),
-            Output::Event(ev) => events.push(ev),
-            Output::Timeout(_) => {}
-        });
+        let timeout = drain_into(&mut dev, &mut buf, &mut writes, &mut events);
         let mut again = false;
         for ev in events.drain(..) {
             hooks.event(now, &ev);

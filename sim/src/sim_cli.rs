@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use mqsim_sim::run::{run, trace_tail, RunOptions};
+use mqsim_sim::run::{run, RunOptions};
 use mqsim_sim::scenario::Scenario;
 
 /// The scenario `mqsim sim` runs without a file: the reference ESP32 at QoS 0 over lossy WiFi.
@@ -271,25 +271,7 @@ pub fn main(args: SimArgs) -> ExitCode {
     }
     if out.failed() {
         eprintln!();
-        eprintln!(
-            "FAILED: {} with seed {}",
-            out.scenario.file, out.scenario.seed
-        );
-        for v in &out.violations {
-            eprintln!(
-                "  invariant {} broken at {}.{:03} s: {}",
-                v.invariant,
-                v.at / 1_000_000,
-                (v.at / 1_000) % 1_000,
-                v.detail
-            );
-        }
-        for u in &out.unmet {
-            eprintln!("  expectation not met: {u}");
-        }
-        eprintln!("last lines of the trace:");
-        eprint!("{}", trace_tail(&out, FAILURE_TAIL_LINES));
-        eprintln!("replay: {}", out.replay_line());
+        eprint!("{}", out.failure_text(FAILURE_TAIL_LINES));
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use mqsim_sim::run::{run, trace_tail, RunOptions};
+use mqsim_sim::run::{run, RunOptions};
 use mqsim_sim::scenario::Scenario;
 
 fn scenarios_dir() -> PathBuf {
@@ -18,28 +18,15 @@ fn scenarios_dir() -> PathBuf {
 }
 
 fn check(path: &Path) -> Result<(), Failed> {
-    let scenario = Scenario::load(path).map_err(|e| e.to_string())?;
+    let mut scenario = Scenario::load(path).map_err(|e| e.to_string())?;
+    // Named as a user types it at the repository's root, for the replay line.
+    if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+        scenario.file = format!("scenarios/{name}");
+    }
     let opts = RunOptions::default();
     let a = run(&scenario, &opts)?;
     if a.failed() {
-        let mut msg = format!("{} failed with seed {}\n", a.scenario.file, a.scenario.seed);
-        for v in &a.violations {
-            msg.push_str(&format!(
-                "  invariant {} broken at {}.{:03} s: {}\n",
-                v.invariant,
-                v.at / 1_000_000,
-                (v.at / 1_000) % 1_000,
-                v.detail
-            ));
-        }
-        for u in &a.unmet {
-            msg.push_str(&format!("  expectation not met: {u}\n"));
-        }
-        msg.push_str(&a.report.render());
-        msg.push_str("last lines of the trace:\n");
-        msg.push_str(&trace_tail(&a, 25));
-        msg.push_str(&format!("replay: {}\n", a.replay_line()));
-        return Err(msg.into());
+        return Err(format!("{}{}", a.failure_text(25), a.report.render()).into());
     }
     let b = run(&scenario, &opts)?;
     if a.trace() != b.trace() {

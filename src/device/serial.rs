@@ -67,6 +67,13 @@ impl WallClock {
 
     /// The Arduino IDE serial monitor prefix for a line printed at `at`: `10:17:18.933 -> `.
     /// Wraps at midnight; milliseconds are truncated, as the monitor does.
+    /// The clock at `ms` milliseconds after midnight (wrapping at a day).
+    pub fn from_ms_of_day(ms: u64) -> WallClock {
+        WallClock {
+            ms_of_day: ms % MS_PER_DAY,
+        }
+    }
+
     pub fn prefix(self, at: Instant) -> String {
         let t = (self.ms_of_day + at.as_millis()) % MS_PER_DAY;
         let (h, rest) = (t / 3_600_000, t % 3_600_000);

@@ -86,3 +86,18 @@ pub fn drain_all<T: Endpoint + ?Sized>(
     });
     (outs, timeout)
 }
+
+/// [`drain`] for an endpoint with one transport (a client, a device): its bytes appended to
+/// `writes`, its events to `events`; returns the timeout.
+pub fn drain_into<T: Endpoint<Conn = ()> + ?Sized>(
+    ep: &mut T,
+    buf: &mut Vec<u8>,
+    writes: &mut Vec<u8>,
+    events: &mut Vec<T::Event>,
+) -> Option<Instant> {
+    drain(ep, buf, |out, bytes| match out {
+        Output::Transmit(()) => writes.extend_from_slice(bytes),
+        Output::Event(e) => events.push(e),
+        Output::Timeout(_) => {}
+    })
+}

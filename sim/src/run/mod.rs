@@ -139,6 +139,32 @@ impl RunOutcome {
             .filter(move |l| show_net || l.source != Source::Net)
     }
 
+    /// What broke, when, the report, the trace's tail and the replay line: what a failing run
+    /// prints, on the command line and in `cargo test`.
+    pub fn failure_text(&self, tail_lines: usize) -> String {
+        let mut msg = format!(
+            "FAILED: {} with seed {}\n",
+            self.scenario.file, self.scenario.seed
+        );
+        for v in &self.violations {
+            let _ = writeln!(
+                msg,
+                "  invariant {} broken at {}.{:03} s: {}",
+                v.invariant,
+                v.at / 1_000_000,
+                (v.at / 1_000) % 1_000,
+                v.detail
+            );
+        }
+        for u in &self.unmet {
+            let _ = writeln!(msg, "  expectation not met: {u}");
+        }
+        msg.push_str("last lines of the trace:\n");
+        msg.push_str(&trace_tail(self, tail_lines));
+        let _ = writeln!(msg, "replay: {}", self.replay_line());
+        msg
+    }
+
     /// The command that replays this run.
     pub fn replay_line(&self) -> String {
         format!(
@@ -171,14 +197,7 @@ fn unix_seconds(at: Instant) -> u64 {
 }
 
 fn serial_clock() -> WallClock {
-    let ms_of_day = (EPOCH_UNIX_MS + SERIAL_UTC_OFFSET_MS) % 86_400_000;
-    WallClock::from_hms_ms(
-        (ms_of_day / 3_600_000) as u8,
-        ((ms_of_day / 60_000) % 60) as u8,
-        ((ms_of_day / 1_000) % 60) as u8,
-        (ms_of_day % 1_000) as u16,
-    )
-    .unwrap_or_else(|| WallClock::from_hms_ms(0, 0, 0, 0).expect("midnight"))
+    WallClock::from_ms_of_day(EPOCH_UNIX_MS + SERIAL_UTC_OFFSET_MS)
 }
 
 /// SplitMix64 step: independent seeds for each part of the run from the one seed.

@@ -4,7 +4,7 @@
 //! reconnect delay).
 
 use mqsim::client::{Client, ClientConfig, Event};
-use mqsim::driver::{drain, Output};
+use mqsim::driver::drain_into;
 use mqsim::time::{Duration, Instant};
 use mqsim::QoS;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -57,11 +57,7 @@ pub async fn run_subscriber<S, H>(
     loop {
         let now = hooks.now();
         writes.clear();
-        let timeout = drain(&mut client, &mut buf, |out, bytes| match out {
-            Output::Transmit(()) => writes.extend_from_slice(bytes),
-            Output::Event(ev) => events.push(ev),
-            Output::Timeout(_) => {}
-        });
+        let timeout = drain_into(&mut client, &mut buf, &mut writes, &mut events);
         let mut again = false;
         for ev in events.drain(..) {
             match &ev {
