@@ -130,7 +130,8 @@ pub struct LinkConfig {
     pub rto_min_ms: u64,
     pub rto_initial_ms: u64,
     pub rto_max_ms: u64,
-    /// Retransmissions of one segment before the connection resets (Linux `tcp_retries2` = 15).
+    /// Consecutive retransmission timeouts without progress before the connection resets (Linux
+    /// `tcp_retries2` = 15).
     pub retries_max: u32,
     /// SYN retransmissions before connect fails (Linux `tcp_syn_retries` = 6: retries after
     /// 1, 3, 7, 15, 31, 63 s, failure at 127 s with a 1 s initial RTO).
