@@ -130,7 +130,8 @@ pub struct LinkConfig {
     pub rto_min_ms: u64,
     pub rto_initial_ms: u64,
     pub rto_max_ms: u64,
-    /// Retransmissions of one segment before the connection resets (Linux `tcp_retries2` = 15).
+    /// Consecutive retransmission timeouts without progress before the connection resets (Linux
+    /// `tcp_retries2` = 15).
     pub retries_max: u32,
     /// SYN retransmissions before connect fails (Linux `tcp_syn_retries` = 6: retries after
     /// 1, 3, 7, 15, 31, 63 s, failure at 127 s with a 1 s initial RTO).
@@ -340,6 +341,7 @@ pub enum NetEvent {
         len: usize,
         attempt: u32,
         after_us: u64,
+        by: Recovery,
     },
     AckLost {
         dir: Dir,
@@ -404,9 +406,10 @@ impl fmt::Display for NetEvent {
                 len,
                 attempt,
                 after_us,
+                by,
             } => write!(
                 f,
-                "{dir} retransmit seq={seq} len={len} attempt={attempt} after={}",
+                "{dir} retransmit seq={seq} len={len} attempt={attempt} after={} by={by}",
                 Ms(*after_us)
             ),
             NetEvent::AckLost { dir, ack } => write!(f, "{dir} ack lost ack={ack}"),
@@ -493,11 +496,53 @@ enum Ev {
         ack_off: u64,
         sack_off: u64,
     },
-    Rto {
+    /// The connection's one retransmission timer in `dir` (PTO or RTO); stale if `gen` differs.
+    Timer {
         dir: Dir,
-        off: u64,
-        tx_count: u32,
+        gen: u64,
     },
+    /// RACK's reordering timer in `dir`; stale if `gen` differs.
+    Rack {
+        dir: Dir,
+        gen: u64,
+    },
+}
+
+/// Why a segment was sent again (the trace's `by=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// RFC 6298 retransmission timeout (oldest unacknowledged segment, backoff doubled).
+    Rto,
+    /// RFC 8985 section 7 tail-loss probe (the last segment, once per episode).
+    Tlp,
+    /// Loss detected from the ACKs: RFC 5681/6675 duplicate-ACK threshold or RFC 8985 RACK.
+    Fast,
+}
+
+impl fmt::Display for Recovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Recovery::Rto => "rto",
+            Recovery::Tlp => "tlp",
+            Recovery::Fast => "fast",
+        })
+    }
+}
+
+/// RFC 5681 section 3.2 / RFC 6675 DupThresh: three later segments acknowledged mark a hole lost.
+const DUP_THRESH: usize = 3;
+/// RFC 8985 section 7.2 (and Linux before 4.13): the PTO is at least 10 ms.
+const TLP_MIN_US: u64 = 10_000;
+/// RFC 8985 section 7.2 WCDelAckT: with one segment in flight the PTO also waits out the peer's
+/// worst-case delayed ACK, 200 ms (Linux adds `TCP_RTO_MIN`, also 200 ms).
+const WC_DEL_ACK_US: u64 = 200_000;
+
+/// RFC 8985 RACK state: the most recently sent segment known delivered.
+#[derive(Clone, Copy, Debug)]
+struct RackState {
+    xmit: Instant,
+    end: u64,
+    rtt_us: u64,
 }
 
 struct Seg {
@@ -507,7 +552,7 @@ struct Seg {
     tx_count: u32,
     first_tx: Instant,
     last_tx: Instant,
-    rto: Duration,
+    /// Cumulatively or selectively acknowledged.
     acked: bool,
 }
 
@@ -537,6 +582,19 @@ struct Stream {
     dead: bool,
     rcv_nxt: u64,
     ooo: BTreeMap<u64, (Vec<u8>, bool)>,
+    /// RFC 6298 consecutive timeouts without progress (the exponent of the backoff).
+    backoff: u32,
+    /// Deadline of the running RTO (RFC 6298 5.1: started when idle, 5.3: restarted on new ACK).
+    rto_at: Option<Instant>,
+    /// Generation of the one armed PTO/RTO timer; older `Ev::Timer`s are stale.
+    timer_gen: u64,
+    /// Whether the armed timer is a probe (PTO) rather than an RTO.
+    timer_pto: bool,
+    /// A tail-loss probe is outstanding (RFC 8985 7.3: at most one per episode).
+    tlp_out: bool,
+    rack: Option<RackState>,
+    min_rtt_us: Option<u64>,
+    rack_gen: u64,
 }
 
 impl Stream {
@@ -554,6 +612,14 @@ impl Stream {
             dead: false,
             rcv_nxt: 0,
             ooo: BTreeMap::new(),
+            backoff: 0,
+            rto_at: None,
+            timer_gen: 0,
+            timer_pto: false,
+            tlp_out: false,
+            rack: None,
+            min_rtt_us: None,
+            rack_gen: 0,
         }
     }
     fn wire_seq(&self, off: u64) -> u32 {
@@ -563,6 +629,7 @@ impl Stream {
         self.segs.binary_search_by_key(&off, |s| s.off).ok()
     }
     fn rtt_sample(&mut self, r_us: u64) {
+        self.min_rtt_us = Some(self.min_rtt_us.map_or(r_us, |m| m.min(r_us)));
         // RFC 6298 2.2 / 2.3 in integer microseconds.
         match self.srtt_us {
             None => {
@@ -919,7 +986,6 @@ impl Link {
 
     fn push_seg(&mut self, dir: Dir, off: u64, data: Vec<u8>, fin: bool) {
         let at = self.now;
-        let rto = self.rto(dir);
         let s = &mut self.streams[dir.idx()];
         let seg = Seg {
             off,
@@ -928,15 +994,63 @@ impl Link {
             tx_count: 0,
             first_tx: at,
             last_tx: at,
-            rto,
             acked: false,
         };
         s.snd_nxt = seg.end();
         s.segs.push_back(seg);
-        self.transmit(at, dir, off);
+        self.transmit(at, dir, off, Recovery::Rto);
+        // RFC 8985 7.2: (re)arm the probe after sending new data; RFC 6298 5.1: start the RTO
+        // only if it is not running.
+        self.arm_timer(at, dir, false);
     }
 
-    fn transmit(&mut self, at: Instant, dir: Dir, off: u64) {
+    /// The RTO for `dir` with the connection's backoff applied (RFC 6298 5.5), capped.
+    fn rto_backed_off(&self, dir: Dir) -> Duration {
+        let base = self.rto(dir).as_micros();
+        let b = self.streams[dir.idx()].backoff.min(40);
+        let max = self.cfg.rto_max_ms.saturating_mul(1_000);
+        Duration::from_micros(base.saturating_mul(1u64 << b).min(max))
+    }
+
+    /// Arms the connection's one retransmission timer in `dir`: a tail-loss probe (RFC 8985
+    /// 7.2) when allowed and earlier than the RTO, else the RTO (RFC 6298). Cancels it when
+    /// nothing is outstanding. `restart_rto` restarts the RTO from `at` (RFC 6298 5.3).
+    fn arm_timer(&mut self, at: Instant, dir: Dir, restart_rto: bool) {
+        let rto = self.rto_backed_off(dir);
+        let s = &mut self.streams[dir.idx()];
+        s.timer_gen += 1;
+        let flight = s.segs.iter().filter(|g| !g.acked).count();
+        if flight == 0 {
+            s.rto_at = None;
+            return;
+        }
+        let rto_at = match s.rto_at {
+            Some(t) if !restart_rto => t,
+            _ => at + rto,
+        };
+        s.rto_at = Some(rto_at);
+        let mut deadline = rto_at;
+        s.timer_pto = false;
+        if let (Some(srtt), false, 0) = (s.srtt_us, s.tlp_out, s.backoff) {
+            let pto_us = if flight == 1 {
+                srtt.saturating_mul(2).saturating_add(WC_DEL_ACK_US)
+            } else {
+                srtt.saturating_mul(2).max(TLP_MIN_US)
+            };
+            // RFC 8985 7.2 caps the PTO at the RTO, the probe then firing at the RTO instant in
+            // its place (Linux too). Simplification: a probe that could only fire then is left
+            // to the RTO (same segment, same instant, but the backoff doubles).
+            let pto_at = at + Duration::from_micros(pto_us);
+            if pto_at < rto_at {
+                deadline = pto_at;
+                s.timer_pto = true;
+            }
+        }
+        let gen = s.timer_gen;
+        self.schedule(deadline, Ev::Timer { dir, gen });
+    }
+
+    fn transmit(&mut self, at: Instant, dir: Dir, off: u64, by: Recovery) {
         let ack = self.ack_for(dir);
         let ack_off = self.streams[dir.opposite().idx()].rcv_nxt;
         let s = &mut self.streams[dir.idx()];
@@ -946,7 +1060,6 @@ impl Link {
         let attempt = seg.tx_count;
         let after_us = at.saturating_since(seg.last_tx).as_micros();
         seg.last_tx = at;
-        let rto = seg.rto;
         let (payload, fin, len) = (seg.data.clone(), seg.fin, seg.data.len());
         let seq = s.wire_seq(off);
         let rel = off + 1;
@@ -962,6 +1075,7 @@ impl Link {
                     len,
                     attempt,
                     after_us,
+                    by,
                 },
             );
         }
@@ -979,14 +1093,6 @@ impl Link {
             let d = self.delay();
             self.schedule(at + d, Ev::SegArrive { dir, off, ack_off });
         }
-        self.schedule(
-            at + rto,
-            Ev::Rto {
-                dir,
-                off,
-                tx_count: attempt,
-            },
-        );
     }
 
     fn reset(&mut self, at: Instant, reason: ResetReason) {
@@ -1091,28 +1197,97 @@ impl Link {
                 ack_off,
                 sack_off,
             } => self.ack_arrive(at, dir, ack_off, sack_off),
-            Ev::Rto { dir, off, tx_count } => {
-                if self.aborted[dir.sender().idx()] {
+            Ev::Timer { dir, gen } => {
+                if self.aborted[dir.sender().idx()] || self.streams[dir.idx()].timer_gen != gen {
                     return;
                 }
-                let s = &mut self.streams[dir.idx()];
-                let Some(i) = s.find(off) else { return };
-                let Some(seg) = s.segs.get_mut(i) else { return };
-                if seg.acked || seg.tx_count != tx_count {
+                if self.streams[dir.idx()].timer_pto {
+                    self.on_pto(at, dir);
+                } else {
+                    self.on_rto(at, dir);
+                }
+            }
+            Ev::Rack { dir, gen } => {
+                if self.aborted[dir.sender().idx()] || self.streams[dir.idx()].rack_gen != gen {
                     return;
                 }
-                if seg.tx_count.saturating_sub(1) >= self.cfg.retries_max {
-                    let seq = s.wire_seq(s.snd_nxt);
-                    let lost = self.decide_loss(dir);
-                    self.wire(at, dir, TcpFlags::RST, seq, 0, Vec::new(), lost);
-                    self.reset(at, ResetReason::RetriesExhausted { dir });
-                    return;
-                }
-                let max = Duration::from_micros(self.cfg.rto_max_ms.saturating_mul(1_000));
-                seg.rto = Duration::from_micros(seg.rto.as_micros().saturating_mul(2)).min(max);
-                self.transmit(at, dir, off);
+                self.detect_loss(at, dir);
             }
         }
+    }
+
+    /// RFC 8985 7.3: the probe retransmits the last unacknowledged segment (nothing new is ever
+    /// queued here), then the RTO is armed afresh; no second probe until an ACK brings news.
+    fn on_pto(&mut self, at: Instant, dir: Dir) {
+        let s = &mut self.streams[dir.idx()];
+        let Some(off) = s.segs.iter().rev().find(|g| !g.acked).map(|g| g.off) else {
+            return;
+        };
+        s.tlp_out = true;
+        self.transmit(at, dir, off, Recovery::Tlp);
+        self.arm_timer(at, dir, true);
+    }
+
+    /// RFC 6298 5.4-5.6: retransmit the oldest unacknowledged segment, double the connection's
+    /// backoff, restart the timer. Resets after `retries_max` consecutive timeouts
+    /// (Linux `tcp_retries2`, counted per connection).
+    fn on_rto(&mut self, at: Instant, dir: Dir) {
+        let s = &mut self.streams[dir.idx()];
+        let Some(off) = s.segs.iter().find(|g| !g.acked).map(|g| g.off) else {
+            return;
+        };
+        if s.backoff >= self.cfg.retries_max {
+            let seq = s.wire_seq(s.snd_nxt);
+            let lost = self.decide_loss(dir);
+            self.wire(at, dir, TcpFlags::RST, seq, 0, Vec::new(), lost);
+            self.reset(at, ResetReason::RetriesExhausted { dir });
+            return;
+        }
+        s.backoff += 1;
+        self.transmit(at, dir, off, Recovery::Rto);
+        self.arm_timer(at, dir, true);
+    }
+
+    /// RFC 8985 6.2 (RACK) with the RFC 5681/6675 DupThresh rule: an unacknowledged segment sent
+    /// before the most recently sent delivered one is lost once `DUP_THRESH` segments above it
+    /// are acknowledged, or once RACK.rtt + reo_wnd (min_rtt / 4) has passed since it was sent;
+    /// it is retransmitted at once (no congestion window). Otherwise the reordering timer is set.
+    fn detect_loss(&mut self, at: Instant, dir: Dir) {
+        let s = &mut self.streams[dir.idx()];
+        let Some(rack) = s.rack else { return };
+        let reo_wnd = Duration::from_micros(s.min_rtt_us.unwrap_or(0) / 4);
+        let rack_rtt = Duration::from_micros(rack.rtt_us);
+        let mut lost = Vec::new();
+        let mut next: Option<Instant> = None;
+        let mut sacked_above = 0usize;
+        for g in s.segs.iter().rev() {
+            if g.acked {
+                sacked_above += 1;
+                continue;
+            }
+            let before = g.last_tx < rack.xmit || (g.last_tx == rack.xmit && g.end() < rack.end);
+            if !before {
+                continue;
+            }
+            let deadline = g.last_tx + rack_rtt + reo_wnd;
+            if sacked_above >= DUP_THRESH || deadline <= at {
+                lost.push(g.off);
+            } else {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
+            }
+        }
+        s.rack_gen += 1;
+        let gen = s.rack_gen;
+        if let Some(t) = next {
+            self.schedule(t, Ev::Rack { dir, gen });
+        }
+        if lost.is_empty() {
+            return;
+        }
+        for off in lost.into_iter().rev() {
+            self.transmit(at, dir, off, Recovery::Fast);
+        }
+        self.arm_timer(at, dir, false);
     }
 
     fn seg_arrive(&mut self, at: Instant, dir: Dir, off: u64) {
@@ -1203,18 +1378,41 @@ impl Link {
             return;
         }
         let s = &mut self.streams[dir.idx()];
+        let una_before = s.segs.front().map(|g| g.off);
         let mut samples = Vec::new();
+        let mut news = false;
+        let min_rtt = s.min_rtt_us.unwrap_or(0);
+        let mut rack = s.rack;
         for seg in s.segs.iter_mut() {
             if seg.acked {
                 continue;
             }
             if seg.end() <= ack_off || seg.off == sack_off {
                 seg.acked = true;
+                news = true;
+                let rtt = at.saturating_since(seg.last_tx).as_micros();
+                // Karn: RTT samples only from segments sent once.
                 if seg.tx_count == 1 {
                     samples.push(at.saturating_since(seg.first_tx).as_micros());
                 }
+                // RFC 8985 6.2 step 2: an ACK sooner than min_rtt after a retransmission is
+                // taken for the original's (no timestamps here) and does not advance RACK.
+                if seg.tx_count > 1 && rtt < min_rtt {
+                    continue;
+                }
+                let newer = rack.is_none_or(|r| {
+                    seg.last_tx > r.xmit || (seg.last_tx == r.xmit && seg.end() > r.end)
+                });
+                if newer {
+                    rack = Some(RackState {
+                        xmit: seg.last_tx,
+                        end: seg.end(),
+                        rtt_us: rtt,
+                    });
+                }
             }
         }
+        s.rack = rack;
         for r in samples {
             s.rtt_sample(r);
         }
@@ -1225,6 +1423,18 @@ impl Link {
         {
             s.segs.pop_front();
         }
+        if !news {
+            return;
+        }
+        s.tlp_out = false;
+        let advanced = s.segs.front().map(|g| g.off) != una_before;
+        if advanced {
+            // New data cumulatively acknowledged: the backoff ends (RFC 6298 5.7, Linux resets
+            // icsk_backoff on such an ACK) and the RTO restarts (RFC 6298 5.3).
+            s.backoff = 0;
+        }
+        self.arm_timer(at, dir, advanced);
+        self.detect_loss(at, dir);
     }
 }
 

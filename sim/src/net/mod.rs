@@ -6,10 +6,10 @@
 //!
 //! - [`link`]: a sans-IO, seeded model of one TCP connection ([`link::Link`]): handshake with SYN
 //!   retries (1, 3, 7, 15, 31, 63 s, failure at 127 s), MSS segmentation, per-transmission loss
-//!   (none, Bernoulli, Gilbert-Elliott, per direction), RFC 6298 RTO (srtt/rttvar from the
-//!   handshake and later samples, Karn's rule, 200 ms minimum, doubling per retry of a segment,
-//!   120 s cap), in-order delivery behind holes, reset after `retries_max` (15) retransmissions,
-//!   FIN, RST, partitions, half-open links and power cuts. Every decision is a trace line
+//!   (none, Bernoulli, Gilbert-Elliott, per direction), loss recovery as Linux does it (fast
+//!   retransmit / RACK, tail-loss probe, one RTO per connection: see below), in-order delivery
+//!   behind holes, reset after `retries_max` (15) consecutive timeouts, FIN, RST, partitions,
+//!   half-open links and power cuts. Every decision is a trace line
 //!   ([`link::NetLine`]) and every packet a [`link::Wire`] record with byte-exact sequence numbers.
 //! - [`pcap`]: writes those records as Ethernet/IPv4/TCP frames into a pcap that tshark decodes
 //!   (MQTT on 1883, lost segments followed by `tcp.analysis.retransmission`).
@@ -21,11 +21,29 @@
 //! # What is modelled
 //! - One-way delay = `latency_ms` + uniform jitter, per packet; arrivals may reorder, the receiver
 //!   reassembles and releases bytes in order only.
-//! - Each lost data/FIN segment is retransmitted by its own timer (RTO at first send, doubled per
-//!   retry of that segment). Each arriving segment is answered by an immediate pure ACK (no delayed
-//!   ACK), itself subject to loss; the sender treats the ACK as cumulative plus a selective ACK of
-//!   the segment that triggered it (SACK-like; the SACK option is not written to the capture). A lost
-//!   ACK therefore causes a spurious retransmission, as on a real link.
+//! - Each arriving segment is answered by an immediate pure ACK (no delayed ACK), itself subject to
+//!   loss; the sender treats the ACK as cumulative plus a selective ACK of the segment that
+//!   triggered it (SACK-like; the SACK option is not written to the capture). Data segments carry
+//!   the cumulative ACK of the other direction (piggyback).
+//! - Fast retransmit (RFC 5681 3.2, RFC 6675 DupThresh = 3) and RACK (RFC 8985 6.2): an
+//!   unacknowledged segment sent before the most recently sent delivered one is lost once 3 later
+//!   segments are acknowledged, or once RACK.rtt + reo_wnd (min_rtt / 4) has passed since it was
+//!   sent (reordering timer); it is resent at once. A loss followed by more traffic thus costs about
+//!   one RTT after the next segment, not an RTO. An ACK arriving sooner than min_rtt after a
+//!   retransmission is taken for the original's (no timestamps) and does not advance RACK.
+//! - Tail-loss probe (RFC 8985 7, Linux TLP): after new data, or an ACK with news, the probe timer
+//!   is PTO = 2 x SRTT, at least 10 ms; with one segment in flight PTO = 2 x SRTT + WCDelAckT
+//!   (200 ms; Linux adds `TCP_RTO_MIN`). On expiry the last unacknowledged segment is resent
+//!   (nothing new is ever queued here); its SACK lets RACK resend the holes before it. One probe
+//!   per episode; none while the RTO is backed off. RFC 8985 caps the PTO at the RTO and fires the
+//!   probe in its place; here a probe that cannot fire before the RTO is left to the RTO (same
+//!   segment, same instant, but the backoff doubles).
+//! - RTO (RFC 6298): one timer per connection direction, started when data goes out with none
+//!   running (5.1), restarted when an ACK acknowledges new data (5.3); on expiry the oldest
+//!   unacknowledged segment is resent and the backoff doubles (5.4-5.6), from the srtt/rttvar RTO
+//!   (Karn's rule, 200 ms minimum, 1 s initial, 120 s cap). An ACK of new data (a successful
+//!   retransmission's, say) ends the backoff (RFC 6298 5.7; Linux resets `icsk_backoff`).
+//!   `retries_max` (Linux `tcp_retries2`) counts consecutive timeouts without progress.
 //! - Faults: partition (both directions lose everything, backoff continues, the next
 //!   retransmission after healing gets through), one dead direction (half-open), RST, FIN, power cut
 //!   of one side (it sends nothing and acknowledges nothing; its peer backs off and resets after
@@ -35,10 +53,12 @@
 //! - No congestion window, slow start, Nagle, receive window or flow control: every write is sent at
 //!   once, cut into MSS segments (as with `TCP_NODELAY` and an unlimited window). The wrapper's send
 //!   buffer is unbounded.
-//! - No fast retransmit, duplicate-ACK counting, tail-loss probe or RACK: every loss costs a full RTO.
-//!   This is pessimistic for bulk traffic and right for sparse MQTT traffic (the notes' case).
-//! - Retransmission timers are per segment, not one per connection; the backoff is not shared with
-//!   later segments.
+//! - No delayed ACKs (Linux: 40 ms and more for a pure-ACK flow) and no Nagle (mosquitto leaves
+//!   TCP_NODELAY off by default): against the real calibration runs (shared/data/real-lossy-link)
+//!   this makes QoS 0, whose receiver only sends pure ACKs, far too fast (see
+//!   scenarios/calibration-loss{10,30}.toml). No congestion-window reduction after loss, no F-RTO,
+//!   no DSACK-driven reo_wnd adaptation; on an RTO only the oldest segment is resent at once, the
+//!   others follow by RACK when its ACK comes.
 //! - The SYN-ACK is not retransmitted by the server; a lost SYN-ACK is recovered by the client's
 //!   next SYN. A lost handshake ACK has no effect (data segments carry the ACK).
 //! - Latency is symmetric; the client's handshake RTT seeds both directions' estimators.

@@ -225,24 +225,150 @@ fn large_write_is_cut_into_mss_segments_with_consecutive_seqs() {
     assert_eq!(segs[2].seq, segs[1].seq.wrapping_add(1460));
 }
 
-/// Loses the `n`-th transmission (0-based, counting every transmission of the up direction after
-/// the handshake) by toggling the dead flag around a send.
+/// Sends `bytes` in `dir` at `at` with that transmission lost (dead direction around the send).
+fn send_lost(r: &mut Run, at: Instant, dir: Dir, bytes: &[u8]) {
+    r.run_until(at);
+    r.link.set_dead(at, dir, true);
+    r.link.handle_send(at, dir, bytes);
+    r.link.set_dead(at, dir, false);
+    r.drain(at);
+}
+
+impl Run {
+    /// Every retransmission: instant, relative seq and why.
+    fn resent(&self) -> Vec<(Instant, u64, Recovery)> {
+        self.outs
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Output::Net(NetLine {
+                    at,
+                    event: NetEvent::Retransmit { seq, by, .. },
+                }) => Some((*at, *seq, *by)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 #[test]
-fn one_lost_segment_costs_an_rto_and_blocks_the_ones_behind_it() {
+fn a_lone_lost_segment_costs_an_rto() {
     let mut r = established(cfg(10, LossModel::None), 3);
     // srtt = 20 ms, rttvar = 10 ms: RTO = max(200, 20 + 40) = 200 ms.
     assert_eq!(r.link.rto(Dir::Up), Duration::from_millis(200));
-    r.run_until(ms(1_000));
-    r.link.set_dead(ms(1_000), Dir::Up, true);
-    r.link.handle_send(ms(1_000), Dir::Up, b"first");
-    r.link.set_dead(ms(1_000), Dir::Up, false);
-    r.drain(ms(1_000));
+    send_lost(&mut r, ms(1_000), Dir::Up, b"first");
+    r.run_until(ms(3_000));
+    // Nothing follows it, so no ACK reveals the hole; with one segment in flight the probe
+    // (2 x 20 + 200 ms) is not earlier than the RTO, so the RTO resends it.
+    assert_eq!(r.deliveries(Dir::Up), vec![(ms(1_210), 5)]);
+    assert_eq!(r.retransmits(), vec![(ms(1_200), 200_000)]);
+    assert_eq!(r.resent(), vec![(ms(1_200), 1, Recovery::Rto)]);
+}
+
+/// Was `one_lost_segment_costs_an_rto_and_blocks_the_ones_behind_it` (delivery at 1210 ms): the
+/// later segment's SACK now lets RACK resend the hole after one RTT + reo_wnd, not an RTO.
+#[test]
+fn a_later_segment_acknowledged_resends_the_hole_by_rack() {
+    let mut r = established(cfg(10, LossModel::None), 3);
+    send_lost(&mut r, ms(1_000), Dir::Up, b"first");
     r.send(ms(1_050), Dir::Up, b"second");
     r.run_until(ms(3_000));
-    // "first" is resent at 1200 and arrives at 1210, "second" waited behind it from 1060.
-    assert_eq!(r.deliveries(Dir::Up), vec![(ms(1_210), 11)]);
+    // "second" arrives at 1060 (held behind the hole), its SACK at 1070; "first" was sent more
+    // than RACK.rtt (20) + reo_wnd (20 / 4) before: lost, resent at 1070, delivered at 1080.
+    assert_eq!(r.deliveries(Dir::Up), vec![(ms(1_080), 11)]);
     assert_eq!(r.delivered(Dir::Up), b"firstsecond");
-    assert_eq!(r.retransmits(), vec![(ms(1_200), 200_000)]);
+    assert_eq!(r.resent(), vec![(ms(1_070), 1, Recovery::Fast)]);
+}
+
+#[test]
+fn rack_waits_out_the_reordering_window() {
+    let mut r = established(cfg(10, LossModel::None), 3);
+    send_lost(&mut r, ms(1_000), Dir::Up, b"a");
+    r.send(ms(1_001), Dir::Up, b"b");
+    r.run_until(ms(3_000));
+    // The SACK of "b" comes at 1021, but "a" is declared lost only at 1000 + 20 + 5.
+    assert_eq!(r.resent(), vec![(ms(1_025), 1, Recovery::Fast)]);
+    assert_eq!(r.deliveries(Dir::Up), vec![(ms(1_035), 2)]);
+}
+
+#[test]
+fn three_later_segments_acknowledged_fast_retransmit_after_one_rtt() {
+    let mut r = established(cfg(10, LossModel::None), 3);
+    send_lost(&mut r, ms(1_000), Dir::Up, b"hole");
+    for (i, b) in [b"x", b"y", b"z"].iter().enumerate() {
+        r.send(ms(1_001 + i as u64), Dir::Up, *b);
+    }
+    r.run_until(ms(3_000));
+    // The third SACK (DupThresh = 3) arrives at 1023, before RACK's 1025: resent at once, about
+    // one RTT after the hole was sent, not 200 ms.
+    assert_eq!(r.resent(), vec![(ms(1_023), 1, Recovery::Fast)]);
+    assert_eq!(r.deliveries(Dir::Up), vec![(ms(1_033), 7)]);
+    assert_eq!(r.delivered(Dir::Up), b"holexyz");
+}
+
+#[test]
+fn tail_loss_probe_after_two_srtt_recovers_a_lost_flight() {
+    let mut r = established(cfg(10, LossModel::None), 3);
+    r.run_until(ms(1_000));
+    r.link.set_dead(ms(1_000), Dir::Up, true);
+    r.link.handle_send(ms(1_000), Dir::Up, b"one");
+    r.link.handle_send(ms(1_000), Dir::Up, b"two");
+    r.link.set_dead(ms(1_000), Dir::Up, false);
+    r.drain(ms(1_000));
+    r.run_until(ms(3_000));
+    // Two in flight: PTO = 2 x SRTT = 40 ms. The probe resends the last segment ("two", seq 4);
+    // its SACK at 1060 shows "one" (sent before it) lost: resent at once, delivered at 1070.
+    assert_eq!(
+        r.resent(),
+        vec![
+            (ms(1_040), 4, Recovery::Tlp),
+            (ms(1_060), 1, Recovery::Fast)
+        ]
+    );
+    assert_eq!(r.deliveries(Dir::Up), vec![(ms(1_070), 6)]);
+}
+
+#[test]
+fn tail_loss_probe_waits_at_least_ten_ms() {
+    let mut r = established(cfg(1, LossModel::None), 3);
+    r.run_until(ms(1_000));
+    r.link.set_dead(ms(1_000), Dir::Up, true);
+    r.link.handle_send(ms(1_000), Dir::Up, b"one");
+    r.link.handle_send(ms(1_000), Dir::Up, b"two");
+    r.link.set_dead(ms(1_000), Dir::Up, false);
+    r.drain(ms(1_000));
+    r.run_until(ms(3_000));
+    // SRTT = 2 ms, so 2 x SRTT = 4 ms, raised to the 10 ms minimum.
+    assert_eq!(r.resent().first(), Some(&(ms(1_010), 4, Recovery::Tlp)));
+    assert_eq!(r.delivered(Dir::Up), b"onetwo");
+}
+
+#[test]
+fn one_backoff_per_connection_reset_by_a_successful_retransmission() {
+    let mut r = established(cfg(10, LossModel::None), 3);
+    r.run_until(ms(1_000));
+    r.link.set_dead(ms(1_000), Dir::Up, true);
+    r.send(ms(1_000), Dir::Up, b"a");
+    // Sent while "a" is backing off: no timer of its own, no probe (backoff > 0).
+    r.send(ms(1_300), Dir::Up, b"b");
+    r.run_until(ms(1_500));
+    r.link.set_dead(ms(1_500), Dir::Up, false);
+    r.drain(ms(1_500));
+    r.run_until(ms(3_000));
+    // RTO at 1200 (lost, backoff 1), 1600 gets "a" through (only the oldest is resent); its ACK
+    // at 1620 exposes "b" (sent before that retransmission) to RACK: resent at once.
+    assert_eq!(
+        r.resent(),
+        vec![
+            (ms(1_200), 1, Recovery::Rto),
+            (ms(1_600), 1, Recovery::Rto),
+            (ms(1_620), 2, Recovery::Fast)
+        ]
+    );
+    assert_eq!(r.deliveries(Dir::Up), vec![(ms(1_610), 1), (ms(1_630), 1)]);
+    // The ACK of new data ended the backoff: the next lone loss costs 200 ms again, not 800.
+    send_lost(&mut r, ms(5_000), Dir::Up, b"c");
+    r.run_until(ms(6_000));
+    assert_eq!(r.resent().last(), Some(&(ms(5_200), 3, Recovery::Rto)));
 }
 
 #[test]
@@ -261,6 +387,7 @@ fn rto_doubles_per_retry_then_fifteen_retries_reset() {
             120_000, 120_000, 120_000
         ]
     );
+    assert!(r.resent().iter().all(|(_, _, by)| *by == Recovery::Rto));
     let resets = r.resets();
     assert_eq!(resets.len(), 1);
     assert_eq!(resets[0].1, ResetReason::RetriesExhausted { dir: Dir::Up });
@@ -479,11 +606,12 @@ fn net_lines_have_fixed_formatting() {
             len: 20,
             attempt: 2,
             after_us: 200_500,
+            by: Recovery::Rto,
         },
     };
     assert_eq!(
         line.to_string(),
-        "12.345678 up retransmit seq=1 len=20 attempt=2 after=200.500ms"
+        "12.345678 up retransmit seq=1 len=20 attempt=2 after=200.500ms by=rto"
     );
 }
 
