@@ -1258,3 +1258,152 @@ fn clients_cannot_publish_to_sys_topics() {
         .iter()
         .all(|x| !matches!(x, Pkt::Pub { payload, .. } if payload == b"forever")));
 }
+
+// ----- keep alive and connect timeout, to the microsecond -----
+
+/// Moves the harness clock to `us` microseconds and fires due timers.
+fn at_us(h: &mut Harness, us: u64) {
+    h.now = Instant::from_micros(us);
+    h.b.handle_timeout(h.now);
+}
+
+const TIMEOUT_LOG: &str = "Client esp has exceeded timeout, disconnecting.";
+
+/// MQTT-3.1.2-24 with an odd keep alive and an odd start: the connection is closed at exactly
+/// 1.5 x keep alive after the last packet, not a microsecond before, with the log line and the
+/// will (QoS 1 to a QoS 1 watcher) going out in the same step.
+#[test]
+fn keepalive_close_at_exactly_one_and_a_half_times_with_log_and_will() {
+    let mut h = Harness::new();
+    let (watch, _) = h.connect("watch", true);
+    h.subscribe(watch, &[("will/#", QoS::AtLeastOnce)]);
+    let will = Will {
+        topic: "will/esp",
+        payload: b"timed out",
+        qos: QoS::AtLeastOnce,
+        retain: false,
+    };
+    let t0 = 1_234_567;
+    h.now = Instant::from_micros(t0);
+    let (esp, got) = h.connect_with("esp", true, 3, Some(will));
+    assert_eq!(got, vec![Pkt::ConnAck(false, 0)]);
+    let deadline = t0 + 4_500_000;
+    assert_eq!(h.b.poll_timeout(), Some(Instant::from_micros(deadline)));
+
+    at_us(&mut h, deadline - 1);
+    assert_eq!(h.drain(), vec![]);
+    assert!(h.closed.is_empty());
+    assert!(!h.logs.iter().any(|l| l == TIMEOUT_LOG));
+
+    at_us(&mut h, deadline);
+    let got = h.drain();
+    assert_eq!(h.closed, vec![esp]);
+    assert_eq!(
+        got,
+        vec![(
+            watch,
+            Pkt::Pub {
+                topic: "will/esp".into(),
+                payload: "timed out".into(),
+                qos: 1,
+                dup: false,
+                retain: false,
+                pkid: 1
+            }
+        )]
+    );
+    assert_eq!(h.logs.iter().filter(|l| *l == TIMEOUT_LOG).count(), 1);
+    assert_eq!(h.b.connection_count(), 1);
+}
+
+/// Any packet restarts the keep-alive clock, not only PINGREQ: a PUBLISH at t moves the close to
+/// exactly t + 1.5 x keep alive.
+#[test]
+fn any_packet_restarts_the_keepalive_clock() {
+    let mut h = Harness::new();
+    let (esp, _) = h.connect_with("esp", true, 2, None);
+    let t = 2_999_999; // 1 us before the first deadline (0 + 3 s)
+    h.now = Instant::from_micros(t);
+    h.publish(esp, "ESP32/TEM", "26.70", QoS::AtMostOnce, false, 0);
+    at_us(&mut h, 3_000_000);
+    h.drain();
+    assert!(h.closed.is_empty(), "closed at the old deadline");
+    at_us(&mut h, t + 2_999_999);
+    h.drain();
+    assert!(h.closed.is_empty());
+    at_us(&mut h, t + 3_000_000);
+    h.drain();
+    assert_eq!(h.closed, vec![esp]);
+    assert!(h.logs.iter().any(|l| l == TIMEOUT_LOG));
+}
+
+/// A client that pings 1 us inside 1.5 x keep alive, a hundred times, is never closed; once it
+/// stops, it is closed at exactly 1.5 x keep alive after its last PINGREQ.
+#[test]
+fn pings_inside_the_grace_keep_a_connection_open_indefinitely() {
+    let mut h = Harness::new();
+    let (esp, _) = h.connect_with("esp", true, 1, None);
+    let mut last = 0;
+    for _ in 0..100 {
+        last += 1_499_999;
+        at_us(&mut h, last);
+        h.bytes(esp, &Packet::PingReq);
+        assert_eq!(h.take(esp), vec![Pkt::PingResp]);
+        assert!(h.closed.is_empty(), "closed at {last} us");
+    }
+    at_us(&mut h, last + 1_499_999);
+    h.drain();
+    assert!(h.closed.is_empty());
+    at_us(&mut h, last + 1_500_000);
+    h.drain();
+    assert_eq!(h.closed, vec![esp]);
+}
+
+/// A socket that sends nothing is closed at exactly `connect_timeout` after it was accepted, not
+/// a microsecond before, with a log line naming the socket; one whose CONNECT arrives 1 us
+/// before the deadline is not closed (keep alive 0: never).
+#[test]
+fn connect_timeout_is_exact_to_the_microsecond() {
+    let mut h = Harness::with(Config {
+        connect_timeout: Duration::from_millis(250),
+        sys_interval: Duration::ZERO,
+        verbose: true,
+        ..Config::default()
+    });
+    let t0 = 777;
+    h.now = Instant::from_micros(t0);
+    let silent = h.accept();
+    let late = h.accept();
+    assert_eq!(h.b.poll_timeout(), Some(Instant::from_micros(t0 + 250_000)));
+    at_us(&mut h, t0 + 249_999);
+    h.drain();
+    assert!(h.closed.is_empty());
+    h.bytes(
+        late,
+        &Packet::Connect(Connect {
+            protocol: Protocol::V311,
+            clean_session: true,
+            keep_alive_s: 0,
+            client_id: "late",
+            will: None,
+            username: None,
+            password: None,
+        }),
+    );
+    assert_eq!(h.take(late), vec![Pkt::ConnAck(false, 0)]);
+
+    at_us(&mut h, t0 + 250_000);
+    h.drain();
+    assert_eq!(h.closed, vec![silent]);
+    assert_eq!(
+        h.logs
+            .iter()
+            .filter(|l| l.contains("did not send CONNECT in time"))
+            .collect::<Vec<_>>(),
+        ["Client test did not send CONNECT in time, disconnecting."]
+    );
+    at_us(&mut h, 1_000_000_000);
+    h.drain();
+    assert_eq!(h.closed, vec![silent]);
+    assert_eq!(h.b.connection_count(), 1);
+}
