@@ -78,6 +78,8 @@ struct End {
     write_waker: Option<Waker>,
     /// This end's TCP send buffer: bytes written and not yet acknowledged, at most.
     send_buffer_bytes: Option<usize>,
+    /// This end sent its FIN (shutdown, drop, or [`Net::close`]).
+    fin_sent: bool,
 }
 
 struct Conn {
@@ -96,6 +98,17 @@ struct Conn {
 }
 
 impl Conn {
+    /// FIN from `side`, once; false if it had been sent already.
+    fn close_end(&mut self, now: Instant, side: Side) -> bool {
+        let end = &mut self.ends[side_idx(side)];
+        if end.fin_sent {
+            return false;
+        }
+        end.fin_sent = true;
+        self.link.handle_close(now, side.sending());
+        true
+    }
+
     /// The link's clock: the instant of the event being routed.
     fn link_now(&self) -> Instant {
         self.link.now()
@@ -462,6 +475,21 @@ impl Net {
         self.lock().frozen = true;
     }
 
+    /// `side` of the chosen connections closes now (FIN after its queued bytes), in connection
+    /// order: a host that shuts down cleanly, whatever order its runtime then drops its sockets in.
+    pub fn close(&self, which: Which, side: Side) {
+        let mut g = self.lock();
+        let now = sim_now();
+        for i in 0..g.conns.len() {
+            g.drive(i, now);
+            if let Some(c) = g.conns.get_mut(i) {
+                if c.matches(which) && c.close_end(now, side) {
+                    g.route(i);
+                }
+            }
+        }
+    }
+
     /// Starts recording every delivery ([`Net::take_taps`]).
     pub fn enable_taps(&self) {
         self.lock().taps.get_or_insert_with(Vec::new);
@@ -750,7 +778,7 @@ impl AsyncWrite for LinkStream {
             let now = sim_now();
             let mut g = this.net.lock();
             if let Some(c) = g.conns.get_mut(this.i) {
-                c.link.handle_close(now, this.side.sending());
+                c.close_end(now, this.side);
             }
             g.route(this.i);
         }
@@ -771,7 +799,7 @@ impl Drop for LinkStream {
             return;
         }
         if let Some(c) = g.conns.get_mut(self.i) {
-            c.link.handle_close(now, self.side.sending());
+            c.close_end(now, self.side);
         }
         g.route(self.i);
     }

@@ -49,6 +49,8 @@ pub const EPOCH_UNIX_MS: u64 = 1_657_156_638_933;
 /// The serial monitor prints local time of day: the reference's UTC+9.
 const SERIAL_UTC_OFFSET_MS: u64 = 9 * 3_600_000;
 use wire::{WireCheck, SUBSCRIBER_TAG_BASE};
+/// turmoil's buffer of messages per socket (listener backlog included).
+const TURMOIL_SOCKET_BUFFER_MESSAGES: usize = 65_536;
 /// turmoil stops a run that passes its configured duration; ours ends earlier by itself.
 const SIM_DURATION_SLACK_MS: u64 = 10_000;
 
@@ -415,6 +417,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         .min_message_latency(tick)
         .max_message_latency(tick)
         .simulation_duration(StdDuration::from_millis(end_ms + SIM_DURATION_SLACK_MS))
+        // turmoil's per-socket message buffer (its default, 64, overflows with a fleet of
+        // devices connecting at once; turmoil then panics rather than refusing).
+        .tcp_capacity(TURMOIL_SOCKET_BUFFER_MESSAGES)
         .epoch(UNIX_EPOCH + StdDuration::from_millis(EPOCH_UNIX_MS))
         .rng_seed(derive(seed, 1))
         .build();
@@ -707,7 +712,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
                     broker_down = true;
                 }
                 Action::BrokerRestart { down: true } => {
-                    // A clean stop: sockets closed with FIN; connecting meanwhile is refused.
+                    // A clean stop: sockets closed with FIN (in connection order, not in the
+                    // order the runtime happens to drop them); connecting meanwhile is refused.
+                    net.close(Which::All, Side::Server);
                     sim.crash(BROKER_HOST);
                     broker_down = true;
                 }
