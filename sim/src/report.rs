@@ -155,6 +155,7 @@ impl Report {
                 self.summary.untagged
             );
         }
+        out.push_str(LEGEND);
         let _ = writeln!(out, "violations: {}", self.violations.len());
         for line in self.violation_lines.iter().take(VIOLATIONS_SHOWN) {
             let _ = writeln!(out, "  {line}");
@@ -167,7 +168,11 @@ impl Report {
             );
         }
         if !self.violations.is_empty() {
-            let _ = writeln!(out, "replay: mqsim sim {} --seed {}", f.scenario, f.seed);
+            let _ = writeln!(
+                out,
+                "replay: cargo run --release -- sim {} --seed {}",
+                f.scenario, f.seed
+            );
         }
         out
     }
@@ -186,6 +191,14 @@ impl Report {
         }
     }
 }
+
+/// What the columns mean, under the table.
+pub(crate) const LEGEND: &str = "  pub: publish calls by the devices' sketches; refus: refused by the library (not connected:
+  lost at the device); ack: completed at the publisher (QoS 0 written, QoS 1 PUBACK, QoS 2 PUBCOMP);
+  deliv: first copies received by subscribers whose subscription covered them; lost: covered and
+  never received; lostbk: lost with the state of a broker restarted without persistence; dup: extra
+  copies; reconn: reconnections; p50/p99/max: publish call to first receipt, in ms.
+";
 
 /// Milliseconds as seconds with 3 decimals.
 fn fmt_ms(ms: u64) -> String {

@@ -74,10 +74,11 @@ all                           3      0      3      2      1      0      1      1
 qos0                          3      0      3      2      1      0      1      0      12.3      37.0      37.0
 device esp32                  3      0      3      2      1      0      1      1      12.3      37.0      37.0
 subscriber sub                0      0      0      2      1      0      1      0      12.3      37.0      37.0
-violations: 1
+{LEGEND}violations: 1
   9.000 qos0: esp32 seq 2 (QoS 0) received again by sub
-replay: mqsim sim r.toml --seed 1
+replay: cargo run --release -- sim r.toml --seed 1
 ";
+    let want = want.replace("{LEGEND}", LEGEND);
     assert_eq!(report.render(), want);
     assert_eq!(report.render(), sample().1.render());
     assert_eq!(
