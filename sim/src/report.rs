@@ -193,7 +193,8 @@ impl Report {
 }
 
 /// What the columns mean, under the table.
-pub(crate) const LEGEND: &str = "  pub: publish calls by the devices' sketches; refus: refused by the library (not connected:
+pub(crate) const LEGEND: &str =
+    "  pub: publish calls by the devices' sketches; refus: refused by the library (not connected:
   lost at the device); ack: completed at the publisher (QoS 0 written, QoS 1 PUBACK, QoS 2 PUBCOMP);
   deliv: first copies received by subscribers whose subscription covered them; lost: covered and
   never received; lostbk: lost with the state of a broker restarted without persistence; dup: extra

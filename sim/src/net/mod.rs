@@ -52,7 +52,8 @@
 //! # What is not modelled
 //! - No congestion window, slow start, Nagle, receive window or flow control: every write is sent at
 //!   once, cut into MSS segments (as with `TCP_NODELAY` and an unlimited window). The wrapper's send
-//!   buffer is unbounded.
+//!   buffer is unbounded unless bounded per end ([`stream::LinkStream::set_send_buffer`]: the
+//!   simulated ESP32s use lwIP's 5,744 bytes, so a write blocks once that much is unacknowledged).
 //! - No delayed ACKs (Linux: 40 ms and more for a pure-ACK flow) and no Nagle (mosquitto leaves
 //!   TCP_NODELAY off by default): against the real calibration runs (shared/data/real-lossy-link)
 //!   this makes QoS 0, whose receiver only sends pure ACKs, far too fast (see
