@@ -138,6 +138,23 @@ pub fn to_pcap_bytes<'a>(
     Ok(cap.into_inner())
 }
 
+/// For tests that decode captures: whether `tshark` can run here. Where it cannot, says so and
+/// returns false, unless `MQSIM_REQUIRE_TSHARK=1` (set by CI, which installs it): then it panics.
+pub fn tshark_for_tests() -> bool {
+    let installed = std::process::Command::new("tshark")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        assert!(
+            std::env::var("MQSIM_REQUIRE_TSHARK").as_deref() != Ok("1"),
+            "tshark not installed but MQSIM_REQUIRE_TSHARK=1"
+        );
+        eprintln!("tshark not installed: skipping the decode");
+    }
+    installed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,16 +275,7 @@ mod tests {
     /// otherwise, unless `MQSIM_REQUIRE_TSHARK=1` (CI installs it and sets that).
     #[test]
     fn tshark_decodes_mqtt_and_flags_retransmissions() {
-        let installed = std::process::Command::new("tshark")
-            .arg("-v")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !installed {
-            assert!(
-                std::env::var("MQSIM_REQUIRE_TSHARK").as_deref() != Ok("1"),
-                "tshark not installed but MQSIM_REQUIRE_TSHARK=1"
-            );
-            eprintln!("tshark not installed: skipping");
+        if !tshark_for_tests() {
             return;
         }
         let a = addrs();
