@@ -122,7 +122,9 @@ pub enum TcpEvent {
 
 enum Phase {
     Idle,
-    Connecting { deadline: embassy_time::Instant },
+    Connecting {
+        deadline: embassy_time::Instant,
+    },
     /// The connect failed at once: reported at the next wait.
     Refused,
     Connected,
@@ -225,4 +227,3 @@ impl Transport for EspTransport {
         )
     }
 }
-

@@ -34,7 +34,9 @@ pub fn settings() -> Settings<'static> {
 }
 
 pub fn broker() -> (Ipv4Addr, u16) {
-    let ip = BROKER_IP.parse().expect("MQSIM_BROKER_IP: not an IPv4 address");
+    let ip = BROKER_IP
+        .parse()
+        .expect("MQSIM_BROKER_IP: not an IPv4 address");
     let port = BROKER_PORT.parse().expect("MQSIM_BROKER_PORT: not a port");
     (ip, port)
 }

@@ -134,7 +134,12 @@ impl Glue {
         loop {
             let now = board.clock.now();
             self.writes.clear();
-            let timeout = drain_into(&mut self.dev, &mut self.buf, &mut self.writes, &mut self.events);
+            let timeout = drain_into(
+                &mut self.dev,
+                &mut self.buf,
+                &mut self.writes,
+                &mut self.events,
+            );
             // A reading answered is an input: drain again.
             let mut again = false;
             for ev in self.events.drain(..) {

@@ -92,7 +92,9 @@ async fn main(spawner: Spawner) -> ! {
             .with_ssid(config::SSID.try_into().expect("SSID too long"))
             .with_authentication(auth),
     );
-    controller.set_config(&station).expect("WiFi station config");
+    controller
+        .set_config(&station)
+        .expect("WiFi station config");
 
     let rng = Rng::new();
     let seed = (u64::from(rng.random()) << 32) | u64::from(rng.random());
@@ -122,8 +124,8 @@ async fn main(spawner: Spawner) -> ! {
         transport,
     };
 
-    let dev = Device::new(device_config, glue::Clock::now(&mut board.clock))
-        .expect("validated above");
+    let dev =
+        Device::new(device_config, glue::Clock::now(&mut board.clock)).expect("validated above");
     let mut glue = Glue::new(dev);
     let mut rbuf = [0u8; READ_CHUNK_BYTES];
     loop {

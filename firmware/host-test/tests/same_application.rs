@@ -235,9 +235,10 @@ impl World {
                     let (at, _, ev) = self.scheduled.remove(i);
                     self.now = self.now.max(at);
                     let valid = match &ev {
-                        Ev::TcpConnected(c) | Ev::TcpFailed(c) | Ev::Bytes(c, _) | Ev::TcpClosed(c) => {
-                            *c == self.conn
-                        }
+                        Ev::TcpConnected(c)
+                        | Ev::TcpFailed(c)
+                        | Ev::Bytes(c, _)
+                        | Ev::TcpClosed(c) => *c == self.conn,
                         Ev::Wifi(_) => true,
                     };
                     if !valid {
@@ -478,9 +479,18 @@ fn pubsubclient_glue_equals_core_loop() {
     let bytes: Vec<u8> = wrote(&t).into_iter().flat_map(|(_, b)| b).collect();
     assert!(contains(&bytes, b"\x00\x04MQTT\x04"), "MQTT 3.1.1 CONNECT");
     assert!(contains(&bytes, b"ESP32Client"));
-    assert!(contains(&bytes, b"\x30\x10\x00\x09ESP32/TEM26.70"), "QoS 0 publish");
+    assert!(
+        contains(&bytes, b"\x30\x10\x00\x09ESP32/TEM26.70"),
+        "QoS 0 publish"
+    );
     assert!(contains(&bytes, b"ESP32/HUM52.00"));
-    assert_eq!(actions(&t).iter().filter(|a| matches!(a, Trace::Join(_))).count(), 2);
+    assert_eq!(
+        actions(&t)
+            .iter()
+            .filter(|a| matches!(a, Trace::Join(_)))
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -492,7 +502,10 @@ fn esp_mqtt_qos1_glue_equals_core_loop() {
     assert!(contains(&bytes, b"\x00\x09ESP32/TEM"));
     // QoS 1 PUBLISH fixed header (0x32), and the esp-mqtt keep alive (120 s) in CONNECT.
     assert!(bytes.contains(&0x32));
-    assert!(contains(&bytes, b"\x04\x02\x00\x78"), "clean session, keep alive 120");
+    assert!(
+        contains(&bytes, b"\x04\x02\x00\x78"),
+        "clean session, keep alive 120"
+    );
 }
 
 #[test]
@@ -508,15 +521,26 @@ fn build_time_settings() {
         qos,
     };
     let c = glue::device_config(&s("esp-mqtt", "1")).unwrap();
-    assert_eq!((c.profile, c.qos, c.client_id.as_str()), (Profile::EspMqtt, QoS::AtLeastOnce, "kitchen-1"));
     assert_eq!(
-        glue::device_config(&s("pubsubclient", "0")).unwrap().profile,
+        (c.profile, c.qos, c.client_id.as_str()),
+        (Profile::EspMqtt, QoS::AtLeastOnce, "kitchen-1")
+    );
+    assert_eq!(
+        glue::device_config(&s("pubsubclient", "0"))
+            .unwrap()
+            .profile,
         Profile::PubSubClient
     );
     assert!(matches!(
         glue::device_config(&s("pubsubclient", "1")),
         Err(SettingsError::Device(_))
     ));
-    assert!(matches!(glue::device_config(&s("arduino", "0")), Err(SettingsError::Profile)));
-    assert!(matches!(glue::device_config(&s("esp-mqtt", "3")), Err(SettingsError::Qos)));
+    assert!(matches!(
+        glue::device_config(&s("arduino", "0")),
+        Err(SettingsError::Profile)
+    ));
+    assert!(matches!(
+        glue::device_config(&s("esp-mqtt", "3")),
+        Err(SettingsError::Qos)
+    ));
 }
