@@ -217,10 +217,9 @@ impl Transport for EspTransport {
     }
 
     async fn write_all(&mut self, bytes: &[u8], timeout_ms: u64) -> bool {
-        let write = async {
-            self.socket.write_all(bytes).await?;
-            self.socket.flush().await
-        };
+        // Returns once the bytes are in the socket's send buffer (as WiFiClient's write does);
+        // waits only while that buffer is full.
+        let write = self.socket.write_all(bytes);
         matches!(
             with_timeout(Duration::from_millis(timeout_ms), write).await,
             Ok(Ok(()))
