@@ -16,7 +16,7 @@ use embedded_io_async::Write;
 use esp_hal::delay::Delay;
 use esp_hal::gpio::{AnyPin, DriveMode, Flex, OutputConfig, Pull};
 use esp_println::println;
-use mqsim::device::{Reading, SerialLine};
+use mqsim::device::{Reading, SerialLine, WallClock};
 use mqsim::time::Instant;
 
 use crate::glue::{Clock, Console, Sensor, Transport, Wifi};
@@ -43,9 +43,8 @@ pub struct EspConsole;
 
 impl Console for EspConsole {
     fn line(&mut self, line: &SerialLine) {
-        let t = line.at.as_millis();
-        let (h, m, s, ms) = (t / 3_600_000, t / 60_000 % 60, t / 1000 % 60, t % 1000);
-        println!("{h:02}:{m:02}:{s:02}.{ms:03} -> {}", line.text);
+        // The core's monitor prefix, with the clock at midnight at boot: the uptime.
+        println!("{}", WallClock::from_ms_of_day(0).format_line(line));
     }
 }
 
