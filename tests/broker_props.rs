@@ -1246,6 +1246,9 @@ struct Published {
     topic: usize,
 }
 
+/// The QoS property's world: publishers and subscribers written here as a deliberately independent
+/// model of the MQTT 3.1.1 client side (not `mqsim::qos` or `mqsim::client`), so that a bug in the
+/// shared QoS flow cannot hide itself in the checker that is meant to catch it.
 struct QWorld {
     b: Broker,
     now: Instant,

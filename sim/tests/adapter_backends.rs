@@ -1,7 +1,9 @@
 //! One test body, two backends: the broker's tokio adapter over real TCP (loopback) and over
 //! turmoil's simulated TCP. Nothing in the broker or the adapter knows which one it is given; this
 //! checks they really do not need to. The body: a subscriber and a publisher, raw clients on our
-//! codec, QoS 0/1/2 messages, each delivered once and in order.
+//! codec, QoS 0/1/2 messages, each delivered once and in order. The raw clients are deliberately
+//! not the core's `Client`: they answer the broker's QoS flow by hand, so the test depends on the
+//! adapter and the broker only.
 
 use std::time::Duration;
 

@@ -15,6 +15,7 @@
 mod config;
 mod log;
 mod route;
+use route::Release;
 mod session;
 mod sys;
 
@@ -877,7 +878,7 @@ impl Broker {
         }
         if let ConnState::Active(sid) = state {
             // Offline, the queue bound drops instead of blocking: let the publishers go.
-            self.release_blocked(sid, true);
+            self.release_blocked(sid, Release::Now);
             let clean = match self.sessions.get_mut(&sid) {
                 Some(s) if s.conn == Some(conn) => {
                     s.conn = None;
@@ -912,7 +913,7 @@ impl Broker {
     }
 
     fn destroy_session(&mut self, sid: SessionId) {
-        self.release_blocked(sid, true);
+        self.release_blocked(sid, Release::Now);
         let Some(s) = self.sessions.remove(&sid) else {
             return;
         };

@@ -12,6 +12,15 @@ use crate::codec::{Packet, QoS};
 use crate::limits;
 use crate::qos::{PubRecOutcome, Resend};
 
+/// When the publishers paused for a session's queue may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Release {
+    /// Once the queue is down to half its pause point.
+    WhenDrained,
+    /// Now: the session went offline or away, its bound drops instead of blocking.
+    Now,
+}
+
 impl Broker {
     pub(super) fn retain(&mut self, msg: &Arc<Message>, qos: QoS) {
         if msg.payload.is_empty() {
@@ -130,9 +139,9 @@ impl Broker {
         });
     }
 
-    /// Lets the publishers blocked on `sid` go once its queue is down to half its bound, or at
-    /// once when `force` (the session went offline or away).
-    pub(super) fn release_blocked(&mut self, sid: SessionId, force: bool) {
+    /// Lets the publishers blocked on `sid` go once its queue is down to half its bound
+    /// ([`Release::WhenDrained`]), or at once ([`Release::Now`]: the session went offline or away).
+    pub(super) fn release_blocked(&mut self, sid: SessionId, when: Release) {
         let max_b = self.config.max_queued_bytes;
         let low_water = self.online_pause_messages() / 2;
         let Some(s) = self.sessions.get_mut(&sid) else {
@@ -142,7 +151,7 @@ impl Broker {
             return;
         }
         let drained = s.queue.len() <= low_water && (max_b == 0 || s.queued_bytes <= max_b / 2);
-        if !force && !drained {
+        if when == Release::WhenDrained && !drained {
             return;
         }
         for p in core::mem::take(&mut s.blocking) {
@@ -168,7 +177,7 @@ impl Broker {
     /// Moves queued messages into the in-flight window while it has room and the client is here.
     pub(super) fn pump(&mut self, sid: SessionId) {
         self.pump_window(sid);
-        self.release_blocked(sid, false);
+        self.release_blocked(sid, Release::WhenDrained);
     }
 
     pub(super) fn pump_window(&mut self, sid: SessionId) {

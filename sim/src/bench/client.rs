@@ -10,8 +10,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::ops::ControlFlow;
+
 use mqsim::codec::{
-    decode, encode_to_vec, ConnectReturnCode, Decoded, Packet, Subscribe, SubscribeFilters,
+    decode, encode_to_vec, ConnectReturnCode, Decoded, FeedStop, FrameBuffer, Packet, Subscribe,
+    SubscribeFilters,
 };
 use mqsim::codec::{Connect, Protocol};
 use mqsim::QoS;
@@ -25,7 +28,7 @@ use super::qos;
 pub const KEEP_ALIVE_S: u16 = 30;
 /// Largest packet the benchmark accepts from a broker.
 const MAX_PACKET_BYTES: usize = 256 * 1024 * 1024;
-/// Initial read buffer; grows when one packet needs more.
+/// Bytes per read (a packet larger than this is assembled in the framing buffer).
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Budget for TCP connect plus CONNACK (and for SUBACK).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,10 +54,11 @@ pub enum Drain {
 
 pub struct Conn {
     stream: TcpStream,
+    /// Scratch for one read; `rbuf[..fresh]` is read and not yet handed to `frames`.
     rbuf: Vec<u8>,
-    /// Unread bytes are `rbuf[rpos..rlen]`.
-    rpos: usize,
-    rlen: usize,
+    fresh: usize,
+    /// The core's framing buffer: partial packets, and what a `Drain::Stop` left.
+    frames: FrameBuffer,
     /// Packets encoded but not yet written; [`Conn::flush`] sends them in one `write_all`.
     pub out: Vec<u8>,
 }
@@ -87,8 +91,8 @@ impl Conn {
             let mut conn = Conn {
                 stream,
                 rbuf: vec![0; READ_BUFFER_BYTES],
-                rpos: 0,
-                rlen: 0,
+                fresh: 0,
+                frames: FrameBuffer::new(),
                 out: Vec::with_capacity(64 * 1024),
             };
             conn.push(&Packet::Connect(Connect {
@@ -190,50 +194,44 @@ impl Conn {
     /// Reads once, at most `chunk` bytes. Returns the number of bytes read; end of stream is an
     /// error (the broker closed the connection).
     pub async fn read_some(&mut self, chunk: usize) -> io::Result<usize> {
-        if self.rpos == self.rlen {
-            self.rpos = 0;
-            self.rlen = 0;
-        } else if self.rlen == self.rbuf.len() {
-            // Full: move the partial packet to the front, or grow for a packet bigger than us.
-            if self.rpos > 0 {
-                self.rbuf.copy_within(self.rpos..self.rlen, 0);
-                self.rlen -= self.rpos;
-                self.rpos = 0;
-            } else {
-                let n = self.rbuf.len() * 2;
-                self.rbuf.resize(n, 0);
-            }
+        if self.fresh > 0 {
+            // Not drained yet: keep them, in order, ahead of what comes next.
+            self.frames.hold(&self.rbuf[..self.fresh]);
+            self.fresh = 0;
         }
-        let end = self.rbuf.len().min(self.rlen.saturating_add(chunk.max(1)));
-        let n = self.stream.read(&mut self.rbuf[self.rlen..end]).await?;
+        let end = self.rbuf.len().min(chunk.max(1));
+        let n = self.stream.read(&mut self.rbuf[..end]).await?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "broker closed the connection",
             ));
         }
-        self.rlen += n;
+        self.fresh = n;
         Ok(n)
     }
 
-    /// Decodes the complete packets in the read buffer and passes each to `f`, together with the
-    /// write batch for replies, until `f` returns `Ok(Drain::Stop)` (that packet is consumed, the
-    /// rest are kept) or an error, from the codec or from `f`.
+    /// Decodes the complete packets read so far and passes each to `f`, together with the write
+    /// batch for replies, until `f` returns `Ok(Drain::Stop)` (that packet is consumed, the rest
+    /// are kept) or an error, from the codec or from `f`.
     pub fn drain<F>(&mut self, mut f: F) -> io::Result<()>
     where
         F: FnMut(Packet<'_>, &mut Vec<u8>) -> io::Result<Drain>,
     {
-        loop {
-            match decode(&self.rbuf[self.rpos..self.rlen], MAX_PACKET_BYTES) {
-                Ok(Decoded::Packet(p, n)) => {
-                    let next = f(p, &mut self.out)?;
-                    self.rpos += n;
-                    if next == Drain::Stop {
-                        return Ok(());
-                    }
-                }
-                Ok(Decoded::NeedMore(_)) => return Ok(()),
-                Err(e) => return Err(io::Error::other(format!("undecodable packet: {e}"))),
+        let fresh = std::mem::take(&mut self.fresh);
+        let out = &mut self.out;
+        let fed = self
+            .frames
+            .feed(&self.rbuf[..fresh], MAX_PACKET_BYTES, |p| match f(p, out) {
+                Ok(Drain::More) => ControlFlow::Continue(()),
+                Ok(Drain::Stop) => ControlFlow::Break(Ok(())),
+                Err(e) => ControlFlow::Break(Err(e)),
+            });
+        match fed {
+            Ok(()) => Ok(()),
+            Err(FeedStop::Handler(r)) => r,
+            Err(FeedStop::Malformed(e)) => {
+                Err(io::Error::other(format!("undecodable packet: {e}")))
             }
         }
     }
