@@ -124,8 +124,7 @@ async fn main(spawner: Spawner) -> ! {
         transport,
     };
 
-    let dev =
-        Device::new(device_config, board.clock.now()).expect("validated above");
+    let dev = Device::new(device_config, board.clock.now()).expect("validated above");
     let mut glue = Glue::new(dev);
     let mut rbuf = [0u8; READ_CHUNK_BYTES];
     loop {
