@@ -1,5 +1,5 @@
-//! The glue's traits on the ESP32-C3: embassy-time, esp-println, the WiFi task, a DHT22 and an
-//! embassy-net TCP socket.
+//! The core glue's traits (`mqsim::device::glue`) on the ESP32-C3: embassy-time, esp-println,
+//! the WiFi task, a DHT22 and an embassy-net TCP socket.
 
 use core::net::Ipv4Addr;
 use core::task::Poll;
@@ -16,10 +16,9 @@ use embedded_io_async::Write;
 use esp_hal::delay::Delay;
 use esp_hal::gpio::{AnyPin, DriveMode, Flex, OutputConfig, Pull};
 use esp_println::println;
+use mqsim::device::glue::{Clock, Console, Sensor, Transport, Wifi};
 use mqsim::device::{Reading, SerialLine, WallClock};
 use mqsim::time::Instant;
-
-use crate::glue::{Clock, Console, Sensor, Transport, Wifi};
 
 /// DHT22 reads per reading: busy-wait bit timing breaks when the WiFi interrupts it.
 const DHT_ATTEMPTS_MAX: u32 = 3;
@@ -54,7 +53,7 @@ pub struct EspWifi {
 }
 
 impl Wifi for EspWifi {
-    fn join(&mut self) {
+    fn join(&mut self, _now: Instant) {
         self.join.signal(());
     }
 }
@@ -85,14 +84,14 @@ impl Dht22 {
 }
 
 impl Sensor for Dht22 {
-    async fn read(&mut self) -> Reading {
+    async fn read(&mut self) -> Option<Reading> {
         for attempt in 1..=DHT_ATTEMPTS_MAX {
             match dht22::blocking::read(&mut self.delay, &mut self.pin) {
                 Ok(r) => {
-                    return Reading {
+                    return Some(Reading {
                         temperature_c: r.temperature,
                         humidity_pct: r.relative_humidity,
-                    }
+                    })
                 }
                 Err(DhtError::ChecksumMismatch) | Err(DhtError::Timeout)
                     if attempt < DHT_ATTEMPTS_MAX =>
@@ -103,10 +102,10 @@ impl Sensor for Dht22 {
             }
         }
         // The device prints the sketch's `Failed to read from DHT sensor!`.
-        Reading {
+        Some(Reading {
             temperature_c: f32::NAN,
             humidity_pct: f32::NAN,
-        }
+        })
     }
 }
 

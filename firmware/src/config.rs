@@ -3,7 +3,7 @@
 
 use core::net::Ipv4Addr;
 
-use crate::glue::Settings;
+use crate::settings::Settings;
 
 /// The access point (`MQSIM_SSID`, `MQSIM_PASSWORD`; an empty password joins an open network).
 pub const SSID: &str = or(option_env!("MQSIM_SSID"), "mqsim");

@@ -3,7 +3,7 @@
 //!
 //! Three embassy tasks: the network stack's runner, the WiFi station (joins when the device asks,
 //! reports the link up once DHCP has leased an address, and down on disconnect), and `main`, the
-//! device's loop: [`glue::Glue::settle`] after every input, then whichever comes first of a
+//! device's loop: the core's glue (`mqsim::device::glue::Glue::settle`) after every input, then whichever comes first of a
 //! link change, a socket event or the device's wake-up. All MQTT, publishing and reconnecting
 //! decisions are the core's; this file only moves bytes, time, link state and readings.
 
@@ -14,7 +14,7 @@ extern crate alloc;
 
 mod board;
 mod config;
-mod glue;
+mod settings;
 
 use embassy_executor::Spawner;
 use embassy_futures::select::{select3, Either3};
@@ -34,7 +34,7 @@ use esp_radio::wifi::{AuthenticationMethodConfig, Config, Interface, WifiControl
 use static_cell::StaticCell;
 
 use board::{Dht22, EspClock, EspConsole, EspTransport, EspWifi, TcpEvent};
-use glue::{Board, Glue, Input};
+use mqsim::device::glue::{Board, Clock, Glue, Input};
 use mqsim::device::Device;
 
 esp_bootloader_esp_idf::esp_app_desc!();
@@ -64,7 +64,7 @@ async fn main(spawner: Spawner) -> ! {
     esp_rtos::start(timg0.timer0, peripherals.FROM_CPU_INTR0);
 
     let settings = config::settings();
-    let device_config = match glue::device_config(&settings) {
+    let device_config = match settings::device_config(&settings) {
         Ok(c) => c,
         Err(e) => panic!("bad build-time settings: {e:?}"),
     };
@@ -124,8 +124,7 @@ async fn main(spawner: Spawner) -> ! {
         transport,
     };
 
-    let dev =
-        Device::new(device_config, glue::Clock::now(&mut board.clock)).expect("validated above");
+    let dev = Device::new(device_config, board.clock.now()).expect("validated above");
     let mut glue = Glue::new(dev);
     let mut rbuf = [0u8; READ_CHUNK_BYTES];
     loop {
@@ -137,7 +136,7 @@ async fn main(spawner: Spawner) -> ! {
             }
         };
         let ev = select3(LINK.receive(), board.transport.next_event(&mut rbuf), sleep).await;
-        let now = glue::Clock::now(&mut board.clock);
+        let now = board.clock.now();
         match ev {
             Either3::First(up) => glue.handle(now, Input::Wifi(up)),
             Either3::Second(TcpEvent::Connected) => glue.handle(now, Input::TcpConnected),

@@ -1,6 +1,7 @@
-//! The tokio adapter for the virtual ESP32 ([`mqsim::device::Device`]): one loop that connects
-//! when the device asks, moves bytes, fires its timers, answers its sensor requests, and tells it
-//! when WiFi comes and goes. `mqsim device` runs it over real TCP; the simulator runs the same
+//! The tokio adapter for the virtual ESP32 ([`mqsim::device::Device`]): the core's device loop
+//! ([`mqsim::device::glue`], the firmware's too) over tokio, which connects when the device asks,
+//! moves bytes, fires its timers, answers its sensor requests, and tells it when WiFi comes and
+//! goes. `mqsim device` runs it over real TCP; the simulator runs the same
 //! loop over turmoil's TCP under the modelled link. The device never learns which.
 //!
 //! Time is the caller's clock ([`DeviceHooks::now`]): tokio's under `mqsim device`, the
@@ -10,8 +11,8 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 
-use mqsim::device::{Device, DeviceEvent, Reading};
-use mqsim::driver::drain_into;
+use mqsim::device::glue::{Clock, Console, Glue, Input, Sensor, Transport, Wifi};
+use mqsim::device::{Device, DeviceEvent, Reading, SerialLine};
 use mqsim::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -55,133 +56,174 @@ pub trait DeviceHooks {
     fn transport_error(&mut self, _now: Instant, _e: &io::Error) {}
 }
 
-/// Runs `dev` until [`Control::Stop`] or the control channel closes.
+/// The tokio world of one device, as the core's glue sees it: the caller's hooks (clock,
+/// console, sensor, WiFi join delay), the access point, and the connection.
+struct World<C: Connector, H> {
+    hooks: H,
+    connector: C,
+    stream: Option<C::Stream>,
+    connecting: Option<Connecting<C::Stream>>,
+    /// The access point is there.
+    access_point: bool,
+    /// A join was asked for and has not completed.
+    wants_wifi: bool,
+    /// When the join in progress completes.
+    wifi_up_at: Option<Instant>,
+    /// Sensor requests go unanswered.
+    quiet: bool,
+}
+
+impl<C: Connector, H: DeviceHooks> World<C, H> {
+    /// Starts joining if the access point is there and no join is under way.
+    fn start_join(&mut self, now: Instant) {
+        if self.access_point && self.wifi_up_at.is_none() {
+            self.wifi_up_at = Some(now + self.hooks.wifi_join_delay());
+        }
+    }
+}
+
+impl<C: Connector, H: DeviceHooks> Clock for World<C, H> {
+    fn now(&mut self) -> Instant {
+        self.hooks.now()
+    }
+}
+
+impl<C: Connector, H: DeviceHooks> Console for World<C, H> {
+    /// Unused: [`Console::event`] hands every event, serial lines included, to the hooks.
+    fn line(&mut self, _line: &SerialLine) {}
+    fn event(&mut self, now: Instant, ev: &DeviceEvent) {
+        self.hooks.event(now, ev);
+    }
+}
+
+impl<C: Connector, H: DeviceHooks> Wifi for World<C, H> {
+    fn join(&mut self, now: Instant) {
+        self.wants_wifi = true;
+        self.start_join(now);
+    }
+}
+
+impl<C: Connector, H: DeviceHooks> Sensor for World<C, H> {
+    async fn read(&mut self) -> Option<Reading> {
+        (!self.quiet).then(|| self.hooks.reading())
+    }
+}
+
+impl<C: Connector, H: DeviceHooks> Transport for World<C, H> {
+    /// The connector bounds the connect itself.
+    fn open(&mut self, _timeout_ms: u64) {
+        self.stream = None;
+        self.connecting = Some(self.connector.connect());
+    }
+    fn close(&mut self) {
+        self.stream = None;
+        self.connecting = None;
+    }
+    fn is_connected(&self) -> bool {
+        self.stream.is_some()
+    }
+    async fn write_all(&mut self, bytes: &[u8], timeout_ms: u64) -> bool {
+        let Some(s) = self.stream.as_mut() else {
+            return false;
+        };
+        let limit = std::time::Duration::from_millis(timeout_ms);
+        let written = match tokio::time::timeout(limit, s.write_all(bytes)).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
+        };
+        match written {
+            Ok(()) => true,
+            Err(e) => {
+                let at = self.hooks.now();
+                self.hooks.transport_error(at, &e);
+                false
+            }
+        }
+    }
+}
+
+/// Runs `dev` until [`Control::Stop`] or the control channel closes: the core's glue
+/// ([`Glue::settle`]), then whichever comes first of a control message, the connect, the socket
+/// and the wake-up, handed back to the glue.
 pub async fn run_device<C: Connector, H: DeviceHooks>(
-    mut dev: Device,
-    mut connector: C,
+    dev: Device,
+    connector: C,
     mut control: mpsc::UnboundedReceiver<Control>,
-    mut hooks: H,
+    hooks: H,
 ) {
-    let mut stream: Option<C::Stream> = None;
-    let mut connecting: Option<Connecting<C::Stream>> = None;
-    let mut access_point = true;
-    let mut wants_wifi = false;
-    let mut wifi_up_at: Option<Instant> = None;
-    let mut quiet = false;
-    let mut buf = Vec::new();
-    let mut writes = Vec::new();
-    let mut events = Vec::new();
+    let mut w = World {
+        hooks,
+        connector,
+        stream: None,
+        connecting: None,
+        access_point: true,
+        wants_wifi: false,
+        wifi_up_at: None,
+        quiet: false,
+    };
+    let mut glue = Glue::new(dev);
     let mut rbuf = vec![0u8; READ_CHUNK_BYTES];
     loop {
-        // Drain every output after every input; the device's requests are inputs in turn.
-        let now = hooks.now();
-        writes.clear();
-        let timeout = drain_into(&mut dev, &mut buf, &mut writes, &mut events);
-        let mut again = false;
-        for ev in events.drain(..) {
-            hooks.event(now, &ev);
-            match ev {
-                DeviceEvent::OpenTransport => {
-                    stream = None;
-                    connecting = Some(connector.connect());
-                }
-                DeviceEvent::CloseTransport => {
-                    stream = None;
-                    connecting = None;
-                }
-                DeviceEvent::JoinWifi => {
-                    wants_wifi = true;
-                    if access_point && wifi_up_at.is_none() {
-                        wifi_up_at = Some(now + hooks.wifi_join_delay());
-                    }
-                }
-                DeviceEvent::ReadSensor if !quiet => {
-                    dev.handle_reading(now, hooks.reading());
-                    again = true;
-                }
-                _ => {}
-            }
-        }
-        if !writes.is_empty() {
-            if let Some(s) = stream.as_mut() {
-                // The sketch blocks in the write while the TCP send buffer is full, up to the
-                // library's timeout; then the connection is given up.
-                let limit = std::time::Duration::from_millis(dev.config().params.write_timeout_ms);
-                let written = match tokio::time::timeout(limit, s.write_all(&writes)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
-                };
-                if let Err(e) = written {
-                    let at = hooks.now();
-                    hooks.transport_error(at, &e);
-                    stream = None;
-                    dev.handle_transport_closed(hooks.now());
-                    continue;
-                }
-                dev.handle_sent(hooks.now(), writes.len());
-            }
-        }
-        if again {
-            continue;
-        }
-        let wake = [timeout, wifi_up_at].into_iter().flatten().min();
-        let now = hooks.now();
+        let timeout = glue.settle(&mut w).await;
+        let wake = [timeout, w.wifi_up_at].into_iter().flatten().min();
+        let now = w.hooks.now();
+        let (connecting, stream) = (&mut w.connecting, &mut w.stream);
         tokio::select! {
             biased;
             c = control.recv() => match c {
                 None | Some(Control::Stop) => return,
-                Some(Control::Quiet) => quiet = true,
+                Some(Control::Quiet) => w.quiet = true,
                 Some(Control::WifiDown) => {
-                    access_point = false;
-                    wifi_up_at = None;
-                    stream = None;
-                    connecting = None;
-                    dev.handle_wifi(hooks.now(), false);
+                    w.access_point = false;
+                    w.wifi_up_at = None;
+                    w.close();
+                    glue.handle(w.hooks.now(), Input::Wifi(false));
                 }
                 Some(Control::WifiUp) => {
-                    access_point = true;
-                    if wants_wifi && wifi_up_at.is_none() {
-                        wifi_up_at = Some(hooks.now() + hooks.wifi_join_delay());
+                    w.access_point = true;
+                    if w.wants_wifi {
+                        let now = w.hooks.now();
+                        w.start_join(now);
                     }
                 }
             },
             r = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => {
-                connecting = None;
-                let now = hooks.now();
+                w.connecting = None;
+                let now = w.hooks.now();
                 match r {
                     Ok(s) => {
-                        stream = Some(s);
-                        dev.handle_transport_connected(now);
+                        w.stream = Some(s);
+                        glue.handle(now, Input::TcpConnected);
                     }
                     Err(e) => {
-                        hooks.transport_error(now, &e);
-                        dev.handle_transport_failed(now);
+                        w.hooks.transport_error(now, &e);
+                        glue.handle(now, Input::TcpFailed);
                     }
                 }
             }
             r = async { stream.as_mut().expect("guarded").read(&mut rbuf).await }, if stream.is_some() => {
-                let now = hooks.now();
+                let now = w.hooks.now();
                 match r {
                     Ok(0) => {
-                        stream = None;
-                        dev.handle_transport_closed(now);
+                        w.stream = None;
+                        glue.handle(now, Input::TcpClosed);
                     }
                     Err(e) => {
-                        hooks.transport_error(now, &e);
-                        stream = None;
-                        dev.handle_transport_closed(now);
+                        w.hooks.transport_error(now, &e);
+                        w.stream = None;
+                        glue.handle(now, Input::TcpClosed);
                     }
-                    Ok(n) => dev.handle_bytes(now, &rbuf[..n]),
+                    Ok(n) => glue.handle(now, Input::Bytes(&rbuf[..n])),
                 }
             }
             _ = sleep_until(now, wake) => {
-                let now = hooks.now();
-                if wifi_up_at.is_some_and(|t| t <= now) {
-                    wifi_up_at = None;
-                    wants_wifi = false;
-                    dev.handle_wifi(now, true);
+                let now = w.hooks.now();
+                if w.wifi_up_at.is_some_and(|t| t <= now) {
+                    w.wifi_up_at = None;
+                    w.wants_wifi = false;
+                    glue.handle(now, Input::Wifi(true));
                 }
-                dev.handle_timeout(now);
+                glue.handle(now, Input::Timer);
             }
         }
     }

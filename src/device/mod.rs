@@ -83,6 +83,7 @@
 //! With [`DeviceConfig::tag_payloads`] each payload carries `U+001F d<device>.s<seq>` after
 //! the visible value ([`tag_payload`], [`parse_tag`]); serial lines never show it.
 
+pub mod glue;
 mod profile;
 mod serial;
 #[cfg(all(test, target_has_atomic = "ptr"))]

@@ -1,9 +1,9 @@
-//! The firmware's glue, the very file the firmware compiles (`firmware/src/glue.rs`), built for
-//! the host so that `tests/` can drive it with a fake board.
+//! The firmware's board-free code, the very files the firmware compiles, built for the host so
+//! that `tests/` can check them (the glue is the core's, `mqsim::device::glue`, tested there).
 
 #![no_std]
 
 extern crate alloc;
 
-#[path = "../../src/glue.rs"]
-pub mod glue;
+#[path = "../../src/settings.rs"]
+pub mod settings;

@@ -1,8 +1,8 @@
-//! The firmware's glue runs the shared application: one scripted world (access point, broker,
-//! sensor) is played twice, once through `glue::Glue` with a fake board, once by the core's own
-//! run loop (the `mqsim::device` module documentation's, written out below), and both must
-//! print the same serial lines, write the same bytes and ask for the same WiFi/TCP actions, at
-//! the same microseconds.
+//! The glue runs the shared application: one scripted world (access point, broker, sensor) is
+//! played twice, once through [`Glue`] with a fake board, once by the core's own run loop (the
+//! `mqsim::device` module documentation's, written out below), and both must print the same
+//! serial lines, write the same bytes and ask for the same WiFi/TCP actions, at the same
+//! microseconds.
 //!
 //! The script: boot, WiFi joins after 1.2 s, TCP and CONNACK, readings and publishes, a failed
 //! sensor read, the broker drops the connection at 20 s and refuses connections until 27 s
@@ -11,19 +11,20 @@
 //! accepts TCP but never answers CONNECT (the socket timeout),
 //! the end at 90 s.
 
-use std::cell::RefCell;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::future::Future;
+use core::pin::pin;
+use core::task::{Context, Poll, Waker};
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::pin;
-use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 
-use mqsim::device::{Device, DeviceConfig, DeviceEvent, Output, Profile, Reading};
-use mqsim::time::{Duration, Instant};
-use mqsim::QoS;
-use mqsim_firmware_host_test::glue::{
-    self, Board, Clock, Console, Glue, Input, Sensor, Settings, SettingsError, Transport, Wifi,
-};
+use super::{Board, Clock, Console, Glue, Input, Sensor, Transport, Wifi};
+use crate::codec::QoS;
+use crate::device::{Device, DeviceConfig, DeviceEvent, Output, Profile, Reading, SerialLine};
+use crate::time::{Duration, Instant};
 
 const END: Instant = Instant::from_millis(90_000);
 const WIFI_JOIN_MS: u64 = 1_200;
@@ -321,7 +322,7 @@ fn run_core(cfg: DeviceConfig) -> Vec<Trace> {
     }
 }
 
-// ----- the firmware's glue with a fake board -----
+// ----- the glue with a fake board -----
 
 #[derive(Clone)]
 struct Fake(Rc<RefCell<World>>);
@@ -332,20 +333,20 @@ impl Clock for Fake {
     }
 }
 impl Console for Fake {
-    fn line(&mut self, line: &mqsim::device::SerialLine) {
+    fn line(&mut self, line: &SerialLine) {
         let mut w = self.0.borrow_mut();
         w.trace
             .push(Trace::Serial(line.at.as_micros(), line.text.clone()));
     }
 }
 impl Wifi for Fake {
-    fn join(&mut self) {
+    fn join(&mut self, _now: Instant) {
         self.0.borrow_mut().join();
     }
 }
 impl Sensor for Fake {
-    async fn read(&mut self) -> Reading {
-        self.0.borrow_mut().read_sensor()
+    async fn read(&mut self) -> Option<Reading> {
+        Some(self.0.borrow_mut().read_sensor())
     }
 }
 impl Transport for Fake {
@@ -511,36 +512,4 @@ fn esp_mqtt_qos1_glue_equals_core_loop() {
 #[test]
 fn esp_mqtt_qos2_glue_equals_core_loop() {
     same_run(Profile::EspMqtt, QoS::ExactlyOnce);
-}
-
-#[test]
-fn build_time_settings() {
-    let s = |profile, qos| Settings {
-        profile,
-        client_id: "kitchen-1",
-        qos,
-    };
-    let c = glue::device_config(&s("esp-mqtt", "1")).unwrap();
-    assert_eq!(
-        (c.profile, c.qos, c.client_id.as_str()),
-        (Profile::EspMqtt, QoS::AtLeastOnce, "kitchen-1")
-    );
-    assert_eq!(
-        glue::device_config(&s("pubsubclient", "0"))
-            .unwrap()
-            .profile,
-        Profile::PubSubClient
-    );
-    assert!(matches!(
-        glue::device_config(&s("pubsubclient", "1")),
-        Err(SettingsError::Device(_))
-    ));
-    assert!(matches!(
-        glue::device_config(&s("arduino", "0")),
-        Err(SettingsError::Profile)
-    ));
-    assert!(matches!(
-        glue::device_config(&s("esp-mqtt", "3")),
-        Err(SettingsError::Qos)
-    ));
 }
