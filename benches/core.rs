@@ -118,14 +118,16 @@ fn run(qos: QoS, subscribers: usize, messages: usize, payload_bytes: usize) -> f
                 }
                 Output::Event(_) | Output::Timeout(_) => {}
             });
-            if replies.is_empty() {
-                break;
-            }
+            let mut answered = false;
             for (c, written, r) in replies {
                 b.handle_sent(Instant::ZERO, c, written);
                 if !r.is_empty() {
                     b.handle_bytes(Instant::ZERO, c, &r);
+                    answered = true;
                 }
+            }
+            if !answered {
+                break;
             }
         }
     }

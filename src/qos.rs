@@ -14,47 +14,72 @@
 //! re-sent PUBLISH), so the broker and the client keep their own output buffers and logging.
 
 use alloc::collections::{BTreeSet, VecDeque};
+use alloc::vec::Vec;
 
 use crate::codec::QoS;
 use crate::time::Instant;
 
 /// Packet identifiers in use by one sender.
+///
+/// A short list while few are in use (a window of 20 is mosquitto's default: a scan of a few
+/// cache lines beats a tree there), a `BTreeSet` past [`PacketIds::LIST_MAX`] so that a window
+/// of 65,535 stays `O(log n)` per identifier.
 #[derive(Debug, Default)]
 pub struct PacketIds {
-    in_use: BTreeSet<u16>,
+    small: Vec<u16>,
+    large: BTreeSet<u16>,
     last: u16,
 }
 
 impl PacketIds {
+    /// Identifiers kept in the list before moving to the tree.
+    pub const LIST_MAX: usize = 64;
+
     /// The next identifier after the last one handed out that is not in use, or `None` when all
     /// 65,535 are.
     pub fn alloc(&mut self) -> Option<u16> {
-        if self.in_use.len() >= usize::from(u16::MAX) {
+        if self.len() >= usize::from(u16::MAX) {
             return None;
         }
         loop {
             self.last = self.last.wrapping_add(1);
-            if self.last != 0 && self.in_use.insert(self.last) {
+            if self.last != 0 && !self.contains(self.last) {
+                self.insert(self.last);
                 return Some(self.last);
             }
         }
     }
 
+    fn insert(&mut self, id: u16) {
+        if self.large.is_empty() && self.small.len() < Self::LIST_MAX {
+            self.small.push(id);
+            return;
+        }
+        if !self.small.is_empty() {
+            self.large.extend(self.small.drain(..));
+        }
+        self.large.insert(id);
+    }
+
     /// `id` is free again (its acknowledgement arrived).
     pub fn release(&mut self, id: u16) {
-        self.in_use.remove(&id);
+        if let Some(i) = self.small.iter().position(|&x| x == id) {
+            self.small.swap_remove(i);
+        } else {
+            self.large.remove(&id);
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.in_use.len()
+        self.small.len() + self.large.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.in_use.is_empty()
+        self.len() == 0
     }
 
     pub fn contains(&self, id: u16) -> bool {
-        self.in_use.contains(&id)
+        self.small.contains(&id) || self.large.contains(&id)
     }
 }
 
@@ -313,6 +338,30 @@ mod tests {
         assert_eq!(ids.alloc(), None);
         ids.release(40_000);
         assert_eq!(ids.alloc(), Some(40_000));
+    }
+
+    #[test]
+    fn ids_stay_unique_across_the_list_and_the_tree() {
+        let mut ids = PacketIds::default();
+        let n = PacketIds::LIST_MAX * 3;
+        let got: Vec<u16> = (0..n).map(|_| ids.alloc().unwrap()).collect();
+        assert_eq!(ids.len(), n);
+        for i in (0..n).step_by(2) {
+            ids.release(got[i]);
+        }
+        assert_eq!(ids.len(), n / 2);
+        ids.last = 0;
+        let again: Vec<u16> = (0..n / 2).map(|_| ids.alloc().unwrap()).collect();
+        let mut all: Vec<u16> = got
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .copied()
+            .chain(again)
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n, "never an identifier in use twice");
     }
 
     #[test]
