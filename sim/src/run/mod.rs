@@ -1,9 +1,9 @@
 //! One simulation run: a scenario and a seed in, the interleaved output, the ledger's verdict
 //! and the report out. Deterministic: the same scenario and seed give the same bytes.
 //!
-//! Three turmoil hosts: `broker` (the real broker through the same tokio adapter as
-//! `mqsim broker`), `field` (every virtual ESP32, each on its own TCP connection with its own
-//! modelled link) and `clients` (the subscribers). Every connection goes through
+//! Three turmoil hosts: the broker (192.168.100.103, the real broker through the same tokio
+//! adapter as `mqsim broker`), the field (192.168.100.101, every virtual ESP32, each on its own
+//! TCP connection with its own modelled link) and the clients (192.168.100.102, the subscribers). Every connection goes through
 //! [`crate::net::stream::Net`], which decides each segment's fate; turmoil only carries time,
 //! hosts and the sockets' plumbing. Faults are applied between steps at their exact times; at
 //! `duration_s` the links heal, devices stop publishing, and the liveness phase runs for
@@ -39,9 +39,12 @@ use crate::scenario::{Direction, FaultKind, LinkSpec, Loss, Profile, Scenario};
 use sensor::Sensor;
 use subscriber::{run_subscriber, SubEvent, SubHooks};
 
-pub const BROKER_HOST: &str = "broker";
-pub const FIELD_HOST: &str = "field";
-pub const CLIENTS_HOST: &str = "clients";
+/// The hosts' addresses: those of the reference tutorial's Wireshark capture (the broker's PC at
+/// .103, the ESP32 at .101), so that logs and captures read like it. Every device shares the field
+/// host's address, each on its own connection and port.
+pub const BROKER_HOST: &str = "192.168.100.103";
+pub const FIELD_HOST: &str = "192.168.100.101";
+pub const CLIENTS_HOST: &str = "192.168.100.102";
 pub const BROKER_PORT: u16 = 1883;
 /// Simulated wall clock at t = 0: 2022-07-07 01:17:18.933 UTC, which is 10:17:18.933 in Korea
 /// (UTC+9), the first line of the reference serial log.
