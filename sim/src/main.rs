@@ -1,5 +1,6 @@
-//! `mqsim`: the real MQTT broker today; the load generator and deterministic simulator drive the
-//! same core from here as they land.
+//! `mqsim`: the command line. `mqsim sim` (the deterministic simulator), `mqsim device` (the
+//! virtual ESP32s over real TCP), `mqsim broker` (the real broker) and `mqsim bench` (the load
+//! generator) all drive the same core.
 
 mod bench;
 mod config;
@@ -20,7 +21,7 @@ use config::BrokerSettings;
 #[command(
     name = "mqsim",
     version,
-    about = "MQTT 3.1.1 broker and (soon) deterministic MQTT simulator"
+    about = "Deterministic MQTT simulator (virtual ESP32s, a lossy TCP-like network, a QoS ledger) and the MQTT 3.1.1 broker it runs"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,6 +30,11 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a scenario in the deterministic simulator: virtual ESP32s, the broker and subscribers
+    /// over a seeded lossy network; prints the serial, subscriber and broker lines, then the report.
+    Sim(sim_cli::SimArgs),
+    /// Run virtual ESP32s (the simulator's device code) over real TCP against any broker.
+    Device(device_cli::DeviceArgs),
     /// Run the MQTT broker over real TCP (default 127.0.0.1:1883), like `mosquitto`.
     Broker {
         /// mosquitto-style config file (`listener 1883`, `allow_anonymous true`, ...).
@@ -43,11 +49,6 @@ enum Command {
     },
     /// Load generator: measure any MQTT 3.1.1 broker (ours, mosquitto, ...) with the same clients.
     Bench(bench::BenchArgs),
-    /// Run a scenario in the deterministic simulator: virtual ESP32s, the broker and subscribers
-    /// over a seeded lossy network; prints the serial, subscriber and broker lines, then the report.
-    Sim(sim_cli::SimArgs),
-    /// Run virtual ESP32s (the simulator's device code) over real TCP against any broker.
-    Device(device_cli::DeviceArgs),
 }
 
 /// Prints one log line the way mosquitto does: `<unix seconds>: <text>`. The wall clock is read
