@@ -63,8 +63,14 @@ impl FrameBuffer {
         self.rest.is_empty()
     }
 
-    /// Keeps `data` undecoded, after what is held: the reader is paused.
-    pub fn hold(&mut self, data: &[u8]) {
+    /// Keeps `data` undecoded, after what is held: the reader is paused. The rest of a packet
+    /// being skipped ([`Oversized::Drop`]) is skipped here too.
+    pub fn hold(&mut self, mut data: &[u8]) {
+        if self.skip > 0 {
+            let n = self.skip.min(data.len());
+            self.skip -= n;
+            data = &data[n..];
+        }
         self.rest.extend_from_slice(data);
     }
 

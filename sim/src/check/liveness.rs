@@ -1,6 +1,8 @@
 //! Liveness: once healed, every QoS 1/2 message published before the heal settles at its
 //! publisher (PUBACK / PUBCOMP) within the heal window, unless its client gave it up (outbox
-//! expiry). Delivery of settled messages is checked by [`super::qos1`] and [`super::qos2`].
+//! expiry), and every subscriber is connected again by the end of it: delivery of settled
+//! messages is checked by [`super::qos1`] and [`super::qos2`] for connected subscribers only, so a
+//! subscriber that never comes back must not excuse what it was owed.
 
 use super::{Ledger, Micros};
 
@@ -29,5 +31,22 @@ pub(super) fn at_finish(ledger: &mut Ledger, at: Micros) {
     }
     for (id, detail) in found {
         ledger.violate(at, NAME, Some(id), detail);
+    }
+    let away: Vec<String> = ledger
+        .subscribers
+        .iter()
+        .filter(|s| !s.connected)
+        .map(|s| s.name.clone())
+        .collect();
+    for name in away {
+        ledger.violate(
+            at,
+            NAME,
+            None,
+            format!(
+                "subscriber {name} still disconnected {} ms after the heal",
+                at.saturating_sub(heal) / 1000
+            ),
+        );
     }
 }

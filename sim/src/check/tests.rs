@@ -297,3 +297,23 @@ fn scenario_registration_numbers_devices_then_subscribers() {
     let sum = l.summary();
     assert_eq!(sum.devices.keys().collect::<Vec<_>>(), vec!["a", "b"]);
 }
+
+/// A subscriber that does not come back after the heal would excuse every QoS 1 message it was
+/// owed (delivery is only required of connected subscribers): liveness names it.
+#[test]
+fn a_subscriber_still_away_after_the_heal_breaks_liveness() {
+    let (mut l, d, s) = setup(1, false);
+    l.publish_called(S, d, 0, "ESP32/TEM", 1, true);
+    l.publish_completed(S + 10, d, 0);
+    l.subscriber_disconnected(2 * S, s);
+    l.heal(10 * S);
+    l.finish(40 * S);
+    let v = l.violations();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].invariant, "liveness");
+    assert!(
+        v[0].detail.contains("still disconnected"),
+        "{}",
+        v[0].detail
+    );
+}

@@ -299,6 +299,9 @@ pub enum ResetReason {
     Requested,
     /// A segment in `dir` was retransmitted `retries_max` times without an ACK.
     RetriesExhausted { dir: Dir },
+    /// A segment reached a host that lost power and came back: it knows no such connection
+    /// and answers RST (RFC 793, "reset generation").
+    PeerRebooted { side: Side },
 }
 
 impl fmt::Display for ResetReason {
@@ -306,6 +309,7 @@ impl fmt::Display for ResetReason {
         match self {
             ResetReason::Requested => f.write_str("requested"),
             ResetReason::RetriesExhausted { dir } => write!(f, "retries exhausted {dir}"),
+            ResetReason::PeerRebooted { side } => write!(f, "{side:?} rebooted, RST").map(|_| ()),
         }
     }
 }
@@ -656,6 +660,8 @@ pub struct Link {
     syn_attempt: u32,
     partition: bool,
     aborted: [bool; 2],
+    /// An aborted side that is back up (a new host): it answers the next segment with RST.
+    rebooted: [bool; 2],
     events: BTreeMap<(Instant, u64), Ev>,
     ev_counter: u64,
     out: VecDeque<Output>,
@@ -678,6 +684,7 @@ impl Link {
             syn_attempt: 0,
             partition: false,
             aborted: [false; 2],
+            rebooted: [false; 2],
             events: BTreeMap::new(),
             ev_counter: 0,
             out: VecDeque::new(),
@@ -804,6 +811,15 @@ impl Link {
         }
         self.aborted[side.idx()] = true;
         self.net(self.now, NetEvent::Aborted { side });
+    }
+
+    /// The powered-off `side` is running again, without any memory of this connection: the next
+    /// segment that reaches it resets the connection, as a rebooted host's stack does.
+    pub fn handle_reboot(&mut self, now: Instant, side: Side) {
+        self.advance(now);
+        if self.aborted[side.idx()] {
+            self.rebooted[side.idx()] = true;
+        }
     }
 
     /// Both directions lose every transmission while `on`.
@@ -1300,6 +1316,15 @@ impl Link {
             .map(|g| (g.data.clone(), g.fin));
         let len = seg.as_ref().map_or(0, |g| g.0.len());
         if self.aborted[dir.receiver().idx()] {
+            if self.rebooted[dir.receiver().idx()] {
+                self.reset(
+                    at,
+                    ResetReason::PeerRebooted {
+                        side: dir.receiver(),
+                    },
+                );
+                return;
+            }
             self.net(
                 at,
                 NetEvent::Unanswered {

@@ -63,10 +63,25 @@ pub struct ConnInfo {
     pub reset: bool,
 }
 
-/// Simulated time now: turmoil's elapsed time, zero outside a simulation.
+thread_local! {
+    /// The simulation's time as its driver last set it, for calls made between steps, outside any
+    /// host (faults, crashes), where turmoil has no current time to give.
+    static OUTSIDE_NOW_US: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Simulated time now: turmoil's elapsed time inside a host; outside one, the time the driver
+/// set with [`set_outside_now`] (zero by default).
 pub fn sim_now() -> Instant {
-    let us = turmoil::sim_elapsed().map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let us = turmoil::sim_elapsed()
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or_else(|| OUTSIDE_NOW_US.with(|c| c.get()));
     Instant::from_micros(us)
+}
+
+/// The simulation driver says what time it is before acting between steps (a fault at its
+/// scheduled instant), so that the links stamp what it causes with that time.
+pub fn set_outside_now(now: Instant) {
+    OUTSIDE_NOW_US.with(|c| c.set(now.as_micros()));
 }
 
 #[derive(Default)]
@@ -467,6 +482,12 @@ impl Net {
     pub fn set_loss(&self, which: Which, loss: super::link::LossModel) {
         self.lock()
             .each(which, |l, now| l.set_loss(now, loss.clone()));
+    }
+
+    /// `side` of the chosen connections that lost power is running again: each of those
+    /// connections resets when its next segment reaches that side.
+    pub fn reboot(&self, which: Which, side: Side) {
+        self.lock().each(which, |l, now| l.handle_reboot(now, side));
     }
 
     /// The run is over: streams dropped from now on (with their hosts) send nothing, so the

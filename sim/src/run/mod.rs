@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use crate::check::{DeviceId, Ledger, MsgId, SubscriberId, Violation};
 use crate::device_io::{run_device, Connecting, Connector, Control, DeviceHooks};
 use crate::net::link::{Dir, LinkConfig, LossModel, Side};
-use crate::net::stream::{sim_now, LinkStream, Net, Which};
+use crate::net::stream::{set_outside_now, sim_now, LinkStream, Net, Which};
 use crate::report::{check_expect, Report, RunFacts};
 use crate::scenario::{Direction, FaultKind, LinkSpec, Loss, Profile, Scenario};
 use sensor::Sensor;
@@ -117,6 +117,8 @@ pub struct RunOutcome {
     pub pcap: Option<Vec<u8>>,
     pub simulated_ms: u64,
     pub wall: std::time::Duration,
+    /// `--duration` when it overrode the file's, for the replay line.
+    pub duration_override_s: Option<u64>,
 }
 
 impl RunOutcome {
@@ -172,10 +174,14 @@ impl RunOutcome {
 
     /// The command that replays this run.
     pub fn replay_line(&self) -> String {
-        format!(
+        let mut line = format!(
             "cargo run --release -- sim {} --seed {}",
             self.scenario.file, self.scenario.seed
-        )
+        );
+        if let Some(d) = self.duration_override_s {
+            let _ = write!(line, " --duration {d}");
+        }
+        line
     }
 }
 
@@ -675,6 +681,8 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
                 break;
             }
             let us = Instant::from_millis(*at).as_micros();
+            // Outside every host: the links stamp what this causes with its scheduled time.
+            set_outside_now(Instant::from_millis(*at));
             match action {
                 Action::Partition(tags, on) => {
                     for &t in tags {
@@ -723,6 +731,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
                 }
                 Action::BrokerRestart { down: false } => {
                     if broker_down {
+                        // A host that lost power answers its old connections' next segments
+                        // with RST (a clean stop had closed them already).
+                        net.reboot(Which::All, Side::Server);
                         net.partition(Which::All, false);
                         sim.bounce(BROKER_HOST);
                         broker_down = false;
@@ -762,6 +773,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     ledger
         .borrow_mut()
         .finish(Instant::from_millis(simulated_ms).as_micros());
+    set_outside_now(Instant::from_millis(simulated_ms));
     net.freeze();
     drop(sim);
 
@@ -801,6 +813,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         pcap,
         simulated_ms,
         wall,
+        duration_override_s: opts.duration_s,
     })
 }
 
