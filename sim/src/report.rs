@@ -20,6 +20,8 @@ pub struct RunFacts {
     pub simulated_ms: u64,
     /// Not deterministic: printed by `render_speed` only.
     pub wall: Duration,
+    /// `--duration` when it overrode the file's, so that the replay line replays this run.
+    pub duration_override_s: Option<u64>,
 }
 
 impl RunFacts {
@@ -30,7 +32,20 @@ impl RunFacts {
             tick_ms: s.tick_ms,
             simulated_ms,
             wall,
+            duration_override_s: None,
         }
+    }
+
+    /// The command that replays this run.
+    pub fn replay_command(&self) -> String {
+        let mut line = format!(
+            "cargo run --release -- sim {} --seed {}",
+            self.scenario, self.seed
+        );
+        if let Some(d) = self.duration_override_s {
+            let _ = write!(line, " --duration {d}");
+        }
+        line
     }
 }
 
@@ -168,11 +183,7 @@ impl Report {
             );
         }
         if !self.violations.is_empty() {
-            let _ = writeln!(
-                out,
-                "replay: cargo run --release -- sim {} --seed {}",
-                f.scenario, f.seed
-            );
+            let _ = writeln!(out, "replay: {}", f.replay_command());
         }
         out
     }

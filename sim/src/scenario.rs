@@ -1182,32 +1182,33 @@ fn validate_expect(
             }
         }
     }
-    for (name, ranges) in &raw.device {
-        if !devices.iter().any(|d| &d.name == name.get_ref()) {
-            c.at(
-                name,
-                format!(
-                    "expect.device.{0}: no [[device]] named `{0}`",
-                    name.get_ref()
-                ),
-            );
-        }
-        for (metric, range) in ranges.entries() {
-            push(c, &Scope::Device(name.get_ref().clone()), metric, range);
-        }
-    }
-    for (name, ranges) in &raw.subscriber {
-        if !subscribers.iter().any(|s| &s.name == name.get_ref()) {
-            c.at(
-                name,
-                format!(
-                    "expect.subscriber.{0}: no [[subscriber]] named `{0}`",
-                    name.get_ref()
-                ),
-            );
-        }
-        for (metric, range) in ranges.entries() {
-            push(c, &Scope::Subscriber(name.get_ref().clone()), metric, range);
+    // `[expect.device.NAME]` and `[expect.subscriber.NAME]`: the same rule for both tables.
+    let device_names: Vec<&str> = devices.iter().map(|d| d.name.as_str()).collect();
+    let subscriber_names: Vec<&str> = subscribers.iter().map(|s| s.name.as_str()).collect();
+    let device_scope: fn(String) -> Scope = Scope::Device;
+    let named_scopes = [
+        ("device", &raw.device, &device_names, device_scope),
+        (
+            "subscriber",
+            &raw.subscriber,
+            &subscriber_names,
+            Scope::Subscriber,
+        ),
+    ];
+    for (kind, table, known, scope) in named_scopes {
+        for (name, ranges) in table {
+            if !known.contains(&name.get_ref().as_str()) {
+                c.at(
+                    name,
+                    format!(
+                        "expect.{kind}.{0}: no [[{kind}]] named `{0}`",
+                        name.get_ref()
+                    ),
+                );
+            }
+            for (metric, range) in ranges.entries() {
+                push(c, &scope(name.get_ref().clone()), metric, range);
+            }
         }
     }
     if !checks.iter().any(|k| k.metric == Metric::Violations) {

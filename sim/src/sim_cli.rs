@@ -214,7 +214,6 @@ pub fn main(args: SimArgs) -> ExitCode {
     let opts = RunOptions {
         seed: args.seed,
         duration_s: args.duration,
-        show_net,
         capture: args.pcap.is_some(),
     };
     if let Some(range) = args.seeds {

@@ -600,16 +600,11 @@ impl Client {
                     }
                 }
                 self.expire_outbox();
-                if self.config.resend_interval != Duration::ZERO {
-                    // Last sent at or before now - interval: due again.
-                    let due = Instant::from_micros(
-                        self.now
-                            .as_micros()
-                            .saturating_sub(self.config.resend_interval.as_micros()),
-                    );
-                    if self.now.as_micros() >= self.config.resend_interval.as_micros() {
-                        self.resend(Some(due));
-                    }
+                let interval = self.config.resend_interval.as_micros();
+                // Last sent at or before now - interval: due again.
+                let due = self.now.as_micros().checked_sub(interval);
+                if let (true, Some(due)) = (interval > 0, due) {
+                    self.resend(Some(Instant::from_micros(due)));
                 }
             }
             ConnectionState::Disconnected | ConnectionState::Closed => {}

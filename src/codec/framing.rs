@@ -65,13 +65,16 @@ impl FrameBuffer {
 
     /// Keeps `data` undecoded, after what is held: the reader is paused. The rest of a packet
     /// being skipped ([`Oversized::Drop`]) is skipped here too.
-    pub fn hold(&mut self, mut data: &[u8]) {
-        if self.skip > 0 {
-            let n = self.skip.min(data.len());
-            self.skip -= n;
-            data = &data[n..];
-        }
+    pub fn hold(&mut self, data: &[u8]) {
+        let data = self.skip_dropped(data);
         self.rest.extend_from_slice(data);
+    }
+
+    /// `data` without the bytes still owed to a packet being skipped.
+    fn skip_dropped<'d>(&mut self, data: &'d [u8]) -> &'d [u8] {
+        let n = self.skip.min(data.len());
+        self.skip -= n;
+        &data[n..]
     }
 
     /// Forgets every byte held (the transport went away).
@@ -99,16 +102,12 @@ impl FrameBuffer {
     /// [`FrameBuffer::feed`] with a choice for oversized packets.
     pub fn feed_frames<B>(
         &mut self,
-        mut data: &[u8],
+        data: &[u8],
         max_packet_bytes: usize,
         oversized: Oversized,
         mut handle: impl FnMut(Frame<'_>) -> ControlFlow<B>,
     ) -> Result<(), FeedStop<B>> {
-        if self.skip > 0 {
-            let n = self.skip.min(data.len());
-            self.skip -= n;
-            data = &data[n..];
-        }
+        let data = self.skip_dropped(data);
         let mut held = core::mem::take(&mut self.rest);
         let (buf, buffered): (&[u8], bool) = if held.is_empty() {
             (data, false)

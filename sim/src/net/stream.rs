@@ -198,7 +198,15 @@ fn standing_key(which: Which) -> Option<Option<u32>> {
 
 /// SplitMix64: one well-mixed link seed per connection from the simulation seed.
 fn mix(seed: u64, n: u64) -> u64 {
-    let mut z = seed.wrapping_add(n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    splitmix64(seed.wrapping_add(n.wrapping_add(1).wrapping_mul(SPLITMIX64_GAMMA)))
+}
+
+/// SplitMix64's increment (the golden ratio in 64 bits).
+pub const SPLITMIX64_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function: a well-mixed 64-bit value from any 64-bit state, used to
+/// derive independent seeds from the one simulation seed.
+pub fn splitmix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -523,16 +531,6 @@ impl Net {
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default()
-    }
-
-    /// The connection a tagged client opened last, if any.
-    pub fn last_conn_of_tag(&self, tag: u32) -> Option<ConnId> {
-        self.lock()
-            .conns
-            .iter()
-            .rev()
-            .find(|c| c.tag == Some(tag))
-            .map(|c| c.id)
     }
 
     /// RST now: both ends' reads and writes fail with `ConnectionReset`.

@@ -33,7 +33,9 @@ use tokio::sync::mpsc;
 use crate::check::{DeviceId, Ledger, MsgId, SubscriberId, Violation};
 use crate::device_io::{run_device, Connecting, Connector, Control, DeviceHooks};
 use crate::net::link::{Dir, LinkConfig, LossModel, Side};
-use crate::net::stream::{set_outside_now, sim_now, LinkStream, Net, Which};
+use crate::net::stream::{
+    set_outside_now, sim_now, splitmix64, LinkStream, Net, Which, SPLITMIX64_GAMMA,
+};
 use crate::report::{check_expect, Report, RunFacts};
 use crate::scenario::{Direction, FaultKind, LinkSpec, Loss, Profile, Scenario};
 use sensor::Sensor;
@@ -62,8 +64,6 @@ const SIM_DURATION_SLACK_MS: u64 = 10_000;
 pub struct RunOptions {
     pub seed: Option<u64>,
     pub duration_s: Option<u64>,
-    /// Put the link's decisions (losses, retransmissions, resets) into the printed stream.
-    pub show_net: bool,
     /// Keep the capture (Ethernet/IPv4/TCP frames) for `--pcap`.
     pub capture: bool,
 }
@@ -117,8 +117,6 @@ pub struct RunOutcome {
     pub pcap: Option<Vec<u8>>,
     pub simulated_ms: u64,
     pub wall: std::time::Duration,
-    /// `--duration` when it overrode the file's, for the replay line.
-    pub duration_override_s: Option<u64>,
 }
 
 impl RunOutcome {
@@ -174,14 +172,7 @@ impl RunOutcome {
 
     /// The command that replays this run.
     pub fn replay_line(&self) -> String {
-        let mut line = format!(
-            "cargo run --release -- sim {} --seed {}",
-            self.scenario.file, self.scenario.seed
-        );
-        if let Some(d) = self.duration_override_s {
-            let _ = write!(line, " --duration {d}");
-        }
-        line
+        self.report.facts.replay_command()
     }
 }
 
@@ -213,10 +204,7 @@ fn serial_clock() -> WallClock {
 
 /// SplitMix64 step: independent seeds for each part of the run from the one seed.
 fn derive(seed: u64, stream: u64) -> u64 {
-    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    splitmix64(seed ^ stream.wrapping_mul(SPLITMIX64_GAMMA))
 }
 
 pub fn link_config(spec: &LinkSpec) -> LinkConfig {
@@ -801,7 +789,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     };
     let ledger = ledger.borrow();
     let wall = started.elapsed();
-    let report = Report::new(&ledger, RunFacts::for_scenario(&sc, simulated_ms, wall));
+    let mut facts = RunFacts::for_scenario(&sc, simulated_ms, wall);
+    facts.duration_override_s = opts.duration_s;
+    let report = Report::new(&ledger, facts);
     let unmet = check_expect(&sc.expect, &report);
     let violations = ledger.violations().to_vec();
     Ok(RunOutcome {
@@ -813,7 +803,6 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         pcap,
         simulated_ms,
         wall,
-        duration_override_s: opts.duration_s,
     })
 }
 
