@@ -38,3 +38,6 @@ pub const TOPIC_LEVELS_MAX: usize = 128;
 /// Bytes buffered for one connection's outgoing data before the broker stops feeding it and queues
 /// instead (the adapter's socket write side drains it).
 pub const OUTGOING_DEFAULT_MAX_BYTES: usize = 1024 * 1024;
+/// A persistence journal smaller than this is never compacted (rewritten from a snapshot); past
+/// it, once it is twice the last snapshot.
+pub const JOURNAL_COMPACT_DEFAULT_MIN_BYTES: usize = 4 * 1024 * 1024;

@@ -61,6 +61,16 @@ impl PacketIds {
         self.large.insert(id);
     }
 
+    /// Marks `id` in use, as if just allocated (a restored session's); false if it already is.
+    pub fn take(&mut self, id: u16) -> bool {
+        if id == 0 || self.contains(id) {
+            return false;
+        }
+        self.insert(id);
+        self.last = id;
+        true
+    }
+
     /// `id` is free again (its acknowledgement arrived).
     pub fn release(&mut self, id: u16) {
         if let Some(i) = self.small.iter().position(|&x| x == id) {
@@ -180,6 +190,27 @@ impl<M> Window<M> {
         Ok(pkid)
     }
 
+    /// Puts a message into the window under a given identifier (a restored session's), awaiting
+    /// its first acknowledgement. Fails when the identifier is 0 or in use, or for QoS 0.
+    pub fn start_with_id(&mut self, now: Instant, qos: QoS, pkid: u16, msg: M) -> Result<(), M> {
+        let awaiting = match qos {
+            QoS::AtMostOnce => return Err(msg),
+            QoS::AtLeastOnce => Awaiting::PubAck,
+            QoS::ExactlyOnce => Awaiting::PubRec,
+        };
+        if pkid == 0 || !self.ids.take(pkid) {
+            return Err(msg);
+        }
+        self.entries.push_back(InFlight {
+            pkid,
+            qos,
+            awaiting,
+            sent_at: now,
+            msg,
+        });
+        Ok(())
+    }
+
     /// PUBACK: the QoS 1 message with this identifier is done. `None` for an unknown identifier
     /// or one that awaits something else.
     pub fn on_puback(&mut self, pkid: u16) -> Option<InFlight<M>> {
@@ -294,6 +325,11 @@ impl IncomingQos2 {
     /// so the sender can finish (MQTT-4.3.3).
     pub fn on_pubrel(&mut self, pkid: u16) {
         self.ids.remove(&pkid);
+    }
+
+    /// The identifiers awaiting PUBREL, in order.
+    pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        self.ids.iter().copied()
     }
 
     pub fn clear(&mut self) {

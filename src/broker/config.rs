@@ -37,6 +37,13 @@ pub struct Config {
     pub sys_interval: Duration,
     /// Emit a log line per packet, as `mosquitto -v`.
     pub verbose: bool,
+    /// Keep retained messages and persistent sessions in a journal the caller writes
+    /// (mosquitto `persistence`): acknowledgements then wait until what they acknowledge is
+    /// durable. See [`super::Broker::poll_journal`].
+    pub persistence: bool,
+    /// The journal is rewritten from a snapshot of the state once it is larger than this and
+    /// than twice the last snapshot.
+    pub journal_compact_min_bytes: usize,
 }
 
 impl Default for Config {
@@ -54,6 +61,8 @@ impl Default for Config {
             connect_timeout: Duration::from_millis(limits::CONNECT_TIMEOUT_DEFAULT_MS),
             sys_interval: Duration::from_secs(limits::SYS_INTERVAL_DEFAULT_S),
             verbose: false,
+            persistence: false,
+            journal_compact_min_bytes: limits::JOURNAL_COMPACT_DEFAULT_MIN_BYTES,
         }
     }
 }
@@ -175,6 +184,14 @@ impl ConfigBuilder {
     }
     pub fn verbose(&mut self, yes: bool) -> &mut Self {
         self.0.verbose = yes;
+        self
+    }
+    pub fn persistence(&mut self, yes: bool) -> &mut Self {
+        self.0.persistence = yes;
+        self
+    }
+    pub fn journal_compact_min_bytes(&mut self, n: usize) -> &mut Self {
+        self.0.journal_compact_min_bytes = n;
         self
     }
     /// The settings, if every one is in range.

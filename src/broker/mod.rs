@@ -14,6 +14,7 @@
 
 mod config;
 mod log;
+mod persist;
 mod route;
 use route::Release;
 mod session;
@@ -37,6 +38,8 @@ use crate::time::{Duration, Instant};
 use crate::topic::{self, SubscriptionTree};
 
 pub use config::{Config, ConfigBuilder, ConfigError};
+pub use persist::{Damage, JournalWrite, Lsn, Recovery, RestoreError};
+use persist::{Journal, RecordArgs};
 pub use session::Message;
 use session::{Retain, Session};
 
@@ -119,6 +122,8 @@ struct Conn {
     out_full: bool,
     /// PUBACK / PUBREC withheld while paused, sent on resume.
     deferred_acks: Vec<Packet<'static>>,
+    /// `tx` goes out only once the journal is durable up to here (the write-ahead rule).
+    tx_needs: Lsn,
 }
 
 #[derive(Debug)]
@@ -189,6 +194,9 @@ pub struct Broker {
     publishing: Option<(ConnId, SessionId)>,
     /// Paused connections whose blockers have drained, resumed at the end of the current input.
     to_resume: VecDeque<ConnId>,
+    journal: Journal,
+    /// Connections with bytes waiting for the journal to be durable.
+    held: Vec<ConnId>,
 }
 
 impl Broker {
@@ -201,6 +209,7 @@ impl Broker {
         } else {
             Some(now)
         };
+        let journal = Journal::new(&config);
         let mut b = Broker {
             config,
             now,
@@ -221,6 +230,8 @@ impl Broker {
             matches: Vec::new(),
             publishing: None,
             to_resume: VecDeque::new(),
+            journal,
+            held: Vec::new(),
         };
         // `$SYS` values exist (retained) from the start, not only after the first interval.
         b.handle_timeout(now);
@@ -300,6 +311,7 @@ impl Broker {
                 blocked_on: BTreeSet::new(),
                 out_full: false,
                 deferred_acks: Vec::new(),
+                tx_needs: 0,
             },
         );
         self.timers.push(Reverse((deadline, id)));
@@ -340,7 +352,13 @@ impl Broker {
         let max = self.config.max_packet_bytes;
         let fed = rx.feed(data, max, |p| {
             self.stats.messages_received += 1;
-            match self.handle_packet(conn, p) {
+            let journal_at = self.journal.end;
+            let flow = self.handle_packet(conn, p);
+            if self.journal.end > journal_at {
+                // What this packet is answered with acknowledges what it recorded.
+                self.hold_for_journal(conn);
+            }
+            match flow {
                 Flow::Closed => ControlFlow::Break(Flow::Closed),
                 Flow::Open if self.conns.get(&conn).is_some_and(|c| c.paused) => {
                     ControlFlow::Break(Flow::Open)
@@ -488,6 +506,10 @@ impl Broker {
             if c.tx.is_empty() {
                 continue;
             }
+            if c.tx_needs > self.journal.durable {
+                self.held.push(id); // sent by handle_durable
+                continue;
+            }
             if buf.is_empty() {
                 core::mem::swap(buf, &mut c.tx);
             } else {
@@ -566,6 +588,7 @@ impl Broker {
                 if let Some(s) = self.sessions.get_mut(&sid) {
                     s.incoming_qos2.on_pubrel(id);
                 }
+                self.record_session(sid, || RecordArgs::Qos2Released(id));
                 // Answer even an unknown id, so the client can finish (MQTT-4.3.3).
                 self.send(conn, &Packet::PubComp(id));
             }
@@ -648,6 +671,7 @@ impl Broker {
                 self.sessions
                     .insert(sid, Session::new(client_id.clone(), c.clean_session));
                 self.by_client_id.insert(client_id.clone(), sid);
+                self.record_session(sid, || RecordArgs::Session);
                 (sid, false)
             }
         };
@@ -733,6 +757,9 @@ impl Broker {
                 None => false,
             },
         };
+        if deliver && p.qos == QoS::ExactlyOnce {
+            self.record_session(sid, || RecordArgs::Qos2In(p.pkid));
+        }
         if deliver {
             if topic::reserved_for_broker(p.topic) {
                 let id = self.client_label(conn);
@@ -797,6 +824,7 @@ impl Broker {
                 let id = s.client_id.clone();
                 self.log(|| format!("{id} {} {filter}", qos.as_u8()));
             }
+            self.record_session(sid, || RecordArgs::Sub(filter.to_string(), qos));
             codes.push(qos.as_u8());
             granted.push((filter, qos));
         }
@@ -829,6 +857,7 @@ impl Broker {
             if let Some(s) = self.sessions.get_mut(&sid) {
                 s.subs.remove(filter);
             }
+            self.record_session(sid, || RecordArgs::Unsub(filter.to_string()));
         }
         self.send(conn, &Packet::UnsubAck(UnsubAck { pkid: u.pkid }));
     }
@@ -914,6 +943,7 @@ impl Broker {
 
     fn destroy_session(&mut self, sid: SessionId) {
         self.release_blocked(sid, Release::Now);
+        self.record_session(sid, || RecordArgs::SessionGone);
         let Some(s) = self.sessions.remove(&sid) else {
             return;
         };
@@ -959,6 +989,11 @@ impl Broker {
         };
         self.stats.publish_sent += 1;
         self.send(conn, &Packet::Publish(p));
+        if qos == QoS::ExactlyOnce {
+            // Its packet identifier must be remembered across a crash before the client sees
+            // it, or a resumed session could deliver it twice under another identifier.
+            self.hold_for_journal(conn);
+        }
     }
 
     /// Encodes `p` onto `conn`'s outgoing bytes.

@@ -6,6 +6,7 @@ use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use super::persist::RecordArgs;
 use super::session::{Queued, Retain};
 use super::{Ack, Broker, ConnId, Dup, Event, Message, Retained, SessionId};
 use crate::codec::{Packet, QoS};
@@ -25,7 +26,9 @@ impl Broker {
     pub(super) fn retain(&mut self, msg: &Arc<Message>, qos: QoS) {
         if msg.payload.is_empty() {
             // MQTT-3.3.1-10: a zero-byte retained message deletes the retained one.
-            self.retained.remove(&msg.topic);
+            if self.retained.remove(&msg.topic).is_some() {
+                self.record_retain(&msg.topic, qos, &[]);
+            }
             return;
         }
         if !self.retained.contains_key(&msg.topic)
@@ -43,6 +46,7 @@ impl Broker {
                 msg: msg.clone(),
             },
         );
+        self.record_retain(&msg.topic, qos, &msg.payload);
     }
 
     /// Sends `msg` to every matching subscription: once per session at the highest granted QoS
@@ -87,6 +91,8 @@ impl Broker {
         if let Some(conn) = conn {
             if s.inflight.has_room(max_inflight) && s.queue.is_empty() {
                 if let Some(pkid) = s.start_inflight(now, qos, retain, msg) {
+                    self.record_session(sid, || RecordArgs::Enqueue(qos, retain, msg.clone()));
+                    self.record_session(sid, || RecordArgs::Send(pkid));
                     self.send_publish(conn, msg, qos, retain, Dup::No, pkid);
                     return;
                 }
@@ -122,6 +128,7 @@ impl Broker {
                             self.events.push_back(Event::PauseRead(pub_conn));
                         }
                     }
+                    self.record_session(sid, || RecordArgs::Enqueue(qos, retain, msg.clone()));
                     return;
                 }
             }
@@ -137,6 +144,7 @@ impl Broker {
             retain,
             msg: msg.clone(),
         });
+        self.record_session(sid, || RecordArgs::Enqueue(qos, retain, msg.clone()));
     }
 
     /// Lets the publishers blocked on `sid` go once its queue is down to half its bound
@@ -195,6 +203,7 @@ impl Broker {
             let Some(pkid) = s.start_inflight(now, q.qos, q.retain, &q.msg) else {
                 return;
             };
+            self.record_session(sid, || RecordArgs::Send(pkid));
             self.send_publish(conn, &q.msg, q.qos, q.retain, Dup::No, pkid);
         }
     }
@@ -209,7 +218,10 @@ impl Broker {
             Ack::PubComp => s.inflight.on_pubcomp(pkid),
         };
         match done {
-            Some(_) => self.pump(sid),
+            Some(_) => {
+                self.record_session(sid, || RecordArgs::Done(pkid));
+                self.pump(sid)
+            }
             None => {
                 let id = s.client_id.clone();
                 self.log(|| {
@@ -225,7 +237,10 @@ impl Broker {
             return;
         };
         match s.inflight.on_pubrec(now, pkid).0 {
-            PubRecOutcome::SendPubRel => self.send(conn, &Packet::PubRel(pkid)),
+            PubRecOutcome::SendPubRel => {
+                self.record_session(sid, || RecordArgs::PubRec(pkid));
+                self.send(conn, &Packet::PubRel(pkid));
+            }
             PubRecOutcome::Unknown => {
                 let id = s.client_id.clone();
                 self.log(|| format!("Ignoring PUBREC for unknown mid {pkid} from {id}."));
@@ -243,6 +258,10 @@ impl Broker {
             .resend(now, None)
             .map(|(what, f)| (what, f.pkid, f.qos, f.msg.retain, f.msg.msg.clone()))
             .collect();
+        if !out.is_empty() {
+            // What was recorded about them is remembered before the client sees them again.
+            self.hold_for_journal(conn);
+        }
         for (what, pkid, qos, retain, msg) in out {
             match what {
                 Resend::Publish => self.send_publish(conn, &msg, qos, retain, Dup::Yes, pkid),

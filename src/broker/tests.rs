@@ -12,6 +12,8 @@ use crate::codec::{
 use crate::driver::drain;
 use crate::test_util::Pkt;
 
+mod persist;
+
 fn pubp(topic: &str, payload: &str, qos: u8, pkid: u16) -> Pkt {
     Pkt::Pub {
         topic: topic.into(),
