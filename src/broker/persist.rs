@@ -558,14 +558,12 @@ impl Broker {
         let mut still = Vec::new();
         for conn in core::mem::take(&mut self.held) {
             match self.conns.get_mut(&conn) {
-                Some(c) if c.tx_needs <= durable => {
-                    if !c.dirty && !c.tx.is_empty() {
-                        c.dirty = true;
-                        self.dirty.push_back(conn);
-                    }
+                Some(c) if c.tx_needs > durable => still.push(conn),
+                Some(c) if !c.dirty && !c.tx.is_empty() => {
+                    c.dirty = true;
+                    self.dirty.push_back(conn);
                 }
-                Some(_) => still.push(conn),
-                None => {}
+                _ => {}
             }
         }
         self.held = still;

@@ -210,7 +210,7 @@ fn what_was_never_acknowledged_may_be_gone_and_nothing_else_is() {
     let (sub, _) = h.connect_with("sub", false, 0, None);
     h.subscribe(sub, &[("t", QoS::AtLeastOnce)]);
     disk.sync(&mut h);
-    let _ = h.b.handle_closed(h.now, sub);
+    h.b.handle_closed(h.now, sub);
     let (p, _) = h.connect("pub", true);
     h.publish(p, "t", "acked", QoS::AtLeastOnce, false, 1);
     disk.sync(&mut h);
