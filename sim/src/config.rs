@@ -16,6 +16,10 @@ pub struct BrokerSettings {
     pub broker: BrokerConfig,
     /// Keys seen but not supported, with their line numbers, for a warning at start-up.
     pub ignored: Vec<(usize, String)>,
+    /// `persistence_location` (a directory; empty = the working directory) and
+    /// `persistence_file`: where the journal is kept when `persistence true`.
+    pub persistence_location: std::path::PathBuf,
+    pub persistence_file: String,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -40,6 +44,8 @@ impl Default for BrokerSettings {
             dual_stack: true,
             broker: BrokerConfig::default(),
             ignored: Vec::new(),
+            persistence_location: std::path::PathBuf::new(),
+            persistence_file: String::from("mosquitto.db"),
         }
     }
 }
@@ -59,6 +65,13 @@ impl BrokerSettings {
             }
             _ => vec![self.bind],
         }
+    }
+
+    /// The journal's path, when persistence is on.
+    pub fn persistence_path(&self) -> Option<std::path::PathBuf> {
+        self.broker
+            .persistence
+            .then(|| self.persistence_location.join(&self.persistence_file))
     }
 
     /// Parses a config file. As in mosquitto 2, a file that configures a `listener` without an
@@ -151,6 +164,32 @@ impl BrokerSettings {
                     b.max_connections(usize::try_from(n).unwrap_or(usize::MAX));
                     lines.push(("max_connections", line));
                 }
+                "persistence" => {
+                    b.persistence(match one(key)? {
+                        "true" => true,
+                        "false" => false,
+                        v => {
+                            return Err(err(format!(
+                                "persistence: expected true or false, got '{v}'"
+                            )))
+                        }
+                    });
+                }
+                // The rest of the line: a path may hold spaces.
+                "persistence_location" | "persistence_file" if args.is_empty() => {
+                    return Err(err(format!("{key} needs a value")));
+                }
+                "persistence_location" => s.persistence_location = args.join(" ").into(),
+                "persistence_file" => s.persistence_file = args.join(" "),
+                // mosquitto snapshots every autosave_interval seconds and loses what came since
+                // at a power cut; here every acknowledged change is in the journal before its
+                // acknowledgement, so there is nothing to save periodically. Accepted, checked.
+                "autosave_interval" => {
+                    number(key)?;
+                }
+                "autosave_on_changes" => {
+                    one(key)?;
+                }
                 "sys_interval" => {
                     b.sys_interval(mqsim::time::Duration::from_secs(number(key)?.max(0) as u64));
                 }
@@ -173,6 +212,34 @@ impl BrokerSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn persistence_keys() {
+        let s = BrokerSettings::parse("listener 1883\n").unwrap();
+        assert_eq!(s.persistence_path(), None);
+        let s = BrokerSettings::parse(
+            "persistence true\npersistence_location /var/lib/my broker/\nautosave_interval 1800\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.persistence_path(),
+            Some("/var/lib/my broker/mosquitto.db".into())
+        );
+        let s = BrokerSettings::parse("persistence true\npersistence_file j.db\n").unwrap();
+        assert_eq!(s.persistence_path(), Some("j.db".into()));
+        let e = BrokerSettings::parse("\npersistence yes\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (2, "persistence: expected true or false, got 'yes'")
+        );
+        assert_eq!(
+            BrokerSettings::parse("autosave_interval soon")
+                .unwrap_err()
+                .line,
+            1
+        );
+        assert!(BrokerSettings::parse("persistence_file").is_err());
+    }
 
     #[test]
     fn seed_document_config() {
@@ -225,14 +292,14 @@ mod tests {
     #[test]
     fn limits_and_unknown_keys() {
         let text = "max_inflight_messages 0\nmessage_size_limit 100\nmax_packet_size 4096\n\
-                    max_connections -1\npersistence true\nmax_queued_bytes 1000\n";
+                    max_connections -1\nbridge_protocol_version mqttv311\nmax_queued_bytes 1000\n";
         let s = BrokerSettings::parse(text).unwrap();
         assert_eq!(s.broker.max_inflight_messages, 65_535);
         assert_eq!(s.broker.message_size_limit_bytes, 100);
         assert_eq!(s.broker.max_packet_bytes, 4096);
         assert_eq!(s.broker.max_connections, usize::MAX);
         assert_eq!(s.broker.max_queued_bytes, 1000);
-        assert_eq!(s.ignored, vec![(5, "persistence".to_string())]);
+        assert_eq!(s.ignored, vec![(5, "bridge_protocol_version".to_string())]);
     }
 
     #[test]

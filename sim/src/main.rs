@@ -5,6 +5,7 @@
 mod bench;
 mod config;
 mod device_cli;
+mod persist;
 mod sim_cli;
 
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use mqsim::broker::Broker;
-use mqsim::net::tokio::{spawn_broker, BrokerHandle};
+use mqsim::net::tokio::{spawn_broker, spawn_broker_with_journal, BrokerHandle};
 
 use config::BrokerSettings;
 
@@ -150,14 +151,33 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
         if !settings.broker.allow_anonymous {
             log_line("Anonymous clients are refused (allow_anonymous false); no password_file support yet.");
         }
-        let broker = match Broker::new(settings.broker.clone(), mqsim::Instant::ZERO) {
+        let journal = settings.persistence_path();
+        let broker = match &journal {
+            None => Broker::new(settings.broker.clone(), mqsim::Instant::ZERO)
+                .map_err(|e| format!("Error: {e}.")),
+            Some(path) => load_journal(path, settings.broker.clone()),
+        };
+        let broker = match broker {
             Ok(b) => b,
-            Err(e) => {
-                log_line(&format!("Error: {e}."));
+            Err(line) => {
+                log_line(&line);
                 return ExitCode::from(1);
             }
         };
-        let (handle, task) = spawn_broker(broker, Box::new(log_line));
+        let (handle, task) = match journal {
+            None => {
+                let (h, t) = spawn_broker(broker, Box::new(log_line));
+                (h, tokio::spawn(async move { t.await.map(|b| (b, None)) }))
+            }
+            Some(path) => {
+                let (h, t) = spawn_broker_with_journal(
+                    broker,
+                    Box::new(log_line),
+                    persist::FileJournal::new(path),
+                );
+                (h, tokio::spawn(t))
+            }
+        };
         let shutdown = match shutdown_signal() {
             Ok(f) => f,
             Err(e) => {
@@ -166,16 +186,63 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
             }
         };
         log_line(&format!("mqsim version {version} running"));
-        tokio::select! {
+        let mut task = task;
+        let stopped = tokio::select! {
             biased;
-            _ = shutdown => {}
-            _ = accept_all(listeners, handle.clone()) => {}
-        }
+            _ = shutdown => None,
+            _ = accept_all(listeners, handle.clone()) => None,
+            // The broker stops by itself only when its journal cannot be written.
+            r = &mut task => Some(r),
+        };
         log_line(&format!("mqsim version {version} terminating"));
-        handle.shutdown().await;
-        let _ = task.await;
-        ExitCode::SUCCESS
+        let result = match stopped {
+            Some(r) => r,
+            None => {
+                handle.shutdown().await;
+                task.await
+            }
+        };
+        match result {
+            Ok(Ok((_, None))) => ExitCode::SUCCESS,
+            _ => ExitCode::from(1),
+        }
     })
+}
+
+/// The broker the journal at `path` describes (a fresh one if there is none), with a log line
+/// saying what was restored and what, if anything, was dropped; or the error line.
+fn load_journal(path: &std::path::Path, config: mqsim::broker::Config) -> Result<Broker, String> {
+    let shown = path.display();
+    match persist::load(path, config) {
+        Ok(persist::Loaded::Fresh(b)) => {
+            log_line(&format!("Persistence: new journal at {shown}."));
+            Ok(b)
+        }
+        Ok(persist::Loaded::Restored {
+            broker,
+            recovery,
+            kept,
+        }) => {
+            log_line(&format!("Persistence: {recovery} from {shown}."));
+            if let (Some(d), Some(k)) = (&recovery.damage, kept) {
+                log_line(&format!(
+                    "Warning: {shown} is damaged at byte {} ({}): the {} bytes from there are dropped; the file as found is kept as {}.",
+                    d.offset,
+                    d.reason,
+                    d.dropped_bytes,
+                    k.display()
+                ));
+            }
+            Ok(broker)
+        }
+        Err(persist::LoadError::Read(e)) => Err(format!("Error: cannot read {shown}: {e}.")),
+        Err(persist::LoadError::Unreadable(e)) => Err(format!(
+            "Error: {shown}: {e}; refusing to start rather than overwrite it."
+        )),
+        Err(persist::LoadError::KeepDamaged(e)) => Err(format!(
+            "Error: {shown} is damaged and could not be copied aside ({e}); refusing to start."
+        )),
+    }
 }
 
 /// A listening socket; an IPv6 one is IPv6-only, so that `::` and `0.0.0.0` can share a port.

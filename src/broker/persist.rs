@@ -729,7 +729,11 @@ impl Broker {
         }
         b.journal.on = on;
         rec.sessions = b.sessions.len();
-        rec.retained = b.retained.len();
+        rec.retained = b
+            .retained
+            .keys()
+            .filter(|t| !t.starts_with("$SYS/"))
+            .count();
         rec.messages = b
             .sessions
             .values()

@@ -11,7 +11,8 @@
 
 use std::boxed::Box;
 use std::collections::BTreeMap;
-use std::string::String;
+use std::format;
+use std::string::{String, ToString};
 use std::sync::Arc;
 use std::vec;
 use std::vec::Vec;
@@ -20,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::broker::{Broker, ConnId, Event};
+use crate::broker::{Broker, ConnId, Event, JournalWrite, Lsn};
 use crate::driver::{drain, Output};
 use crate::time::Instant;
 
@@ -54,7 +55,62 @@ enum Input {
     Closed {
         conn: ConnId,
     },
+    /// The journal is durable up to here.
+    Durable {
+        lsn: Lsn,
+    },
+    /// The journal could not be written: the broker stops (nothing more may be acknowledged).
+    JournalFailed(String),
     Shutdown,
+}
+
+/// Where the broker's persistence journal goes (see [`Broker::poll_journal`]): the real broker's
+/// file, the simulator's modelled disk.
+pub trait JournalStore: Send + 'static {
+    /// Writes `bytes` as `how` says (after what is there, or as the whole journal) and completes
+    /// once they are durable (synced). Returns the buffer for reuse.
+    fn commit(
+        &mut self,
+        how: JournalWrite,
+        bytes: Vec<u8>,
+    ) -> impl std::future::Future<Output = std::io::Result<Vec<u8>>> + Send;
+}
+
+/// One journal write: how, the bytes, and the LSN they end at.
+type JournalBatch = (JournalWrite, Vec<u8>, Lsn);
+
+/// Writes journal batches in order, one sync per group: whatever the broker produced while the
+/// last sync ran goes into the next one (group commit), then reports the LSN durable.
+async fn journal_task<S: JournalStore>(
+    mut store: S,
+    mut rx: mpsc::UnboundedReceiver<JournalBatch>,
+    inputs: mpsc::Sender<Input>,
+) {
+    let mut spare = Vec::new();
+    while let Some((mut how, mut bytes, mut lsn)) = rx.recv().await {
+        while let Ok((h, b, l)) = rx.try_recv() {
+            match h {
+                // A snapshot holds everything the writes before it say.
+                JournalWrite::Replace => {
+                    how = JournalWrite::Replace;
+                    bytes = b;
+                }
+                JournalWrite::Append => bytes.extend_from_slice(&b),
+            }
+            lsn = l;
+        }
+        drop(std::mem::take(&mut spare));
+        match store.commit(how, bytes).await {
+            Ok(b) => spare = b,
+            Err(e) => {
+                let _ = inputs.send(Input::JournalFailed(e.to_string())).await;
+                return;
+            }
+        }
+        if inputs.send(Input::Durable { lsn }).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Bytes for one connection's writer, and whether to close after them. A mutex-guarded buffer
@@ -124,11 +180,30 @@ impl std::fmt::Debug for BrokerHandle {
 }
 
 /// Starts the broker task on the current tokio runtime. The join handle yields the broker back
-/// after [`BrokerHandle::shutdown`], for inspection in tests.
+/// after [`BrokerHandle::shutdown`], for inspection in tests. Without persistence: a broker with
+/// [`Config::persistence`](crate::broker::Config::persistence) on needs
+/// [`spawn_broker_with_journal`].
 pub fn spawn_broker(broker: Broker, log: LogSink) -> (BrokerHandle, JoinHandle<Broker>) {
     let (tx, rx) = mpsc::channel(INPUT_QUEUE_MAX_MESSAGES);
     let epoch = tokio::time::Instant::now();
-    let task = tokio::spawn(broker_task(broker, rx, epoch, log));
+    let task = tokio::spawn(async move { broker_task(broker, rx, None, epoch, log).await.0 });
+    (BrokerHandle { inputs: tx }, task)
+}
+
+/// Starts the broker task with its journal written to `store` by a second task. The join handle
+/// yields the broker and, if the journal could not be written (the broker then stops), why.
+pub fn spawn_broker_with_journal<S: JournalStore>(
+    broker: Broker,
+    log: LogSink,
+    store: S,
+) -> (BrokerHandle, JoinHandle<(Broker, Option<String>)>) {
+    let (tx, rx) = mpsc::channel(INPUT_QUEUE_MAX_MESSAGES);
+    // Unbounded, but not without bound: what the broker journals waits on acknowledgements the
+    // journal holds back, so each client's in-flight window bounds it.
+    let (jtx, jrx) = mpsc::unbounded_channel();
+    tokio::spawn(journal_task(store, jrx, tx.clone()));
+    let epoch = tokio::time::Instant::now();
+    let task = tokio::spawn(broker_task(broker, rx, Some(jtx), epoch, log));
     (BrokerHandle { inputs: tx }, task)
 }
 
@@ -139,11 +214,13 @@ fn now_since(epoch: tokio::time::Instant) -> Instant {
 async fn broker_task(
     mut broker: Broker,
     mut rx: mpsc::Receiver<Input>,
+    journal: Option<mpsc::UnboundedSender<JournalBatch>>,
     epoch: tokio::time::Instant,
     mut log: LogSink,
-) -> Broker {
+) -> (Broker, Option<String>) {
     let mut conns: BTreeMap<ConnId, ConnIo> = BTreeMap::new();
     let mut buf = Vec::new();
+    let mut failed = None;
     let mut chunks_done: Vec<ConnId> = Vec::new();
     'run: loop {
         let deadline = broker.poll_timeout();
@@ -191,6 +268,14 @@ async fn broker_task(
                     broker.handle_closed(now, conn);
                     conns.remove(&conn);
                 }
+                Some(Input::Durable { lsn }) => broker.handle_durable(now, lsn),
+                Some(Input::JournalFailed(why)) => {
+                    log(&format!(
+                        "Error: persistence write failed: {why}; stopping."
+                    ));
+                    failed = Some(why);
+                    break 'run;
+                }
             }
             handled += 1;
             if handled >= INPUT_BATCH_MAX {
@@ -231,6 +316,13 @@ async fn broker_task(
             Output::Event(Event::Log(line)) => log(&line),
             Output::Timeout(_) => {}
         });
+        // Journal records to the writer task; it reports them durable with an input.
+        if let Some(j) = &journal {
+            let mut jbuf = Vec::new();
+            while let Some((how, lsn)) = broker.poll_journal(&mut jbuf) {
+                let _ = j.send((how, std::mem::take(&mut jbuf), lsn));
+            }
+        }
         // Each processed chunk's read credit goes back, unless its connection is paused.
         for conn in chunks_done.drain(..) {
             if let Some(c) = conns.get_mut(&conn) {
@@ -243,7 +335,7 @@ async fn broker_task(
         }
     }
     // Dropping the writers closes every connection.
-    broker
+    (broker, failed)
 }
 
 async fn sleep_until(epoch: tokio::time::Instant, at: Option<Instant>) {

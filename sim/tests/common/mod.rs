@@ -77,6 +77,23 @@ impl BrokerProc {
         }
     }
 
+    /// A log line containing `needle`, already read (start-up lines are) or within 10 s.
+    pub fn wait_for_seen(&self, needle: &str) -> String {
+        let seen = self
+            .seen
+            .borrow()
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned();
+        seen.unwrap_or_else(|| self.wait_for(needle))
+    }
+
+    /// `kill -9`: the process ends at once, nothing flushed or saved.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Every log line read so far (by [`BrokerProc::wait_for`] and the like), without timestamps.
     pub fn log(&self) -> Vec<String> {
         self.seen.borrow().clone()
