@@ -22,7 +22,8 @@
 //! [broker]            # optional overrides of the broker's defaults
 //! max_inflight_messages = 20
 //! max_queued_messages = 1000
-//! persistence = false # only false for now
+//! persistence = false # true: the broker journals to the host's modelled disk (sim/src/net/disk.rs)
+//! disk_sync_ms = 2    # simulated time of one sync of that disk (default 2, at most 1000)
 //!
 //! [link.wifi]                 # a link profile, used by name; `ideal` exists unless redefined
 //! latency_ms = 20             # one-way, default 5
@@ -115,6 +116,8 @@ pub struct BrokerSpec {
     pub max_inflight_messages: Option<u16>,
     pub max_queued_messages: Option<u32>,
     pub persistence: bool,
+    /// Simulated time of one disk sync, with persistence.
+    pub disk_sync_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -473,6 +476,7 @@ struct RawBroker {
     max_inflight_messages: Option<Sp<u64>>,
     max_queued_messages: Option<Sp<u64>>,
     persistence: Option<Sp<bool>>,
+    disk_sync_ms: Option<Sp<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -796,7 +800,10 @@ fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Scenario {
         c.at(&raw.description, "description is empty");
     }
 
-    let mut broker = BrokerSpec::default();
+    let mut broker = BrokerSpec {
+        disk_sync_ms: crate::net::disk::DISK_SYNC_DEFAULT_MS,
+        ..BrokerSpec::default()
+    };
     if let Some(b) = &raw.broker {
         if let Some(v) = &b.max_inflight_messages {
             match u16::try_from(*v.get_ref()) {
@@ -811,8 +818,12 @@ fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Scenario {
             }
         }
         if let Some(p) = &b.persistence {
-            if *p.get_ref() {
-                c.at(p, "persistence = true is not supported yet");
+            broker.persistence = *p.get_ref();
+        }
+        if let Some(v) = &b.disk_sync_ms {
+            match *v.get_ref() {
+                n @ 0..=1_000 => broker.disk_sync_ms = n,
+                _ => c.at(v, "disk_sync_ms must be at most 1000"),
             }
         }
     }

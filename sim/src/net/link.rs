@@ -1143,6 +1143,13 @@ impl Link {
             }
             Ev::SynArrive { attempt } => {
                 if self.aborted[Side::Server.idx()] {
+                    // A rebooted server answers a retransmitted SYN of a handshake begun with its
+                    // previous life. A real host would accept it as a new connection; here that
+                    // connection is bound to the old incarnation, so it is refused (RST) and the
+                    // client connects again, at about the same moment.
+                    if self.rebooted[Side::Server.idx()] {
+                        self.reset(at, ResetReason::PeerRebooted { side: Side::Server });
+                    }
                     return;
                 }
                 let seq = self.streams[Dir::Down.idx()].isn;

@@ -23,7 +23,7 @@ use std::time::{Duration as StdDuration, UNIX_EPOCH};
 use mqsim::broker::{self, Broker};
 use mqsim::client::{ClientConfig, Event};
 use mqsim::device::{self, parse_tag, Device, DeviceConfig, DeviceEvent, Reading, WallClock};
-use mqsim::net::tokio::spawn_broker;
+use mqsim::net::tokio::{spawn_broker, spawn_broker_with_journal};
 use mqsim::time::{Duration, Instant};
 use mqsim::QoS;
 use rand_chacha::ChaCha8Rng;
@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 
 use crate::check::{DeviceId, Ledger, MsgId, SubscriberId, Violation};
 use crate::device_io::{run_device, Connecting, Connector, Control, DeviceHooks};
+use crate::net::disk::Disk;
 use crate::net::link::{Dir, LinkConfig, LossModel, Side};
 use crate::net::stream::{
     set_outside_now, sim_now, splitmix64, LinkStream, Net, Which, SPLITMIX64_GAMMA,
@@ -438,11 +439,17 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     if let Some(n) = sc.broker.max_queued_messages {
         bcfg.max_queued_messages = n as usize;
     }
+    bcfg.persistence = sc.broker.persistence;
     bcfg.validate().map_err(|e| format!("broker: {e}"))?;
+    // The broker host's disk outlives its incarnations.
+    let disk = sc
+        .broker
+        .persistence
+        .then(|| Disk::new(derive(seed, 3), sc.broker.disk_sync_ms));
     {
-        let (net, lines) = (net.clone(), lines.clone());
+        let (net, lines, disk) = (net.clone(), lines.clone(), disk.clone());
         sim.host(BROKER_HOST, move || {
-            let (net, lines, bcfg) = (net.clone(), lines.clone(), bcfg.clone());
+            let (net, lines, bcfg, disk) = (net.clone(), lines.clone(), bcfg.clone(), disk.clone());
             async move {
                 let version = env!("CARGO_PKG_VERSION");
                 let say = |text: String| {
@@ -456,22 +463,32 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
                 say(format!("mqsim version {version} starting"));
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", BROKER_PORT)).await?;
                 say(format!("Opening ipv4 listen socket on port {BROKER_PORT}."));
-                let broker = Broker::new(bcfg, Instant::ZERO)?;
+                let journal = disk.as_ref().map(|d| d.contents());
+                let broker = match &journal {
+                    Some(bytes) if !bytes.is_empty() => {
+                        let (b, recovery) = Broker::restore(bcfg, Instant::ZERO, bytes)
+                            .map_err(|e| format!("persistence: {e}"))?;
+                        say(format!("Persistence: {recovery}."));
+                        b
+                    }
+                    _ => Broker::new(bcfg, Instant::ZERO)?,
+                };
                 let sink = lines.clone();
-                let (handle, _task) = spawn_broker(
-                    broker,
-                    Box::new(move |l: &str| {
-                        // One line per line, each with its timestamp, as mosquitto prints them.
-                        let now = sim_now();
-                        for part in l.split('\n') {
-                            sink.push(
-                                now,
-                                Source::Broker,
-                                format!("{}: {part}", unix_seconds(now)),
-                            );
-                        }
-                    }),
-                );
+                let log: mqsim::net::tokio::LogSink = Box::new(move |l: &str| {
+                    // One line per line, each with its timestamp, as mosquitto prints them.
+                    let now = sim_now();
+                    for part in l.split('\n') {
+                        sink.push(
+                            now,
+                            Source::Broker,
+                            format!("{}: {part}", unix_seconds(now)),
+                        );
+                    }
+                });
+                let handle = match &disk {
+                    None => spawn_broker(broker, log).0,
+                    Some(d) => spawn_broker_with_journal(broker, log, d.store()).0,
+                };
                 say(format!("mqsim version {version} running"));
                 loop {
                     let (tcp, peer) = listener.accept().await?;
@@ -708,6 +725,14 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
                     net.power_cut(Which::All, Side::Server);
                     net.partition(Which::All, true);
                     sim.crash(BROKER_HOST);
+                    if let Some(d) = &disk {
+                        let lost = d.power_cut();
+                        let t = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
+                        let line = format!(
+                            "{t} disk power cut: {lost} journal bytes written and not yet synced are lost"
+                        );
+                        lines.push(Instant::from_micros(us), Source::Net, line);
+                    }
                     broker_down = true;
                 }
                 Action::BrokerRestart { down: true } => {
@@ -715,6 +740,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
                     // order the runtime happens to drop them); connecting meanwhile is refused.
                     net.close(Which::All, Side::Server);
                     sim.crash(BROKER_HOST);
+                    if let Some(d) = &disk {
+                        d.flush();
+                    }
                     broker_down = true;
                 }
                 Action::BrokerRestart { down: false } => {
