@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::broker::{Broker, ConnId, Event};
+use crate::broker::{Broker, ConnId, Event, Security};
 use crate::driver::{drain, Output};
 use crate::time::Instant;
 
@@ -54,6 +54,8 @@ enum Input {
     Closed {
         conn: ConnId,
     },
+    /// New users and ACLs (a reload): [`Broker::set_security`].
+    Security(Box<Security>),
     Shutdown,
 }
 
@@ -191,6 +193,7 @@ async fn broker_task(
                     broker.handle_closed(now, conn);
                     conns.remove(&conn);
                 }
+                Some(Input::Security(security)) => broker.set_security(now, *security),
             }
             handled += 1;
             if handled >= INPUT_BATCH_MAX {
@@ -290,6 +293,12 @@ impl BrokerHandle {
             stop_reading,
         ));
         Some(conn)
+    }
+
+    /// Hands the broker new users and ACLs (a reload of `password_file` and `acl_file`); it
+    /// applies them between two inputs, connections kept ([`Broker::set_security`]).
+    pub async fn set_security(&self, security: Security) {
+        let _ = self.inputs.send(Input::Security(Box::new(security))).await;
     }
 
     /// Stops the broker task; its join handle then yields the broker.
