@@ -254,11 +254,14 @@ fn reload_on_sighup(
         let mut hup = signal(SignalKind::hangup())?;
         Ok(async move {
             while hup.recv().await.is_some() {
+                let errors = files.reload();
+                // Queued before anything that arrives after this line: a client connecting
+                // once it is logged meets the new tables.
+                handle.set_security(files.current().clone()).await;
                 log_line("Reloading config.");
-                for e in files.reload() {
+                for e in errors {
                     log_line(&format!("Error: {e}; keeping the previous one."));
                 }
-                handle.set_security(files.current().clone()).await;
             }
             std::future::pending::<()>().await
         })
