@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 
 use mqsim::broker::Config as BrokerConfig;
 
@@ -14,6 +15,10 @@ pub struct BrokerSettings {
     /// `::` beside 0.0.0.0), as mosquitto does.
     pub dual_stack: bool,
     pub broker: BrokerConfig,
+    /// `password_file` and `acl_file`, used as given (relative to the working directory, as
+    /// mosquitto opens them); read by `security.rs`.
+    pub password_file: Option<PathBuf>,
+    pub acl_file: Option<PathBuf>,
     /// Keys seen but not supported, with their line numbers, for a warning at start-up.
     pub ignored: Vec<(usize, String)>,
     /// `persistence_location` (a directory; empty = the working directory) and
@@ -43,6 +48,8 @@ impl Default for BrokerSettings {
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1883),
             dual_stack: true,
             broker: BrokerConfig::default(),
+            password_file: None,
+            acl_file: None,
             ignored: Vec::new(),
             persistence_location: std::path::PathBuf::new(),
             persistence_file: String::from("mosquitto.db"),
@@ -190,6 +197,19 @@ impl BrokerSettings {
                 "autosave_on_changes" => {
                     one(key)?;
                 }
+                "password_file" | "acl_file" => {
+                    // The rest of the line: a path may contain spaces.
+                    let path = trimmed[key.len()..].trim();
+                    if path.is_empty() {
+                        return Err(err(format!("{key} needs a file name")));
+                    }
+                    let slot = if key == "password_file" {
+                        &mut s.password_file
+                    } else {
+                        &mut s.acl_file
+                    };
+                    *slot = Some(PathBuf::from(path));
+                }
                 "sys_interval" => {
                     b.sys_interval(mqsim::time::Duration::from_secs(number(key)?.max(0) as u64));
                 }
@@ -300,6 +320,25 @@ mod tests {
         assert_eq!(s.broker.max_connections, usize::MAX);
         assert_eq!(s.broker.max_queued_bytes, 1000);
         assert_eq!(s.ignored, vec![(5, "bridge_protocol_version".to_string())]);
+    }
+
+    #[test]
+    fn password_and_acl_files_as_given() {
+        let s = BrokerSettings::parse(
+            "listener 1883\npassword_file /etc/mosquitto/passwd\nacl_file my acl.txt\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.password_file,
+            Some(PathBuf::from("/etc/mosquitto/passwd"))
+        );
+        assert_eq!(s.acl_file, Some(PathBuf::from("my acl.txt")));
+        assert!(s.ignored.is_empty());
+        let e = BrokerSettings::parse("acl_file\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (1, "acl_file needs a file name")
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod bench;
 mod config;
 mod device_cli;
 mod persist;
+mod security;
 mod sim_cli;
 
 use std::path::PathBuf;
@@ -117,6 +118,16 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
     if let Some(p) = port {
         settings.bind.set_port(p);
     }
+    let security = match security::SecurityFiles::open(
+        settings.password_file.clone(),
+        settings.acl_file.clone(),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            log_line(&format!("Error: {e}."));
+            return ExitCode::from(3);
+        }
+    };
     settings.broker.verbose = verbose;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -139,17 +150,17 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
                     listeners.push((l, port));
                 }
                 // An IPv6 twin on a host without IPv6 is not fatal; the address asked for is.
-                Err(e) if addr != settings.bind => {
-                    log_line(&format!("Warning: Unable to open {family} listen socket on {addr}: {e}."))
-                }
+                Err(e) if addr != settings.bind => log_line(&format!(
+                    "Warning: Unable to open {family} listen socket on {addr}: {e}."
+                )),
                 Err(e) => {
                     log_line(&format!("Error: Unable to listen on {addr}: {e}."));
                     return ExitCode::from(1);
                 }
             }
         }
-        if !settings.broker.allow_anonymous {
-            log_line("Anonymous clients are refused (allow_anonymous false); no password_file support yet.");
+        if !settings.broker.allow_anonymous && settings.password_file.is_none() {
+            log_line("Every client is refused: allow_anonymous false and no password_file.");
         }
         let journal = settings.persistence_path();
         let broker = match &journal {
@@ -158,7 +169,10 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
             Some(path) => load_journal(path, settings.broker.clone()),
         };
         let broker = match broker {
-            Ok(b) => b,
+            Ok(mut b) => {
+                b.set_security(mqsim::Instant::ZERO, security.current().clone());
+                b
+            }
             Err(line) => {
                 log_line(&line);
                 return ExitCode::from(1);
@@ -185,12 +199,20 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
                 return ExitCode::from(1);
             }
         };
+        let reload = match reload_on_sighup(handle.clone(), security) {
+            Ok(f) => f,
+            Err(e) => {
+                log_line(&format!("Error: cannot install signal handlers: {e}"));
+                return ExitCode::from(1);
+            }
+        };
         log_line(&format!("mqsim version {version} running"));
         let mut task = task;
         let stopped = tokio::select! {
             biased;
             _ = shutdown => None,
             _ = accept_all(listeners, handle.clone()) => None,
+            _ = reload => None,
             // The broker stops by itself only when its journal cannot be written.
             r = &mut task => Some(r),
         };
@@ -283,6 +305,38 @@ async fn accept_loop(listener: tokio::net::TcpListener, port: u16, handle: Broke
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// On every SIGHUP, reads `password_file` and `acl_file` again and hands the broker the new
+/// tables; connections stay (the broker drops only clients whose password no longer passes). A
+/// file that fails keeps its previous table, and the log says why. Installed before "running".
+fn reload_on_sighup(
+    handle: BrokerHandle,
+    mut files: security::SecurityFiles,
+) -> std::io::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup())?;
+        Ok(async move {
+            while hup.recv().await.is_some() {
+                let errors = files.reload();
+                // Queued before anything that arrives after this line: a client connecting
+                // once it is logged meets the new tables.
+                handle.set_security(files.current().clone()).await;
+                log_line("Reloading config.");
+                for e in errors {
+                    log_line(&format!("Error: {e}; keeping the previous one."));
+                }
+            }
+            std::future::pending::<()>().await
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (handle, files);
+        Ok(std::future::pending::<()>())
     }
 }
 

@@ -28,8 +28,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Retained topics kept; a new one beyond this is not retained (counted as dropped).
     pub max_retained_messages: usize,
-    /// Accept clients without a user name. There is no password file yet: when false, every
-    /// client is refused with CONNACK 0x05, as mosquitto does with no `password_file`.
+    /// Accept clients without a user name. Without a password file (see
+    /// [`super::Broker::set_security`]) it decides for every client, user name or not, so false
+    /// refuses everyone with CONNACK 0x05, as mosquitto does with no `password_file`.
     pub allow_anonymous: bool,
     /// A socket must send CONNECT within this time.
     pub connect_timeout: Duration,

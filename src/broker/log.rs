@@ -64,3 +64,15 @@ pub fn sending(client: &str, p: &Packet<'_>) -> String {
         other => format!("Sending {} to {client}", other.name()),
     }
 }
+
+/// The address part of a peer label ("127.0.0.1:50000 on port 1883" -> "127.0.0.1",
+/// "[::1]:50000 on port 1883" -> "::1"), as mosquitto names a client before it has an id.
+pub fn peer_host(peer: &str) -> &str {
+    let addr = peer.split(" on port ").next().unwrap_or_default();
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            host.trim_start_matches('[').trim_end_matches(']')
+        }
+        _ => addr,
+    }
+}

@@ -12,11 +12,15 @@
 //! Everything is ordered (`BTreeMap`, `VecDeque`, a timer heap keyed by time then id), so the same
 //! inputs give the same outputs byte for byte: what the simulator relies on.
 
+mod acl;
+#[cfg(feature = "auth")]
+mod auth;
 mod config;
 mod log;
 mod persist;
 mod route;
 use route::Release;
+mod security;
 mod session;
 mod sys;
 
@@ -37,9 +41,13 @@ use crate::limits;
 use crate::time::{Duration, Instant};
 use crate::topic::{self, SubscriptionTree};
 
+pub use acl::{Access, AclFile};
+#[cfg(feature = "auth")]
+pub use auth::PasswordFile;
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use persist::{Damage, JournalWrite, Lsn, Recovery, RestoreError};
 use persist::{Journal, RecordArgs};
+pub use security::{FileError, Security};
 pub use session::Message;
 use session::{Retain, Session};
 
@@ -98,6 +106,10 @@ struct Conn {
     peer: String,
     state: ConnState,
     client_id: String,
+    /// The CONNECT's user name and password, kept to check again when the password file is
+    /// reloaded (as mosquitto does).
+    username: Option<String>,
+    password: Option<Vec<u8>>,
     rx: FrameBuffer,
     tx: Vec<u8>,
     /// In the dirty list (has `tx` bytes the caller has not taken).
@@ -146,6 +158,8 @@ enum CloseReason {
     TakenOver,
     /// Refused in CONNACK.
     Refused,
+    /// Bad user name or password, at CONNECT or when the password file was reloaded: no will.
+    NotAuthorised,
 }
 
 /// Whether a connection is still open after one of its packets.
@@ -197,6 +211,8 @@ pub struct Broker {
     journal: Journal,
     /// Connections with bytes waiting for the journal to be durable.
     held: Vec<ConnId>,
+    /// Users and ACLs ([`Broker::set_security`]).
+    security: Security,
 }
 
 impl Broker {
@@ -232,6 +248,7 @@ impl Broker {
             to_resume: VecDeque::new(),
             journal,
             held: Vec::new(),
+            security: Security::default(),
         };
         // `$SYS` values exist (retained) from the start, not only after the first interval.
         b.handle_timeout(now);
@@ -280,6 +297,37 @@ impl Broker {
 
     // ----- inputs -----
 
+    /// Installs users and ACLs (the parsed `password_file` and `acl_file`), at start or on a
+    /// reload. As mosquitto does on a reload, every connected client is checked again: one whose
+    /// user name and password no longer pass is disconnected (without its will); the others stay
+    /// connected and are judged by the new ACL from their next packet and delivery on.
+    pub fn set_security(&mut self, now: Instant, security: Security) {
+        self.advance(now);
+        self.security = security;
+        let refused: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.state, ConnState::Active(_)) && !c.closing)
+            .filter(|(_, c)| {
+                !self.security.authenticate(
+                    self.config.allow_anonymous,
+                    c.username.as_deref(),
+                    c.password.as_deref(),
+                )
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for conn in refused {
+            self.close(conn, CloseReason::NotAuthorised);
+        }
+        self.run_resumes();
+    }
+
+    /// The users and ACLs in force.
+    pub fn security(&self) -> &Security {
+        &self.security
+    }
+
     /// A new socket. `peer` names it in logs (e.g. "127.0.0.1:50000 on port 1883"). Returns
     /// `None`, and the caller closes the socket, when `max_connections` are open.
     pub fn handle_accept(&mut self, now: Instant, peer: &str) -> Option<ConnId> {
@@ -297,6 +345,8 @@ impl Broker {
                 peer: peer.to_string(),
                 state: ConnState::AwaitingConnect,
                 client_id: String::from("<unknown>"),
+                username: None,
+                password: None,
                 rx: FrameBuffer::new(),
                 tx: Vec::new(),
                 dirty: false,
@@ -558,7 +608,7 @@ impl Broker {
         let Some(c) = self.conns.get(&conn) else {
             return Flow::Closed;
         };
-        if self.config.verbose && !matches!(p, Packet::Connect(_)) {
+        if self.config.verbose && !matches!(p, Packet::Connect(_) | Packet::Publish(_)) {
             let line = log::received(&c.client_id, &p);
             self.events.push_back(Event::Log(line));
         }
@@ -613,6 +663,40 @@ impl Broker {
         Flow::Open
     }
 
+    /// CONNACK 5 and close, worded as mosquitto logs it: the CONNACK goes "to" the peer's address
+    /// (there is no client id yet), then "Client <unknown> disconnected, not authorised.".
+    fn refuse_not_authorised(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.client_id = log::peer_host(&c.peer).to_string();
+        }
+        self.refuse_connect(conn, ConnectReturnCode::NotAuthorized);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.client_id = String::from("<unknown>");
+        }
+        self.close(conn, CloseReason::NotAuthorised);
+    }
+
+    /// Whether session `sid`'s client may read or write `topic` (the ACL; always without one).
+    fn may(&self, sid: SessionId, topic: &str, access: Access) -> bool {
+        if self.security.acl.is_none() {
+            return true;
+        }
+        self.sessions.get(&sid).is_some_and(|s| {
+            self.security
+                .allows(&s.client_id, s.username.as_deref(), topic, access)
+        })
+    }
+
+    fn may_subscribe(&self, sid: SessionId, filter: &str) -> bool {
+        if self.security.acl.is_none() {
+            return true;
+        }
+        self.sessions.get(&sid).is_some_and(|s| {
+            self.security
+                .can_subscribe(&s.client_id, s.username.as_deref(), filter)
+        })
+    }
+
     fn refuse_connect(&mut self, conn: ConnId, code: ConnectReturnCode) {
         self.send(
             conn,
@@ -624,9 +708,11 @@ impl Broker {
     }
 
     fn on_connect(&mut self, conn: ConnId, c: &Connect<'_>) -> Flow {
-        if !self.config.allow_anonymous {
-            self.refuse_connect(conn, ConnectReturnCode::NotAuthorized);
-            self.close(conn, CloseReason::Refused);
+        if !self
+            .security
+            .authenticate(self.config.allow_anonymous, c.username, c.password)
+        {
+            self.refuse_not_authorised(conn);
             return Flow::Closed;
         }
         let client_id = if c.client_id.is_empty() {
@@ -678,6 +764,7 @@ impl Broker {
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.conn = Some(conn);
             s.clean = c.clean_session;
+            s.username = c.username.map(String::from);
         }
         let keepalive_grace = Duration::from_millis(u64::from(c.keep_alive_s) * 1_500);
         let Some(cn) = self.conns.get_mut(&conn) else {
@@ -685,6 +772,8 @@ impl Broker {
         };
         cn.state = ConnState::Active(sid);
         cn.client_id = client_id.clone();
+        cn.username = c.username.map(String::from);
+        cn.password = c.password.map(<[u8]>::to_vec);
         cn.keepalive_grace = keepalive_grace;
         cn.will = c.will.map(|w| OwnedWill {
             topic: w.topic.to_string(),
@@ -760,10 +849,18 @@ impl Broker {
         if deliver && p.qos == QoS::ExactlyOnce {
             self.record_session(sid, || RecordArgs::Qos2In(p.pkid));
         }
+        // As in mosquitto, a denied PUBLISH is logged as that instead of as received, and
+        // acknowledged as usual below.
+        let denied = topic::reserved_for_broker(p.topic) || !self.may(sid, p.topic, Access::Write);
+        if self.config.verbose {
+            let id = self.client_label(conn);
+            let verb = if denied { "Denied" } else { "Received" };
+            let line = format!("{verb} PUBLISH from {id} {}", log::publish_details(p));
+            self.events.push_back(Event::Log(line));
+        }
         if deliver {
-            if topic::reserved_for_broker(p.topic) {
-                let id = self.client_label(conn);
-                self.log(|| format!("Denied PUBLISH from {id} {}", log::publish_details(p)));
+            if denied {
+                // Not routed, not retained.
             } else if too_big {
                 self.stats.messages_dropped += 1;
                 let id = self.client_label(conn);
@@ -814,7 +911,7 @@ impl Broker {
         let mut codes = Vec::with_capacity(n);
         let mut granted = Vec::with_capacity(n);
         for (filter, qos) in sub.filters.iter() {
-            if !topic::valid_topic_filter(filter) {
+            if !topic::valid_topic_filter(filter) || !self.may_subscribe(sid, filter) {
                 codes.push(SUBACK_FAILURE);
                 continue;
             }
@@ -840,7 +937,7 @@ impl Broker {
         let mut hits: Vec<(QoS, Arc<Message>)> = Vec::new();
         for (filter, qos) in granted {
             for (t, r) in &self.retained {
-                if topic::matches(filter, t) {
+                if topic::matches(filter, t) && self.may(sid, t, Access::Read) {
                     hits.push((r.qos.min(qos), r.msg.clone()));
                 }
             }
@@ -879,6 +976,7 @@ impl Broker {
         let id = c.client_id.clone();
         let state = c.state;
         let will = c.will.take();
+        let username = c.username.clone();
         let peer = c.peer.clone();
         let blocked_on = core::mem::take(&mut c.blocked_on);
         match reason {
@@ -892,6 +990,9 @@ impl Broker {
             }
             CloseReason::ProtocolError => {
                 self.log(|| format!("Client {id} disconnected due to protocol error."))
+            }
+            CloseReason::NotAuthorised => {
+                self.log(|| format!("Client {id} disconnected, not authorised."))
             }
             CloseReason::TakenOver | CloseReason::Refused => {}
         }
@@ -920,9 +1021,12 @@ impl Broker {
             }
             self.stats.clients_connected = self.stats.clients_connected.saturating_sub(1);
         }
-        if reason != CloseReason::Disconnect {
+        if reason != CloseReason::Disconnect && reason != CloseReason::NotAuthorised {
             if let Some(w) = will.filter(|w| {
-                let denied = topic::reserved_for_broker(&w.topic);
+                let denied = topic::reserved_for_broker(&w.topic)
+                    || !self
+                        .security
+                        .allows(&id, username.as_deref(), &w.topic, Access::Write);
                 if denied {
                     let t = w.topic.clone();
                     self.log(|| format!("Denied will of {id} to '{t}'."));

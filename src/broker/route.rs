@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 
 use super::persist::RecordArgs;
 use super::session::{Queued, Retain};
-use super::{Ack, Broker, ConnId, Dup, Event, Message, Retained, SessionId};
+use super::{Access, Ack, Broker, ConnId, Dup, Event, Message, Retained, SessionId};
 use crate::codec::{Packet, QoS};
 use crate::limits;
 use crate::qos::{PubRecOutcome, Resend};
@@ -58,6 +58,10 @@ impl Broker {
         matches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         matches.dedup_by_key(|m| m.0);
         for &(sid, granted) in &matches {
+            // As mosquitto, the ACL is asked again at every delivery.
+            if !self.may(sid, &msg.topic, Access::Read) {
+                continue;
+            }
             self.deliver(sid, msg, qos.min(granted), Retain::No);
         }
         self.matches = matches;

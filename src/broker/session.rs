@@ -58,6 +58,8 @@ pub struct Queued {
 #[derive(Debug)]
 pub struct Session {
     pub client_id: String,
+    /// The user name of its last CONNECT, for the ACL while it is offline too.
+    pub username: Option<String>,
     pub clean: bool,
     pub conn: Option<ConnId>,
     /// Filter -> granted QoS; mirrors this session's entries in the subscription tree.
@@ -80,6 +82,7 @@ impl Session {
     pub fn new(client_id: String, clean: bool) -> Self {
         Session {
             client_id,
+            username: None,
             clean,
             conn: None,
             subs: BTreeMap::new(),

@@ -1409,3 +1409,8 @@ fn connect_timeout_is_exact_to_the_microsecond() {
     assert_eq!(h.closed, vec![silent]);
     assert_eq!(h.b.connection_count(), 1);
 }
+
+// Users and ACLs (password_file, acl_file), on this file's harness.
+#[cfg(feature = "auth")]
+#[path = "security_tests.rs"]
+mod security_tests;

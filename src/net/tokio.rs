@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::broker::{Broker, ConnId, Event, JournalWrite, Lsn};
+use crate::broker::{Broker, ConnId, Event, JournalWrite, Lsn, Security};
 use crate::driver::{drain, Output};
 use crate::time::Instant;
 
@@ -61,6 +61,8 @@ enum Input {
     },
     /// The journal could not be written: the broker stops (nothing more may be acknowledged).
     JournalFailed(String),
+    /// New users and ACLs (a reload): [`Broker::set_security`].
+    Security(Box<Security>),
     Shutdown,
 }
 
@@ -276,6 +278,7 @@ async fn broker_task(
                     failed = Some(why);
                     break 'run;
                 }
+                Some(Input::Security(security)) => broker.set_security(now, *security),
             }
             handled += 1;
             if handled >= INPUT_BATCH_MAX {
@@ -382,6 +385,12 @@ impl BrokerHandle {
             stop_reading,
         ));
         Some(conn)
+    }
+
+    /// Hands the broker new users and ACLs (a reload of `password_file` and `acl_file`); it
+    /// applies them between two inputs, connections kept ([`Broker::set_security`]).
+    pub async fn set_security(&self, security: Security) {
+        let _ = self.inputs.send(Input::Security(Box::new(security))).await;
     }
 
     /// Stops the broker task; its join handle then yields the broker.

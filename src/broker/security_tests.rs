@@ -1,0 +1,255 @@
+//! Users and ACLs through the broker in virtual time: CONNECT, PUBLISH, SUBSCRIBE, delivery,
+//! retained messages, wills and a reload, each as mosquitto 2.0 behaves (checked against it).
+
+use super::*;
+
+const PASSWD: &str = include_str!("../../tests/fixtures/mosquitto_passwd_7.txt");
+
+const ACL: &str = "\
+topic read public/#
+user alice
+topic readwrite alice/#
+topic deny alice/secret/#
+topic read ESP32/TEM
+user bob
+topic readwrite ESP32/#
+topic write alice/inbox
+pattern readwrite clients/%c/#
+";
+
+fn harness(allow_anonymous: bool, acl: &str) -> Harness {
+    let mut h = Harness::with(Config {
+        allow_anonymous,
+        sys_interval: Duration::ZERO,
+        verbose: true,
+        ..Config::default()
+    });
+    h.b.set_security(
+        h.now,
+        Security {
+            passwords: Some(PasswordFile::parse(PASSWD).unwrap()),
+            acl: Some(AclFile::parse(acl).unwrap()),
+        },
+    );
+    h
+}
+
+impl Harness {
+    fn login(
+        &mut self,
+        id: &str,
+        user: Option<&str>,
+        password: Option<&[u8]>,
+        will: Option<Will<'_>>,
+    ) -> (ConnId, Vec<Pkt>) {
+        let c = self
+            .b
+            .handle_accept(self.now, "10.0.0.7:50000 on port 1883")
+            .unwrap();
+        self.bytes(
+            c,
+            &Packet::Connect(Connect {
+                protocol: Protocol::V311,
+                clean_session: true,
+                keep_alive_s: 0,
+                client_id: id,
+                will,
+                username: user,
+                password,
+            }),
+        );
+        let got = self.take(c);
+        (c, got)
+    }
+    fn user(&mut self, id: &str, user: &str, password: &str) -> ConnId {
+        let (c, got) = self.login(id, Some(user), Some(password.as_bytes()), None);
+        assert_eq!(got, vec![Pkt::ConnAck(false, 0)], "{user} logs in");
+        c
+    }
+}
+
+#[test]
+fn right_password_in_wrong_password_and_unknown_user_get_connack_5() {
+    let mut h = harness(false, ACL);
+    h.user("a", "alice", "secret");
+    h.user("b", "bob", "hunter2");
+    for (user, pw) in [
+        (Some("alice"), Some(&b"hunter2"[..])),
+        (Some("alice"), None),
+        (Some("mallory"), Some(&b"secret"[..])),
+        (None, None),
+    ] {
+        h.logs.clear();
+        let (c, got) = h.login("x", user, pw, None);
+        // mosquitto 2.0 answers 5 (not authorised), not 4, in 3.1.1.
+        assert_eq!(got, vec![Pkt::ConnAck(false, 5)], "{user:?}");
+        assert!(h.closed.contains(&c));
+        assert_eq!(
+            h.logs[1..],
+            [
+                "Sending CONNACK to 10.0.0.7 (0, 5)".to_string(),
+                "Client <unknown> disconnected, not authorised.".to_string()
+            ]
+        );
+    }
+}
+
+#[test]
+fn anonymous_clients_follow_allow_anonymous_with_a_password_file() {
+    let mut h = harness(true, ACL);
+    let (_, got) = h.login("anon", None, None, None);
+    assert_eq!(got, vec![Pkt::ConnAck(false, 0)]);
+    // A user name is still checked.
+    let (_, got) = h.login("x", Some("alice"), Some(b"nope"), None);
+    assert_eq!(got, vec![Pkt::ConnAck(false, 5)]);
+}
+
+#[test]
+fn without_a_password_file_allow_anonymous_decides_for_everyone() {
+    let mut h = Harness::with(Config {
+        allow_anonymous: true,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    let (_, got) = h.login("x", Some("anyone"), Some(b"anything"), None);
+    assert_eq!(got, vec![Pkt::ConnAck(false, 0)]);
+}
+
+#[test]
+fn publish_denied_is_acknowledged_and_dropped() {
+    let mut h = harness(false, ACL);
+    let a = h.user("a", "alice", "secret");
+    let b = h.user("b", "bob", "hunter2");
+    assert_eq!(
+        h.subscribe(a, &[("alice/#", QoS::AtLeastOnce)]),
+        vec![Pkt::SubAck(1, vec![1])]
+    );
+    // bob may write alice/inbox, not alice/other; acknowledged either way.
+    h.publish(b, "alice/other", "x", QoS::AtLeastOnce, true, 1);
+    assert_eq!(h.take(b), vec![Pkt::PubAck(1)]);
+    assert!(h
+        .logs
+        .contains(&"Denied PUBLISH from b (d0, q1, r1, m1, 'alice/other', ... (1 bytes))".into()));
+    h.publish(b, "alice/other", "x", QoS::ExactlyOnce, false, 2);
+    assert_eq!(h.take(b), vec![Pkt::PubRec(2)]);
+    h.publish(b, "alice/inbox", "hi", QoS::AtLeastOnce, false, 3);
+    assert_eq!(
+        h.drain(),
+        vec![(a, pubp("alice/inbox", "hi", 1, 1)), (b, Pkt::PubAck(3))]
+    );
+    assert_eq!(
+        h.b.retained_count(),
+        0,
+        "a denied retained PUBLISH is not retained"
+    );
+}
+
+#[test]
+fn subscribe_denied_filters_get_0x80_and_delivery_is_checked_per_topic() {
+    let mut h = harness(false, ACL);
+    let a = h.user("a", "alice", "secret");
+    let b = h.user("b", "bob", "hunter2");
+    assert_eq!(
+        h.subscribe(
+            a,
+            &[
+                ("alice/secret/#", QoS::AtMostOnce),
+                ("ESP32/#", QoS::AtMostOnce),
+                ("public/#", QoS::AtMostOnce),
+                ("clients/a/#", QoS::AtMostOnce),
+                ("clients/b/#", QoS::AtMostOnce),
+            ]
+        ),
+        vec![Pkt::SubAck(1, vec![0x80, 0, 0x80, 0, 0x80])]
+    );
+    // ESP32/# is granted for ESP32/TEM; ESP32/HUM is not readable, so not delivered.
+    h.publish(b, "ESP32/HUM", "52.00", QoS::AtMostOnce, false, 0);
+    h.publish(b, "ESP32/TEM", "26.70", QoS::AtMostOnce, false, 0);
+    assert_eq!(h.take(a), vec![pubp("ESP32/TEM", "26.70", 0, 0)]);
+}
+
+#[test]
+fn retained_messages_are_sent_only_where_readable() {
+    let mut h = harness(false, ACL);
+    let b = h.user("b", "bob", "hunter2");
+    h.publish(b, "ESP32/TEM", "26.70", QoS::AtMostOnce, true, 0);
+    h.publish(b, "ESP32/HUM", "52.00", QoS::AtMostOnce, true, 0);
+    assert_eq!(h.b.retained_count(), 2);
+    let a = h.user("a", "alice", "secret");
+    let got = h.subscribe(a, &[("ESP32/#", QoS::AtMostOnce)]);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(matches!(&got[1], Pkt::Pub { topic, retain: true, .. } if topic == "ESP32/TEM"));
+}
+
+#[test]
+fn a_will_to_a_topic_not_writable_is_accepted_then_not_published() {
+    // As mosquitto 2.0: CONNECT accepted, the will checked (write) when it would be published.
+    let mut h = harness(false, ACL);
+    let b = h.user("watch", "bob", "hunter2");
+    h.subscribe(b, &[("ESP32/#", QoS::AtMostOnce)]);
+    let will = |topic| Will {
+        topic,
+        payload: b"gone",
+        qos: QoS::AtMostOnce,
+        retain: false,
+    };
+    let (a, got) = h.login("a", Some("alice"), Some(b"secret"), Some(will("ESP32/TEM")));
+    assert_eq!(got, vec![Pkt::ConnAck(false, 0)]);
+    h.b.handle_closed(h.now, a);
+    assert_eq!(h.take(b), vec![]);
+    assert!(h.logs.contains(&"Denied will of a to 'ESP32/TEM'.".into()));
+    // bob's own will to ESP32/x is allowed.
+    let (b2, _) = h.login("b2", Some("bob"), Some(b"hunter2"), Some(will("ESP32/x")));
+    h.b.handle_closed(h.now, b2);
+    assert_eq!(h.take(b), vec![pubp("ESP32/x", "gone", 0, 0)]);
+}
+
+#[test]
+fn reload_keeps_connections_changes_access_and_drops_bad_passwords() {
+    let mut h = harness(false, ACL);
+    let a = h.user("a", "alice", "secret");
+    let b = h.user("b", "bob", "hunter2");
+    h.subscribe(a, &[("ESP32/#", QoS::AtMostOnce)]);
+    h.publish(b, "ESP32/HUM", "1", QoS::AtMostOnce, false, 0);
+    assert_eq!(h.take(a), vec![]);
+    // The new ACL lets alice read ESP32/HUM; the new password file still has both users.
+    let acl = ACL.replace("topic read ESP32/TEM", "topic read ESP32/+");
+    h.b.set_security(
+        h.now,
+        Security {
+            passwords: Some(PasswordFile::parse(PASSWD).unwrap()),
+            acl: Some(AclFile::parse(&acl).unwrap()),
+        },
+    );
+    assert!(h.closed.is_empty());
+    h.publish(b, "ESP32/HUM", "2", QoS::AtMostOnce, false, 0);
+    assert_eq!(h.take(a), vec![pubp("ESP32/HUM", "2", 0, 0)]);
+    // A password file without bob: bob is disconnected (without his will), alice stays.
+    let only_alice: String = PASSWD.lines().filter(|l| l.starts_with("alice:")).collect();
+    h.logs.clear();
+    h.b.set_security(
+        h.now,
+        Security {
+            passwords: Some(PasswordFile::parse(&only_alice).unwrap()),
+            acl: Some(AclFile::parse(&acl).unwrap()),
+        },
+    );
+    h.take(b);
+    assert_eq!(h.closed, vec![b]);
+    assert_eq!(h.logs, ["Client b disconnected, not authorised."]);
+    assert_eq!(h.b.connection_count(), 1);
+}
+
+#[test]
+fn no_acl_no_checks() {
+    let mut h = Harness::new();
+    h.b.set_security(h.now, Security::default());
+    let (s, _) = h.connect("s", true);
+    assert_eq!(
+        h.subscribe(s, &[("#", QoS::AtMostOnce)]),
+        vec![Pkt::SubAck(1, vec![0])]
+    );
+    let (p, _) = h.connect("p", true);
+    h.publish(p, "any/topic", "x", QoS::AtMostOnce, false, 0);
+    assert_eq!(h.take(s), vec![pubp("any/topic", "x", 0, 0)]);
+}
