@@ -136,6 +136,8 @@ struct Conn {
     deferred_acks: Vec<Packet<'static>>,
     /// `tx` goes out only once the journal is durable up to here (the write-ahead rule).
     tx_needs: Lsn,
+    /// In the broker's `held` list, waiting for the journal.
+    held: bool,
 }
 
 #[derive(Debug)]
@@ -362,6 +364,7 @@ impl Broker {
                 out_full: false,
                 deferred_acks: Vec::new(),
                 tx_needs: 0,
+                held: false,
             },
         );
         self.timers.push(Reverse((deadline, id)));
@@ -557,7 +560,10 @@ impl Broker {
                 continue;
             }
             if c.tx_needs > self.journal.durable {
-                self.held.push(id); // sent by handle_durable
+                if !c.held {
+                    c.held = true;
+                    self.held.push(id); // sent by handle_durable
+                }
                 continue;
             }
             if buf.is_empty() {
@@ -1093,7 +1099,11 @@ impl Broker {
         };
         self.stats.publish_sent += 1;
         self.send(conn, &Packet::Publish(p));
-        if qos == QoS::ExactlyOnce {
+        let persistent = self.conns.get(&conn).is_some_and(|c| match c.state {
+            ConnState::Active(sid) => self.sessions.get(&sid).is_some_and(|s| !s.clean),
+            ConnState::AwaitingConnect => false,
+        });
+        if qos == QoS::ExactlyOnce && persistent {
             // Its packet identifier must be remembered across a crash before the client sees
             // it, or a resumed session could deliver it twice under another identifier.
             self.hold_for_journal(conn);

@@ -559,11 +559,14 @@ impl Broker {
         for conn in core::mem::take(&mut self.held) {
             match self.conns.get_mut(&conn) {
                 Some(c) if c.tx_needs > durable => still.push(conn),
-                Some(c) if !c.dirty && !c.tx.is_empty() => {
-                    c.dirty = true;
-                    self.dirty.push_back(conn);
+                Some(c) => {
+                    c.held = false;
+                    if !c.dirty && !c.tx.is_empty() {
+                        c.dirty = true;
+                        self.dirty.push_back(conn);
+                    }
                 }
-                _ => {}
+                None => {}
             }
         }
         self.held = still;

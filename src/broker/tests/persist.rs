@@ -62,6 +62,12 @@ fn acknowledgements_wait_until_what_they_acknowledge_is_durable() {
     disk.sync(&mut h);
     assert_eq!(h.take(sub), vec![Pkt::SubAck(1, vec![2])]);
 
+    let (csub, _) = h.connect("clean-sub", true);
+    assert_eq!(
+        h.subscribe(csub, &[("t/2", QoS::ExactlyOnce)]),
+        vec![Pkt::SubAck(1, vec![2])],
+        "a clean session's SUBACK records nothing and waits for nothing"
+    );
     let (p, _) = h.connect("pub", true);
     h.publish(p, "t/1", "a", QoS::AtLeastOnce, false, 7);
     let out = h.drain();
@@ -75,6 +81,11 @@ fn acknowledgements_wait_until_what_they_acknowledge_is_durable() {
         of(&out, sub),
         vec![],
         "a QoS 2 PUBLISH waits for its packet id's record"
+    );
+    assert_eq!(
+        of(&out, csub),
+        vec![pubp("t/2", "b", 2, 1)],
+        "a clean session's packet ids need not survive: not held"
     );
     disk.sync(&mut h);
     let out = h.drain();
