@@ -13,6 +13,7 @@
 //! inputs give the same outputs byte for byte: what the simulator relies on.
 
 mod config;
+mod identity;
 mod log;
 mod route;
 use route::Release;
@@ -37,6 +38,7 @@ use crate::time::{Duration, Instant};
 use crate::topic::{self, SubscriptionTree};
 
 pub use config::{Config, ConfigBuilder, ConfigError};
+pub use identity::Identity;
 pub use session::Message;
 use session::{Retain, Session};
 
@@ -119,6 +121,8 @@ struct Conn {
     out_full: bool,
     /// PUBACK / PUBREC withheld while paused, sent on resume.
     deferred_acks: Vec<Packet<'static>>,
+    /// Where the user name comes from (a TLS client certificate, or CONNECT).
+    identity: Identity,
 }
 
 #[derive(Debug)]
@@ -272,6 +276,17 @@ impl Broker {
     /// A new socket. `peer` names it in logs (e.g. "127.0.0.1:50000 on port 1883"). Returns
     /// `None`, and the caller closes the socket, when `max_connections` are open.
     pub fn handle_accept(&mut self, now: Instant, peer: &str) -> Option<ConnId> {
+        self.handle_accept_as(now, peer, Identity::FromConnect)
+    }
+
+    /// [`Broker::handle_accept`] for a transport that identifies its client (a TLS listener with
+    /// `use_identity_as_username`): the connection's user name is `identity`'s, not CONNECT's.
+    pub fn handle_accept_as(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        identity: Identity,
+    ) -> Option<ConnId> {
         self.advance(now);
         if self.conns.len() >= self.config.max_connections {
             self.log(|| format!("Refusing connection from {peer}: max_connections reached."));
@@ -300,6 +315,7 @@ impl Broker {
                 blocked_on: BTreeSet::new(),
                 out_full: false,
                 deferred_acks: Vec::new(),
+                identity,
             },
         );
         self.timers.push(Reverse((deadline, id)));
@@ -601,7 +617,19 @@ impl Broker {
     }
 
     fn on_connect(&mut self, conn: ConnId, c: &Connect<'_>) -> Flow {
-        if !self.config.allow_anonymous {
+        // The user name: a certificate's CN where the listener says so (mosquitto's
+        // `use_identity_as_username`, which also skips the anonymous check), else CONNECT's.
+        let identity = self.conns.get(&conn).map(|cn| cn.identity.clone());
+        let (username, by_certificate) = match identity {
+            Some(Identity::Certificate(name)) => (Some(name), true),
+            Some(Identity::Missing) => {
+                self.refuse_connect(conn, ConnectReturnCode::BadUserNameOrPassword);
+                self.close(conn, CloseReason::Refused);
+                return Flow::Closed;
+            }
+            _ => (c.username.map(ToString::to_string), false),
+        };
+        if !self.config.allow_anonymous && !by_certificate {
             self.refuse_connect(conn, ConnectReturnCode::NotAuthorized);
             self.close(conn, CloseReason::Refused);
             return Flow::Closed;
@@ -690,7 +718,7 @@ impl Broker {
                 u8::from(c.clean_session),
                 c.keep_alive_s
             );
-            if let Some(u) = c.username {
+            if let Some(u) = &username {
                 line.push_str(&format!(", u'{u}'"));
             }
             line.push_str(").");

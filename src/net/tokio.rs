@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::broker::{Broker, ConnId, Event};
+use crate::broker::{Broker, ConnId, Event, Identity};
 use crate::driver::{drain, Output};
 use crate::time::Instant;
 
@@ -39,6 +39,7 @@ const INPUT_BATCH_MAX: usize = 256;
 enum Input {
     Accept {
         peer: String,
+        identity: Identity,
         out: Arc<OutQueue>,
         credits: Arc<Semaphore>,
         reply: oneshot::Sender<Option<ConnId>>,
@@ -164,11 +165,12 @@ async fn broker_task(
                 Some(Input::Shutdown) => break 'run,
                 Some(Input::Accept {
                     peer,
+                    identity,
                     out,
                     credits,
                     reply,
                 }) => {
-                    let id = broker.handle_accept(now, &peer);
+                    let id = broker.handle_accept_as(now, &peer, identity);
                     if let Some(id) = id {
                         conns.insert(
                             id,
@@ -262,11 +264,21 @@ impl BrokerHandle {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
+        self.serve_as(stream, peer, Identity::FromConnect).await
+    }
+
+    /// [`BrokerHandle::serve`] for a stream whose transport identifies the client (a TLS client
+    /// certificate's CN): see [`Broker::handle_accept_as`].
+    pub async fn serve_as<S>(&self, stream: S, peer: String, identity: Identity) -> Option<ConnId>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
         let out = Arc::new(OutQueue::default());
         let (reply_tx, reply_rx) = oneshot::channel();
         let credits = Arc::new(Semaphore::new(READ_CREDIT_CHUNKS));
         let accept = Input::Accept {
             peer,
+            identity,
             out: out.clone(),
             credits: credits.clone(),
             reply: reply_tx,
