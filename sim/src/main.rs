@@ -6,9 +6,11 @@ mod bench;
 mod config;
 mod device_cli;
 mod sim_cli;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
@@ -16,6 +18,7 @@ use mqsim::broker::Broker;
 use mqsim::net::tokio::{spawn_broker, BrokerHandle};
 
 use config::BrokerSettings;
+use tls::TlsListener;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,7 +43,7 @@ enum Command {
         /// mosquitto-style config file (`listener 1883`, `allow_anonymous true`, ...).
         #[arg(short = 'c', long = "config-file")]
         config: Option<PathBuf>,
-        /// Port to listen on (overrides the config file; 0 picks a free port).
+        /// Port to listen on (overrides the config file's first listener; 0 picks a free port).
         #[arg(short, long)]
         port: Option<u16>,
         /// Log every packet, as `mosquitto -v`.
@@ -113,10 +116,22 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
             "Warning: unsupported option '{key}' on line {line} ignored."
         ));
     }
-    if let Some(p) = port {
-        settings.bind.set_port(p);
+    if let (Some(p), Some(first)) = (port, settings.listeners.first_mut()) {
+        first.bind.set_port(p);
     }
     settings.broker.verbose = verbose;
+    // TLS files are read before any socket opens; a bad one stops the broker at its line.
+    let mut tls = Vec::new();
+    for l in &settings.listeners {
+        match l.tls.as_ref().map(TlsListener::load).transpose() {
+            Ok(t) => tls.push(t.map(Arc::new)),
+            Err(e) => {
+                let file = config.as_deref().unwrap_or(std::path::Path::new("-"));
+                log_line(&format!("Error in config file {}: {e}.", file.display()));
+                return ExitCode::from(1);
+            }
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,21 +144,23 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
     };
     runtime.block_on(async move {
         let mut listeners = Vec::new();
-        for addr in settings.listen_addrs() {
-            let family = if addr.is_ipv4() { "ipv4" } else { "ipv6" };
-            match listen(addr) {
-                Ok(l) => {
-                    let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
-                    log_line(&format!("Opening {family} listen socket on port {port}."));
-                    listeners.push((l, port));
-                }
-                // An IPv6 twin on a host without IPv6 is not fatal; the address asked for is.
-                Err(e) if addr != settings.bind => {
-                    log_line(&format!("Warning: Unable to open {family} listen socket on {addr}: {e}."))
-                }
-                Err(e) => {
-                    log_line(&format!("Error: Unable to listen on {addr}: {e}."));
-                    return ExitCode::from(1);
+        for (listener, tls) in settings.listeners.iter().zip(tls) {
+            for addr in listener.listen_addrs() {
+                let family = if addr.is_ipv4() { "ipv4" } else { "ipv6" };
+                match listen(addr) {
+                    Ok(l) => {
+                        let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+                        log_line(&format!("Opening {family} listen socket on port {port}."));
+                        listeners.push((l, port, tls.clone()));
+                    }
+                    // An IPv6 twin on a host without IPv6 is not fatal; the address asked for is.
+                    Err(e) if addr != listener.bind => {
+                        log_line(&format!("Warning: Unable to open {family} listen socket on {addr}: {e}."))
+                    }
+                    Err(e) => {
+                        log_line(&format!("Error: Unable to listen on {addr}: {e}."));
+                        return ExitCode::from(1);
+                    }
                 }
             }
         }
@@ -169,7 +186,7 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
         tokio::select! {
             biased;
             _ = shutdown => {}
-            _ = accept_all(listeners, handle.clone()) => {}
+            _ = accept_all(listeners, handle.clone(), verbose) => {}
         }
         log_line(&format!("mqsim version {version} terminating"));
         handle.shutdown().await;
@@ -192,22 +209,44 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener
     tokio::net::TcpListener::from_std(socket.into())
 }
 
-async fn accept_all(listeners: Vec<(tokio::net::TcpListener, u16)>, handle: BrokerHandle) {
+/// A listening socket, its port, and its TLS set-up if it is a TLS listener.
+type Bound = (tokio::net::TcpListener, u16, Option<Arc<TlsListener>>);
+
+async fn accept_all(listeners: Vec<Bound>, handle: BrokerHandle, verbose: bool) {
     let mut loops = tokio::task::JoinSet::new();
-    for (l, port) in listeners {
-        loops.spawn(accept_loop(l, port, handle.clone()));
+    for (l, port, tls) in listeners {
+        loops.spawn(accept_loop(l, port, tls, handle.clone(), verbose));
     }
     while loops.join_next().await.is_some() {}
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, port: u16, handle: BrokerHandle) {
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    port: u16,
+    tls: Option<Arc<TlsListener>>,
+    handle: BrokerHandle,
+    verbose: bool,
+) {
     loop {
+        // A TLS listener waits here while its handshakes are at their bound.
+        let slot = match &tls {
+            Some(t) => t.slot().await,
+            None => None,
+        };
         match listener.accept().await {
             Ok((stream, addr)) => {
                 let _ = stream.set_nodelay(true);
                 let peer = format!("{} on port {port}", addr);
-                if handle.serve(stream, peer).await.is_none() {
-                    // Refused (max_connections): the stream was dropped, which closes it.
+                match (&tls, slot) {
+                    // The handshake runs in its own task: neither this loop nor the broker waits.
+                    (Some(t), Some(slot)) => {
+                        tokio::spawn(t.clone().serve(stream, peer, handle.clone(), verbose, slot));
+                    }
+                    (Some(_), None) => {} // the slots are gone: shutting down
+                    (None, _) => {
+                        // Refused (max_connections): the stream was dropped, which closes it.
+                        let _ = handle.serve(stream, peer).await;
+                    }
                 }
             }
             Err(e) => {
