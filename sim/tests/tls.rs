@@ -316,3 +316,85 @@ fn garbage_on_a_tls_listener_closes_that_connection_only() {
     assert_eq!(connect_over_tls(&pki, b.port, None), Ok(0));
     assert!(b.interrupt().success());
 }
+
+/// MQTT's remaining-length encoding.
+fn remaining_length(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let mut byte = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+/// A message larger than the socket buffers reaches a TLS subscriber that starts reading only
+/// after the broker has written all it could: the TLS layer's buffered tail is flushed, not left
+/// behind until some later write.
+#[test]
+fn a_large_message_reaches_a_slow_tls_subscriber_whole() {
+    // More than the broker's socket can hold (Linux lets a send buffer grow to 4 MiB) with the
+    // subscriber's receive buffer kept small.
+    const PAYLOAD_BYTES: usize = 8_000_000;
+    let pki = Pki::new("cli-large");
+    let conf = format!(
+        "allow_anonymous true\nmax_packet_size 9000000\n\
+         listener 0 127.0.0.1\nlistener 0 127.0.0.1\n{}",
+        tls_keys(&pki)
+    );
+    let b = start(&pki, &conf);
+    let [plain, tls_port] = ports(&b)[..] else {
+        panic!("two listeners: {:#?}", b.log());
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut sub = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let tcp = socket
+            .connect(([127, 0, 0, 1], tls_port).into())
+            .await
+            .unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut tls = pki.connector(None).connect(name, tcp).await.unwrap();
+        tls.write_all(CONNECT_DEV_CLAIMED).await.unwrap();
+        // SUBSCRIBE packet id 1, "big" at QoS 0.
+        tls.write_all(&[0x82, 8, 0, 1, 0, 3, b'b', b'i', b'g', 0])
+            .await
+            .unwrap();
+        let mut acks = [0u8; 4 + 5];
+        tls.read_exact(&mut acks).await.unwrap();
+        assert_eq!(acks, [0x20, 2, 0, 0, 0x90, 3, 0, 1, 0], "CONNACK, SUBACK");
+        tls
+    });
+    b.wait_for("Sending SUBACK");
+
+    let mut publish = vec![0x30];
+    remaining_length(2 + 3 + PAYLOAD_BYTES, &mut publish);
+    publish.extend_from_slice(&[0, 3, b'b', b'i', b'g']);
+    publish.extend((0..PAYLOAD_BYTES).map(|i| (i % 251) as u8));
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", plain)).unwrap();
+    tcp.write_all(&[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 0])
+        .unwrap();
+    tcp.write_all(&publish).unwrap();
+    b.wait_for("Sending PUBLISH to dev");
+    // Let the broker write until the socket is full, before the subscriber reads anything.
+    std::thread::sleep(Duration::from_millis(500));
+
+    let got = rt.block_on(async {
+        let mut got = vec![0u8; publish.len()];
+        tokio::time::timeout(Duration::from_secs(10), sub.read_exact(&mut got))
+            .await
+            .expect("the whole PUBLISH within 10 s")
+            .unwrap();
+        got
+    });
+    assert!(got == publish, "the PUBLISH arrives as sent");
+    assert!(b.interrupt().success());
+}

@@ -379,7 +379,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             out.ready.notified().await;
             continue;
         }
-        if wr.write_all(&batch).await.is_err() {
+        // Flushed too: a TLS stream keeps the tail of what it encrypted when the socket is full,
+        // and nothing else would write it out before the next batch (TCP's flush is a no-op).
+        if wr.write_all(&batch).await.is_err() || wr.flush().await.is_err() {
             break;
         }
         let n = batch.len();
