@@ -1,5 +1,7 @@
 //! mosquitto.conf, the subset the broker honours. Same file format: `key value` per line, `#`
 //! comments. Unsupported keys are reported and ignored, so an existing mosquitto.conf still loads.
+//! Several `listener PORT [ADDRESS]` lines may be given; the TLS keys (`certfile`, `keyfile`,
+//! `cafile`, `require_certificate`, `use_identity_as_username`) belong to the listener above them.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -10,10 +12,8 @@ use mqsim::broker::Config as BrokerConfig;
 /// What the `broker` command runs with.
 #[derive(Clone, Debug)]
 pub struct BrokerSettings {
-    pub bind: SocketAddr,
-    /// No address was given: listen on the IPv6 twin of `bind` too (`::1` beside 127.0.0.1,
-    /// `::` beside 0.0.0.0), as mosquitto does.
-    pub dual_stack: bool,
+    /// At least one: without a `listener` line, 1883 on loopback.
+    pub listeners: Vec<Listener>,
     pub broker: BrokerConfig,
     /// `password_file` and `acl_file`, used as given (relative to the working directory, as
     /// mosquitto opens them); read by `security.rs`.
@@ -41,23 +41,51 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-impl Default for BrokerSettings {
-    /// No config file: like mosquitto 2, listen on loopback only, anonymous clients allowed.
-    fn default() -> Self {
-        BrokerSettings {
-            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1883),
-            dual_stack: true,
-            broker: BrokerConfig::default(),
-            password_file: None,
-            acl_file: None,
-            ignored: Vec::new(),
-            persistence_location: std::path::PathBuf::new(),
-            persistence_file: String::from("mosquitto.db"),
-        }
-    }
+/// One `listener PORT [ADDRESS]` and the keys that follow it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    pub bind: SocketAddr,
+    /// No address was given: listen on the IPv6 twin of `bind` too (`::1` beside 127.0.0.1,
+    /// `::` beside 0.0.0.0), as mosquitto does.
+    pub dual_stack: bool,
+    /// The `listener` line (0 for the default listener, which has none).
+    pub line: usize,
+    /// Set by `certfile` and `keyfile`: this listener speaks TLS.
+    pub tls: Option<TlsSettings>,
 }
 
-impl BrokerSettings {
+/// A file named in the config, with the line that names it (start-up errors point at it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSetting {
+    pub path: String,
+    pub line: usize,
+}
+
+/// A TLS listener's keys (mosquitto's names).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The server's certificate chain, PEM, leaf first.
+    pub certfile: FileSetting,
+    /// The server's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub keyfile: FileSetting,
+    /// CA certificates, PEM, that client certificates must chain to.
+    pub cafile: Option<FileSetting>,
+    /// Refuse, at the handshake, a client without a certificate signed by `cafile`.
+    pub require_certificate: bool,
+    /// The client certificate's subject CN is the user name (CONNECT's is ignored).
+    pub use_identity_as_username: bool,
+}
+
+impl Listener {
+    fn new(bind: SocketAddr, dual_stack: bool, line: usize) -> Self {
+        Listener {
+            bind,
+            dual_stack,
+            line,
+            tls: None,
+        }
+    }
+
     /// The sockets to listen on: `bind`, and its IPv6 twin first when `dual_stack`, as mosquitto
     /// opens them. With port 0 only `bind` (two ephemeral ports would differ).
     pub fn listen_addrs(&self) -> Vec<SocketAddr> {
@@ -73,7 +101,112 @@ impl BrokerSettings {
             _ => vec![self.bind],
         }
     }
+}
 
+impl Default for BrokerSettings {
+    /// No config file: like mosquitto 2, listen on loopback only, anonymous clients allowed.
+    fn default() -> Self {
+        BrokerSettings {
+            listeners: vec![Listener::new(
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1883),
+                true,
+                0,
+            )],
+            broker: BrokerConfig::default(),
+            password_file: None,
+            acl_file: None,
+            ignored: Vec::new(),
+            persistence_location: std::path::PathBuf::new(),
+            persistence_file: String::from("mosquitto.db"),
+        }
+    }
+}
+
+/// The TLS keys of one listener as read, before they are checked together.
+#[derive(Default)]
+struct TlsKeys {
+    certfile: Option<FileSetting>,
+    keyfile: Option<FileSetting>,
+    cafile: Option<FileSetting>,
+    require_certificate: Option<(bool, usize)>,
+    use_identity_as_username: Option<(bool, usize)>,
+}
+
+impl TlsKeys {
+    /// The listener's TLS settings, or why they do not fit together (at the line to fix).
+    fn finish(self, listener_line: usize) -> Result<Option<TlsSettings>, ConfigError> {
+        let err = |line: usize, message: &str| ConfigError {
+            line,
+            message: message.to_string(),
+        };
+        let (certfile, keyfile) = match (self.certfile, self.keyfile) {
+            (Some(c), Some(k)) => (c, k),
+            (None, None) => {
+                // No TLS on this listener: its TLS-only keys would silently do nothing.
+                let on = |k: Option<(bool, usize)>| k.filter(|(v, _)| *v).map(|(_, l)| l);
+                let stray = [
+                    self.cafile.map(|f| f.line),
+                    on(self.require_certificate),
+                    on(self.use_identity_as_username),
+                ];
+                return match stray.into_iter().flatten().min() {
+                    Some(line) => Err(err(
+                        line,
+                        "a TLS option on a listener without certfile and keyfile",
+                    )),
+                    None => Ok(None),
+                };
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(err(
+                    listener_line,
+                    "both certfile and keyfile must be provided if one of them is set",
+                ))
+            }
+        };
+        let (require_certificate, require_line) = self.require_certificate.unwrap_or_default();
+        if require_certificate && self.cafile.is_none() {
+            return Err(err(
+                require_line,
+                "require_certificate true needs a cafile to check client certificates against",
+            ));
+        }
+        let (use_identity_as_username, identity_line) =
+            self.use_identity_as_username.unwrap_or_default();
+        if use_identity_as_username && !require_certificate {
+            // mosquitto would start and then refuse every client (no certificate is asked for).
+            return Err(err(
+                identity_line,
+                "use_identity_as_username true needs require_certificate true",
+            ));
+        }
+        Ok(Some(TlsSettings {
+            certfile,
+            keyfile,
+            cafile: self.cafile,
+            require_certificate,
+            use_identity_as_username,
+        }))
+    }
+}
+
+/// `true` or `false`, mosquitto's booleans.
+fn boolean(key: &str, args: &[&str], line: usize) -> Result<bool, ConfigError> {
+    match args {
+        ["true"] => Ok(true),
+        ["false"] => Ok(false),
+        [v] => Err(ConfigError {
+            line,
+            message: format!("{key}: expected true or false, got '{v}'"),
+        }),
+        _ => Err(ConfigError {
+            line,
+            message: format!("{key} takes exactly one value"),
+        }),
+    }
+}
+
+impl BrokerSettings {
     /// The journal's path, when persistence is on.
     pub fn persistence_path(&self) -> Option<std::path::PathBuf> {
         self.broker
@@ -91,7 +224,8 @@ impl BrokerSettings {
         let mut b = mqsim::broker::Config::builder();
         let mut lines: Vec<(&'static str, usize)> = Vec::new();
         let mut anonymous: Option<bool> = None;
-        let mut has_listener = false;
+        // Listeners from the file, each with its TLS keys, checked when the next one starts.
+        let mut listeners: Vec<(Listener, TlsKeys)> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let trimmed = raw.trim();
@@ -115,7 +249,6 @@ impl BrokerSettings {
             };
             match key {
                 "listener" => {
-                    has_listener = true;
                     let port = match args.first() {
                         Some(p) => p
                             .parse::<u16>()
@@ -128,20 +261,48 @@ impl BrokerSettings {
                             .map_err(|_| err(format!("listener: bad address '{a}'")))?,
                         None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                     };
-                    s.bind = SocketAddr::new(ip, port);
-                    s.dual_stack = args.get(1).is_none();
+                    if args.len() > 2 {
+                        return Err(err("listener takes a port and an optional address".into()));
+                    }
+                    let bind = SocketAddr::new(ip, port);
+                    listeners.push((
+                        Listener::new(bind, args.get(1).is_none(), line),
+                        TlsKeys::default(),
+                    ));
                 }
-                "allow_anonymous" => {
-                    anonymous = Some(match one(key)? {
-                        "true" => true,
-                        "false" => false,
-                        v => {
-                            return Err(err(format!(
-                                "allow_anonymous: expected true or false, got '{v}'"
-                            )))
+                "certfile"
+                | "keyfile"
+                | "cafile"
+                | "require_certificate"
+                | "use_identity_as_username" => {
+                    let Some((_, keys)) = listeners.last_mut() else {
+                        return Err(err(format!(
+                            "{key} belongs to a listener: put it after a `listener` line"
+                        )));
+                    };
+                    let file = || -> Result<FileSetting, ConfigError> {
+                        match args.as_slice() {
+                            [_, ..] => Ok(FileSetting {
+                                // A path may contain spaces, as in mosquitto.
+                                path: trimmed[key.len()..].trim().to_string(),
+                                line,
+                            }),
+                            [] => Err(err(format!("{key} needs a file name"))),
                         }
-                    })
+                    };
+                    match key {
+                        "certfile" => keys.certfile = Some(file()?),
+                        "keyfile" => keys.keyfile = Some(file()?),
+                        "cafile" => keys.cafile = Some(file()?),
+                        "require_certificate" => {
+                            keys.require_certificate = Some((boolean(key, &args, line)?, line))
+                        }
+                        _ => {
+                            keys.use_identity_as_username = Some((boolean(key, &args, line)?, line))
+                        }
+                    }
                 }
+                "allow_anonymous" => anonymous = Some(boolean(key, &args, line)?),
                 "max_inflight_messages" => {
                     // mosquitto: 0 = unlimited; ours is bounded by the packet-id space.
                     let n = number(key)?;
@@ -216,7 +377,14 @@ impl BrokerSettings {
                 _ => s.ignored.push((line, key.to_string())),
             }
         }
-        b.allow_anonymous(anonymous.unwrap_or(!has_listener));
+        b.allow_anonymous(anonymous.unwrap_or(listeners.is_empty()));
+        if !listeners.is_empty() {
+            s.listeners.clear();
+            for (mut l, keys) in listeners {
+                l.tls = keys.finish(l.line)?;
+                s.listeners.push(l);
+            }
+        }
         s.broker = b.build().map_err(|e| ConfigError {
             line: lines
                 .iter()
@@ -265,7 +433,7 @@ mod tests {
     fn seed_document_config() {
         // The two lines the source document puts in mosquitto.conf.
         let s = BrokerSettings::parse("listener 1883\nallow_anonymous true\n").unwrap();
-        assert_eq!(s.bind, "0.0.0.0:1883".parse().unwrap());
+        assert_eq!(s.listeners[0].bind, "0.0.0.0:1883".parse().unwrap());
         assert!(s.broker.allow_anonymous);
     }
 
@@ -273,7 +441,7 @@ mod tests {
     fn dual_stack_like_mosquitto() {
         let s = BrokerSettings::default();
         assert_eq!(
-            s.listen_addrs(),
+            s.listeners[0].listen_addrs(),
             vec![
                 "[::1]:1883".parse().unwrap(),
                 "127.0.0.1:1883".parse().unwrap()
@@ -281,30 +449,36 @@ mod tests {
         );
         let s = BrokerSettings::parse("listener 1883\n").unwrap();
         assert_eq!(
-            s.listen_addrs(),
+            s.listeners[0].listen_addrs(),
             vec![
                 "[::]:1883".parse().unwrap(),
                 "0.0.0.0:1883".parse().unwrap()
             ]
         );
         let s = BrokerSettings::parse("listener 1883 127.0.0.1\n").unwrap();
-        assert_eq!(s.listen_addrs(), vec!["127.0.0.1:1883".parse().unwrap()]);
+        assert_eq!(
+            s.listeners[0].listen_addrs(),
+            vec!["127.0.0.1:1883".parse().unwrap()]
+        );
         let mut s = BrokerSettings::default();
-        s.bind.set_port(0);
-        assert_eq!(s.listen_addrs(), vec!["127.0.0.1:0".parse().unwrap()]);
+        s.listeners[0].bind.set_port(0);
+        assert_eq!(
+            s.listeners[0].listen_addrs(),
+            vec!["127.0.0.1:0".parse().unwrap()]
+        );
     }
 
     #[test]
     fn listener_without_allow_anonymous_refuses_anonymous() {
         let s = BrokerSettings::parse("listener 1884 127.0.0.1").unwrap();
-        assert_eq!(s.bind, "127.0.0.1:1884".parse().unwrap());
+        assert_eq!(s.listeners[0].bind, "127.0.0.1:1884".parse().unwrap());
         assert!(!s.broker.allow_anonymous);
     }
 
     #[test]
     fn no_listener_is_local_only_and_anonymous() {
         let s = BrokerSettings::parse("# nothing\n\nmax_queued_messages 5\n").unwrap();
-        assert_eq!(s.bind, "127.0.0.1:1883".parse().unwrap());
+        assert_eq!(s.listeners[0].bind, "127.0.0.1:1883".parse().unwrap());
         assert!(s.broker.allow_anonymous);
         assert_eq!(s.broker.max_queued_messages, 5);
     }
@@ -359,6 +533,112 @@ mod tests {
                 1,
                 "max_connections: must be at least 1 (or -1 for unbounded)"
             )
+        );
+    }
+
+    /// The keys of the listener above them; three listeners, TLS on one.
+    #[test]
+    fn several_listeners_each_with_its_tls_keys() {
+        let text = "allow_anonymous true\n\
+                    listener 1883\n\
+                    listener 8883 127.0.0.1\n\
+                    certfile /etc/mqsim/server pem.pem\n\
+                    keyfile /etc/mqsim/server.key\n\
+                    cafile /etc/mqsim/ca.pem\n\
+                    require_certificate true\n\
+                    use_identity_as_username true\n\
+                    listener 1884 ::1\n\
+                    require_certificate false\n";
+        let s = BrokerSettings::parse(text).unwrap();
+        assert!(s.broker.allow_anonymous);
+        let binds: Vec<_> = s.listeners.iter().map(|l| (l.bind, l.line)).collect();
+        assert_eq!(
+            binds,
+            [
+                ("0.0.0.0:1883".parse().unwrap(), 2),
+                ("127.0.0.1:8883".parse().unwrap(), 3),
+                ("[::1]:1884".parse().unwrap(), 9),
+            ]
+        );
+        assert_eq!(s.listeners[0].tls, None);
+        assert_eq!(s.listeners[2].tls, None);
+        let file = |path: &str, line| FileSetting {
+            path: path.into(),
+            line,
+        };
+        assert_eq!(
+            s.listeners[1].tls,
+            Some(TlsSettings {
+                // The rest of the line, spaces included, as mosquitto reads a path.
+                certfile: file("/etc/mqsim/server pem.pem", 4),
+                keyfile: file("/etc/mqsim/server.key", 5),
+                cafile: Some(file("/etc/mqsim/ca.pem", 6)),
+                require_certificate: true,
+                use_identity_as_username: true,
+            })
+        );
+        assert_eq!(
+            s.listeners[1].listen_addrs(),
+            vec!["127.0.0.1:8883".parse().unwrap()]
+        );
+    }
+
+    #[test]
+    fn tls_keys_that_do_not_fit_name_their_line() {
+        let e = |text: &str| {
+            let e = BrokerSettings::parse(text).unwrap_err();
+            (e.line, e.message)
+        };
+        assert_eq!(
+            e("certfile a.pem\nlistener 8883\n"),
+            (
+                1,
+                "certfile belongs to a listener: put it after a `listener` line".into()
+            )
+        );
+        assert_eq!(
+            e("listener 8883\ncertfile a.pem\nlistener 1883\n"),
+            (
+                1,
+                "both certfile and keyfile must be provided if one of them is set".into()
+            )
+        );
+        assert_eq!(
+            e("listener 8883\ncertfile a.pem\nkeyfile k.pem\nrequire_certificate true\n"),
+            (
+                4,
+                "require_certificate true needs a cafile to check client certificates against"
+                    .into()
+            )
+        );
+        assert_eq!(
+            e("listener 8883\ncertfile a\nkeyfile k\nuse_identity_as_username true\n"),
+            (
+                4,
+                "use_identity_as_username true needs require_certificate true".into()
+            )
+        );
+        assert_eq!(
+            e("listener 1883\ncafile ca.pem\n"),
+            (
+                2,
+                "a TLS option on a listener without certfile and keyfile".into()
+            )
+        );
+        assert_eq!(
+            e("listener 8883\nrequire_certificate yes\n"),
+            (
+                2,
+                "require_certificate: expected true or false, got 'yes'".into()
+            )
+        );
+        assert_eq!(
+            e("listener 8883\nkeyfile\n"),
+            (2, "keyfile needs a file name".into())
+        );
+        assert_eq!(
+            e("listener 8883 127.0.0.1 extra\n"),
+            (1, "listener takes a port and an optional address".into())
         );
     }
 }

@@ -8,9 +8,11 @@ mod device_cli;
 mod persist;
 mod security;
 mod sim_cli;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
@@ -18,6 +20,7 @@ use mqsim::broker::Broker;
 use mqsim::net::tokio::{spawn_broker, spawn_broker_with_journal, BrokerHandle};
 
 use config::BrokerSettings;
+use tls::TlsListener;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,7 +45,7 @@ enum Command {
         /// mosquitto-style config file (`listener 1883`, `allow_anonymous true`, ...).
         #[arg(short = 'c', long = "config-file")]
         config: Option<PathBuf>,
-        /// Port to listen on (overrides the config file; 0 picks a free port).
+        /// Port to listen on (overrides the config file's first listener; 0 picks a free port).
         #[arg(short, long)]
         port: Option<u16>,
         /// Log every packet, as `mosquitto -v`.
@@ -115,8 +118,8 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
             "Warning: unsupported option '{key}' on line {line} ignored."
         ));
     }
-    if let Some(p) = port {
-        settings.bind.set_port(p);
+    if let (Some(p), Some(first)) = (port, settings.listeners.first_mut()) {
+        first.bind.set_port(p);
     }
     let security = match security::SecurityFiles::open(
         settings.password_file.clone(),
@@ -129,6 +132,18 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
         }
     };
     settings.broker.verbose = verbose;
+    // TLS files are read before any socket opens; a bad one stops the broker at its line.
+    let mut tls = Vec::new();
+    for l in &settings.listeners {
+        match l.tls.as_ref().map(TlsListener::load).transpose() {
+            Ok(t) => tls.push(t.map(Arc::new)),
+            Err(e) => {
+                let file = config.as_deref().unwrap_or(std::path::Path::new("-"));
+                log_line(&format!("Error in config file {}: {e}.", file.display()));
+                return ExitCode::from(1);
+            }
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -141,26 +156,36 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
     };
     runtime.block_on(async move {
         let mut listeners = Vec::new();
-        for addr in settings.listen_addrs() {
-            let family = if addr.is_ipv4() { "ipv4" } else { "ipv6" };
-            match listen(addr) {
-                Ok(l) => {
-                    let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
-                    log_line(&format!("Opening {family} listen socket on port {port}."));
-                    listeners.push((l, port));
-                }
-                // An IPv6 twin on a host without IPv6 is not fatal; the address asked for is.
-                Err(e) if addr != settings.bind => log_line(&format!(
-                    "Warning: Unable to open {family} listen socket on {addr}: {e}."
-                )),
-                Err(e) => {
-                    log_line(&format!("Error: Unable to listen on {addr}: {e}."));
-                    return ExitCode::from(1);
+        for (listener, tls) in settings.listeners.iter().zip(tls) {
+            for addr in listener.listen_addrs() {
+                let family = if addr.is_ipv4() { "ipv4" } else { "ipv6" };
+                match listen(addr) {
+                    Ok(l) => {
+                        let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+                        log_line(&format!("Opening {family} listen socket on port {port}."));
+                        listeners.push((l, port, tls.clone()));
+                    }
+                    // An IPv6 twin on a host without IPv6 is not fatal; the address asked for is.
+                    Err(e) if addr != listener.bind => {
+                        log_line(&format!("Warning: Unable to open {family} listen socket on {addr}: {e}."))
+                    }
+                    Err(e) => {
+                        log_line(&format!("Error: Unable to listen on {addr}: {e}."));
+                        return ExitCode::from(1);
+                    }
                 }
             }
         }
+        let by_certificate = settings
+            .listeners
+            .iter()
+            .any(|l| l.tls.as_ref().is_some_and(|t| t.use_identity_as_username));
         if !settings.broker.allow_anonymous && settings.password_file.is_none() {
-            log_line("Every client is refused: allow_anonymous false and no password_file.");
+            log_line(if by_certificate {
+                "Every client not known by its certificate is refused: allow_anonymous false and no password_file."
+            } else {
+                "Every client is refused: allow_anonymous false and no password_file."
+            });
         }
         let journal = settings.persistence_path();
         let broker = match &journal {
@@ -211,7 +236,7 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
         let stopped = tokio::select! {
             biased;
             _ = shutdown => None,
-            _ = accept_all(listeners, handle.clone()) => None,
+            _ = accept_all(listeners, handle.clone(), verbose) => None,
             _ = reload => None,
             // The broker stops by itself only when its journal cannot be written.
             r = &mut task => Some(r),
@@ -281,22 +306,44 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener
     tokio::net::TcpListener::from_std(socket.into())
 }
 
-async fn accept_all(listeners: Vec<(tokio::net::TcpListener, u16)>, handle: BrokerHandle) {
+/// A listening socket, its port, and its TLS set-up if it is a TLS listener.
+type Bound = (tokio::net::TcpListener, u16, Option<Arc<TlsListener>>);
+
+async fn accept_all(listeners: Vec<Bound>, handle: BrokerHandle, verbose: bool) {
     let mut loops = tokio::task::JoinSet::new();
-    for (l, port) in listeners {
-        loops.spawn(accept_loop(l, port, handle.clone()));
+    for (l, port, tls) in listeners {
+        loops.spawn(accept_loop(l, port, tls, handle.clone(), verbose));
     }
     while loops.join_next().await.is_some() {}
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, port: u16, handle: BrokerHandle) {
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    port: u16,
+    tls: Option<Arc<TlsListener>>,
+    handle: BrokerHandle,
+    verbose: bool,
+) {
     loop {
+        // A TLS listener waits here while its handshakes are at their bound.
+        let slot = match &tls {
+            Some(t) => t.slot().await,
+            None => None,
+        };
         match listener.accept().await {
             Ok((stream, addr)) => {
                 let _ = stream.set_nodelay(true);
                 let peer = format!("{} on port {port}", addr);
-                if handle.serve(stream, peer).await.is_none() {
-                    // Refused (max_connections): the stream was dropped, which closes it.
+                match (&tls, slot) {
+                    // The handshake runs in its own task: neither this loop nor the broker waits.
+                    (Some(t), Some(slot)) => {
+                        tokio::spawn(t.clone().serve(stream, peer, handle.clone(), verbose, slot));
+                    }
+                    (Some(_), None) => {} // the slots are gone: shutting down
+                    (None, _) => {
+                        // Refused (max_connections): the stream was dropped, which closes it.
+                        let _ = handle.serve(stream, peer).await;
+                    }
                 }
             }
             Err(e) => {

@@ -16,6 +16,7 @@ mod acl;
 #[cfg(feature = "auth")]
 mod auth;
 mod config;
+mod identity;
 mod log;
 mod persist;
 mod route;
@@ -45,6 +46,7 @@ pub use acl::{Access, AclFile};
 #[cfg(feature = "auth")]
 pub use auth::PasswordFile;
 pub use config::{Config, ConfigBuilder, ConfigError};
+pub use identity::Identity;
 pub use persist::{Damage, JournalWrite, Lsn, Recovery, RestoreError};
 use persist::{Journal, RecordArgs};
 pub use security::{FileError, Security};
@@ -138,6 +140,8 @@ struct Conn {
     tx_needs: Lsn,
     /// In the broker's `held` list, waiting for the journal.
     held: bool,
+    /// Where the user name comes from (a TLS client certificate, or CONNECT).
+    identity: Identity,
 }
 
 #[derive(Debug)]
@@ -333,6 +337,17 @@ impl Broker {
     /// A new socket. `peer` names it in logs (e.g. "127.0.0.1:50000 on port 1883"). Returns
     /// `None`, and the caller closes the socket, when `max_connections` are open.
     pub fn handle_accept(&mut self, now: Instant, peer: &str) -> Option<ConnId> {
+        self.handle_accept_as(now, peer, Identity::FromConnect)
+    }
+
+    /// [`Broker::handle_accept`] for a transport that identifies its client (a TLS listener with
+    /// `use_identity_as_username`): the connection's user name is `identity`'s, not CONNECT's.
+    pub fn handle_accept_as(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        identity: Identity,
+    ) -> Option<ConnId> {
         self.advance(now);
         if self.conns.len() >= self.config.max_connections {
             self.log(|| format!("Refusing connection from {peer}: max_connections reached."));
@@ -365,6 +380,7 @@ impl Broker {
                 deferred_acks: Vec::new(),
                 tx_needs: 0,
                 held: false,
+                identity,
             },
         );
         self.timers.push(Reverse((deadline, id)));
@@ -714,9 +730,23 @@ impl Broker {
     }
 
     fn on_connect(&mut self, conn: ConnId, c: &Connect<'_>) -> Flow {
-        if !self
-            .security
-            .authenticate(self.config.allow_anonymous, c.username, c.password)
+        // The user name: a certificate's CN where the listener says so (mosquitto's
+        // `use_identity_as_username`, which also skips the password and anonymous checks), else
+        // CONNECT's.
+        let identity = self.conns.get(&conn).map(|cn| cn.identity.clone());
+        let (username, by_certificate) = match identity {
+            Some(Identity::Certificate(name)) => (Some(name), true),
+            Some(Identity::Missing) => {
+                self.refuse_connect(conn, ConnectReturnCode::BadUserNameOrPassword);
+                self.close(conn, CloseReason::Refused);
+                return Flow::Closed;
+            }
+            _ => (c.username.map(ToString::to_string), false),
+        };
+        if !by_certificate
+            && !self
+                .security
+                .authenticate(self.config.allow_anonymous, c.username, c.password)
         {
             self.refuse_not_authorised(conn);
             return Flow::Closed;
@@ -770,7 +800,7 @@ impl Broker {
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.conn = Some(conn);
             s.clean = c.clean_session;
-            s.username = c.username.map(String::from);
+            s.username = username.clone();
         }
         let keepalive_grace = Duration::from_millis(u64::from(c.keep_alive_s) * 1_500);
         let Some(cn) = self.conns.get_mut(&conn) else {
@@ -778,7 +808,7 @@ impl Broker {
         };
         cn.state = ConnState::Active(sid);
         cn.client_id = client_id.clone();
-        cn.username = c.username.map(String::from);
+        cn.username = username.clone();
         cn.password = c.password.map(<[u8]>::to_vec);
         cn.keepalive_grace = keepalive_grace;
         cn.will = c.will.map(|w| OwnedWill {
@@ -809,7 +839,7 @@ impl Broker {
                 u8::from(c.clean_session),
                 c.keep_alive_s
             );
-            if let Some(u) = c.username {
+            if let Some(u) = &username {
                 line.push_str(&format!(", u'{u}'"));
             }
             line.push_str(").");

@@ -281,6 +281,72 @@ fn not_authorized_when_anonymous_refused() {
     assert_eq!(h.closed, vec![c]);
 }
 
+/// CONNECT with a user name and password, on a connection accepted with `identity`.
+fn connect_as(h: &mut Harness, identity: Identity, username: Option<&str>) -> (ConnId, Vec<Pkt>) {
+    let c =
+        h.b.handle_accept_as(h.now, "1.2.3.4:5 on port 8883", identity)
+            .unwrap();
+    h.bytes(
+        c,
+        &Packet::Connect(Connect {
+            protocol: Protocol::V311,
+            clean_session: true,
+            keep_alive_s: 60,
+            client_id: "dev",
+            will: None,
+            username,
+            password: username.map(|_| &b"pw"[..]),
+        }),
+    );
+    let got = h.take(c);
+    (c, got)
+}
+
+#[test]
+fn certificate_identity_is_the_user_name_and_not_anonymous() {
+    // mosquitto's use_identity_as_username: the CN replaces CONNECT's user name, and a client
+    // known by its certificate passes `allow_anonymous false`.
+    let mut h = Harness::with(Config {
+        allow_anonymous: false,
+        verbose: true,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    let (c, got) = connect_as(
+        &mut h,
+        Identity::Certificate("sensor-7".into()),
+        Some("claimed"),
+    );
+    assert_eq!(got, vec![Pkt::ConnAck(false, 0)]);
+    assert!(!h.closed.contains(&c));
+    assert!(
+        h.logs.contains(
+            &"New client connected from 1.2.3.4:5 as dev (p2, c1, k60, u'sensor-7').".to_string()
+        ),
+        "{:#?}",
+        h.logs
+    );
+    // The same CONNECT without a certificate identity is anonymous-refused as before.
+    let (c, got) = connect_as(&mut h, Identity::FromConnect, Some("claimed"));
+    assert_eq!(got, vec![Pkt::ConnAck(false, 5)]);
+    assert!(h.closed.contains(&c));
+}
+
+#[test]
+fn missing_certificate_identity_gets_connack_4() {
+    let mut h = Harness::new();
+    let (c, got) = connect_as(&mut h, Identity::Missing, Some("claimed"));
+    assert_eq!(got, vec![Pkt::ConnAck(false, 4)]);
+    assert_eq!(h.closed, vec![c]);
+    // Without an identity from the transport, CONNECT's user name is the one logged.
+    let (_, got) = connect_as(&mut h, Identity::FromConnect, Some("claimed"));
+    assert_eq!(got, vec![Pkt::ConnAck(false, 0)]);
+    assert!(h
+        .logs
+        .iter()
+        .any(|l| l.ends_with("(p2, c1, k60, u'claimed').")));
+}
+
 #[test]
 fn mqtt_3_1_4_2_takeover_closes_the_first_and_publishes_its_will() {
     let mut h = Harness::new();

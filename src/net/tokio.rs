@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::broker::{Broker, ConnId, Event, JournalWrite, Lsn, Security};
+use crate::broker::{Broker, ConnId, Event, Identity, JournalWrite, Lsn, Security};
 use crate::driver::{drain, Output};
 use crate::time::Instant;
 
@@ -40,6 +40,7 @@ const INPUT_BATCH_MAX: usize = 256;
 enum Input {
     Accept {
         peer: String,
+        identity: Identity,
         out: Arc<OutQueue>,
         credits: Arc<Semaphore>,
         reply: oneshot::Sender<Option<ConnId>>,
@@ -243,11 +244,12 @@ async fn broker_task(
                 Some(Input::Shutdown) => break 'run,
                 Some(Input::Accept {
                     peer,
+                    identity,
                     out,
                     credits,
                     reply,
                 }) => {
-                    let id = broker.handle_accept(now, &peer);
+                    let id = broker.handle_accept_as(now, &peer, identity);
                     if let Some(id) = id {
                         conns.insert(
                             id,
@@ -357,11 +359,21 @@ impl BrokerHandle {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
+        self.serve_as(stream, peer, Identity::FromConnect).await
+    }
+
+    /// [`BrokerHandle::serve`] for a stream whose transport identifies the client (a TLS client
+    /// certificate's CN): see [`Broker::handle_accept_as`].
+    pub async fn serve_as<S>(&self, stream: S, peer: String, identity: Identity) -> Option<ConnId>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
         let out = Arc::new(OutQueue::default());
         let (reply_tx, reply_rx) = oneshot::channel();
         let credits = Arc::new(Semaphore::new(READ_CREDIT_CHUNKS));
         let accept = Input::Accept {
             peer,
+            identity,
             out: out.clone(),
             credits: credits.clone(),
             reply: reply_tx,
@@ -468,7 +480,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             out.ready.notified().await;
             continue;
         }
-        if wr.write_all(&batch).await.is_err() {
+        // Flushed too: a TLS stream keeps the tail of what it encrypted when the socket is full,
+        // and nothing else would write it out before the next batch (TCP's flush is a no-op).
+        if wr.write_all(&batch).await.is_err() || wr.flush().await.is_err() {
             break;
         }
         let n = batch.len();
