@@ -38,3 +38,9 @@ pub const TOPIC_LEVELS_MAX: usize = 128;
 /// Bytes buffered for one connection's outgoing data before the broker stops feeding it and queues
 /// instead (the adapter's socket write side drains it).
 pub const OUTGOING_DEFAULT_MAX_BYTES: usize = 1024 * 1024;
+/// Bytes of QoS 1/2 PUBLISH packets (whole packets, as received) a paused publisher may have
+/// accepted with their acknowledgements withheld. A publisher paused for a backed-up subscriber
+/// is still read (its PINGREQs answered); its own in-flight window stops it well before this.
+/// Past it (a client ignoring its window) its next QoS 1/2 PUBLISH is left unread and so is its
+/// socket, and its QoS 0 PUBLISHes are dropped (counted). One packet may cross it.
+pub const PAUSED_INPUT_DEFAULT_MAX_BYTES: usize = 1024 * 1024;
