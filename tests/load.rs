@@ -195,7 +195,9 @@ async fn slow_subscriber_fast_qos1_publisher_loses_nothing_and_stays_bounded() {
         payload: &[7u8; 256],
     }))
     .len();
-    let budget = Config::default().max_paused_input_bytes.div_ceil(packet_bytes);
+    let budget = Config::default()
+        .max_paused_input_bytes
+        .div_ceil(packet_bytes);
     assert!(
         peak >= pause_at,
         "queue peaked at {peak}: the subscriber never fell behind"
