@@ -953,7 +953,9 @@ fn publishes(range: core::ops::RangeInclusive<u16>, qos: QoS) -> Vec<u8> {
 
 /// `conn` is paused as a publisher: its acknowledgements are withheld.
 fn held(h: &Harness, conn: ConnId) -> bool {
-    h.b.conns.get(&conn).is_some_and(|c| !c.blocked_on.is_empty())
+    h.b.conns
+        .get(&conn)
+        .is_some_and(|c| !c.blocked_on.is_empty())
 }
 
 fn slow_setup(max_queued: usize) -> (Harness, ConnId, ConnId) {
@@ -1042,7 +1044,8 @@ fn paused_publisher_gets_its_withheld_ack_on_resume() {
         .map(|(_, x)| x.clone())
         .collect();
     assert_eq!(to_p, (1..=6).map(Pkt::PubRec).collect::<Vec<_>>()); // 2 in flight + 4 queued
-    assert!(held(&h, p)); // paused on the 7th, PUBREC 7 withheld
+                                                                    // Paused on the 7th, PUBREC 7 withheld.
+    assert!(held(&h, p));
     // Still read: a PUBREL for a message acknowledged before the pause is completed at once.
     h.bytes(p, &Packet::PubRel(1));
     assert_eq!(h.take(p), vec![Pkt::PubComp(1)]);
@@ -1125,7 +1128,10 @@ fn paused_publisher_with_a_short_keepalive_stays_connected_and_loses_nothing() {
             }
         }
         assert_eq!(pongs, pings, "every PINGREQ answered in the same step");
-        assert!(h.paused.is_empty(), "the publisher's socket is never paused");
+        assert!(
+            h.paused.is_empty(),
+            "the publisher's socket is never paused"
+        );
     }
     assert!(
         longest_hold_ms > 3_000,
@@ -1133,7 +1139,11 @@ fn paused_publisher_with_a_short_keepalive_stays_connected_and_loses_nothing() {
     );
     assert!(h.closed.is_empty(), "nobody disconnected");
     assert_eq!(received, (1..=N).collect::<Vec<_>>(), "all, once, in order");
-    assert_eq!(acked_p, (1..=N).collect::<Vec<_>>(), "PUBACKs once each, in order");
+    assert_eq!(
+        acked_p,
+        (1..=N).collect::<Vec<_>>(),
+        "PUBACKs once each, in order"
+    );
     assert_eq!(h.b.stats().messages_dropped, 0);
 }
 
@@ -1181,7 +1191,11 @@ fn a_client_ignoring_its_window_is_paused_at_the_byte_bound() {
     assert_eq!(h.b.conns[&p].deferred_acks.len(), 6);
     assert_eq!(h.b.conns[&p].deferred_bytes, 51);
     h.bytes(p, &Packet::PingReq);
-    assert_eq!(h.take(p), vec![], "not read: its PINGREQ waits behind the 13th PUBLISH");
+    assert_eq!(
+        h.take(p),
+        vec![],
+        "not read: its PINGREQ waits behind the 13th PUBLISH"
+    );
     h.at(60_000); // not read, so not timed out
     h.drain();
     assert!(h.closed.is_empty());
@@ -1244,7 +1258,11 @@ fn a_paused_publishers_qos0_over_the_bound_is_dropped_and_counted() {
     h.publish(p, "q0", "over", QoS::AtMostOnce, false, 0);
     h.bytes(p, &Packet::PingReq);
     let got = h.drain();
-    assert_eq!(got, vec![(p, Pkt::PingResp)], "QoS 0 dropped, PINGREQ answered");
+    assert_eq!(
+        got,
+        vec![(p, Pkt::PingResp)],
+        "QoS 0 dropped, PINGREQ answered"
+    );
     assert_eq!(h.b.stats().messages_dropped, 1);
     assert!(h.logs.iter().any(|l| l
         == "Dropped QoS 0 PUBLISH from pub to 'q0': paused for a slow subscriber, over \
