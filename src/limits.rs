@@ -41,3 +41,9 @@ pub const OUTGOING_DEFAULT_MAX_BYTES: usize = 1024 * 1024;
 /// A persistence journal smaller than this is never compacted (rewritten from a snapshot); past
 /// it, once it is twice the last snapshot.
 pub const JOURNAL_COMPACT_DEFAULT_MIN_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of QoS 1/2 PUBLISH packets (whole packets, as received) a paused publisher may have
+/// accepted with their acknowledgements withheld. A publisher paused for a backed-up subscriber
+/// is still read (its PINGREQs answered); its own in-flight window stops it well before this.
+/// Past it (a client ignoring its window) its next QoS 1/2 PUBLISH is left unread and so is its
+/// socket, and its QoS 0 PUBLISHes are dropped (counted). One packet may cross it.
+pub const PAUSED_INPUT_DEFAULT_MAX_BYTES: usize = 1024 * 1024;

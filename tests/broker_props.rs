@@ -405,6 +405,7 @@ fn chaos_config_strategy() -> impl Strategy<Value = Config> {
         any::<bool>(),
         prop::bool::weighted(0.9),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
             |(
@@ -416,6 +417,7 @@ fn chaos_config_strategy() -> impl Strategy<Value = Config> {
                 few_retained,
                 anon,
                 sys,
+                small_paused_input,
             )| {
                 Config {
                     max_packet_bytes: if small_packets { 64 } else { 1 << 20 },
@@ -424,6 +426,7 @@ fn chaos_config_strategy() -> impl Strategy<Value = Config> {
                     max_queued_messages: CHAOS_QUEUED,
                     max_queued_bytes: if byte_bound { 40 } else { 0 },
                     max_outgoing_bytes: if small_out { 48 } else { 1 << 20 },
+                    max_paused_input_bytes: if small_paused_input { 30 } else { 1 << 20 },
                     max_connections: if four_conns { 4 } else { 6 },
                     max_retained_messages: if few_retained { 2 } else { 100 },
                     allow_anonymous: anon,

@@ -24,6 +24,10 @@ pub struct Config {
     /// Bytes handed to a connection's socket but not yet written, past which QoS 0 messages to it
     /// are dropped (counted).
     pub max_outgoing_bytes: usize,
+    /// Bytes of QoS 1/2 PUBLISH packets a publisher paused for a backed-up subscriber may send
+    /// with their acknowledgements withheld before the broker stops reading it (its QoS 0 is
+    /// dropped, counted, past it); see [`limits::PAUSED_INPUT_DEFAULT_MAX_BYTES`].
+    pub max_paused_input_bytes: usize,
     /// Concurrent connections (mosquitto `max_connections`).
     pub max_connections: usize,
     /// Retained topics kept; a new one beyond this is not retained (counted as dropped).
@@ -56,6 +60,7 @@ impl Default for Config {
             max_queued_messages: limits::QUEUED_DEFAULT_MAX_MESSAGES,
             max_queued_bytes: limits::QUEUED_DEFAULT_MAX_BYTES,
             max_outgoing_bytes: limits::OUTGOING_DEFAULT_MAX_BYTES,
+            max_paused_input_bytes: limits::PAUSED_INPUT_DEFAULT_MAX_BYTES,
             max_connections: limits::CONNECTIONS_DEFAULT_MAX,
             max_retained_messages: 100_000,
             allow_anonymous: true,
@@ -124,6 +129,9 @@ impl Config {
         if self.max_outgoing_bytes == 0 {
             return bad("max_outgoing_bytes", "must be at least 1 byte");
         }
+        if self.max_paused_input_bytes == 0 {
+            return bad("max_paused_input_bytes", "must be at least 1 byte");
+        }
         if self.connect_timeout == Duration::ZERO {
             return bad("connect_timeout", "must be longer than zero");
         }
@@ -157,6 +165,10 @@ impl ConfigBuilder {
     }
     pub fn max_queued_bytes(&mut self, n: usize) -> &mut Self {
         self.0.max_queued_bytes = n;
+        self
+    }
+    pub fn max_paused_input_bytes(&mut self, n: usize) -> &mut Self {
+        self.0.max_paused_input_bytes = n;
         self
     }
     pub fn max_outgoing_bytes(&mut self, n: usize) -> &mut Self {

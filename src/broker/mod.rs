@@ -31,11 +31,10 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
-use core::ops::ControlFlow;
 
 use crate::codec::{
     self, ConnAck, Connect, ConnectReturnCode, FeedStop, FrameBuffer, Packet, Protocol, Publish,
-    QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, SUBACK_FAILURE,
+    QoS, SubAck, Subscribe, Take, UnsubAck, Unsubscribe, SUBACK_FAILURE,
 };
 use crate::driver::{Endpoint, Output};
 use crate::limits;
@@ -62,8 +61,10 @@ type SessionId = u64;
 pub enum Event {
     /// Close this connection once the bytes already handed over for it are written.
     Close(ConnId),
-    /// Stop reading this connection's socket: a subscriber it feeds is backed up. Bytes already
-    /// read may still be handed to [`Broker::handle_bytes`]; they are kept, not processed.
+    /// Stop reading this connection's socket: its peer does not read what the broker sends
+    /// (`max_outgoing_bytes`), or, paused for a backed-up subscriber, it went on publishing past
+    /// `max_paused_input_bytes`. Bytes already read may still be handed to
+    /// [`Broker::handle_bytes`]; they are kept, not processed.
     PauseRead(ConnId),
     /// Read this connection's socket again.
     ResumeRead(ConnId),
@@ -127,15 +128,24 @@ struct Conn {
     timer_at: Option<Instant>,
     /// Closed by the broker; kept until its last bytes are taken and [`Event::Close`] is polled.
     closing: bool,
-    /// Reading suspended (backpressure) until every session in `blocked_on` has drained and
-    /// the connection's own output is no longer `out_full`.
-    paused: bool,
+    /// Paused as a publisher (backpressure): sessions it fed past their queue bound. Until every
+    /// one has drained, its PUBACKs / PUBRECs are withheld (its own in-flight window then stops
+    /// it) while the rest of its input is read and handled as usual.
     blocked_on: BTreeSet<SessionId>,
+    /// PUBACK / PUBREC withheld while paused, in the order of their PUBLISHes; sent on resume.
+    /// Later ones queue behind them, so acknowledgements never overtake each other.
+    deferred_acks: VecDeque<Packet<'static>>,
+    /// Bytes of the QoS 1/2 PUBLISH packets behind `deferred_acks`.
+    deferred_bytes: usize,
+    /// Paused, with `deferred_bytes` at `max_paused_input_bytes`: its next QoS 1/2 PUBLISH is
+    /// left undecoded, and its socket unread, until it resumes.
+    input_full: bool,
     /// More than `max_outgoing_bytes` handed out and not written: the peer is not reading what
     /// we send, so we stop reading what it sends (its responses would pile up without bound).
     out_full: bool,
-    /// PUBACK / PUBREC withheld while paused, sent on resume.
-    deferred_acks: Vec<Packet<'static>>,
+    /// Its socket is not read ([`Event::PauseRead`] given): `out_full` or `input_full`. Bytes
+    /// that still arrive are kept undecoded; the keep-alive does not count this silence.
+    read_paused: bool,
     /// `tx` goes out only once the journal is durable up to here (the write-ahead rule).
     tx_needs: Lsn,
     /// In the broker's `held` list, waiting for the journal.
@@ -374,10 +384,12 @@ impl Broker {
                 will: None,
                 timer_at: Some(deadline),
                 closing: false,
-                paused: false,
                 blocked_on: BTreeSet::new(),
+                deferred_acks: VecDeque::new(),
+                deferred_bytes: 0,
+                input_full: false,
                 out_full: false,
-                deferred_acks: Vec::new(),
+                read_paused: false,
                 tx_needs: 0,
                 held: false,
                 identity,
@@ -389,8 +401,8 @@ impl Broker {
     }
 
     /// Bytes read from `conn`'s socket. Complete packets are processed at once; a partial packet
-    /// is kept (at most `max_packet_bytes`), and so is everything after the packet that paused the
-    /// connection ([`Event::PauseRead`]) until it resumes.
+    /// is kept (at most `max_packet_bytes`), and so is everything from the point where reading
+    /// was paused ([`Event::PauseRead`]) until it resumes.
     pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
         self.advance(now);
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -399,7 +411,7 @@ impl Broker {
         if c.closing {
             return;
         }
-        if !c.paused {
+        if !c.read_paused {
             c.last_rx = self.now;
         }
         self.stats.bytes_received += data.len() as u64;
@@ -413,13 +425,16 @@ impl Broker {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        if c.paused {
+        if c.read_paused {
             c.rx.hold(data);
             return;
         }
         let mut rx = core::mem::take(&mut c.rx);
         let max = self.config.max_packet_bytes;
-        let fed = rx.feed(data, max, |p| {
+        let fed = rx.feed_or_keep(data, max, |p| {
+            if self.input_over_budget(conn, &p) {
+                return Take::Keep(Flow::Open);
+            }
             self.stats.messages_received += 1;
             let journal_at = self.journal.end;
             let flow = self.handle_packet(conn, p);
@@ -428,11 +443,11 @@ impl Broker {
                 self.hold_for_journal(conn);
             }
             match flow {
-                Flow::Closed => ControlFlow::Break(Flow::Closed),
-                Flow::Open if self.conns.get(&conn).is_some_and(|c| c.paused) => {
-                    ControlFlow::Break(Flow::Open)
+                Flow::Closed => Take::Stop(Flow::Closed),
+                Flow::Open if self.conns.get(&conn).is_some_and(|c| c.read_paused) => {
+                    Take::Stop(Flow::Open)
                 }
-                Flow::Open => ControlFlow::Continue(()),
+                Flow::Open => Take::Done,
             }
         });
         match fed {
@@ -460,23 +475,55 @@ impl Broker {
         }
     }
 
-    /// Resumes connections whose blockers drained during this input, processing what they had
-    /// buffered (which may pause them again).
+    /// Whether `p`, from `conn`, must wait undecoded: a QoS 1/2 PUBLISH from a paused publisher
+    /// whose withheld acknowledgements already cover `max_paused_input_bytes` (or every packet
+    /// id). Then its socket is paused too: a client ignoring its in-flight window.
+    fn input_over_budget(&mut self, conn: ConnId, p: &Packet<'_>) -> bool {
+        let Packet::Publish(publish) = p else {
+            return false;
+        };
+        if publish.qos == QoS::AtMostOnce || !self.paused_input_full(conn) {
+            return false;
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        c.input_full = true;
+        if !c.read_paused {
+            c.read_paused = true;
+            self.events.push_back(Event::PauseRead(conn));
+        }
+        true
+    }
+
+    /// Resumes connections whose blockers drained, or whose output did, during this input:
+    /// withheld acknowledgements go out in order, then what they had buffered is processed
+    /// (which may pause them again).
     fn run_resumes(&mut self) {
         while let Some(conn) = self.to_resume.pop_front() {
             let Some(c) = self.conns.get_mut(&conn) else {
                 continue;
             };
-            if c.closing || !c.paused || !c.blocked_on.is_empty() || c.out_full {
+            if c.closing {
                 continue;
             }
-            c.paused = false;
-            c.last_rx = self.now;
-            let acks = core::mem::take(&mut c.deferred_acks);
-            self.events.push_back(Event::ResumeRead(conn));
-            for ack in &acks {
-                self.send(conn, ack);
+            if c.blocked_on.is_empty() {
+                c.input_full = false;
+                c.deferred_bytes = 0;
+                let acks = core::mem::take(&mut c.deferred_acks);
+                for ack in &acks {
+                    self.send(conn, ack);
+                }
             }
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            if !c.read_paused || c.out_full || c.input_full {
+                continue;
+            }
+            c.read_paused = false;
+            c.last_rx = self.now;
+            self.events.push_back(Event::ResumeRead(conn));
             self.drive_rx(conn, &[]);
         }
     }
@@ -522,8 +569,9 @@ impl Broker {
                 continue; // superseded entry
             }
             let deadline = match c.state {
-                // A connection we stopped reading cannot be blamed for silence.
-                _ if c.paused => {
+                // A connection we stopped reading cannot be blamed for silence; one paused only
+                // as a publisher is still read, and judged by its keep-alive.
+                _ if c.read_paused => {
                     Some(self.now + c.keepalive_grace.max(self.config.connect_timeout))
                 }
                 ConnState::AwaitingConnect => Some(c.accepted_at + self.config.connect_timeout),
@@ -871,6 +919,20 @@ impl Broker {
 
     fn on_publish(&mut self, conn: ConnId, sid: SessionId, p: &Publish<'_>) {
         self.stats.publish_received += 1;
+        if p.qos == QoS::AtMostOnce && self.paused_input_full(conn) {
+            // A paused publisher that went on past its budget: its QoS 0 is dropped rather than
+            // its socket left unread (QoS 1/2 from it waits undecoded: `input_over_budget`).
+            self.stats.messages_dropped += 1;
+            let id = self.client_label(conn);
+            let t = p.topic.to_string();
+            self.log(|| {
+                format!(
+                    "Dropped QoS 0 PUBLISH from {id} to '{t}': paused for a slow subscriber, \
+                     over max_paused_input_bytes."
+                )
+            });
+            return;
+        }
         let limit = self.config.message_size_limit_bytes;
         let too_big = limit != 0 && p.payload.len() > limit;
         let deliver = match p.qos {
@@ -924,11 +986,26 @@ impl Broker {
             QoS::AtLeastOnce => Packet::PubAck(p.pkid),
             QoS::ExactlyOnce => Packet::PubRec(p.pkid),
         };
+        let size = Packet::Publish(*p).encoded_len().unwrap_or(0);
         match self.conns.get_mut(&conn) {
-            // Backpressure: the acknowledgement waits until the subscribers have drained.
-            Some(c) if c.paused => c.deferred_acks.push(ack),
+            // Backpressure: the acknowledgement waits until the subscribers have drained, and
+            // behind any withheld before it (acknowledgements in the order of their PUBLISHes).
+            Some(c) if !c.blocked_on.is_empty() || !c.deferred_acks.is_empty() => {
+                c.deferred_acks.push_back(ack);
+                c.deferred_bytes += size;
+            }
             _ => self.send(conn, &ack),
         }
+    }
+
+    /// `conn` is a paused publisher whose withheld acknowledgements cover
+    /// `max_paused_input_bytes` (or every packet id).
+    fn paused_input_full(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| {
+            !c.blocked_on.is_empty()
+                && (c.deferred_bytes >= self.config.max_paused_input_bytes
+                    || c.deferred_acks.len() >= limits::INFLIGHT_CEILING_MESSAGES)
+        })
     }
 
     fn on_subscribe(&mut self, conn: ConnId, sid: SessionId, sub: &Subscribe<'_>) -> Flow {
@@ -1163,8 +1240,8 @@ impl Broker {
         }
         if !c.out_full && c.tx.len() + c.unsent_bytes > self.config.max_outgoing_bytes {
             c.out_full = true;
-            if !c.paused {
-                c.paused = true;
+            if !c.read_paused {
+                c.read_paused = true;
                 self.events.push_back(Event::PauseRead(conn));
             }
         }

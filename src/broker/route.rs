@@ -1,6 +1,6 @@
 //! Routing: a message to every matching session at the right QoS, the retained store, each
 //! session's in-flight window and queue, and the backpressure that pauses publishers feeding a
-//! backed-up subscriber instead of dropping their messages.
+//! backed-up subscriber (their acknowledgements withheld) instead of dropping their messages.
 
 use alloc::format;
 use alloc::sync::Arc;
@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 
 use super::persist::RecordArgs;
 use super::session::{Queued, Retain};
-use super::{Access, Ack, Broker, ConnId, Dup, Event, Message, Retained, SessionId};
+use super::{Access, Ack, Broker, ConnId, Dup, Message, Retained, SessionId};
 use crate::codec::{Packet, QoS};
 use crate::limits;
 use crate::qos::{PubRecOutcome, Resend};
@@ -106,11 +106,12 @@ impl Broker {
         let full_bytes =
             max_queued_bytes != 0 && s.queued_bytes + msg.cost_bytes() > max_queued_bytes;
         // An online subscriber that falls behind slows its publishers down instead of losing
-        // messages: keep this one (one over the bound per publisher at most) and stop reading the
-        // publisher until the queue drains. That starts at a few windows' worth of queue, since a
-        // longer queue for a connected client only adds latency. Not when the subscriber is the
-        // publisher itself or waits on other subscribers: waiting on each other, neither would
-        // ever read again.
+        // messages: keep this one and withhold the publisher's acknowledgements until the queue
+        // drains (its in-flight window then stops it; each of its messages in that window may
+        // land here, one over the bound each, within `max_paused_input_bytes`). That starts at
+        // a few windows' worth of queue, since a longer queue for a connected client only adds
+        // latency. Not when the subscriber is the publisher itself or waits on other
+        // subscribers: waiting on each other's acknowledgements, neither would ever go on.
         if full_count || full_bytes || (conn.is_some() && s.queue.len() >= pause_at) {
             if let (Some(sub_conn), Some((pub_conn, pub_sid))) = (conn, self.publishing) {
                 // Paused only for its own unread output is fine: that drains by itself.
@@ -125,12 +126,9 @@ impl Broker {
                         msg: msg.clone(),
                     });
                     s.blocking.insert(pub_conn);
+                    // Its acknowledgements are withheld from now on; it is still read.
                     if let Some(pc) = self.conns.get_mut(&pub_conn) {
                         pc.blocked_on.insert(sid);
-                        if !pc.paused {
-                            pc.paused = true;
-                            self.events.push_back(Event::PauseRead(pub_conn));
-                        }
                     }
                     self.record_session(sid, || RecordArgs::Enqueue(qos, retain, msg.clone()));
                     return;

@@ -1019,6 +1019,13 @@ fn publishes(range: core::ops::RangeInclusive<u16>, qos: QoS) -> Vec<u8> {
     v
 }
 
+/// `conn` is paused as a publisher: its acknowledgements are withheld.
+fn held(h: &Harness, conn: ConnId) -> bool {
+    h.b.conns
+        .get(&conn)
+        .is_some_and(|c| !c.blocked_on.is_empty())
+}
+
 fn slow_setup(max_queued: usize) -> (Harness, ConnId, ConnId) {
     let mut h = Harness::with(Config {
         max_inflight_messages: 2,
@@ -1037,7 +1044,8 @@ fn slow_subscriber_pauses_its_publisher_instead_of_dropping() {
     let (mut h, s, p) = slow_setup(10);
     h.b.handle_bytes(h.now, p, &publishes(1..=20, QoS::AtLeastOnce));
     let got = h.drain();
-    // 2 in flight + 10 queued + the one that hit the bound; then the publisher is paused.
+    // 2 in flight + 10 queued; the 13th hits the bound and pauses the publisher: its PUBACK and
+    // those of the 7 after it (a window of 20) are withheld, the messages kept.
     let acks: Vec<_> = got
         .iter()
         .filter(|(c, _)| *c == p)
@@ -1046,11 +1054,13 @@ fn slow_subscriber_pauses_its_publisher_instead_of_dropping() {
     assert_eq!(
         acks,
         (1..=12).map(Pkt::PubAck).collect::<Vec<_>>(),
-        "13th PUBACK withheld"
+        "13th PUBACK on withheld"
     );
-    assert_eq!(h.paused, vec![p]);
-    assert_eq!(h.b.queued_messages("slow"), Some(11));
+    assert!(held(&h, p));
+    assert!(h.paused.is_empty(), "its socket is still read");
+    assert_eq!(h.b.queued_messages("slow"), Some(18));
     assert_eq!(h.b.stats().messages_dropped, 0);
+    let mut acks_after = Vec::new();
     // The subscriber drains; the publisher resumes at half the bound and the rest flows.
     let mut received: Vec<Pkt> = got
         .iter()
@@ -1067,9 +1077,16 @@ fn slow_subscriber_pauses_its_publisher_instead_of_dropping() {
         for (c, x) in h.drain() {
             if c == s {
                 received.push(x);
+            } else if c == p {
+                acks_after.push(x);
             }
         }
     }
+    assert_eq!(
+        acks_after,
+        (13..=20).map(Pkt::PubAck).collect::<Vec<_>>(),
+        "the withheld PUBACKs, once each, in order"
+    );
     let payloads: Vec<String> = received
         .iter()
         .map(|x| match x {
@@ -1079,6 +1096,7 @@ fn slow_subscriber_pauses_its_publisher_instead_of_dropping() {
         .collect();
     let want: Vec<String> = (1..=20).map(|i: u16| i.to_string()).collect();
     assert_eq!(payloads, want, "all delivered, in order");
+    assert!(!held(&h, p));
     assert!(h.paused.is_empty());
     assert_eq!(h.b.stats().messages_dropped, 0);
 }
@@ -1094,12 +1112,17 @@ fn paused_publisher_gets_its_withheld_ack_on_resume() {
         .map(|(_, x)| x.clone())
         .collect();
     assert_eq!(to_p, (1..=6).map(Pkt::PubRec).collect::<Vec<_>>()); // 2 in flight + 4 queued
-    assert_eq!(h.paused, vec![p]); // paused on the 7th, PUBREC 7 withheld
+                                                                    // Paused on the 7th, PUBREC 7 withheld.
+    assert!(held(&h, p));
+    // Still read: a PUBREL for a message acknowledged before the pause is completed at once.
+    h.bytes(p, &Packet::PubRel(1));
+    assert_eq!(h.take(p), vec![Pkt::PubComp(1)]);
     h.bytes(s, &Packet::PubAck(1));
     h.bytes(s, &Packet::PubAck(2)); // queue 5 -> 3: not yet at half (2)
     assert_eq!(h.take(p), vec![]);
     h.bytes(s, &Packet::PubAck(3));
     assert_eq!(h.take(p), vec![Pkt::PubRec(7)]);
+    assert!(!held(&h, p));
     assert!(h.paused.is_empty());
 }
 
@@ -1108,30 +1131,211 @@ fn subscriber_going_away_releases_its_publishers() {
     let (mut h, s, p) = slow_setup(2);
     h.b.handle_bytes(h.now, p, &publishes(1..=10, QoS::AtLeastOnce));
     h.drain();
-    assert_eq!(h.paused, vec![p]);
+    assert!(held(&h, p));
     h.b.handle_closed(h.now, s); // clean session: gone with its queue
     let got = h.take(p);
     assert_eq!(got, (5..=10).map(Pkt::PubAck).collect::<Vec<_>>());
+    assert!(!held(&h, p));
     assert!(h.paused.is_empty());
 }
 
+/// A publisher paused for a slow subscriber is still read: with a keep alive (2 s) far shorter
+/// than the pause, it stays connected as long as it pings (each PINGREQ answered at once), and
+/// through it all nothing is lost or duplicated and its PUBACKs come in order. Its client keeps
+/// a window of 4 unacknowledged messages, as real clients do.
 #[test]
-fn paused_publisher_is_not_timed_out_by_keepalive() {
+fn paused_publisher_with_a_short_keepalive_stays_connected_and_loses_nothing() {
     let mut h = Harness::with(Config {
-        max_inflight_messages: 1,
-        max_queued_messages: 1,
+        max_inflight_messages: 2,
+        max_queued_messages: 8,
         sys_interval: Duration::ZERO,
         ..Config::default()
     });
     let (s, _) = h.connect("slow", true);
     h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
     let (p, _) = h.connect_with("fast", true, 2, None);
+    const N: u16 = 40;
+    const WINDOW: u16 = 4;
+    let (mut next, mut acked_p) = (1u16, Vec::new());
+    let mut received: Vec<u16> = Vec::new();
+    let mut unacked_s: VecDeque<u16> = VecDeque::new();
+    let (mut pings, mut pongs) = (0, 0);
+    let (mut held_since, mut longest_hold_ms) = (None, 0);
+    // 100 ms steps for 60 s: the publisher fills its window whenever it can and pings every
+    // second; the subscriber acknowledges one message a second.
+    for step in 1..=600u64 {
+        h.at(step * 100);
+        while next <= N && (next as usize) - 1 - acked_p.len() < WINDOW as usize {
+            h.b.handle_bytes(h.now, p, &publishes(next..=next, QoS::AtLeastOnce));
+            next += 1;
+        }
+        if step % 10 == 0 {
+            h.bytes(p, &Packet::PingReq);
+            pings += 1;
+        }
+        if step % 10 == 5 {
+            if let Some(id) = unacked_s.pop_front() {
+                h.bytes(s, &Packet::PubAck(id));
+            }
+        }
+        let ms = step * 100;
+        match (held(&h, p), held_since) {
+            (true, None) => held_since = Some(ms),
+            (true, Some(t0)) => longest_hold_ms = longest_hold_ms.max(ms - t0),
+            (false, _) => held_since = None,
+        }
+        for (c, x) in h.drain() {
+            match (c == p, x) {
+                (true, Pkt::PubAck(id)) => acked_p.push(id),
+                (true, Pkt::PingResp) => pongs += 1,
+                (false, Pkt::Pub { pkid, payload, .. }) => {
+                    unacked_s.push_back(pkid);
+                    received.push(String::from_utf8(payload).unwrap().parse().unwrap());
+                }
+                (_, other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(pongs, pings, "every PINGREQ answered in the same step");
+        assert!(
+            h.paused.is_empty(),
+            "the publisher's socket is never paused"
+        );
+    }
+    assert!(
+        longest_hold_ms > 3_000,
+        "paused longer than 1.5 x its keep alive ({longest_hold_ms} ms)"
+    );
+    assert!(h.closed.is_empty(), "nobody disconnected");
+    assert_eq!(received, (1..=N).collect::<Vec<_>>(), "all, once, in order");
+    assert_eq!(
+        acked_p,
+        (1..=N).collect::<Vec<_>>(),
+        "PUBACKs once each, in order"
+    );
+    assert_eq!(h.b.stats().messages_dropped, 0);
+}
+
+/// Read again, a paused publisher is judged by its own keep alive again: silent for 1.5 x 2 s,
+/// it is closed.
+#[test]
+fn a_silent_paused_publisher_is_closed_by_its_keepalive() {
+    let (mut h, _s, _) = slow_setup(1);
+    let (p, _) = h.connect_with("quiet", true, 2, None);
     h.b.handle_bytes(h.now, p, &publishes(1..=5, QoS::AtLeastOnce));
     h.drain();
-    assert_eq!(h.paused, vec![p]);
-    h.at(60_000); // far beyond 1.5 x 2 s; the subscriber is still connected (keep alive 0)
+    assert!(held(&h, p));
+    h.at(2_999);
     h.drain();
     assert!(h.closed.is_empty());
+    h.at(3_000);
+    h.drain();
+    assert_eq!(h.closed, vec![p]);
+}
+
+/// A paused publisher that ignores its window is read until its withheld acknowledgements cover
+/// `max_paused_input_bytes`; then its next QoS 1 PUBLISH is left undecoded and its socket paused
+/// (its silence then not held against it). Once the subscriber drains, everything flows.
+#[test]
+fn a_client_ignoring_its_window_is_paused_at_the_byte_bound() {
+    let mut h = Harness::with(Config {
+        max_inflight_messages: 2,
+        max_queued_messages: 4,
+        max_paused_input_bytes: 50,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    let (s, _) = h.connect("slow", true);
+    h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
+    let (p, _) = h.connect_with("fast", true, 2, None);
+    // 1..=9 are 8 bytes each, 10..=99 9 bytes: 2 in flight, 4 queued, the 7th pauses the
+    // publisher (8 bytes withheld), then 8..=12 bring the withheld bytes to 8 + 16 + 27 = 51 >= 50
+    // (the 12th crosses the bound): the 13th waits undecoded.
+    h.b.handle_bytes(h.now, p, &publishes(1..=20, QoS::AtLeastOnce));
+    let mut got = h.drain();
+    let to_p: Vec<_> = got.iter().filter(|(c, _)| *c == p).collect();
+    assert_eq!(to_p.len(), 6, "PUBACK 1..=6, then withheld: {to_p:?}");
+    got.retain(|(c, _)| *c == s);
+    assert_eq!(h.paused, vec![p]);
+    assert_eq!(h.b.conns[&p].deferred_acks.len(), 6);
+    assert_eq!(h.b.conns[&p].deferred_bytes, 51);
+    h.bytes(p, &Packet::PingReq);
+    assert_eq!(
+        h.take(p),
+        vec![],
+        "not read: its PINGREQ waits behind the 13th PUBLISH"
+    );
+    h.at(60_000); // not read, so not timed out
+    h.drain();
+    assert!(h.closed.is_empty());
+    // The subscriber reads everything: the publisher resumes, its withheld PUBACKs go out in
+    // order, then what it had sent is processed.
+    let mut received = Vec::new();
+    let mut to_p = Vec::new();
+    for _ in 0..100 {
+        if got.is_empty() {
+            break;
+        }
+        for (c, x) in core::mem::take(&mut got) {
+            match x {
+                Pkt::Pub { pkid, payload, .. } if c == s => {
+                    h.bytes(s, &Packet::PubAck(pkid));
+                    received.push(String::from_utf8(payload).unwrap().parse::<u16>().unwrap());
+                }
+                x if c == p => to_p.push(x),
+                x => panic!("{x:?}"),
+            }
+        }
+        got = h.drain();
+    }
+    // Processing resumes, pausing it again on the 15th: PUBACKs stay in order, the PINGRESP
+    // does not wait for them.
+    let pings = to_p.iter().filter(|x| **x == Pkt::PingResp).count();
+    to_p.retain(|x| *x != Pkt::PingResp);
+    assert_eq!(pings, 1);
+    assert_eq!(to_p, (7..=20).map(Pkt::PubAck).collect::<Vec<_>>());
+    assert_eq!(received, (1..=20).collect::<Vec<_>>());
+    assert!(h.paused.is_empty());
+    assert!(h.closed.is_empty());
+}
+
+/// A paused publisher's QoS 0 is routed as usual within its budget, and dropped and counted past
+/// it (rather than its socket left unread: its PINGREQ is still answered).
+#[test]
+fn a_paused_publishers_qos0_over_the_bound_is_dropped_and_counted() {
+    let mut h = Harness::with(Config {
+        max_inflight_messages: 1,
+        max_queued_messages: 1,
+        max_paused_input_bytes: 20,
+        sys_interval: Duration::ZERO,
+        verbose: true,
+        ..Config::default()
+    });
+    let (s, _) = h.connect("slow", true);
+    h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
+    let (fast, _) = h.connect("watch", true);
+    h.subscribe(fast, &[("q0", QoS::AtMostOnce)]);
+    let (p, _) = h.connect("pub", true);
+    // 1 in flight, 1 queued, the 3rd pauses (8 bytes withheld).
+    h.b.handle_bytes(h.now, p, &publishes(1..=3, QoS::AtLeastOnce));
+    h.drain();
+    assert!(held(&h, p));
+    h.publish(p, "q0", "under", QoS::AtMostOnce, false, 0);
+    assert_eq!(h.take(fast), vec![pubp("q0", "under", 0, 0)]);
+    h.b.handle_bytes(h.now, p, &publishes(4..=5, QoS::AtLeastOnce)); // 24 bytes withheld >= 20
+    h.drain();
+    h.publish(p, "q0", "over", QoS::AtMostOnce, false, 0);
+    h.bytes(p, &Packet::PingReq);
+    let got = h.drain();
+    assert_eq!(
+        got,
+        vec![(p, Pkt::PingResp)],
+        "QoS 0 dropped, PINGREQ answered"
+    );
+    assert_eq!(h.b.stats().messages_dropped, 1);
+    assert!(h.logs.iter().any(|l| l
+        == "Dropped QoS 0 PUBLISH from pub to 'q0': paused for a slow subscriber, over \
+            max_paused_input_bytes."));
+    assert!(h.paused.is_empty());
 }
 
 #[test]
@@ -1274,10 +1478,13 @@ fn connected_subscriber_pauses_publishers_at_a_few_windows_not_the_whole_queue()
     // since a longer queue for a connected client would only add latency.
     let (mut h, _s, p) = slow_setup(1000);
     h.b.handle_bytes(h.now, p, &publishes(1..=100, QoS::AtLeastOnce));
-    h.drain();
-    assert_eq!(h.paused, vec![p]);
+    let got = h.take(p);
+    assert!(held(&h, p));
     let pause_at = limits::QUEUE_ONLINE_PAUSE_WINDOWS * 2;
-    assert_eq!(h.b.queued_messages("slow"), Some(pause_at + 1));
+    let acked = 2 + pause_at;
+    assert_eq!(got, (1..=acked as u16).map(Pkt::PubAck).collect::<Vec<_>>());
+    // This client ignores any window: the rest are kept and their PUBACKs withheld.
+    assert_eq!(h.b.queued_messages("slow"), Some(98));
     assert_eq!(h.b.stats().messages_dropped, 0);
 }
 

@@ -36,6 +36,17 @@ pub enum Frame<'a> {
     Dropped(usize),
 }
 
+/// What the handler of [`FrameBuffer::feed_or_keep`] did with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take<B> {
+    /// Handled; go on.
+    Done,
+    /// Handled; stop here, keeping the bytes after it.
+    Stop(B),
+    /// Not handled: keep it and the bytes after it, undecoded, for the next feed.
+    Keep(B),
+}
+
 /// Why [`FrameBuffer::feed`] stopped before the bytes ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeedStop<B> {
@@ -99,6 +110,22 @@ impl FrameBuffer {
         })
     }
 
+    /// [`FrameBuffer::feed`] whose handler may also leave a packet undecoded: with
+    /// [`Take::Keep`] that packet and everything after it are kept for the next feed, as if it
+    /// had not arrived yet (a broker holding a publisher's PUBLISH while letting the packets
+    /// before it through).
+    pub fn feed_or_keep<B>(
+        &mut self,
+        data: &[u8],
+        max_packet_bytes: usize,
+        mut handle: impl FnMut(Packet<'_>) -> Take<B>,
+    ) -> Result<(), FeedStop<B>> {
+        self.feed_inner(data, max_packet_bytes, Oversized::Refuse, |f| match f {
+            Frame::Packet(p) => handle(p),
+            Frame::Dropped(_) => Take::Done,
+        })
+    }
+
     /// [`FrameBuffer::feed`] with a choice for oversized packets.
     pub fn feed_frames<B>(
         &mut self,
@@ -106,6 +133,19 @@ impl FrameBuffer {
         max_packet_bytes: usize,
         oversized: Oversized,
         mut handle: impl FnMut(Frame<'_>) -> ControlFlow<B>,
+    ) -> Result<(), FeedStop<B>> {
+        self.feed_inner(data, max_packet_bytes, oversized, |f| match handle(f) {
+            ControlFlow::Continue(()) => Take::Done,
+            ControlFlow::Break(b) => Take::Stop(b),
+        })
+    }
+
+    fn feed_inner<B>(
+        &mut self,
+        data: &[u8],
+        max_packet_bytes: usize,
+        oversized: Oversized,
+        mut handle: impl FnMut(Frame<'_>) -> Take<B>,
     ) -> Result<(), FeedStop<B>> {
         let data = self.skip_dropped(data);
         let mut held = core::mem::take(&mut self.rest);
@@ -118,23 +158,31 @@ impl FrameBuffer {
         let mut pos = 0;
         let mut stop = None;
         while pos < buf.len() {
-            let frame = match decode(&buf[pos..], max_packet_bytes) {
+            // The bytes taken by this frame, and those of it still to come (a dropped packet).
+            let (frame, n, skip) = match decode(&buf[pos..], max_packet_bytes) {
                 Ok(Decoded::NeedMore(_)) => break,
-                Ok(Decoded::Packet(p, n)) => {
-                    pos += n;
-                    Frame::Packet(p)
-                }
+                Ok(Decoded::Packet(p, n)) => (Frame::Packet(p), n, 0),
                 Err(DecodeError::PacketTooLarge { size, .. }) if oversized == Oversized::Drop => {
                     let here = size.min(buf.len() - pos);
-                    pos += here;
-                    self.skip = size - here;
-                    Frame::Dropped(size)
+                    (Frame::Dropped(size), here, size - here)
                 }
                 Err(e) => return Err(FeedStop::Malformed(e)),
             };
-            if let ControlFlow::Break(b) = handle(frame) {
-                stop = Some(b);
-                break;
+            match handle(frame) {
+                Take::Done => {
+                    pos += n;
+                    self.skip = skip;
+                }
+                Take::Stop(b) => {
+                    pos += n;
+                    self.skip = skip;
+                    stop = Some(b);
+                    break;
+                }
+                Take::Keep(b) => {
+                    stop = Some(b);
+                    break;
+                }
             }
         }
         if buffered {
@@ -200,6 +248,34 @@ mod tests {
         assert_eq!(r, Ok(()));
         assert_eq!(got.len(), 3);
         assert!(fb.is_empty());
+    }
+
+    #[test]
+    fn a_kept_packet_waits_undecoded_with_everything_after_it() {
+        let stream = bytes(&[Packet::PingReq, Packet::PubAck(1), Packet::PingReq]);
+        for cut in 0..=stream.len() {
+            let mut fb = FrameBuffer::new();
+            let mut got = Vec::new();
+            for chunk in [&stream[..cut], &stream[cut..]] {
+                let r = fb.feed_or_keep(chunk, 1024, |p| match p {
+                    Packet::PubAck(_) => Take::Keep("later"),
+                    p => {
+                        got.push(p.name());
+                        Take::Done
+                    }
+                });
+                assert!(matches!(r, Ok(()) | Err(FeedStop::Handler("later"))));
+            }
+            assert_eq!(got, ["PINGREQ"], "cut at {cut}");
+            assert_eq!(fb.len(), 6, "PUBACK and PINGREQ kept whole");
+            let r = fb.feed_or_keep::<()>(&[], 1024, |p| {
+                got.push(p.name());
+                Take::Done
+            });
+            assert_eq!(r, Ok(()));
+            assert_eq!(got, ["PINGREQ", "PUBACK", "PINGREQ"]);
+            assert!(fb.is_empty());
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod subscribe;
 pub use connect::{ConnAck, Connect, ConnectReturnCode, Protocol, Will};
 pub use frame::{parse_fixed_header, FixedHeader};
 #[cfg(feature = "alloc")]
-pub use framing::{FeedStop, Frame, FrameBuffer, Oversized};
+pub use framing::{FeedStop, Frame, FrameBuffer, Oversized, Take};
 pub use publish::Publish;
 pub use subscribe::{
     SubAck, SubAckCodes, Subscribe, SubscribeFilters, UnsubAck, Unsubscribe, UnsubscribeTopics,

@@ -5,8 +5,10 @@
 //! Tasks: one owns the broker (single owner, deterministic); each connection has a reader task
 //! and a writer task, which tokio's worker threads run on both cores. Readers feed a bounded
 //! channel and hold at most [`READ_CREDIT_CHUNKS`] unprocessed chunks each; a connection the
-//! broker pauses ([`Event::PauseRead`], backpressure) gets no credit back, so its socket stays
-//! unread and TCP flow control slows the peer. Every `select!` is `biased;` so that two ready
+//! broker stops reading ([`Event::PauseRead`]: its peer does not read what it is sent, or a
+//! paused publisher went past `max_paused_input_bytes`) gets no credit back, so its socket stays
+//! unread and TCP flow control slows the peer. A publisher paused for a slow subscriber is
+//! otherwise still read: the broker withholds its acknowledgements instead. Every `select!` is `biased;` so that two ready
 //! branches are always taken in the same order (seed replay under simulation).
 
 use std::boxed::Box;
