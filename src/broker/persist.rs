@@ -424,7 +424,7 @@ impl fmt::Display for Recovery {
 /// A journal that cannot be read at all: the caller must not overwrite it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RestoreError {
-    /// The file does not start with [`MAGIC`] (another program's file, or not a journal).
+    /// The file does not start with `MQSIMLOG` (another program's file, or not a journal).
     NotAJournal,
     /// Written by a newer (or unknown) format version.
     UnsupportedVersion(u32),

@@ -1,5 +1,5 @@
-//! The broker host's disk, for a broker with persistence: the simulator's
-//! [`JournalStore`](mqsim::net::tokio::JournalStore), in virtual time.
+//! The broker host's disk, for a broker with persistence: the
+//! [`JournalStore`] of the simulator, in virtual time.
 //!
 //! # What is modelled
 //! - A write lands in the page cache at once; a sync takes [`Disk::sync_ms`] of simulated time
