@@ -430,6 +430,7 @@ fn chaos_config_strategy() -> impl Strategy<Value = Config> {
                     connect_timeout: ms(2_000),
                     sys_interval: if sys { ms(3_000) } else { Duration::ZERO },
                     verbose: true,
+                    ..Config::default()
                 }
             },
         )

@@ -37,6 +37,18 @@ pub struct Config {
     pub sys_interval: Duration,
     /// Emit a log line per packet, as `mosquitto -v`.
     pub verbose: bool,
+    /// Largest keep alive a client may ask for, seconds; a client asking for more, or for 0
+    /// (never), is refused with CONNACK 2. 0 = no limit (mosquitto `max_keepalive`).
+    pub max_keepalive_s: u16,
+    /// Accept an empty client id (with clean session) and assign one; false refuses it with
+    /// CONNACK 2 (mosquitto `allow_zero_length_clientid`).
+    pub allow_zero_length_clientid: bool,
+    /// Deliver at the subscription's granted QoS even when the message was published lower
+    /// (mosquitto `upgrade_outgoing_qos`; not MQTT conformant, off by default).
+    pub upgrade_outgoing_qos: bool,
+    /// Retained messages allowed; when false a PUBLISH or a will with RETAIN set closes the
+    /// connection (mosquitto `retain_available`).
+    pub retain_available: bool,
 }
 
 impl Default for Config {
@@ -54,6 +66,10 @@ impl Default for Config {
             connect_timeout: Duration::from_millis(limits::CONNECT_TIMEOUT_DEFAULT_MS),
             sys_interval: Duration::from_secs(limits::SYS_INTERVAL_DEFAULT_S),
             verbose: false,
+            max_keepalive_s: 0,
+            allow_zero_length_clientid: true,
+            upgrade_outgoing_qos: false,
+            retain_available: true,
         }
     }
 }
@@ -175,6 +191,22 @@ impl ConfigBuilder {
     }
     pub fn verbose(&mut self, yes: bool) -> &mut Self {
         self.0.verbose = yes;
+        self
+    }
+    pub fn max_keepalive_s(&mut self, s: u16) -> &mut Self {
+        self.0.max_keepalive_s = s;
+        self
+    }
+    pub fn allow_zero_length_clientid(&mut self, yes: bool) -> &mut Self {
+        self.0.allow_zero_length_clientid = yes;
+        self
+    }
+    pub fn upgrade_outgoing_qos(&mut self, yes: bool) -> &mut Self {
+        self.0.upgrade_outgoing_qos = yes;
+        self
+    }
+    pub fn retain_available(&mut self, yes: bool) -> &mut Self {
+        self.0.retain_available = yes;
         self
     }
     /// The settings, if every one is in range.

@@ -13,6 +13,7 @@
 //! inputs give the same outputs byte for byte: what the simulator relies on.
 
 mod config;
+mod conformance;
 mod log;
 mod route;
 use route::Release;
@@ -559,7 +560,12 @@ impl Broker {
             (ConnState::Active(sid), _) => sid,
         };
         match p {
-            Packet::Publish(publish) => self.on_publish(conn, sid, &publish),
+            Packet::Publish(publish) => {
+                if self.publish_refused(conn, &publish) {
+                    return Flow::Closed;
+                }
+                self.on_publish(conn, sid, &publish)
+            }
             Packet::PubAck(id) => self.on_ack(sid, id, Ack::PubAck),
             Packet::PubRec(id) => self.on_pubrec(conn, sid, id),
             Packet::PubRel(id) => {
@@ -601,6 +607,9 @@ impl Broker {
     }
 
     fn on_connect(&mut self, conn: ConnId, c: &Connect<'_>) -> Flow {
+        if self.connect_refused(conn, c) {
+            return Flow::Closed;
+        }
         if !self.config.allow_anonymous {
             self.refuse_connect(conn, ConnectReturnCode::NotAuthorized);
             self.close(conn, CloseReason::Refused);
@@ -626,12 +635,25 @@ impl Broker {
             c.client_id.to_string()
         };
 
+        if self.keepalive_refused(conn, c, &client_id) {
+            return Flow::Closed;
+        }
+
         // Session takeover (MQTT-3.1.4-2): the old connection goes, its will is published.
         if let Some(&old_sid) = self.by_client_id.get(&client_id) {
             if let Some(old_conn) = self.sessions.get(&old_sid).and_then(|s| s.conn) {
                 self.log(|| {
                     format!("Client {client_id} already connected, closing old connection.")
                 });
+                // Unless both sides keep the session (clean session 0 on the old and the new
+                // connection): then the session goes on and the will is not sent, as mosquitto
+                // decides (handle_connect.c:193-198).
+                let old_persistent = self.sessions.get(&old_sid).is_some_and(|s| !s.clean);
+                if old_persistent && !c.clean_session {
+                    if let Some(oc) = self.conns.get_mut(&old_conn) {
+                        oc.will = None;
+                    }
+                }
                 self.close(old_conn, CloseReason::TakenOver);
             }
         }
@@ -710,7 +732,9 @@ impl Broker {
         self.send(
             conn,
             &Packet::ConnAck(ConnAck {
-                session_present,
+                // 3.1 has no session-present flag: mosquitto sets it for 3.1.1 only
+                // (handle_connect.c:135-137).
+                session_present: session_present && c.protocol == Protocol::V311,
                 code: ConnectReturnCode::Accepted,
             }),
         );
@@ -733,6 +757,7 @@ impl Broker {
                 None => false,
             },
         };
+        let mark = self.output_mark(conn);
         if deliver {
             if topic::reserved_for_broker(p.topic) {
                 let id = self.client_label(conn);
@@ -767,6 +792,9 @@ impl Broker {
         match self.conns.get_mut(&conn) {
             // Backpressure: the acknowledgement waits until the subscribers have drained.
             Some(c) if c.paused => c.deferred_acks.push(ack),
+            // QoS 2: PUBREC before the copy to the publisher's own subscription; QoS 1: PUBACK
+            // after it. Both as mosquitto sends them (handle_publish.c:332-360).
+            _ if p.qos == QoS::ExactlyOnce => self.send_at(conn, mark, &ack),
             _ => self.send(conn, &ack),
         }
     }
@@ -813,7 +841,7 @@ impl Broker {
         for (filter, qos) in granted {
             for (t, r) in &self.retained {
                 if topic::matches(filter, t) {
-                    hits.push((r.qos.min(qos), r.msg.clone()));
+                    hits.push((self.outgoing_qos(r.qos, qos), r.msg.clone()));
                 }
             }
         }

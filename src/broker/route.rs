@@ -54,7 +54,7 @@ impl Broker {
         matches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         matches.dedup_by_key(|m| m.0);
         for &(sid, granted) in &matches {
-            self.deliver(sid, msg, qos.min(granted), Retain::No);
+            self.deliver(sid, msg, self.outgoing_qos(qos, granted), Retain::No);
         }
         self.matches = matches;
     }

@@ -1407,3 +1407,5 @@ fn connect_timeout_is_exact_to_the_microsecond() {
     assert_eq!(h.closed, vec![silent]);
     assert_eq!(h.b.connection_count(), 1);
 }
+
+mod conformance;
