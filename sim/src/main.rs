@@ -3,13 +3,13 @@
 //! generator) all drive the same core.
 
 mod bench;
+mod broker_log;
 mod config;
 mod device_cli;
 mod sim_cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use mqsim::broker::Broker;
@@ -51,16 +51,11 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-/// Prints one log line the way mosquitto does: `<unix seconds>: <text>`. The wall clock is read
-/// here, in the real-TCP front end only; the core and the simulator never see it.
+/// Prints one log line the way mosquitto does: `<unix seconds>: <text>`, where `log_dest` says.
+/// The wall clock is read there, in the real-TCP front end only; the core and the simulator
+/// never see it.
 fn log_line(text: &str) {
-    let ts = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    for line in text.split('\n') {
-        eprintln!("{ts}: {line}");
-    }
+    broker_log::line(text);
 }
 
 fn main() -> ExitCode {
@@ -79,7 +74,8 @@ fn main() -> ExitCode {
 
 fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> ExitCode {
     let version = env!("CARGO_PKG_VERSION");
-    log_line(&format!("mqsim version {version} starting"));
+    // As mosquitto: the file is read first (its errors go to stderr), then logging starts.
+    let mut loaded = None;
     let mut settings = match &config {
         Some(path) => {
             let text = match std::fs::read_to_string(path) {
@@ -94,20 +90,32 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
             };
             match BrokerSettings::parse(&text) {
                 Ok(s) => {
-                    log_line(&format!("Config loaded from {}.", path.display()));
+                    loaded = Some(format!("Config loaded from {}.", path.display()));
                     s
                 }
                 Err(e) => {
-                    log_line(&format!("Error in config file {}: {e}.", path.display()));
+                    // mosquitto's two lines (conf.c:629) and its exit code, MOSQ_ERR_INVAL (3).
+                    log_line(&format!("Error: {}.", e.message));
+                    log_line(&format!("Error found at {}:{}.", path.display(), e.line));
                     return ExitCode::from(3);
                 }
             }
         }
-        None => {
-            log_line("Using default config.");
-            BrokerSettings::default()
-        }
+        None => BrokerSettings::default(),
     };
+    // `-v` logs everything, whatever `log_type` says (conf.c:524); `log_type debug` logs the
+    // packets as `-v` does.
+    let types = if verbose {
+        config::log_type::ALL
+    } else {
+        settings.log.types
+    };
+    broker_log::init(&settings.log, types);
+    log_line(&format!("mqsim version {version} starting"));
+    log_line(loaded.as_deref().unwrap_or("Using default config."));
+    for notice in &settings.notices {
+        log_line(notice);
+    }
     for (line, key) in &settings.ignored {
         log_line(&format!(
             "Warning: unsupported option '{key}' on line {line} ignored."
@@ -116,7 +124,7 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
     if let Some(p) = port {
         settings.bind.set_port(p);
     }
-    settings.broker.verbose = verbose;
+    settings.broker.verbose = types & config::log_type::DEBUG != 0;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -157,7 +165,7 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
                 return ExitCode::from(1);
             }
         };
-        let (handle, task) = spawn_broker(broker, Box::new(log_line));
+        let (handle, task) = spawn_broker(broker, Box::new(broker_log::broker_line));
         let shutdown = match shutdown_signal() {
             Ok(f) => f,
             Err(e) => {

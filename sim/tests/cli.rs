@@ -212,7 +212,15 @@ fn bad_config_file_exits_with_line_number() {
         .args(["broker", "-c", conf.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "mosquitto's exit code for a bad config"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 2: allow_anonymous"), "{err}");
+    assert!(err.contains("Error: allow_anonymous"), "{err}");
+    assert!(
+        err.contains(&format!("Error found at {}:2.", conf.display())),
+        "{err}"
+    );
 }
