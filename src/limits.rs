@@ -32,9 +32,11 @@ pub const CONNECT_TIMEOUT_DEFAULT_MS: u64 = 10_000;
 pub const SYS_INTERVAL_DEFAULT_S: u64 = 10;
 /// Most topic filters one SUBSCRIBE may carry; more is a protocol error (bounded work per packet).
 pub const SUBSCRIBE_FILTERS_MAX: usize = 1_024;
-/// Deepest topic filter, in levels, the broker accepts (SUBACK 0x80 beyond). Matching walks at
-/// most this deep, whatever the depth of a published name.
-pub const TOPIC_LEVELS_MAX: usize = 128;
+/// Deepest topic name or filter, in levels, the broker accepts: mosquitto's
+/// `TOPIC_HIERARCHY_LIMIT`, 200 `/` separators, so 201 levels (mosquitto 2.0
+/// `lib/util_topic.c`). A deeper filter gets SUBACK 0x80; a deeper PUBLISH or will topic closes
+/// the connection, as in mosquitto.
+pub const TOPIC_LEVELS_MAX: usize = 201;
 /// Bytes buffered for one connection's outgoing data before the broker stops feeding it and queues
 /// instead (the adapter's socket write side drains it).
 pub const OUTGOING_DEFAULT_MAX_BYTES: usize = 1024 * 1024;

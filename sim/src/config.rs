@@ -1,7 +1,12 @@
 //! mosquitto.conf, the subset the broker honours. Same file format: `key value` per line, `#`
-//! comments. Unsupported keys are reported and ignored, so an existing mosquitto.conf still loads.
-//! Several `listener PORT [ADDRESS]` lines may be given; the TLS keys (`certfile`, `keyfile`,
-//! `cafile`, `require_certificate`, `use_identity_as_username`) belong to the listener above them.
+//! comments. Keys mosquitto 2.0 knows and we do not implement are reported and ignored, so an
+//! existing mosquitto.conf still loads; a key mosquitto does not know, or a bad value, is an error
+//! naming the line, as in mosquitto. Several `listener PORT [ADDRESS]` lines may be given; the TLS
+//! keys (`certfile`, `keyfile`, `cafile`, `require_certificate`, `use_identity_as_username`) belong
+//! to the listener above them.
+
+mod mosquitto;
+pub use mosquitto::{log_type, LogSettings};
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -25,6 +30,13 @@ pub struct BrokerSettings {
     /// `persistence_file`: where the journal is kept when `persistence true`.
     pub persistence_location: std::path::PathBuf,
     pub persistence_file: String,
+    /// mosquitto's notices while reading the file (a deprecated key), printed at start-up.
+    pub notices: Vec<String>,
+    /// Where and what to log (`log_dest`, `log_type`).
+    pub log: LogSettings,
+    /// mosquitto `per_listener_settings`: security settings per listener. With one listener it
+    /// changes nothing; read and checked (it must come before any security setting).
+    pub per_listener_settings: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -118,6 +130,9 @@ impl Default for BrokerSettings {
             ignored: Vec::new(),
             persistence_location: std::path::PathBuf::new(),
             persistence_file: String::from("mosquitto.db"),
+            notices: Vec::new(),
+            log: LogSettings::default(),
+            per_listener_settings: false,
         }
     }
 }
@@ -190,22 +205,6 @@ impl TlsKeys {
     }
 }
 
-/// `true` or `false`, mosquitto's booleans.
-fn boolean(key: &str, args: &[&str], line: usize) -> Result<bool, ConfigError> {
-    match args {
-        ["true"] => Ok(true),
-        ["false"] => Ok(false),
-        [v] => Err(ConfigError {
-            line,
-            message: format!("{key}: expected true or false, got '{v}'"),
-        }),
-        _ => Err(ConfigError {
-            line,
-            message: format!("{key} takes exactly one value"),
-        }),
-    }
-}
-
 impl BrokerSettings {
     /// The journal's path, when persistence is on.
     pub fn persistence_path(&self) -> Option<std::path::PathBuf> {
@@ -226,6 +225,12 @@ impl BrokerSettings {
         let mut anonymous: Option<bool> = None;
         // Listeners from the file, each with its TLS keys, checked when the next one starts.
         let mut listeners: Vec<(Listener, TlsKeys)> = Vec::new();
+        let mut log_lines = mosquitto::LogLines::default();
+        let mut security_seen = false;
+        // mosquitto's legacy default listener: `port` and `bind_address`, with their line.
+        let mut bind_address: Option<IpAddr> = None;
+        let mut default_port: Option<u16> = None;
+        let mut default_line = 0;
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let trimmed = raw.trim();
@@ -247,6 +252,30 @@ impl BrokerSettings {
                     .parse::<i64>()
                     .map_err(|_| err(format!("{name}: not a whole number")))
             };
+            // mosquitto's conf__parse_bool (conf.c:2321), with its wording.
+            let boolean = |name: &str| -> Result<bool, ConfigError> {
+                match args.as_slice() {
+                    [] => Err(err(format!("Empty {name} value in configuration"))),
+                    ["true" | "1"] => Ok(true),
+                    ["false" | "0"] => Ok(false),
+                    [v] => Err(err(format!("Invalid {name} value ({v})"))),
+                    _ => Err(err(format!("{name} takes exactly one value"))),
+                }
+            };
+            // A whole number in `range`, with mosquitto's wording for one outside it. (mosquitto
+            // reads a word that is not a number as 0; we refuse it.)
+            let ranged = |name: &str, range: std::ops::RangeInclusive<i64>| {
+                let v = match args.as_slice() {
+                    [] => return Err(err(format!("Empty {name} value in configuration"))),
+                    [v] => *v,
+                    _ => return Err(err(format!("{name} takes exactly one value"))),
+                };
+                match v.parse::<i64>() {
+                    Ok(n) if range.contains(&n) => Ok(n),
+                    _ => Err(err(format!("Invalid {name} value ({v})"))),
+                }
+            };
+            let security = mosquitto::security_key(key);
             match key {
                 "listener" => {
                     let port = match args.first() {
@@ -295,14 +324,12 @@ impl BrokerSettings {
                         "keyfile" => keys.keyfile = Some(file()?),
                         "cafile" => keys.cafile = Some(file()?),
                         "require_certificate" => {
-                            keys.require_certificate = Some((boolean(key, &args, line)?, line))
+                            keys.require_certificate = Some((boolean(key)?, line))
                         }
-                        _ => {
-                            keys.use_identity_as_username = Some((boolean(key, &args, line)?, line))
-                        }
+                        _ => keys.use_identity_as_username = Some((boolean(key)?, line)),
                     }
                 }
-                "allow_anonymous" => anonymous = Some(boolean(key, &args, line)?),
+                "allow_anonymous" => anonymous = Some(boolean(key)?),
                 "max_inflight_messages" => {
                     // mosquitto: 0 = unlimited; ours is bounded by the packet-id space.
                     let n = number(key)?;
@@ -333,15 +360,7 @@ impl BrokerSettings {
                     lines.push(("max_connections", line));
                 }
                 "persistence" => {
-                    b.persistence(match one(key)? {
-                        "true" => true,
-                        "false" => false,
-                        v => {
-                            return Err(err(format!(
-                                "persistence: expected true or false, got '{v}'"
-                            )))
-                        }
-                    });
+                    b.persistence(boolean(key)?);
                 }
                 // The rest of the line: a path may hold spaces.
                 "persistence_location" | "persistence_file" if args.is_empty() => {
@@ -356,7 +375,7 @@ impl BrokerSettings {
                     number(key)?;
                 }
                 "autosave_on_changes" => {
-                    one(key)?;
+                    boolean(key)?;
                 }
                 "password_file" | "acl_file" => {
                     // The rest of the line: a path may contain spaces.
@@ -374,12 +393,72 @@ impl BrokerSettings {
                 "sys_interval" => {
                     b.sys_interval(mqsim::time::Duration::from_secs(number(key)?.max(0) as u64));
                 }
-                _ => s.ignored.push((line, key.to_string())),
+                "port" => {
+                    // conf.c:1826: the legacy default listener, on every interface (or on
+                    // `bind_address`), and no longer local-only.
+                    s.notices.push("The 'port' option is now deprecated and will be removed in a future version. Please use 'listener' instead.".into());
+                    default_port = Some(ranged(key, 1..=65_535)? as u16);
+                    default_line = line;
+                }
+                "bind_address" => {
+                    // conf.c:922: the address of the default listener (`port`, else 1883).
+                    let a = one(key)?;
+                    let ip = a
+                        .parse::<IpAddr>()
+                        .map_err(|_| err(format!("bind_address: bad address '{a}'")))?;
+                    bind_address = Some(ip);
+                    if default_line == 0 {
+                        default_line = line;
+                    }
+                }
+                "max_keepalive" => {
+                    b.max_keepalive_s(ranged(key, 0..=65_535)? as u16);
+                }
+                "allow_zero_length_clientid" => {
+                    b.allow_zero_length_clientid(boolean(key)?);
+                }
+                "upgrade_outgoing_qos" => {
+                    b.upgrade_outgoing_qos(boolean(key)?);
+                }
+                "retain_available" => {
+                    b.retain_available(boolean(key)?);
+                }
+                "per_listener_settings" => {
+                    s.per_listener_settings = boolean(key)?;
+                    if s.per_listener_settings && security_seen {
+                        return Err(err(
+                            "per_listener_settings must be set before any other security settings"
+                                .into(),
+                        ));
+                    }
+                }
+                "log_dest" => match log_lines.dest(&args).map_err(err)? {
+                    mosquitto::DestOutcome::Set => {}
+                    mosquitto::DestOutcome::Unsupported => {
+                        s.ignored.push((line, format!("{key} {}", args[0])))
+                    }
+                },
+                "log_type" => log_lines.log_type(&args).map_err(err)?,
+                _ if mosquitto::known_key(key) => s.ignored.push((line, key.to_string())),
+                _ => return Err(err(format!("Unknown configuration variable \"{key}\""))),
             }
+            security_seen |= security;
         }
-        b.allow_anonymous(anonymous.unwrap_or(listeners.is_empty()));
-        if !listeners.is_empty() {
+        s.log = log_lines.finish();
+        let default_listener = (default_port.is_some() || bind_address.is_some()).then(|| {
+            let ip = bind_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            let port = default_port.unwrap_or(1883);
+            Listener::new(
+                SocketAddr::new(ip, port),
+                bind_address.is_none(),
+                default_line,
+            )
+        });
+        let any_listener = !listeners.is_empty() || default_listener.is_some();
+        b.allow_anonymous(anonymous.unwrap_or(!any_listener));
+        if any_listener {
             s.listeners.clear();
+            s.listeners.extend(default_listener);
             for (mut l, keys) in listeners {
                 l.tls = keys.finish(l.line)?;
                 s.listeners.push(l);
@@ -418,7 +497,7 @@ mod tests {
         let e = BrokerSettings::parse("\npersistence yes\n").unwrap_err();
         assert_eq!(
             (e.line, e.message.as_str()),
-            (2, "persistence: expected true or false, got 'yes'")
+            (2, "Invalid persistence value (yes)")
         );
         assert_eq!(
             BrokerSettings::parse("autosave_interval soon")
@@ -584,6 +663,97 @@ mod tests {
     }
 
     #[test]
+    fn unknown_keys_are_errors_known_ones_warnings() {
+        // mosquitto 2.0: "Error: Unknown configuration variable" (conf.c:2190).
+        let e = BrokerSettings::parse("listener 1883\n\nfoo_bar 1\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (3, "Unknown configuration variable \"foo_bar\"")
+        );
+        let e = BrokerSettings::parse("persistance true\n").unwrap_err();
+        assert_eq!(e.line, 1, "a misspelt key is not silently ignored");
+        let s =
+            BrokerSettings::parse("connection_messages true\nauth_opt_x y\nlog_timestamp false\n")
+                .unwrap();
+        let keys: Vec<_> = s.ignored.iter().map(|(l, k)| (*l, k.as_str())).collect();
+        assert_eq!(
+            keys,
+            [
+                (1, "connection_messages"),
+                (2, "auth_opt_x"),
+                (3, "log_timestamp")
+            ]
+        );
+    }
+
+    #[test]
+    fn port_is_the_legacy_listener() {
+        let s = BrokerSettings::parse("port 1884\n").unwrap();
+        assert_eq!(s.listeners.len(), 1);
+        assert_eq!(s.listeners[0].bind, "0.0.0.0:1884".parse().unwrap());
+        assert!(s.listeners[0].dual_stack);
+        assert!(!s.broker.allow_anonymous, "no longer local-only");
+        assert_eq!(s.notices.len(), 1);
+        assert!(s.notices[0].starts_with("The 'port' option is now deprecated"));
+        let s = BrokerSettings::parse("bind_address 127.0.0.1\nport 1885\n").unwrap();
+        assert_eq!(
+            s.listeners[0].listen_addrs(),
+            vec!["127.0.0.1:1885".parse().unwrap()]
+        );
+        let s = BrokerSettings::parse("bind_address 127.0.0.1\n").unwrap();
+        assert_eq!(s.listeners[0].bind, "127.0.0.1:1883".parse().unwrap());
+        // With listeners too: the default listener first, then theirs.
+        let s = BrokerSettings::parse("port 1884\nlistener 8883 127.0.0.1\n").unwrap();
+        let binds: Vec<_> = s.listeners.iter().map(|l| l.bind).collect();
+        assert_eq!(
+            binds,
+            [
+                "0.0.0.0:1884".parse().unwrap(),
+                "127.0.0.1:8883".parse().unwrap()
+            ]
+        );
+        for bad in ["port 0", "port 65536", "port x", "port"] {
+            let e = BrokerSettings::parse(&format!("\n{bad}\n")).unwrap_err();
+            assert_eq!(e.line, 2, "{bad}");
+        }
+        let e = BrokerSettings::parse("port 0\n").unwrap_err();
+        assert_eq!(e.message, "Invalid port value (0)");
+    }
+
+    #[test]
+    fn max_keepalive_and_the_booleans() {
+        let text = "per_listener_settings 1\nmax_keepalive 60\nallow_zero_length_clientid false\n\
+                    upgrade_outgoing_qos true\nretain_available 0\n";
+        let s = BrokerSettings::parse(text).unwrap();
+        assert_eq!(s.broker.max_keepalive_s, 60);
+        assert!(!s.broker.allow_zero_length_clientid);
+        assert!(s.broker.upgrade_outgoing_qos);
+        assert!(!s.broker.retain_available);
+        assert!(s.per_listener_settings);
+        let d = BrokerSettings::parse("").unwrap();
+        assert_eq!(d.broker.max_keepalive_s, 0);
+        assert!(d.broker.allow_zero_length_clientid && d.broker.retain_available);
+        assert!(!d.broker.upgrade_outgoing_qos && !d.per_listener_settings);
+        let e = BrokerSettings::parse("max_keepalive 65536\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (1, "Invalid max_keepalive value (65536)")
+        );
+        let e = BrokerSettings::parse("max_keepalive -1\n").unwrap_err();
+        assert_eq!(e.message, "Invalid max_keepalive value (-1)");
+        let e = BrokerSettings::parse("\nretain_available yes\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (2, "Invalid retain_available value (yes)")
+        );
+        let e = BrokerSettings::parse("upgrade_outgoing_qos\n").unwrap_err();
+        assert_eq!(
+            e.message,
+            "Empty upgrade_outgoing_qos value in configuration"
+        );
+    }
+
+    #[test]
     fn tls_keys_that_do_not_fit_name_their_line() {
         let e = |text: &str| {
             let e = BrokerSettings::parse(text).unwrap_err();
@@ -627,10 +797,7 @@ mod tests {
         );
         assert_eq!(
             e("listener 8883\nrequire_certificate yes\n"),
-            (
-                2,
-                "require_certificate: expected true or false, got 'yes'".into()
-            )
+            (2, "Invalid require_certificate value (yes)".into())
         );
         assert_eq!(
             e("listener 8883\nkeyfile\n"),
@@ -640,5 +807,70 @@ mod tests {
             e("listener 8883 127.0.0.1 extra\n"),
             (1, "listener takes a port and an optional address".into())
         );
+    }
+
+    #[test]
+    fn per_listener_settings_must_come_first() {
+        // conf.c:1779-1784.
+        let e = BrokerSettings::parse("allow_anonymous true\nper_listener_settings true\n")
+            .unwrap_err();
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (
+                2,
+                "per_listener_settings must be set before any other security settings"
+            )
+        );
+        let e = BrokerSettings::parse("password_file /x\nper_listener_settings true\n");
+        assert_eq!(e.unwrap_err().line, 2);
+        assert!(
+            BrokerSettings::parse("allow_anonymous true\nper_listener_settings false\n").is_ok()
+        );
+        assert!(
+            BrokerSettings::parse("per_listener_settings true\nallow_anonymous true\n").is_ok()
+        );
+    }
+
+    #[test]
+    fn log_dest_and_log_type_accumulate_like_mosquitto() {
+        let d = BrokerSettings::parse("").unwrap().log;
+        assert_eq!(d, LogSettings::default());
+        assert!(d.stderr && !d.stdout && d.file.is_none());
+        assert_eq!(d.types, log_type::DEFAULT);
+        let text =
+            "log_dest stdout\nlog_dest file /tmp/my broker.log\nlog_type error\nlog_type debug\n";
+        let s = BrokerSettings::parse(text).unwrap().log;
+        assert!(!s.stderr, "the first log_dest replaces the default");
+        assert!(s.stdout);
+        assert_eq!(s.file, Some("/tmp/my broker.log".into()));
+        assert_eq!(s.types, log_type::ERROR | log_type::DEBUG);
+        let s = BrokerSettings::parse("log_dest stderr\nlog_dest none\nlog_type all\n").unwrap();
+        assert!(!s.log.stderr && !s.log.stdout);
+        assert_eq!(s.log.types, log_type::ALL);
+        let s = BrokerSettings::parse("log_type information\nlog_type none\n").unwrap();
+        assert_eq!(s.log.types, 0);
+        // Destinations mosquitto has and we do not: warned about, the rest still applies.
+        let s = BrokerSettings::parse("log_dest syslog\nlog_dest stdout\n").unwrap();
+        assert_eq!(s.ignored, vec![(1, "log_dest syslog".to_string())]);
+        assert!(s.log.stdout && !s.log.stderr);
+        for (text, line, msg) in [
+            ("log_dest bogus", 1, "Invalid log_dest value (bogus)"),
+            ("log_dest", 1, "Empty log_dest value in configuration"),
+            (
+                "log_dest file",
+                1,
+                "Empty \"log_dest file\" value in configuration",
+            ),
+            (
+                "log_dest file a\nlog_dest file b",
+                2,
+                "Duplicate \"log_dest file\" value",
+            ),
+            ("\nlog_type bogus", 2, "Invalid log_type value (bogus)"),
+            ("log_type", 1, "Empty log_type value in configuration"),
+        ] {
+            let e = BrokerSettings::parse(text).unwrap_err();
+            assert_eq!((e.line, e.message.as_str()), (line, msg), "{text}");
+        }
     }
 }

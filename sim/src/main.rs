@@ -3,6 +3,7 @@
 //! generator) all drive the same core.
 
 mod bench;
+mod broker_log;
 mod config;
 mod device_cli;
 mod persist;
@@ -13,7 +14,6 @@ mod tls;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use mqsim::broker::Broker;
@@ -56,16 +56,11 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-/// Prints one log line the way mosquitto does: `<unix seconds>: <text>`. The wall clock is read
-/// here, in the real-TCP front end only; the core and the simulator never see it.
+/// Prints one log line the way mosquitto does: `<unix seconds>: <text>`, where `log_dest` says.
+/// The wall clock is read there, in the real-TCP front end only; the core and the simulator
+/// never see it.
 fn log_line(text: &str) {
-    let ts = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    for line in text.split('\n') {
-        eprintln!("{ts}: {line}");
-    }
+    broker_log::line(text);
 }
 
 fn main() -> ExitCode {
@@ -84,7 +79,8 @@ fn main() -> ExitCode {
 
 fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> ExitCode {
     let version = env!("CARGO_PKG_VERSION");
-    log_line(&format!("mqsim version {version} starting"));
+    // As mosquitto: the file is read first (its errors go to stderr), then logging starts.
+    let mut loaded = None;
     let mut settings = match &config {
         Some(path) => {
             let text = match std::fs::read_to_string(path) {
@@ -99,20 +95,33 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
             };
             match BrokerSettings::parse(&text) {
                 Ok(s) => {
-                    log_line(&format!("Config loaded from {}.", path.display()));
+                    loaded = Some(format!("Config loaded from {}.", path.display()));
                     s
                 }
                 Err(e) => {
-                    log_line(&format!("Error in config file {}: {e}.", path.display()));
-                    return ExitCode::from(3);
+                    // mosquitto's two lines (conf.c:629). mosquitto exits with MOSQ_ERR_INVAL (3);
+                    // we exit 1, as for every other reason the broker cannot start.
+                    log_line(&format!("Error: {}.", e.message));
+                    log_line(&format!("Error found at {}:{}.", path.display(), e.line));
+                    return ExitCode::from(1);
                 }
             }
         }
-        None => {
-            log_line("Using default config.");
-            BrokerSettings::default()
-        }
+        None => BrokerSettings::default(),
     };
+    // `-v` logs everything, whatever `log_type` says (conf.c:524); `log_type debug` logs the
+    // packets as `-v` does.
+    let types = if verbose {
+        config::log_type::ALL
+    } else {
+        settings.log.types
+    };
+    broker_log::init(&settings.log, types);
+    log_line(&format!("mqsim version {version} starting"));
+    log_line(loaded.as_deref().unwrap_or("Using default config."));
+    for notice in &settings.notices {
+        log_line(notice);
+    }
     for (line, key) in &settings.ignored {
         log_line(&format!(
             "Warning: unsupported option '{key}' on line {line} ignored."
@@ -128,10 +137,11 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
         Ok(s) => s,
         Err(e) => {
             log_line(&format!("Error: {e}."));
-            return ExitCode::from(3);
+            return ExitCode::from(1);
         }
     };
-    settings.broker.verbose = verbose;
+    settings.broker.verbose = types & config::log_type::DEBUG != 0;
+    let packet_log = settings.broker.verbose;
     // TLS files are read before any socket opens; a bad one stops the broker at its line.
     let mut tls = Vec::new();
     for l in &settings.listeners {
@@ -205,13 +215,13 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
         };
         let (handle, task) = match journal {
             None => {
-                let (h, t) = spawn_broker(broker, Box::new(log_line));
+                let (h, t) = spawn_broker(broker, Box::new(broker_log::broker_line));
                 (h, tokio::spawn(async move { t.await.map(|b| (b, None)) }))
             }
             Some(path) => {
                 let (h, t) = spawn_broker_with_journal(
                     broker,
-                    Box::new(log_line),
+                    Box::new(broker_log::broker_line),
                     persist::FileJournal::new(path),
                 );
                 (h, tokio::spawn(t))
@@ -236,7 +246,7 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
         let stopped = tokio::select! {
             biased;
             _ = shutdown => None,
-            _ = accept_all(listeners, handle.clone(), verbose) => None,
+            _ = accept_all(listeners, handle.clone(), packet_log) => None,
             _ = reload => None,
             // The broker stops by itself only when its journal cannot be written.
             r = &mut task => Some(r),

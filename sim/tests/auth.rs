@@ -207,7 +207,7 @@ fn a_bad_acl_file_stops_the_start_naming_its_line() {
         .args(["broker", "-c", conf.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("acl_file") && err.contains("line 2: invalid topic access type 'maybe'"),

@@ -212,7 +212,18 @@ fn bad_config_file_exits_with_line_number() {
         .args(["broker", "-c", conf.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a bad config stops the broker with exit code 1"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 2: allow_anonymous"), "{err}");
+    assert!(
+        err.contains("Error: Invalid allow_anonymous value (perhaps)."),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("Error found at {}:2.", conf.display())),
+        "{err}"
+    );
 }

@@ -49,6 +49,18 @@ pub struct Config {
     /// The journal is rewritten from a snapshot of the state once it is larger than this and
     /// than twice the last snapshot.
     pub journal_compact_min_bytes: usize,
+    /// Largest keep alive a client may ask for, seconds; a client asking for more, or for 0
+    /// (never), is refused with CONNACK 2. 0 = no limit (mosquitto `max_keepalive`).
+    pub max_keepalive_s: u16,
+    /// Accept an empty client id (with clean session) and assign one; false refuses it with
+    /// CONNACK 2 (mosquitto `allow_zero_length_clientid`).
+    pub allow_zero_length_clientid: bool,
+    /// Deliver at the subscription's granted QoS even when the message was published lower
+    /// (mosquitto `upgrade_outgoing_qos`; not MQTT conformant, off by default).
+    pub upgrade_outgoing_qos: bool,
+    /// Retained messages allowed; when false a PUBLISH or a will with RETAIN set closes the
+    /// connection (mosquitto `retain_available`).
+    pub retain_available: bool,
 }
 
 impl Default for Config {
@@ -69,6 +81,10 @@ impl Default for Config {
             verbose: false,
             persistence: false,
             journal_compact_min_bytes: limits::JOURNAL_COMPACT_DEFAULT_MIN_BYTES,
+            max_keepalive_s: 0,
+            allow_zero_length_clientid: true,
+            upgrade_outgoing_qos: false,
+            retain_available: true,
         }
     }
 }
@@ -205,6 +221,22 @@ impl ConfigBuilder {
     }
     pub fn journal_compact_min_bytes(&mut self, n: usize) -> &mut Self {
         self.0.journal_compact_min_bytes = n;
+        self
+    }
+    pub fn max_keepalive_s(&mut self, s: u16) -> &mut Self {
+        self.0.max_keepalive_s = s;
+        self
+    }
+    pub fn allow_zero_length_clientid(&mut self, yes: bool) -> &mut Self {
+        self.0.allow_zero_length_clientid = yes;
+        self
+    }
+    pub fn upgrade_outgoing_qos(&mut self, yes: bool) -> &mut Self {
+        self.0.upgrade_outgoing_qos = yes;
+        self
+    }
+    pub fn retain_available(&mut self, yes: bool) -> &mut Self {
+        self.0.retain_available = yes;
         self
     }
     /// The settings, if every one is in range.

@@ -16,6 +16,7 @@ mod acl;
 #[cfg(feature = "auth")]
 mod auth;
 mod config;
+mod conformance;
 mod identity;
 mod log;
 mod persist;
@@ -701,7 +702,12 @@ impl Broker {
             (ConnState::Active(sid), _) => sid,
         };
         match p {
-            Packet::Publish(publish) => self.on_publish(conn, sid, &publish),
+            Packet::Publish(publish) => {
+                if self.publish_refused(conn, &publish) {
+                    return Flow::Closed;
+                }
+                self.on_publish(conn, sid, &publish)
+            }
             Packet::PubAck(id) => self.on_ack(sid, id, Ack::PubAck),
             Packet::PubRec(id) => self.on_pubrec(conn, sid, id),
             Packet::PubRel(id) => {
@@ -778,6 +784,9 @@ impl Broker {
     }
 
     fn on_connect(&mut self, conn: ConnId, c: &Connect<'_>) -> Flow {
+        if self.connect_refused(conn, c) {
+            return Flow::Closed;
+        }
         // The user name: a certificate's CN where the listener says so (mosquitto's
         // `use_identity_as_username`, which also skips the password and anonymous checks), else
         // CONNECT's.
@@ -819,12 +828,25 @@ impl Broker {
             c.client_id.to_string()
         };
 
+        if self.keepalive_refused(conn, c, &client_id) {
+            return Flow::Closed;
+        }
+
         // Session takeover (MQTT-3.1.4-2): the old connection goes, its will is published.
         if let Some(&old_sid) = self.by_client_id.get(&client_id) {
             if let Some(old_conn) = self.sessions.get(&old_sid).and_then(|s| s.conn) {
                 self.log(|| {
                     format!("Client {client_id} already connected, closing old connection.")
                 });
+                // Unless both sides keep the session (clean session 0 on the old and the new
+                // connection): then the session goes on and the will is not sent, as mosquitto
+                // decides (handle_connect.c:193-198).
+                let old_persistent = self.sessions.get(&old_sid).is_some_and(|s| !s.clean);
+                if old_persistent && !c.clean_session {
+                    if let Some(oc) = self.conns.get_mut(&old_conn) {
+                        oc.will = None;
+                    }
+                }
                 self.close(old_conn, CloseReason::TakenOver);
             }
         }
@@ -907,7 +929,9 @@ impl Broker {
         self.send(
             conn,
             &Packet::ConnAck(ConnAck {
-                session_present,
+                // 3.1 has no session-present flag: mosquitto sets it for 3.1.1 only
+                // (handle_connect.c:135-137).
+                session_present: session_present && c.protocol == Protocol::V311,
                 code: ConnectReturnCode::Accepted,
             }),
         );
@@ -956,6 +980,7 @@ impl Broker {
             let line = format!("{verb} PUBLISH from {id} {}", log::publish_details(p));
             self.events.push_back(Event::Log(line));
         }
+        let mark = self.output_mark(conn);
         if deliver {
             if denied {
                 // Not routed, not retained.
@@ -994,6 +1019,9 @@ impl Broker {
                 c.deferred_acks.push_back(ack);
                 c.deferred_bytes += size;
             }
+            // QoS 2: PUBREC before the copy to the publisher's own subscription; QoS 1: PUBACK
+            // after it. Both as mosquitto sends them (handle_publish.c:332-360).
+            _ if p.qos == QoS::ExactlyOnce => self.send_at(conn, mark, &ack),
             _ => self.send(conn, &ack),
         }
     }
@@ -1051,7 +1079,7 @@ impl Broker {
         for (filter, qos) in granted {
             for (t, r) in &self.retained {
                 if topic::matches(filter, t) && self.may(sid, t, Access::Read) {
-                    hits.push((r.qos.min(qos), r.msg.clone()));
+                    hits.push((self.outgoing_qos(r.qos, qos), r.msg.clone()));
                 }
             }
         }

@@ -62,7 +62,7 @@ impl Broker {
             if !self.may(sid, &msg.topic, Access::Read) {
                 continue;
             }
-            self.deliver(sid, msg, qos.min(granted), Retain::No);
+            self.deliver(sid, msg, self.outgoing_qos(qos, granted), Retain::No);
         }
         self.matches = matches;
     }

@@ -1684,6 +1684,7 @@ fn connect_timeout_is_exact_to_the_microsecond() {
 }
 
 // Users and ACLs (password_file, acl_file), on this file's harness.
+mod conformance;
 #[cfg(feature = "auth")]
 #[path = "security_tests.rs"]
 mod security_tests;

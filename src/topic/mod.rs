@@ -24,6 +24,12 @@ pub fn reserved_for_broker(name: &str) -> bool {
     name.starts_with("$SYS")
 }
 
+/// Whether `name` (or a filter) has at most [`TOPIC_LEVELS_MAX`] levels, the broker's limit
+/// (mosquitto counts the `/` separators: at most 200).
+pub fn depth_within_limit(name: &str) -> bool {
+    name.bytes().filter(|&b| b == b'/').count() < TOPIC_LEVELS_MAX
+}
+
 /// Whether `filter` may be subscribed to.
 pub fn valid_topic_filter(filter: &str) -> bool {
     if filter.is_empty() || filter.contains('\0') {
@@ -134,8 +140,18 @@ mod tests {
     }
 
     #[test]
-    fn levels_are_bounded() {
-        let deep = "a/".repeat(TOPIC_LEVELS_MAX) + "a";
-        assert!(!valid_topic_filter(&deep));
+    fn levels_are_bounded_like_mosquitto() {
+        // mosquitto's TOPIC_HIERARCHY_LIMIT: 200 separators pass, 201 do not.
+        let at_limit = "a/".repeat(200) + "a";
+        let beyond = "a/".repeat(201) + "a";
+        assert_eq!(at_limit.split('/').count(), TOPIC_LEVELS_MAX);
+        assert!(valid_topic_filter(&at_limit) && depth_within_limit(&at_limit));
+        assert!(!valid_topic_filter(&(at_limit.clone() + "/#")));
+        assert!(valid_topic_filter(&("a/".repeat(200) + "#")));
+        assert!(!valid_topic_filter(&beyond) && !depth_within_limit(&beyond));
+        assert!(
+            valid_topic_name(&beyond),
+            "the codec leaves depth to the broker"
+        );
     }
 }
