@@ -172,13 +172,21 @@ impl<M> Window<M> {
     /// acknowledgement; returns the identifier to send it with. `None` when no identifier is free
     /// (QoS 0 has no place here either: it is never acknowledged).
     pub fn start(&mut self, now: Instant, qos: QoS, msg: M) -> Result<u16, M> {
-        let awaiting = match qos {
-            QoS::AtMostOnce => return Err(msg),
-            QoS::AtLeastOnce => Awaiting::PubAck,
-            QoS::ExactlyOnce => Awaiting::PubRec,
-        };
+        if qos == QoS::AtMostOnce {
+            return Err(msg);
+        }
         let Some(pkid) = self.ids.alloc() else {
             return Err(msg);
+        };
+        self.push(now, qos, pkid, msg);
+        Ok(pkid)
+    }
+
+    /// Appends a QoS 1/2 message whose identifier is taken, awaiting its first acknowledgement.
+    fn push(&mut self, now: Instant, qos: QoS, pkid: u16, msg: M) {
+        let awaiting = match qos {
+            QoS::ExactlyOnce => Awaiting::PubRec,
+            QoS::AtLeastOnce | QoS::AtMostOnce => Awaiting::PubAck,
         };
         self.entries.push_back(InFlight {
             pkid,
@@ -187,27 +195,15 @@ impl<M> Window<M> {
             sent_at: now,
             msg,
         });
-        Ok(pkid)
     }
 
     /// Puts a message into the window under a given identifier (a restored session's), awaiting
     /// its first acknowledgement. Fails when the identifier is 0 or in use, or for QoS 0.
     pub fn start_with_id(&mut self, now: Instant, qos: QoS, pkid: u16, msg: M) -> Result<(), M> {
-        let awaiting = match qos {
-            QoS::AtMostOnce => return Err(msg),
-            QoS::AtLeastOnce => Awaiting::PubAck,
-            QoS::ExactlyOnce => Awaiting::PubRec,
-        };
-        if pkid == 0 || !self.ids.take(pkid) {
+        if qos == QoS::AtMostOnce || !self.ids.take(pkid) {
             return Err(msg);
         }
-        self.entries.push_back(InFlight {
-            pkid,
-            qos,
-            awaiting,
-            sent_at: now,
-            msg,
-        });
+        self.push(now, qos, pkid, msg);
         Ok(())
     }
 

@@ -8,35 +8,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
-use common::BrokerProc;
+use common::{have, temp_dir, BrokerProc};
 use mqsim::broker::PasswordFile;
-
-/// Whether `program` runs; if not, a note (or a failure under `MQSIM_REQUIRE_INTEROP=1`).
-fn have(program: &str, package: &str) -> bool {
-    let ok = Command::new(program)
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        assert!(
-            std::env::var("MQSIM_REQUIRE_INTEROP").as_deref() != Ok("1"),
-            "{program} not installed but MQSIM_REQUIRE_INTEROP=1"
-        );
-        eprintln!("{program} not installed (Debian package {package}): skipping this test");
-    }
-    ok
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mqsim-auth-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 const PASSWD: &str = include_str!("../../tests/fixtures/mosquitto_passwd_7.txt");
 

@@ -8,24 +8,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::BrokerProc;
-
-fn have_mosquitto_clients() -> bool {
-    let ok = Command::new("mosquitto_pub")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        assert!(
-            std::env::var("MQSIM_REQUIRE_INTEROP").as_deref() != Ok("1"),
-            "mosquitto_pub/mosquitto_sub not installed but MQSIM_REQUIRE_INTEROP=1"
-        );
-        eprintln!("mosquitto-clients not installed: skipping the mosquitto_sub/pub part");
-    }
-    ok
-}
+use common::{have_mosquitto_clients, BrokerProc};
 
 /// A CONNECT (MQTT 3.1.1, clean session, keep alive 60 s, client id "ESP32"), a QoS 0 PUBLISH of
 /// "26.70" to "ESP32/TEM" and a DISCONNECT, written byte by byte from the specification rather

@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::BrokerProc;
+use common::{temp_dir, BrokerProc};
 use mqsim::codec::{
     self, Connect, Decoded, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilters,
 };
@@ -125,13 +125,6 @@ impl Raw {
     }
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mqsim-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn config(dir: &Path) -> PathBuf {
     let conf = dir.join("mqsim.conf");
     std::fs::write(
@@ -190,6 +183,27 @@ impl Books {
             other => panic!("publisher got {other:?}"),
         }
     }
+
+    /// Publishes `m{next}`, ... with a window of [`WINDOW`], handling acknowledgements, until
+    /// `done(books, next)`.
+    fn stream(&mut self, publ: &mut Raw, next: &mut u16, done: impl Fn(&Books, u16) -> bool) {
+        while !done(self, *next) {
+            while self.unacked.len() < WINDOW && *next < MESSAGES {
+                let id = *next + 1;
+                publ.publish(qos_of(*next), id, false, &format!("m{next}"));
+                self.unacked.insert(id);
+                *next += 1;
+            }
+            match publ.next(Duration::from_secs(10)) {
+                Some(p) => self.on(publ, p),
+                None => panic!(
+                    "the broker stopped answering with {} unacknowledged, {} unreleased",
+                    self.unacked.len(),
+                    self.released.len()
+                ),
+            }
+        }
+    }
 }
 
 #[test]
@@ -211,18 +225,9 @@ fn kill_9_under_qos1_and_qos2_load_loses_nothing_acknowledged_and_qos2_stays_onc
     let mut books = Books::default();
     let mut next = 0u16;
     let mut b1 = Some(b1);
-    while books.acked.len() < usize::from(MESSAGES / 2) {
-        while books.unacked.len() < WINDOW && next < MESSAGES {
-            let id = next + 1;
-            publ.publish(qos_of(next), id, false, &format!("m{next}"));
-            books.unacked.insert(id);
-            next += 1;
-        }
-        match publ.next(Duration::from_secs(10)) {
-            Some(p) => books.on(&mut publ, p),
-            None => panic!("broker stopped answering"),
-        }
-    }
+    books.stream(&mut publ, &mut next, |b, _| {
+        b.acked.len() >= usize::from(MESSAGES / 2)
+    });
     // kill -9 with messages in the air.
     b1.take().unwrap().kill();
     while let Some(p) = publ.next(Duration::from_millis(200)) {
@@ -248,22 +253,9 @@ fn kill_9_under_qos1_and_qos2_load_loses_nothing_acknowledged_and_qos2_stays_onc
     for &id in &books.unacked.clone() {
         publ.publish(qos_of(id - 1), id, true, &format!("m{}", id - 1));
     }
-    while next < MESSAGES || !books.unacked.is_empty() || !books.released.is_empty() {
-        while books.unacked.len() < WINDOW && next < MESSAGES {
-            let id = next + 1;
-            publ.publish(qos_of(next), id, false, &format!("m{next}"));
-            books.unacked.insert(id);
-            next += 1;
-        }
-        match publ.next(Duration::from_secs(10)) {
-            Some(p) => books.on(&mut publ, p),
-            None => panic!(
-                "after the restart the broker left {} unacknowledged, {} unreleased",
-                books.unacked.len(),
-                books.released.len()
-            ),
-        }
-    }
+    books.stream(&mut publ, &mut next, |b, next| {
+        next == MESSAGES && b.unacked.is_empty() && b.released.is_empty()
+    });
 
     // The subscriber was offline throughout: everything waits in its session.
     let (mut sub, present) = Raw::connect(b2.port, "sub");

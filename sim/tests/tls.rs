@@ -11,27 +11,10 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::BrokerProc;
+use common::{have_mosquitto_clients, BrokerProc};
 use pki::{Pki, CLIENT_CN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls::pki_types::ServerName;
-
-fn have_mosquitto_clients() -> bool {
-    let ok = Command::new("mosquitto_pub")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        assert!(
-            std::env::var("MQSIM_REQUIRE_INTEROP").as_deref() != Ok("1"),
-            "mosquitto_pub/mosquitto_sub not installed but MQSIM_REQUIRE_INTEROP=1"
-        );
-        eprintln!("mosquitto-clients not installed: skipping the mosquitto_sub/pub part");
-    }
-    ok
-}
 
 /// Every listening port the broker logged, in the order of its listeners.
 fn ports(b: &BrokerProc) -> Vec<u16> {

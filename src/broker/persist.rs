@@ -616,16 +616,19 @@ impl Broker {
                 }
                 .encode(out);
             }
-            // In-flight messages first, in their order, each enqueued then sent under its id.
-            for f in s.inflight.iter() {
+            let enqueue = |out: &mut Vec<u8>, qos: QoS, retain: Retain, msg: &Message| {
                 Record::Enqueue {
                     client,
-                    qos: f.qos,
-                    retain: f.msg.retain.flag(),
-                    topic: &f.msg.msg.topic,
-                    payload: &f.msg.msg.payload,
+                    qos,
+                    retain: retain.flag(),
+                    topic: &msg.topic,
+                    payload: &msg.payload,
                 }
                 .encode(out);
+            };
+            // In-flight messages first, in their order, each enqueued then sent under its id.
+            for f in s.inflight.iter() {
+                enqueue(out, f.qos, f.msg.retain, &f.msg.msg);
                 Record::Send {
                     client,
                     pkid: f.pkid,
@@ -640,14 +643,7 @@ impl Broker {
                 }
             }
             for q in &s.queue {
-                Record::Enqueue {
-                    client,
-                    qos: q.qos,
-                    retain: q.retain.flag(),
-                    topic: &q.msg.topic,
-                    payload: &q.msg.payload,
-                }
-                .encode(out);
+                enqueue(out, q.qos, q.retain, &q.msg);
             }
             for pkid in s.incoming_qos2.iter() {
                 Record::Qos2In { client, pkid }.encode(out);

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -148,4 +149,36 @@ fn strip_timestamp(line: &str) -> &str {
         "timestamp {ts} of {line:?} is not the current time ({now})"
     );
     text
+}
+
+/// Whether `program` runs; if not, a note (or a failure under `MQSIM_REQUIRE_INTEROP=1`, which CI
+/// sets once it has installed the Debian `package`).
+pub fn have(program: &str, package: &str) -> bool {
+    let ok = Command::new(program)
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        assert!(
+            std::env::var("MQSIM_REQUIRE_INTEROP").as_deref() != Ok("1"),
+            "{program} not installed but MQSIM_REQUIRE_INTEROP=1"
+        );
+        eprintln!("{program} not installed (Debian package {package}): skipping this part");
+    }
+    ok
+}
+
+/// `mosquitto_pub` and `mosquitto_sub` are there (see [`have`]).
+pub fn have_mosquitto_clients() -> bool {
+    have("mosquitto_pub", "mosquitto-clients")
+}
+
+/// A fresh, empty directory for one test, under the system's temporary directory.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mqsim-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
