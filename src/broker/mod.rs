@@ -848,6 +848,10 @@ impl Broker {
         };
         if deliver && p.qos == QoS::ExactlyOnce {
             self.record_session(sid, || RecordArgs::Qos2In(p.pkid));
+        } else if p.qos == QoS::ExactlyOnce && self.sessions.get(&sid).is_some_and(|s| !s.clean) {
+            // A duplicate appends nothing, but its PUBREC acknowledges the first copy's records,
+            // which may not be durable yet: it waits for them too (the write-ahead rule).
+            self.hold_for_journal(conn);
         }
         // As in mosquitto, a denied PUBLISH is logged as that instead of as received, and
         // acknowledged as usual below.

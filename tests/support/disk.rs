@@ -135,8 +135,22 @@ impl Disk {
     /// written after them; and whether that is whole records only (the cut falls where a written
     /// chunk ends, in a file that was whole).
     pub fn cut(&self, keep: Index) -> (Vec<u8>, bool) {
-        let unsynced = self.file.len() - self.synced;
-        let at = self.synced + keep.index(unsynced + 1);
+        self.cut_keeping(keep.index(self.file.len() - self.synced + 1))
+    }
+
+    /// [`Disk::cut`] where the bytes kept end with a whole write (the writes after the last sync
+    /// that reached the disk, whole, in order; `keep` picks how many).
+    pub fn cut_whole_writes(&self, keep: Index) -> (Vec<u8>, bool) {
+        let ends: Vec<usize> = std::iter::once(self.synced)
+            .chain(self.bounds.iter().copied().filter(|&b| b > self.synced))
+            .collect();
+        let at = ends[keep.index(ends.len())];
+        self.cut_keeping(at - self.synced)
+    }
+
+    /// [`Disk::cut`] keeping `n` of the bytes written since the last sync.
+    pub fn cut_keeping(&self, n: usize) -> (Vec<u8>, bool) {
+        let at = self.synced + n.min(self.file.len() - self.synced);
         let boundary = at == self.synced || self.bounds.contains(&at);
         (self.file[..at].to_vec(), boundary && self.whole)
     }
