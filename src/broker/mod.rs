@@ -226,6 +226,8 @@ pub struct Broker {
     /// Paused connections whose blockers have drained, resumed at the end of the current input.
     to_resume: VecDeque<ConnId>,
     journal: Journal,
+    /// Set while routing a message whose copies must wait for the journal (see `on_publish`).
+    copies_wait_for_journal: bool,
     /// Connections with bytes waiting for the journal to be durable.
     held: Vec<ConnId>,
     /// Users and ACLs ([`Broker::set_security`]).
@@ -264,6 +266,7 @@ impl Broker {
             publishing: None,
             to_resume: VecDeque::new(),
             journal,
+            copies_wait_for_journal: false,
             held: Vec::new(),
             security: Security::default(),
         };
@@ -872,6 +875,11 @@ impl Broker {
             s.clean = c.clean_session;
             s.username = username.clone();
         }
+        if session_present && !c.clean_session {
+            // "Session present" promises a session a power cut must not take back: the record
+            // that created it (from an earlier connection) must be durable first.
+            self.hold_for_journal(conn);
+        }
         let keepalive_grace = Duration::from_millis(u64::from(c.keep_alive_s) * 1_500);
         let Some(cn) = self.conns.get_mut(&conn) else {
             return Flow::Closed;
@@ -970,6 +978,10 @@ impl Broker {
         };
         if deliver && p.qos == QoS::ExactlyOnce {
             self.record_session(sid, || RecordArgs::Qos2In(p.pkid));
+        } else if p.qos == QoS::ExactlyOnce && self.sessions.get(&sid).is_some_and(|s| !s.clean) {
+            // A duplicate appends nothing, but its PUBREC acknowledges the first copy's records,
+            // which may not be durable yet: it waits for them too (the write-ahead rule).
+            self.hold_for_journal(conn);
         }
         // As in mosquitto, a denied PUBLISH is logged as that instead of as received, and
         // acknowledged as usual below.
@@ -1002,7 +1014,14 @@ impl Broker {
                     self.retain(&msg, p.qos);
                 }
                 self.publishing = Some((conn, sid));
+                // A persistent publisher's QoS 2 message is forwarded to nobody before the
+                // broker will remember having received it: otherwise, after a power cut, the
+                // publisher's resend would be taken for a new message and forwarded again.
+                self.copies_wait_for_journal = p.qos == QoS::ExactlyOnce
+                    && self.journal.is_on()
+                    && self.sessions.get(&sid).is_some_and(|s| !s.clean);
                 self.route(&msg, p.qos);
+                self.copies_wait_for_journal = false;
                 self.publishing = None;
             }
         }
@@ -1238,9 +1257,9 @@ impl Broker {
             ConnState::Active(sid) => self.sessions.get(&sid).is_some_and(|s| !s.clean),
             ConnState::AwaitingConnect => false,
         });
-        if qos == QoS::ExactlyOnce && persistent {
-            // Its packet identifier must be remembered across a crash before the client sees
-            // it, or a resumed session could deliver it twice under another identifier.
+        if (qos == QoS::ExactlyOnce && persistent) || self.copies_wait_for_journal {
+            // A QoS 2 packet identifier must be remembered across a crash before the client
+            // sees it, or a resumed session could deliver it twice under another identifier.
             self.hold_for_journal(conn);
         }
     }

@@ -74,6 +74,7 @@ enum Kind {
     Done = 9,
     Qos2In = 10,
     Qos2Released = 11,
+    Commit = 12,
 }
 
 impl Kind {
@@ -90,6 +91,7 @@ impl Kind {
             9 => Kind::Done,
             10 => Kind::Qos2In,
             11 => Kind::Qos2Released,
+            12 => Kind::Commit,
             _ => return None,
         })
     }
@@ -154,6 +156,10 @@ enum Record<'a> {
         client: &'a str,
         pkid: u16,
     },
+    /// The end of one write: the records since the previous one are applied together or not at
+    /// all (a power cut may tear a write anywhere; the inputs it covers must not come back
+    /// half-done, a QoS 2 id remembered without the copies it was routed to, say).
+    Commit,
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -182,6 +188,7 @@ impl Record<'_> {
             Record::Done { .. } => Kind::Done,
             Record::Qos2In { .. } => Kind::Qos2In,
             Record::Qos2Released { .. } => Kind::Qos2Released,
+            Record::Commit => Kind::Commit,
         }
     }
 
@@ -201,6 +208,7 @@ impl Record<'_> {
                 put_bytes(out, payload);
             }
             Record::Session { client } | Record::SessionGone { client } => put_str(out, client),
+            Record::Commit => {}
             Record::Sub {
                 client,
                 filter,
@@ -311,6 +319,7 @@ fn decode_body(body: &[u8]) -> Option<Record<'_>> {
             topic: f.str()?,
             payload: f.bytes()?,
         },
+        Kind::Commit => Record::Commit,
         k @ (Kind::Send | Kind::PubRec | Kind::Done | Kind::Qos2In | Kind::Qos2Released) => {
             let client = f.str()?;
             let pkid = f.u16()?;
@@ -325,6 +334,27 @@ fn decode_body(body: &[u8]) -> Option<Record<'_>> {
     };
     // Bytes left over mean the record is not what its kind says.
     f.b.is_empty().then_some(r)
+}
+
+/// The record at the front of `rest` and its length, or why there is none.
+fn frame(rest: &[u8]) -> Result<(Record<'_>, usize), &'static str> {
+    if rest.len() < FRAME_BYTES {
+        return Err("a record header is cut short");
+    }
+    let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+    let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+    if len > RECORD_MAX_BYTES {
+        return Err("a record length is impossible");
+    }
+    if rest.len() < FRAME_BYTES + len {
+        return Err("the last record is cut short");
+    }
+    let body = &rest[FRAME_BYTES..FRAME_BYTES + len];
+    if crc32fast::hash(body) != crc {
+        return Err("a record fails its checksum");
+    }
+    let r = decode_body(body).ok_or("a record does not decode")?;
+    Ok((r, FRAME_BYTES + len))
 }
 
 /// The journal header.
@@ -372,6 +402,10 @@ impl Journal {
         let n = r.encode(&mut self.buf);
         self.end += n as u64;
         self.file_bytes += n as u64;
+    }
+
+    pub(super) fn is_on(&self) -> bool {
+        self.on
     }
 
     /// Records are produced but not yet durable.
@@ -532,6 +566,7 @@ impl Broker {
             j.replace = false;
             let mut snap = Vec::new();
             self.snapshot(&mut snap);
+            Record::Commit.encode(&mut snap);
             let j = &mut self.journal;
             j.end += snap.len() as u64;
             j.file_bytes = snap.len() as u64;
@@ -542,6 +577,7 @@ impl Broker {
         if j.buf.is_empty() {
             return None;
         }
+        j.push(&Record::Commit);
         core::mem::swap(buf, &mut j.buf);
         Some((JournalWrite::Append, j.end))
     }
@@ -687,45 +723,48 @@ impl Broker {
         if version != VERSION {
             return Err(RestoreError::UnsupportedVersion(version));
         }
+        // First the records that are whole, up to the first that is not; then only those up to
+        // the last end of a write, applied in order.
+        let mut records: Vec<(usize, Record<'_>)> = Vec::new();
+        let mut committed = 0; // records before the last commit, the commit included
+        let mut torn: Option<(usize, &'static str)> = None;
         let mut at = HEADER_BYTES;
         while at < journal.len() {
-            let rest = &journal[at..];
-            let step = if rest.len() < FRAME_BYTES {
-                Err("a record header is cut short")
-            } else {
-                let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-                let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-                if len > RECORD_MAX_BYTES {
-                    Err("a record length is impossible")
-                } else if rest.len() < FRAME_BYTES + len {
-                    Err("the last record is cut short")
-                } else {
-                    let body = &rest[FRAME_BYTES..FRAME_BYTES + len];
-                    if crc32fast::hash(body) != crc {
-                        Err("a record fails its checksum")
-                    } else {
-                        match decode_body(body) {
-                            None => Err("a record does not decode"),
-                            Some(r) => b.apply(&r).map(|()| FRAME_BYTES + len),
-                        }
+            match frame(&journal[at..]) {
+                Ok((r, n)) => {
+                    let commit = r == Record::Commit;
+                    records.push((at, r));
+                    if commit {
+                        committed = records.len();
                     }
-                }
-            };
-            match step {
-                Ok(n) => {
-                    rec.records += 1;
                     at += n;
                 }
                 Err(reason) => {
-                    rec.damage = Some(Damage {
-                        offset: at as u64,
-                        dropped_bytes: (journal.len() - at) as u64,
-                        reason,
-                    });
+                    torn = Some((at, reason));
                     break;
                 }
             }
         }
+        let mut damage = match (records.get(committed), torn) {
+            // Whole records after the last commit: their write was cut short.
+            (Some(&(offset, _)), Some((_, reason))) => Some((offset, reason)),
+            (Some(&(offset, _)), None) => Some((offset, "the last write is cut short")),
+            (None, torn) => torn,
+        };
+        for (offset, r) in records.iter().take(committed) {
+            if let Err(reason) = b.apply(r) {
+                damage = Some((*offset, reason));
+                break;
+            }
+            if *r != Record::Commit {
+                rec.records += 1;
+            }
+        }
+        rec.damage = damage.map(|(offset, reason)| Damage {
+            offset: offset as u64,
+            dropped_bytes: (journal.len() - offset) as u64,
+            reason,
+        });
         b.journal.on = on;
         rec.sessions = b.sessions.len();
         rec.retained = b
@@ -751,6 +790,7 @@ impl Broker {
                 .ok_or("a record names a session that does not exist")
         };
         match *r {
+            Record::Commit => {}
             Record::Retain {
                 topic,
                 qos,

@@ -7,6 +7,8 @@ use super::*;
 #[derive(Default)]
 struct Disk {
     file: Vec<u8>,
+    /// Where each write ended in `file`.
+    ends: Vec<usize>,
 }
 
 impl Disk {
@@ -16,8 +18,12 @@ impl Disk {
         while let Some((how, lsn)) = h.b.poll_journal(&mut buf) {
             match how {
                 JournalWrite::Append => self.file.extend_from_slice(&buf),
-                JournalWrite::Replace => self.file = core::mem::take(&mut buf),
+                JournalWrite::Replace => {
+                    self.file = core::mem::take(&mut buf);
+                    self.ends.clear();
+                }
             }
+            self.ends.push(self.file.len());
             buf.clear();
             h.b.handle_durable(h.now, lsn);
         }
@@ -240,16 +246,21 @@ fn what_was_never_acknowledged_may_be_gone_and_nothing_else_is() {
 }
 
 /// The journal of a small run, and the LSN-free byte boundaries of its records.
-fn sample_journal() -> Vec<u8> {
+/// The journal of a small run, written a few inputs at a time.
+fn sample_journal() -> Disk {
     let mut h = Harness::with(persistent());
     let mut disk = Disk::default();
     disk.sync(&mut h);
     let (sub, _) = h.connect_with("sub", false, 0, None);
     h.subscribe(sub, &[("a/#", QoS::ExactlyOnce), ("b", QoS::AtLeastOnce)]);
+    disk.sync(&mut h);
     let (p, _) = h.connect_with("pub", false, 0, None);
     for i in 0..6u16 {
         let qos = [QoS::AtLeastOnce, QoS::ExactlyOnce][usize::from(i % 2)];
         h.publish(p, "a/1", "xy", qos, i == 0, i + 1);
+        if i % 2 == 1 {
+            disk.sync(&mut h);
+        }
     }
     h.take(sub);
     h.bytes(sub, &Packet::PubAck(1));
@@ -262,36 +273,47 @@ fn sample_journal() -> Vec<u8> {
         }),
     );
     disk.sync(&mut h);
-    disk.file
+    disk
 }
 
 #[test]
-fn a_journal_cut_anywhere_restores_the_records_before_the_cut() {
-    let file = sample_journal();
-    let (_, whole) = Broker::restore(persistent(), Instant::ZERO, &file).unwrap();
+fn a_journal_cut_anywhere_restores_the_whole_writes_before_the_cut() {
+    let disk = sample_journal();
+    let file = &disk.file;
+    assert!(disk.ends.len() >= 5, "{:?}", disk.ends);
+    let restore = |n: usize| Broker::restore(persistent(), Instant::ZERO, &file[..n]);
+    let (_, whole) = restore(file.len()).unwrap();
     assert_eq!(whole.damage, None);
     assert!(whole.records > 10);
-    let mut last = 0;
+    // What each whole write leaves: never less than the one before.
+    let at_end: Vec<u64> = disk
+        .ends
+        .iter()
+        .map(|&e| restore(e).unwrap().1.records)
+        .collect();
+    assert!(at_end.windows(2).all(|w| w[0] < w[1]), "{at_end:?}");
     for cut in 0..file.len() {
-        match Broker::restore(persistent(), Instant::ZERO, &file[..cut]) {
+        match restore(cut) {
             Err(RestoreError::NotAJournal) => assert!(cut < 8),
             Err(e) => panic!("cut at {cut}: {e}"),
             Ok((_, rec)) => {
-                assert!(rec.records >= last, "a longer prefix never restores less");
-                assert!(rec.records < whole.records);
-                last = rec.records;
+                // Exactly the writes that ended before the cut, none of the one it tore.
+                let whole_writes = disk.ends.iter().filter(|&&e| e <= cut).count();
+                let expect = whole_writes.checked_sub(1).map_or(0, |i| at_end[i]);
+                assert_eq!(rec.records, expect, "cut at {cut}");
+                let clean = disk.ends.contains(&cut) || cut == HEADER_FOR_TESTS;
+                assert_eq!(rec.damage.is_none(), clean, "cut at {cut}");
                 if let Some(d) = &rec.damage {
                     assert_eq!(d.offset + d.dropped_bytes, cut as u64);
                 }
             }
         }
     }
-    assert_eq!(last, whole.records - 1);
 }
 
 #[test]
 fn a_corrupt_record_stops_the_restore_there_and_says_so() {
-    let file = sample_journal();
+    let file = sample_journal().file;
     let (_, whole) = Broker::restore(persistent(), Instant::ZERO, &file).unwrap();
     for at in (HEADER_FOR_TESTS..file.len()).step_by(7) {
         let mut bad = file.clone();
@@ -322,7 +344,7 @@ fn another_programs_file_or_a_newer_format_is_refused() {
 
 #[test]
 fn a_snapshot_restores_to_the_same_snapshot() {
-    let file = sample_journal();
+    let file = sample_journal().file;
     let (b, _) = Broker::restore(persistent(), Instant::ZERO, &file).unwrap();
     let mut h = Harness::with(Config::default());
     h.b = b;
