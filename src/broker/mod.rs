@@ -226,8 +226,6 @@ pub struct Broker {
     /// Paused connections whose blockers have drained, resumed at the end of the current input.
     to_resume: VecDeque<ConnId>,
     journal: Journal,
-    /// Set while routing a message whose copies must wait for the journal (see `on_publish`).
-    copies_wait_for_journal: bool,
     /// Connections with bytes waiting for the journal to be durable.
     held: Vec<ConnId>,
     /// Users and ACLs ([`Broker::set_security`]).
@@ -266,7 +264,6 @@ impl Broker {
             publishing: None,
             to_resume: VecDeque::new(),
             journal,
-            copies_wait_for_journal: false,
             held: Vec::new(),
             security: Security::default(),
         };
@@ -1006,22 +1003,25 @@ impl Broker {
                     )
                 });
             } else {
+                // A persistent publisher's QoS 2 message is forwarded to nobody before the
+                // broker will remember having received it: after a power cut, the publisher's
+                // resend would otherwise be taken for a new message and forwarded again.
+                let persistent = self.sessions.get(&sid).is_some_and(|s| !s.clean);
+                let forward_after = if p.qos == QoS::ExactlyOnce && persistent {
+                    self.journal_end()
+                } else {
+                    0
+                };
                 let msg = Arc::new(Message {
                     topic: p.topic.to_string(),
                     payload: p.payload.to_vec(),
+                    forward_after,
                 });
                 if p.retain {
                     self.retain(&msg, p.qos);
                 }
                 self.publishing = Some((conn, sid));
-                // A persistent publisher's QoS 2 message is forwarded to nobody before the
-                // broker will remember having received it: otherwise, after a power cut, the
-                // publisher's resend would be taken for a new message and forwarded again.
-                self.copies_wait_for_journal = p.qos == QoS::ExactlyOnce
-                    && self.journal.is_on()
-                    && self.sessions.get(&sid).is_some_and(|s| !s.clean);
                 self.route(&msg, p.qos);
-                self.copies_wait_for_journal = false;
                 self.publishing = None;
             }
         }
@@ -1196,6 +1196,7 @@ impl Broker {
                 let msg = Arc::new(Message {
                     topic: w.topic,
                     payload: w.payload,
+                    forward_after: 0,
                 });
                 if w.retain {
                     self.retain(&msg, w.qos);
@@ -1257,11 +1258,12 @@ impl Broker {
             ConnState::Active(sid) => self.sessions.get(&sid).is_some_and(|s| !s.clean),
             ConnState::AwaitingConnect => false,
         });
-        if (qos == QoS::ExactlyOnce && persistent) || self.copies_wait_for_journal {
+        if qos == QoS::ExactlyOnce && persistent {
             // A QoS 2 packet identifier must be remembered across a crash before the client
             // sees it, or a resumed session could deliver it twice under another identifier.
             self.hold_for_journal(conn);
         }
+        self.hold_until(conn, msg.forward_after);
     }
 
     /// Encodes `p` onto `conn`'s outgoing bytes.

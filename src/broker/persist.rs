@@ -404,10 +404,6 @@ impl Journal {
         self.file_bytes += n as u64;
     }
 
-    pub(super) fn is_on(&self) -> bool {
-        self.on
-    }
-
     /// Records are produced but not yet durable.
     pub(super) fn behind(&self) -> bool {
         self.durable < self.end
@@ -559,6 +555,10 @@ impl Broker {
         if !j.on {
             return None;
         }
+        if j.buf.is_empty() && !j.replace {
+            return None;
+        }
+        // Compacted when new records come and the file has grown well past its last snapshot.
         let grown = j.file_bytes > j.compact_min_bytes.max(2 * j.snapshot_bytes);
         if j.replace || grown {
             // The snapshot holds everything the pending records say, so they go.
@@ -611,6 +611,24 @@ impl Broker {
     /// Journal records produced and not yet reported durable.
     pub fn journal_behind(&self) -> bool {
         self.journal.behind()
+    }
+
+    /// The LSN at the end of what the journal has produced (0 with persistence off).
+    pub(super) fn journal_end(&self) -> Lsn {
+        if self.journal.on {
+            self.journal.end
+        } else {
+            0
+        }
+    }
+
+    /// `conn`'s outgoing bytes wait until the journal is durable up to `lsn`.
+    pub(super) fn hold_until(&mut self, conn: super::ConnId, lsn: Lsn) {
+        if lsn > self.journal.durable {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.tx_needs = c.tx_needs.max(lsn);
+            }
+        }
     }
 
     /// `conn`'s outgoing bytes (those already queued and any added before the next input) wait
@@ -802,6 +820,7 @@ impl Broker {
                     let msg = Arc::new(Message {
                         topic: topic.to_string(),
                         payload: payload.to_vec(),
+                        forward_after: 0,
                     });
                     self.retained
                         .insert(topic.to_string(), Retained { qos, msg });
@@ -856,6 +875,7 @@ impl Broker {
                 let msg = Arc::new(Message {
                     topic: topic.to_string(),
                     payload: payload.to_vec(),
+                    forward_after: 0,
                 });
                 let retain = if retain { Retain::Yes } else { Retain::No };
                 if let Some(s) = self.sessions.get_mut(&sid) {

@@ -16,6 +16,10 @@ use crate::time::Instant;
 pub struct Message {
     pub topic: String,
     pub payload: Vec<u8>,
+    /// With persistence: no copy goes out before the journal is durable up to this LSN (the
+    /// record of its receipt from a persistent QoS 2 publisher, whose resend after a power cut
+    /// would otherwise be taken for a new message). 0: at once.
+    pub forward_after: u64,
 }
 
 impl Message {

@@ -72,6 +72,7 @@ impl Broker {
             let msg = Arc::new(Message {
                 topic: topic.to_string(),
                 payload: value.into_bytes(),
+                forward_after: 0,
             });
             self.retained.insert(
                 msg.topic.clone(),
