@@ -372,3 +372,46 @@ fn a_file_that_is_not_a_journal_is_left_alone_and_the_broker_refuses_to_start() 
     assert_eq!(std::fs::read(&journal).unwrap(), foreign);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_retained_qos0_message_survives_clean_restarts() {
+    let dir = temp_dir("clean-stop");
+    let conf = config(&dir);
+    // A retained message at QoS 0 (no acknowledgement) survives a Ctrl-C and a restart, five
+    // times over (the adapter's own test, tests/journal_adapter.rs, stops in the middle of the
+    // sync).
+    for round in 0..5 {
+        let b = start(&conf);
+        let (mut publ, _) = Raw::connect(b.port, "pub");
+        publ.send(&Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: true,
+            topic: "kept",
+            pkid: 0,
+            payload: format!("r{round}").as_bytes(),
+        }));
+        // A round trip: the broker has handled the PUBLISH before it is told to stop.
+        publ.send(&Packet::PingReq);
+        assert_eq!(publ.next(Duration::from_secs(10)), Some(In::Other));
+        assert!(b.interrupt().success());
+        let b = start(&conf);
+        let line = b.wait_for_seen("Persistence: restored");
+        assert!(
+            line.contains("1 retained messages"),
+            "round {round}: {line}"
+        );
+        let (mut sub, _) = Raw::connect(b.port, "reader");
+        sub.send(&Packet::Subscribe(Subscribe {
+            pkid: 1,
+            filters: SubscribeFilters::List(&[("kept", QoS::AtMostOnce)]),
+        }));
+        assert_eq!(sub.next(Duration::from_secs(10)), Some(In::SubAck));
+        match sub.next(Duration::from_secs(10)) {
+            Some(In::Publish { payload, .. }) => assert_eq!(payload, format!("r{round}")),
+            other => panic!("round {round}: {other:?}"),
+        }
+        b.interrupt();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

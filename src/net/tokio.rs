@@ -36,6 +36,8 @@ pub const READ_CHUNK_MIN_BYTES: usize = 256;
 pub const READ_CREDIT_CHUNKS: usize = 4;
 /// Inputs (reads, write completions, accepts) waiting for the broker task.
 pub const INPUT_QUEUE_MAX_MESSAGES: usize = 1024;
+/// How long a clean stop waits for the last journal records to be synced.
+pub const JOURNAL_FLUSH_AT_STOP_MAX_MS: u64 = 10_000;
 /// Inputs the broker task handles before it flushes outputs (batching under load).
 const INPUT_BATCH_MAX: usize = 256;
 
@@ -337,6 +339,45 @@ async fn broker_task(
                     c.owed += 1;
                 } else {
                     c.credits.add_permits(1);
+                }
+            }
+        }
+    }
+    // A clean stop keeps everything the broker has done: what is not yet in the journal is
+    // written and synced before the task ends (a QoS 0 retained message, say, has no
+    // acknowledgement that would have waited for it).
+    if let (Some(j), None) = (&journal, &failed) {
+        let mut jbuf = Vec::new();
+        while let Some((how, lsn)) = broker.poll_journal(&mut jbuf) {
+            let _ = j.send((how, std::mem::take(&mut jbuf), lsn));
+        }
+        if broker.journal_behind() {
+            let wait = async {
+                while let Some(m) = rx.recv().await {
+                    match m {
+                        Input::Durable { lsn } => {
+                            broker.handle_durable(now_since(epoch), lsn);
+                            if !broker.journal_behind() {
+                                return None;
+                            }
+                        }
+                        Input::JournalFailed(why) => return Some(why),
+                        _ => {}
+                    }
+                }
+                None
+            };
+            let limit = std::time::Duration::from_millis(JOURNAL_FLUSH_AT_STOP_MAX_MS);
+            match tokio::time::timeout(limit, wait).await {
+                Ok(None) => {}
+                Ok(Some(why)) => {
+                    log(&format!("Error: persistence write failed: {why}."));
+                    failed = Some(why);
+                }
+                Err(_) => {
+                    let why = String::from("the journal was not synced in time at shutdown");
+                    log(&format!("Error: {why}."));
+                    failed = Some(why);
                 }
             }
         }
