@@ -867,10 +867,17 @@ impl Broker {
                 (sid, false)
             }
         };
+        let mut username_changed = false;
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.conn = Some(conn);
             s.clean = c.clean_session;
+            username_changed = s.username != username;
             s.username = username.clone();
+        }
+        if username_changed {
+            // Deliveries to the session while it is offline are checked against the ACL under
+            // this name, after a restart too.
+            self.record_session(sid, || RecordArgs::User);
         }
         if session_present && !c.clean_session {
             // "Session present" promises a session a power cut must not take back: the record
