@@ -328,3 +328,40 @@ fn a_restored_offline_session_is_delivered_to_under_its_user_name() {
         "bob's session, restored, gets what bob may read"
     );
 }
+
+/// A client known by its certificate (`use_identity_as_username`) got in without a password:
+/// a reload with a password_file that does not list its CN keeps it connected.
+#[test]
+fn reload_keeps_a_client_known_by_its_certificate() {
+    let mut h = harness(false, ACL);
+    let c =
+        h.b.handle_accept_as(
+            h.now,
+            "1.2.3.4:5 on port 8883",
+            Identity::Certificate("sensor-7".into()),
+        )
+        .unwrap();
+    h.bytes(
+        c,
+        &Packet::Connect(Connect {
+            protocol: Protocol::V311,
+            clean_session: true,
+            keep_alive_s: 0,
+            client_id: "dev",
+            will: None,
+            username: None,
+            password: None,
+        }),
+    );
+    assert_eq!(h.take(c), vec![Pkt::ConnAck(false, 0)]);
+    h.b.set_security(
+        h.now,
+        Security {
+            passwords: Some(PasswordFile::parse(PASSWD).unwrap()),
+            acl: Some(AclFile::parse(ACL).unwrap()),
+        },
+    );
+    h.take(c);
+    assert!(h.closed.is_empty(), "{:#?}", h.logs);
+    assert_eq!(h.b.connection_count(), 1);
+}
