@@ -54,19 +54,34 @@ pub fn init(settings: &LogSettings, types: u32) {
 /// A line of the front end, its type read from its first word (`Error...`, `Warning...`, else
 /// a notice).
 pub fn line(text: &str) {
-    let class = if text.starts_with("Error") {
+    write(line_class(text), text);
+}
+
+/// The type of a front-end line: `Error...` and a failed TLS handshake's `TLS Error ...` (an
+/// error in mosquitto too) are errors, `Warning...` a warning, the rest notices.
+fn line_class(text: &str) -> u32 {
+    if text.starts_with("Error") || text.starts_with("TLS Error") {
         log_type::ERROR
     } else if text.starts_with("Warning") {
         log_type::WARNING
     } else {
         log_type::NOTICE | log_type::INFORMATION
-    };
-    write(class, text);
+    }
 }
 
-/// A line of the broker core: it emits them only when logging packets (`-v`, `log_type debug`).
+/// A line of the broker task: the core emits its lines only when logging packets (`-v`,
+/// `log_type debug`); the adapter's own `Error: ...` (the journal cannot be written) is an error,
+/// logged whatever the log types, as the broker stops on it.
 pub fn broker_line(text: &str) {
-    write(log_type::DEBUG, text);
+    write(broker_line_class(text), text);
+}
+
+fn broker_line_class(text: &str) -> u32 {
+    if text.starts_with("Error") {
+        log_type::ERROR
+    } else {
+        log_type::DEBUG
+    }
 }
 
 fn write(class: u32, text: &str) {
@@ -95,5 +110,34 @@ fn write(class: u32, text: &str) {
                 let _ = writeln!(f, "{ts}: {part}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_lines_are_errors_whatever_logs_them() {
+        assert_eq!(line_class("Error: Unable to listen on x."), log_type::ERROR);
+        assert_eq!(
+            line_class("TLS Error from 127.0.0.1:40412 on port 8883: peer sent no certificates."),
+            log_type::ERROR
+        );
+        assert_eq!(line_class("Warning: unsupported option"), log_type::WARNING);
+        assert_eq!(
+            line_class("Reloading config."),
+            log_type::NOTICE | log_type::INFORMATION
+        );
+        assert_eq!(
+            broker_line_class(
+                "Error: persistence write failed: No space left on device; stopping."
+            ),
+            log_type::ERROR
+        );
+        assert_eq!(
+            broker_line_class("Sending CONNACK to a (0, 0)"),
+            log_type::DEBUG
+        );
     }
 }

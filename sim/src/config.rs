@@ -227,6 +227,7 @@ impl BrokerSettings {
         let mut listeners: Vec<(Listener, TlsKeys)> = Vec::new();
         let mut log_lines = mosquitto::LogLines::default();
         let mut security_seen = false;
+        let mut per_listener_line = 0;
         // mosquitto's legacy default listener: `port` and `bind_address`, with their line.
         let mut bind_address: Option<IpAddr> = None;
         let mut default_port: Option<u16> = None;
@@ -425,6 +426,7 @@ impl BrokerSettings {
                 }
                 "per_listener_settings" => {
                     s.per_listener_settings = boolean(key)?;
+                    per_listener_line = line;
                     if s.per_listener_settings && security_seen {
                         return Err(err(
                             "per_listener_settings must be set before any other security settings"
@@ -463,6 +465,14 @@ impl BrokerSettings {
                 l.tls = keys.finish(l.line)?;
                 s.listeners.push(l);
             }
+        }
+        if s.per_listener_settings && s.listeners.len() > 1 {
+            // Security settings are one set for the whole broker here: with several listeners,
+            // each listener's own `allow_anonymous` (or files) would silently apply to all.
+            return Err(ConfigError {
+                line: per_listener_line,
+                message: "per_listener_settings true with several listeners is not supported (security settings apply to every listener)".into(),
+            });
         }
         s.broker = b.build().map_err(|e| ConfigError {
             line: lines
@@ -828,6 +838,23 @@ mod tests {
         );
         assert!(
             BrokerSettings::parse("per_listener_settings true\nallow_anonymous true\n").is_ok()
+        );
+    }
+
+    #[test]
+    fn per_listener_settings_with_several_listeners_is_refused() {
+        // Each listener's allow_anonymous would otherwise silently apply to every listener
+        // (the last one read wins), letting anonymous clients in where the file refuses them.
+        let text = "per_listener_settings true\nlistener 1883\nallow_anonymous false\n\
+                    listener 1884\nallow_anonymous true\n";
+        let e = BrokerSettings::parse(text).unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.message.contains("several listeners"), "{}", e.message);
+        let e = BrokerSettings::parse("per_listener_settings true\nport 1883\nlistener 1884\n");
+        assert_eq!(e.unwrap_err().line, 1);
+        assert!(BrokerSettings::parse("per_listener_settings true\nlistener 1883\n").is_ok());
+        assert!(
+            BrokerSettings::parse("per_listener_settings false\nlistener 1\nlistener 2\n").is_ok()
         );
     }
 

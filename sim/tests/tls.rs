@@ -381,3 +381,68 @@ fn a_large_message_reaches_a_slow_tls_subscriber_whole() {
     assert!(got == publish, "the PUBLISH arrives as sent");
     assert!(b.interrupt().success());
 }
+
+/// A failed handshake is an error line: `log_type error` (no notices) still shows it.
+#[test]
+fn a_tls_error_is_logged_under_log_type_error() {
+    use std::io::BufRead;
+    let pki = Pki::new("log-type-error");
+    let conf = format!(
+        "log_type error\nallow_anonymous true\nlistener 0 127.0.0.1\n{}",
+        tls_keys(&pki)
+    );
+    let path = pki.path("mosquitto.conf");
+    std::fs::write(&path, conf).unwrap();
+    // A free port for -p: nothing says which port 0 picked under `log_type error`.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mqsim"))
+        .args(["broker", "-c", &path, "-p", &port.to_string()])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut s = (0..500)
+        .find_map(|_| {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .map_err(|_| std::thread::sleep(Duration::from_millis(20)))
+                .ok()
+        })
+        .expect("the broker listens");
+    // Not TLS: a plain CONNECT is a handshake error.
+    s.write_all(CONNECT_DEV_CLAIMED).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
+        let tls_error = line.contains("TLS Error from 127.0.0.1:");
+        seen.push(line);
+        if tls_error {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let last = seen.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("TLS Error from 127.0.0.1:") && last.contains(&format!(" on port {port}: ")),
+        "{seen:#?}"
+    );
+    assert!(
+        !seen.iter().any(|l| l.contains("Opening ")),
+        "notices are not logged: {seen:#?}"
+    );
+}

@@ -316,7 +316,8 @@ impl Broker {
 
     /// Installs users and ACLs (the parsed `password_file` and `acl_file`), at start or on a
     /// reload. As mosquitto does on a reload, every connected client is checked again: one whose
-    /// user name and password no longer pass is disconnected (without its will); the others stay
+    /// user name and password no longer pass is disconnected (without its will; a client known by
+    /// its certificate is not checked again); the others stay
     /// connected and are judged by the new ACL from their next packet and delivery on.
     pub fn set_security(&mut self, now: Instant, security: Security) {
         self.advance(now);
@@ -325,6 +326,9 @@ impl Broker {
             .conns
             .iter()
             .filter(|(_, c)| matches!(c.state, ConnState::Active(_)) && !c.closing)
+            // A user name proved by a client certificate has no password to check again: it got
+            // in without one (`use_identity_as_username`), and stays.
+            .filter(|(_, c)| !matches!(c.identity, Identity::Certificate(_)))
             .filter(|(_, c)| {
                 !self.security.authenticate(
                     self.config.allow_anonymous,
@@ -867,10 +871,17 @@ impl Broker {
                 (sid, false)
             }
         };
+        let mut username_changed = false;
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.conn = Some(conn);
             s.clean = c.clean_session;
+            username_changed = s.username != username;
             s.username = username.clone();
+        }
+        if username_changed {
+            // Deliveries to the session while it is offline are checked against the ACL under
+            // this name, after a restart too.
+            self.record_session(sid, || RecordArgs::User);
         }
         if session_present && !c.clean_session {
             // "Session present" promises a session a power cut must not take back: the record

@@ -75,6 +75,7 @@ enum Kind {
     Qos2In = 10,
     Qos2Released = 11,
     Commit = 12,
+    User = 13,
 }
 
 impl Kind {
@@ -92,6 +93,7 @@ impl Kind {
             10 => Kind::Qos2In,
             11 => Kind::Qos2Released,
             12 => Kind::Commit,
+            13 => Kind::User,
             _ => return None,
         })
     }
@@ -109,6 +111,12 @@ enum Record<'a> {
     /// A persistent session (clean session 0) now exists.
     Session {
         client: &'a str,
+    },
+    /// The user name of the session's last CONNECT (the ACL checks deliveries to it while it is
+    /// offline, after a restart too).
+    User {
+        client: &'a str,
+        username: Option<&'a str>,
     },
     /// That session is gone (a clean-session connection took its id).
     SessionGone {
@@ -189,6 +197,7 @@ impl Record<'_> {
             Record::Qos2In { .. } => Kind::Qos2In,
             Record::Qos2Released { .. } => Kind::Qos2Released,
             Record::Commit => Kind::Commit,
+            Record::User { .. } => Kind::User,
         }
     }
 
@@ -209,6 +218,16 @@ impl Record<'_> {
             }
             Record::Session { client } | Record::SessionGone { client } => put_str(out, client),
             Record::Commit => {}
+            Record::User { client, username } => {
+                put_str(out, client);
+                match username {
+                    None => out.push(0),
+                    Some(u) => {
+                        out.push(1);
+                        put_str(out, u);
+                    }
+                }
+            }
             Record::Sub {
                 client,
                 filter,
@@ -320,6 +339,14 @@ fn decode_body(body: &[u8]) -> Option<Record<'_>> {
             payload: f.bytes()?,
         },
         Kind::Commit => Record::Commit,
+        Kind::User => Record::User {
+            client: f.str()?,
+            username: match f.u8()? {
+                0 => None,
+                1 => Some(f.str()?),
+                _ => return None,
+            },
+        },
         k @ (Kind::Send | Kind::PubRec | Kind::Done | Kind::Qos2In | Kind::Qos2Released) => {
             let client = f.str()?;
             let pkid = f.u16()?;
@@ -497,6 +524,10 @@ impl Broker {
             RecordArgs::SessionGone => Record::SessionGone {
                 client: &s.client_id,
             },
+            RecordArgs::User => Record::User {
+                client: &s.client_id,
+                username: s.username.as_deref(),
+            },
             RecordArgs::Sub(ref filter, qos) => Record::Sub {
                 client: &s.client_id,
                 filter,
@@ -662,6 +693,13 @@ impl Broker {
         for s in self.sessions.values().filter(|s| !s.clean) {
             let client = s.client_id.as_str();
             Record::Session { client }.encode(out);
+            if s.username.is_some() {
+                Record::User {
+                    client,
+                    username: s.username.as_deref(),
+                }
+                .encode(out);
+            }
             for (filter, &qos) in &s.subs {
                 Record::Sub {
                     client,
@@ -840,6 +878,12 @@ impl Broker {
                 let sid = sid_of(self, client)?;
                 self.destroy_session(sid);
             }
+            Record::User { client, username } => {
+                let sid = sid_of(self, client)?;
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.username = username.map(ToString::to_string);
+                }
+            }
             Record::Sub {
                 client,
                 filter,
@@ -931,6 +975,7 @@ impl Broker {
 pub(super) enum RecordArgs {
     Session,
     SessionGone,
+    User,
     Sub(String, QoS),
     Unsub(String),
     Enqueue(QoS, Retain, Arc<Message>),

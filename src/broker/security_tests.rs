@@ -253,3 +253,115 @@ fn no_acl_no_checks() {
     h.publish(p, "any/topic", "x", QoS::AtMostOnce, false, 0);
     assert_eq!(h.take(s), vec![pubp("any/topic", "x", 0, 0)]);
 }
+
+/// A persistent session restored from the journal keeps its user name: what is published to it
+/// before its client comes back is checked against the ACL under that name, not as anonymous.
+#[test]
+fn a_restored_offline_session_is_delivered_to_under_its_user_name() {
+    let config = Config {
+        allow_anonymous: false,
+        sys_interval: Duration::ZERO,
+        verbose: true,
+        persistence: true,
+        ..Config::default()
+    };
+    let security = || Security {
+        passwords: Some(PasswordFile::parse(PASSWD).unwrap()),
+        acl: Some(AclFile::parse(ACL).unwrap()),
+    };
+    let connect = |h: &mut Harness, id: &str, clean: bool| {
+        let c = h.accept();
+        h.bytes(
+            c,
+            &Packet::Connect(Connect {
+                protocol: Protocol::V311,
+                clean_session: clean,
+                keep_alive_s: 0,
+                client_id: id,
+                will: None,
+                username: Some("bob"),
+                password: Some(b"hunter2"),
+            }),
+        );
+        c
+    };
+    let mut journal = Vec::new();
+    let mut sync = |h: &mut Harness| {
+        let mut buf = Vec::new();
+        while let Some((how, lsn)) = h.b.poll_journal(&mut buf) {
+            if how == JournalWrite::Replace {
+                journal.clear();
+            }
+            journal.append(&mut buf);
+            h.b.handle_durable(h.now, lsn);
+        }
+        journal.clone()
+    };
+    let mut h = Harness::with(config.clone());
+    h.b.set_security(h.now, security());
+    let s = connect(&mut h, "s", false);
+    sync(&mut h);
+    h.subscribe(s, &[("ESP32/#", QoS::AtLeastOnce)]);
+    sync(&mut h);
+    assert_eq!(
+        h.take(s),
+        vec![Pkt::ConnAck(false, 0), Pkt::SubAck(1, vec![1])]
+    );
+    h.b.handle_closed(h.now, s);
+    let file = sync(&mut h);
+
+    let (b, rec) = Broker::restore(config, h.now, &file).unwrap();
+    assert_eq!(rec.damage, None);
+    let mut h = Harness::with(Config::default());
+    h.b = b;
+    h.b.set_security(h.now, security());
+    sync(&mut h);
+    let p = connect(&mut h, "p", true);
+    h.publish(p, "ESP32/TEM", "26.70", QoS::AtLeastOnce, false, 1);
+    sync(&mut h);
+    assert_eq!(h.take(p), vec![Pkt::ConnAck(false, 0), Pkt::PubAck(1)]);
+    let s = connect(&mut h, "s", false);
+    sync(&mut h);
+    assert_eq!(
+        h.take(s),
+        vec![Pkt::ConnAck(true, 0), pubp("ESP32/TEM", "26.70", 1, 1)],
+        "bob's session, restored, gets what bob may read"
+    );
+}
+
+/// A client known by its certificate (`use_identity_as_username`) got in without a password:
+/// a reload with a password_file that does not list its CN keeps it connected.
+#[test]
+fn reload_keeps_a_client_known_by_its_certificate() {
+    let mut h = harness(false, ACL);
+    let c =
+        h.b.handle_accept_as(
+            h.now,
+            "1.2.3.4:5 on port 8883",
+            Identity::Certificate("sensor-7".into()),
+        )
+        .unwrap();
+    h.bytes(
+        c,
+        &Packet::Connect(Connect {
+            protocol: Protocol::V311,
+            clean_session: true,
+            keep_alive_s: 0,
+            client_id: "dev",
+            will: None,
+            username: None,
+            password: None,
+        }),
+    );
+    assert_eq!(h.take(c), vec![Pkt::ConnAck(false, 0)]);
+    h.b.set_security(
+        h.now,
+        Security {
+            passwords: Some(PasswordFile::parse(PASSWD).unwrap()),
+            acl: Some(AclFile::parse(ACL).unwrap()),
+        },
+    );
+    h.take(c);
+    assert!(h.closed.is_empty(), "{:#?}", h.logs);
+    assert_eq!(h.b.connection_count(), 1);
+}
