@@ -398,7 +398,7 @@ fn a_retained_qos0_message_survives_clean_restarts() {
         let b = start(&conf);
         let line = b.wait_for_seen("Persistence: restored");
         assert!(
-            line.contains("1 retained messages"),
+            line.contains("1 retained message,"),
             "round {round}: {line}"
         );
         let (mut sub, _) = Raw::connect(b.port, "reader");

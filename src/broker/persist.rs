@@ -462,10 +462,16 @@ pub struct Recovery {
 
 impl fmt::Display for Recovery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |count: usize, one: &str, many: &str| {
+            alloc::format!("{count} {}", if count == 1 { one } else { many })
+        };
         write!(
             f,
-            "restored {} records: {} persistent sessions, {} retained messages, {} messages queued or in flight",
-            self.records, self.sessions, self.retained, self.messages
+            "restored {}: {}, {}, {} queued or in flight",
+            n(self.records as usize, "record", "records"),
+            n(self.sessions, "persistent session", "persistent sessions"),
+            n(self.retained, "retained message", "retained messages"),
+            n(self.messages, "message", "messages"),
         )?;
         if let Some(d) = &self.damage {
             write!(
