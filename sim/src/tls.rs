@@ -96,9 +96,17 @@ impl TlsListener {
             _ => builder.with_no_client_auth(),
         };
         let config = builder.with_single_cert(chain, key).map_err(|e| {
+            // rustls says "keys may not be consistent: KeyMismatch" for the usual case; the
+            // first half of the line already says that.
+            let why = match e {
+                tokio_rustls::rustls::Error::InconsistentKeys(_) => {
+                    String::from("the private key in keyfile is not the certificate's in certfile")
+                }
+                e => e.to_string(),
+            };
             at(
                 &s.keyfile,
-                format!("Server certificate/key are inconsistent: {e}"),
+                format!("Server certificate/key are inconsistent: {why}"),
             )
         })?;
         Ok(TlsListener {
