@@ -30,16 +30,15 @@
 //! `PROPTEST_CASES=n` overrides the case counts for a longer hunt.
 #![cfg(feature = "std")]
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use mqsim::broker::{Broker, Config, ConnId, Event, Lsn, Recovery, Stats};
 use mqsim::codec::{
-    decode, encode_to_vec, ConnAck, Connect, ConnectReturnCode, Decoded, Packet, Protocol, Publish,
-    QoS, SubAck, Subscribe, SubscribeFilters, UnsubAck, Unsubscribe, UnsubscribeTopics, Will,
+    decode, ConnAck, Connect, ConnectReturnCode, Decoded, Packet, Protocol, Publish, QoS, SubAck,
+    Subscribe, SubscribeFilters, UnsubAck, Unsubscribe, UnsubscribeTopics, Will,
 };
 use mqsim::driver::{drain_all, Drained};
 use mqsim::time::{Duration, Instant};
-use mqsim::topic;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -47,6 +46,10 @@ use proptest::sample::Index;
 #[path = "support/disk.rs"]
 mod disk;
 use disk::{Chunk, Disk};
+
+#[path = "support/qos_model.rs"]
+mod qos_model;
+use qos_model::{enc, proptest_config, qos_strategy, ClientOp, Delivery, QWorld};
 
 // =============================================================================================
 // Vocabulary
@@ -78,33 +81,6 @@ const CHAOS_QUEUED: usize = 5;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-fn qos_strategy() -> impl Strategy<Value = QoS> {
-    prop_oneof![
-        Just(QoS::AtMostOnce),
-        Just(QoS::AtLeastOnce),
-        Just(QoS::ExactlyOnce)
-    ]
-}
-
-/// `cases` unless `PROPTEST_CASES` is set (for a longer hunt).
-fn proptest_config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(cases);
-    ProptestConfig {
-        cases,
-        // Keep the tree clean: a failure prints its minimal script; regressions are kept as
-        // `#[test]`s in this file.
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
-fn enc(p: &Packet<'_>, out: &mut Vec<u8>) {
-    encode_to_vec(p, out).expect("test packets are valid");
 }
 
 // =============================================================================================
@@ -1404,59 +1380,23 @@ fn run_script(s: &Script, split: bool) -> World {
 }
 
 // =============================================================================================
-// QoS delivery: well-formed traffic only
-
-#[derive(Clone, Debug)]
-enum QOp {
-    Publish {
-        p: Index,
-        topic: usize,
-        qos: QoS,
-        retain: bool,
-    },
-    /// Resend (DUP) a PUBLISH not yet acknowledged (no PUBACK / PUBREC).
-    Retransmit { p: Index, m: Index },
-    /// PUBREL for a PUBREC'd message.
-    Release { p: Index, m: Index },
-    /// A subscriber sends up to `n` of the acknowledgements it owes.
-    SubAcks { s: Index, n: usize },
-    /// The publisher goes (0: DISCONNECT + close, 1: socket drop, 2: none, taken over) and
-    /// reconnects at once with `clean`.
-    Reconnect { p: Index, clean: bool, how: u8 },
-}
-
-const Q_NAMES: &[&str] = &["a", "a/b", "a/c", "b", "b/b"];
-const Q_FILTERS: &[&str] = &["a", "a/b", "a/+", "+/b", "#", "a/#", "+/+", "b"];
+// QoS delivery: well-formed traffic only (the model is `support/qos_model.rs`, shared with
+// `broker_persist_props.rs`)
 
 #[derive(Clone, Debug)]
 struct QScript {
     max_inflight: usize,
     subs: Vec<(bool, Vec<(usize, QoS)>)>,
     pubs: Vec<bool>,
-    ops: Vec<QOp>,
+    ops: Vec<ClientOp>,
 }
 
 fn qscript_strategy() -> impl Strategy<Value = QScript> {
-    let op = prop_oneof![
-        10 => (any::<Index>(), 0..Q_NAMES.len(), qos_strategy(), prop::bool::weighted(0.2))
-            .prop_map(|(p, topic, qos, retain)| QOp::Publish { p, topic, qos, retain }),
-        2 => (any::<Index>(), any::<Index>()).prop_map(|(p, m)| QOp::Retransmit { p, m }),
-        4 => (any::<Index>(), any::<Index>()).prop_map(|(p, m)| QOp::Release { p, m }),
-        3 => (any::<Index>(), 1usize..6).prop_map(|(s, n)| QOp::SubAcks { s, n }),
-        1 => (any::<Index>(), any::<bool>(), 0u8..3)
-            .prop_map(|(p, clean, how)| QOp::Reconnect { p, clean, how }),
-    ];
     (
         prop_oneof![2 => Just(1usize), 1 => Just(2), 1 => Just(20)],
-        vec(
-            (
-                any::<bool>(),
-                vec((0..Q_FILTERS.len(), qos_strategy()), 1..4),
-            ),
-            1..3,
-        ),
-        vec(any::<bool>(), 1..4),
-        vec(op, 1..150),
+        qos_model::subs_strategy(0.5),
+        qos_model::pubs_strategy(0.5),
+        vec(qos_model::client_op_strategy(0.5), 1..150),
     )
         .prop_map(|(max_inflight, subs, pubs, ops)| QScript {
             max_inflight,
@@ -1466,524 +1406,23 @@ fn qscript_strategy() -> impl Strategy<Value = QScript> {
         })
 }
 
-#[derive(Clone, Debug)]
-struct QMsg {
-    seq: u32,
-    pkid: u16,
-    qos: QoS,
-    topic: usize,
-    retain: bool,
-    /// PUBREC received.
-    rec: bool,
-    /// PUBREL sent on the current connection.
-    rel_sent: bool,
-}
-
-#[derive(Debug)]
-struct QPub {
-    cid: String,
-    conn: ConnId,
-    clean: bool,
-    next_pkid: u16,
-    next_seq: u32,
-    /// QoS 1/2 messages not yet completed, in publish order.
-    unacked: Vec<QMsg>,
-}
-
-#[derive(Debug)]
-struct QSub {
-    conn: ConnId,
-    filters: Vec<(usize, QoS)>,
-    owed: VecDeque<Packet<'static>>,
-    /// (payload, qos, retain, dup) of every PUBLISH received.
-    got: Vec<(Vec<u8>, QoS, bool, bool)>,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Role {
-    Pub(usize),
-    Sub(usize),
-}
-
-#[derive(Clone, Debug)]
-struct Published {
-    publisher: usize,
-    seq: u32,
-    qos: QoS,
-    topic: usize,
-}
-
-/// The QoS property's world: publishers and subscribers written here as a deliberately independent
-/// model of the MQTT 3.1.1 client side (not `mqsim::qos` or `mqsim::client`), so that a bug in the
-/// shared QoS flow cannot hide itself in the checker that is meant to catch it.
-struct QWorld {
-    b: Broker,
-    now: Instant,
-    pubs: Vec<QPub>,
-    subs: Vec<QSub>,
-    roles: BTreeMap<ConnId, Role>,
-    published: BTreeMap<Vec<u8>, Published>,
-    /// Messages the broker acknowledged to their publisher (PUBACK / PUBREC).
-    accepted: BTreeSet<Vec<u8>>,
-    activity: usize,
-}
-
-fn payload_of(publisher: usize, seq: u32) -> Vec<u8> {
-    format!("p{publisher}-{seq}").into_bytes()
-}
-
-impl QWorld {
-    fn new(max_inflight: usize) -> Self {
-        let config = Config {
-            max_inflight_messages: max_inflight,
-            sys_interval: Duration::ZERO,
-            ..Config::default()
-        };
-        QWorld {
-            b: Broker::new(config, Instant::ZERO).unwrap(),
-            now: Instant::ZERO,
-            pubs: Vec::new(),
-            subs: Vec::new(),
-            roles: BTreeMap::new(),
-            published: BTreeMap::new(),
-            accepted: BTreeSet::new(),
-            activity: 0,
-        }
-    }
-
-    fn send(&mut self, conn: ConnId, packets: &[Packet<'_>]) {
-        if packets.is_empty() {
-            return;
-        }
-        let mut data = Vec::new();
-        for p in packets {
-            enc(p, &mut data);
-        }
-        self.activity += 1;
-        self.b.handle_bytes(self.now, conn, &data);
-        self.drain();
-    }
-
-    /// Drains outputs, the socket writing every byte at once, until writing frees nothing more.
-    fn drain(&mut self) {
-        loop {
-            let (outs, _) = drain_all(&mut self.b, &mut Vec::new());
-            let mut sent = Vec::new();
-            for out in outs {
-                match out {
-                    Drained::Transmit(c, buf) => {
-                        self.activity += 1;
-                        let mut pos = 0;
-                        while pos < buf.len() {
-                            match decode(&buf[pos..], usize::MAX) {
-                                Ok(Decoded::Packet(p, n)) => {
-                                    self.on_out(c, &p);
-                                    pos += n;
-                                }
-                                other => panic!("bad transmit: {other:?}"),
-                            }
-                        }
-                        sent.push((c, buf.len()));
-                    }
-                    Drained::Event(Event::Close(c)) => {
-                        if let Some(Role::Sub(_)) = self.roles.get(&c) {
-                            panic!("subscriber connection {c} closed");
-                        }
-                        // A publisher's current connection is only closed by its own Reconnect.
-                        for p in &self.pubs {
-                            assert_ne!(p.conn, c, "publisher {} closed by the broker", p.cid);
-                        }
-                    }
-                    Drained::Event(_) => {}
-                }
-            }
-            if sent.is_empty() {
-                return;
-            }
-            for (c, n) in sent {
-                self.b.handle_sent(self.now, c, n);
-            }
-        }
-    }
-
-    fn on_out(&mut self, c: ConnId, p: &Packet<'_>) {
-        match self.roles.get(&c).copied() {
-            Some(Role::Sub(s)) => {
-                let sub = &mut self.subs[s];
-                match p {
-                    Packet::ConnAck(a) => assert_eq!(a.code, ConnectReturnCode::Accepted),
-                    Packet::SubAck(a) => {
-                        let want: Vec<u8> = sub.filters.iter().map(|f| f.1.as_u8()).collect();
-                        assert_eq!(a.codes, &want[..], "SUBACK codes");
-                    }
-                    Packet::Publish(pb) => {
-                        sub.got
-                            .push((pb.payload.to_vec(), pb.qos, pb.retain, pb.dup));
-                        match pb.qos {
-                            QoS::AtMostOnce => {}
-                            QoS::AtLeastOnce => sub.owed.push_back(Packet::PubAck(pb.pkid)),
-                            QoS::ExactlyOnce => sub.owed.push_back(Packet::PubRec(pb.pkid)),
-                        }
-                    }
-                    Packet::PubRel(id) => sub.owed.push_back(Packet::PubComp(*id)),
-                    other => panic!("unexpected {other:?} to subscriber"),
-                }
-            }
-            Some(Role::Pub(i)) => {
-                let pb = &mut self.pubs[i];
-                if pb.conn != c {
-                    return; // an old connection's last bytes
-                }
-                match p {
-                    Packet::ConnAck(a) => {
-                        assert_eq!(a.code, ConnectReturnCode::Accepted);
-                        if !a.session_present {
-                            // No session on the server, so none on the client (MQTT 3.1.1 section 3.2.2.2).
-                            pb.unacked.clear();
-                        }
-                    }
-                    Packet::PubAck(id) => {
-                        if let Some(k) = pb
-                            .unacked
-                            .iter()
-                            .position(|m| m.pkid == *id && m.qos == QoS::AtLeastOnce)
-                        {
-                            let m = pb.unacked.remove(k);
-                            self.accepted.insert(payload_of(i, m.seq));
-                        }
-                    }
-                    Packet::PubRec(id) => {
-                        if let Some(m) = pb
-                            .unacked
-                            .iter_mut()
-                            .find(|m| m.pkid == *id && m.qos == QoS::ExactlyOnce)
-                        {
-                            m.rec = true;
-                            self.accepted.insert(payload_of(i, m.seq));
-                        }
-                    }
-                    Packet::PubComp(id) => {
-                        if let Some(k) = pb
-                            .unacked
-                            .iter()
-                            .position(|m| m.pkid == *id && m.qos == QoS::ExactlyOnce && m.rec)
-                        {
-                            pb.unacked.remove(k);
-                        }
-                    }
-                    other => panic!("unexpected {other:?} to publisher"),
-                }
-            }
-            None => panic!("transmit on unknown connection {c}"),
-        }
-    }
-
-    fn connect(&mut self, cid: &str, clean: bool, role: Role) -> ConnId {
-        let c = self.b.handle_accept(self.now, "q").expect("accept");
-        self.roles.insert(c, role);
-        if let Role::Pub(i) = role {
-            self.pubs[i].conn = c;
-            self.pubs[i].clean = clean;
-        }
-        self.drain();
-        self.send(
-            c,
-            &[Packet::Connect(Connect {
-                protocol: Protocol::V311,
-                clean_session: clean,
-                keep_alive_s: 0,
-                client_id: cid,
-                will: None,
-                username: None,
-                password: None,
-            })],
-        );
-        c
-    }
-
-    fn publish_packet(&self, i: usize, m: &QMsg, dup: bool, out: &mut Vec<u8>) {
-        let payload = payload_of(i, m.seq);
-        enc(
-            &Packet::Publish(Publish {
-                dup,
-                qos: m.qos,
-                retain: m.retain,
-                topic: Q_NAMES[m.topic],
-                pkid: m.pkid,
-                payload: &payload,
-            }),
-            out,
-        );
-    }
-
-    fn op(&mut self, op: &QOp) {
-        match op {
-            QOp::Publish {
-                p,
-                topic,
-                qos,
-                retain,
-            } => {
-                let i = p.index(self.pubs.len());
-                let pb = &mut self.pubs[i];
-                let seq = pb.next_seq;
-                pb.next_seq += 1;
-                let pkid = if *qos == QoS::AtMostOnce {
-                    0
-                } else {
-                    // Never reused: a late PUBACK for an earlier use cannot be mistaken.
-                    pb.next_pkid += 1;
-                    pb.next_pkid
-                };
-                let m = QMsg {
-                    seq,
-                    pkid,
-                    qos: *qos,
-                    topic: *topic,
-                    retain: *retain,
-                    rec: false,
-                    rel_sent: false,
-                };
-                if *qos != QoS::AtMostOnce {
-                    pb.unacked.push(m.clone());
-                }
-                self.published.insert(
-                    payload_of(i, seq),
-                    Published {
-                        publisher: i,
-                        seq,
-                        qos: *qos,
-                        topic: *topic,
-                    },
-                );
-                let mut data = Vec::new();
-                self.publish_packet(i, &m, false, &mut data);
-                let c = self.pubs[i].conn;
-                self.raw(c, &data);
-            }
-            QOp::Retransmit { p, m } => {
-                let i = p.index(self.pubs.len());
-                let cands: Vec<QMsg> = self.pubs[i]
-                    .unacked
-                    .iter()
-                    .filter(|m| !m.rec)
-                    .cloned()
-                    .collect();
-                if cands.is_empty() {
-                    return;
-                }
-                let msg = &cands[m.index(cands.len())];
-                let mut data = Vec::new();
-                self.publish_packet(i, msg, true, &mut data);
-                let c = self.pubs[i].conn;
-                self.raw(c, &data);
-            }
-            QOp::Release { p, m } => {
-                let i = p.index(self.pubs.len());
-                let pb = &mut self.pubs[i];
-                let cands: Vec<usize> = (0..pb.unacked.len())
-                    .filter(|&k| pb.unacked[k].rec)
-                    .collect();
-                if cands.is_empty() {
-                    return;
-                }
-                let k = cands[m.index(cands.len())];
-                pb.unacked[k].rel_sent = true;
-                let id = pb.unacked[k].pkid;
-                let c = pb.conn;
-                self.send(c, &[Packet::PubRel(id)]);
-            }
-            QOp::SubAcks { s, n } => {
-                let k = s.index(self.subs.len());
-                self.sub_acks(k, *n);
-            }
-            QOp::Reconnect { p, clean, how } => {
-                let i = p.index(self.pubs.len());
-                let old = self.pubs[i].conn;
-                self.pubs[i].conn = 0;
-                match how {
-                    0 => {
-                        self.send(old, &[Packet::Disconnect]);
-                        self.b.handle_closed(self.now, old);
-                        self.drain();
-                    }
-                    1 => {
-                        self.b.handle_closed(self.now, old);
-                        self.drain();
-                    }
-                    _ => {}
-                }
-                let cid = self.pubs[i].cid.clone();
-                let c = self.connect(&cid, *clean, Role::Pub(i));
-                // Resume the session: resend what is unacknowledged, in order (MQTT-4.4.0-1).
-                let mut data = Vec::new();
-                let unacked = self.pubs[i].unacked.clone();
-                for m in &unacked {
-                    if m.rec {
-                        enc(&Packet::PubRel(m.pkid), &mut data);
-                    } else {
-                        self.publish_packet(i, m, true, &mut data);
-                    }
-                }
-                for m in &mut self.pubs[i].unacked {
-                    m.rel_sent = m.rec;
-                }
-                self.raw(c, &data);
-            }
-        }
-    }
-
-    fn raw(&mut self, c: ConnId, data: &[u8]) {
-        if data.is_empty() {
-            return;
-        }
-        self.activity += 1;
-        self.b.handle_bytes(self.now, c, data);
-        self.drain();
-    }
-
-    fn sub_acks(&mut self, k: usize, n: usize) {
-        let mut acks = Vec::new();
-        while acks.len() < n {
-            match self.subs[k].owed.pop_front() {
-                Some(p) => acks.push(p),
-                None => break,
-            }
-        }
-        let c = self.subs[k].conn;
-        self.send(c, &acks);
-    }
-
-    /// Everyone completes their handshakes until nothing moves.
-    fn finish(&mut self) {
-        for round in 0.. {
-            assert!(round < 10_000, "no quiescence");
-            let before = self.activity;
-            for k in 0..self.subs.len() {
-                self.sub_acks(k, usize::MAX);
-            }
-            for i in 0..self.pubs.len() {
-                let mut rels = Vec::new();
-                for m in &mut self.pubs[i].unacked {
-                    if m.rec && !m.rel_sent {
-                        m.rel_sent = true;
-                        rels.push(Packet::PubRel(m.pkid));
-                    }
-                }
-                let c = self.pubs[i].conn;
-                self.send(c, &rels);
-            }
-            if self.activity == before {
-                break;
-            }
-        }
-    }
-}
-
 fn run_qos(s: &QScript) -> QWorld {
-    let mut w = QWorld::new(s.max_inflight);
-    for (k, (clean, filters)) in s.subs.iter().enumerate() {
-        w.subs.push(QSub {
-            conn: 0,
-            filters: filters.clone(),
-            owed: VecDeque::new(),
-            got: Vec::new(),
-        });
-        let c = w.connect(&format!("s{k}"), *clean, Role::Sub(k));
-        w.subs[k].conn = c;
-        let list: Vec<(&str, QoS)> = filters.iter().map(|&(f, q)| (Q_FILTERS[f], q)).collect();
-        w.send(
-            c,
-            &[Packet::Subscribe(Subscribe {
-                pkid: 1,
-                filters: SubscribeFilters::List(&list),
-            })],
-        );
+    let mut w = QWorld::new(Config {
+        max_inflight_messages: s.max_inflight,
+        sys_interval: Duration::ZERO,
+        ..Config::default()
+    });
+    for (clean, filters) in &s.subs {
+        w.add_sub(*clean, filters);
     }
-    for (i, clean) in s.pubs.iter().enumerate() {
-        w.pubs.push(QPub {
-            cid: format!("p{i}"),
-            conn: 0,
-            clean: *clean,
-            next_pkid: 0,
-            next_seq: 0,
-            unacked: Vec::new(),
-        });
-        let cid = w.pubs[i].cid.clone();
-        w.connect(&cid, *clean, Role::Pub(i));
+    for clean in &s.pubs {
+        w.add_pub(*clean);
     }
     for op in &s.ops {
         w.op(op);
     }
-    w.finish();
+    w.finish(|_, _| {});
     w
-}
-
-/// Checks the delivery guarantees on a finished run.
-fn check_qos(w: &QWorld) {
-    for (i, p) in w.pubs.iter().enumerate() {
-        assert!(
-            p.unacked.is_empty(),
-            "publisher {i} still waits for acknowledgements at the end: {:?}",
-            p.unacked
-        );
-    }
-    for (k, sub) in w.subs.iter().enumerate() {
-        let cid = format!("s{k}");
-        assert_eq!(
-            w.b.inflight_messages(&cid),
-            Some(0),
-            "s{k} in flight at end"
-        );
-        assert_eq!(w.b.queued_messages(&cid), Some(0), "s{k} queued at end");
-        assert!(sub.owed.is_empty());
-        // A filter repeated in the SUBSCRIBE replaces the earlier one (MQTT-3.8.4-3).
-        let subs: BTreeMap<usize, QoS> = sub.filters.iter().copied().collect();
-        // Effective QoS of a topic for this subscriber: the highest over its matching filters.
-        let granted = |t: usize| {
-            subs.iter()
-                .filter(|(f, _)| topic::matches(Q_FILTERS[**f], Q_NAMES[t]))
-                .map(|(_, q)| *q)
-                .max()
-        };
-        let mut count: BTreeMap<&[u8], usize> = BTreeMap::new();
-        let mut first_seq: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
-        for (payload, qos, retain, _dup) in &sub.got {
-            let m = w
-                .published
-                .get(payload)
-                .unwrap_or_else(|| panic!("s{k} got unknown payload {payload:?}"));
-            let g = granted(m.topic)
-                .unwrap_or_else(|| panic!("s{k} got {m:?} on a topic it did not subscribe to"));
-            assert_eq!(*qos, m.qos.min(g), "s{k}: delivery QoS of {m:?}");
-            assert!(!retain, "s{k}: RETAIN set on a live delivery of {m:?}");
-            let n = count.entry(payload).or_default();
-            *n += 1;
-            if *n == 1 && *qos != QoS::AtMostOnce {
-                first_seq.entry(m.publisher).or_default().push(m.seq);
-            }
-            if *qos == QoS::ExactlyOnce {
-                assert_eq!(*n, 1, "s{k}: QoS 2 message {m:?} delivered twice");
-            }
-        }
-        for payload in &w.accepted {
-            let m = &w.published[payload];
-            if granted(m.topic).is_some() {
-                assert!(
-                    count.get(&payload[..]).copied().unwrap_or(0) >= 1,
-                    "s{k}: acknowledged message {m:?} ({}) never delivered",
-                    String::from_utf8_lossy(payload)
-                );
-            }
-        }
-        for (p, seqs) in &first_seq {
-            assert!(
-                seqs.windows(2).all(|w| w[0] < w[1]),
-                "s{k}: messages from publisher {p} out of order: {seqs:?}"
-            );
-        }
-    }
-    assert_eq!(w.b.stats().messages_dropped, 0, "messages dropped");
 }
 
 // =============================================================================================
@@ -2041,7 +1480,7 @@ proptest! {
     #[test]
     fn qos_delivery(s in qscript_strategy()) {
         let w = run_qos(&s);
-        check_qos(&w);
+        w.check(Delivery::Live);
     }
 }
 
