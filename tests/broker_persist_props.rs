@@ -33,7 +33,7 @@ use proptest::sample::Index;
 
 #[path = "support/disk.rs"]
 mod disk;
-use disk::Disk;
+use disk::{Disk, DiskIo};
 
 #[path = "support/qos_model.rs"]
 mod qos_model;
@@ -44,11 +44,7 @@ enum POp {
     /// Publish, retransmit, release, acknowledge, reconnect, as in `qos_delivery`.
     Client(ClientOp),
     /// The disk polls the journal, writes `write` chunks of it, syncs.
-    Disk {
-        pull: bool,
-        write: u8,
-        sync: bool,
-    },
+    Disk(DiskIo),
     PowerCut {
         keep: Index,
     },
@@ -68,8 +64,7 @@ struct PScript {
 fn pscript_strategy() -> impl Strategy<Value = PScript> {
     let op = prop_oneof![
         20 => qos_model::client_op_strategy(0.3).prop_map(POp::Client),
-        6 => (any::<bool>(), prop_oneof![Just(0u8), Just(1), Just(u8::MAX)], any::<bool>())
-            .prop_map(|(pull, write, sync)| POp::Disk { pull, write, sync }),
+        6 => disk::disk_io_strategy().prop_map(POp::Disk),
         1 => any::<Index>().prop_map(|keep| POp::PowerCut { keep }),
     ];
     (
@@ -119,17 +114,11 @@ impl PWorld {
         }
     }
 
-    fn disk_io(&mut self, pull: bool, write: usize, sync: bool) {
-        if pull {
-            self.disk.pull(&mut self.q.b);
-        }
-        self.disk.write(write);
-        if sync {
-            self.disk.sync(&mut self.q.b, self.q.now);
-        }
+    fn disk_io(&mut self, io: DiskIo) {
+        self.disk.io(&mut self.q.b, self.q.now, io);
         if std::env::var("MQSIM_TRACE_PROPS").is_ok() {
             eprintln!(
-                "  disk pull={pull} write={write} sync={sync}: durable {} end {} behind {}",
+                "  disk {io:?}: durable {} end {} behind {}",
                 self.disk.durable,
                 self.disk.end,
                 self.q.b.journal_behind()
@@ -186,7 +175,7 @@ impl PWorld {
     fn op(&mut self, op: &POp) {
         match op {
             POp::Client(op) => self.q.op(op),
-            POp::Disk { pull, write, sync } => self.disk_io(*pull, usize::from(*write), *sync),
+            POp::Disk(io) => self.disk_io(*io),
             POp::PowerCut { keep } => self.power_cut(*keep),
         }
     }
@@ -324,7 +313,11 @@ fn cut_between_qos2_id_and_its_copies() {
         );
         w.q.publish(0, 3, QoS::AtLeastOnce, false);
         w.q.publish(0, 3, QoS::ExactlyOnce, false);
-        w.disk_io(true, 1, false); // both publishes' records in one write, not synced
+        w.disk_io(DiskIo {
+            pull: true,
+            write: 1,
+            sync: false,
+        }); // both publishes' records in one write, not synced
         w
     };
     let w = world();
@@ -357,7 +350,11 @@ fn queued_copy_of_a_qos2_message_waits_for_the_record_of_its_receipt() {
     w.q.publish(1, 1, QoS::ExactlyOnce, false);
     let file = w.disk.cut_keeping(0).0;
     w.restart(file);
-    w.disk_io(true, 1, true);
+    w.disk_io(DiskIo {
+        pull: true,
+        write: 1,
+        sync: true,
+    });
     w.q.sub_acks(0, 1);
     let file = w.disk.cut_keeping(0).0;
     w.restart(file);

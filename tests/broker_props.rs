@@ -45,7 +45,7 @@ use proptest::sample::Index;
 
 #[path = "support/disk.rs"]
 mod disk;
-use disk::{Chunk, Disk};
+use disk::{Chunk, Disk, DiskIo};
 
 #[path = "support/qos_model.rs"]
 mod qos_model;
@@ -332,11 +332,7 @@ enum Op {
         bytes: Vec<u8>,
     },
     /// The disk takes journal writes: polls them (`pull`), writes `write` of them, syncs.
-    Disk {
-        pull: bool,
-        write: u8,
-        sync: bool,
-    },
+    Disk(DiskIo),
     /// The broker's host loses power: the disk keeps what was synced and a prefix (`keep`) of
     /// what was written since; the broker is restored from that (a new one without
     /// persistence); every connection is gone.
@@ -384,8 +380,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => (0u64..3_000).prop_map(|ms| Op::Skew { ms }),
         2 => (any::<Index>(), any::<bool>(), 0u8..3, vec(any::<u8>(), 0..8))
             .prop_map(|(conn, unknown, kind, bytes)| Op::Ghost { conn, unknown, kind, bytes }),
-        8 => (any::<bool>(), prop_oneof![Just(0u8), Just(1), Just(u8::MAX)], any::<bool>())
-            .prop_map(|(pull, write, sync)| Op::Disk { pull, write, sync }),
+        8 => disk::disk_io_strategy().prop_map(Op::Disk),
         2 => any::<Index>().prop_map(|keep| Op::PowerCut { keep }),
     ]
 }
@@ -1283,14 +1278,8 @@ impl World {
                     &self.trace[before..]
                 );
             }
-            Op::Disk { pull, write, sync } => {
-                if *pull {
-                    self.disk.pull(&mut self.b);
-                }
-                self.disk.write(usize::from(*write));
-                if *sync {
-                    self.disk.sync(&mut self.b, self.now);
-                }
+            Op::Disk(io) => {
+                self.disk.io(&mut self.b, self.now, *io);
                 self.drain();
             }
             Op::PowerCut { keep } => self.power_cut(*keep),
