@@ -19,8 +19,9 @@
 //! * at the end, with the disk synced, every publisher has everything acknowledged and nothing is
 //!   left in flight or queued.
 //!
-//! The clients here are written from the MQTT 3.1.1 rules, not with `mqsim::client` or
-//! `mqsim::qos`, and the disk from the journal contract, not from `persist.rs`.
+//! The clients are `qos_delivery`'s (`support/qos_model.rs`), written from the MQTT 3.1.1 rules,
+//! not with `mqsim::client` or `mqsim::qos`; the disk is written from the journal contract, not
+//! from `persist.rs`.
 //! `PROPTEST_CASES=n` overrides the case count.
 #![cfg(feature = "std")]
 
