@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
-use common::{have, temp_dir, BrokerProc};
+use common::{broker_refuses, have, temp_dir, BrokerProc};
 use mqsim::broker::PasswordFile;
 
 const PASSWD: &str = include_str!("../../tests/fixtures/mosquitto_passwd_7.txt");
@@ -179,12 +179,7 @@ fn a_bad_acl_file_stops_the_start_naming_its_line() {
     std::fs::write(dir.join("acl"), "user alice\ntopic maybe a/b\n").unwrap();
     let conf = dir.join("mosquitto.conf");
     std::fs::write(&conf, format!("acl_file {}\n", dir.join("acl").display())).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mqsim"))
-        .args(["broker", "-c", conf.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = broker_refuses(&conf);
     assert!(
         err.contains("acl_file") && err.contains("line 2: invalid topic access type 'maybe'"),
         "{err}"

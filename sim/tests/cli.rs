@@ -8,7 +8,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{have_mosquitto_clients, BrokerProc};
+use common::{broker_refuses, have_mosquitto_clients, BrokerProc};
 
 /// A CONNECT (MQTT 3.1.1, clean session, keep alive 60 s, client id "ESP32"), a QoS 0 PUBLISH of
 /// "26.70" to "ESP32/TEM" and a DISCONNECT, written byte by byte from the specification rather
@@ -191,16 +191,7 @@ fn bad_config_file_exits_with_line_number() {
     std::fs::create_dir_all(&dir).unwrap();
     let conf = dir.join("bad.conf");
     std::fs::write(&conf, "listener 1883\nallow_anonymous perhaps\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mqsim"))
-        .args(["broker", "-c", conf.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a bad config stops the broker with exit code 1"
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = broker_refuses(&conf);
     assert!(
         err.contains("Error: Invalid allow_anonymous value (perhaps)."),
         "{err}"

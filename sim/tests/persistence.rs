@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{temp_dir, BrokerProc};
+use common::{broker_refuses, temp_dir, BrokerProc};
 use mqsim::codec::{
     self, Connect, Decoded, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilters,
 };
@@ -359,12 +359,7 @@ fn a_file_that_is_not_a_journal_is_left_alone_and_the_broker_refuses_to_start() 
     // What mosquitto's own persistence file starts with.
     let foreign = b"\x00\xB5\x00mosquitto db\x00\x00\x00\x06".to_vec();
     std::fs::write(&journal, &foreign).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqsim"))
-        .args(["broker", "-c", conf.to_str().unwrap(), "-p", "0"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = broker_refuses(&conf);
     assert!(
         log.contains("not an mqsim persistence file; refusing to start rather than overwrite it"),
         "{log}"

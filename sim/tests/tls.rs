@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{have_mosquitto_clients, BrokerProc};
+use common::{broker_refuses, have_mosquitto_clients, BrokerProc};
 use pki::{Pki, CLIENT_CN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -240,12 +240,7 @@ fn a_bad_tls_file_stops_the_broker_at_its_line() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mqsim"))
-        .args(["broker", "-c", &conf_path])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = broker_refuses(std::path::Path::new(&conf_path));
     assert!(
         err.contains(&format!(
             "Error in config file {conf_path}: line 2: Unable to load server certificate \"{missing}\". Check certfile: No such file"
@@ -264,12 +259,7 @@ fn a_bad_tls_file_stops_the_broker_at_its_line() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mqsim"))
-        .args(["broker", "-c", &conf_path])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = broker_refuses(std::path::Path::new(&conf_path));
     assert!(
         err.contains("line 3: Server certificate/key are inconsistent"),
         "{err}"

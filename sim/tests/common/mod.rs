@@ -182,3 +182,15 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// `mqsim broker -c CONF`, which must refuse to start: checks exit code 1 (every failure to start)
+/// and returns what it wrote to stderr.
+pub fn broker_refuses(conf: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mqsim"))
+        .args(["broker", "-c", conf.to_str().unwrap(), "-p", "0"])
+        .output()
+        .expect("run mqsim");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "exit code; stderr:\n{err}");
+    err
+}
