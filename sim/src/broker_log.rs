@@ -69,16 +69,27 @@ fn line_class(text: &str) -> u32 {
     }
 }
 
-/// A line of the broker task: the core emits its lines only when logging packets (`-v`,
-/// `log_type debug`); the adapter's own `Error: ...` (the journal cannot be written) is an error,
-/// logged whatever the log types, as the broker stops on it.
+/// A line of the broker task: the core's connection lines are notices, the rest of its lines
+/// (emitted only when logging packets: `-v`, `log_type debug`) debug; the adapter's own
+/// `Error: ...` (the journal cannot be written) is an error, as the broker stops on it.
 pub fn broker_line(text: &str) {
     write(broker_line_class(text), text);
 }
 
 fn broker_line_class(text: &str) -> u32 {
+    // The core's notice lines (`Config::log_notices`), as mosquitto types them.
+    const NOTICES: [&str; 6] = [
+        "New connection from ",
+        "New client connected from ",
+        "Client ",
+        "Refusing connection from ",
+        "Outgoing messages are being dropped ",
+        "Bad socket read/write ",
+    ];
     if text.starts_with("Error") {
         log_type::ERROR
+    } else if NOTICES.iter().any(|p| text.starts_with(p)) {
+        log_type::NOTICE | log_type::INFORMATION
     } else {
         log_type::DEBUG
     }
@@ -134,6 +145,22 @@ mod tests {
                 "Error: persistence write failed: No space left on device; stopping."
             ),
             log_type::ERROR
+        );
+        for notice in [
+            "New connection from 127.0.0.1:5 on port 1883.",
+            "New client connected from 127.0.0.1:5 as a (p2, c1, k60).",
+            "Client a disconnected.",
+            "Client a has exceeded timeout, disconnecting.",
+        ] {
+            assert_eq!(
+                broker_line_class(notice),
+                log_type::NOTICE | log_type::INFORMATION,
+                "{notice}"
+            );
+        }
+        assert_eq!(
+            broker_line_class("No will message specified."),
+            log_type::DEBUG
         );
         assert_eq!(
             broker_line_class("Sending CONNACK to a (0, 0)"),

@@ -141,6 +141,8 @@ fn run_broker(config: Option<PathBuf>, port: Option<u16>, verbose: bool) -> Exit
         }
     };
     settings.broker.verbose = types & config::log_type::DEBUG != 0;
+    settings.broker.log_notices =
+        types & (config::log_type::NOTICE | config::log_type::INFORMATION) != 0;
     let packet_log = settings.broker.verbose;
     // TLS files are read before any socket opens; a bad one stops the broker at its line.
     let mut tls = Vec::new();

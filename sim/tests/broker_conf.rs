@@ -166,8 +166,22 @@ fn log_type_without_debug_keeps_the_packets_out() {
     tcp.write_all(&connect(30)).unwrap();
     let mut connack = [0u8; 4];
     tcp.read_exact(&mut connack).unwrap();
+    drop(tcp);
+    // Closed by the client: the broker's notice says so (wait for it before stopping).
+    b.wait_for("closed its connection");
     let (status, log) = b.interrupt_and_log();
     assert!(status.success());
     assert!(!log.iter().any(|l| l.starts_with("Sending")), "{log:#?}");
     assert!(log.iter().any(|l| l.starts_with("mqsim version")));
+    // mosquitto's notices, without -v: the connection coming and going.
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("New client connected from 127.0.0.1:")
+                && l.ends_with(" as k (p2, c1, k30).")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().any(|l| l == "Client k closed its connection."),
+        "{log:#?}"
+    );
 }

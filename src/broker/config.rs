@@ -42,6 +42,9 @@ pub struct Config {
     pub sys_interval: Duration,
     /// Emit a log line per packet, as `mosquitto -v`.
     pub verbose: bool,
+    /// Emit the lines mosquitto logs at notice level without `-v`: connections coming, going and
+    /// refused (`verbose` implies them).
+    pub log_notices: bool,
     /// Keep retained messages and persistent sessions in a journal the caller writes
     /// (mosquitto `persistence`): acknowledgements then wait until what they acknowledge is
     /// durable. See [`super::Broker::poll_journal`].
@@ -79,6 +82,7 @@ impl Default for Config {
             connect_timeout: Duration::from_millis(limits::CONNECT_TIMEOUT_DEFAULT_MS),
             sys_interval: Duration::from_secs(limits::SYS_INTERVAL_DEFAULT_S),
             verbose: false,
+            log_notices: false,
             persistence: false,
             journal_compact_min_bytes: limits::JOURNAL_COMPACT_DEFAULT_MIN_BYTES,
             max_keepalive_s: 0,
@@ -213,6 +217,10 @@ impl ConfigBuilder {
     }
     pub fn verbose(&mut self, yes: bool) -> &mut Self {
         self.0.verbose = yes;
+        self
+    }
+    pub fn log_notices(&mut self, yes: bool) -> &mut Self {
+        self.0.log_notices = yes;
         self
     }
     pub fn persistence(&mut self, yes: bool) -> &mut Self {

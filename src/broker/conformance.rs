@@ -26,7 +26,7 @@ impl Broker {
         // handle_connect.c:572: a retained will with `retain_available false` closes the
         // connection without CONNACK (3.1.1 has no code for it), logged by loop.c:351.
         if !self.config.retain_available && c.will.is_some_and(|w| w.retain) {
-            self.log(|| format!("Client {unknown} disconnected due to using not allowed feature (QoS too high, retain not supported, or bad AUTH method)."));
+            self.notice(|| format!("Client {unknown} disconnected due to using not allowed feature (QoS too high, retain not supported, or bad AUTH method)."));
             self.close(conn, CloseReason::Refused);
             return true;
         }
@@ -37,7 +37,7 @@ impl Broker {
             && (c.protocol == Protocol::V31 || !self.config.allow_zero_length_clientid)
         {
             self.refuse_connect(conn, ConnectReturnCode::IdentifierRejected);
-            self.log(|| format!("Client {unknown} disconnected due to protocol error."));
+            self.notice(|| format!("Client {unknown} disconnected due to protocol error."));
             self.close(conn, CloseReason::Refused);
             return true;
         }
@@ -54,7 +54,7 @@ impl Broker {
             None
         };
         if let Some(why) = why {
-            self.log(|| format!("Bad socket read/write on client {unknown}: {why}"));
+            self.notice(|| format!("Bad socket read/write on client {unknown}: {why}"));
             self.close(conn, CloseReason::Refused);
             return true;
         }
@@ -65,7 +65,7 @@ impl Broker {
             let id = c.client_id.to_string();
             self.log(|| format!("Client {id} connected with too large Will payload"));
             self.refuse_connect(conn, ConnectReturnCode::NotAuthorized);
-            self.log(|| format!("Client {unknown} disconnected due to oversize payload."));
+            self.notice(|| format!("Client {unknown} disconnected due to oversize payload."));
             self.close(conn, CloseReason::Refused);
             return true;
         }
@@ -92,7 +92,9 @@ impl Broker {
         }
         self.refuse_connect(conn, ConnectReturnCode::IdentifierRejected);
         let id = client_id.to_string();
-        self.log(|| format!("Bad socket read/write on client {id}: Invalid arguments provided."));
+        self.notice(|| {
+            format!("Bad socket read/write on client {id}: Invalid arguments provided.")
+        });
         self.close(conn, CloseReason::Refused);
         true
     }
@@ -104,14 +106,14 @@ impl Broker {
         if p.retain && !self.config.retain_available {
             // handle_publish.c:87: MOSQ_ERR_RETAIN_NOT_SUPPORTED, which loop.c:360 logs with
             // mosquitto_strerror's text for a code it has none for.
-            self.log(|| format!("Bad socket read/write on client {id}: Unknown error."));
+            self.notice(|| format!("Bad socket read/write on client {id}: Unknown error."));
             self.close(conn, CloseReason::Refused);
             return true;
         }
         if !topic::depth_within_limit(p.topic) {
             // handle_publish.c:204: mosquitto_pub_topic_check fails, the client is disconnected
             // as for a malformed packet (loop.c:327).
-            self.log(|| format!("Client {id} disconnected due to malformed packet."));
+            self.notice(|| format!("Client {id} disconnected due to malformed packet."));
             self.close(conn, CloseReason::Refused);
             return true;
         }

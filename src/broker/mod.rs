@@ -365,7 +365,7 @@ impl Broker {
     ) -> Option<ConnId> {
         self.advance(now);
         if self.conns.len() >= self.config.max_connections {
-            self.log(|| format!("Refusing connection from {peer}: max_connections reached."));
+            self.notice(|| format!("Refusing connection from {peer}: max_connections reached."));
             return None;
         }
         let id = self.next_conn;
@@ -401,7 +401,7 @@ impl Broker {
             },
         );
         self.timers.push(Reverse((deadline, id)));
-        self.log(|| format!("New connection from {peer}."));
+        self.notice(|| format!("New connection from {peer}."));
         Some(id)
     }
 
@@ -474,7 +474,7 @@ impl Broker {
                 if matches!(e, codec::DecodeError::UnsupportedProtocolLevel(_)) && awaiting {
                     self.refuse_connect(conn, ConnectReturnCode::UnacceptableProtocolVersion);
                 }
-                self.log(|| format!("Client {id} disconnected due to malformed packet: {e}."));
+                self.notice(|| format!("Client {id} disconnected due to malformed packet: {e}."));
                 self.close(conn, CloseReason::ProtocolError);
             }
         }
@@ -839,7 +839,7 @@ impl Broker {
         // Session takeover (MQTT-3.1.4-2): the old connection goes, its will is published.
         if let Some(&old_sid) = self.by_client_id.get(&client_id) {
             if let Some(old_conn) = self.sessions.get(&old_sid).and_then(|s| s.conn) {
-                self.log(|| {
+                self.notice(|| {
                     format!("Client {client_id} already connected, closing old connection.")
                 });
                 // Unless both sides keep the session (clean session 0 on the old and the new
@@ -916,7 +916,7 @@ impl Broker {
         // Any previous connection of this client id was closed above, which counted it out.
         self.stats.clients_connected += 1;
         self.stats.clients_maximum = self.stats.clients_maximum.max(self.stats.clients_connected);
-        if self.config.verbose {
+        if self.logs_notices() {
             // mosquitto names the address here without the listener ("from 1.2.3.4:5 as id").
             let peer = peer.split(" on port ").next().unwrap_or_default();
             let p = if c.protocol == Protocol::V311 { 2 } else { 1 };
@@ -930,6 +930,8 @@ impl Broker {
             }
             line.push_str(").");
             self.events.push_back(Event::Log(line));
+        }
+        if self.config.verbose {
             let will_line = match &c.will {
                 None => String::from("No will message specified."),
                 Some(w) => format!(
@@ -1151,19 +1153,20 @@ impl Broker {
         let peer = c.peer.clone();
         let blocked_on = core::mem::take(&mut c.blocked_on);
         match reason {
-            CloseReason::Disconnect => self.log(|| format!("Client {id} disconnected.")),
-            CloseReason::SocketClosed => self.log(|| format!("Client {id} closed its connection.")),
+            CloseReason::Disconnect => self.notice(|| format!("Client {id} disconnected.")),
+            CloseReason::SocketClosed => {
+                self.notice(|| format!("Client {id} closed its connection."))
+            }
             CloseReason::KeepAliveTimeout => {
-                self.log(|| format!("Client {id} has exceeded timeout, disconnecting."))
+                self.notice(|| format!("Client {id} has exceeded timeout, disconnecting."))
             }
-            CloseReason::ConnectTimeout => {
-                self.log(|| format!("Client {peer} did not send CONNECT in time, disconnecting."))
-            }
+            CloseReason::ConnectTimeout => self
+                .notice(|| format!("Client {peer} did not send CONNECT in time, disconnecting.")),
             CloseReason::ProtocolError => {
-                self.log(|| format!("Client {id} disconnected due to protocol error."))
+                self.notice(|| format!("Client {id} disconnected due to protocol error."))
             }
             CloseReason::NotAuthorised => {
-                self.log(|| format!("Client {id} disconnected, not authorised."))
+                self.notice(|| format!("Client {id} disconnected, not authorised."))
             }
             CloseReason::TakenOver | CloseReason::Refused => {}
         }
@@ -1240,8 +1243,20 @@ impl Broker {
             .unwrap_or_else(|| String::from("<unknown>"))
     }
 
+    /// A line `mosquitto -v` prints (mosquitto's debug level).
     fn log(&mut self, line: impl FnOnce() -> String) {
         if self.config.verbose {
+            self.events.push_back(Event::Log(line()));
+        }
+    }
+
+    fn logs_notices(&self) -> bool {
+        self.config.verbose || self.config.log_notices
+    }
+
+    /// A line mosquitto prints at notice level, without `-v` too: connections coming and going.
+    fn notice(&mut self, line: impl FnOnce() -> String) {
+        if self.logs_notices() {
             self.events.push_back(Event::Log(line()));
         }
     }

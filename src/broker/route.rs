@@ -138,7 +138,7 @@ impl Broker {
         if full_count || full_bytes {
             self.stats.messages_dropped += 1;
             let id = s.client_id.clone();
-            self.log(|| format!("Outgoing messages are being dropped for client {id}."));
+            self.notice(|| format!("Outgoing messages are being dropped for client {id}."));
             return;
         }
         s.push_queue(Queued {
