@@ -1019,8 +1019,9 @@ impl Broker {
                 // A persistent publisher's QoS 2 message is forwarded to nobody before the
                 // broker will remember having received it: after a power cut, the publisher's
                 // resend would otherwise be taken for a new message and forwarded again.
-                let persistent = self.sessions.get(&sid).is_some_and(|s| !s.clean);
-                let forward_after = if p.qos == QoS::ExactlyOnce && persistent {
+                let forward_after = if p.qos == QoS::ExactlyOnce
+                    && self.sessions.get(&sid).is_some_and(|s| !s.clean)
+                {
                     self.journal_end()
                 } else {
                     0
@@ -1280,11 +1281,15 @@ impl Broker {
         };
         self.stats.publish_sent += 1;
         self.send(conn, &Packet::Publish(p));
-        let persistent = self.conns.get(&conn).is_some_and(|c| match c.state {
-            ConnState::Active(sid) => self.sessions.get(&sid).is_some_and(|s| !s.clean),
-            ConnState::AwaitingConnect => false,
-        });
-        if qos == QoS::ExactlyOnce && persistent {
+        // Looked up only while the journal is behind (never with persistence off): this runs
+        // for every PUBLISH sent.
+        let persistent = || {
+            self.conns.get(&conn).is_some_and(|c| match c.state {
+                ConnState::Active(sid) => self.sessions.get(&sid).is_some_and(|s| !s.clean),
+                ConnState::AwaitingConnect => false,
+            })
+        };
+        if qos == QoS::ExactlyOnce && self.journal_behind() && persistent() {
             // A QoS 2 packet identifier must be remembered across a crash before the client
             // sees it, or a resumed session could deliver it twice under another identifier.
             self.hold_for_journal(conn);

@@ -611,9 +611,6 @@ impl Broker {
             *buf = snap;
             return Some((JournalWrite::Replace, j.end));
         }
-        if j.buf.is_empty() {
-            return None;
-        }
         j.push(&Record::Commit);
         core::mem::swap(buf, &mut j.buf);
         Some((JournalWrite::Append, j.end))
@@ -650,13 +647,9 @@ impl Broker {
         self.journal.behind()
     }
 
-    /// The LSN at the end of what the journal has produced (0 with persistence off).
+    /// The LSN at the end of what the journal has produced (always 0 with persistence off).
     pub(super) fn journal_end(&self) -> Lsn {
-        if self.journal.on {
-            self.journal.end
-        } else {
-            0
-        }
+        self.journal.end
     }
 
     /// `conn`'s outgoing bytes wait until the journal is durable up to `lsn`.
@@ -671,13 +664,7 @@ impl Broker {
     /// `conn`'s outgoing bytes (those already queued and any added before the next input) wait
     /// until everything the journal has produced so far is durable.
     pub(super) fn hold_for_journal(&mut self, conn: super::ConnId) {
-        if !self.journal.behind() {
-            return;
-        }
-        let end = self.journal.end;
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.tx_needs = c.tx_needs.max(end);
-        }
+        self.hold_until(conn, self.journal.end);
     }
 
     // ----- snapshot and restore -----
