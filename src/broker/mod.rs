@@ -48,7 +48,7 @@ pub use auth::PasswordFile;
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use identity::Identity;
 pub use persist::{Damage, JournalWrite, Lsn, Recovery, RestoreError};
-use persist::{Journal, RecordArgs};
+use persist::{IdEvent, Journal, RecordArgs};
 pub use security::{FileError, Security};
 pub use session::Message;
 use session::{Retain, Session};
@@ -718,7 +718,7 @@ impl Broker {
                 if let Some(s) = self.sessions.get_mut(&sid) {
                     s.incoming_qos2.on_pubrel(id);
                 }
-                self.record_session(sid, || RecordArgs::Qos2Released(id));
+                self.record_session(sid, || RecordArgs::Id(IdEvent::Qos2Released, id));
                 // Answer even an unknown id, so the client can finish (MQTT-4.3.3).
                 self.send(conn, &Packet::PubComp(id));
             }
@@ -987,7 +987,7 @@ impl Broker {
             },
         };
         if deliver && p.qos == QoS::ExactlyOnce {
-            self.record_session(sid, || RecordArgs::Qos2In(p.pkid));
+            self.record_session(sid, || RecordArgs::Id(IdEvent::Qos2In, p.pkid));
         } else if p.qos == QoS::ExactlyOnce && self.sessions.get(&sid).is_some_and(|s| !s.clean) {
             // A duplicate appends nothing, but its PUBREC acknowledges the first copy's records,
             // which may not be durable yet: it waits for them too (the write-ahead rule).

@@ -139,28 +139,9 @@ enum Record<'a> {
         topic: &'a str,
         payload: &'a [u8],
     },
-    /// The message at the front of the queue is in flight under `pkid`.
-    Send {
-        client: &'a str,
-        pkid: u16,
-    },
-    /// PUBREC received for the in-flight QoS 2 message `pkid`: PUBCOMP awaited.
-    PubRec {
-        client: &'a str,
-        pkid: u16,
-    },
-    /// The in-flight message `pkid` is finished (PUBACK or PUBCOMP).
-    Done {
-        client: &'a str,
-        pkid: u16,
-    },
-    /// An incoming QoS 2 message `pkid` was accepted and awaits PUBREL.
-    Qos2In {
-        client: &'a str,
-        pkid: u16,
-    },
-    /// PUBREL received for `pkid`.
-    Qos2Released {
+    /// Something happened to one of the session's packet identifiers.
+    Id {
+        event: IdEvent,
         client: &'a str,
         pkid: u16,
     },
@@ -168,6 +149,44 @@ enum Record<'a> {
     /// all (a power cut may tear a write anywhere; the inputs it covers must not come back
     /// half-done, a QoS 2 id remembered without the copies it was routed to, say).
     Commit,
+}
+
+/// What a [`Record::Id`] says happened to a packet identifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum IdEvent {
+    /// The message at the front of the queue is in flight under it.
+    Send,
+    /// PUBREC received for the in-flight QoS 2 message: PUBCOMP awaited.
+    PubRec,
+    /// The in-flight message is finished (PUBACK or PUBCOMP).
+    Done,
+    /// An incoming QoS 2 message was accepted under it and awaits PUBREL.
+    Qos2In,
+    /// PUBREL received for it.
+    Qos2Released,
+}
+
+impl IdEvent {
+    fn kind(self) -> Kind {
+        match self {
+            IdEvent::Send => Kind::Send,
+            IdEvent::PubRec => Kind::PubRec,
+            IdEvent::Done => Kind::Done,
+            IdEvent::Qos2In => Kind::Qos2In,
+            IdEvent::Qos2Released => Kind::Qos2Released,
+        }
+    }
+
+    fn of(kind: Kind) -> Option<IdEvent> {
+        Some(match kind {
+            Kind::Send => IdEvent::Send,
+            Kind::PubRec => IdEvent::PubRec,
+            Kind::Done => IdEvent::Done,
+            Kind::Qos2In => IdEvent::Qos2In,
+            Kind::Qos2Released => IdEvent::Qos2Released,
+            _ => return None,
+        })
+    }
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -191,11 +210,7 @@ impl Record<'_> {
             Record::Sub { .. } => Kind::Sub,
             Record::Unsub { .. } => Kind::Unsub,
             Record::Enqueue { .. } => Kind::Enqueue,
-            Record::Send { .. } => Kind::Send,
-            Record::PubRec { .. } => Kind::PubRec,
-            Record::Done { .. } => Kind::Done,
-            Record::Qos2In { .. } => Kind::Qos2In,
-            Record::Qos2Released { .. } => Kind::Qos2Released,
+            Record::Id { event, .. } => event.kind(),
             Record::Commit => Kind::Commit,
             Record::User { .. } => Kind::User,
         }
@@ -254,11 +269,7 @@ impl Record<'_> {
                 put_str(out, topic);
                 put_bytes(out, payload);
             }
-            Record::Send { client, pkid }
-            | Record::PubRec { client, pkid }
-            | Record::Done { client, pkid }
-            | Record::Qos2In { client, pkid }
-            | Record::Qos2Released { client, pkid } => {
+            Record::Id { client, pkid, .. } => {
                 put_str(out, client);
                 out.extend_from_slice(&pkid.to_le_bytes());
             }
@@ -348,14 +359,10 @@ fn decode_body(body: &[u8]) -> Option<Record<'_>> {
             },
         },
         k @ (Kind::Send | Kind::PubRec | Kind::Done | Kind::Qos2In | Kind::Qos2Released) => {
-            let client = f.str()?;
-            let pkid = f.u16()?;
-            match k {
-                Kind::Send => Record::Send { client, pkid },
-                Kind::PubRec => Record::PubRec { client, pkid },
-                Kind::Done => Record::Done { client, pkid },
-                Kind::Qos2In => Record::Qos2In { client, pkid },
-                _ => Record::Qos2Released { client, pkid },
+            Record::Id {
+                event: IdEvent::of(k)?,
+                client: f.str()?,
+                pkid: f.u16()?,
             }
         }
     };
@@ -550,23 +557,8 @@ impl Broker {
                 topic: &msg.topic,
                 payload: &msg.payload,
             },
-            RecordArgs::Send(pkid) => Record::Send {
-                client: &s.client_id,
-                pkid,
-            },
-            RecordArgs::PubRec(pkid) => Record::PubRec {
-                client: &s.client_id,
-                pkid,
-            },
-            RecordArgs::Done(pkid) => Record::Done {
-                client: &s.client_id,
-                pkid,
-            },
-            RecordArgs::Qos2In(pkid) => Record::Qos2In {
-                client: &s.client_id,
-                pkid,
-            },
-            RecordArgs::Qos2Released(pkid) => Record::Qos2Released {
+            RecordArgs::Id(event, pkid) => Record::Id {
+                event,
                 client: &s.client_id,
                 pkid,
             },
@@ -714,24 +706,26 @@ impl Broker {
             // In-flight messages first, in their order, each enqueued then sent under its id.
             for f in s.inflight.iter() {
                 enqueue(out, f.qos, f.msg.retain, &f.msg.msg);
-                Record::Send {
+                let id = |event| Record::Id {
+                    event,
                     client,
                     pkid: f.pkid,
-                }
-                .encode(out);
+                };
+                id(IdEvent::Send).encode(out);
                 if f.awaiting == Awaiting::PubComp {
-                    Record::PubRec {
-                        client,
-                        pkid: f.pkid,
-                    }
-                    .encode(out);
+                    id(IdEvent::PubRec).encode(out);
                 }
             }
             for q in &s.queue {
                 enqueue(out, q.qos, q.retain, &q.msg);
             }
             for pkid in s.incoming_qos2.iter() {
-                Record::Qos2In { client, pkid }.encode(out);
+                Record::Id {
+                    event: IdEvent::Qos2In,
+                    client,
+                    pkid,
+                }
+                .encode(out);
             }
         }
     }
@@ -919,44 +913,43 @@ impl Broker {
                     s.push_queue(Queued { qos, retain, msg });
                 }
             }
-            Record::Send { client, pkid } => {
+            Record::Id {
+                event,
+                client,
+                pkid,
+            } => {
                 let sid = sid_of(self, client)?;
                 let s = self.sessions.get_mut(&sid).ok_or("no session")?;
-                let q = s
-                    .pop_queue()
-                    .ok_or("a message is sent from an empty queue")?;
-                let out = super::session::Outgoing {
-                    retain: q.retain,
-                    msg: q.msg,
-                };
-                s.inflight
-                    .start_with_id(now, q.qos, pkid, out)
-                    .map_err(|_| "a packet identifier is used twice")?;
-            }
-            Record::PubRec { client, pkid } => {
-                let sid = sid_of(self, client)?;
-                let s = self.sessions.get_mut(&sid).ok_or("no session")?;
-                if s.inflight.on_pubrec(now, pkid).0 == crate::qos::PubRecOutcome::Unknown {
-                    return Err("PUBREC for a message not in flight");
-                }
-            }
-            Record::Done { client, pkid } => {
-                let sid = sid_of(self, client)?;
-                let s = self.sessions.get_mut(&sid).ok_or("no session")?;
-                if s.inflight.on_puback(pkid).is_none() && s.inflight.on_pubcomp(pkid).is_none() {
-                    return Err("a message finishes that is not in flight");
-                }
-            }
-            Record::Qos2In { client, pkid } => {
-                let sid = sid_of(self, client)?;
-                if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.incoming_qos2.on_publish(pkid);
-                }
-            }
-            Record::Qos2Released { client, pkid } => {
-                let sid = sid_of(self, client)?;
-                if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.incoming_qos2.on_pubrel(pkid);
+                match event {
+                    IdEvent::Send => {
+                        let q = s
+                            .pop_queue()
+                            .ok_or("a message is sent from an empty queue")?;
+                        let out = super::session::Outgoing {
+                            retain: q.retain,
+                            msg: q.msg,
+                        };
+                        s.inflight
+                            .start_with_id(now, q.qos, pkid, out)
+                            .map_err(|_| "a packet identifier is used twice")?;
+                    }
+                    IdEvent::PubRec => {
+                        let known = s.inflight.on_pubrec(now, pkid).0;
+                        if known == crate::qos::PubRecOutcome::Unknown {
+                            return Err("PUBREC for a message not in flight");
+                        }
+                    }
+                    IdEvent::Done => {
+                        if s.inflight.on_puback(pkid).is_none()
+                            && s.inflight.on_pubcomp(pkid).is_none()
+                        {
+                            return Err("a message finishes that is not in flight");
+                        }
+                    }
+                    IdEvent::Qos2In => {
+                        s.incoming_qos2.on_publish(pkid);
+                    }
+                    IdEvent::Qos2Released => s.incoming_qos2.on_pubrel(pkid),
                 }
             }
         }
@@ -972,9 +965,5 @@ pub(super) enum RecordArgs {
     Sub(String, QoS),
     Unsub(String),
     Enqueue(QoS, Retain, Arc<Message>),
-    Send(u16),
-    PubRec(u16),
-    Done(u16),
-    Qos2In(u16),
-    Qos2Released(u16),
+    Id(IdEvent, u16),
 }

@@ -6,7 +6,7 @@ use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::persist::RecordArgs;
+use super::persist::{IdEvent, RecordArgs};
 use super::session::{Queued, Retain};
 use super::{Access, Ack, Broker, ConnId, Dup, Message, Retained, SessionId};
 use crate::codec::{Packet, QoS};
@@ -96,7 +96,7 @@ impl Broker {
             if s.inflight.has_room(max_inflight) && s.queue.is_empty() {
                 if let Some(pkid) = s.start_inflight(now, qos, retain, msg) {
                     self.record_session(sid, || RecordArgs::Enqueue(qos, retain, msg.clone()));
-                    self.record_session(sid, || RecordArgs::Send(pkid));
+                    self.record_session(sid, || RecordArgs::Id(IdEvent::Send, pkid));
                     self.send_publish(conn, msg, qos, retain, Dup::No, pkid);
                     return;
                 }
@@ -205,7 +205,7 @@ impl Broker {
             let Some(pkid) = s.start_inflight(now, q.qos, q.retain, &q.msg) else {
                 return;
             };
-            self.record_session(sid, || RecordArgs::Send(pkid));
+            self.record_session(sid, || RecordArgs::Id(IdEvent::Send, pkid));
             self.send_publish(conn, &q.msg, q.qos, q.retain, Dup::No, pkid);
         }
     }
@@ -221,7 +221,7 @@ impl Broker {
         };
         match done {
             Some(_) => {
-                self.record_session(sid, || RecordArgs::Done(pkid));
+                self.record_session(sid, || RecordArgs::Id(IdEvent::Done, pkid));
                 self.pump(sid)
             }
             None => {
@@ -240,7 +240,7 @@ impl Broker {
         };
         match s.inflight.on_pubrec(now, pkid).0 {
             PubRecOutcome::SendPubRel => {
-                self.record_session(sid, || RecordArgs::PubRec(pkid));
+                self.record_session(sid, || RecordArgs::Id(IdEvent::PubRec, pkid));
                 self.send(conn, &Packet::PubRel(pkid));
             }
             PubRecOutcome::Unknown => {
