@@ -327,10 +327,7 @@ async fn broker_task(
         });
         // Journal records to the writer task; it reports them durable with an input.
         if let Some(j) = &journal {
-            let mut jbuf = Vec::new();
-            while let Some((how, lsn)) = broker.poll_journal(&mut jbuf) {
-                let _ = j.send((how, std::mem::take(&mut jbuf), lsn));
-            }
+            send_journal(&mut broker, j);
         }
         // Each processed chunk's read credit goes back, unless its connection is paused.
         for conn in chunks_done.drain(..) {
@@ -347,10 +344,7 @@ async fn broker_task(
     // written and synced before the task ends (a QoS 0 retained message, say, has no
     // acknowledgement that would have waited for it).
     if let (Some(j), None) = (&journal, &failed) {
-        let mut jbuf = Vec::new();
-        while let Some((how, lsn)) = broker.poll_journal(&mut jbuf) {
-            let _ = j.send((how, std::mem::take(&mut jbuf), lsn));
-        }
+        send_journal(&mut broker, j);
         if broker.journal_behind() {
             let wait = async {
                 while let Some(m) = rx.recv().await {
@@ -384,6 +378,14 @@ async fn broker_task(
     }
     // Dropping the writers closes every connection.
     (broker, failed)
+}
+
+/// Hands the journal writes the broker has to the writer task.
+fn send_journal(broker: &mut Broker, journal: &mpsc::UnboundedSender<JournalBatch>) {
+    let mut buf = Vec::new();
+    while let Some((how, lsn)) = broker.poll_journal(&mut buf) {
+        let _ = journal.send((how, std::mem::take(&mut buf), lsn));
+    }
 }
 
 async fn sleep_until(epoch: tokio::time::Instant, at: Option<Instant>) {
