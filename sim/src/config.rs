@@ -232,12 +232,7 @@ impl BrokerSettings {
         let mut bind_address: Option<IpAddr> = None;
         let mut default_port: Option<u16> = None;
         let mut default_line = 0;
-        for (i, raw) in text.lines().enumerate() {
-            let line = i + 1;
-            let trimmed = raw.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
-            }
+        for (line, trimmed) in mqsim::broker::file_lines(text) {
             let mut words = trimmed.split_whitespace();
             let key = words.next().unwrap_or_default();
             let args: Vec<&str> = words.collect();

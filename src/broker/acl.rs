@@ -80,12 +80,7 @@ impl AclFile {
     pub fn parse(text: &str) -> Result<Self, FileError> {
         let mut acl = AclFile::default();
         let mut user: Option<String> = None;
-        for (i, raw) in text.lines().enumerate() {
-            let line = i + 1;
-            let trimmed = raw.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
-            }
+        for (line, trimmed) in super::file_lines(text) {
             let err = |reason: String| FileError { line, reason };
             let (keyword, rest) = split_word(trimmed);
             match keyword {

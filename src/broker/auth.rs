@@ -58,12 +58,7 @@ impl PasswordFile {
     /// line must be `USER:$7$...` or `USER:$6$...` with a salt of 12 bytes and a hash of 64.
     pub fn parse(text: &str) -> Result<Self, FileError> {
         let mut users: BTreeMap<String, (usize, Entry)> = BTreeMap::new();
-        for (i, raw) in text.lines().enumerate() {
-            let line = i + 1;
-            let trimmed = raw.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
-            }
+        for (line, trimmed) in super::file_lines(text) {
             let err = |reason: String| FileError { line, reason };
             let Some((user, hash)) = trimmed.split_once(':') else {
                 return Err(err(

@@ -45,7 +45,7 @@ use crate::topic::{self, SubscriptionTree};
 pub use acl::{Access, AclFile};
 #[cfg(feature = "auth")]
 pub use auth::PasswordFile;
-pub use config::{Config, ConfigBuilder, ConfigError};
+pub use config::{file_lines, Config, ConfigBuilder, ConfigError};
 pub use identity::Identity;
 pub use persist::{Damage, JournalWrite, Lsn, Recovery, RestoreError};
 use persist::{IdEvent, Journal, RecordArgs};
