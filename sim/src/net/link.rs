@@ -445,8 +445,17 @@ pub struct NetLine {
 
 impl fmt::Display for NetLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let us = self.at.as_micros();
-        write!(f, "{}.{:06} {}", us / 1_000_000, us % 1_000_000, self.event)
+        write!(f, "{} {}", TraceTime(self.at), self.event)
+    }
+}
+
+/// A simulated instant as the trace's lines begin with it: seconds and microseconds, `S.UUUUUU`.
+pub struct TraceTime(pub Instant);
+
+impl fmt::Display for TraceTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let us = self.0.as_micros();
+        write!(f, "{}.{:06}", us / 1_000_000, us % 1_000_000)
     }
 }
 

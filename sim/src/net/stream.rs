@@ -34,7 +34,7 @@ use mqsim::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-use super::link::{Dir, Link, LinkConfig, NetLine, Output, Side, Wire};
+use super::link::{Dir, Link, LinkConfig, NetLine, Output, Side, TraceTime, Wire};
 use super::pcap::{to_pcap_bytes, ConnAddrs};
 
 /// A connection's number in its [`Net`], in the order connections were created.
@@ -248,13 +248,7 @@ impl Inner {
                 Output::Reset { .. } => c.reset = true,
                 Output::Net(NetLine { at, event }) => {
                     self.counter += 1;
-                    let us = at.as_micros();
-                    let line = format!(
-                        "{}.{:06} conn{} {event}",
-                        us / 1_000_000,
-                        us % 1_000_000,
-                        c.id.0
-                    );
+                    let line = format!("{} conn{} {event}", super::link::TraceTime(at), c.id.0);
                     self.trace.push((at, self.counter, line));
                 }
                 Output::Wire(w) => {

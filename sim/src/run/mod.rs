@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use crate::check::{DeviceId, Ledger, MsgId, SubscriberId, Violation};
 use crate::device_io::{run_device, Connecting, Connector, Control, DeviceHooks};
 use crate::net::disk::Disk;
-use crate::net::link::{Dir, LinkConfig, LossModel, Side};
+use crate::net::link::{Dir, LinkConfig, LossModel, Side, TraceTime};
 use crate::net::stream::{
     set_outside_now, sim_now, splitmix64, LinkStream, Net, Which, SPLITMIX64_GAMMA,
 };
@@ -727,9 +727,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
                     sim.crash(BROKER_HOST);
                     if let Some(d) = &disk {
                         let lost = d.power_cut();
-                        let t = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
                         let line = format!(
-                            "{t} disk power cut: {lost} journal bytes written and not yet synced are lost"
+                            "{} disk power cut: {lost} journal bytes written and not yet synced are lost",
+                            TraceTime(Instant::from_micros(us))
                         );
                         lines.push(Instant::from_micros(us), Source::Net, line);
                     }
