@@ -248,7 +248,7 @@ impl Inner {
                 Output::Reset { .. } => c.reset = true,
                 Output::Net(NetLine { at, event }) => {
                     self.counter += 1;
-                    let line = format!("{} conn{} {event}", super::link::TraceTime(at), c.id.0);
+                    let line = format!("{} conn{} {event}", TraceTime(at), c.id.0);
                     self.trace.push((at, self.counter, line));
                 }
                 Output::Wire(w) => {
