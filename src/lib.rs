@@ -7,8 +7,8 @@
 //! contract). The same state machines therefore run over real TCP (tokio), over turmoil's
 //! simulated TCP, and on an ESP32-C3 under embassy-net.
 //!
-//! Features: `alloc` (broker, client, owned messages), `std` (error trait impls), `tokio` (the
-//! adapter in [`net`], generic over `AsyncRead + AsyncWrite`). Without features the codec and the
+//! Features: `alloc` (broker, client, owned messages), `std` (error trait impls), `auth`
+//! (mosquitto password hashes). The tokio adapter lives in the `mqsim-broker` crate. Without features the codec and the
 //! topic rules are `no_std` without an allocator; the client needs `alloc` (the ESP32 firmware has
 //! a heap), the broker also needs pointer-sized atomics (`Arc`).
 #![no_std]
@@ -37,9 +37,6 @@ pub mod device;
 pub mod driver;
 #[cfg(feature = "alloc")]
 pub mod qos;
-
-#[cfg(feature = "tokio")]
-pub mod net;
 
 #[cfg(all(test, feature = "alloc"))]
 mod test_util;

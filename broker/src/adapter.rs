@@ -11,21 +11,16 @@
 //! otherwise still read: the broker withholds its acknowledgements instead. Every `select!` is `biased;` so that two ready
 //! branches are always taken in the same order (seed replay under simulation).
 
-use std::boxed::Box;
 use std::collections::BTreeMap;
-use std::format;
-use std::string::{String, ToString};
 use std::sync::Arc;
-use std::vec;
-use std::vec::Vec;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::broker::{Broker, ConnId, Event, Identity, JournalWrite, Lsn, Security};
-use crate::driver::{drain, Output};
-use crate::time::Instant;
+use mqsim::broker::{Broker, ConnId, Event, Identity, JournalWrite, Lsn, Security};
+use mqsim::driver::{drain, Output};
+use mqsim::time::Instant;
 
 /// Most bytes read from a socket per read call. The buffer starts at
 /// [`READ_CHUNK_MIN_BYTES`] and doubles while reads fill it, so an idle connection costs 256 bytes
@@ -188,7 +183,7 @@ impl std::fmt::Debug for BrokerHandle {
 
 /// Starts the broker task on the current tokio runtime. The join handle yields the broker back
 /// after [`BrokerHandle::shutdown`], for inspection in tests. Without persistence: a broker with
-/// [`Config::persistence`](crate::broker::Config::persistence) on needs
+/// [`Config::persistence`](mqsim::broker::Config::persistence) on needs
 /// [`spawn_broker_with_journal`].
 pub fn spawn_broker(broker: Broker, log: LogSink) -> (BrokerHandle, JoinHandle<Broker>) {
     let (tx, rx) = mpsc::channel(INPUT_QUEUE_MAX_MESSAGES);

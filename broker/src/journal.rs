@@ -10,9 +10,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use mqsim::broker::{Broker, Config, JournalWrite, Recovery, RestoreError};
-use mqsim::net::tokio::JournalStore;
-use mqsim::Instant;
+use mqsim::broker::JournalWrite;
+
+use crate::adapter::JournalStore;
 
 /// The journal file at `path`. Nothing is written until the broker's first write, which replaces
 /// the whole file with the state the broker starts from.
@@ -84,57 +84,4 @@ impl JournalStore for FileJournal {
             Ok(bytes)
         }
     }
-}
-
-/// What start-up found at the journal's path.
-pub enum Loaded {
-    /// No file: a fresh broker.
-    Fresh(Broker),
-    /// The state the file recorded; a damaged file was copied to `kept` before anything else.
-    Restored {
-        broker: Broker,
-        recovery: Recovery,
-        kept: Option<PathBuf>,
-    },
-}
-
-/// Why the broker must not start.
-#[derive(Debug)]
-pub enum LoadError {
-    Read(io::Error),
-    /// The file exists and is not a journal this build reads: it is left as it is.
-    Unreadable(RestoreError),
-    KeepDamaged(io::Error),
-}
-
-/// The broker the journal at `path` describes. A file cut short or damaged gives the state up to
-/// the damage (reported in the recovery) and is first copied to `PATH.damaged`, since the
-/// broker's first write replaces it; a file that is not a journal at all is an error.
-pub fn load(path: &Path, config: Config) -> Result<Loaded, LoadError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let b = Broker::new(config, Instant::ZERO)
-                .map_err(|e| LoadError::Unreadable(RestoreError::Config(e)))?;
-            return Ok(Loaded::Fresh(b));
-        }
-        Err(e) => return Err(LoadError::Read(e)),
-    };
-    let (broker, recovery) =
-        Broker::restore(config, Instant::ZERO, &bytes).map_err(LoadError::Unreadable)?;
-    let kept = match recovery.damage {
-        None => None,
-        Some(_) => {
-            let mut k = path.as_os_str().to_owned();
-            k.push(".damaged");
-            let k = PathBuf::from(k);
-            std::fs::write(&k, &bytes).map_err(LoadError::KeepDamaged)?;
-            Some(k)
-        }
-    };
-    Ok(Loaded::Restored {
-        broker,
-        recovery,
-        kept,
-    })
 }

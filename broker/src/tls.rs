@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::adapter::BrokerHandle;
 use mqsim::broker::Identity;
-use mqsim::net::tokio::BrokerHandle;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -163,6 +163,7 @@ impl TlsListener {
         handle: BrokerHandle,
         verbose: bool,
         slot: OwnedSemaphorePermit,
+        log: crate::start::Log,
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -177,11 +178,11 @@ impl TlsListener {
             Err(reason) => {
                 // mosquitto logs the connection, its OpenSSL error, then the disconnection.
                 if verbose {
-                    crate::log_line(&format!("New connection from {peer}."));
+                    log(&format!("New connection from {peer}."));
                 }
-                crate::log_line(&format!("TLS Error from {peer}: {reason}."));
+                log(&format!("TLS Error from {peer}: {reason}."));
                 if verbose {
-                    crate::log_line("Client <unknown> disconnected due to protocol error.");
+                    log("Client <unknown> disconnected due to protocol error.");
                 }
             }
         }

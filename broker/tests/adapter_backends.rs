@@ -12,7 +12,7 @@ use mqsim::codec::{
     decode, encode_to_vec, Connect, Decoded, Packet, Protocol, Publish, QoS, Subscribe,
     SubscribeFilters,
 };
-use mqsim::net::tokio::{spawn_broker, BrokerHandle};
+use mqsim_broker::{spawn_broker, BrokerHandle};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 type BoxError = Box<dyn std::error::Error>;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use mqsim::broker::{Broker, Config, JournalWrite};
 use mqsim::codec::{self, Connect, Decoded, Packet, Protocol, Publish, QoS};
-use mqsim::net::tokio::{spawn_broker_with_journal, JournalStore};
 use mqsim::Instant;
+use mqsim_broker::{spawn_broker_with_journal, JournalStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A journal in memory whose syncs take `sync` of tokio time.

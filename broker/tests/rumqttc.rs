@@ -15,7 +15,7 @@ use mqsim::codec::{
     decode, encode_to_vec, ConnAck, Connect, ConnectReturnCode, Decoded, Packet, Protocol,
     Publish as RawPublish, QoS as RawQoS, Subscribe, SubscribeFilters, Will,
 };
-use mqsim::net::tokio::spawn_broker;
+use mqsim_broker::spawn_broker;
 use rumqttc::{
     AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet as RPacket, Publish, QoS,
     SubscribeReasonCode,

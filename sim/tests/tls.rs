@@ -4,7 +4,7 @@
 //! a tokio-rustls client with and without a client certificate.
 
 mod common;
-#[path = "common/pki.rs"]
+#[path = "../../broker/tests/support/pki.rs"]
 mod pki;
 
 use std::io::{Read, Write};

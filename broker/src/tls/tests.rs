@@ -4,7 +4,7 @@
 use super::*;
 use crate::config::{FileSetting, TlsSettings};
 
-#[path = "../../tests/common/pki.rs"]
+#[path = "../../tests/support/pki.rs"]
 mod pki;
 use pki::{Pki, CLIENT_CN};
 

@@ -20,7 +20,7 @@
 use std::sync::{Arc, Mutex};
 
 use mqsim::broker::JournalWrite;
-use mqsim::net::tokio::JournalStore;
+use mqsim_broker::JournalStore;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -34,6 +34,8 @@ struct State {
     /// Appended after `durable`, in the page cache only.
     cached: Vec<u8>,
     syncs: u64,
+    /// A damaged journal the broker copied aside at start-up (its `.damaged` file).
+    kept: Option<Vec<u8>>,
 }
 
 /// The broker host's disk; clone it to share it between the host's incarnations.
@@ -68,6 +70,11 @@ impl Disk {
         let mut f = s.durable.clone();
         f.extend_from_slice(&s.cached);
         f
+    }
+
+    /// Keeps a copy of a damaged journal, as the real broker keeps `PATH.damaged`.
+    pub fn keep_damaged(&self, bytes: &[u8]) {
+        self.state().kept = Some(bytes.to_vec());
     }
 
     /// Syncs completed so far.

@@ -234,7 +234,7 @@ fn real_broker_serves_over_the_lossy_link() {
         let net = n1.clone();
         async move {
             let broker = mqsim::broker::Broker::new(Default::default(), Instant::ZERO).unwrap();
-            let (handle, _task) = mqsim::net::tokio::spawn_broker(broker, Box::new(|_| {}));
+            let (handle, _task) = mqsim_broker::spawn_broker(broker, Box::new(|_| {}));
             let listener = turmoil::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, 1883)).await?;
             loop {
                 let (tcp, peer) = listener.accept().await?;

@@ -89,7 +89,9 @@ pub struct TlsSettings {
 }
 
 impl Listener {
-    fn new(bind: SocketAddr, dual_stack: bool, line: usize) -> Self {
+    /// A plain listener at `bind` (with its IPv6 twin when `dual_stack`), as if set at `line` of
+    /// the config file (0: not from a file).
+    pub fn new(bind: SocketAddr, dual_stack: bool, line: usize) -> Self {
         Listener {
             bind,
             dual_stack,

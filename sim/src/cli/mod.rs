@@ -1,0 +1,4 @@
+//! The simulator's commands: `mqsim sim` and `mqsim device`.
+
+pub mod device;
+pub mod sim;

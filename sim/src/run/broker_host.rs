@@ -1,0 +1,119 @@
+//! The simulated broker host: the real broker started through the real start-up path
+//! ([`mqsim_broker::serve`]), on a [`Host`] whose sockets are turmoil's under the link model,
+//! whose disk is the modelled one, and whose operator never sends a signal.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use tokio::task::JoinSet;
+
+use mqsim_broker::config::{BrokerSettings, Listener};
+use mqsim_broker::start::{Bound, Log, Request, Source as ConfigSource};
+use mqsim_broker::{BrokerHandle, Host};
+
+use crate::net::disk::{Disk, DiskJournal};
+use crate::net::stream::Net;
+
+/// The broker host's machine: the network (each accepted connection goes through its link
+/// model) and, with persistence, its disk, which outlives the host's incarnations.
+pub struct SimHost {
+    pub net: Net,
+    pub disk: Option<Disk>,
+}
+
+/// The broker's settings in the simulator: mosquitto's defaults with the scenario's limits, one
+/// listener on every IPv4 interface of the host at `port` (the devices are other hosts).
+pub fn settings(broker: mqsim::broker::Config, port: u16) -> BrokerSettings {
+    BrokerSettings {
+        listeners: vec![Listener::new(
+            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
+            false,
+            0,
+        )],
+        broker,
+        ..BrokerSettings::default()
+    }
+}
+
+/// Runs the broker on `host` until the host is crashed or bounced by a fault.
+pub async fn run(
+    mut host: SimHost,
+    settings: BrokerSettings,
+    log: Log,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let sink = log.clone();
+    mqsim_broker::serve(
+        &mut host,
+        settings,
+        ConfigSource::Default,
+        log,
+        Box::new(move |l: &str| sink(l)),
+    )
+    .await
+    .map_err(|_| "the broker stopped (see its log)".into())
+}
+
+impl Host for SimHost {
+    type Listener = turmoil::net::TcpListener;
+    type Journal = DiskJournal;
+
+    async fn listen(&mut self, addr: SocketAddr) -> io::Result<(Self::Listener, u16)> {
+        let l = turmoil::net::TcpListener::bind(addr).await?;
+        Ok((l, addr.port()))
+    }
+
+    fn accept(
+        &mut self,
+        listeners: Vec<Bound<Self::Listener>>,
+        handle: BrokerHandle,
+        _verbose: bool,
+        _log: Log,
+    ) -> JoinSet<()> {
+        let mut loops = JoinSet::new();
+        for (listener, port, _tls) in listeners {
+            let (net, handle) = (self.net.clone(), handle.clone());
+            loops.spawn_local(async move {
+                while let Ok((tcp, peer)) = listener.accept().await {
+                    let (net, handle) = (net.clone(), handle.clone());
+                    tokio::task::spawn_local(async move {
+                        if let Ok(stream) = net.wrap_server(tcp).await {
+                            handle.serve(stream, format!("{peer} on port {port}")).await;
+                        }
+                    });
+                }
+            });
+        }
+        loops
+    }
+
+    fn read_journal(&mut self, _path: &Path) -> io::Result<Option<Vec<u8>>> {
+        let bytes = self.disk.as_ref().map(Disk::contents).unwrap_or_default();
+        Ok((!bytes.is_empty()).then_some(bytes))
+    }
+
+    fn keep_damaged(&mut self, path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+        if let Some(d) = &self.disk {
+            d.keep_damaged(bytes);
+        }
+        let mut k = path.as_os_str().to_owned();
+        k.push(".damaged");
+        Ok(PathBuf::from(k))
+    }
+
+    fn journal(&mut self, _path: PathBuf) -> Self::Journal {
+        match &self.disk {
+            Some(d) => d.store(),
+            // Persistence is on only with a disk (run/mod.rs): a broker without one never asks.
+            None => Disk::new(0, 0).store(),
+        }
+    }
+
+    fn install_requests(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    async fn next_request(&mut self) -> Request {
+        std::future::pending().await
+    }
+}
