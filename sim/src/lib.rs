@@ -9,3 +9,9 @@ pub mod net;
 pub mod report;
 pub mod run;
 pub mod scenario;
+
+// README.md's Rust snippets, compiled as doctests of this crate (`cargo test --doc -p mqsim-sim`):
+// the README shows the simulator's library API, so its examples build against it.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
