@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod device_io;
+pub mod disk;
 pub mod net;
 pub mod report;
 pub mod run;

@@ -801,7 +801,7 @@ fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Scenario {
     }
 
     let mut broker = BrokerSpec {
-        disk_sync_ms: crate::net::disk::DISK_SYNC_DEFAULT_MS,
+        disk_sync_ms: crate::disk::DISK_SYNC_DEFAULT_MS,
         ..BrokerSpec::default()
     };
     if let Some(b) = &raw.broker {

@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 
 use crate::check::{DeviceId, Ledger, MsgId, SubscriberId, Violation};
 use crate::device_io::{run_device, Connecting, Connector, Control, DeviceHooks};
-use crate::net::disk::Disk;
+use crate::disk::Disk;
 use crate::net::link::{Dir, LinkConfig, LossModel, Side, TraceTime};
 use crate::net::stream::{
     set_outside_now, sim_now, splitmix64, LinkStream, Net, Which, SPLITMIX64_GAMMA,
