@@ -10,3 +10,4 @@ pub mod net;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod seed;

@@ -196,22 +196,6 @@ fn standing_key(which: Which) -> Option<Option<u32>> {
     }
 }
 
-/// SplitMix64: one well-mixed link seed per connection from the simulation seed.
-fn mix(seed: u64, n: u64) -> u64 {
-    splitmix64(seed.wrapping_add(n.wrapping_add(1).wrapping_mul(SPLITMIX64_GAMMA)))
-}
-
-/// SplitMix64's increment (the golden ratio in 64 bits).
-pub const SPLITMIX64_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// SplitMix64's output function: a well-mixed 64-bit value from any 64-bit state, used to
-/// derive independent seeds from the one simulation seed.
-pub fn splitmix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 impl Inner {
     /// Advance connection `i` to `now` and route what it says.
     fn drive(&mut self, i: usize, now: Instant) {
@@ -296,7 +280,8 @@ pub struct Net {
 }
 
 impl Net {
-    /// `seed` derives every link's seed (with the connection's number).
+    /// `seed` (the run's [`crate::seed::Stream::Network`]) derives every link's seed, with the
+    /// connection's number ([`crate::seed::link`]).
     pub fn new(seed: u64) -> Net {
         Net {
             inner: Arc::new(Mutex::new(Inner {
@@ -360,7 +345,7 @@ impl Net {
         let i = {
             let mut g = self.lock();
             let i = g.conns.len();
-            let link = Link::new(cfg, mix(g.seed, i as u64))
+            let link = Link::new(cfg, crate::seed::link(g.seed, i as u64))
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             let id = ConnId(u32::try_from(i).unwrap_or(u32::MAX));
             g.conns.push(Conn {

@@ -34,10 +34,9 @@ use crate::check::{DeviceId, Ledger, MsgId, SubscriberId, Violation};
 use crate::device_io::{run_device, Connecting, Connector, Control, DeviceHooks};
 use crate::disk::Disk;
 use crate::net::link::{Dir, LinkConfig, LossModel, Side, TraceTime};
-use crate::net::stream::{
-    set_outside_now, sim_now, splitmix64, LinkStream, Net, Which, SPLITMIX64_GAMMA,
-};
+use crate::net::stream::{set_outside_now, sim_now, LinkStream, Net, Which};
 use crate::report::{check_expect, Report, RunFacts};
+use crate::seed::Stream;
 use crate::scenario::{Direction, FaultKind, LinkSpec, Loss, Profile, Scenario};
 use sensor::Sensor;
 use subscriber::{run_subscriber, SubEvent, SubHooks};
@@ -201,11 +200,6 @@ fn unix_seconds(at: Instant) -> u64 {
 
 fn serial_clock() -> WallClock {
     WallClock::from_ms_of_day(EPOCH_UNIX_MS + SERIAL_UTC_OFFSET_MS)
-}
-
-/// SplitMix64 step: independent seeds for each part of the run from the one seed.
-fn derive(seed: u64, stream: u64) -> u64 {
-    splitmix64(seed ^ stream.wrapping_mul(SPLITMIX64_GAMMA))
 }
 
 pub fn link_config(spec: &LinkSpec) -> LinkConfig {
@@ -419,9 +413,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         // devices connecting at once; turmoil then panics rather than refusing).
         .tcp_capacity(TURMOIL_SOCKET_BUFFER_MESSAGES)
         .epoch(UNIX_EPOCH + StdDuration::from_millis(EPOCH_UNIX_MS))
-        .rng_seed(derive(seed, 1))
+        .rng_seed(Stream::Turmoil.seed(seed))
         .build();
-    let net = Net::new(derive(seed, 2));
+    let net = Net::new(Stream::Network.seed(seed));
     net.enable_taps();
     let mut wire = WireCheck::default();
     let lines = Lines::default();
@@ -445,7 +439,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     let disk = sc
         .broker
         .persistence
-        .then(|| Disk::new(derive(seed, 3), sc.broker.disk_sync_ms));
+        .then(|| Disk::new(Stream::Disk.seed(seed), sc.broker.disk_sync_ms));
     {
         let (net, lines, disk) = (net.clone(), lines.clone(), disk.clone());
         sim.host(BROKER_HOST, move || {
@@ -554,8 +548,8 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
                 clean_session: d.clean_session,
                 ledger: ledger.clone(),
                 lines: lines.clone(),
-                sensor: Sensor::new(derive(seed, 1_000 + u64::from(id.0))),
-                rng: ChaCha8Rng::seed_from_u64(derive(seed, 2_000 + u64::from(id.0))),
+                sensor: Sensor::new(Stream::Sensor(id.0).seed(seed)),
+                rng: ChaCha8Rng::seed_from_u64(Stream::DeviceRng(id.0).seed(seed)),
                 wifi_join_ms: link.wifi_join_ms,
                 clock: serial_clock(),
             };
