@@ -154,6 +154,14 @@ struct Inner {
     taps: Option<Vec<Tap>>,
 }
 
+/// A line of the network's trace: the instant it happened at and its text (which begins with
+/// that instant as [`TraceTime`] writes it, for the reader, not for parsing back).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceLine {
+    pub at: Instant,
+    pub text: String,
+}
+
 /// Bytes delivered to one end of a connection (in order, no gaps, no duplicates): what an
 /// observer at the byte edge sees, for checks fed from the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -554,12 +562,15 @@ impl Net {
             .map(|c| c.id)
     }
 
-    /// Every decision of every link, in time order (ties in the order they were made), as
-    /// `12.345678 conn0 up retransmit seq=1 len=20 attempt=2 after=200.000ms`.
-    pub fn trace_lines(&self) -> Vec<String> {
+    /// Every decision of every link, in time order (ties in the order they were made), each with
+    /// its instant; the text reads `12.345678 conn0 up retransmit seq=1 len=20 attempt=2
+    /// after=200.000ms`.
+    pub fn trace_lines(&self) -> Vec<TraceLine> {
         let mut t: Vec<(Instant, u64, String)> = self.lock().trace.clone();
         t.sort_by_key(|e| (e.0, e.1));
-        t.into_iter().map(|e| e.2).collect()
+        t.into_iter()
+            .map(|(at, _, text)| TraceLine { at, text })
+            .collect()
     }
 
     /// Every packet of every link, in time order, with its connection's addresses.

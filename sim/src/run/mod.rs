@@ -789,14 +789,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
 
     let mut raw = lines.take();
     for line in net.trace_lines() {
-        // "S.UUUUUU connN ..." : the time is the first word.
-        let at = line
-            .split_whitespace()
-            .next()
-            .and_then(|t| t.split_once('.'))
-            .and_then(|(s, us)| Some(s.parse::<u64>().ok()? * 1_000_000 + us.parse::<u64>().ok()?))
-            .unwrap_or(0);
-        raw.push((Instant::from_micros(at), u64::MAX, Source::Net, line));
+        raw.push((line.at, u64::MAX, Source::Net, line.text));
     }
     // Stable: lines of one instant keep the order they were written in; net lines go last.
     raw.sort_by_key(|(at, n, _, _)| (*at, *n));
