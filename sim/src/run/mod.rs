@@ -9,6 +9,7 @@
 //! `duration_s` the links heal, devices stop publishing, and the liveness phase runs for
 //! `heal_s`.
 
+mod broker_host;
 pub mod sensor;
 pub mod subscriber;
 pub mod wire;
@@ -20,10 +21,9 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, UNIX_EPOCH};
 
-use mqsim::broker::{self, Broker};
+use mqsim::broker;
 use mqsim::client::{ClientConfig, Event};
 use mqsim::device::{self, parse_tag, Device, DeviceConfig, DeviceEvent, Reading, WallClock};
-use mqsim::net::tokio::{spawn_broker, spawn_broker_with_journal};
 use mqsim::time::{Duration, Instant};
 use mqsim::QoS;
 use rand_chacha::ChaCha8Rng;
@@ -192,10 +192,6 @@ impl Lines {
     fn take(&self) -> Vec<RawLine> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
-}
-
-fn unix_seconds(at: Instant) -> u64 {
-    (EPOCH_UNIX_MS + at.as_millis()) / 1_000
 }
 
 fn serial_clock() -> WallClock {
@@ -440,64 +436,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         .broker
         .persistence
         .then(|| Disk::new(Stream::Disk.seed(seed), sc.broker.disk_sync_ms));
-    {
-        let (net, lines, disk) = (net.clone(), lines.clone(), disk.clone());
-        sim.host(BROKER_HOST, move || {
-            let (net, lines, bcfg, disk) = (net.clone(), lines.clone(), bcfg.clone(), disk.clone());
-            async move {
-                let version = env!("CARGO_PKG_VERSION");
-                let say = |text: String| {
-                    let now = sim_now();
-                    lines.push(
-                        now,
-                        Source::Broker,
-                        format!("{}: {text}", unix_seconds(now)),
-                    );
-                };
-                say(format!("mqsim version {version} starting"));
-                let listener = turmoil::net::TcpListener::bind(("0.0.0.0", BROKER_PORT)).await?;
-                say(format!("Opening ipv4 listen socket on port {BROKER_PORT}."));
-                let journal = disk.as_ref().map(|d| d.contents());
-                let broker = match &journal {
-                    Some(bytes) if !bytes.is_empty() => {
-                        let (b, recovery) = Broker::restore(bcfg, Instant::ZERO, bytes)
-                            .map_err(|e| format!("persistence: {e}"))?;
-                        say(format!("Persistence: {recovery}."));
-                        b
-                    }
-                    _ => Broker::new(bcfg, Instant::ZERO)?,
-                };
-                let sink = lines.clone();
-                let log: mqsim::net::tokio::LogSink = Box::new(move |l: &str| {
-                    // One line per line, each with its timestamp, as mosquitto prints them.
-                    let now = sim_now();
-                    for part in l.split('\n') {
-                        sink.push(
-                            now,
-                            Source::Broker,
-                            format!("{}: {part}", unix_seconds(now)),
-                        );
-                    }
-                });
-                let handle = match &disk {
-                    None => spawn_broker(broker, log).0,
-                    Some(d) => spawn_broker_with_journal(broker, log, d.store()).0,
-                };
-                say(format!("mqsim version {version} running"));
-                loop {
-                    let (tcp, peer) = listener.accept().await?;
-                    let (net, handle) = (net.clone(), handle.clone());
-                    tokio::task::spawn_local(async move {
-                        if let Ok(stream) = net.wrap_server(tcp).await {
-                            handle
-                                .serve(stream, format!("{peer} on port {BROKER_PORT}"))
-                                .await;
-                        }
-                    });
-                }
-            }
-        });
-    }
+    broker_host::add(&mut sim, bcfg, net.clone(), lines.clone(), disk.clone());
 
     // The devices, on one host, each with its own connection and link.
     let mut controls: BTreeMap<u32, mpsc::UnboundedSender<Control>> = BTreeMap::new();
