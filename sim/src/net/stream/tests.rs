@@ -107,7 +107,10 @@ fn echo_over_lossy_link_returns_every_byte_in_order_but_later() {
     assert_eq!(back.len(), 800);
     assert!(t20 > t0, "loss must cost time: {t20} ms vs {t0} ms");
     let lines = net.trace_lines();
-    let retransmits = lines.iter().filter(|l| l.text.contains("retransmit")).count();
+    let retransmits = lines
+        .iter()
+        .filter(|l| l.text.contains("retransmit"))
+        .count();
     assert!(retransmits > 0);
     assert!(!net0.trace_lines().iter().any(|l| l.text.contains("lost")));
     eprintln!(
