@@ -13,7 +13,8 @@ use etherparse::PacketBuilder;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};
 
-use super::link::{Dir, TcpFlags, Wire};
+use super::link::trace::{TcpFlags, Wire};
+use super::link::Dir;
 
 /// The addresses of one connection. The broker listens on 1883 in the suggested plan
 /// (devices 192.168.100.101.., broker 192.168.100.103, as in the user's capture).
