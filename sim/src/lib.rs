@@ -5,10 +5,12 @@
 
 pub mod check;
 pub mod device_io;
+pub mod disk;
 pub mod net;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod seed;
 
 // README.md's Rust snippets, compiled as doctests of this crate (`cargo test --doc -p mqsim-sim`):
 // the README shows the simulator's library API, so its examples build against it.

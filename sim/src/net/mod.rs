@@ -67,7 +67,6 @@
 //!   `lost` flag of its [`link::Wire`] record says so). TIME_WAIT, keepalive probes and
 //!   `tcp_retries1` route refresh are absent; 32-bit sequence wrap-around is handled on the wire.
 
-pub mod disk;
 pub mod link;
 pub mod pcap;
 pub mod stream;

@@ -154,6 +154,14 @@ struct Inner {
     taps: Option<Vec<Tap>>,
 }
 
+/// A line of the network's trace: the instant it happened at and its text (which begins with
+/// that instant as [`TraceTime`] writes it, for the reader, not for parsing back).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceLine {
+    pub at: Instant,
+    pub text: String,
+}
+
 /// Bytes delivered to one end of a connection (in order, no gaps, no duplicates): what an
 /// observer at the byte edge sees, for checks fed from the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,22 +202,6 @@ fn standing_key(which: Which) -> Option<Option<u32>> {
         Which::Tag(t) => Some(Some(t)),
         Which::Conn(_) | Which::Host(_) => None,
     }
-}
-
-/// SplitMix64: one well-mixed link seed per connection from the simulation seed.
-fn mix(seed: u64, n: u64) -> u64 {
-    splitmix64(seed.wrapping_add(n.wrapping_add(1).wrapping_mul(SPLITMIX64_GAMMA)))
-}
-
-/// SplitMix64's increment (the golden ratio in 64 bits).
-pub const SPLITMIX64_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// SplitMix64's output function: a well-mixed 64-bit value from any 64-bit state, used to
-/// derive independent seeds from the one simulation seed.
-pub fn splitmix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 impl Inner {
@@ -296,7 +288,8 @@ pub struct Net {
 }
 
 impl Net {
-    /// `seed` derives every link's seed (with the connection's number).
+    /// `seed` (the run's [`crate::seed::Stream::Network`]) derives every link's seed, with the
+    /// connection's number ([`crate::seed::link`]).
     pub fn new(seed: u64) -> Net {
         Net {
             inner: Arc::new(Mutex::new(Inner {
@@ -360,7 +353,7 @@ impl Net {
         let i = {
             let mut g = self.lock();
             let i = g.conns.len();
-            let link = Link::new(cfg, mix(g.seed, i as u64))
+            let link = Link::new(cfg, crate::seed::link(g.seed, i as u64))
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             let id = ConnId(u32::try_from(i).unwrap_or(u32::MAX));
             g.conns.push(Conn {
@@ -569,12 +562,15 @@ impl Net {
             .map(|c| c.id)
     }
 
-    /// Every decision of every link, in time order (ties in the order they were made), as
-    /// `12.345678 conn0 up retransmit seq=1 len=20 attempt=2 after=200.000ms`.
-    pub fn trace_lines(&self) -> Vec<String> {
+    /// Every decision of every link, in time order (ties in the order they were made), each with
+    /// its instant; the text reads `12.345678 conn0 up retransmit seq=1 len=20 attempt=2
+    /// after=200.000ms`.
+    pub fn trace_lines(&self) -> Vec<TraceLine> {
         let mut t: Vec<(Instant, u64, String)> = self.lock().trace.clone();
         t.sort_by_key(|e| (e.0, e.1));
-        t.into_iter().map(|e| e.2).collect()
+        t.into_iter()
+            .map(|(at, _, text)| TraceLine { at, text })
+            .collect()
     }
 
     /// Every packet of every link, in time order, with its connection's addresses.

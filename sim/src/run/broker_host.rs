@@ -12,19 +12,20 @@ use mqsim_broker::config::{BrokerSettings, Listener};
 use mqsim_broker::start::{Bound, Log, Request, Source as ConfigSource};
 use mqsim_broker::{BrokerHandle, Host};
 
-use crate::net::disk::{Disk, DiskJournal};
-use crate::net::stream::Net;
+use super::{Lines, Source, BROKER_HOST, EPOCH_UNIX_MS};
+use crate::disk::{Disk, DiskJournal};
+use crate::net::stream::{sim_now, Net};
 
 /// The broker host's machine: the network (each accepted connection goes through its link
 /// model) and, with persistence, its disk, which outlives the host's incarnations.
 pub struct SimHost {
-    pub net: Net,
-    pub disk: Option<Disk>,
+    net: Net,
+    disk: Option<Disk>,
 }
 
 /// The broker's settings in the simulator: mosquitto's defaults with the scenario's limits, one
 /// listener on every IPv4 interface of the host at `port` (the devices are other hosts).
-pub fn settings(broker: mqsim::broker::Config, port: u16) -> BrokerSettings {
+fn settings(broker: mqsim::broker::Config, port: u16) -> BrokerSettings {
     BrokerSettings {
         listeners: vec![Listener::new(
             SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
@@ -36,8 +37,45 @@ pub fn settings(broker: mqsim::broker::Config, port: u16) -> BrokerSettings {
     }
 }
 
+/// The seconds since the Unix epoch that mosquitto's log lines begin with.
+fn unix_seconds(at: mqsim::Instant) -> u64 {
+    (EPOCH_UNIX_MS + at.as_millis()) / 1_000
+}
+
+/// Adds the broker host to `sim`: every start (the first and each restart after a crash) runs
+/// the broker's start-up path on a [`SimHost`]. The broker's lines go to `lines`, each stamped
+/// with simulated time, as mosquitto prints them.
+pub(super) fn add(
+    sim: &mut turmoil::Sim<'_>,
+    config: mqsim::broker::Config,
+    port: u16,
+    net: Net,
+    lines: Lines,
+    disk: Option<Disk>,
+) {
+    sim.host(BROKER_HOST, move || {
+        let host = SimHost {
+            net: net.clone(),
+            disk: disk.clone(),
+        };
+        let sink = lines.clone();
+        let log: Log = std::sync::Arc::new(move |l: &str| {
+            // One line per line, each with its timestamp, as mosquitto prints them.
+            let now = sim_now();
+            for part in l.split('\n') {
+                sink.push(
+                    now,
+                    Source::Broker,
+                    format!("{}: {part}", unix_seconds(now)),
+                );
+            }
+        });
+        run(host, settings(config.clone(), port), log)
+    });
+}
+
 /// Runs the broker on `host` until the host is crashed or bounced by a fault.
-pub async fn run(
+async fn run(
     mut host: SimHost,
     settings: BrokerSettings,
     log: Log,

@@ -107,9 +107,12 @@ fn echo_over_lossy_link_returns_every_byte_in_order_but_later() {
     assert_eq!(back.len(), 800);
     assert!(t20 > t0, "loss must cost time: {t20} ms vs {t0} ms");
     let lines = net.trace_lines();
-    let retransmits = lines.iter().filter(|l| l.contains("retransmit")).count();
+    let retransmits = lines
+        .iter()
+        .filter(|l| l.text.contains("retransmit"))
+        .count();
     assert!(retransmits > 0);
-    assert!(!net0.trace_lines().iter().any(|l| l.contains("lost")));
+    assert!(!net0.trace_lines().iter().any(|l| l.text.contains("lost")));
     eprintln!(
         "no loss: done at {t0} ms; 20 % loss: done at {t20} ms, {retransmits} retransmissions, {} wire records",
         net.wire_records().len()
@@ -168,7 +171,7 @@ fn partition_longer_than_the_backoff_budget_resets_both_ends() {
     assert!(
         lines
             .iter()
-            .any(|l| l.ends_with("reset: retries exhausted up")),
+            .any(|l| l.text.ends_with("reset: retries exhausted up")),
         "{lines:#?}"
     );
 }
@@ -302,7 +305,7 @@ fn real_broker_serves_over_the_lossy_link() {
     assert_eq!(got.lock().unwrap().len(), 20 * 14);
     let lines = net.trace_lines();
     assert!(
-        lines.iter().any(|l| l.contains("lost")),
+        lines.iter().any(|l| l.text.contains("lost")),
         "20 % loss should lose something"
     );
     // MQSIM_PCAP_OUT=path writes the capture, to look at it with tshark.

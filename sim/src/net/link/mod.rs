@@ -1,0 +1,491 @@
+//! A sans-IO, seeded, deterministic model of one TCP connection (both directions).
+//!
+//! Contract (quinn-proto / str0m style):
+//! - inputs are `handle_*(now, ..)`, plus the fault setters `set_partition` / `set_dead`;
+//! - after every input, drain [`Link::poll_output`] until it returns `None`;
+//! - [`Link::poll_timeout`] is the next instant at which to call [`Link::handle_timeout`];
+//!   a spurious or early `handle_timeout` is a no-op, an older `now` counts as the newest seen;
+//! - nothing here panics on any input, reads a clock or draws randomness other than the
+//!   caller-seeded `ChaCha8Rng`.
+//!
+//! Every scheduled event is processed at its own instant (not at the `now` of the call that
+//! reached it), so outputs carry exact simulated times whatever the caller's time resolution.
+//!
+//! The module's parts: [`config`] (what a link is given), [`trace`] (what it records: the trace's
+//! decisions and the wire's packets, which the capture writes), the connection's state and its
+//! public interface here, the TCP machinery in `tcp` (handshake, segments, timers, event
+//! processing) and in `recovery` (arrivals, ACKs and loss recovery: RACK, TLP, RTO).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+use mqsim::time::{Duration, Instant};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+pub mod config;
+mod recovery;
+mod tcp;
+pub mod trace;
+
+pub use config::{LinkConfig, LossModel, LATENCY_MS_MAX, MSS_BYTES_MAX, RETRIES_MAX, RTO_MS_MAX};
+pub use trace::{NetEvent, NetLine, Recovery, ResetReason, TcpFlags, TraceTime, Wire};
+
+/// Direction of a byte stream: `Up` is client → server, `Down` is server → client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dir {
+    Up,
+    Down,
+}
+
+impl Dir {
+    pub fn opposite(self) -> Dir {
+        match self {
+            Dir::Up => Dir::Down,
+            Dir::Down => Dir::Up,
+        }
+    }
+    /// The side that sends in this direction.
+    pub fn sender(self) -> Side {
+        match self {
+            Dir::Up => Side::Client,
+            Dir::Down => Side::Server,
+        }
+    }
+    /// The side that receives in this direction.
+    pub fn receiver(self) -> Side {
+        self.sender().peer()
+    }
+    fn idx(self) -> usize {
+        match self {
+            Dir::Up => 0,
+            Dir::Down => 1,
+        }
+    }
+}
+
+impl fmt::Display for Dir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dir::Up => "up",
+            Dir::Down => "down",
+        })
+    }
+}
+
+/// One end of the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    pub fn peer(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+    /// The direction in which this side sends.
+    pub fn sending(self) -> Dir {
+        match self {
+            Side::Client => Dir::Up,
+            Side::Server => Dir::Down,
+        }
+    }
+    fn idx(self) -> usize {
+        match self {
+            Side::Client => 0,
+            Side::Server => 1,
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        })
+    }
+}
+
+/// What the link tells its caller. Drain with [`Link::poll_output`] after every input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The handshake completed (the client's connect returns).
+    Established,
+    /// All SYN retries were lost: the client's connect fails (timed out).
+    ConnectFailed,
+    /// Bytes became readable, in order, at the receiver of `dir`.
+    Deliver { dir: Dir, bytes: Vec<u8> },
+    /// The FIN of `dir` was delivered in order: end of stream at its receiver.
+    Closed { dir: Dir },
+    /// The connection is gone; both ends see an error. Nothing more happens on this link.
+    Reset { reason: ResetReason },
+    /// A decision, for the trace.
+    Net(NetLine),
+    /// A packet on the wire (lost or not), for the capture.
+    Wire(Wire),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Idle,
+    SynSent,
+    Established,
+    Failed,
+    Reset,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Ev {
+    SynTimeout {
+        attempt: u32,
+    },
+    SynArrive {
+        attempt: u32,
+    },
+    SynAckArrive {
+        attempt: u32,
+    },
+    /// `ack_off`: the cumulative ACK (of the opposite direction) the segment carries.
+    SegArrive {
+        dir: Dir,
+        off: u64,
+        ack_off: u64,
+    },
+    AckArrive {
+        dir: Dir,
+        ack_off: u64,
+        sack_off: u64,
+    },
+    /// The connection's one retransmission timer in `dir` (PTO or RTO); stale if `gen` differs.
+    Timer {
+        dir: Dir,
+        gen: u64,
+    },
+    /// RACK's reordering timer in `dir`; stale if `gen` differs.
+    Rack {
+        dir: Dir,
+        gen: u64,
+    },
+}
+
+/// RFC 5681 section 3.2 / RFC 6675 DupThresh: three later segments acknowledged mark a hole lost.
+const DUP_THRESH: usize = 3;
+/// RFC 8985 section 7.2 (and Linux before 4.13): the PTO is at least 10 ms.
+const TLP_MIN_US: u64 = 10_000;
+/// RFC 8985 section 7.2 WCDelAckT: with one segment in flight the PTO also waits out the peer's
+/// worst-case delayed ACK, 200 ms (Linux adds `TCP_RTO_MIN`, also 200 ms).
+const WC_DEL_ACK_US: u64 = 200_000;
+
+/// RFC 8985 RACK state: the most recently sent segment known delivered.
+#[derive(Clone, Copy, Debug)]
+struct RackState {
+    xmit: Instant,
+    end: u64,
+    rtt_us: u64,
+}
+
+struct Seg {
+    off: u64,
+    data: Vec<u8>,
+    fin: bool,
+    tx_count: u32,
+    first_tx: Instant,
+    last_tx: Instant,
+    /// Cumulatively or selectively acknowledged.
+    acked: bool,
+}
+
+impl Seg {
+    /// Sequence space used: payload, plus one for FIN.
+    fn seq_len(&self) -> u64 {
+        self.data.len() as u64 + u64::from(self.fin)
+    }
+    fn end(&self) -> u64 {
+        self.off.saturating_add(self.seq_len())
+    }
+}
+
+/// Sender and receiver state of one direction.
+struct Stream {
+    isn: u32,
+    /// Offset of the next new segment (counts the FIN once sent).
+    snd_nxt: u64,
+    fin_queued: bool,
+    segs: VecDeque<Seg>,
+    /// Bytes and FIN accepted before the handshake completed.
+    pending: Vec<u8>,
+    pending_fin: bool,
+    srtt_us: Option<u64>,
+    rttvar_us: u64,
+    ge_bad: bool,
+    dead: bool,
+    rcv_nxt: u64,
+    ooo: BTreeMap<u64, (Vec<u8>, bool)>,
+    /// RFC 6298 consecutive timeouts without progress (the exponent of the backoff).
+    backoff: u32,
+    /// Deadline of the running RTO (RFC 6298 5.1: started when idle, 5.3: restarted on new ACK).
+    rto_at: Option<Instant>,
+    /// Generation of the one armed PTO/RTO timer; older `Ev::Timer`s are stale.
+    timer_gen: u64,
+    /// Whether the armed timer is a probe (PTO) rather than an RTO.
+    timer_pto: bool,
+    /// A tail-loss probe is outstanding (RFC 8985 7.3: at most one per episode).
+    tlp_out: bool,
+    rack: Option<RackState>,
+    min_rtt_us: Option<u64>,
+    rack_gen: u64,
+}
+
+impl Stream {
+    fn new(isn: u32) -> Self {
+        Stream {
+            isn,
+            snd_nxt: 0,
+            fin_queued: false,
+            segs: VecDeque::new(),
+            pending: Vec::new(),
+            pending_fin: false,
+            srtt_us: None,
+            rttvar_us: 0,
+            ge_bad: false,
+            dead: false,
+            rcv_nxt: 0,
+            ooo: BTreeMap::new(),
+            backoff: 0,
+            rto_at: None,
+            timer_gen: 0,
+            timer_pto: false,
+            tlp_out: false,
+            rack: None,
+            min_rtt_us: None,
+            rack_gen: 0,
+        }
+    }
+    fn wire_seq(&self, off: u64) -> u32 {
+        self.isn.wrapping_add(1).wrapping_add(off as u32)
+    }
+    fn find(&self, off: u64) -> Option<usize> {
+        self.segs.binary_search_by_key(&off, |s| s.off).ok()
+    }
+    fn rtt_sample(&mut self, r_us: u64) {
+        self.min_rtt_us = Some(self.min_rtt_us.map_or(r_us, |m| m.min(r_us)));
+        // RFC 6298 2.2 / 2.3 in integer microseconds.
+        match self.srtt_us {
+            None => {
+                self.srtt_us = Some(r_us);
+                self.rttvar_us = r_us / 2;
+            }
+            Some(srtt) => {
+                let diff = srtt.abs_diff(r_us);
+                self.rttvar_us = (3 * self.rttvar_us + diff) / 4;
+                self.srtt_us = Some((7 * srtt + r_us) / 8);
+            }
+        }
+    }
+}
+
+/// One modelled TCP connection. See the module doc for the contract.
+pub struct Link {
+    cfg: LinkConfig,
+    rng: ChaCha8Rng,
+    now: Instant,
+    state: State,
+    streams: [Stream; 2],
+    syn_tx_at: Instant,
+    syn_attempt: u32,
+    partition: bool,
+    aborted: [bool; 2],
+    /// An aborted side that is back up (a new host): it answers the next segment with RST.
+    rebooted: [bool; 2],
+    events: BTreeMap<(Instant, u64), Ev>,
+    ev_counter: u64,
+    out: VecDeque<Output>,
+}
+
+impl Link {
+    /// A link in the idle state; ISNs are drawn from the seed. Fails on an invalid config.
+    pub fn new(cfg: LinkConfig, seed: u64) -> Result<Link, String> {
+        cfg.validate()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let isn_up = rng.next_u32();
+        let isn_down = rng.next_u32();
+        Ok(Link {
+            cfg,
+            rng,
+            now: Instant::ZERO,
+            state: State::Idle,
+            streams: [Stream::new(isn_up), Stream::new(isn_down)],
+            syn_tx_at: Instant::ZERO,
+            syn_attempt: 0,
+            partition: false,
+            aborted: [false; 2],
+            rebooted: [false; 2],
+            events: BTreeMap::new(),
+            ev_counter: 0,
+            out: VecDeque::new(),
+        })
+    }
+
+    pub fn config(&self) -> &LinkConfig {
+        &self.cfg
+    }
+    pub fn is_established(&self) -> bool {
+        self.state == State::Established
+    }
+    /// True after a reset or a failed connect: the link does nothing more.
+    pub fn is_dead(&self) -> bool {
+        matches!(self.state, State::Reset | State::Failed)
+    }
+    /// The link's own clock: the latest instant it has processed.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+    /// Bytes (and FIN) sent in `dir` that the sender has not seen acknowledged yet.
+    pub fn unacked(&self, dir: Dir) -> u64 {
+        let s = &self.streams[dir.idx()];
+        s.segs
+            .iter()
+            .filter(|g| !g.acked)
+            .map(|g| g.seq_len())
+            .sum::<u64>()
+            + s.pending.len() as u64
+    }
+    /// The sender's current RTO for new segments in `dir`.
+    pub fn rto(&self, dir: Dir) -> Duration {
+        let s = &self.streams[dir.idx()];
+        let min = self.cfg.rto_min_ms.saturating_mul(1_000);
+        let max = self.cfg.rto_max_ms.saturating_mul(1_000);
+        let us = match s.srtt_us {
+            None => self.cfg.rto_initial_ms.saturating_mul(1_000),
+            Some(srtt) => srtt.saturating_add(s.rttvar_us.saturating_mul(4)).max(min),
+        };
+        Duration::from_micros(us.min(max))
+    }
+
+    // ---- outputs -------------------------------------------------------------------------
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.events.keys().next().map(|k| k.0)
+    }
+
+    // ---- inputs --------------------------------------------------------------------------
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+    }
+
+    /// Start the handshake (client side). A second call is a no-op.
+    pub fn handle_connect(&mut self, now: Instant) {
+        self.advance(now);
+        if self.state != State::Idle {
+            return;
+        }
+        self.state = State::SynSent;
+        self.send_syn(self.now, 0);
+    }
+
+    /// Queue `bytes` from the sender of `dir`; cut into MSS segments and sent now (no Nagle, no
+    /// congestion window). Ignored after a reset, after that side's FIN or power cut.
+    pub fn handle_send(&mut self, now: Instant, dir: Dir, bytes: &[u8]) {
+        self.advance(now);
+        if bytes.is_empty()
+            || self.is_dead()
+            || self.aborted[dir.sender().idx()]
+            || self.streams[dir.idx()].fin_queued
+        {
+            return;
+        }
+        if self.state != State::Established {
+            self.streams[dir.idx()].pending.extend_from_slice(bytes);
+            return;
+        }
+        self.send_now(dir, bytes);
+    }
+
+    /// FIN from the sender of `dir`, after its queued bytes. A second call is a no-op.
+    pub fn handle_close(&mut self, now: Instant, dir: Dir) {
+        self.advance(now);
+        if self.is_dead() || self.aborted[dir.sender().idx()] {
+            return;
+        }
+        let s = &mut self.streams[dir.idx()];
+        if s.fin_queued || s.pending_fin {
+            return;
+        }
+        if self.state != State::Established {
+            s.pending_fin = true;
+            return;
+        }
+        self.send_fin(dir);
+    }
+
+    /// RST from the client now: both ends see the connection reset.
+    pub fn handle_reset(&mut self, now: Instant) {
+        self.advance(now);
+        if self.is_dead() {
+            return;
+        }
+        let at = self.now;
+        let s = &self.streams[Dir::Up.idx()];
+        let seq = s.wire_seq(s.snd_nxt);
+        let lost = self.decide_loss(Dir::Up);
+        self.wire(at, Dir::Up, TcpFlags::RST, seq, 0, Vec::new(), lost);
+        self.reset(at, ResetReason::Requested);
+    }
+
+    /// `side` lost power: it sends nothing more and acknowledges nothing. Its peer keeps
+    /// retransmitting what is outstanding and resets after `retries_max`; an idle peer waits.
+    pub fn handle_abort(&mut self, now: Instant, side: Side) {
+        self.advance(now);
+        if self.is_dead() || self.aborted[side.idx()] {
+            return;
+        }
+        self.aborted[side.idx()] = true;
+        self.net(self.now, NetEvent::Aborted { side });
+    }
+
+    /// The powered-off `side` is running again, without any memory of this connection: the next
+    /// segment that reaches it resets the connection, as a rebooted host's stack does.
+    pub fn handle_reboot(&mut self, now: Instant, side: Side) {
+        self.advance(now);
+        if self.aborted[side.idx()] {
+            self.rebooted[side.idx()] = true;
+        }
+    }
+
+    /// Both directions lose every transmission while `on`.
+    pub fn set_partition(&mut self, now: Instant, on: bool) {
+        self.advance(now);
+        if self.partition != on {
+            self.partition = on;
+            self.net(self.now, NetEvent::Partition { on });
+        }
+    }
+
+    /// From now on, transmissions are lost by `loss` (the heal phase sets `LossModel::None`).
+    pub fn set_loss(&mut self, now: Instant, loss: LossModel) {
+        self.advance(now);
+        self.cfg.loss = loss;
+    }
+
+    /// `dir` loses every transmission while `on` (half-open link).
+    pub fn set_dead(&mut self, now: Instant, dir: Dir, on: bool) {
+        self.advance(now);
+        if self.streams[dir.idx()].dead != on {
+            self.streams[dir.idx()].dead = on;
+            self.net(self.now, NetEvent::Dead { dir, on });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

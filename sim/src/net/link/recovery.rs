@@ -1,0 +1,236 @@
+//! Arrivals and loss recovery of a [`Link`]: segments and ACKs reaching their receiver, the
+//! tail-loss probe and the RTO firing, and RACK's loss detection.
+
+use super::*;
+
+impl Link {
+    /// RFC 8985 7.3: the probe retransmits the last unacknowledged segment (nothing new is ever
+    /// queued here), then the RTO is armed afresh; no second probe until an ACK brings news.
+    pub(super) fn on_pto(&mut self, at: Instant, dir: Dir) {
+        let s = &mut self.streams[dir.idx()];
+        let Some(off) = s.segs.iter().rev().find(|g| !g.acked).map(|g| g.off) else {
+            return;
+        };
+        s.tlp_out = true;
+        self.transmit(at, dir, off, Recovery::Tlp);
+        self.arm_timer(at, dir, true);
+    }
+
+    /// RFC 6298 5.4-5.6: retransmit the oldest unacknowledged segment, double the connection's
+    /// backoff, restart the timer. Resets after `retries_max` consecutive timeouts
+    /// (Linux `tcp_retries2`, counted per connection).
+    pub(super) fn on_rto(&mut self, at: Instant, dir: Dir) {
+        let s = &mut self.streams[dir.idx()];
+        let Some(off) = s.segs.iter().find(|g| !g.acked).map(|g| g.off) else {
+            return;
+        };
+        if s.backoff >= self.cfg.retries_max {
+            let seq = s.wire_seq(s.snd_nxt);
+            let lost = self.decide_loss(dir);
+            self.wire(at, dir, TcpFlags::RST, seq, 0, Vec::new(), lost);
+            self.reset(at, ResetReason::RetriesExhausted { dir });
+            return;
+        }
+        s.backoff += 1;
+        self.transmit(at, dir, off, Recovery::Rto);
+        self.arm_timer(at, dir, true);
+    }
+
+    /// RFC 8985 6.2 (RACK) with the RFC 5681/6675 DupThresh rule: an unacknowledged segment sent
+    /// before the most recently sent delivered one is lost once `DUP_THRESH` segments above it
+    /// are acknowledged, or once RACK.rtt + reo_wnd (min_rtt / 4) has passed since it was sent;
+    /// it is retransmitted at once (no congestion window). Otherwise the reordering timer is set.
+    pub(super) fn detect_loss(&mut self, at: Instant, dir: Dir) {
+        let s = &mut self.streams[dir.idx()];
+        let Some(rack) = s.rack else { return };
+        let reo_wnd = Duration::from_micros(s.min_rtt_us.unwrap_or(0) / 4);
+        let rack_rtt = Duration::from_micros(rack.rtt_us);
+        let mut lost = Vec::new();
+        let mut next: Option<Instant> = None;
+        let mut sacked_above = 0usize;
+        for g in s.segs.iter().rev() {
+            if g.acked {
+                sacked_above += 1;
+                continue;
+            }
+            let before = g.last_tx < rack.xmit || (g.last_tx == rack.xmit && g.end() < rack.end);
+            if !before {
+                continue;
+            }
+            let deadline = g.last_tx + rack_rtt + reo_wnd;
+            if sacked_above >= DUP_THRESH || deadline <= at {
+                lost.push(g.off);
+            } else {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
+            }
+        }
+        s.rack_gen += 1;
+        let gen = s.rack_gen;
+        if let Some(t) = next {
+            self.schedule(t, Ev::Rack { dir, gen });
+        }
+        if lost.is_empty() {
+            return;
+        }
+        for off in lost.into_iter().rev() {
+            self.transmit(at, dir, off, Recovery::Fast);
+        }
+        self.arm_timer(at, dir, false);
+    }
+
+    pub(super) fn seg_arrive(&mut self, at: Instant, dir: Dir, off: u64) {
+        let s = &self.streams[dir.idx()];
+        // The sender still holds every segment that is not cumulatively acknowledged, so a
+        // segment it no longer holds is a duplicate of bytes the receiver already has.
+        let seg = s
+            .find(off)
+            .and_then(|i| s.segs.get(i))
+            .map(|g| (g.data.clone(), g.fin));
+        let len = seg.as_ref().map_or(0, |g| g.0.len());
+        if self.aborted[dir.receiver().idx()] {
+            if self.rebooted[dir.receiver().idx()] {
+                self.reset(
+                    at,
+                    ResetReason::PeerRebooted {
+                        side: dir.receiver(),
+                    },
+                );
+                return;
+            }
+            self.net(
+                at,
+                NetEvent::Unanswered {
+                    dir,
+                    seq: off + 1,
+                    len,
+                },
+            );
+            return;
+        }
+        let s = &mut self.streams[dir.idx()];
+        if let Some((data, fin)) = seg {
+            if off.saturating_add(data.len() as u64 + u64::from(fin)) > s.rcv_nxt {
+                s.ooo.entry(off).or_insert((data, fin));
+            }
+        }
+        let mut delivered = Vec::new();
+        let mut closed = false;
+        while let Some(entry) = s.ooo.first_entry() {
+            let o = *entry.key();
+            if o > s.rcv_nxt {
+                break;
+            }
+            let (data, fin) = entry.remove();
+            let end = o + data.len() as u64;
+            if end > s.rcv_nxt {
+                let from = usize::try_from(s.rcv_nxt - o).unwrap_or(usize::MAX);
+                delivered.extend_from_slice(data.get(from..).unwrap_or(&[]));
+                s.rcv_nxt = end;
+            }
+            if fin && s.rcv_nxt == end {
+                s.rcv_nxt = end + 1;
+                closed = true;
+            }
+        }
+        if !delivered.is_empty() {
+            self.out.push_back(Output::Deliver {
+                dir,
+                bytes: delivered,
+            });
+        }
+        if closed {
+            self.out.push_back(Output::Closed { dir });
+        }
+        // A pure ACK back (no delayed ACKs): cumulative, plus the segment that triggered it.
+        let back = dir.opposite();
+        let ack_off = self.streams[dir.idx()].rcv_nxt;
+        let ack = self.streams[dir.idx()].wire_seq(ack_off);
+        let b = &self.streams[back.idx()];
+        let seq = b.wire_seq(b.snd_nxt);
+        let lost = self.decide_loss(back);
+        self.wire(at, back, TcpFlags::ACK, seq, ack, Vec::new(), lost);
+        if lost {
+            self.net(
+                at,
+                NetEvent::AckLost {
+                    dir: back,
+                    ack: ack_off + 1,
+                },
+            );
+        } else {
+            let d = self.delay();
+            self.schedule(
+                at + d,
+                Ev::AckArrive {
+                    dir,
+                    ack_off,
+                    sack_off: off,
+                },
+            );
+        }
+    }
+
+    pub(super) fn ack_arrive(&mut self, at: Instant, dir: Dir, ack_off: u64, sack_off: u64) {
+        if self.aborted[dir.sender().idx()] {
+            return;
+        }
+        let s = &mut self.streams[dir.idx()];
+        let una_before = s.segs.front().map(|g| g.off);
+        let mut samples = Vec::new();
+        let mut news = false;
+        let min_rtt = s.min_rtt_us.unwrap_or(0);
+        let mut rack = s.rack;
+        for seg in s.segs.iter_mut() {
+            if seg.acked {
+                continue;
+            }
+            if seg.end() <= ack_off || seg.off == sack_off {
+                seg.acked = true;
+                news = true;
+                let rtt = at.saturating_since(seg.last_tx).as_micros();
+                // Karn: RTT samples only from segments sent once.
+                if seg.tx_count == 1 {
+                    samples.push(at.saturating_since(seg.first_tx).as_micros());
+                }
+                // RFC 8985 6.2 step 2: an ACK sooner than min_rtt after a retransmission is
+                // taken for the original's (no timestamps here) and does not advance RACK.
+                if seg.tx_count > 1 && rtt < min_rtt {
+                    continue;
+                }
+                let newer = rack.is_none_or(|r| {
+                    seg.last_tx > r.xmit || (seg.last_tx == r.xmit && seg.end() > r.end)
+                });
+                if newer {
+                    rack = Some(RackState {
+                        xmit: seg.last_tx,
+                        end: seg.end(),
+                        rtt_us: rtt,
+                    });
+                }
+            }
+        }
+        s.rack = rack;
+        for r in samples {
+            s.rtt_sample(r);
+        }
+        while s
+            .segs
+            .front()
+            .is_some_and(|g| g.acked && g.end() <= ack_off)
+        {
+            s.segs.pop_front();
+        }
+        if !news {
+            return;
+        }
+        s.tlp_out = false;
+        let advanced = s.segs.front().map(|g| g.off) != una_before;
+        if advanced {
+            // New data cumulatively acknowledged: the backoff ends (RFC 6298 5.7, Linux resets
+            // icsk_backoff on such an ACK) and the RTO restarts (RFC 6298 5.3).
+            s.backoff = 0;
+        }
+        self.arm_timer(at, dir, advanced);
+        self.detect_loss(at, dir);
+    }
+}

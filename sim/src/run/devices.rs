@@ -1,0 +1,162 @@
+//! The field host (192.168.100.101): every virtual ESP32 of the scenario, each on its own TCP
+//! connection with its own modelled link, its own sensor and rng (seeded from the run's seed),
+//! its serial lines in the output and its publishes in the ledger.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use mqsim::device::{self, Device, DeviceConfig, DeviceEvent, Reading, WallClock};
+use mqsim::time::{Duration, Instant};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use tokio::sync::mpsc;
+
+use super::connector::SimConnector;
+use super::sensor::Sensor;
+use super::{link_config, qos, serial_clock, Controls, Lines, Shared, Source, FIELD_HOST};
+use crate::check::{DeviceId, Ledger};
+use crate::device_io::{run_device, DeviceHooks};
+use crate::net::stream::sim_now;
+use crate::scenario::{Profile, Scenario};
+use crate::seed::Stream;
+
+struct SimDevice {
+    id: DeviceId,
+    name: String,
+    clean_session: bool,
+    ledger: Rc<RefCell<Ledger>>,
+    lines: Lines,
+    sensor: Sensor,
+    rng: ChaCha8Rng,
+    wifi_join_ms: (u64, u64),
+    clock: WallClock,
+}
+
+impl DeviceHooks for SimDevice {
+    fn now(&mut self) -> Instant {
+        sim_now()
+    }
+    fn event(&mut self, now: Instant, ev: &DeviceEvent) {
+        let us = now.as_micros();
+        let mut ledger = self.ledger.borrow_mut();
+        match ev {
+            DeviceEvent::Serial(line) => {
+                self.lines.push(
+                    line.at,
+                    Source::Device(self.name.clone()),
+                    self.clock.format_line(line),
+                );
+            }
+            DeviceEvent::PublishCalled {
+                seq,
+                topic,
+                qos,
+                accepted,
+            } => ledger.publish_called(us, self.id, *seq, topic, qos.as_u8(), *accepted),
+            DeviceEvent::PublishCompleted { seq } => ledger.publish_completed(us, self.id, *seq),
+            DeviceEvent::PublishExpired { seq } => ledger.publish_abandoned(us, self.id, *seq),
+            DeviceEvent::Connected => ledger.device_connected(us, self.id, self.clean_session),
+            DeviceEvent::ConnectionLost { .. } => ledger.device_disconnected(us, self.id),
+            _ => {}
+        }
+    }
+    fn reading(&mut self) -> Reading {
+        self.sensor.read()
+    }
+    fn wifi_join_delay(&mut self) -> Duration {
+        let (lo, hi) = self.wifi_join_ms;
+        let span = hi.saturating_sub(lo) + 1;
+        Duration::from_millis(lo + self.rng.next_u64() % span)
+    }
+}
+
+/// Adds the field host to `sim` with every device of `sc`, and each device's control channel to
+/// `controls`.
+pub(super) fn add(
+    sim: &mut turmoil::Sim<'_>,
+    sc: &Scenario,
+    shared: &Shared,
+    controls: &mut Controls,
+) -> Result<(), String> {
+    let mut devices = Vec::new();
+    for d in &sc.devices {
+        for client_id in d.client_ids() {
+            let id = shared
+                .ledger
+                .borrow()
+                .device_id(&client_id)
+                .ok_or_else(|| format!("device {client_id} not in the ledger"))?;
+            let mut cfg = DeviceConfig::new(match d.profile {
+                Profile::Pubsubclient => device::Profile::PubSubClient,
+                Profile::EspMqtt => device::Profile::EspMqtt,
+            });
+            cfg.device_index = id.0;
+            cfg.client_id = client_id.clone();
+            (cfg.temperature_topic, cfg.humidity_topic) = d.topics_for(&client_id);
+            cfg.qos = qos(d.qos);
+            cfg.interval_ms = d.interval_ms;
+            cfg.tag_payloads = true;
+            cfg.retain = d.retain;
+            cfg.max_publish_calls = d.messages;
+            cfg.params.keep_alive_s = d.keepalive_s;
+            cfg.params.clean_session = d.clean_session;
+            if d.profile == Profile::EspMqtt {
+                cfg.params.outbox_expiry_ms = d.outbox_expiry_s.map(|s| s * 1_000);
+            }
+            cfg.will = d.will.as_ref().map(|w| mqsim::client::LastWill {
+                topic: w.topic.replace("{id}", &client_id),
+                payload: w.payload.clone().into_bytes(),
+                qos: qos(w.qos),
+                retain: w.retain,
+            });
+            let (tx, rx) = mpsc::unbounded_channel();
+            controls.by_tag.insert(id.0, tx);
+            controls
+                .by_name
+                .entry(d.name.clone())
+                .or_default()
+                .push(id.0);
+            if client_id != d.name {
+                controls
+                    .by_name
+                    .entry(client_id.clone())
+                    .or_default()
+                    .push(id.0);
+            }
+            let link = sc.link(&d.link).clone();
+            let hooks = SimDevice {
+                id,
+                name: client_id.clone(),
+                clean_session: d.clean_session,
+                ledger: shared.ledger.clone(),
+                lines: shared.lines.clone(),
+                sensor: Sensor::new(Stream::Sensor(id.0).seed(sc.seed)),
+                rng: ChaCha8Rng::seed_from_u64(Stream::DeviceRng(id.0).seed(sc.seed)),
+                wifi_join_ms: link.wifi_join_ms,
+                clock: serial_clock(),
+            };
+            let connector = SimConnector {
+                net: shared.net.clone(),
+                link: link_config(&link),
+                tag: id.0,
+                healed: shared.healed.clone(),
+                send_buffer_bytes: Some(cfg.params.tcp_send_buffer_bytes),
+            };
+            devices.push((cfg, connector, rx, hooks));
+        }
+    }
+    let devices = Rc::new(RefCell::new(Some(devices)));
+    sim.host(FIELD_HOST, move || {
+        let devices = devices.borrow_mut().take();
+        async move {
+            for (cfg, connector, rx, hooks) in devices.into_iter().flatten() {
+                let dev = Device::new(cfg, sim_now())
+                    .map_err(|e| format!("device {}: {e}", hooks.name))?;
+                tokio::task::spawn_local(run_device(dev, connector, rx, hooks));
+            }
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! The run's timeline: the scenario's faults at their scheduled times (partitions, half-open
+//! links, resets, WiFi drops, broker power cuts and restarts), then the heal at `duration_s`.
+
+use mqsim::time::Instant;
+
+use super::{Controls, Shared, Source, BROKER_HOST};
+use crate::device_io::Control;
+use crate::disk::Disk;
+use crate::net::link::{Dir, LossModel, Side, TraceTime};
+use crate::net::stream::{set_outside_now, Which};
+use crate::scenario::{Direction, FaultKind, Scenario};
+
+/// A fault or phase change at a point in simulated time.
+#[derive(Debug, Clone)]
+enum Action {
+    Partition(Vec<u32>, bool),
+    HalfOpen(Vec<u32>, Dir, bool),
+    Reset(Vec<u32>),
+    Wifi(Vec<u32>, bool),
+    BrokerPowerCut,
+    BrokerRestart { down: bool },
+    Heal,
+}
+
+/// The scenario's actions in time order, and how far the run has got through them.
+pub(super) struct Timeline {
+    actions: Vec<(u64, Action)>,
+    next: usize,
+    broker_down: bool,
+}
+
+/// The faults of `sc` as actions on the clients of `controls`, then the heal.
+pub(super) fn timeline(sc: &Scenario, controls: &Controls) -> Timeline {
+    let all_tags: Vec<u32> = controls.by_tag.keys().copied().collect();
+    let targets = |t: &Option<String>| -> Vec<u32> {
+        match t {
+            None => all_tags.clone(),
+            Some(name) => controls.by_name.get(name).cloned().unwrap_or_default(),
+        }
+    };
+    let mut actions: Vec<(u64, Action)> = Vec::new();
+    for f in &sc.faults {
+        let end = f.at_ms + f.duration_ms;
+        match f.kind {
+            FaultKind::Partition => {
+                actions.push((f.at_ms, Action::Partition(targets(&f.target), true)));
+                actions.push((end, Action::Partition(targets(&f.target), false)));
+            }
+            FaultKind::HalfOpen(d) => {
+                let dir = match d {
+                    Direction::Up => Dir::Up,
+                    Direction::Down => Dir::Down,
+                };
+                actions.push((f.at_ms, Action::HalfOpen(targets(&f.target), dir, true)));
+                actions.push((end, Action::HalfOpen(targets(&f.target), dir, false)));
+            }
+            FaultKind::Reset => actions.push((f.at_ms, Action::Reset(targets(&f.target)))),
+            FaultKind::WifiDrop => {
+                actions.push((f.at_ms, Action::Wifi(targets(&f.target), false)));
+                actions.push((end, Action::Wifi(targets(&f.target), true)));
+            }
+            FaultKind::BrokerPowerCut => {
+                actions.push((f.at_ms, Action::BrokerPowerCut));
+                actions.push((end, Action::BrokerRestart { down: false }));
+            }
+            FaultKind::BrokerRestart => {
+                actions.push((f.at_ms, Action::BrokerRestart { down: true }));
+                actions.push((end, Action::BrokerRestart { down: false }));
+            }
+        }
+    }
+    actions.push((sc.duration_ms, Action::Heal));
+    actions.sort_by_key(|(at, _)| *at); // stable: file order within one instant
+    Timeline {
+        actions,
+        next: 0,
+        broker_down: false,
+    }
+}
+
+impl Timeline {
+    /// Applies every action due at `now_ms` or before, each at its own scheduled time.
+    pub(super) fn apply_due(
+        &mut self,
+        now_ms: u64,
+        sim: &mut turmoil::Sim<'_>,
+        shared: &Shared,
+        controls: &Controls,
+        disk: Option<&Disk>,
+        persistence: bool,
+    ) {
+        while let Some((at, action)) = self.actions.get(self.next) {
+            if *at > now_ms {
+                break;
+            }
+            let us = Instant::from_millis(*at).as_micros();
+            // Outside every host: the links stamp what this causes with its scheduled time.
+            set_outside_now(Instant::from_millis(*at));
+            match action {
+                Action::Partition(tags, on) => {
+                    for &t in tags {
+                        shared.net.partition(Which::Tag(t), *on);
+                    }
+                }
+                Action::HalfOpen(tags, dir, on) => {
+                    for &t in tags {
+                        shared.net.half_open(Which::Tag(t), *dir, *on);
+                    }
+                }
+                Action::Reset(tags) => {
+                    for &t in tags {
+                        shared.net.reset(Which::Tag(t));
+                    }
+                }
+                Action::Wifi(tags, up) => {
+                    for &t in tags {
+                        if !up {
+                            // The radio is gone: nothing more leaves or reaches the client.
+                            shared.net.power_cut(Which::Tag(t), Side::Client);
+                        }
+                        if let Some(c) = controls.by_tag.get(&t) {
+                            let _ = c.send(if *up {
+                                Control::WifiUp
+                            } else {
+                                Control::WifiDown
+                            });
+                        }
+                    }
+                }
+                Action::BrokerPowerCut => {
+                    // No FIN, no RST: the broker's sockets fall silent, and SYNs go unanswered
+                    // until it is back.
+                    shared.net.power_cut(Which::All, Side::Server);
+                    shared.net.partition(Which::All, true);
+                    sim.crash(BROKER_HOST);
+                    if let Some(d) = disk {
+                        let lost = d.power_cut();
+                        let line = format!(
+                        "{} disk power cut: {lost} journal bytes written and not yet synced are lost",
+                        TraceTime(Instant::from_micros(us))
+                    );
+                        shared
+                            .lines
+                            .push(Instant::from_micros(us), Source::Net, line);
+                    }
+                    self.broker_down = true;
+                }
+                Action::BrokerRestart { down: true } => {
+                    // A clean stop: sockets closed with FIN (in connection order, not in the
+                    // order the runtime happens to drop them); connecting meanwhile is refused.
+                    shared.net.close(Which::All, Side::Server);
+                    sim.crash(BROKER_HOST);
+                    if let Some(d) = disk {
+                        d.flush();
+                    }
+                    self.broker_down = true;
+                }
+                Action::BrokerRestart { down: false } => {
+                    if self.broker_down {
+                        // A host that lost power answers its old connections' next segments
+                        // with RST (a clean stop had closed them already).
+                        shared.net.reboot(Which::All, Side::Server);
+                        shared.net.partition(Which::All, false);
+                        sim.bounce(BROKER_HOST);
+                        self.broker_down = false;
+                        shared.ledger.borrow_mut().broker_restarted(us, persistence);
+                    }
+                }
+                Action::Heal => {
+                    shared.healed.set(true);
+                    shared.net.partition(Which::All, false);
+                    shared.net.half_open(Which::All, Dir::Up, false);
+                    shared.net.half_open(Which::All, Dir::Down, false);
+                    shared.net.set_loss(Which::All, LossModel::None);
+                    for c in controls.by_tag.values() {
+                        let _ = c.send(Control::WifiUp);
+                        let _ = c.send(Control::Quiet);
+                    }
+                    shared.ledger.borrow_mut().heal(us);
+                }
+            }
+            self.next += 1;
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The scenario as the simulator runs it: validated, times in milliseconds.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+
+/// The name of the link profile that exists without being defined.
+pub const IDEAL_LINK: &str = "ideal";
+
+/// A validated scenario. Times are in milliseconds from here on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// The file's name as given to [`Scenario::parse`] (used in messages and test names).
+    pub file: String,
+    pub description: String,
+    pub seed: u64,
+    pub duration_ms: u64,
+    pub tick_ms: u64,
+    pub heal_ms: u64,
+    pub broker: BrokerSpec,
+    pub links: BTreeMap<String, LinkSpec>,
+    pub devices: Vec<DeviceSpec>,
+    pub subscribers: Vec<SubscriberSpec>,
+    /// Sorted by start time (stable: file order for equal starts).
+    pub faults: Vec<FaultSpec>,
+    pub expect: Expect,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BrokerSpec {
+    pub max_inflight_messages: Option<u16>,
+    pub max_queued_messages: Option<u32>,
+    pub persistence: bool,
+    /// Simulated time of one disk sync, with persistence.
+    pub disk_sync_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkSpec {
+    pub latency_ms: u64,
+    pub jitter_ms: u64,
+    pub loss: Loss,
+    /// WiFi (re)join time range, inclusive.
+    pub wifi_join_ms: (u64, u64),
+}
+
+impl LinkSpec {
+    pub fn ideal() -> LinkSpec {
+        LinkSpec {
+            latency_ms: 5,
+            jitter_ms: 0,
+            loss: Loss::None,
+            wifi_join_ms: (1000, 4000),
+        }
+    }
+
+    /// Long-run share of segments lost.
+    pub fn mean_loss(&self) -> f64 {
+        self.loss.mean()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Loss {
+    None,
+    /// Each segment lost with this probability, independently.
+    Independent(f64),
+    /// Gilbert-Elliott: per segment, first the state moves (good -> bad with `p_good_to_bad`,
+    /// bad -> good with `p_bad_to_good`), then the segment is lost with the state's loss rate.
+    GilbertElliott {
+        p_good_to_bad: f64,
+        p_bad_to_good: f64,
+        loss_good: f64,
+        loss_bad: f64,
+    },
+}
+
+impl Loss {
+    pub fn mean(&self) -> f64 {
+        match *self {
+            Loss::None => 0.0,
+            Loss::Independent(p) => p,
+            Loss::GilbertElliott {
+                p_good_to_bad,
+                p_bad_to_good,
+                loss_good,
+                loss_bad,
+            } => {
+                let moving = p_good_to_bad + p_bad_to_good;
+                if moving == 0.0 {
+                    return loss_good;
+                }
+                let bad = p_good_to_bad / moving;
+                bad * loss_bad + (1.0 - bad) * loss_good
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// Arduino PubSubClient 2.8: QoS 0 publish only, keepalive 15 s, no reconnect of its own.
+    Pubsubclient,
+    /// ESP-IDF esp-mqtt: outbox, resend every second, keepalive 120 s, reconnect after 10 s.
+    EspMqtt,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Pubsubclient => "pubsubclient",
+            Profile::EspMqtt => "esp-mqtt",
+        }
+    }
+
+    pub fn default_keepalive_s(self) -> u16 {
+        match self {
+            Profile::Pubsubclient => 15,
+            Profile::EspMqtt => 120,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WillSpec {
+    /// May contain `{id}`.
+    pub topic: String,
+    pub payload: String,
+    pub qos: u8,
+    pub retain: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceSpec {
+    pub name: String,
+    pub count: u32,
+    pub profile: Profile,
+    pub qos: u8,
+    pub interval_ms: u64,
+    pub link: String,
+    pub clean_session: bool,
+    pub keepalive_s: u16,
+    pub messages: Option<u64>,
+    /// May contain `{id}`.
+    /// The device publishes `PREFIX/TEM` and `PREFIX/HUM`; `{id}` stands for the client id.
+    pub topic_prefix: String,
+    pub retain: bool,
+    /// esp-mqtt only.
+    pub outbox_expiry_s: Option<u64>,
+    pub will: Option<WillSpec>,
+}
+
+impl DeviceSpec {
+    /// The client ids of this group: `name` alone, or `name-0`, `name-1`, ... when count > 1.
+    pub fn client_ids(&self) -> Vec<String> {
+        instance_names(&self.name, self.count)
+    }
+
+    /// The temperature and humidity topics one instance publishes to.
+    pub fn topics_for(&self, client_id: &str) -> (String, String) {
+        let prefix = self.topic_prefix.replace("{id}", client_id);
+        (format!("{prefix}/TEM"), format!("{prefix}/HUM"))
+    }
+}
+
+pub(super) fn instance_names(name: &str, count: u32) -> Vec<String> {
+    if count == 1 {
+        vec![name.to_string()]
+    } else {
+        (0..count).map(|i| format!("{name}-{i}")).collect()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriberSpec {
+    pub name: String,
+    pub filter: String,
+    pub qos: u8,
+    pub clean_session: bool,
+    pub link: String,
+    pub keepalive_s: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Client -> broker segments are lost; the client does not notice.
+    Up,
+    /// Broker -> client segments are lost.
+    Down,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    Partition,
+    HalfOpen(Direction),
+    Reset,
+    WifiDrop,
+    BrokerPowerCut,
+    BrokerRestart,
+}
+
+impl FaultKind {
+    pub fn targets_broker(self) -> bool {
+        matches!(self, FaultKind::BrokerPowerCut | FaultKind::BrokerRestart)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultSpec {
+    pub at_ms: u64,
+    /// Zero for `reset`.
+    pub duration_ms: u64,
+    pub kind: FaultKind,
+    /// A device/subscriber group or client id; `None` = every client (or the broker).
+    pub target: Option<String>,
+}
+
+/// What an `[expect]` range applies to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    All,
+    Qos(u8),
+    /// A `[[device]]` group name.
+    Device(String),
+    Subscriber(String),
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::All => write!(f, "expect"),
+            Scope::Qos(q) => write!(f, "expect.qos{q}"),
+            Scope::Device(d) => write!(f, "expect.device.{d}"),
+            Scope::Subscriber(s) => write!(f, "expect.subscriber.{s}"),
+        }
+    }
+}
+
+/// A number the report gives per scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Metric {
+    /// Publish calls.
+    Published,
+    /// Publish calls the device's client refused (not connected, outbox full, ...).
+    Refused,
+    /// Completed at the publisher: PUBACK (QoS 1), PUBCOMP (QoS 2), written (QoS 0).
+    Acknowledged,
+    /// Unique (message, subscriber) receipts.
+    Delivered,
+    /// (message, subscriber) pairs the subscription covered at publish time, never received,
+    /// not counting `lost_with_broker`.
+    Lost,
+    /// Lost because a broker without persistence lost its state while it held the message.
+    LostWithBroker,
+    /// Receipts beyond the first (retained replays excluded).
+    Duplicated,
+    /// Connections after the first, per client.
+    Reconnects,
+    LatencyP50Ms,
+    LatencyP99Ms,
+    LatencyMaxMs,
+    /// Invariant violations (top level only).
+    Violations,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 12] = [
+        Metric::Published,
+        Metric::Refused,
+        Metric::Acknowledged,
+        Metric::Delivered,
+        Metric::Lost,
+        Metric::LostWithBroker,
+        Metric::Duplicated,
+        Metric::Reconnects,
+        Metric::LatencyP50Ms,
+        Metric::LatencyP99Ms,
+        Metric::LatencyMaxMs,
+        Metric::Violations,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::Published => "published",
+            Metric::Refused => "refused",
+            Metric::Acknowledged => "acknowledged",
+            Metric::Delivered => "delivered",
+            Metric::Lost => "lost",
+            Metric::LostWithBroker => "lost_with_broker",
+            Metric::Duplicated => "duplicated",
+            Metric::Reconnects => "reconnects",
+            Metric::LatencyP50Ms => "latency_p50_ms",
+            Metric::LatencyP99Ms => "latency_p99_ms",
+            Metric::LatencyMaxMs => "latency_max_ms",
+            Metric::Violations => "violations",
+        }
+    }
+}
+
+/// One expected range: `scope.metric` in `[min, max]`, from line `line` of the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectCheck {
+    pub scope: Scope,
+    pub metric: Metric,
+    pub min: u64,
+    pub max: u64,
+    pub line: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Expect {
+    /// In file order within each scope; scopes in the order all, qos, device, subscriber.
+    pub checks: Vec<ExpectCheck>,
+}
+
+/// One problem found in a scenario file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// 1-based; 0 when the problem has no place in the file (unreadable file).
+    pub line: usize,
+    pub reason: String,
+}
+
+/// Every problem found in one file, each printed as `FILE:LINE: reason`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub file: String,
+    pub problems: Vec<Diagnostic>,
+}
+
+impl ScenarioError {
+    /// The first problem (there is always one).
+    pub fn first(&self) -> &Diagnostic {
+        &self.problems[0]
+    }
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if p.line == 0 {
+                write!(f, "{}: {}", self.file, p.reason)?;
+            } else {
+                write!(f, "{}:{}: {}", self.file, p.line, p.reason)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ScenarioError {}
