@@ -30,6 +30,8 @@ pub mod topic;
 #[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub mod broker;
 #[cfg(feature = "alloc")]
+pub mod app;
+#[cfg(feature = "alloc")]
 pub mod client;
 #[cfg(feature = "alloc")]
 pub mod device;

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 
+use mqsim::app::{App, Value};
 use mqsim::device::glue::{Clock, Console, Glue, Input, Sensor, Transport, Wifi};
 use mqsim::device::{Device, DeviceEvent, Reading, SerialLine};
 use mqsim::time::{Duration, Instant};
@@ -30,12 +31,19 @@ pub trait Connector {
 }
 
 /// What the world tells the device besides bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Control {
     /// The access point is gone: the WiFi driver reports the link down, the transport with it.
     WifiDown,
     /// The access point is back: a join may succeed again.
     WifiUp,
+    /// An input of the board changed (a door switch, a button): for the application.
+    Input {
+        /// The input's name.
+        name: String,
+        /// Its new value.
+        value: Value,
+    },
     /// Stop answering sensor requests (the simulation's heal phase: nothing new is published).
     Quiet,
     /// Stop the loop.
@@ -145,8 +153,8 @@ impl<C: Connector, H: DeviceHooks> Transport for World<C, H> {
 /// Runs `dev` until [`Control::Stop`] or the control channel closes: the core's glue
 /// ([`Glue::settle`]), then whichever comes first of a control message, the connect, the socket
 /// and the wake-up, handed back to the glue.
-pub async fn run_device<C: Connector, H: DeviceHooks>(
-    dev: Device,
+pub async fn run_device<A: App, C: Connector, H: DeviceHooks>(
+    dev: Device<A>,
     connector: C,
     mut control: mpsc::UnboundedReceiver<Control>,
     hooks: H,
@@ -173,6 +181,9 @@ pub async fn run_device<C: Connector, H: DeviceHooks>(
             c = control.recv() => match c {
                 None | Some(Control::Stop) => return,
                 Some(Control::Quiet) => w.quiet = true,
+                Some(Control::Input { name, value }) => {
+                    glue.handle(w.hooks.now(), Input::Board { name: &name, value });
+                }
                 Some(Control::WifiDown) => {
                     w.access_point = false;
                     w.wifi_up_at = None;

@@ -11,6 +11,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod seed;
+pub mod tcp;
 
 // README.md's Rust snippets, compiled as doctests of this crate (`cargo test --doc -p mqsim-sim`):
 // the README shows the simulator's library API, so its examples build against it.

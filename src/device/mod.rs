@@ -85,29 +85,33 @@
 
 pub mod glue;
 mod profile;
+pub(crate) mod runtime;
 mod serial;
 #[cfg(all(test, target_has_atomic = "ptr"))]
 mod tests;
 
 pub use profile::{Profile, ProfileParams};
+pub use runtime::SERIAL_LINE_MAX_CHARS;
 pub use serial::{
     failed_line, humidity_line, parse_tag, payload_value, tag_payload, temperature_line,
     SerialLine, WallClock, LINE_MQTT_CONNECTED, LINE_MQTT_CONNECTING, LINE_PUBLISH,
     LINE_SENSOR_FAILED, LINE_WIFI_CONNECTED, LINE_WIFI_CONNECTING, TAG_SEPARATOR,
 };
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::client::{Client, ClientConfig, ClientError, Event, LastWill, LostReason, PublishId};
+use crate::app::reference::ReferenceSketch;
+use crate::app::{App, Ctx, Event, Library, Value};
+use crate::client::{Client, ClientConfig, ClientError, Event as ClientEvent, LastWill, LostReason};
 use crate::codec::{Oversized, QoS};
 use crate::driver::Endpoint;
 use crate::limits;
 use crate::time::{Duration, Instant};
-use crate::topic;
 use profile::ms;
+use runtime::{Rules, Runtime};
 
 /// PubSubClient's `state()` codes, printed in `failed with state N` (PubSubClient.h).
 pub mod state {
@@ -132,66 +136,45 @@ pub struct Reading {
     pub humidity_pct: f32,
 }
 
-/// The application's settings. Build with [`DeviceConfig::new`], change fields, then
-/// [`Device::new`] validates everything in one place.
+/// The board and its MQTT library: everything of a device except its application. Build with
+/// [`DeviceConfig::new`], change fields, then [`Device::new`] validates everything in one place.
 #[derive(Clone, Debug)]
 pub struct DeviceConfig {
+    /// The MQTT library.
     pub profile: Profile,
     /// The profile's numbers; [`Profile::params`] by default.
     pub params: ProfileParams,
     /// Names the device in payload tags and in the caller's logs.
     pub device_index: u32,
-    /// Default `ESP32Client`, the sketch's (several devices need distinct ids).
+    /// Default `ESP32Client`, the reference sketch's (several devices need distinct ids).
     pub client_id: String,
-    /// Default `ESP32/TEM`.
-    pub temperature_topic: String,
-    /// Default `ESP32/HUM`.
-    pub humidity_topic: String,
-    /// QoS of both publishes; at most `params.max_publish_qos`.
-    pub qos: QoS,
-    /// Reading period (the sketch's `interval`), default 2000.
-    pub interval_ms: u64,
-    /// The WiFi wait loop's `delay(500)`.
+    /// The power-on WiFi wait loop's period (the sketch's `delay(500)`), in ms.
     pub wifi_poll_ms: u64,
-    /// Subscribed after every CONNACK (clean session); none in the reference sketch.
-    pub subscriptions: Vec<(String, QoS)>,
-    /// Append `U+001F d<device_index>.s<seq>` to every payload (see [`parse_tag`]).
+    /// Append `U+001F d<device_index>.s<seq>` to every payload (see [`parse_tag`]): how the
+    /// simulator names each message without changing what the application sees.
     pub tag_payloads: bool,
-    /// Publish the readings retained (the sketch's `publish(topic, payload, true)`).
-    pub retain: bool,
     /// A last will, sent in CONNECT (`connect(id, willTopic, willQos, willRetain, willMessage)`).
     pub will: Option<LastWill>,
-    /// Stop publishing after this many publish calls (a measurement run); `None` = never.
-    pub max_publish_calls: Option<u64>,
 }
 
 impl DeviceConfig {
-    /// The reference sketch on `profile`'s library.
+    /// A device on `profile`'s library, with its defaults.
     pub fn new(profile: Profile) -> DeviceConfig {
         DeviceConfig {
             profile,
             params: profile.params(),
             device_index: 0,
             client_id: "ESP32Client".to_string(),
-            temperature_topic: "ESP32/TEM".to_string(),
-            humidity_topic: "ESP32/HUM".to_string(),
-            qos: QoS::AtMostOnce,
-            interval_ms: 2_000,
             wifi_poll_ms: 500,
-            subscriptions: Vec::new(),
             tag_payloads: false,
-            retain: false,
             will: None,
-            max_publish_calls: None,
         }
     }
 
-    /// Every check, one error per bad value.
+    /// Every check of the board and library settings, one error per bad value (the
+    /// application's own are [`App::check`]'s).
     pub fn validate(&self) -> Result<(), DeviceError> {
         let p = &self.params;
-        if self.interval_ms == 0 {
-            return Err(DeviceError::IntervalZero);
-        }
         if self.wifi_poll_ms == 0 {
             return Err(DeviceError::WifiPollZero);
         }
@@ -200,45 +183,6 @@ impl DeviceConfig {
         }
         if p.tcp_connect_timeout_ms == 0 || p.connack_timeout_ms == 0 {
             return Err(DeviceError::ConnectTimeoutZero);
-        }
-        if self.qos > p.max_publish_qos {
-            return Err(DeviceError::PublishQosUnsupported {
-                profile: self.profile,
-                qos: self.qos,
-            });
-        }
-        for t in [&self.temperature_topic, &self.humidity_topic] {
-            if !topic::valid_topic_name(t) {
-                return Err(DeviceError::InvalidTopic(t.clone()));
-            }
-        }
-        for (f, q) in &self.subscriptions {
-            if !topic::valid_topic_filter(f) {
-                return Err(DeviceError::InvalidFilter(f.clone()));
-            }
-            if *q > p.max_subscribe_qos {
-                return Err(DeviceError::SubscribeQosUnsupported {
-                    profile: self.profile,
-                    qos: *q,
-                });
-            }
-        }
-        if self.profile.drops_oversized_inbound() {
-            // The largest publish: the longer topic, a 7-character value (`-100.00`), the
-            // longest tag.
-            let topic_len = self.temperature_topic.len().max(self.humidity_topic.len());
-            let tag_len = if self.tag_payloads {
-                1 + 11 + 2 + 20
-            } else {
-                0
-            };
-            let needed = publish_len(topic_len, 7 + tag_len, self.qos);
-            if needed > p.buffer_bytes {
-                return Err(DeviceError::BufferTooSmall {
-                    buffer_bytes: p.buffer_bytes,
-                    needed,
-                });
-            }
         }
         Ok(())
     }
@@ -422,95 +366,83 @@ enum Link {
     Up,
 }
 
-fn varint_len(v: usize) -> usize {
-    match v {
-        0..=127 => 1,
-        128..=16_383 => 2,
-        16_384..=2_097_151 => 3,
-        _ => 4,
-    }
-}
-
-/// Bytes of a PUBLISH with this topic and payload length.
-fn publish_len(topic_len: usize, payload_len: usize, qos: QoS) -> usize {
-    let rem = 2 + topic_len + payload_len + if qos == QoS::AtMostOnce { 0 } else { 2 };
-    1 + varint_len(rem) + rem
-}
-
-/// The virtual ESP32. See the module documentation for the contract.
+/// The virtual ESP32: the board, the MQTT library (its [`Profile`]) and an application `A`. See
+/// the module documentation for the contract.
 #[derive(Debug)]
-pub struct Device {
+pub struct Device<A = ReferenceSketch> {
     config: DeviceConfig,
-    client: Client,
-    now: Instant,
+    app: A,
+    rt: Runtime,
     phase: Phase,
     link: Link,
     wifi_up: bool,
     /// OpenTransport asked and not yet closed, failed or abandoned.
     transport_open: bool,
-    /// Next WiFi wait-loop tick (`setup()` only).
+    /// Next WiFi wait-loop tick (power-on only).
     next_dot: Option<Instant>,
-    /// The dot line being printed: when its first dot was printed, and how many.
-    dots: Option<(Instant, usize)>,
-    /// Next connect attempt (while `Link::Idle` after setup's WiFi join).
-    retry_at: Option<Instant>,
-    /// Next reading (`loop()` only).
-    next_reading: Option<Instant>,
-    awaiting_reading: bool,
-    seq: u64,
-    seqs: BTreeMap<PublishId, u64>,
-    events: VecDeque<DeviceEvent>,
+    /// When the last connection was lost or the last attempt failed, while `Link::Idle`: the
+    /// next attempt is the reconnect delay after it.
+    retry_from: Option<Instant>,
+    /// Values the world set while the application could not run (a blocking connect).
+    inputs: VecDeque<(String, Value)>,
 }
 
-/// Dots per serial line before a new line starts: the sketch prints one endless line; a
-/// simulated device that never gets WiFi would otherwise hold one line forever.
-pub const WIFI_DOTS_PER_LINE_MAX: usize = 80;
-
-impl Device {
-    /// Powers the device on at `now`: prints `Connecting to WiFi` and asks for WiFi.
-    pub fn new(config: DeviceConfig, now: Instant) -> Result<Device, DeviceError> {
+impl<A: App> Device<A> {
+    /// Powers the device on at `now`: the application's `setup()`, then the WiFi join.
+    pub fn new(config: DeviceConfig, app: A, now: Instant) -> Result<Device<A>, DeviceError> {
         config.validate()?;
+        app.check(Library {
+            profile: config.profile,
+            params: &config.params,
+        })?;
         let client = Client::new(client_config(&config), now).map_err(DeviceError::Client)?;
+        let rules = Rules {
+            queues_offline: config.profile.queues_while_disconnected(),
+            max_publish_qos: config.params.max_publish_qos,
+            max_subscribe_qos: config.params.max_subscribe_qos,
+            tag: config.tag_payloads.then_some(config.device_index),
+        };
         let mut d = Device {
             next_dot: Some(now + ms(config.wifi_poll_ms)),
             config,
-            client,
-            now,
+            app,
+            rt: Runtime::new(client, rules, now),
             phase: Phase::JoiningWifi,
             link: Link::Idle,
             wifi_up: false,
             transport_open: false,
-            dots: None,
-            retry_at: None,
-            next_reading: None,
-            awaiting_reading: false,
-            seq: 0,
-            seqs: BTreeMap::new(),
-            events: VecDeque::new(),
+            retry_from: None,
+            inputs: VecDeque::new(),
         };
-        d.print(LINE_WIFI_CONNECTING);
-        d.events.push_back(DeviceEvent::JoinWifi);
+        d.app.setup(&mut Ctx { rt: &mut d.rt });
+        d.drain_client();
+        d.rt.events.push_back(DeviceEvent::JoinWifi);
         Ok(d)
     }
 
+    /// The board's and library's settings.
     pub fn config(&self) -> &DeviceConfig {
         &self.config
+    }
+    /// The application.
+    pub fn app(&self) -> &A {
+        &self.app
     }
     /// MQTT connected (CONNACK 0 and not lost since).
     pub fn is_connected(&self) -> bool {
         self.link == Link::Up
     }
-    /// Inside a blocking `connect()` (PubSubClient): the sketch's loop is stopped.
+    /// Inside a blocking `connect()` (PubSubClient): the application does not run.
     pub fn is_blocked(&self) -> bool {
         self.config.profile.blocking_connect() && self.attempting()
     }
     /// Publish calls so far (the last `seq`).
     pub fn publish_calls(&self) -> u64 {
-        self.seq
+        self.rt.seq
     }
     /// The MQTT client inside, for inspection.
     pub fn client(&self) -> &Client {
-        &self.client
+        &self.rt.client
     }
 
     // ----- inputs -----
@@ -523,15 +455,15 @@ impl Device {
         }
         self.wifi_up = up;
         if up || self.phase == Phase::JoiningWifi {
-            // Up: noticed by the wait loop at its next dot, or by the next connect attempt.
+            // Up: noticed by the wait loop at its next turn, or by the next connect attempt.
             return;
         }
         if self.transport_open {
             self.transport_open = false;
-            self.events.push_back(DeviceEvent::CloseTransport);
+            self.rt.events.push_back(DeviceEvent::CloseTransport);
         }
         self.transport_gone(true);
-        self.events.push_back(DeviceEvent::JoinWifi);
+        self.rt.events.push_back(DeviceEvent::JoinWifi);
     }
 
     /// The transport asked for with [`DeviceEvent::OpenTransport`] is up: CONNECT goes out.
@@ -539,14 +471,14 @@ impl Device {
         self.advance(now);
         match self.link {
             Link::Tcp { .. } => {
-                self.client.handle_connected(self.now);
+                self.rt.client.handle_connected(self.rt.now);
                 self.link = Link::ConnAck {
-                    deadline: self.now + ms(self.config.params.connack_timeout_ms),
+                    deadline: self.rt.now + ms(self.config.params.connack_timeout_ms),
                 };
                 self.drain_client();
             }
             // Not asked for (or abandoned): close it.
-            _ => self.events.push_back(DeviceEvent::CloseTransport),
+            _ => self.rt.events.push_back(DeviceEvent::CloseTransport),
         }
     }
 
@@ -566,7 +498,7 @@ impl Device {
             return;
         }
         // PubSubClient's buffer limit is the client's `Oversized::Drop` (see `client_config`).
-        self.client.handle_bytes(self.now, data);
+        self.rt.client.handle_bytes(self.rt.now, data);
         self.drain_client();
     }
 
@@ -580,63 +512,54 @@ impl Device {
         self.transport_gone(false);
     }
 
-    /// `n` bytes were written to the transport. Accepted for the contract; the application
-    /// does not use it (PubSubClient's writes return when the bytes are in the socket).
+    /// `n` bytes were written to the transport. Accepted for the contract; the library does not
+    /// use it (PubSubClient's writes return when the bytes are in the socket).
     pub fn handle_sent(&mut self, now: Instant, n: usize) {
         self.advance(now);
         let _ = n;
     }
 
-    /// Timers: WiFi wait loop, TCP connect timeout, CONNACK wait, retries, readings, and the
-    /// client's (keep alive).
+    /// Timers: WiFi wait loop, TCP connect timeout, CONNACK wait, retries, the client's (keep
+    /// alive), and the application's.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
-        self.client.handle_timeout(self.now);
+        self.rt.client.handle_timeout(self.rt.now);
         self.drain_client();
-        if self.next_dot.is_some_and(|t| t <= self.now) {
+        if self.next_dot.is_some_and(|t| t <= self.rt.now) {
             self.wifi_tick();
         }
         match self.link {
-            Link::Tcp { deadline } if deadline <= self.now => {
+            Link::Tcp { deadline } if deadline <= self.rt.now => {
                 self.fail_attempt(state::CONNECT_FAILED)
             }
-            Link::DeadConnAck { until } if until <= self.now => {
+            Link::DeadConnAck { until } if until <= self.rt.now => {
                 self.fail_attempt(state::CONNECTION_TIMEOUT)
             }
             _ => {}
         }
-        if self.link == Link::Idle && self.retry_at.is_some_and(|t| t <= self.now) {
+        if self.link == Link::Idle && self.retry_at().is_some_and(|t| t <= self.rt.now) {
             self.start_attempt();
         }
-        if self.config.max_publish_calls.is_some_and(|m| self.seq >= m) {
-            self.next_reading = None; // a measurement run: done
-        }
-        if !self.is_blocked() && self.next_reading.is_some_and(|t| t <= self.now) {
-            self.next_reading = Some(self.now + ms(self.config.interval_ms));
-            self.awaiting_reading = true;
-            self.events.push_back(DeviceEvent::ReadSensor);
-        }
+        self.run_app();
     }
 
-    /// The answer to [`DeviceEvent::ReadSensor`]: prints the reading and publishes it. Ignored
-    /// when no reading was asked for.
+    /// The answer to [`DeviceEvent::ReadSensor`], for the application ([`Event::Reading`]).
+    /// Ignored when no reading was asked for.
     pub fn handle_reading(&mut self, now: Instant, reading: Reading) {
         self.advance(now);
-        if !self.awaiting_reading {
+        if !self.rt.awaiting_reading {
             return;
         }
-        self.awaiting_reading = false;
-        if reading.temperature_c.is_nan() || reading.humidity_pct.is_nan() {
-            self.print(LINE_SENSOR_FAILED);
-            return;
-        }
-        self.print(LINE_PUBLISH);
-        self.print(&temperature_line(reading.temperature_c));
-        self.print(&humidity_line(reading.humidity_pct));
-        let t = self.config.temperature_topic.clone();
-        let h = self.config.humidity_topic.clone();
-        self.publish(&t, &payload_value(reading.temperature_c));
-        self.publish(&h, &payload_value(reading.humidity_pct));
+        self.rt.awaiting_reading = false;
+        self.emit(Event::Reading(reading));
+    }
+
+    /// An input of the board changed (a door switch, a button): [`Event::Input`] for the
+    /// application, at once or, inside a blocking connect, when the application runs again.
+    pub fn handle_input(&mut self, now: Instant, name: &str, value: Value) {
+        self.advance(now);
+        self.inputs.push_back((name.to_string(), value));
+        self.run_app();
     }
 
     // ----- outputs -----
@@ -644,12 +567,12 @@ impl Device {
     /// The next output; call until [`Output::Timeout`]. Transmit bytes are moved into `buf`
     /// (swapped when it is empty).
     pub fn poll_output(&mut self, buf: &mut Vec<u8>) -> Output {
-        if self.client.poll_transmit(buf).is_some() {
+        if self.rt.client.poll_transmit(buf).is_some() {
             // QoS 0 publishes complete when handed out.
             self.drain_client();
             return Output::Transmit(());
         }
-        if let Some(ev) = self.events.pop_front() {
+        if let Some(ev) = self.rt.events.pop_front() {
             return Output::Event(ev);
         }
         Output::Timeout(self.poll_timeout())
@@ -660,15 +583,17 @@ impl Device {
         let link = match self.link {
             Link::Tcp { deadline } => Some(deadline),
             Link::DeadConnAck { until } => Some(until),
-            Link::Idle => self.retry_at,
+            Link::Idle => self.retry_at(),
             Link::ConnAck { .. } | Link::Up => None,
         };
-        let reading = if self.is_blocked() {
+        let app = if self.is_blocked() {
             None
+        } else if !self.inputs.is_empty() {
+            Some(self.rt.now)
         } else {
-            self.next_reading
+            self.rt.next_timer()
         };
-        [self.next_dot, link, reading, self.client.poll_timeout()]
+        [self.next_dot, link, app, self.rt.client.poll_timeout()]
             .into_iter()
             .flatten()
             .min()
@@ -677,8 +602,8 @@ impl Device {
     // ----- internals -----
 
     fn advance(&mut self, now: Instant) {
-        if now > self.now {
-            self.now = now;
+        if now > self.rt.now {
+            self.rt.now = now;
         }
     }
 
@@ -689,51 +614,62 @@ impl Device {
         )
     }
 
-    fn print(&mut self, text: &str) {
-        self.events.push_back(DeviceEvent::Serial(SerialLine {
-            at: self.now,
-            text: text.to_string(),
-        }));
+    /// The next connection attempt: the application's reconnect delay (the library's
+    /// interval by default) after the last loss or failure.
+    fn retry_at(&self) -> Option<Instant> {
+        let delay = self
+            .rt
+            .reconnect_delay
+            .unwrap_or(ms(self.config.params.reconnect_interval_ms));
+        self.retry_from.map(|t| t + delay)
     }
 
-    fn flush_dots(&mut self) {
-        if let Some((at, n)) = self.dots.take() {
-            let text: String = core::iter::repeat_n('.', n).collect();
-            self.events
-                .push_back(DeviceEvent::Serial(SerialLine { at, text }));
+    /// Hands `event` to the application, then what its calls made the client say.
+    fn emit(&mut self, event: Event) {
+        self.app.handle(&mut Ctx { rt: &mut self.rt }, event);
+        self.drain_client();
+    }
+
+    /// The application's timers that are due, and the inputs held for it, unless it is held in
+    /// a blocking connect.
+    fn run_app(&mut self) {
+        while !self.is_blocked() {
+            if let Some((name, value)) = self.inputs.pop_front() {
+                self.emit(Event::Input { name, value });
+            } else if let Some(id) = self.rt.take_due_timer() {
+                self.emit(Event::Timer(id));
+            } else {
+                break;
+            }
         }
     }
 
-    /// One turn of `while (WiFi.status() != WL_CONNECTED) { delay(500); Serial.print("."); }`.
+    /// One turn of the WiFi wait loop (`while (WiFi.status() != WL_CONNECTED) { delay(500);
+    /// ... }`): the application's turn, then the status check.
     fn wifi_tick(&mut self) {
-        let (at, n) = self.dots.unwrap_or((self.now, 0));
-        self.dots = Some((at, n + 1));
+        self.emit(Event::WifiWait);
         if self.wifi_up {
             self.next_dot = None;
-            self.flush_dots();
-            self.print(LINE_WIFI_CONNECTED);
+            self.emit(Event::WifiConnected);
             self.phase = Phase::Connecting;
             self.start_attempt();
             return;
         }
-        if n + 1 >= WIFI_DOTS_PER_LINE_MAX {
-            self.flush_dots();
-        }
-        self.next_dot = Some(self.now + ms(self.config.wifi_poll_ms));
+        self.next_dot = Some(self.rt.now + ms(self.config.wifi_poll_ms));
     }
 
     fn start_attempt(&mut self) {
-        self.retry_at = None;
-        self.print(LINE_MQTT_CONNECTING);
+        self.retry_from = None;
+        self.emit(Event::Connecting);
         if !self.wifi_up {
             // No route: WiFiClient::connect fails at once.
             self.fail_attempt(state::CONNECT_FAILED);
             return;
         }
         self.transport_open = true;
-        self.events.push_back(DeviceEvent::OpenTransport);
+        self.rt.events.push_back(DeviceEvent::OpenTransport);
         self.link = Link::Tcp {
-            deadline: self.now + ms(self.config.params.tcp_connect_timeout_ms),
+            deadline: self.rt.now + ms(self.config.params.tcp_connect_timeout_ms),
         };
     }
 
@@ -741,26 +677,17 @@ impl Device {
     fn fail_attempt(&mut self, code: i8) {
         self.link = Link::Idle;
         // The client may still be connecting; its loss report is ignored (link is Idle).
-        self.client.handle_disconnected(self.now);
+        self.rt.client.handle_disconnected(self.rt.now);
         self.drain_client();
         if self.transport_open {
             self.transport_open = false;
-            self.events.push_back(DeviceEvent::CloseTransport);
+            self.rt.events.push_back(DeviceEvent::CloseTransport);
         }
-        self.print(&failed_line(code));
-        self.events
+        self.retry_from = Some(self.rt.now);
+        self.emit(Event::ConnectFailed { state: code });
+        self.rt
+            .events
             .push_back(DeviceEvent::ConnectFailed { state: code });
-        self.schedule_retry();
-    }
-
-    fn schedule_retry(&mut self) {
-        self.retry_at = Some(self.now + ms(self.config.params.reconnect_interval_ms));
-        // A reading that fell due during a blocking connect is taken now.
-        if let Some(t) = self.next_reading {
-            if t < self.now {
-                self.next_reading = Some(self.now);
-            }
-        }
     }
 
     /// The socket is gone (closed by the peer, or with the WiFi link); `transport_open` is
@@ -772,7 +699,7 @@ impl Device {
             Link::ConnAck { deadline } => {
                 if self.config.profile.blocking_connect() {
                     self.link = Link::DeadConnAck { until: deadline };
-                    self.client.handle_disconnected(self.now);
+                    self.rt.client.handle_disconnected(self.rt.now);
                     self.drain_client();
                 } else {
                     self.fail_attempt(state::CONNECT_FAILED);
@@ -780,7 +707,8 @@ impl Device {
             }
             Link::Up => {
                 self.link = Link::Idle;
-                self.client.handle_disconnected(self.now);
+                self.rt.connected = false;
+                self.rt.client.handle_disconnected(self.rt.now);
                 self.drain_client();
                 let reason = if wifi {
                     LossReason::WifiDown
@@ -795,73 +723,38 @@ impl Device {
     /// An established connection is lost.
     fn lost(&mut self, reason: LossReason) {
         self.link = Link::Idle;
+        self.rt.connected = false;
         if self.transport_open {
             self.transport_open = false;
-            self.events.push_back(DeviceEvent::CloseTransport);
+            self.rt.events.push_back(DeviceEvent::CloseTransport);
         }
-        self.events
+        self.rt
+            .events
             .push_back(DeviceEvent::ConnectionLost { reason });
-        self.schedule_retry();
-    }
-
-    fn publish(&mut self, topic: &str, value: &str) {
-        self.seq += 1;
-        let seq = self.seq;
-        let qos = self.config.qos;
-        let payload = if self.config.tag_payloads {
-            tag_payload(value.as_bytes(), self.config.device_index, seq)
-        } else {
-            value.as_bytes().to_vec()
-        };
-        let may = self.link == Link::Up
-            || (qos != QoS::AtMostOnce && self.config.profile.queues_while_disconnected());
-        let accepted = may
-            && match self
-                .client
-                .publish(self.now, topic, &payload, qos, self.config.retain)
-            {
-                Ok(id) => {
-                    self.seqs.insert(id, seq);
-                    true
-                }
-                Err(_) => false,
-            };
-        self.events.push_back(DeviceEvent::PublishCalled {
-            seq,
-            topic: topic.to_string(),
-            qos,
-            accepted,
-        });
-        self.drain_client();
+        self.retry_from = Some(self.rt.now);
+        self.emit(Event::ConnectionLost { reason });
     }
 
     fn drain_client(&mut self) {
-        while let Some(ev) = self.client.poll_event() {
+        while let Some(ev) = self.rt.client.poll_event() {
             match ev {
-                Event::Connected { .. } => {
+                ClientEvent::Connected { session_present } => {
                     if !matches!(self.link, Link::ConnAck { .. }) {
                         continue;
                     }
                     self.link = Link::Up;
-                    self.retry_at = None;
-                    self.print(LINE_MQTT_CONNECTED);
-                    self.events.push_back(DeviceEvent::Connected);
-                    if self.phase != Phase::Running {
-                        self.phase = Phase::Running;
-                        self.next_reading = Some(self.now + ms(self.config.interval_ms));
-                    } else if let Some(t) = self.next_reading {
-                        if t < self.now {
-                            self.next_reading = Some(self.now);
-                        }
-                    }
-                    self.subscribe_all();
+                    self.rt.connected = true;
+                    self.retry_from = None;
+                    self.phase = Phase::Running;
+                    self.rt.events.push_back(DeviceEvent::Connected);
+                    self.emit(Event::Connected { session_present });
                 }
-                Event::ConnectionRefused(code) => {
+                ClientEvent::ConnectionRefused(code) => {
                     if matches!(self.link, Link::ConnAck { .. }) {
                         self.fail_attempt(code as i8);
                     }
                 }
-                Event::ConnectionLost(reason) => match self.link {
+                ClientEvent::ConnectionLost(reason) => match self.link {
                     Link::ConnAck { .. } => {
                         let code = match reason {
                             LostReason::ConnAckTimeout => state::CONNECTION_TIMEOUT,
@@ -872,47 +765,43 @@ impl Device {
                     Link::Up => self.lost(LossReason::Client(reason)),
                     _ => {}
                 },
-                Event::Published(id) => {
-                    if let Some(seq) = self.seqs.remove(&id) {
-                        self.events.push_back(DeviceEvent::PublishCompleted { seq });
+                ClientEvent::Published(id) => {
+                    if let Some(seq) = self.rt.seqs.remove(&id) {
+                        self.rt
+                            .events
+                            .push_back(DeviceEvent::PublishCompleted { seq });
+                        self.emit(Event::PublishDone(seq));
                     }
                 }
-                Event::Expired(id) => {
-                    if let Some(seq) = self.seqs.remove(&id) {
-                        self.events.push_back(DeviceEvent::PublishExpired { seq });
+                ClientEvent::Expired(id) => {
+                    if let Some(seq) = self.rt.seqs.remove(&id) {
+                        self.rt
+                            .events
+                            .push_back(DeviceEvent::PublishExpired { seq });
+                        self.emit(Event::PublishExpired(seq));
                     }
                 }
-                Event::InboundDropped { bytes } => {
-                    self.events.push_back(DeviceEvent::InboundDropped { bytes });
+                ClientEvent::InboundDropped { bytes } => {
+                    self.rt
+                        .events
+                        .push_back(DeviceEvent::InboundDropped { bytes });
                 }
-                Event::Message { topic, payload, .. } => {
-                    self.events
-                        .push_back(DeviceEvent::Message { topic, payload });
+                ClientEvent::Message { topic, payload, .. } => {
+                    self.rt.events.push_back(DeviceEvent::Message {
+                        topic: topic.clone(),
+                        payload: payload.clone(),
+                    });
+                    self.emit(Event::Message { topic, payload });
                 }
-                Event::Subscribed { .. } | Event::Unsubscribed(_) => {}
+                ClientEvent::Subscribed { .. } | ClientEvent::Unsubscribed(_) => {}
             }
         }
-    }
-
-    fn subscribe_all(&mut self) {
-        if self.config.subscriptions.is_empty() {
-            return;
-        }
-        let filters: Vec<(&str, QoS)> = self
-            .config
-            .subscriptions
-            .iter()
-            .map(|(f, q)| (f.as_str(), *q))
-            .collect();
-        // Validated in `DeviceConfig::validate`; a refusal (too large) leaves it unsubscribed.
-        let _ = self.client.subscribe(self.now, &filters);
-        self.drain_client();
     }
 }
 
 /// The device is driven like every endpoint of the crate (one transport, `Conn = ()`); the WiFi,
-/// transport and sensor inputs are its own methods.
-impl Endpoint for Device {
+/// transport, sensor and input events are its own methods.
+impl<A: App> Endpoint for Device<A> {
     type Conn = ();
     type Event = DeviceEvent;
     fn handle_bytes(&mut self, now: Instant, _: (), data: &[u8]) {

@@ -5,6 +5,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use mqsim::app::reference::{ReferenceSketch, SketchConfig, TAG_MAX_BYTES};
+use mqsim::app::App;
 use mqsim::device::{self, Device, DeviceConfig, DeviceEvent, Reading, WallClock};
 use mqsim::time::{Duration, Instant};
 use rand_chacha::ChaCha8Rng;
@@ -92,12 +94,19 @@ pub(super) fn add(
             });
             cfg.device_index = id.0;
             cfg.client_id = client_id.clone();
-            (cfg.temperature_topic, cfg.humidity_topic) = d.topics_for(&client_id);
-            cfg.qos = qos(d.qos);
-            cfg.interval_ms = d.interval_ms;
             cfg.tag_payloads = true;
-            cfg.retain = d.retain;
-            cfg.max_publish_calls = d.messages;
+            let (temperature_topic, humidity_topic) = d.topics_for(&client_id);
+            let sketch = SketchConfig {
+                temperature_topic,
+                humidity_topic,
+                qos: qos(d.qos),
+                interval_ms: d.interval_ms,
+                retain: d.retain,
+                max_publish_calls: d.messages,
+                tag_bytes: TAG_MAX_BYTES,
+                ..SketchConfig::default()
+            };
+            let app: Box<dyn App> = Box::new(ReferenceSketch::new(sketch));
             cfg.params.keep_alive_s = d.keepalive_s;
             cfg.params.clean_session = d.clean_session;
             if d.profile == Profile::EspMqtt {
@@ -142,15 +151,15 @@ pub(super) fn add(
                 healed: shared.healed.clone(),
                 send_buffer_bytes: Some(cfg.params.tcp_send_buffer_bytes),
             };
-            devices.push((cfg, connector, rx, hooks));
+            devices.push((cfg, app, connector, rx, hooks));
         }
     }
     let devices = Rc::new(RefCell::new(Some(devices)));
     sim.host(FIELD_HOST, move || {
         let devices = devices.borrow_mut().take();
         async move {
-            for (cfg, connector, rx, hooks) in devices.into_iter().flatten() {
-                let dev = Device::new(cfg, sim_now())
+            for (cfg, app, connector, rx, hooks) in devices.into_iter().flatten() {
+                let dev = Device::new(cfg, app, sim_now())
                     .map_err(|e| format!("device {}: {e}", hooks.name))?;
                 tokio::task::spawn_local(run_device(dev, connector, rx, hooks));
             }

@@ -109,7 +109,7 @@ pub async fn run_subscriber<S, H>(
             biased;
             c = control.recv() => match c {
                 None | Some(Control::Stop) => return,
-                Some(Control::Quiet) => {}
+                Some(Control::Quiet) | Some(Control::Input { .. }) => {}
                 Some(Control::WifiDown) => {
                     online = false;
                     stream = None;

@@ -19,6 +19,7 @@ mod tests;
 use alloc::vec::Vec;
 
 use super::{Device, DeviceEvent, Reading, SerialLine};
+use crate::app::{App, Value};
 use crate::driver::drain_into;
 use crate::time::Instant;
 
@@ -124,7 +125,7 @@ impl<C, O, W, S, T: Transport> Transport for Board<C, O, W, S, T> {
 }
 
 /// What the world tells the device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Input<'a> {
     /// The WiFi link is up (joined, address leased) or down.
     Wifi(bool),
@@ -138,19 +139,27 @@ pub enum Input<'a> {
     TcpClosed,
     /// The wake-up returned by [`Glue::settle`] came (or any earlier one: the device checks).
     Timer,
+    /// An input of the board changed (a switch, a button): for the application.
+    Board {
+        /// The input's name.
+        name: &'a str,
+        /// Its new value.
+        value: Value,
+    },
 }
 
 /// The device and the buffers of its drain loop.
 #[derive(Debug)]
-pub struct Glue {
-    dev: Device,
+pub struct Glue<A> {
+    dev: Device<A>,
     buf: Vec<u8>,
     writes: Vec<u8>,
     events: Vec<DeviceEvent>,
 }
 
-impl Glue {
-    pub fn new(dev: Device) -> Glue {
+impl<A: App> Glue<A> {
+    /// The loop around `dev`.
+    pub fn new(dev: Device<A>) -> Glue<A> {
         Glue {
             dev,
             buf: Vec::new(),
@@ -160,7 +169,7 @@ impl Glue {
     }
 
     /// The device inside.
-    pub fn device(&self) -> &Device {
+    pub fn device(&self) -> &Device<A> {
         &self.dev
     }
 
@@ -174,6 +183,7 @@ impl Glue {
             Input::Bytes(b) => dev.handle_bytes(now, b),
             Input::TcpClosed => dev.handle_transport_closed(now),
             Input::Timer => dev.handle_timeout(now),
+            Input::Board { name, value } => dev.handle_input(now, name, value),
         }
     }
 
