@@ -27,10 +27,10 @@ pub mod topic;
 
 // Needs `Arc`, so a target with pointer-sized atomics: not the ESP32-C3 (riscv32imc), which
 // runs only the client.
-#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
-pub mod broker;
 #[cfg(feature = "alloc")]
 pub mod app;
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
+pub mod broker;
 #[cfg(feature = "alloc")]
 pub mod client;
 #[cfg(feature = "alloc")]

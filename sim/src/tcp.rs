@@ -196,4 +196,3 @@ fn wall_clock_now() -> WallClock {
         .unwrap_or(0);
     WallClock::from_ms_of_day(ms)
 }
-

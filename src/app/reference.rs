@@ -20,9 +20,9 @@ use alloc::vec::Vec;
 use super::{App, Ctx, Event, Library, TimerId};
 use crate::codec::QoS;
 use crate::device::{
-    failed_line, humidity_line, payload_value, temperature_line, DeviceError,
-    LINE_MQTT_CONNECTED, LINE_MQTT_CONNECTING, LINE_PUBLISH, LINE_SENSOR_FAILED,
-    LINE_WIFI_CONNECTED, LINE_WIFI_CONNECTING,
+    failed_line, humidity_line, payload_value, temperature_line, DeviceError, LINE_MQTT_CONNECTED,
+    LINE_MQTT_CONNECTING, LINE_PUBLISH, LINE_SENSOR_FAILED, LINE_WIFI_CONNECTED,
+    LINE_WIFI_CONNECTING,
 };
 use crate::time::Duration;
 use crate::topic;

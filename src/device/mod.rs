@@ -105,7 +105,9 @@ use core::fmt;
 
 use crate::app::reference::ReferenceSketch;
 use crate::app::{App, Ctx, Event, Library, Value};
-use crate::client::{Client, ClientConfig, ClientError, Event as ClientEvent, LastWill, LostReason};
+use crate::client::{
+    Client, ClientConfig, ClientError, Event as ClientEvent, LastWill, LostReason,
+};
 use crate::codec::{Oversized, QoS};
 use crate::driver::Endpoint;
 use crate::limits;

@@ -7,6 +7,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::*;
+use crate::app::reference::{SketchConfig, TAG_MAX_BYTES};
 use crate::broker::{self, Broker, ConnId};
 use crate::codec::{self, Packet, Publish};
 use crate::driver::drain;
@@ -42,11 +43,15 @@ struct Net {
 
 impl Net {
     fn new(config: DeviceConfig) -> Net {
+        Net::with(config, SketchConfig::default())
+    }
+
+    fn with(config: DeviceConfig, sketch: SketchConfig) -> Net {
         let now = Instant::ZERO;
         Net {
             now,
             broker: Broker::new(broker::Config::default(), now).unwrap(),
-            dev: Device::new(config, now).expect("valid config"),
+            dev: Device::new(config, ReferenceSketch::new(sketch), now).expect("valid config"),
             conn: None,
             reachable: true,
             tcp_hangs: false,
@@ -319,7 +324,7 @@ fn wifi_that_never_comes_wraps_the_dot_line() {
     let s = n.serial();
     assert_eq!(s.len(), 2, "{s:?}");
     assert_eq!(s[1].0, 500);
-    assert_eq!(s[1].1.len(), WIFI_DOTS_PER_LINE_MAX);
+    assert_eq!(s[1].1.len(), SERIAL_LINE_MAX_CHARS);
     assert!(n.calls().is_empty());
 }
 
@@ -425,9 +430,11 @@ fn pubsubclient_waits_out_the_socket_timeout_on_a_dead_socket() {
 }
 
 fn esp_mqtt(qos: QoS) -> Net {
-    let mut c = DeviceConfig::new(Profile::EspMqtt);
-    c.qos = qos;
-    Net::new(c)
+    let sketch = SketchConfig {
+        qos,
+        ..SketchConfig::default()
+    };
+    Net::with(DeviceConfig::new(Profile::EspMqtt), sketch)
 }
 
 #[test]
@@ -536,9 +543,11 @@ fn messages(n: &Net) -> Vec<usize> {
 
 #[test]
 fn pubsubclient_drops_inbound_packets_over_256_bytes() {
-    let mut c = DeviceConfig::new(Profile::PubSubClient);
-    c.subscriptions = vec![("cmd/#".into(), QoS::AtMostOnce)];
-    let mut n = Net::new(c);
+    let sketch = SketchConfig {
+        subscriptions: vec![("cmd/#".into(), QoS::AtMostOnce)],
+        ..SketchConfig::default()
+    };
+    let mut n = Net::with(DeviceConfig::new(Profile::PubSubClient), sketch);
     n.run_until(3_000);
     assert!(n.dev.is_connected());
     // 257 bytes, then 256 bytes, in odd-sized pieces (the header of the first one split).
@@ -562,9 +571,11 @@ fn pubsubclient_drops_inbound_packets_over_256_bytes() {
 
 #[test]
 fn esp_mqtt_keeps_inbound_packets_over_its_buffer() {
-    let mut c = DeviceConfig::new(Profile::EspMqtt);
-    c.subscriptions = vec![("cmd/#".into(), QoS::AtMostOnce)];
-    let mut n = Net::new(c);
+    let sketch = SketchConfig {
+        subscriptions: vec![("cmd/#".into(), QoS::AtMostOnce)],
+        ..SketchConfig::default()
+    };
+    let mut n = Net::with(DeviceConfig::new(Profile::EspMqtt), sketch);
     n.run_until(3_000);
     n.dev.handle_bytes(n.now, &publish_of(2_000));
     n.settle();
@@ -754,63 +765,79 @@ fn reading_formats_match_the_reference() {
 fn config_validation() {
     let ok = DeviceConfig::new(Profile::PubSubClient);
     assert_eq!(ok.validate(), Ok(()));
-    let check = |f: &dyn Fn(&mut DeviceConfig), want: DeviceError| {
+    let check = |f: &dyn Fn(&mut DeviceConfig, &mut SketchConfig), want: DeviceError| {
         let mut c = DeviceConfig::new(Profile::PubSubClient);
-        f(&mut c);
-        assert_eq!(Device::new(c, Instant::ZERO).err(), Some(want));
+        let mut k = SketchConfig::default();
+        f(&mut c, &mut k);
+        let made = Device::new(c, ReferenceSketch::new(k), Instant::ZERO);
+        assert_eq!(made.err(), Some(want));
     };
     check(
-        &|c| c.qos = QoS::ExactlyOnce,
+        &|_, k| k.qos = QoS::ExactlyOnce,
         DeviceError::PublishQosUnsupported {
             profile: Profile::PubSubClient,
             qos: QoS::ExactlyOnce,
         },
     );
     check(
-        &|c| c.qos = QoS::AtLeastOnce,
+        &|_, k| k.qos = QoS::AtLeastOnce,
         DeviceError::PublishQosUnsupported {
             profile: Profile::PubSubClient,
             qos: QoS::AtLeastOnce,
         },
     );
-    check(&|c| c.interval_ms = 0, DeviceError::IntervalZero);
-    check(&|c| c.wifi_poll_ms = 0, DeviceError::WifiPollZero);
+    check(&|_, k| k.interval_ms = 0, DeviceError::IntervalZero);
+    check(&|c, _| c.wifi_poll_ms = 0, DeviceError::WifiPollZero);
     check(
-        &|c| c.params.reconnect_interval_ms = 0,
+        &|c, _| c.params.reconnect_interval_ms = 0,
         DeviceError::ReconnectIntervalZero,
     );
     check(
-        &|c| c.params.connack_timeout_ms = 0,
+        &|c, _| c.params.connack_timeout_ms = 0,
         DeviceError::ConnectTimeoutZero,
     );
     check(
-        &|c| c.temperature_topic = "ESP32/#".into(),
+        &|_, k| k.temperature_topic = "ESP32/#".into(),
         DeviceError::InvalidTopic("ESP32/#".into()),
     );
     check(
-        &|c| c.subscriptions = vec![("cmd/#".into(), QoS::ExactlyOnce)],
+        &|_, k| k.subscriptions = vec![("cmd/#".into(), QoS::ExactlyOnce)],
         DeviceError::SubscribeQosUnsupported {
             profile: Profile::PubSubClient,
             qos: QoS::ExactlyOnce,
         },
     );
     check(
-        &|c| c.subscriptions = vec![("cmd/#/x".into(), QoS::AtMostOnce)],
+        &|_, k| k.subscriptions = vec![("cmd/#/x".into(), QoS::AtMostOnce)],
         DeviceError::InvalidFilter("cmd/#/x".into()),
     );
     let long = format!("ESP32/{}", "t".repeat(240));
     check(
-        &|c| c.humidity_topic = long.clone(),
+        &|_, k| k.humidity_topic = long.clone(),
         DeviceError::BufferTooSmall {
             buffer_bytes: 256,
             needed: 1 + 2 + 2 + 246 + 7,
         },
     );
+    // A tagged payload must fit too.
+    check(
+        &|_, k| {
+            k.humidity_topic = format!("ESP32/{}", "t".repeat(210));
+            k.tag_bytes = TAG_MAX_BYTES;
+        },
+        DeviceError::BufferTooSmall {
+            buffer_bytes: 256,
+            needed: 1 + 2 + 2 + 216 + 7 + TAG_MAX_BYTES,
+        },
+    );
     // esp-mqtt publishes QoS 2, and its buffer does not bound packets.
-    let mut c = DeviceConfig::new(Profile::EspMqtt);
-    c.qos = QoS::ExactlyOnce;
-    c.humidity_topic = long;
-    assert!(Device::new(c, Instant::ZERO).is_ok());
+    let sketch = SketchConfig {
+        qos: QoS::ExactlyOnce,
+        humidity_topic: long,
+        ..SketchConfig::default()
+    };
+    let esp = DeviceConfig::new(Profile::EspMqtt);
+    assert!(Device::new(esp, ReferenceSketch::new(sketch), Instant::ZERO).is_ok());
     assert!(format!("{}", DeviceError::IntervalZero).contains("interval_ms"));
 }
 
@@ -849,9 +876,12 @@ fn handle_reading_without_a_request_is_ignored_and_old_time_counts_as_newest() {
 fn same_inputs_same_outputs() {
     let run = || {
         let mut c = DeviceConfig::new(Profile::EspMqtt);
-        c.qos = QoS::ExactlyOnce;
         c.tag_payloads = true;
-        let mut n = Net::new(c);
+        let sketch = SketchConfig {
+            qos: QoS::ExactlyOnce,
+            ..SketchConfig::default()
+        };
+        let mut n = Net::with(c, sketch);
         n.run_until(9_000);
         n.cut();
         n.run_until(25_000);

@@ -22,6 +22,7 @@ use core::task::{Context, Poll, Waker};
 use std::collections::VecDeque;
 
 use super::{Board, Clock, Console, Glue, Input, Sensor, Transport, Wifi};
+use crate::app::reference::{ReferenceSketch, SketchConfig};
 use crate::codec::QoS;
 use crate::device::{Device, DeviceConfig, DeviceEvent, Output, Profile, Reading, SerialLine};
 use crate::time::{Duration, Instant};
@@ -269,17 +270,19 @@ impl World {
     }
 }
 
-fn config(profile: Profile, qos: QoS) -> DeviceConfig {
-    let mut c = DeviceConfig::new(profile);
-    c.qos = qos;
-    c
+fn config(profile: Profile, qos: QoS) -> (DeviceConfig, ReferenceSketch) {
+    let sketch = SketchConfig {
+        qos,
+        ..SketchConfig::default()
+    };
+    (DeviceConfig::new(profile), ReferenceSketch::new(sketch))
 }
 
 // ----- the core's own run loop (the `mqsim::device` module documentation's sketch) -----
 
-fn run_core(cfg: DeviceConfig) -> Vec<Trace> {
+fn run_core((cfg, app): (DeviceConfig, ReferenceSketch)) -> Vec<Trace> {
     let mut w = World::new();
-    let mut dev = Device::new(cfg, w.now).unwrap();
+    let mut dev = Device::new(cfg, app, w.now).unwrap();
     let mut buf = Vec::new();
     loop {
         loop {
@@ -379,7 +382,7 @@ fn block_on<F: Future>(f: F) -> F::Output {
     }
 }
 
-fn run_glue(cfg: DeviceConfig) -> Vec<Trace> {
+fn run_glue((cfg, app): (DeviceConfig, ReferenceSketch)) -> Vec<Trace> {
     let world = Rc::new(RefCell::new(World::new()));
     let f = Fake(world.clone());
     let mut board = Board {
@@ -389,7 +392,7 @@ fn run_glue(cfg: DeviceConfig) -> Vec<Trace> {
         sensor: f.clone(),
         transport: f,
     };
-    let mut glue = Glue::new(Device::new(cfg, Instant::ZERO).unwrap());
+    let mut glue = Glue::new(Device::new(cfg, app, Instant::ZERO).unwrap());
     loop {
         let wake = block_on(glue.settle(&mut board));
         let next = world.borrow_mut().next(wake);
