@@ -1686,5 +1686,4 @@ fn connect_timeout_is_exact_to_the_microsecond() {
 // Users and ACLs (password_file, acl_file), on this file's harness.
 mod conformance;
 #[cfg(feature = "auth")]
-#[path = "security_tests.rs"]
-mod security_tests;
+mod security;

@@ -3,7 +3,7 @@
 
 use super::*;
 
-const PASSWD: &str = include_str!("../../tests/fixtures/mosquitto_passwd_7.txt");
+const PASSWD: &str = include_str!("../../../tests/fixtures/mosquitto_passwd_7.txt");
 
 const ACL: &str = "\
 topic read public/#
