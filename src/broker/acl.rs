@@ -27,7 +27,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use super::security::FileError;
+use super::file::{file_lines, FileError};
 use crate::topic;
 
 /// The access a client asks for.
@@ -80,7 +80,7 @@ impl AclFile {
     pub fn parse(text: &str) -> Result<Self, FileError> {
         let mut acl = AclFile::default();
         let mut user: Option<String> = None;
-        for (line, trimmed) in super::file_lines(text) {
+        for (line, trimmed) in file_lines(text) {
             let err = |reason: String| FileError { line, reason };
             let (keyword, rest) = split_word(trimmed);
             match keyword {

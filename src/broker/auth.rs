@@ -14,7 +14,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::security::FileError;
+use super::file::{file_lines, FileError};
 use base64::Engine;
 use subtle::ConstantTimeEq;
 
@@ -58,7 +58,7 @@ impl PasswordFile {
     /// line must be `USER:$7$...` or `USER:$6$...` with a salt of 12 bytes and a hash of 64.
     pub fn parse(text: &str) -> Result<Self, FileError> {
         let mut users: BTreeMap<String, (usize, Entry)> = BTreeMap::new();
-        for (line, trimmed) in super::file_lines(text) {
+        for (line, trimmed) in file_lines(text) {
             let err = |reason: String| FileError { line, reason };
             let Some((user, hash)) = trimmed.split_once(':') else {
                 return Err(err(

@@ -6,15 +6,6 @@ use core::fmt;
 use crate::limits;
 use crate::time::Duration;
 
-/// The lines of a file in mosquitto's format (mosquitto.conf, `password_file`, `acl_file`) that
-/// say something: numbered from 1, trimmed, blank lines and `#` comments left out.
-pub fn file_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines()
-        .enumerate()
-        .map(|(i, raw)| (i + 1, raw.trim()))
-        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
-}
-
 /// Broker settings. Names follow mosquitto.conf where one exists; every bound has its unit.
 #[derive(Clone, Debug)]
 pub struct Config {

@@ -16,6 +16,7 @@ mod acl;
 #[cfg(feature = "auth")]
 mod auth;
 mod config;
+mod file;
 mod conformance;
 mod identity;
 mod log;
@@ -45,11 +46,12 @@ use crate::topic::{self, SubscriptionTree};
 pub use acl::{Access, AclFile};
 #[cfg(feature = "auth")]
 pub use auth::PasswordFile;
-pub use config::{file_lines, Config, ConfigBuilder, ConfigError};
+pub use config::{Config, ConfigBuilder, ConfigError};
+pub use file::{file_lines, FileError};
 pub use identity::Identity;
 pub use persist::{Damage, JournalWrite, Lsn, Recovery, RestoreError};
 use persist::{IdEvent, Journal, RecordArgs};
-pub use security::{FileError, Security};
+pub use security::Security;
 pub use session::Message;
 use session::{Retain, Session};
 
