@@ -6,8 +6,10 @@ use alloc::vec::Vec;
 
 use super::*;
 use crate::codec::{
-    encode_to_vec, Connect, Decoded, Protocol, SubscribeFilters, UnsubscribeTopics, Will,
+    encode_to_vec, Connect, Decoded, Protocol, Subscribe, SubscribeFilters, Unsubscribe,
+    UnsubscribeTopics, Will, SUBACK_FAILURE,
 };
+use crate::limits;
 
 use crate::driver::drain;
 use crate::test_util::Pkt;
