@@ -6,7 +6,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::*;
-use crate::codec::{encode_to_vec, UnsubAck};
+use crate::codec::{encode_to_vec, DecodeError, EncodeError, Oversized, UnsubAck};
 use crate::driver::drain;
 
 pub(super) use crate::test_util::{decode_all, Pkt};
