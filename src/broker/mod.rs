@@ -44,7 +44,7 @@ use crate::topic::SubscriptionTree;
 pub use acl::{Access, AclFile};
 #[cfg(feature = "auth")]
 pub use auth::PasswordFile;
-pub use config::{Config, ConfigBuilder, ConfigError};
+pub use config::{Config, ConfigError};
 pub use file::{file_lines, FileError};
 pub use identity::Identity;
 use persist::Journal;
