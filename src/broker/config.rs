@@ -123,6 +123,16 @@ impl std::error::Error for ConfigError {}
 pub const PACKET_SIZE_MIN_BYTES: usize = 20;
 
 impl Config {
+    /// The defaults with `$SYS` off (`sys_interval` zero): a broker that sends and schedules
+    /// nothing of its own, so a unit test sees only its clients' traffic and timers.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Config {
+        Config {
+            sys_interval: Duration::ZERO,
+            ..Config::default()
+        }
+    }
+
     /// Every setting in range, or the first one that is not.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key, reason| Err(ConfigError { key, reason });

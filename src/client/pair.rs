@@ -15,10 +15,7 @@ use crate::driver::mem::{Dir, Loss, MemNet, Record};
 type Pair = MemNet;
 
 fn broker_config() -> broker::Config {
-    broker::Config {
-        sys_interval: Duration::ZERO,
-        ..broker::Config::default()
-    }
+    broker::Config::for_tests()
 }
 
 fn cfg(id: &str, keep_alive_s: u16, clean: bool) -> ClientConfig {

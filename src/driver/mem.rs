@@ -381,10 +381,7 @@ mod tests {
     /// 110 MiB at QoS 1 through one subscriber connection, with the default limits.
     #[test]
     fn moves_110_mib_through_one_connection_without_stalling() {
-        let config = broker::Config {
-            sys_interval: Duration::ZERO,
-            ..broker::Config::default()
-        };
+        let config = broker::Config::for_tests();
         let mut net = MemNet::new(config, Instant::ZERO).unwrap();
         net.record_trace = false;
         let sub = net.add_client(ClientConfig::new("sub")).unwrap();
