@@ -19,7 +19,7 @@ mod publish;
 mod subscribe;
 
 pub use connect::{ConnAck, Connect, ConnectReturnCode, Protocol, Will};
-pub use frame::{parse_fixed_header, FixedHeader};
+pub use frame::{parse_fixed_header, remaining_len_bytes, FixedHeader};
 #[cfg(feature = "alloc")]
 pub use framing::{FeedStop, Frame, FrameBuffer, Oversized, Take};
 pub use publish::Publish;

@@ -102,7 +102,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::client::{Client, ClientConfig, ClientError, Event, LastWill, LostReason, PublishId};
-use crate::codec::{Oversized, QoS};
+use crate::codec::{self, Oversized, QoS};
 use crate::driver::Endpoint;
 use crate::limits;
 use crate::time::{Duration, Instant};
@@ -422,19 +422,10 @@ enum Link {
     Up,
 }
 
-fn varint_len(v: usize) -> usize {
-    match v {
-        0..=127 => 1,
-        128..=16_383 => 2,
-        16_384..=2_097_151 => 3,
-        _ => 4,
-    }
-}
-
 /// Bytes of a PUBLISH with this topic and payload length.
 fn publish_len(topic_len: usize, payload_len: usize, qos: QoS) -> usize {
     let rem = 2 + topic_len + payload_len + if qos == QoS::AtMostOnce { 0 } else { 2 };
-    1 + varint_len(rem) + rem
+    1 + codec::remaining_len_bytes(rem) + rem
 }
 
 /// The virtual ESP32. See the module documentation for the contract.
