@@ -31,6 +31,7 @@ pub enum Oversized {
 /// One item of the stream under [`FrameBuffer::feed_frames`].
 #[derive(Debug)]
 pub enum Frame<'a> {
+    /// A packet within the limit, decoded.
     Packet(Packet<'a>),
     /// A packet of this many bytes (whole frame) over the limit, skipped.
     Dropped(usize),
@@ -58,6 +59,7 @@ pub enum FeedStop<B> {
 }
 
 impl FrameBuffer {
+    /// An empty buffer, not skipping anything.
     pub const fn new() -> Self {
         FrameBuffer {
             rest: Vec::new(),
@@ -70,6 +72,7 @@ impl FrameBuffer {
         self.rest.len()
     }
 
+    /// No bytes held: every byte fed so far was a whole packet, or skipped.
     pub fn is_empty(&self) -> bool {
         self.rest.is_empty()
     }
