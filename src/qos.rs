@@ -80,14 +80,17 @@ impl PacketIds {
         }
     }
 
+    /// Identifiers in use.
     pub fn len(&self) -> usize {
         self.small.len() + self.large.len()
     }
 
+    /// No identifier in use.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Whether `id` is in use (allocated and not released).
     pub fn contains(&self, id: u16) -> bool {
         self.small.contains(&id) || self.large.contains(&id)
     }
@@ -107,12 +110,16 @@ pub enum Awaiting {
 /// One message in the window.
 #[derive(Debug)]
 pub struct InFlight<M> {
+    /// Its packet identifier, held until the flow completes.
     pub pkid: u16,
+    /// QoS 1 or 2; fixes which acknowledgements complete it.
     pub qos: QoS,
+    /// The acknowledgement that moves it on.
     pub awaiting: Awaiting,
     /// When the PUBLISH (or, once PUBREC arrived, the PUBREL) was last sent: for re-sending
     /// while connected (esp-mqtt's behaviour).
     pub sent_at: Instant,
+    /// The message itself, in the owner's type (the broker's shared message, the client's outbox).
     pub msg: M,
 }
 
@@ -120,7 +127,9 @@ pub struct InFlight<M> {
 /// re-send timer fires: the PUBLISH with DUP = 1 and its identifier, or the PUBREL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resend {
+    /// The PUBLISH again, with DUP = 1 and the same identifier (PUBACK or PUBREC not yet received).
     Publish,
+    /// The PUBREL again (PUBREC received, PUBCOMP not yet).
     PubRel,
 }
 
@@ -150,10 +159,12 @@ impl<M> Default for Window<M> {
 }
 
 impl<M> Window<M> {
+    /// Messages in flight.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Nothing in flight.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -271,6 +282,7 @@ impl<M> Window<M> {
         self.entries.iter().map(|f| f.sent_at).min()
     }
 
+    /// The messages in flight, oldest first (the order they are re-sent in).
     pub fn iter(&self) -> impl Iterator<Item = &InFlight<M>> + '_ {
         self.entries.iter()
     }
@@ -328,14 +340,17 @@ impl IncomingQos2 {
         self.ids.iter().copied()
     }
 
+    /// Forgets every identifier (the session is gone, so no PUBREL can come for them).
     pub fn clear(&mut self) {
         self.ids.clear();
     }
 
+    /// Identifiers awaiting PUBREL.
     pub fn len(&self) -> usize {
         self.ids.len()
     }
 
+    /// No QoS 2 message awaits its PUBREL.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }

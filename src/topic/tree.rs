@@ -43,6 +43,7 @@ impl<K: Ord + Copy> Default for SubscriptionTree<K> {
 }
 
 impl<K: Ord + Copy> SubscriptionTree<K> {
+    /// An empty tree.
     pub fn new() -> Self {
         SubscriptionTree {
             root: Node::default(),
@@ -55,6 +56,7 @@ impl<K: Ord + Copy> SubscriptionTree<K> {
         self.len
     }
 
+    /// No subscriptions at all.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
