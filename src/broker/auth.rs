@@ -90,6 +90,7 @@ impl PasswordFile {
         self.users.len()
     }
 
+    /// No users: every client with a user name is refused.
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
     }

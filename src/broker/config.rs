@@ -105,7 +105,9 @@ impl Default for Config {
 /// A setting out of range: which one (its mosquitto.conf name where it has one) and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The setting: its mosquitto.conf key where it has one (`max_packet_size`), else the field name.
     pub key: &'static str,
+    /// What the value must be, as a sentence fragment ("must be at least 20 bytes").
     pub reason: &'static str,
 }
 

@@ -18,7 +18,9 @@ pub fn file_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 /// A line of a `password_file` or an `acl_file` that does not parse: its number (from 1) and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileError {
+    /// Line number in the file, from 1.
     pub line: usize,
+    /// What is wrong with that line, for a person to read.
     pub reason: String,
 }
 

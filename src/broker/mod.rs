@@ -76,18 +76,24 @@ pub enum Event {
 /// Counters behind `$SYS/broker/...`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Control packets of any type received / sent.
+    /// Control packets of any type decoded from clients (`$SYS/broker/messages/received`).
     pub messages_received: u64,
+    /// Control packets of any type encoded for clients (`$SYS/broker/messages/sent`).
     pub messages_sent: u64,
-    /// PUBLISH packets received / sent.
+    /// PUBLISH packets received from clients, QoS 0 to 2, duplicates included.
     pub publish_received: u64,
+    /// PUBLISH packets sent to subscribers, re-sends included.
     pub publish_sent: u64,
     /// Messages not delivered to a subscriber because a bound was reached (queue full, QoS 0 to
     /// a backed-up connection, over `message_size_limit`, retained store full).
     pub messages_dropped: u64,
+    /// Bytes read from every connection (handed to [`Broker::handle_bytes`]).
     pub bytes_received: u64,
+    /// Bytes taken by the caller through [`Broker::poll_transmit`].
     pub bytes_sent: u64,
+    /// Clients connected now (CONNECT accepted, not yet closed).
     pub clients_connected: u64,
+    /// The most clients connected at once since the broker started.
     pub clients_maximum: u64,
 }
 
@@ -272,21 +278,27 @@ impl Broker {
         Ok(b)
     }
 
+    /// The settings the broker was built with.
     pub fn config(&self) -> &Config {
         &self.config
     }
+    /// The counters behind `$SYS`, current (not only as last published).
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
+    /// Open connections, CONNECT received or not, including those closing.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
     }
+    /// Sessions held: of connected clients, and persistent ones (clean session 0) offline.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
     }
+    /// Topics with a retained message, `$SYS` topics included.
     pub fn retained_count(&self) -> usize {
         self.retained.len()
     }
+    /// (filter, session) subscription pairs over every session.
     pub fn subscription_count(&self) -> usize {
         self.tree.len()
     }
@@ -647,6 +659,9 @@ impl Broker {
         None
     }
 
+    /// The next thing the broker asks of the caller (close or pause a connection, a log line),
+    /// oldest first; `None` when there is none. Drain after [`Broker::poll_transmit`], so a close
+    /// comes after the bytes it must not cut off.
     pub fn poll_event(&mut self) -> Option<Event> {
         let ev = self.events.pop_front()?;
         if let Event::Close(conn) = ev {

@@ -9,8 +9,10 @@ use super::auth::PasswordFile;
 /// The parsed `password_file` and `acl_file`, either absent.
 #[derive(Clone, Debug, Default)]
 pub struct Security {
+    /// The `password_file`: with it, a client with a user name needs that user's password.
     #[cfg(feature = "auth")]
     pub passwords: Option<PasswordFile>,
+    /// The `acl_file`: with it, every topic read and write is checked; without, all are allowed.
     pub acl: Option<AclFile>,
 }
 

@@ -20,6 +20,8 @@ pub struct Damage {
     pub offset: u64,
     /// Bytes from there to the end of the file, dropped.
     pub dropped_bytes: u64,
+    /// What is wrong there, as a sentence ("the last record is cut short", "a record fails its
+    /// checksum", "a session is created twice").
     pub reason: &'static str,
 }
 
@@ -28,7 +30,9 @@ pub struct Damage {
 pub struct Recovery {
     /// Records applied.
     pub records: u64,
+    /// Persistent sessions restored (offline until their clients connect).
     pub sessions: usize,
+    /// Retained messages restored.
     pub retained: usize,
     /// QoS 1/2 messages owed to persistent sessions (queued and in flight).
     pub messages: usize,
@@ -67,6 +71,7 @@ pub enum RestoreError {
     NotAJournal,
     /// Written by a newer (or unknown) format version.
     UnsupportedVersion(u32),
+    /// `config` has a setting out of range ([`Config::validate`]).
     Config(ConfigError),
 }
 
