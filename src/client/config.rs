@@ -12,9 +12,13 @@ use crate::time::Duration;
 /// without DISCONNECT.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LastWill {
+    /// Topic the broker publishes the will to; no wildcards.
     pub topic: String,
+    /// The will's body (at most 65,535 bytes: a length-prefixed CONNECT field).
     pub payload: Vec<u8>,
+    /// QoS the broker publishes it at.
     pub qos: QoS,
+    /// Whether the broker retains it when it publishes it.
     pub retain: bool,
 }
 
@@ -25,8 +29,12 @@ pub struct ClientConfig {
     pub client_id: String,
     /// Keep alive in seconds, sent in CONNECT; 0 turns pings and their timeout off.
     pub keep_alive_s: u16,
+    /// Ask for a new session discarded at disconnect (true), or to resume the broker's stored
+    /// session, its subscriptions and queued QoS 1/2 messages included (false).
     pub clean_session: bool,
+    /// Sent in CONNECT; the broker publishes it if this connection is lost without DISCONNECT.
     pub will: Option<LastWill>,
+    /// User name sent in CONNECT, for the broker's password file.
     pub username: Option<String>,
     /// Only with a user name (MQTT-3.1.2-22).
     pub password: Option<Vec<u8>>,

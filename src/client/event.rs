@@ -32,15 +32,23 @@ pub enum ConnectionState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// CONNACK 0.
-    Connected { session_present: bool },
+    Connected {
+        /// The broker resumed a stored session (only possible without clean session).
+        session_present: bool,
+    },
     /// CONNACK with a refusal; the broker closes the connection.
     ConnectionRefused(ConnectReturnCode),
     /// An application message from the broker.
     Message {
+        /// The topic it was published to.
         topic: String,
+        /// The message body.
         payload: Vec<u8>,
+        /// QoS it arrived at: the lower of the publisher's and the subscription's.
         qos: QoS,
+        /// Sent because of a new subscription, from the broker's retained store.
         retain: bool,
+        /// The broker re-sent it (QoS 1 may then be a duplicate already reported).
         dup: bool,
     },
     /// A publish completed: QoS 0 handed to `poll_transmit`, QoS 1 PUBACK, QoS 2 PUBCOMP (or the
@@ -48,7 +56,11 @@ pub enum Event {
     Published(PublishId),
     /// SUBACK: granted QoS per filter, in request order, `None` where refused.
     Subscribed {
+        /// The packet identifier [`Client::subscribe`] returned.
+        ///
+        /// [`Client::subscribe`]: super::Client::subscribe
         pkid: u16,
+        /// One entry per filter of the request, in its order.
         granted: Vec<Option<QoS>>,
     },
     /// UNSUBACK.
@@ -59,7 +71,10 @@ pub enum Event {
     /// reached the broker.
     Expired(PublishId),
     /// A packet over `max_packet_bytes` skipped under [`Oversized::Drop`] (its whole size).
-    InboundDropped { bytes: usize },
+    InboundDropped {
+        /// Bytes of the whole packet skipped.
+        bytes: usize,
+    },
 }
 
 /// Why a connection was given up.
@@ -86,7 +101,12 @@ pub enum ProtocolViolation {
     /// Session present with a clean session requested (MQTT-3.2.2-1).
     SessionPresentWithCleanSession,
     /// A SUBACK whose return codes do not match the SUBSCRIBE's filters (MQTT-3.9.3-1).
-    SubAckCodeCount { expected: usize, got: usize },
+    SubAckCodeCount {
+        /// Filters in the SUBSCRIBE.
+        expected: usize,
+        /// Return codes in the SUBACK.
+        got: usize,
+    },
 }
 
 /// Why a command was refused. Nothing was queued or sent.
@@ -101,7 +121,12 @@ pub enum ClientError {
     /// More filters in one request than the broker accepts ([`limits::SUBSCRIBE_FILTERS_MAX`]).
     TooManyTopicFilters(usize),
     /// The packet would exceed `max_packet_bytes`.
-    PacketTooLarge { size: usize, max: usize },
+    PacketTooLarge {
+        /// Bytes the whole packet would take.
+        size: usize,
+        /// The limit, `max_packet_bytes`.
+        max: usize,
+    },
     /// A field the codec cannot encode (e.g. longer than 65,535 bytes).
     Encode(EncodeError),
     /// The in-flight window and the queue behind it are full.

@@ -239,12 +239,15 @@ impl Client {
         })
     }
 
+    /// The settings the client was built with (`max_inflight_messages` as clamped by [`Client::new`]).
     pub fn config(&self) -> &ClientConfig {
         &self.config
     }
+    /// Where the client is with its current transport.
     pub fn state(&self) -> ConnectionState {
         self.state
     }
+    /// CONNACK 0 received on the current transport, which is still up: commands go out at once.
     pub fn is_connected(&self) -> bool {
         self.state == ConnectionState::Connected
     }
@@ -506,6 +509,8 @@ impl Client {
         Some(n)
     }
 
+    /// The next event for the caller, oldest first; `None` when there is none. Drain after every
+    /// input, after [`Client::poll_transmit`].
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
