@@ -33,6 +33,7 @@ pub const TIMEOUTS_MAX: usize = 10_000_000;
 /// What a link loses in one direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Loss {
+    /// Nothing: every byte arrives.
     Nothing,
     /// Every byte, and the closing of the connection (a partition).
     All,
@@ -52,27 +53,36 @@ pub enum Dir {
 /// Bytes one side sent, and what of them got through.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
+    /// When it was sent (the network's clock; delivery is instant).
     pub at: Instant,
+    /// Index of the client in [`MemNet::nodes`] whose link carried it.
     pub node: usize,
+    /// Which way it went.
     pub dir: Dir,
+    /// The bytes as sent.
     pub bytes: Vec<u8>,
+    /// What of them arrived after the link's [`Loss`]: all, none, or with packets cut out.
     pub delivered: Vec<u8>,
 }
 
 /// One client and its link to the broker.
 #[derive(Debug)]
 pub struct Node {
+    /// The client state machine.
     pub client: Client,
     /// The broker's id for this client's live transport.
     pub conn: Option<ConnId>,
     /// Everything the client reported, with the time.
     pub events: Vec<(Instant, Event)>,
+    /// What the link loses from the client to the broker.
     pub up: Loss,
+    /// What the link loses from the broker to the client.
     pub down: Loss,
     /// Bytes per `handle_bytes` call on either side; 0 = as they came.
     pub chunk: usize,
     /// Reconnect this long after the transport goes (the ESP32 sketch's policy).
     pub reconnect_after: Option<Duration>,
+    /// When the pending reconnect (after `reconnect_after`) happens, if one is pending.
     pub reconnect_at: Option<Instant>,
     /// The broker paused reading this connection: the client's bytes wait here.
     paused: bool,
@@ -100,11 +110,15 @@ impl fmt::Display for Stalled {
 /// The broker and its clients in memory. See the module documentation.
 #[derive(Debug)]
 pub struct MemNet {
+    /// The network's clock: the time of the last input fed to the broker and the clients.
     pub now: Instant,
+    /// The broker every client connects to.
     pub broker: Broker,
+    /// The clients, in the order [`MemNet::add_client`] added them (their index is their id).
     pub nodes: Vec<Node>,
     /// Every transfer, when `record_trace` is on (the default).
     pub trace: Vec<Record>,
+    /// Record every transfer in `trace`; off for long runs that would hold every byte.
     pub record_trace: bool,
     /// Connections the broker closed (its `Event::Close`), with the time.
     pub broker_closed: Vec<(Instant, ConnId)>,
