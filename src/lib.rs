@@ -14,6 +14,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
+#![warn(missing_docs)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
@@ -32,6 +33,8 @@ pub mod broker;
 #[cfg(feature = "alloc")]
 pub mod client;
 #[cfg(feature = "alloc")]
+// Reworked by a later issue, which documents its remaining items; out of this one's scope.
+#[allow(missing_docs)]
 pub mod device;
 #[cfg(feature = "alloc")]
 pub mod driver;
@@ -39,6 +42,8 @@ pub mod driver;
 pub mod qos;
 
 #[cfg(feature = "tokio")]
+// Leaving the core for the broker crate (issue 17); documented there.
+#[allow(missing_docs)]
 pub mod net;
 
 #[cfg(all(test, feature = "alloc"))]

@@ -196,7 +196,7 @@ impl Broker {
     }
 
     /// CONNACK 5 and close, worded as mosquitto logs it: the CONNACK goes "to" the peer's address
-    /// (there is no client id yet), then "Client <unknown> disconnected, not authorised.".
+    /// (there is no client id yet), then `Client <unknown> disconnected, not authorised.`.
     pub(super) fn refuse_not_authorised(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.client_id = log::peer_host(&c.peer).to_string();

@@ -1,4 +1,4 @@
-//! What a [`Client`](super::Client) is built from: its CONNECT fields (client id, keep alive,
+//! What a [`Client`] is built from: its CONNECT fields (client id, keep alive,
 //! clean session, will, credentials) and its bounds and timers, each with its unit.
 
 use alloc::string::String;
@@ -7,6 +7,10 @@ use alloc::vec::Vec;
 use crate::codec::{Oversized, QoS};
 use crate::limits;
 use crate::time::Duration;
+
+// Names the doc comments link to.
+#[cfg(doc)]
+use super::{Client, Event};
 
 /// The last will, owned by the configuration: published by the broker if the connection is lost
 /// without DISCONNECT.

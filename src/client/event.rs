@@ -1,4 +1,4 @@
-//! What a [`Client`](super::Client) reports: its connection state, the events its caller polls,
+//! What a [`Client`] reports: its connection state, the events its caller polls,
 //! why a connection was lost, and the errors of its commands.
 
 use alloc::string::String;
@@ -7,6 +7,12 @@ use core::fmt;
 
 use crate::codec::{ConnectReturnCode, DecodeError, EncodeError, QoS};
 use crate::limits;
+
+// Names the doc comments link to.
+#[cfg(doc)]
+use super::Client;
+#[cfg(doc)]
+use crate::codec::Oversized;
 
 /// Names one [`Client::publish`] call, from 1 upwards in call order, never reused. Unlike the
 /// packet identifier it survives a re-send as new.
