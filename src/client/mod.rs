@@ -794,6 +794,3 @@ impl Endpoint for Client {
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod pair;

@@ -1322,3 +1322,6 @@ fn oversized_inbound_can_be_dropped_instead_of_losing_the_connection() {
     assert!(matches!(&events[1], Event::Message { payload, .. } if payload == b"small"));
     assert!(t.c.is_connected());
 }
+
+// The client against the real broker over MemNet.
+mod pair;

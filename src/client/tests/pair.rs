@@ -7,7 +7,6 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::tests::{decode_all, pubp, Pkt};
 use super::*;
 use crate::broker;
 use crate::driver::mem::{Dir, Loss, MemNet, Record};
