@@ -11,6 +11,9 @@
 //! adapter in [`net`], generic over `AsyncRead + AsyncWrite`). Without features the codec and the
 //! topic rules are `no_std` without an allocator; the client needs `alloc` (the ESP32 firmware has
 //! a heap), the broker also needs pointer-sized atomics (`Arc`).
+//!
+//! Tests: a module's unit tests sit beside it in `foo/tests.rs` (or `foo/tests/…`), declared
+//! `#[cfg(test)] mod tests;`; tests through the public API only are the crate's root `tests/`.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
