@@ -11,9 +11,13 @@
 //! (mosquitto password hashes). The tokio adapter lives in the `mqsim-broker` crate. Without features the codec and the
 //! topic rules are `no_std` without an allocator; the client needs `alloc` (the ESP32 firmware has
 //! a heap), the broker also needs pointer-sized atomics (`Arc`).
+//!
+//! Tests: a module's unit tests sit beside it in `foo/tests.rs` (or `foo/tests/…`), declared
+//! `#[cfg(test)] mod tests;`; tests through the public API only are the crate's root `tests/`.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
+#![warn(missing_docs)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
@@ -34,6 +38,8 @@ pub mod broker;
 #[cfg(feature = "alloc")]
 pub mod client;
 #[cfg(feature = "alloc")]
+// Reworked by a later issue, which documents its remaining items; out of this one's scope.
+#[allow(missing_docs)]
 pub mod device;
 #[cfg(feature = "alloc")]
 pub mod driver;

@@ -13,19 +13,25 @@ pub struct Instant(u64);
 pub struct Duration(u64);
 
 impl Instant {
+    /// The origin: the moment the caller's clock (real or simulated) started counting.
     pub const ZERO: Instant = Instant(0);
+    /// The instant `us` microseconds after [`Instant::ZERO`].
     pub const fn from_micros(us: u64) -> Self {
         Instant(us)
     }
+    /// The instant `ms` milliseconds after [`Instant::ZERO`] (saturating at `u64::MAX` µs).
     pub const fn from_millis(ms: u64) -> Self {
         Instant(ms.saturating_mul(1_000))
     }
+    /// Microseconds since [`Instant::ZERO`].
     pub const fn as_micros(self) -> u64 {
         self.0
     }
+    /// Whole milliseconds since [`Instant::ZERO`], rounded down.
     pub const fn as_millis(self) -> u64 {
         self.0 / 1_000
     }
+    /// Whole seconds since [`Instant::ZERO`], rounded down.
     pub const fn as_secs(self) -> u64 {
         self.0 / 1_000_000
     }
@@ -36,19 +42,25 @@ impl Instant {
 }
 
 impl Duration {
+    /// No time: the value that turns a timer setting off where a setting says so.
     pub const ZERO: Duration = Duration(0);
+    /// A span of `us` microseconds.
     pub const fn from_micros(us: u64) -> Self {
         Duration(us)
     }
+    /// A span of `ms` milliseconds (saturating at `u64::MAX` µs).
     pub const fn from_millis(ms: u64) -> Self {
         Duration(ms.saturating_mul(1_000))
     }
+    /// A span of `s` seconds (saturating at `u64::MAX` µs).
     pub const fn from_secs(s: u64) -> Self {
         Duration(s.saturating_mul(1_000_000))
     }
+    /// The span in microseconds.
     pub const fn as_micros(self) -> u64 {
         self.0
     }
+    /// The span in whole milliseconds, rounded down.
     pub const fn as_millis(self) -> u64 {
         self.0 / 1_000
     }

@@ -32,6 +32,10 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
+#[path = "support/config.rs"]
+mod config;
+use config::test_config;
+
 #[path = "support/disk.rs"]
 mod disk;
 use disk::{Disk, DiskIo};
@@ -100,10 +104,9 @@ impl PWorld {
     fn new(s: &PScript) -> Self {
         let config = Config {
             max_inflight_messages: s.max_inflight,
-            sys_interval: Duration::ZERO,
             persistence: true,
             journal_compact_min_bytes: if s.compact_often { 0 } else { 1 << 20 },
-            ..Config::default()
+            ..test_config()
         };
         PWorld {
             q: QWorld::new(config.clone()),

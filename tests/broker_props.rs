@@ -43,6 +43,10 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
+#[path = "support/config.rs"]
+mod config;
+use config::test_config;
+
 #[path = "support/disk.rs"]
 mod disk;
 use disk::{Chunk, Disk, DiskIo};
@@ -1398,8 +1402,7 @@ fn qscript_strategy() -> impl Strategy<Value = QScript> {
 fn run_qos(s: &QScript) -> QWorld {
     let mut w = QWorld::new(Config {
         max_inflight_messages: s.max_inflight,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..test_config()
     });
     for (clean, filters) in &s.subs {
         w.add_sub(*clean, filters);
@@ -1484,14 +1487,7 @@ proptest! {
 /// (MQTT-3.1.0-2): close, no second CONNACK.
 #[test]
 fn bug_second_connack_on_bad_level_connect() {
-    let mut b = Broker::new(
-        Config {
-            sys_interval: Duration::ZERO,
-            ..Config::default()
-        },
-        Instant::ZERO,
-    )
-    .unwrap();
+    let mut b = Broker::new(test_config(), Instant::ZERO).unwrap();
     let c = b.handle_accept(Instant::ZERO, "peer").unwrap();
     let spec = |bad_level| ConnSpec {
         v31: false,
@@ -1579,14 +1575,7 @@ fn drain_raw(b: &mut Broker) -> (Vec<(ConnId, Packet<'static>)>, Vec<Event>) {
 /// for wills too: nothing is delivered or retained.
 #[test]
 fn bug_will_writes_sys_topic() {
-    let mut b = Broker::new(
-        Config {
-            sys_interval: Duration::ZERO,
-            ..Config::default()
-        },
-        Instant::ZERO,
-    )
-    .unwrap();
+    let mut b = Broker::new(test_config(), Instant::ZERO).unwrap();
     let t = Instant::ZERO;
     let sub = b.handle_accept(t, "sub").unwrap();
     let mut d = Vec::new();
@@ -1656,8 +1645,7 @@ fn bug_will_writes_sys_topic() {
 fn packet_ids_wrap_around_ids_in_flight() {
     let mut w = World::new(Config {
         max_inflight_messages: CHAOS_INFLIGHT,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..test_config()
     });
     w.accept();
     w.accept();

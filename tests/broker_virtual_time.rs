@@ -8,6 +8,10 @@ use mqsim::driver::mem::{Dir, Loss, MemNet};
 use mqsim::time::Duration;
 use mqsim::{Instant, QoS};
 
+#[path = "support/config.rs"]
+mod config;
+use config::test_config;
+
 fn client(id: &str, keep_alive_s: u16, will: Option<LastWill>) -> ClientConfig {
     ClientConfig {
         client_id: id.into(),
@@ -24,8 +28,7 @@ fn client(id: &str, keep_alive_s: u16, will: Option<LastWill>) -> ClientConfig {
 fn silent_client_closed_at_one_and_a_half_keepalives_pinging_client_kept() {
     let config = Config {
         verbose: true,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..test_config()
     };
     let mut net = MemNet::new(config, Instant::ZERO).unwrap();
     let watch = net.add_client(client("watch", 0, None)).unwrap();

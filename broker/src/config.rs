@@ -220,9 +220,9 @@ impl BrokerSettings {
     /// `allow_anonymous true` says otherwise.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let mut s = BrokerSettings::default();
-        // Broker limits go through the core's builder, which checks them (one place); each
-        // setting's line is kept to point at it if the builder refuses its value.
-        let mut b = mqsim::broker::Config::builder();
+        // Broker limits are checked by the core's `Config::validate` (one place); each
+        // setting's line is kept to point at it if its value is refused.
+        let mut b = mqsim::broker::Config::default();
         let mut lines: Vec<(&'static str, usize)> = Vec::new();
         let mut anonymous: Option<bool> = None;
         // Listeners from the file, each with its TLS keys, checked when the next one starts.
@@ -331,34 +331,34 @@ impl BrokerSettings {
                 "max_inflight_messages" => {
                     // mosquitto: 0 = unlimited; ours is bounded by the packet-id space.
                     let n = number(key)?;
-                    b.max_inflight_messages(if n <= 0 {
+                    b.max_inflight_messages = if n <= 0 {
                         mqsim::limits::INFLIGHT_CEILING_MESSAGES
                     } else {
                         usize::try_from(n).unwrap_or(usize::MAX)
-                    });
+                    };
                     lines.push(("max_inflight_messages", line));
                 }
                 "max_queued_messages" => {
-                    b.max_queued_messages(number(key)?.max(0) as usize);
+                    b.max_queued_messages = number(key)?.max(0) as usize;
                 }
                 "max_queued_bytes" => {
-                    b.max_queued_bytes(number(key)?.max(0) as usize);
+                    b.max_queued_bytes = number(key)?.max(0) as usize;
                 }
                 "message_size_limit" => {
-                    b.message_size_limit_bytes(number(key)?.max(0) as usize);
+                    b.message_size_limit_bytes = number(key)?.max(0) as usize;
                 }
                 "max_packet_size" => {
-                    b.max_packet_bytes(usize::try_from(number(key)?).unwrap_or(0));
+                    b.max_packet_bytes = usize::try_from(number(key)?).unwrap_or(0);
                     lines.push(("max_packet_size", line));
                 }
                 "max_connections" => {
                     // mosquitto: -1 = unbounded.
                     let n = number(key)?;
-                    b.max_connections(usize::try_from(n).unwrap_or(usize::MAX));
+                    b.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
                     lines.push(("max_connections", line));
                 }
                 "persistence" => {
-                    b.persistence(boolean(key)?);
+                    b.persistence = boolean(key)?;
                 }
                 // The rest of the line: a path may hold spaces.
                 "persistence_location" | "persistence_file" if args.is_empty() => {
@@ -389,7 +389,7 @@ impl BrokerSettings {
                     *slot = Some(PathBuf::from(path));
                 }
                 "sys_interval" => {
-                    b.sys_interval(mqsim::time::Duration::from_secs(number(key)?.max(0) as u64));
+                    b.sys_interval = mqsim::time::Duration::from_secs(number(key)?.max(0) as u64);
                 }
                 "port" => {
                     // conf.c:1826: the legacy default listener, on every interface (or on
@@ -410,16 +410,16 @@ impl BrokerSettings {
                     }
                 }
                 "max_keepalive" => {
-                    b.max_keepalive_s(ranged(key, 0..=65_535)? as u16);
+                    b.max_keepalive_s = ranged(key, 0..=65_535)? as u16;
                 }
                 "allow_zero_length_clientid" => {
-                    b.allow_zero_length_clientid(boolean(key)?);
+                    b.allow_zero_length_clientid = boolean(key)?;
                 }
                 "upgrade_outgoing_qos" => {
-                    b.upgrade_outgoing_qos(boolean(key)?);
+                    b.upgrade_outgoing_qos = boolean(key)?;
                 }
                 "retain_available" => {
-                    b.retain_available(boolean(key)?);
+                    b.retain_available = boolean(key)?;
                 }
                 "per_listener_settings" => {
                     s.per_listener_settings = boolean(key)?;
@@ -454,7 +454,7 @@ impl BrokerSettings {
             )
         });
         let any_listener = !listeners.is_empty() || default_listener.is_some();
-        b.allow_anonymous(anonymous.unwrap_or(!any_listener));
+        b.allow_anonymous = anonymous.unwrap_or(!any_listener);
         if any_listener {
             s.listeners.clear();
             s.listeners.extend(default_listener);
@@ -471,7 +471,7 @@ impl BrokerSettings {
                 message: "per_listener_settings true with several listeners is not supported (security settings apply to every listener)".into(),
             });
         }
-        s.broker = b.build().map_err(|e| ConfigError {
+        b.validate().map_err(|e| ConfigError {
             line: lines
                 .iter()
                 .rev()
@@ -479,6 +479,7 @@ impl BrokerSettings {
                 .map_or(0, |(_, l)| *l),
             message: e.to_string(),
         })?;
+        s.broker = b;
         Ok(s)
     }
 }
@@ -608,7 +609,7 @@ mod tests {
         let e = BrokerSettings::parse("listener abc").unwrap_err();
         assert_eq!(e.line, 1);
         assert!(BrokerSettings::parse("max_queued_messages 1 2").is_err());
-        // Values the core's builder refuses point at their line.
+        // Values the core's `Config::validate` refuses point at their line.
         let e = BrokerSettings::parse("# limits\n\nmax_packet_size 10\n").unwrap_err();
         assert_eq!(e.line, 3);
         assert_eq!(e.message, "max_packet_size: must be at least 20 bytes");

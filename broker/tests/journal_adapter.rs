@@ -12,6 +12,10 @@ use mqsim::Instant;
 use mqsim_broker::{spawn_broker_with_journal, JournalStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "../../tests/support/config.rs"]
+mod config;
+use config::test_config;
+
 /// A journal in memory whose syncs take `sync` of tokio time.
 #[derive(Clone)]
 struct SlowStore {
@@ -50,8 +54,7 @@ fn encode(p: &Packet<'_>) -> Vec<u8> {
 fn persistent() -> Config {
     Config {
         persistence: true,
-        sys_interval: mqsim::time::Duration::ZERO,
-        ..Config::default()
+        ..test_config()
     }
 }
 

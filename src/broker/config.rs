@@ -1,19 +1,19 @@
-//! Broker settings, checked in one place ([`Config::validate`], run by [`ConfigBuilder::build`]
-//! and by [`super::Broker::new`]); the mosquitto.conf reader goes through the builder too.
+//! Broker settings: [`Config`], plain data with public fields, checked in one place
+//! ([`Config::validate`], which [`super::Broker::new`] and [`super::Broker::restore`] run).
+//!
+//! One way to set it: fields over [`Config::default`], with struct-update syntax
+//! (`Config { persistence: true, ..Config::default() }`) or one assignment per setting, as the
+//! mosquitto.conf reader does, which then calls [`Config::validate`] itself to point at the
+//! offending line. Public fields rather than a builder because the settings are independent
+//! values with no invariant between them that setters could keep; callers read them back as
+//! often as they write them (the front end's `-v` flags, a scenario's overrides, the tests), which
+//! a builder would need a getter per field for; and a broker is never built from a `Config` that
+//! has not been validated, so a separate `build()` step would check nothing more.
 
 use core::fmt;
 
 use crate::limits;
 use crate::time::Duration;
-
-/// The lines of a file in mosquitto's format (mosquitto.conf, `password_file`, `acl_file`) that
-/// say something: numbered from 1, trimmed, blank lines and `#` comments left out.
-pub fn file_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines()
-        .enumerate()
-        .map(|(i, raw)| (i + 1, raw.trim()))
-        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
-}
 
 /// Broker settings. Names follow mosquitto.conf where one exists; every bound has its unit.
 #[derive(Clone, Debug)]
@@ -105,7 +105,9 @@ impl Default for Config {
 /// A setting out of range: which one (its mosquitto.conf name where it has one) and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The setting: its mosquitto.conf key where it has one (`max_packet_size`), else the field name.
     pub key: &'static str,
+    /// What the value must be, as a sentence fragment ("must be at least 20 bytes").
     pub reason: &'static str,
 }
 
@@ -123,9 +125,14 @@ impl std::error::Error for ConfigError {}
 pub const PACKET_SIZE_MIN_BYTES: usize = 20;
 
 impl Config {
-    /// A builder starting from the defaults.
-    pub fn builder() -> ConfigBuilder {
-        ConfigBuilder(Config::default())
+    /// The defaults with `$SYS` off (`sys_interval` zero): a broker that sends and schedules
+    /// nothing of its own, so a unit test sees only its clients' traffic and timers.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Config {
+        Config {
+            sys_interval: Duration::ZERO,
+            ..Config::default()
+        }
     }
 
     /// Every setting in range, or the first one that is not.
@@ -168,138 +175,5 @@ impl Config {
     }
 }
 
-/// Sets [`Config`] values one by one (`&mut self` setters, turmoil's builder style); [`build`]
-/// validates.
-///
-/// [`build`]: ConfigBuilder::build
-#[derive(Clone, Debug)]
-pub struct ConfigBuilder(Config);
-
-impl ConfigBuilder {
-    pub fn max_packet_bytes(&mut self, n: usize) -> &mut Self {
-        self.0.max_packet_bytes = n;
-        self
-    }
-    pub fn message_size_limit_bytes(&mut self, n: usize) -> &mut Self {
-        self.0.message_size_limit_bytes = n;
-        self
-    }
-    pub fn max_inflight_messages(&mut self, n: usize) -> &mut Self {
-        self.0.max_inflight_messages = n;
-        self
-    }
-    pub fn max_queued_messages(&mut self, n: usize) -> &mut Self {
-        self.0.max_queued_messages = n;
-        self
-    }
-    pub fn max_queued_bytes(&mut self, n: usize) -> &mut Self {
-        self.0.max_queued_bytes = n;
-        self
-    }
-    pub fn max_paused_input_bytes(&mut self, n: usize) -> &mut Self {
-        self.0.max_paused_input_bytes = n;
-        self
-    }
-    pub fn max_outgoing_bytes(&mut self, n: usize) -> &mut Self {
-        self.0.max_outgoing_bytes = n;
-        self
-    }
-    pub fn max_connections(&mut self, n: usize) -> &mut Self {
-        self.0.max_connections = n;
-        self
-    }
-    pub fn max_retained_messages(&mut self, n: usize) -> &mut Self {
-        self.0.max_retained_messages = n;
-        self
-    }
-    pub fn allow_anonymous(&mut self, yes: bool) -> &mut Self {
-        self.0.allow_anonymous = yes;
-        self
-    }
-    pub fn connect_timeout(&mut self, d: Duration) -> &mut Self {
-        self.0.connect_timeout = d;
-        self
-    }
-    pub fn sys_interval(&mut self, d: Duration) -> &mut Self {
-        self.0.sys_interval = d;
-        self
-    }
-    pub fn verbose(&mut self, yes: bool) -> &mut Self {
-        self.0.verbose = yes;
-        self
-    }
-    pub fn log_notices(&mut self, yes: bool) -> &mut Self {
-        self.0.log_notices = yes;
-        self
-    }
-    pub fn persistence(&mut self, yes: bool) -> &mut Self {
-        self.0.persistence = yes;
-        self
-    }
-    pub fn journal_compact_min_bytes(&mut self, n: usize) -> &mut Self {
-        self.0.journal_compact_min_bytes = n;
-        self
-    }
-    pub fn max_keepalive_s(&mut self, s: u16) -> &mut Self {
-        self.0.max_keepalive_s = s;
-        self
-    }
-    pub fn allow_zero_length_clientid(&mut self, yes: bool) -> &mut Self {
-        self.0.allow_zero_length_clientid = yes;
-        self
-    }
-    pub fn upgrade_outgoing_qos(&mut self, yes: bool) -> &mut Self {
-        self.0.upgrade_outgoing_qos = yes;
-        self
-    }
-    pub fn retain_available(&mut self, yes: bool) -> &mut Self {
-        self.0.retain_available = yes;
-        self
-    }
-    /// The settings, if every one is in range.
-    pub fn build(&self) -> Result<Config, ConfigError> {
-        self.0.validate()?;
-        Ok(self.0.clone())
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_valid() {
-        assert_eq!(Config::builder().build().map(|_| ()), Ok(()));
-    }
-
-    #[test]
-    fn each_bad_value_is_named() {
-        let key = |b: &mut ConfigBuilder| b.build().unwrap_err().key;
-        assert_eq!(
-            key(Config::builder().max_packet_bytes(19)),
-            "max_packet_size"
-        );
-        assert_eq!(
-            key(Config::builder().max_packet_bytes(usize::MAX)),
-            "max_packet_size"
-        );
-        assert_eq!(
-            key(Config::builder().max_inflight_messages(0)),
-            "max_inflight_messages"
-        );
-        assert_eq!(
-            key(Config::builder().max_inflight_messages(65_536)),
-            "max_inflight_messages"
-        );
-        assert_eq!(key(Config::builder().max_connections(0)), "max_connections");
-        assert_eq!(
-            key(Config::builder().connect_timeout(Duration::ZERO)),
-            "connect_timeout"
-        );
-        let e = Config::builder().max_packet_bytes(3).build().unwrap_err();
-        assert_eq!(
-            alloc::format!("{e}"),
-            "max_packet_size: must be at least 20 bytes"
-        );
-    }
-}
+mod tests;

@@ -15,13 +15,16 @@
 mod acl;
 #[cfg(feature = "auth")]
 mod auth;
+mod close;
 mod config;
 mod conformance;
+mod connect;
+mod file;
 mod identity;
+mod inbound;
 mod log;
 mod persist;
 mod route;
-use route::Release;
 mod security;
 mod session;
 mod sys;
@@ -33,23 +36,20 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 
-use crate::codec::{
-    self, ConnAck, Connect, ConnectReturnCode, FeedStop, FrameBuffer, Packet, Protocol, Publish,
-    QoS, SubAck, Subscribe, Take, UnsubAck, Unsubscribe, SUBACK_FAILURE,
-};
+use crate::codec::{self, ConnectReturnCode, FeedStop, FrameBuffer, Packet, Publish, QoS, Take};
 use crate::driver::{Endpoint, Output};
-use crate::limits;
 use crate::time::{Duration, Instant};
-use crate::topic::{self, SubscriptionTree};
+use crate::topic::SubscriptionTree;
 
 pub use acl::{Access, AclFile};
 #[cfg(feature = "auth")]
 pub use auth::PasswordFile;
-pub use config::{file_lines, Config, ConfigBuilder, ConfigError};
+pub use config::{Config, ConfigError};
+pub use file::{file_lines, FileError};
 pub use identity::Identity;
+use persist::Journal;
 pub use persist::{Damage, JournalWrite, Lsn, Recovery, RestoreError};
-use persist::{IdEvent, Journal, RecordArgs};
-pub use security::{FileError, Security};
+pub use security::Security;
 pub use session::Message;
 use session::{Retain, Session};
 
@@ -76,18 +76,24 @@ pub enum Event {
 /// Counters behind `$SYS/broker/...`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Control packets of any type received / sent.
+    /// Control packets of any type decoded from clients (`$SYS/broker/messages/received`).
     pub messages_received: u64,
+    /// Control packets of any type encoded for clients (`$SYS/broker/messages/sent`).
     pub messages_sent: u64,
-    /// PUBLISH packets received / sent.
+    /// PUBLISH packets received from clients, QoS 0 to 2, duplicates included.
     pub publish_received: u64,
+    /// PUBLISH packets sent to subscribers, re-sends included.
     pub publish_sent: u64,
     /// Messages not delivered to a subscriber because a bound was reached (queue full, QoS 0 to
     /// a backed-up connection, over `message_size_limit`, retained store full).
     pub messages_dropped: u64,
+    /// Bytes read from every connection (handed to [`Broker::handle_bytes`]).
     pub bytes_received: u64,
+    /// Bytes taken by the caller through [`Broker::poll_transmit`].
     pub bytes_sent: u64,
+    /// Clients connected now (CONNECT accepted, not yet closed).
     pub clients_connected: u64,
+    /// The most clients connected at once since the broker started.
     pub clients_maximum: u64,
 }
 
@@ -272,21 +278,27 @@ impl Broker {
         Ok(b)
     }
 
+    /// The settings the broker was built with.
     pub fn config(&self) -> &Config {
         &self.config
     }
+    /// The counters behind `$SYS`, current (not only as last published).
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
+    /// Open connections, CONNECT received or not, including those closing.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
     }
+    /// Sessions held: of connected clients, and persistent ones (clean session 0) offline.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
     }
+    /// Topics with a retained message, `$SYS` topics included.
     pub fn retained_count(&self) -> usize {
         self.retained.len()
     }
+    /// (filter, session) subscription pairs over every session.
     pub fn subscription_count(&self) -> usize {
         self.tree.len()
     }
@@ -647,6 +659,9 @@ impl Broker {
         None
     }
 
+    /// The next thing the broker asks of the caller (close or pause a connection, a log line),
+    /// oldest first; `None` when there is none. Drain after [`Broker::poll_transmit`], so a close
+    /// comes after the bytes it must not cut off.
     pub fn poll_event(&mut self) -> Option<Event> {
         let ev = self.events.pop_front()?;
         if let Event::Close(conn) = ev {
@@ -673,565 +688,6 @@ impl Broker {
         match (t, self.next_sys) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        }
-    }
-
-    // ----- packet handling -----
-
-    /// Returns false when the connection was closed.
-    fn handle_packet(&mut self, conn: ConnId, p: Packet<'_>) -> Flow {
-        let Some(c) = self.conns.get(&conn) else {
-            return Flow::Closed;
-        };
-        if self.config.verbose && !matches!(p, Packet::Connect(_) | Packet::Publish(_)) {
-            let line = log::received(&c.client_id, &p);
-            self.events.push_back(Event::Log(line));
-        }
-        let sid = match (c.state, &p) {
-            (ConnState::AwaitingConnect, Packet::Connect(connect)) => {
-                return self.on_connect(conn, connect)
-            }
-            (ConnState::AwaitingConnect, _) => {
-                // MQTT-3.1.0-1: the first packet must be CONNECT.
-                let label = c.peer.clone();
-                self.log(|| {
-                    format!(
-                        "Socket from {label} sent {} before CONNECT, disconnecting.",
-                        p.name()
-                    )
-                });
-                self.close(conn, CloseReason::ProtocolError);
-                return Flow::Closed;
-            }
-            (ConnState::Active(sid), _) => sid,
-        };
-        match p {
-            Packet::Publish(publish) => {
-                if self.publish_refused(conn, &publish) {
-                    return Flow::Closed;
-                }
-                self.on_publish(conn, sid, &publish)
-            }
-            Packet::PubAck(id) => self.on_ack(sid, id, Ack::PubAck),
-            Packet::PubRec(id) => self.on_pubrec(conn, sid, id),
-            Packet::PubRel(id) => {
-                if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.incoming_qos2.on_pubrel(id);
-                }
-                self.record_session(sid, || RecordArgs::Id(IdEvent::Qos2Released, id));
-                // Answer even an unknown id, so the client can finish (MQTT-4.3.3).
-                self.send(conn, &Packet::PubComp(id));
-            }
-            Packet::PubComp(id) => self.on_ack(sid, id, Ack::PubComp),
-            Packet::Subscribe(s) => return self.on_subscribe(conn, sid, &s),
-            Packet::Unsubscribe(u) => self.on_unsubscribe(conn, sid, &u),
-            Packet::PingReq => self.send(conn, &Packet::PingResp),
-            Packet::Disconnect => {
-                self.close(conn, CloseReason::Disconnect);
-                return Flow::Closed;
-            }
-            Packet::Connect(_) => {
-                // MQTT-3.1.0-2: a second CONNECT is a protocol violation.
-                self.close(conn, CloseReason::ProtocolError);
-                return Flow::Closed;
-            }
-            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
-                self.close(conn, CloseReason::ProtocolError);
-                return Flow::Closed;
-            }
-        }
-        Flow::Open
-    }
-
-    /// CONNACK 5 and close, worded as mosquitto logs it: the CONNACK goes "to" the peer's address
-    /// (there is no client id yet), then "Client <unknown> disconnected, not authorised.".
-    fn refuse_not_authorised(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.client_id = log::peer_host(&c.peer).to_string();
-        }
-        self.refuse_connect(conn, ConnectReturnCode::NotAuthorized);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.client_id = String::from("<unknown>");
-        }
-        self.close(conn, CloseReason::NotAuthorised);
-    }
-
-    /// Whether session `sid`'s client may read or write `topic` (the ACL; always without one).
-    fn may(&self, sid: SessionId, topic: &str, access: Access) -> bool {
-        if self.security.acl.is_none() {
-            return true;
-        }
-        self.sessions.get(&sid).is_some_and(|s| {
-            self.security
-                .allows(&s.client_id, s.username.as_deref(), topic, access)
-        })
-    }
-
-    fn may_subscribe(&self, sid: SessionId, filter: &str) -> bool {
-        if self.security.acl.is_none() {
-            return true;
-        }
-        self.sessions.get(&sid).is_some_and(|s| {
-            self.security
-                .can_subscribe(&s.client_id, s.username.as_deref(), filter)
-        })
-    }
-
-    fn refuse_connect(&mut self, conn: ConnId, code: ConnectReturnCode) {
-        self.send(
-            conn,
-            &Packet::ConnAck(ConnAck {
-                session_present: false,
-                code,
-            }),
-        );
-    }
-
-    fn on_connect(&mut self, conn: ConnId, c: &Connect<'_>) -> Flow {
-        if self.connect_refused(conn, c) {
-            return Flow::Closed;
-        }
-        // The user name: a certificate's CN where the listener says so (mosquitto's
-        // `use_identity_as_username`, which also skips the password and anonymous checks), else
-        // CONNECT's.
-        let identity = self.conns.get(&conn).map(|cn| cn.identity.clone());
-        let (username, by_certificate) = match identity {
-            Some(Identity::Certificate(name)) => (Some(name), true),
-            Some(Identity::Missing) => {
-                self.refuse_connect(conn, ConnectReturnCode::BadUserNameOrPassword);
-                self.close(conn, CloseReason::Refused);
-                return Flow::Closed;
-            }
-            _ => (c.username.map(ToString::to_string), false),
-        };
-        if !by_certificate
-            && !self
-                .security
-                .authenticate(self.config.allow_anonymous, c.username, c.password)
-        {
-            self.refuse_not_authorised(conn);
-            return Flow::Closed;
-        }
-        let client_id = if c.client_id.is_empty() {
-            if !c.clean_session {
-                // MQTT-3.1.3-8
-                self.refuse_connect(conn, ConnectReturnCode::IdentifierRejected);
-                self.close(conn, CloseReason::Refused);
-                return Flow::Closed;
-            }
-            // Deterministic, unlike mosquitto's random ids: the simulator replays byte for byte.
-            // Skips an id a client chose for itself.
-            loop {
-                let id = format!("auto-{:016X}", self.next_auto_id);
-                self.next_auto_id += 1;
-                if !self.by_client_id.contains_key(&id) {
-                    break id;
-                }
-            }
-        } else {
-            c.client_id.to_string()
-        };
-
-        if self.keepalive_refused(conn, c, &client_id) {
-            return Flow::Closed;
-        }
-
-        // Session takeover (MQTT-3.1.4-2): the old connection goes, its will is published.
-        if let Some(&old_sid) = self.by_client_id.get(&client_id) {
-            if let Some(old_conn) = self.sessions.get(&old_sid).and_then(|s| s.conn) {
-                self.notice(|| {
-                    format!("Client {client_id} already connected, closing old connection.")
-                });
-                // Unless both sides keep the session (clean session 0 on the old and the new
-                // connection): then the session goes on and the will is not sent, as mosquitto
-                // decides (handle_connect.c:193-198).
-                let old_persistent = self.sessions.get(&old_sid).is_some_and(|s| !s.clean);
-                if old_persistent && !c.clean_session {
-                    if let Some(oc) = self.conns.get_mut(&old_conn) {
-                        oc.will = None;
-                    }
-                }
-                self.close(old_conn, CloseReason::TakenOver);
-            }
-        }
-        if c.clean_session {
-            if let Some(old_sid) = self.by_client_id.get(&client_id).copied() {
-                self.destroy_session(old_sid);
-            }
-        }
-        let (sid, session_present) = match self.by_client_id.get(&client_id) {
-            Some(&sid) => (sid, true),
-            None => {
-                let sid = self.next_session;
-                self.next_session += 1;
-                self.sessions
-                    .insert(sid, Session::new(client_id.clone(), c.clean_session));
-                self.by_client_id.insert(client_id.clone(), sid);
-                self.record_session(sid, || RecordArgs::Session);
-                (sid, false)
-            }
-        };
-        let mut username_changed = false;
-        if let Some(s) = self.sessions.get_mut(&sid) {
-            s.conn = Some(conn);
-            s.clean = c.clean_session;
-            username_changed = s.username != username;
-            s.username = username.clone();
-        }
-        if username_changed {
-            // Deliveries to the session while it is offline are checked against the ACL under
-            // this name, after a restart too.
-            self.record_session(sid, || RecordArgs::User);
-        }
-        if session_present && !c.clean_session {
-            // "Session present" promises a session a power cut must not take back: the record
-            // that created it (from an earlier connection) must be durable first.
-            self.hold_for_journal(conn);
-        }
-        let keepalive_grace = Duration::from_millis(u64::from(c.keep_alive_s) * 1_500);
-        let Some(cn) = self.conns.get_mut(&conn) else {
-            return Flow::Closed;
-        };
-        cn.state = ConnState::Active(sid);
-        cn.client_id = client_id.clone();
-        cn.username = username.clone();
-        cn.password = c.password.map(<[u8]>::to_vec);
-        cn.keepalive_grace = keepalive_grace;
-        cn.will = c.will.map(|w| OwnedWill {
-            topic: w.topic.to_string(),
-            payload: w.payload.to_vec(),
-            qos: w.qos,
-            retain: w.retain,
-        });
-        let deadline = if keepalive_grace == Duration::ZERO {
-            None
-        } else {
-            Some(cn.last_rx + keepalive_grace)
-        };
-        cn.timer_at = deadline;
-        let peer = cn.peer.clone();
-        if let Some(d) = deadline {
-            self.timers.push(Reverse((d, conn)));
-        }
-        // Any previous connection of this client id was closed above, which counted it out.
-        self.stats.clients_connected += 1;
-        self.stats.clients_maximum = self.stats.clients_maximum.max(self.stats.clients_connected);
-        if self.logs_notices() {
-            // mosquitto names the address here without the listener ("from 1.2.3.4:5 as id").
-            let peer = peer.split(" on port ").next().unwrap_or_default();
-            let p = if c.protocol == Protocol::V311 { 2 } else { 1 };
-            let mut line = format!(
-                "New client connected from {peer} as {client_id} (p{p}, c{}, k{}",
-                u8::from(c.clean_session),
-                c.keep_alive_s
-            );
-            if let Some(u) = &username {
-                line.push_str(&format!(", u'{u}'"));
-            }
-            line.push_str(").");
-            self.events.push_back(Event::Log(line));
-        }
-        if self.config.verbose {
-            let will_line = match &c.will {
-                None => String::from("No will message specified."),
-                Some(w) => format!(
-                    "Will message specified ({} bytes) (r{}, q{}).\n\t{}",
-                    w.payload.len(),
-                    u8::from(w.retain),
-                    w.qos.as_u8(),
-                    w.topic
-                ),
-            };
-            self.events.push_back(Event::Log(will_line));
-        }
-        self.send(
-            conn,
-            &Packet::ConnAck(ConnAck {
-                // 3.1 has no session-present flag: mosquitto sets it for 3.1.1 only
-                // (handle_connect.c:135-137).
-                session_present: session_present && c.protocol == Protocol::V311,
-                code: ConnectReturnCode::Accepted,
-            }),
-        );
-        // Redeliver what was in flight, in its original order (MQTT-4.4.0-1, MQTT-4.6.0-1..4).
-        self.resend_inflight(conn, sid);
-        self.pump(sid);
-        Flow::Open
-    }
-
-    fn on_publish(&mut self, conn: ConnId, sid: SessionId, p: &Publish<'_>) {
-        self.stats.publish_received += 1;
-        if p.qos == QoS::AtMostOnce && self.paused_input_full(conn) {
-            // A paused publisher that went on past its budget: its QoS 0 is dropped rather than
-            // its socket left unread (QoS 1/2 from it waits undecoded: `input_over_budget`).
-            self.stats.messages_dropped += 1;
-            let id = self.client_label(conn);
-            let t = p.topic.to_string();
-            self.log(|| {
-                format!(
-                    "Dropped QoS 0 PUBLISH from {id} to '{t}': paused for a slow subscriber, \
-                     over max_paused_input_bytes."
-                )
-            });
-            return;
-        }
-        let limit = self.config.message_size_limit_bytes;
-        let too_big = limit != 0 && p.payload.len() > limit;
-        let deliver = match p.qos {
-            QoS::AtMostOnce => true,
-            QoS::AtLeastOnce => true,
-            QoS::ExactlyOnce => match self.sessions.get_mut(&sid) {
-                // A duplicate of an id not yet released is acknowledged, not delivered again.
-                Some(s) => s.incoming_qos2.on_publish(p.pkid),
-                None => false,
-            },
-        };
-        if deliver && p.qos == QoS::ExactlyOnce {
-            self.record_session(sid, || RecordArgs::Id(IdEvent::Qos2In, p.pkid));
-        } else if p.qos == QoS::ExactlyOnce && self.sessions.get(&sid).is_some_and(|s| !s.clean) {
-            // A duplicate appends nothing, but its PUBREC acknowledges the first copy's records,
-            // which may not be durable yet: it waits for them too (the write-ahead rule).
-            self.hold_for_journal(conn);
-        }
-        // As in mosquitto, a denied PUBLISH is logged as that instead of as received, and
-        // acknowledged as usual below.
-        let denied = topic::reserved_for_broker(p.topic) || !self.may(sid, p.topic, Access::Write);
-        if self.config.verbose {
-            let id = self.client_label(conn);
-            let verb = if denied { "Denied" } else { "Received" };
-            let line = format!("{verb} PUBLISH from {id} {}", log::publish_details(p));
-            self.events.push_back(Event::Log(line));
-        }
-        let mark = self.output_mark(conn);
-        if deliver {
-            if denied {
-                // Not routed, not retained.
-            } else if too_big {
-                self.stats.messages_dropped += 1;
-                let id = self.client_label(conn);
-                let (n, t) = (p.payload.len(), p.topic.to_string());
-                self.log(|| {
-                    format!(
-                        "Dropped PUBLISH from {id} to '{t}': {n} bytes exceeds message_size_limit."
-                    )
-                });
-            } else {
-                // A persistent publisher's QoS 2 message is forwarded to nobody before the
-                // broker will remember having received it: after a power cut, the publisher's
-                // resend would otherwise be taken for a new message and forwarded again.
-                let forward_after = if p.qos == QoS::ExactlyOnce
-                    && self.sessions.get(&sid).is_some_and(|s| !s.clean)
-                {
-                    self.journal_end()
-                } else {
-                    0
-                };
-                let msg = Arc::new(Message {
-                    topic: p.topic.to_string(),
-                    payload: p.payload.to_vec(),
-                    forward_after,
-                });
-                if p.retain {
-                    self.retain(&msg, p.qos);
-                }
-                self.publishing = Some((conn, sid));
-                self.route(&msg, p.qos);
-                self.publishing = None;
-            }
-        }
-        let ack = match p.qos {
-            QoS::AtMostOnce => return,
-            QoS::AtLeastOnce => Packet::PubAck(p.pkid),
-            QoS::ExactlyOnce => Packet::PubRec(p.pkid),
-        };
-        let size = Packet::Publish(*p).encoded_len().unwrap_or(0);
-        match self.conns.get_mut(&conn) {
-            // Backpressure: the acknowledgement waits until the subscribers have drained, and
-            // behind any withheld before it (acknowledgements in the order of their PUBLISHes).
-            Some(c) if !c.blocked_on.is_empty() || !c.deferred_acks.is_empty() => {
-                c.deferred_acks.push_back(ack);
-                c.deferred_bytes += size;
-            }
-            // QoS 2: PUBREC before the copy to the publisher's own subscription; QoS 1: PUBACK
-            // after it. Both as mosquitto sends them (handle_publish.c:332-360).
-            _ if p.qos == QoS::ExactlyOnce => self.send_at(conn, mark, &ack),
-            _ => self.send(conn, &ack),
-        }
-    }
-
-    /// `conn` is a paused publisher whose withheld acknowledgements cover
-    /// `max_paused_input_bytes` (or every packet id).
-    fn paused_input_full(&self, conn: ConnId) -> bool {
-        self.conns.get(&conn).is_some_and(|c| {
-            !c.blocked_on.is_empty()
-                && (c.deferred_bytes >= self.config.max_paused_input_bytes
-                    || c.deferred_acks.len() >= limits::INFLIGHT_CEILING_MESSAGES)
-        })
-    }
-
-    fn on_subscribe(&mut self, conn: ConnId, sid: SessionId, sub: &Subscribe<'_>) -> Flow {
-        let n = sub.filters.len();
-        if n > limits::SUBSCRIBE_FILTERS_MAX {
-            let id = self.client_label(conn);
-            self.log(|| {
-                format!(
-                    "Client {id} sent {n} filters in one SUBSCRIBE (max {}).",
-                    limits::SUBSCRIBE_FILTERS_MAX
-                )
-            });
-            self.close(conn, CloseReason::ProtocolError);
-            return Flow::Closed;
-        }
-        let mut codes = Vec::with_capacity(n);
-        let mut granted = Vec::with_capacity(n);
-        for (filter, qos) in sub.filters.iter() {
-            if !topic::valid_topic_filter(filter) || !self.may_subscribe(sid, filter) {
-                codes.push(SUBACK_FAILURE);
-                continue;
-            }
-            self.tree.insert(filter, sid, qos);
-            if let Some(s) = self.sessions.get_mut(&sid) {
-                s.subs.insert(filter.to_string(), qos);
-                let id = s.client_id.clone();
-                self.log(|| format!("{id} {} {filter}", qos.as_u8()));
-            }
-            self.record_session(sid, || RecordArgs::Sub(filter.to_string(), qos));
-            codes.push(qos.as_u8());
-            granted.push((filter, qos));
-        }
-        self.send(
-            conn,
-            &Packet::SubAck(SubAck {
-                pkid: sub.pkid,
-                codes: &codes,
-            }),
-        );
-        // Retained messages for each new or renewed subscription (MQTT-3.3.1-6, MQTT-3.8.4-3),
-        // sent with RETAIN set (MQTT-3.3.1-8).
-        let mut hits: Vec<(QoS, Arc<Message>)> = Vec::new();
-        for (filter, qos) in granted {
-            for (t, r) in &self.retained {
-                if topic::matches(filter, t) && self.may(sid, t, Access::Read) {
-                    hits.push((self.outgoing_qos(r.qos, qos), r.msg.clone()));
-                }
-            }
-        }
-        for (qos, msg) in hits {
-            self.deliver(sid, &msg, qos, Retain::Yes);
-        }
-        Flow::Open
-    }
-
-    fn on_unsubscribe(&mut self, conn: ConnId, sid: SessionId, u: &Unsubscribe<'_>) {
-        for filter in u.topics.iter() {
-            self.tree.remove(filter, sid);
-            if let Some(s) = self.sessions.get_mut(&sid) {
-                s.subs.remove(filter);
-            }
-            self.record_session(sid, || RecordArgs::Unsub(filter.to_string()));
-        }
-        self.send(conn, &Packet::UnsubAck(UnsubAck { pkid: u.pkid }));
-    }
-
-    // ----- closing -----
-
-    /// Closes `conn`: detaches its session (destroyed if clean), publishes the will unless the
-    /// client said DISCONNECT, and (unless the socket is already gone) asks the caller to close it
-    /// once the bytes still pending for it, a refusing CONNACK say, are written.
-    fn close(&mut self, conn: ConnId, reason: CloseReason) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        if c.closing {
-            return;
-        }
-        c.closing = true;
-        c.rx.clear();
-        let id = c.client_id.clone();
-        let state = c.state;
-        let will = c.will.take();
-        let username = c.username.clone();
-        let peer = c.peer.clone();
-        let blocked_on = core::mem::take(&mut c.blocked_on);
-        match reason {
-            CloseReason::Disconnect => self.notice(|| format!("Client {id} disconnected.")),
-            CloseReason::SocketClosed => {
-                self.notice(|| format!("Client {id} closed its connection."))
-            }
-            CloseReason::KeepAliveTimeout => {
-                self.notice(|| format!("Client {id} has exceeded timeout, disconnecting."))
-            }
-            CloseReason::ConnectTimeout => self
-                .notice(|| format!("Client {peer} did not send CONNECT in time, disconnecting.")),
-            CloseReason::ProtocolError => {
-                self.notice(|| format!("Client {id} disconnected due to protocol error."))
-            }
-            CloseReason::NotAuthorised => {
-                self.notice(|| format!("Client {id} disconnected, not authorised."))
-            }
-            CloseReason::TakenOver | CloseReason::Refused => {}
-        }
-        if reason == CloseReason::SocketClosed {
-            self.conns.remove(&conn);
-        } else {
-            self.events.push_back(Event::Close(conn));
-        }
-        for sid in blocked_on {
-            if let Some(s) = self.sessions.get_mut(&sid) {
-                s.blocking.remove(&conn);
-            }
-        }
-        if let ConnState::Active(sid) = state {
-            // Offline, the queue bound drops instead of blocking: let the publishers go.
-            self.release_blocked(sid, Release::Now);
-            let clean = match self.sessions.get_mut(&sid) {
-                Some(s) if s.conn == Some(conn) => {
-                    s.conn = None;
-                    s.clean
-                }
-                _ => false,
-            };
-            if clean {
-                self.destroy_session(sid);
-            }
-            self.stats.clients_connected = self.stats.clients_connected.saturating_sub(1);
-        }
-        if reason != CloseReason::Disconnect && reason != CloseReason::NotAuthorised {
-            if let Some(w) = will.filter(|w| {
-                let denied = topic::reserved_for_broker(&w.topic)
-                    || !self
-                        .security
-                        .allows(&id, username.as_deref(), &w.topic, Access::Write);
-                if denied {
-                    let t = w.topic.clone();
-                    self.log(|| format!("Denied will of {id} to '{t}'."));
-                }
-                !denied
-            }) {
-                let msg = Arc::new(Message {
-                    topic: w.topic,
-                    payload: w.payload,
-                    forward_after: 0,
-                });
-                if w.retain {
-                    self.retain(&msg, w.qos);
-                }
-                self.route(&msg, w.qos);
-            }
-        }
-    }
-
-    fn destroy_session(&mut self, sid: SessionId) {
-        self.release_blocked(sid, Release::Now);
-        self.record_session(sid, || RecordArgs::SessionGone);
-        let Some(s) = self.sessions.remove(&sid) else {
-            return;
-        };
-        for filter in s.subs.keys() {
-            self.tree.remove(filter, sid);
-        }
-        if self.by_client_id.get(&s.client_id) == Some(&sid) {
-            self.by_client_id.remove(&s.client_id);
         }
     }
 

@@ -2,34 +2,17 @@
 //! will time. Built by the caller from `password_file` and `acl_file` (the core reads no files)
 //! and handed over with [`super::Broker::set_security`], at start and on every reload.
 
-use alloc::string::String;
-use core::fmt;
-
 use super::acl::{Access, AclFile};
 #[cfg(feature = "auth")]
 use super::auth::PasswordFile;
 
-/// A line of a `password_file` or an `acl_file` that does not parse: its number (from 1) and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileError {
-    pub line: usize,
-    pub reason: String,
-}
-
-impl fmt::Display for FileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.reason)
-    }
-}
-
-#[cfg(feature = "std")]
-impl std::error::Error for FileError {}
-
 /// The parsed `password_file` and `acl_file`, either absent.
 #[derive(Clone, Debug, Default)]
 pub struct Security {
+    /// The `password_file`: with it, a client with a user name needs that user's password.
     #[cfg(feature = "auth")]
     pub passwords: Option<PasswordFile>,
+    /// The `acl_file`: with it, every topic read and write is checked; without, all are allowed.
     pub acl: Option<AclFile>,
 }
 

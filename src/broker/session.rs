@@ -14,7 +14,9 @@ use crate::time::Instant;
 /// A message as routed: shared by every subscriber's queue, never copied per subscriber.
 #[derive(Debug)]
 pub struct Message {
+    /// The topic it was published to.
     pub topic: String,
+    /// The message body, shared by every copy.
     pub payload: Vec<u8>,
     /// With persistence: no copy goes out before the journal is durable up to this LSN (the
     /// record of its receipt from a persistent QoS 2 publisher, whose resend after a power cut

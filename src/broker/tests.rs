@@ -6,8 +6,10 @@ use alloc::vec::Vec;
 
 use super::*;
 use crate::codec::{
-    encode_to_vec, Connect, Decoded, Protocol, SubscribeFilters, UnsubscribeTopics, Will,
+    encode_to_vec, Connect, Decoded, Protocol, Subscribe, SubscribeFilters, Unsubscribe,
+    UnsubscribeTopics, Will, SUBACK_FAILURE,
 };
+use crate::limits;
 
 use crate::driver::drain;
 use crate::test_util::Pkt;
@@ -37,9 +39,8 @@ struct Harness {
 impl Harness {
     fn new() -> Self {
         Self::with(Config {
-            sys_interval: Duration::ZERO,
             verbose: true,
-            ..Config::default()
+            ..Config::for_tests()
         })
     }
     fn with(config: Config) -> Self {
@@ -273,8 +274,7 @@ fn mqtt_3_1_3_8_empty_client_id_needs_clean_session() {
 fn not_authorized_when_anonymous_refused() {
     let mut h = Harness::with(Config {
         allow_anonymous: false,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let (c, got) = h.connect_with("x", true, 0, None);
     assert_eq!(got, vec![Pkt::ConnAck(false, 5)]);
@@ -309,8 +309,7 @@ fn certificate_identity_is_the_user_name_and_not_anonymous() {
     let mut h = Harness::with(Config {
         allow_anonymous: false,
         verbose: true,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let (c, got) = connect_as(
         &mut h,
@@ -597,8 +596,7 @@ fn retained_forwarding_to_live_subscriber_clears_retain_flag() {
 fn qos1_inflight_window_and_in_order_release() {
     let mut h = Harness::with(Config {
         max_inflight_messages: 2,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let (s, _) = h.connect("s", true);
     h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
@@ -743,8 +741,7 @@ fn delivered_once_overall_count() {
 fn offline_queue_is_bounded_and_overflow_counted() {
     let mut h = Harness::with(Config {
         max_queued_messages: 3,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let (s, _) = h.connect("s", false);
     h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
@@ -772,8 +769,7 @@ fn offline_queue_is_bounded_and_overflow_counted() {
 fn queue_byte_bound() {
     let mut h = Harness::with(Config {
         max_queued_bytes: 10,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let (s, _) = h.connect("s", false);
     h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
@@ -857,8 +853,7 @@ fn unsubscribe_stops_delivery() {
 fn message_size_limit_drops_but_acknowledges() {
     let mut h = Harness::with(Config {
         message_size_limit_bytes: 4,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let (s, _) = h.connect("s", true);
     h.subscribe(s, &[("t", QoS::AtMostOnce)]);
@@ -882,8 +877,7 @@ fn message_size_limit_drops_but_acknowledges() {
 fn packet_size_limit_closes_before_the_body_arrives() {
     let mut h = Harness::with(Config {
         max_packet_bytes: 64,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let (c, _) = h.connect("c", true);
     // PUBLISH announcing 1000 bytes: rejected from the header alone.
@@ -896,8 +890,7 @@ fn packet_size_limit_closes_before_the_body_arrives() {
 fn max_connections_refuses_accept() {
     let mut h = Harness::with(Config {
         max_connections: 2,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..Config::for_tests()
     });
     assert!(h.b.handle_accept(h.now, "a").is_some());
     assert!(h.b.handle_accept(h.now, "b").is_some());
@@ -1030,8 +1023,7 @@ fn slow_setup(max_queued: usize) -> (Harness, ConnId, ConnId) {
     let mut h = Harness::with(Config {
         max_inflight_messages: 2,
         max_queued_messages: max_queued,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let (s, _) = h.connect("slow", true);
     h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
@@ -1148,8 +1140,7 @@ fn paused_publisher_with_a_short_keepalive_stays_connected_and_loses_nothing() {
     let mut h = Harness::with(Config {
         max_inflight_messages: 2,
         max_queued_messages: 8,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let (s, _) = h.connect("slow", true);
     h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
@@ -1241,8 +1232,7 @@ fn a_client_ignoring_its_window_is_paused_at_the_byte_bound() {
         max_inflight_messages: 2,
         max_queued_messages: 4,
         max_paused_input_bytes: 50,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let (s, _) = h.connect("slow", true);
     h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
@@ -1306,9 +1296,8 @@ fn a_paused_publishers_qos0_over_the_bound_is_dropped_and_counted() {
         max_inflight_messages: 1,
         max_queued_messages: 1,
         max_paused_input_bytes: 20,
-        sys_interval: Duration::ZERO,
         verbose: true,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let (s, _) = h.connect("slow", true);
     h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
@@ -1343,8 +1332,7 @@ fn publishing_to_yourself_never_pauses_you() {
     let mut h = Harness::with(Config {
         max_inflight_messages: 1,
         max_queued_messages: 2,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let (me, _) = h.connect("loop", true);
     h.subscribe(me, &[("t", QoS::AtLeastOnce)]);
@@ -1362,8 +1350,7 @@ fn publishing_to_yourself_never_pauses_you() {
 fn qos0_to_a_backed_up_connection_is_dropped_and_counted() {
     let mut h = Harness::with(Config {
         max_outgoing_bytes: 100,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let (s, _) = h.connect("slow", true);
     h.subscribe(s, &[("t", QoS::AtMostOnce)]);
@@ -1438,8 +1425,7 @@ fn clients_connected_counts_takeovers_and_closes() {
 fn a_client_that_does_not_read_is_not_read_either() {
     let mut h = Harness::with(Config {
         max_outgoing_bytes: 100,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let (c, _) = h.connect("deaf", true);
     let pings: Vec<u8> = [0xC0u8, 0x00].repeat(1_000);
@@ -1641,9 +1627,8 @@ fn pings_inside_the_grace_keep_a_connection_open_indefinitely() {
 fn connect_timeout_is_exact_to_the_microsecond() {
     let mut h = Harness::with(Config {
         connect_timeout: Duration::from_millis(250),
-        sys_interval: Duration::ZERO,
         verbose: true,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let t0 = 777;
     h.now = Instant::from_micros(t0);
@@ -1686,5 +1671,4 @@ fn connect_timeout_is_exact_to_the_microsecond() {
 // Users and ACLs (password_file, acl_file), on this file's harness.
 mod conformance;
 #[cfg(feature = "auth")]
-#[path = "security_tests.rs"]
-mod security_tests;
+mod security;

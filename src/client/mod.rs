@@ -111,13 +111,11 @@
 use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::fmt;
 use core::ops::ControlFlow;
 
 use crate::codec::{
-    self, ConnAck, Connect, ConnectReturnCode, DecodeError, EncodeError, FeedStop, Frame,
-    FrameBuffer, Oversized, Packet, Protocol, Publish, QoS, SubAck, Subscribe, SubscribeFilters,
-    Unsubscribe, UnsubscribeTopics, Will,
+    self, ConnAck, Connect, ConnectReturnCode, FeedStop, Frame, FrameBuffer, Packet, Protocol,
+    Publish, QoS, SubAck, Subscribe, SubscribeFilters, Unsubscribe, UnsubscribeTopics, Will,
 };
 use crate::driver::{Endpoint, Output};
 use crate::limits;
@@ -125,237 +123,12 @@ use crate::qos::{Awaiting, InFlight, IncomingQos2, PubRecOutcome, Resend, Window
 use crate::time::{Duration, Instant};
 use crate::topic;
 
-/// The last will, owned by the configuration: published by the broker if the connection is lost
-/// without DISCONNECT.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LastWill {
-    pub topic: String,
-    pub payload: Vec<u8>,
-    pub qos: QoS,
-    pub retain: bool,
-}
+mod config;
+mod event;
+mod inbound;
 
-/// Client settings. Every bound has its unit in its name.
-#[derive(Clone, Debug)]
-pub struct ClientConfig {
-    /// May be empty with `clean_session` (the broker assigns one), MQTT-3.1.3-6.
-    pub client_id: String,
-    /// Keep alive in seconds, sent in CONNECT; 0 turns pings and their timeout off.
-    pub keep_alive_s: u16,
-    pub clean_session: bool,
-    pub will: Option<LastWill>,
-    pub username: Option<String>,
-    /// Only with a user name (MQTT-3.1.2-22).
-    pub password: Option<Vec<u8>>,
-    /// QoS 1/2 messages sent and not yet acknowledged (1..=65535; 0 counts as 1). Also bounds the
-    /// SUBSCRIBE/UNSUBSCRIBE requests awaiting their acknowledgement.
-    pub max_inflight_messages: usize,
-    /// Messages accepted by [`Client::publish`] and waiting for the window or for a connection.
-    /// 0 = no waiting room: a publish is accepted only when it can be sent at once.
-    pub max_queued_messages: usize,
-    /// Largest whole packet accepted from the broker (checked from the fixed header) and the
-    /// largest PUBLISH, SUBSCRIBE or UNSUBSCRIBE [`Client`] will build.
-    pub max_packet_bytes: usize,
-    /// CONNACK must arrive this long after [`Client::handle_connected`]; zero = wait forever.
-    pub connect_timeout: Duration,
-    /// While connected, re-send an unacknowledged QoS 1/2 PUBLISH (DUP = 1) or PUBREL this long
-    /// after it was last sent (esp-mqtt: 1 s); zero = only on reconnect (MQTT 3.1.1's rule).
-    pub resend_interval: Duration,
-    /// Delete a QoS 1/2 message not completed this long after [`Client::publish`] accepted it,
-    /// checked only while connected, as esp-mqtt's outbox does (30 s there); reported as
-    /// [`Event::Expired`]. Zero = never.
-    pub outbox_expiry: Duration,
-    /// A packet from the broker over `max_packet_bytes`: lose the connection (the default), or
-    /// skip it and go on as PubSubClient does with its fixed buffer ([`Event::InboundDropped`]).
-    pub oversized_inbound: Oversized,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        ClientConfig {
-            client_id: String::new(),
-            keep_alive_s: 60,
-            clean_session: true,
-            will: None,
-            username: None,
-            password: None,
-            max_inflight_messages: limits::INFLIGHT_DEFAULT_MAX_MESSAGES,
-            max_queued_messages: limits::QUEUED_DEFAULT_MAX_MESSAGES,
-            max_packet_bytes: limits::PACKET_SIZE_DEFAULT_MAX_BYTES,
-            connect_timeout: Duration::from_millis(limits::CONNECT_TIMEOUT_DEFAULT_MS),
-            resend_interval: Duration::ZERO,
-            outbox_expiry: Duration::ZERO,
-            oversized_inbound: Oversized::Refuse,
-        }
-    }
-}
-
-impl ClientConfig {
-    /// Defaults with this client id.
-    pub fn new(client_id: impl Into<String>) -> Self {
-        ClientConfig {
-            client_id: client_id.into(),
-            ..ClientConfig::default()
-        }
-    }
-}
-
-/// Names one [`Client::publish`] call, from 1 upwards in call order, never reused. Unlike the
-/// packet identifier it survives a re-send as new.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PublishId(pub u64);
-
-/// Where the client is with its current transport.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConnectionState {
-    /// No transport: before the first [`Client::handle_connected`] or after
-    /// [`Client::handle_disconnected`].
-    Disconnected,
-    /// CONNECT sent, CONNACK awaited.
-    Connecting,
-    /// CONNACK 0 received.
-    Connected,
-    /// Finished with this transport (connection lost or refused, or DISCONNECT sent): nothing
-    /// more is read, sent or timed until the next [`Client::handle_connected`].
-    Closed,
-}
-
-/// What the client reports to its caller.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// CONNACK 0.
-    Connected { session_present: bool },
-    /// CONNACK with a refusal; the broker closes the connection.
-    ConnectionRefused(ConnectReturnCode),
-    /// An application message from the broker.
-    Message {
-        topic: String,
-        payload: Vec<u8>,
-        qos: QoS,
-        retain: bool,
-        dup: bool,
-    },
-    /// A publish completed: QoS 0 handed to `poll_transmit`, QoS 1 PUBACK, QoS 2 PUBCOMP (or the
-    /// broker's PUBREC before a reconnect without session; see the module documentation).
-    Published(PublishId),
-    /// SUBACK: granted QoS per filter, in request order, `None` where refused.
-    Subscribed {
-        pkid: u16,
-        granted: Vec<Option<QoS>>,
-    },
-    /// UNSUBACK.
-    Unsubscribed(u16),
-    /// The connection is unusable; the caller closes the transport.
-    ConnectionLost(LostReason),
-    /// A QoS 1/2 message deleted unacknowledged after `outbox_expiry`: it may or may not have
-    /// reached the broker.
-    Expired(PublishId),
-    /// A packet over `max_packet_bytes` skipped under [`Oversized::Drop`] (its whole size).
-    InboundDropped { bytes: usize },
-}
-
-/// Why a connection was given up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LostReason {
-    /// [`Client::handle_disconnected`] (or `handle_connected` again) while connecting or connected.
-    TransportClosed,
-    /// Nothing arrived within keep alive after a PINGREQ.
-    KeepAliveTimeout,
-    /// No CONNACK within `connect_timeout`.
-    ConnAckTimeout,
-    /// The broker sent bytes the codec rejects (including a packet over `max_packet_bytes`).
-    Decode(DecodeError),
-    /// The broker sent a well-formed packet that breaks the protocol.
-    Protocol(ProtocolViolation),
-}
-
-/// A broker's breach of MQTT 3.1.1, seen by the client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProtocolViolation {
-    /// A packet the server never sends (CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT), a
-    /// second CONNACK, or anything but CONNACK first (MQTT-3.2.0-1). Names the packet.
-    UnexpectedPacket(&'static str),
-    /// Session present with a clean session requested (MQTT-3.2.2-1).
-    SessionPresentWithCleanSession,
-    /// A SUBACK whose return codes do not match the SUBSCRIBE's filters (MQTT-3.9.3-1).
-    SubAckCodeCount { expected: usize, got: usize },
-}
-
-/// Why a command was refused. Nothing was queued or sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientError {
-    /// Empty, with a wildcard or U+0000 (MQTT-3.3.2-2, MQTT-4.7.3-1).
-    InvalidTopicName,
-    /// Not a valid topic filter (MQTT-4.7.1).
-    InvalidTopicFilter,
-    /// SUBSCRIBE/UNSUBSCRIBE without filters (MQTT-3.8.3-3, MQTT-3.10.3-2).
-    NoTopicFilters,
-    /// More filters in one request than the broker accepts ([`limits::SUBSCRIBE_FILTERS_MAX`]).
-    TooManyTopicFilters(usize),
-    /// The packet would exceed `max_packet_bytes`.
-    PacketTooLarge { size: usize, max: usize },
-    /// A field the codec cannot encode (e.g. longer than 65,535 bytes).
-    Encode(EncodeError),
-    /// The in-flight window and the queue behind it are full.
-    QueueFull,
-    /// `max_inflight_messages` SUBSCRIBE/UNSUBSCRIBE requests await acknowledgement already.
-    TooManyRequests,
-    /// [`Client::new`]: the configuration cannot produce a valid CONNECT.
-    InvalidConfig(&'static str),
-}
-
-impl fmt::Display for LostReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LostReason::TransportClosed => f.write_str("transport closed"),
-            LostReason::KeepAliveTimeout => f.write_str("no answer to PINGREQ within keep alive"),
-            LostReason::ConnAckTimeout => f.write_str("no CONNACK within the connect timeout"),
-            LostReason::Decode(e) => write!(f, "malformed packet from the broker: {e}"),
-            LostReason::Protocol(v) => write!(f, "protocol error by the broker: {v}"),
-        }
-    }
-}
-
-impl fmt::Display for ProtocolViolation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProtocolViolation::UnexpectedPacket(name) => write!(f, "unexpected {name}"),
-            ProtocolViolation::SessionPresentWithCleanSession => {
-                f.write_str("session present after a clean session request")
-            }
-            ProtocolViolation::SubAckCodeCount { expected, got } => {
-                write!(f, "SUBACK with {got} return codes for {expected} filters")
-            }
-        }
-    }
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::InvalidTopicName => f.write_str("invalid topic name"),
-            ClientError::InvalidTopicFilter => f.write_str("invalid topic filter"),
-            ClientError::NoTopicFilters => f.write_str("no topic filters"),
-            ClientError::TooManyTopicFilters(n) => write!(
-                f,
-                "{n} topic filters in one request (max {})",
-                limits::SUBSCRIBE_FILTERS_MAX
-            ),
-            ClientError::PacketTooLarge { size, max } => {
-                write!(f, "packet of {size} bytes exceeds the limit of {max} bytes")
-            }
-            ClientError::Encode(e) => write!(f, "cannot encode: {e}"),
-            ClientError::QueueFull => f.write_str("in-flight window and queue are full"),
-            ClientError::TooManyRequests => {
-                f.write_str("too many SUBSCRIBE/UNSUBSCRIBE awaiting acknowledgement")
-            }
-            ClientError::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
-        }
-    }
-}
-
-#[cfg(feature = "std")]
-impl std::error::Error for ClientError {}
+pub use config::{ClientConfig, LastWill};
+pub use event::{ClientError, ConnectionState, Event, LostReason, ProtocolViolation, PublishId};
 
 /// A message accepted by [`Client::publish`].
 #[derive(Debug)]
@@ -466,12 +239,15 @@ impl Client {
         })
     }
 
+    /// The settings the client was built with (`max_inflight_messages` as clamped by [`Client::new`]).
     pub fn config(&self) -> &ClientConfig {
         &self.config
     }
+    /// Where the client is with its current transport.
     pub fn state(&self) -> ConnectionState {
         self.state
     }
+    /// CONNACK 0 received on the current transport, which is still up: commands go out at once.
     pub fn is_connected(&self) -> bool {
         self.state == ConnectionState::Connected
     }
@@ -733,6 +509,8 @@ impl Client {
         Some(n)
     }
 
+    /// The next event for the caller, oldest first; `None` when there is none. Drain after every
+    /// input, after [`Client::poll_transmit`].
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
@@ -884,129 +662,6 @@ impl Client {
         }
     }
 
-    /// One packet from the broker. `Err` loses the connection.
-    fn handle_packet(&mut self, p: Packet<'_>) -> Result<(), LostReason> {
-        self.last_rx = self.now;
-        // Any packet shows the broker is alive (not only PINGRESP).
-        self.ping_deadline = None;
-        if self.state == ConnectionState::Connecting {
-            return match p {
-                Packet::ConnAck(ca) => self.on_connack(ca),
-                other => Err(unexpected(&other)),
-            };
-        }
-        match p {
-            Packet::Publish(publish) => self.on_publish(&publish),
-            Packet::PubAck(id) => {
-                let done = self.inflight.on_puback(id);
-                self.on_done(done);
-            }
-            Packet::PubRec(id) => self.on_pubrec(id),
-            Packet::PubRel(id) => {
-                self.incoming_qos2.on_pubrel(id);
-                // Answer even an unknown id, so the broker can finish (MQTT-4.3.3).
-                self.send(&Packet::PubComp(id));
-            }
-            Packet::PubComp(id) => {
-                let done = self.inflight.on_pubcomp(id);
-                self.on_done(done);
-            }
-            Packet::SubAck(s) => return self.on_suback(&s),
-            Packet::UnsubAck(u) => self.on_unsuback(u.pkid),
-            Packet::PingResp => {}
-            other @ (Packet::ConnAck(_)
-            | Packet::Connect(_)
-            | Packet::Subscribe(_)
-            | Packet::Unsubscribe(_)
-            | Packet::PingReq
-            | Packet::Disconnect) => return Err(unexpected(&other)),
-        }
-        Ok(())
-    }
-
-    fn on_connack(&mut self, ca: ConnAck) -> Result<(), LostReason> {
-        if ca.code != ConnectReturnCode::Accepted {
-            self.events.push_back(Event::ConnectionRefused(ca.code));
-            self.reset_transport();
-            self.state = ConnectionState::Closed;
-            return Ok(());
-        }
-        if ca.session_present && self.config.clean_session {
-            return Err(LostReason::Protocol(
-                ProtocolViolation::SessionPresentWithCleanSession,
-            ));
-        }
-        self.state = ConnectionState::Connected;
-        self.connack_deadline = None;
-        self.events.push_back(Event::Connected {
-            session_present: ca.session_present,
-        });
-        if ca.session_present {
-            // MQTT-4.4.0-1: re-send with the original identifiers, in the original order.
-            self.resend(None);
-        } else {
-            // A new session on the broker: its packet identifiers mean nothing any more.
-            self.incoming_qos2.clear();
-            let mut again = Vec::new();
-            for f in self.inflight.drain() {
-                match f.awaiting {
-                    // PUBREC received: the broker owns the message (MQTT-4.3.3).
-                    Awaiting::PubComp => self.events.push_back(Event::Published(f.msg.id)),
-                    Awaiting::PubAck | Awaiting::PubRec => again.push(f.msg),
-                }
-            }
-            for m in again.into_iter().rev() {
-                self.queue.push_front(m);
-            }
-        }
-        let requests = core::mem::take(&mut self.requests);
-        for r in &requests {
-            self.send_request(r);
-        }
-        self.requests = requests;
-        self.pump();
-        Ok(())
-    }
-
-    fn on_publish(&mut self, p: &Publish<'_>) {
-        let deliver = match p.qos {
-            QoS::AtMostOnce | QoS::AtLeastOnce => true,
-            // A duplicate of an id not yet released is acknowledged, not delivered again.
-            QoS::ExactlyOnce => self.incoming_qos2.on_publish(p.pkid),
-        };
-        if deliver {
-            self.events.push_back(Event::Message {
-                topic: p.topic.to_string(),
-                payload: p.payload.to_vec(),
-                qos: p.qos,
-                retain: p.retain,
-                dup: p.dup,
-            });
-        }
-        match p.qos {
-            QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.send(&Packet::PubAck(p.pkid)),
-            QoS::ExactlyOnce => self.send(&Packet::PubRec(p.pkid)),
-        }
-    }
-
-    /// After PUBACK or PUBCOMP: `done` is the finished message (`None` for an unknown or
-    /// unexpected identifier, which is ignored).
-    fn on_done(&mut self, done: Option<InFlight<OutMessage>>) {
-        if let Some(f) = done {
-            self.events.push_back(Event::Published(f.msg.id));
-        }
-        self.pump();
-    }
-
-    fn on_pubrec(&mut self, pkid: u16) {
-        // A PUBREC for a QoS 1 message or an unknown id is ignored.
-        if let (PubRecOutcome::SendPubRel, Some(m)) = self.inflight.on_pubrec(self.now, pkid) {
-            m.payload = Vec::new(); // the broker owns the message now
-            self.send(&Packet::PubRel(pkid));
-        }
-    }
-
     /// When the oldest QoS 1/2 message accepted expires, if `outbox_expiry` is set.
     fn next_expiry(&self) -> Option<Instant> {
         let d = self.config.outbox_expiry;
@@ -1061,48 +716,6 @@ impl Client {
             self.last_tx = now;
         }
     }
-
-    fn on_suback(&mut self, s: &SubAck<'_>) -> Result<(), LostReason> {
-        let Some(i) = self
-            .requests
-            .iter()
-            .position(|r| matches!(r, Request::Subscribe { pkid, .. } if *pkid == s.pkid))
-        else {
-            return Ok(());
-        };
-        if let Some(Request::Subscribe { filters, .. }) = self.requests.get(i) {
-            if filters.len() != s.codes.len() {
-                return Err(LostReason::Protocol(ProtocolViolation::SubAckCodeCount {
-                    expected: filters.len(),
-                    got: s.codes.len(),
-                }));
-            }
-        }
-        self.requests.remove(i);
-        self.inflight.ids().release(s.pkid);
-        self.events.push_back(Event::Subscribed {
-            pkid: s.pkid,
-            granted: s.granted().collect(),
-        });
-        Ok(())
-    }
-
-    fn on_unsuback(&mut self, pkid: u16) {
-        let Some(i) = self
-            .requests
-            .iter()
-            .position(|r| matches!(r, Request::Unsubscribe { .. }) && r.pkid() == pkid)
-        else {
-            return;
-        };
-        self.requests.remove(i);
-        self.inflight.ids().release(pkid);
-        self.events.push_back(Event::Unsubscribed(pkid));
-    }
-}
-
-fn unexpected(p: &Packet<'_>) -> LostReason {
-    LostReason::Protocol(ProtocolViolation::UnexpectedPacket(p.name()))
 }
 
 fn connect_packet(config: &ClientConfig) -> Connect<'_> {
@@ -1181,6 +794,3 @@ impl Endpoint for Client {
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod pair;

@@ -6,7 +6,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::*;
-use crate::codec::{encode_to_vec, UnsubAck};
+use crate::codec::{encode_to_vec, DecodeError, EncodeError, Oversized, UnsubAck};
 use crate::driver::drain;
 
 pub(super) use crate::test_util::{decode_all, Pkt};
@@ -1322,3 +1322,6 @@ fn oversized_inbound_can_be_dropped_instead_of_losing_the_connection() {
     assert!(matches!(&events[1], Event::Message { payload, .. } if payload == b"small"));
     assert!(t.c.is_connected());
 }
+
+// The client against the real broker over MemNet.
+mod pair;

@@ -13,6 +13,7 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// The protocol level byte CONNECT carries for this version (3 or 4).
     pub fn level(self) -> u8 {
         match self {
             Protocol::V31 => 3,
@@ -30,21 +31,35 @@ impl Protocol {
 /// The last will: published by the broker when the client goes away without DISCONNECT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Will<'a> {
+    /// Topic the will is published to; no wildcards (MQTT-3.1.3-11).
     pub topic: &'a str,
+    /// Message body, 0 to 65,535 bytes (a length-prefixed field in CONNECT).
     pub payload: &'a [u8],
+    /// QoS the broker publishes the will at.
     pub qos: QoS,
+    /// Whether the broker retains the will when it publishes it.
     pub retain: bool,
 }
 
+/// CONNECT (MQTT 3.1.1 section 3.1), the first packet a client sends; borrows its strings from
+/// the buffer it was decoded from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Connect<'a> {
+    /// MQTT 3.1 or 3.1.1, from the protocol name and level.
     pub protocol: Protocol,
+    /// Start a new session and discard it at disconnect (true), or resume and keep the stored one
+    /// (false), MQTT-3.1.2-4..6.
     pub clean_session: bool,
     /// Keep alive in seconds; 0 turns the mechanism off (MQTT-3.1.2-10).
     pub keep_alive_s: u16,
+    /// Identifies the session on the broker; 1 to 23 alphanumeric bytes are always accepted, empty
+    /// only with `clean_session` (the broker then assigns one), MQTT-3.1.3-5..8.
     pub client_id: &'a str,
+    /// The last will, if the client set one.
     pub will: Option<Will<'a>>,
+    /// User name, checked by the broker's password file.
     pub username: Option<&'a str>,
+    /// Password bytes; only sent with a user name (MQTT-3.1.2-22).
     pub password: Option<&'a [u8]>,
 }
 
@@ -170,15 +185,22 @@ impl<'a> Connect<'a> {
 /// CONNACK return codes (MQTT 3.2.2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnectReturnCode {
+    /// Connection accepted.
     Accepted = 0,
+    /// The broker does not speak the requested protocol level.
     UnacceptableProtocolVersion = 1,
+    /// The client id is not allowed (empty without clean session, or refused by configuration).
     IdentifierRejected = 2,
+    /// The MQTT service is unavailable.
     ServerUnavailable = 3,
+    /// The user name or password is malformed or wrong.
     BadUserNameOrPassword = 4,
+    /// The client is not authorised to connect.
     NotAuthorized = 5,
 }
 
 impl ConnectReturnCode {
+    /// The code for a CONNACK return code byte; `None` for 6..=255, reserved by MQTT 3.1.1.
     pub fn from_u8(v: u8) -> Option<Self> {
         use ConnectReturnCode::*;
         Some(match v {
@@ -193,9 +215,13 @@ impl ConnectReturnCode {
     }
 }
 
+/// CONNACK (MQTT 3.1.1 section 3.2): the broker's answer to CONNECT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnAck {
+    /// The broker resumed a stored session for this client id (MQTT-3.2.2-2); always false with
+    /// clean session or a refusal.
     pub session_present: bool,
+    /// Accepted, or why the connection is refused (the broker then closes it).
     pub code: ConnectReturnCode,
 }
 

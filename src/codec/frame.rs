@@ -6,18 +6,24 @@ use crate::limits::{REMAINING_LENGTH_MAX_BYTES, STRING_MAX_BYTES};
 /// The fixed header: first byte and remaining length, with the header's own size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FixedHeader {
+    /// The first byte: packet type in the high nibble, flags in the low one.
     pub byte1: u8,
+    /// Bytes after the fixed header (variable header and payload), decoded from the varint.
     pub remaining_len: usize,
+    /// Bytes of the fixed header itself: the first byte and 1 to 4 remaining-length bytes.
     pub header_len: usize,
 }
 
 impl FixedHeader {
+    /// The control packet type, 1 (CONNECT) to 14 (DISCONNECT); 0 and 15 are reserved.
     pub fn packet_type(&self) -> u8 {
         self.byte1 >> 4
     }
+    /// The four flag bits of the first byte (DUP, QoS and RETAIN for PUBLISH).
     pub fn flags(&self) -> u8 {
         self.byte1 & 0x0F
     }
+    /// Bytes of the whole packet: header and remaining length.
     pub fn frame_len(&self) -> usize {
         self.header_len + self.remaining_len
     }

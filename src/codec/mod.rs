@@ -33,8 +33,11 @@ use core::fmt;
 /// Quality of service level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum QoS {
+    /// QoS 0: delivered at most once, never acknowledged or resent.
     AtMostOnce = 0,
+    /// QoS 1: acknowledged by PUBACK, resent until then, so possibly duplicated.
     AtLeastOnce = 1,
+    /// QoS 2: the PUBREC / PUBREL / PUBCOMP handshake, delivered once.
     ExactlyOnce = 2,
 }
 
@@ -48,6 +51,7 @@ impl QoS {
             _ => None,
         }
     }
+    /// The two-bit value as on the wire (0, 1 or 2).
     pub fn as_u8(self) -> u8 {
         self as u8
     }
@@ -56,19 +60,33 @@ impl QoS {
 /// A control packet. Borrowed from the decode buffer; encoding takes the same type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Packet<'a> {
+    /// Client to broker: open a session (section 3.1).
     Connect(Connect<'a>),
+    /// Broker to client: the answer to CONNECT (3.2).
     ConnAck(ConnAck),
+    /// Either way: an application message (3.3).
     Publish(Publish<'a>),
+    /// QoS 1 acknowledgement of the PUBLISH with this packet identifier (3.4).
     PubAck(u16),
+    /// QoS 2, step 1: the PUBLISH with this identifier is received (3.5).
     PubRec(u16),
+    /// QoS 2, step 2: the sender releases the identifier (3.6).
     PubRel(u16),
+    /// QoS 2, step 3: the exchange for this identifier is complete (3.7).
     PubComp(u16),
+    /// Client to broker: add subscriptions (3.8).
     Subscribe(Subscribe<'a>),
+    /// Broker to client: the QoS granted per filter of a SUBSCRIBE (3.9).
     SubAck(SubAck<'a>),
+    /// Client to broker: remove subscriptions (3.10).
     Unsubscribe(Unsubscribe<'a>),
+    /// Broker to client: the UNSUBSCRIBE is done (3.11).
     UnsubAck(UnsubAck),
+    /// Client to broker: keep-alive probe (3.12).
     PingReq,
+    /// Broker to client: the answer to PINGREQ (3.13).
     PingResp,
+    /// Client to broker: a clean close; the will is discarded (3.14).
     Disconnect,
 }
 
@@ -110,11 +128,21 @@ pub enum DecodeError {
     /// A fifth remaining-length byte, or a continuation bit on the fourth (MQTT 2.2.3).
     MalformedRemainingLength,
     /// The fixed header announces more than the configured limit (checked before buffering).
-    PacketTooLarge { size: usize, max: usize },
+    PacketTooLarge {
+        /// Bytes of the whole packet, as its fixed header announces.
+        size: usize,
+        /// The limit it exceeds, bytes.
+        max: usize,
+    },
     /// Packet type 0 or 15 (reserved in 3.1.1).
     ReservedPacketType(u8),
     /// Fixed-header flags that 3.1.1 reserves for this packet type (MQTT-2.2.2-1, -2).
-    InvalidFlags { packet_type: u8, flags: u8 },
+    InvalidFlags {
+        /// The packet type, 1 to 14.
+        packet_type: u8,
+        /// The low nibble of the first byte as received.
+        flags: u8,
+    },
     /// QoS 3 in a PUBLISH, will, or subscription (MQTT-3.3.1-4, MQTT-3.1.2-14, MQTT-3-8.3-4).
     InvalidQoS,
     /// PUBLISH at QoS 0 with DUP set (MQTT-3.3.1-2).
@@ -196,7 +224,10 @@ impl std::error::Error for DecodeError {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EncodeError {
     /// The caller's buffer is too small; `required` bytes would fit the whole packet.
-    BufferTooSmall { required: usize },
+    BufferTooSmall {
+        /// Bytes the whole encoded packet needs.
+        required: usize,
+    },
     /// A string or binary field longer than 65,535 bytes.
     FieldTooLong(usize),
     /// Remaining length beyond 268,435,455 bytes.

@@ -3,14 +3,22 @@
 use super::frame::{string_len, Reader, Writer};
 use super::{read_pkid, DecodeError, EncodeError, QoS};
 
+/// PUBLISH: an application message, from a client to the broker or from the broker to a
+/// subscriber; borrows its topic and payload from the buffer it was decoded from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Publish<'a> {
+    /// DUP: this is a re-send of an earlier attempt (MQTT-3.3.1-1); always false at QoS 0.
     pub dup: bool,
+    /// The QoS this hop is delivered at.
     pub qos: QoS,
+    /// RETAIN: to the broker, store it as the topic's retained message (an empty payload clears
+    /// it); from the broker, it was retained, sent because of a new subscription (MQTT-3.3.1-8).
     pub retain: bool,
+    /// Topic name, UTF-8, no wildcards (MQTT-3.3.2-2).
     pub topic: &'a str,
     /// Packet identifier; 0 (absent on the wire) at QoS 0.
     pub pkid: u16,
+    /// Message body: whatever follows the variable header, possibly empty.
     pub payload: &'a [u8],
 }
 

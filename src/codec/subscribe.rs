@@ -9,6 +9,8 @@ use super::{read_pkid, DecodeError, EncodeError, QoS};
 /// SUBACK return code for a refused filter (MQTT 3.9.3).
 pub const SUBACK_FAILURE: u8 = 0x80;
 
+/// The filters of a SUBSCRIBE with their requested QoS: the decoded wire bytes or the caller's
+/// list, iterated the same way.
 #[derive(Clone, Copy, Debug)]
 pub enum SubscribeFilters<'a> {
     /// Validated payload bytes of a decoded SUBSCRIBE.
@@ -18,6 +20,7 @@ pub enum SubscribeFilters<'a> {
 }
 
 impl<'a> SubscribeFilters<'a> {
+    /// Each filter with its requested QoS, in packet order.
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, QoS)> + 'a {
         let (wire, list): (&'a [u8], &'a [(&'a str, QoS)]) = match *self {
             SubscribeFilters::Wire(b) => (b, &[]),
@@ -35,17 +38,22 @@ impl<'a> SubscribeFilters<'a> {
         });
         from_wire.chain(list.iter().copied())
     }
+    /// Number of filters (walks the list).
     pub fn len(&self) -> usize {
         self.iter().count()
     }
+    /// No filters: a SUBSCRIBE may not be sent or accepted so (MQTT-3.8.3-3).
     pub fn is_empty(&self) -> bool {
         self.iter().next().is_none()
     }
 }
 
+/// SUBSCRIBE: a client asks for the messages of one or more topic filters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Subscribe<'a> {
+    /// Packet identifier, non-zero; the SUBACK carries it back.
     pub pkid: u16,
+    /// Topic filters with their requested QoS; at least one.
     pub filters: SubscribeFilters<'a>,
 }
 
@@ -99,9 +107,12 @@ impl<'a> Subscribe<'a> {
 /// SUBACK return codes: one byte per filter, `0`, `1`, `2` (granted QoS) or `0x80` (failure).
 pub type SubAckCodes<'a> = &'a [u8];
 
+/// SUBACK: the broker's answer to a SUBSCRIBE, one return code per filter in its order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SubAck<'a> {
+    /// The identifier of the SUBSCRIBE this answers.
     pub pkid: u16,
+    /// One return code per filter of the SUBSCRIBE, in the same order.
     pub codes: SubAckCodes<'a>,
 }
 
@@ -140,6 +151,8 @@ fn valid_suback(c: u8) -> bool {
     matches!(c, 0 | 1 | 2 | SUBACK_FAILURE)
 }
 
+/// The filters of an UNSUBSCRIBE: the decoded wire bytes or the caller's list, iterated the
+/// same way.
 #[derive(Clone, Copy, Debug)]
 pub enum UnsubscribeTopics<'a> {
     /// Validated payload bytes of a decoded UNSUBSCRIBE.
@@ -149,6 +162,7 @@ pub enum UnsubscribeTopics<'a> {
 }
 
 impl<'a> UnsubscribeTopics<'a> {
+    /// Each filter, in packet order.
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
         let (wire, list): (&'a [u8], &'a [&'a str]) = match *self {
             UnsubscribeTopics::Wire(b) => (b, &[]),
@@ -166,9 +180,12 @@ impl<'a> UnsubscribeTopics<'a> {
     }
 }
 
+/// UNSUBSCRIBE: a client drops subscriptions, named by the exact filters it subscribed with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Unsubscribe<'a> {
+    /// Packet identifier, non-zero; the UNSUBACK carries it back.
     pub pkid: u16,
+    /// The filters to remove; at least one.
     pub topics: UnsubscribeTopics<'a>,
 }
 
@@ -213,8 +230,10 @@ impl<'a> Unsubscribe<'a> {
     }
 }
 
+/// UNSUBACK: the broker's answer to an UNSUBSCRIBE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UnsubAck {
+    /// The identifier of the UNSUBSCRIBE this answers.
     pub pkid: u16,
 }
 

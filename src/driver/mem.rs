@@ -33,6 +33,7 @@ pub const TIMEOUTS_MAX: usize = 10_000_000;
 /// What a link loses in one direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Loss {
+    /// Nothing: every byte arrives.
     Nothing,
     /// Every byte, and the closing of the connection (a partition).
     All,
@@ -52,27 +53,36 @@ pub enum Dir {
 /// Bytes one side sent, and what of them got through.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
+    /// When it was sent (the network's clock; delivery is instant).
     pub at: Instant,
+    /// Index of the client in [`MemNet::nodes`] whose link carried it.
     pub node: usize,
+    /// Which way it went.
     pub dir: Dir,
+    /// The bytes as sent.
     pub bytes: Vec<u8>,
+    /// What of them arrived after the link's [`Loss`]: all, none, or with packets cut out.
     pub delivered: Vec<u8>,
 }
 
 /// One client and its link to the broker.
 #[derive(Debug)]
 pub struct Node {
+    /// The client state machine.
     pub client: Client,
     /// The broker's id for this client's live transport.
     pub conn: Option<ConnId>,
     /// Everything the client reported, with the time.
     pub events: Vec<(Instant, Event)>,
+    /// What the link loses from the client to the broker.
     pub up: Loss,
+    /// What the link loses from the broker to the client.
     pub down: Loss,
     /// Bytes per `handle_bytes` call on either side; 0 = as they came.
     pub chunk: usize,
     /// Reconnect this long after the transport goes (the ESP32 sketch's policy).
     pub reconnect_after: Option<Duration>,
+    /// When the pending reconnect (after `reconnect_after`) happens, if one is pending.
     pub reconnect_at: Option<Instant>,
     /// The broker paused reading this connection: the client's bytes wait here.
     paused: bool,
@@ -100,11 +110,15 @@ impl fmt::Display for Stalled {
 /// The broker and its clients in memory. See the module documentation.
 #[derive(Debug)]
 pub struct MemNet {
+    /// The network's clock: the time of the last input fed to the broker and the clients.
     pub now: Instant,
+    /// The broker every client connects to.
     pub broker: Broker,
+    /// The clients, in the order [`MemNet::add_client`] added them (their index is their id).
     pub nodes: Vec<Node>,
     /// Every transfer, when `record_trace` is on (the default).
     pub trace: Vec<Record>,
+    /// Record every transfer in `trace`; off for long runs that would hold every byte.
     pub record_trace: bool,
     /// Connections the broker closed (its `Event::Close`), with the time.
     pub broker_closed: Vec<(Instant, ConnId)>,
@@ -372,65 +386,4 @@ fn chunks(bytes: &[u8], n: usize) -> impl Iterator<Item = &[u8]> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::QoS;
-
-    /// The stall the old test-only harness had: it never reported bytes as sent, so after
-    /// `max_outgoing_bytes` (1 MiB) to one client the broker stopped reading that client for good.
-    /// 110 MiB at QoS 1 through one subscriber connection, with the default limits.
-    #[test]
-    fn moves_110_mib_through_one_connection_without_stalling() {
-        let config = broker::Config {
-            sys_interval: Duration::ZERO,
-            ..broker::Config::default()
-        };
-        let mut net = MemNet::new(config, Instant::ZERO).unwrap();
-        net.record_trace = false;
-        let sub = net.add_client(ClientConfig::new("sub")).unwrap();
-        let publ = net.add_client(ClientConfig::new("pub")).unwrap();
-        net.connect(sub).unwrap();
-        net.connect(publ).unwrap();
-        net.nodes[sub]
-            .client
-            .subscribe(net.now, &[("big/#", QoS::AtLeastOnce)])
-            .unwrap();
-        net.step().unwrap();
-        const PAYLOAD_BYTES: usize = 64 * 1024;
-        const MESSAGES: usize = 1_760; // 110 MiB
-        let mut payload = alloc::vec![0u8; PAYLOAD_BYTES];
-        let (mut sent, mut received, mut bytes) = (0usize, 0usize, 0usize);
-        for _ in 0..MESSAGES * 4 {
-            while sent < MESSAGES {
-                payload[..8].copy_from_slice(&(sent as u64).to_be_bytes());
-                match net.nodes[publ].client.publish(
-                    net.now,
-                    "big/data",
-                    &payload,
-                    QoS::AtLeastOnce,
-                    false,
-                ) {
-                    Ok(_) => sent += 1,
-                    Err(ClientError::QueueFull) => break,
-                    Err(e) => panic!("{e}"),
-                }
-            }
-            net.step().unwrap();
-            for (_, ev) in core::mem::take(&mut net.nodes[sub].events) {
-                if let Event::Message { payload, .. } = ev {
-                    let seq = u64::from_be_bytes(payload[..8].try_into().unwrap());
-                    assert_eq!(seq, received as u64, "in order, nothing lost or doubled");
-                    received += 1;
-                    bytes += payload.len();
-                }
-            }
-            net.nodes[publ].events.clear();
-            if received == MESSAGES {
-                break;
-            }
-        }
-        assert_eq!(received, MESSAGES);
-        assert!(bytes > 100 * 1024 * 1024, "{bytes} bytes");
-        assert_eq!(net.broker.inflight_messages("sub"), Some(0));
-    }
-}
+mod tests;

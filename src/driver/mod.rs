@@ -35,6 +35,7 @@ pub enum Output<C, E> {
 pub trait Endpoint {
     /// Names a connection of this endpoint.
     type Conn: Copy + Ord + Debug;
+    /// What the endpoint asks of its caller besides sending bytes (its `Event` type).
     type Event;
     /// Bytes read from `conn`.
     fn handle_bytes(&mut self, now: Instant, conn: Self::Conn, data: &[u8]);
@@ -67,7 +68,9 @@ pub fn drain<T: Endpoint + ?Sized>(
 /// One output of [`drain_all`], with the bytes of a transmit owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Drained<C, E> {
+    /// Bytes for this connection, taken from the endpoint.
     Transmit(C, Vec<u8>),
+    /// An event of the endpoint, in its order among the transmits.
     Event(E),
 }
 

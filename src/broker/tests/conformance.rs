@@ -5,9 +5,8 @@ use super::*;
 
 fn quiet() -> Config {
     Config {
-        sys_interval: Duration::ZERO,
         verbose: true,
-        ..Config::default()
+        ..Config::for_tests()
     }
 }
 

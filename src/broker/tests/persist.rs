@@ -40,10 +40,9 @@ fn of(out: &[(ConnId, Pkt)], conn: ConnId) -> Vec<Pkt> {
 
 fn persistent() -> Config {
     Config {
-        sys_interval: Duration::ZERO,
         verbose: true,
         persistence: true,
-        ..Config::default()
+        ..Config::for_tests()
     }
 }
 

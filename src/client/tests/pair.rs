@@ -7,7 +7,6 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::tests::{decode_all, pubp, Pkt};
 use super::*;
 use crate::broker;
 use crate::driver::mem::{Dir, Loss, MemNet, Record};
@@ -15,10 +14,7 @@ use crate::driver::mem::{Dir, Loss, MemNet, Record};
 type Pair = MemNet;
 
 fn broker_config() -> broker::Config {
-    broker::Config {
-        sys_interval: Duration::ZERO,
-        ..broker::Config::default()
-    }
+    broker::Config::for_tests()
 }
 
 fn cfg(id: &str, keep_alive_s: u16, clean: bool) -> ClientConfig {

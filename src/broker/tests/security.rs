@@ -3,7 +3,7 @@
 
 use super::*;
 
-const PASSWD: &str = include_str!("../../tests/fixtures/mosquitto_passwd_7.txt");
+const PASSWD: &str = include_str!("../../../tests/fixtures/mosquitto_passwd_7.txt");
 
 const ACL: &str = "\
 topic read public/#
@@ -20,9 +20,8 @@ pattern readwrite clients/%c/#
 fn harness(allow_anonymous: bool, acl: &str) -> Harness {
     let mut h = Harness::with(Config {
         allow_anonymous,
-        sys_interval: Duration::ZERO,
         verbose: true,
-        ..Config::default()
+        ..Config::for_tests()
     });
     h.b.set_security(
         h.now,
@@ -108,8 +107,7 @@ fn anonymous_clients_follow_allow_anonymous_with_a_password_file() {
 fn without_a_password_file_allow_anonymous_decides_for_everyone() {
     let mut h = Harness::with(Config {
         allow_anonymous: true,
-        sys_interval: Duration::ZERO,
-        ..Config::default()
+        ..Config::for_tests()
     });
     let (_, got) = h.login("x", Some("anyone"), Some(b"anything"), None);
     assert_eq!(got, vec![Pkt::ConnAck(false, 0)]);
@@ -260,10 +258,9 @@ fn no_acl_no_checks() {
 fn a_restored_offline_session_is_delivered_to_under_its_user_name() {
     let config = Config {
         allow_anonymous: false,
-        sys_interval: Duration::ZERO,
         verbose: true,
         persistence: true,
-        ..Config::default()
+        ..Config::for_tests()
     };
     let security = || Security {
         passwords: Some(PasswordFile::parse(PASSWD).unwrap()),
