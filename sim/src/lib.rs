@@ -7,11 +7,15 @@ pub mod check;
 pub mod device_io;
 pub mod disk;
 pub mod net;
+#[cfg(feature = "proptest")]
+pub mod proptest;
 pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod seed;
+pub mod sweep;
 pub mod tcp;
+pub mod world;
 
 // README.md's Rust snippets, compiled as doctests of this crate (`cargo test --doc -p mqsim-sim`):
 // the README shows the simulator's library API, so its examples build against it.

@@ -22,6 +22,9 @@ pub struct RunFacts {
     pub wall: Duration,
     /// `--duration` when it overrode the file's, so that the replay line replays this run.
     pub duration_override_s: Option<u64>,
+    /// The replay command when it is not `mqsim sim` (a run of a test's own applications),
+    /// `{seed}` standing for the seed.
+    pub replay: Option<String>,
 }
 
 impl RunFacts {
@@ -33,11 +36,15 @@ impl RunFacts {
             simulated_ms,
             wall,
             duration_override_s: None,
+            replay: None,
         }
     }
 
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
+        if let Some(r) = &self.replay {
+            return r.replace("{seed}", &self.seed.to_string());
+        }
         let mut line = format!(
             "cargo run --release -- sim {} --seed {}",
             self.scenario, self.seed

@@ -40,7 +40,9 @@
 //! name = "sensor"        # client id; with count > 1: sensor-0, sensor-1, ...
 //! count = 1              # default 1
 //! profile = "esp-mqtt"   # "pubsubclient" (QoS 0 publish only) | "esp-mqtt"
-//! qos = 1                # 0, 1 or 2
+//! app = "door"           # optional: an application the run was given (World::app); without
+//!                        # it the device runs the reference sketch, whose keys are the next five
+//! qos = 1                # 0, 1 or 2 (required for the reference sketch)
 //! interval_ms = 2000     # default 2000
 //! link = "wifi"          # default "ideal"
 //! clean_session = true   # default true
@@ -68,6 +70,13 @@
 //! direction = "up"       # half-open only: "up" (client -> broker lost) or "down"
 //! target = "sensor"      # a device or subscriber (group or client id); absent = every client
 //!                        # (broker faults take no target)
+//!
+//! [[input]]            # a board input the world sets, for the devices' applications
+//! target = "door"        # a device group or client id
+//! name = "door"          # the input's name, as the application sees it
+//! at_s = 30              # once, at this time, to `value` (a boolean or a number) ...
+//! value = true
+//! # toggle_every_s = [10, 60]  # ... or flipped (first to true) after waits drawn from the seed
 //!
 //! [expect]               # ranges [min, max] (inclusive) the report must fall in
 //! violations = [0, 0]    # implied when absent

@@ -37,6 +37,10 @@ pub enum Stream {
     Sensor(u32),
     /// A device's own rng (its WiFi join delays), by device number.
     DeviceRng(u32),
+    /// A device application's own seed ([`crate::run::AppDevice::seed`]), by device number.
+    App(u32),
+    /// The draws of a toggled `[[input]]`, by input and device number.
+    Input(u32, u32),
 }
 
 impl Stream {
@@ -48,6 +52,11 @@ impl Stream {
             Stream::Disk => 3,
             Stream::Sensor(device) => 1_000 + u64::from(device),
             Stream::DeviceRng(device) => 2_000 + u64::from(device),
+            // Keys above 2^32, apart from the ones above for any device number.
+            Stream::App(device) => (1 << 32) | u64::from(device),
+            Stream::Input(input, device) => {
+                (2 << 32) | (u64::from(input) << 20) | u64::from(device)
+            }
         }
     }
 

@@ -789,11 +789,20 @@ impl<A: App> Device<A> {
                         .push_back(DeviceEvent::InboundDropped { bytes });
                 }
                 ClientEvent::Message { topic, payload, .. } => {
+                    // A tagged device's application sees payloads as the sender's application
+                    // wrote them: the simulator's tag is its own business.
+                    let visible = match parse_tag(&payload) {
+                        Some((v, _, _)) if self.config.tag_payloads => v.to_vec(),
+                        _ => payload.clone(),
+                    };
                     self.rt.events.push_back(DeviceEvent::Message {
                         topic: topic.clone(),
-                        payload: payload.clone(),
+                        payload,
                     });
-                    self.emit(Event::Message { topic, payload });
+                    self.emit(Event::Message {
+                        topic,
+                        payload: visible,
+                    });
                 }
                 ClientEvent::Subscribed { .. } | ClientEvent::Unsubscribed(_) => {}
             }

@@ -33,8 +33,10 @@ pub mod published;
 pub mod qos0;
 pub mod qos1;
 pub mod qos2;
+pub mod records;
 
 pub use accounting::{Summary, Tally};
+pub use records::{Delivery, DeviceReceipt, PublishRecord, Records};
 
 /// Simulated time, microseconds since the start of the run.
 pub type Micros = u64;
@@ -162,6 +164,8 @@ pub struct Ledger {
     violations: Vec<Violation>,
     /// Times of broker restarts without persistence.
     restarts: Vec<Micros>,
+    /// Messages devices received.
+    device_receipts: Vec<DeviceReceipt>,
 }
 
 impl Ledger {
@@ -447,6 +451,25 @@ impl Ledger {
             qos2::on_duplicate(self, at, subscriber, msg);
         }
         let _ = qos;
+    }
+
+    /// A device received a message (a command): recorded for the test's own checks.
+    pub fn device_received(&mut self, at: Micros, device: DeviceId, topic: &str, payload: &[u8]) {
+        let (payload, from) = match mqsim::device::parse_tag(payload) {
+            Some((visible, d, seq)) => {
+                let from = (d as usize) < self.devices.len();
+                let from = from.then(|| (self.device_name(DeviceId(d)).to_string(), seq));
+                (visible.to_vec(), from)
+            }
+            None => (payload.to_vec(), None),
+        };
+        self.device_receipts.push(DeviceReceipt {
+            device: self.device_name(device).to_string(),
+            at,
+            topic: topic.to_string(),
+            payload,
+            from,
+        });
     }
 
     /// A message without a payload tag (a will, a foreign publisher): checked against the filters

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use mqsim_sim::run::{run, RunOptions};
 use mqsim_sim::scenario::Scenario;
+use mqsim_sim::sweep::sweep;
 
 /// The scenario `mqsim sim` runs without a file: the reference ESP32 at QoS 0 over lossy WiFi.
 pub const DEFAULT_SCENARIO: &str = "scenarios/esp32-qos0-lossy-wifi.toml";
@@ -61,66 +62,6 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
         return Err(format!("empty range {s}"));
     }
     Ok((a, b))
-}
-
-/// What a sweep found.
-pub struct Sweep {
-    pub runs: u64,
-    pub failed: Vec<(u64, String)>,
-    pub wall: std::time::Duration,
-    pub simulated_ms: u64,
-}
-
-/// Runs seeds `a..b` of `scenario` on `jobs` threads; each thread takes the next seed.
-pub fn sweep(scenario: &Scenario, opts: &RunOptions, (a, b): (u64, u64), jobs: usize) -> Sweep {
-    let next = std::sync::atomic::AtomicU64::new(a);
-    let started = std::time::Instant::now();
-    let results = std::sync::Mutex::new((Vec::new(), 0u64, 0u64));
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| loop {
-                let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if seed >= b {
-                    return;
-                }
-                let o = RunOptions {
-                    seed: Some(seed),
-                    ..opts.clone()
-                };
-                let (fail, sim_ms) = match run(scenario, &o) {
-                    Ok(out) if out.failed() => {
-                        let why = out
-                            .violations
-                            .iter()
-                            .map(|v| format!("{} at {} us: {}", v.invariant, v.at, v.detail))
-                            .chain(out.unmet.iter().cloned())
-                            .next()
-                            .unwrap_or_default();
-                        (
-                            Some(format!("{why}\n  replay: {}", out.replay_line())),
-                            out.simulated_ms,
-                        )
-                    }
-                    Ok(out) => (None, out.simulated_ms),
-                    Err(e) => (Some(e), 0),
-                };
-                let mut g = results.lock().unwrap_or_else(|e| e.into_inner());
-                g.1 += 1;
-                g.2 += sim_ms;
-                if let Some(f) = fail {
-                    g.0.push((seed, f));
-                }
-            });
-        }
-    });
-    let (mut failed, runs, simulated_ms) = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    failed.sort();
-    Sweep {
-        runs,
-        failed,
-        wall: started.elapsed(),
-        simulated_ms,
-    }
 }
 
 fn jobs(args: &SimArgs) -> usize {
@@ -215,6 +156,7 @@ pub fn main(args: SimArgs) -> ExitCode {
         seed: args.seed,
         duration_s: args.duration,
         capture: args.pcap.is_some(),
+        ..RunOptions::default()
     };
     if let Some(range) = args.seeds {
         let jobs = jobs(&args);

@@ -15,7 +15,9 @@ use tokio::sync::mpsc;
 
 use super::connector::SimConnector;
 use super::sensor::Sensor;
-use super::{link_config, qos, serial_clock, Controls, Lines, Shared, Source, FIELD_HOST};
+use super::{
+    link_config, qos, serial_clock, AppDevice, Apps, Controls, Lines, Shared, Source, FIELD_HOST,
+};
 use crate::check::{DeviceId, Ledger};
 use crate::device_io::{run_device, DeviceHooks};
 use crate::net::stream::sim_now;
@@ -59,6 +61,9 @@ impl DeviceHooks for SimDevice {
             DeviceEvent::PublishExpired { seq } => ledger.publish_abandoned(us, self.id, *seq),
             DeviceEvent::Connected => ledger.device_connected(us, self.id, self.clean_session),
             DeviceEvent::ConnectionLost { .. } => ledger.device_disconnected(us, self.id),
+            DeviceEvent::Message { topic, payload } => {
+                ledger.device_received(us, self.id, topic, payload)
+            }
             _ => {}
         }
     }
@@ -79,6 +84,7 @@ pub(super) fn add(
     sc: &Scenario,
     shared: &Shared,
     controls: &mut Controls,
+    apps: &Apps,
 ) -> Result<(), String> {
     let mut devices = Vec::new();
     for d in &sc.devices {
@@ -95,18 +101,39 @@ pub(super) fn add(
             cfg.device_index = id.0;
             cfg.client_id = client_id.clone();
             cfg.tag_payloads = true;
-            let (temperature_topic, humidity_topic) = d.topics_for(&client_id);
-            let sketch = SketchConfig {
-                temperature_topic,
-                humidity_topic,
-                qos: qos(d.qos),
-                interval_ms: d.interval_ms,
-                retain: d.retain,
-                max_publish_calls: d.messages,
-                tag_bytes: TAG_MAX_BYTES,
-                ..SketchConfig::default()
+            let app: Box<dyn App> = match &d.app {
+                None => {
+                    let (temperature_topic, humidity_topic) = d.topics_for(&client_id);
+                    let sketch = SketchConfig {
+                        temperature_topic,
+                        humidity_topic,
+                        qos: qos(d.qos),
+                        interval_ms: d.interval_ms,
+                        retain: d.retain,
+                        max_publish_calls: d.messages,
+                        tag_bytes: TAG_MAX_BYTES,
+                        ..SketchConfig::default()
+                    };
+                    Box::new(ReferenceSketch::new(sketch))
+                }
+                Some(name) => {
+                    let make = apps.get(name).ok_or_else(|| {
+                        let known: Vec<&str> = apps.names().collect();
+                        format!(
+                            "{}: device `{}` runs app `{name}`, which this run was not given (given: {})",
+                            sc.file,
+                            d.name,
+                            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                        )
+                    })?;
+                    make(&AppDevice {
+                        client_id: &client_id,
+                        group: &d.name,
+                        index: id.0,
+                        seed: Stream::App(id.0).seed(sc.seed),
+                    })
+                }
             };
-            let app: Box<dyn App> = Box::new(ReferenceSketch::new(sketch));
             cfg.params.keep_alive_s = d.keepalive_s;
             cfg.params.clean_session = d.clean_session;
             if d.profile == Profile::EspMqtt {

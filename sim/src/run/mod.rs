@@ -25,6 +25,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, UNIX_EPOCH};
 
+use mqsim::app::App;
 use mqsim::broker;
 use mqsim::device::WallClock;
 use mqsim::time::Instant;
@@ -65,6 +66,56 @@ pub struct RunOptions {
     pub duration_s: Option<u64>,
     /// Keep the capture (Ethernet/IPv4/TCP frames) for `--pcap`.
     pub capture: bool,
+    /// The applications the scenario's devices may name with `app = "NAME"`.
+    pub apps: Apps,
+    /// How to replay this run, when it is not `mqsim sim FILE --seed N` (an application of a
+    /// test): `{seed}` stands for the seed.
+    pub replay: Option<String>,
+}
+
+/// What an application factory knows of the device it makes an application for.
+#[derive(Clone, Debug)]
+pub struct AppDevice<'a> {
+    /// The device's client id (`door-3`).
+    pub client_id: &'a str,
+    /// Its `[[device]]` group's name (`door`).
+    pub group: &'a str,
+    /// Its index in the run (payload tags, the ledger).
+    pub index: u32,
+    /// A seed of its own, derived from the run's seed, for an application that draws random
+    /// numbers: the same run seed gives the same numbers.
+    pub seed: u64,
+}
+
+/// Makes a device's application. Shared by the threads of a sweep, so `Send + Sync`; the
+/// application it makes lives in one run's thread only.
+pub type AppFactory = Arc<dyn Fn(&AppDevice<'_>) -> Box<dyn App> + Send + Sync>;
+
+/// The applications a run can give its devices, by name.
+#[derive(Clone, Default)]
+pub struct Apps(BTreeMap<String, AppFactory>);
+
+impl Apps {
+    /// Registers `make` under `name` (replacing one of the same name).
+    pub fn insert(&mut self, name: &str, make: AppFactory) {
+        self.0.insert(name.to_string(), make);
+    }
+
+    /// The factory registered under `name`.
+    pub fn get(&self, name: &str) -> Option<&AppFactory> {
+        self.0.get(name)
+    }
+
+    /// The registered names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}
+
+impl std::fmt::Debug for Apps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
 }
 
 /// Lines from every host, in the order they happened (turmoil runs hosts on one thread).
@@ -215,7 +266,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
 
     // The devices and the subscribers, each on its own connection and link.
     let mut controls = Controls::default();
-    devices::add(&mut sim, &sc, &shared, &mut controls)?;
+    devices::add(&mut sim, &sc, &shared, &mut controls, &opts.apps)?;
     subscribers::add(&mut sim, &sc, &shared, &mut controls)?;
     let subscriber_ids: Vec<SubscriberId> = sc
         .subscribers

@@ -7,7 +7,7 @@ use std::time::Duration as StdDuration;
 use mqsim::time::Instant;
 
 use super::{RunOptions, Shared, EPOCH_UNIX_MS};
-use crate::check::Violation;
+use crate::check::{Records, Violation};
 use crate::report::{check_expect, Report, RunFacts};
 use crate::scenario::Scenario;
 
@@ -60,6 +60,8 @@ pub struct RunOutcome {
     pub pcap: Option<Vec<u8>>,
     pub simulated_ms: u64,
     pub wall: std::time::Duration,
+    /// Every publish call and receipt the ledger saw, for a test's own checks.
+    pub records: Records,
 }
 
 impl RunOutcome {
@@ -150,10 +152,13 @@ pub(super) fn outcome(
     let wall = started.elapsed();
     let mut facts = RunFacts::for_scenario(&sc, simulated_ms, wall);
     facts.duration_override_s = opts.duration_s;
+    facts.replay = opts.replay.clone();
     let report = Report::new(&ledger, facts);
     let unmet = check_expect(&sc.expect, &report);
     let violations = ledger.violations().to_vec();
+    let records = ledger.records();
     Ok(RunOutcome {
+        records,
         scenario: sc,
         lines,
         report,

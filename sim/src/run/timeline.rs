@@ -1,14 +1,19 @@
 //! The run's timeline: the scenario's faults at their scheduled times (partitions, half-open
-//! links, resets, WiFi drops, broker power cuts and restarts), then the heal at `duration_s`.
+//! links, resets, WiFi drops, broker power cuts and restarts) and board inputs (`[[input]]`), then
+//! the heal at `duration_s`.
 
+use mqsim::app::Value;
 use mqsim::time::Instant;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
 
 use super::{Controls, Shared, Source, BROKER_HOST};
 use crate::device_io::Control;
 use crate::disk::Disk;
 use crate::net::link::{Dir, LossModel, Side, TraceTime};
 use crate::net::stream::{set_outside_now, Which};
-use crate::scenario::{Direction, FaultKind, Scenario};
+use crate::scenario::{Direction, FaultKind, InputSchedule, Scenario};
+use crate::seed::Stream;
 
 /// A fault or phase change at a point in simulated time.
 #[derive(Debug, Clone)]
@@ -18,7 +23,11 @@ enum Action {
     Reset(Vec<u32>),
     Wifi(Vec<u32>, bool),
     BrokerPowerCut,
-    BrokerRestart { down: bool },
+    BrokerRestart {
+        down: bool,
+    },
+    /// A board input of these devices takes a value.
+    Input(Vec<u32>, String, Value),
     Heal,
 }
 
@@ -66,6 +75,31 @@ pub(super) fn timeline(sc: &Scenario, controls: &Controls) -> Timeline {
             FaultKind::BrokerRestart => {
                 actions.push((f.at_ms, Action::BrokerRestart { down: true }));
                 actions.push((end, Action::BrokerRestart { down: false }));
+            }
+        }
+    }
+    for (k, input) in sc.inputs.iter().enumerate() {
+        let tags = targets(&Some(input.target.clone()));
+        match input.schedule {
+            InputSchedule::At { at_ms, value } => {
+                actions.push((at_ms, Action::Input(tags, input.name.clone(), value)));
+            }
+            InputSchedule::Toggle { min_ms, max_ms } => {
+                // Each device its own draws, from its own stream of the run's seed.
+                for tag in tags {
+                    let seed = Stream::Input(k as u32, tag).seed(sc.seed);
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    let (mut at, mut on) = (0u64, false);
+                    loop {
+                        at += min_ms + rng.next_u64() % (max_ms - min_ms + 1);
+                        if at >= sc.duration_ms {
+                            break;
+                        }
+                        on = !on;
+                        let value = Value::Bool(on);
+                        actions.push((at, Action::Input(vec![tag], input.name.clone(), value)));
+                    }
+                }
             }
         }
     }
@@ -164,6 +198,16 @@ impl Timeline {
                         sim.bounce(BROKER_HOST);
                         self.broker_down = false;
                         shared.ledger.borrow_mut().broker_restarted(us, persistence);
+                    }
+                }
+                Action::Input(tags, name, value) => {
+                    for t in tags {
+                        if let Some(c) = controls.by_tag.get(t) {
+                            let _ = c.send(Control::Input {
+                                name: name.clone(),
+                                value: *value,
+                            });
+                        }
                     }
                 }
                 Action::Heal => {

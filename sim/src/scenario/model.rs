@@ -24,7 +24,33 @@ pub struct Scenario {
     pub subscribers: Vec<SubscriberSpec>,
     /// Sorted by start time (stable: file order for equal starts).
     pub faults: Vec<FaultSpec>,
+    /// The board inputs the world sets (`[[input]]`).
+    pub inputs: Vec<InputSpec>,
     pub expect: Expect,
+}
+
+/// An input of the devices' boards that the world sets (`[[input]]`): a door switch, a button.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputSpec {
+    /// A device group or client id.
+    pub target: String,
+    /// The input's name, as the application sees it.
+    pub name: String,
+    pub schedule: InputSchedule,
+}
+
+/// When an input changes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InputSchedule {
+    /// Once, at `at_ms`, to `value`.
+    At {
+        at_ms: u64,
+        value: mqsim::app::Value,
+    },
+    /// A switch flipped (first to on) after a wait drawn from the seed between `min_ms` and
+    /// `max_ms`, again and again, each device of the target on its own draws, during the safety
+    /// phase.
+    Toggle { min_ms: u64, max_ms: u64 },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -137,6 +163,10 @@ pub struct DeviceSpec {
     pub name: String,
     pub count: u32,
     pub profile: Profile,
+    /// The application the devices run: `None` for the reference sketch, else a name the run
+    /// was given an application for ([`crate::world::World::app`]). The sketch's keys (`qos`,
+    /// `interval_ms`, `messages`, `topic_prefix`, `retain`) are the reference sketch's only.
+    pub app: Option<String>,
     pub qos: u8,
     pub interval_ms: u64,
     pub link: String,

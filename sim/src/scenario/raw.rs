@@ -31,7 +31,19 @@ pub(super) struct RawScenario {
     #[serde(default)]
     pub(super) fault: Vec<RawFault>,
     #[serde(default)]
+    pub(super) input: Vec<RawInput>,
+    #[serde(default)]
     pub(super) expect: Option<RawExpect>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawInput {
+    pub(super) target: Sp<String>,
+    pub(super) name: Sp<String>,
+    pub(super) at_s: Option<Sp<f64>>,
+    pub(super) value: Option<Sp<toml::Value>>,
+    pub(super) toggle_every_s: Option<Sp<[f64; 2]>>,
 }
 
 #[derive(Deserialize)]
@@ -80,14 +92,15 @@ pub(super) struct RawDevice {
     pub(super) name: Sp<String>,
     pub(super) count: Option<Sp<u32>>,
     pub(super) profile: Sp<Profile>,
-    pub(super) qos: Sp<u8>,
+    pub(super) app: Option<Sp<String>>,
+    pub(super) qos: Option<Sp<u8>>,
     pub(super) interval_ms: Option<Sp<u64>>,
     pub(super) link: Option<Sp<String>>,
     pub(super) clean_session: Option<bool>,
     pub(super) keepalive_s: Option<Sp<u16>>,
-    pub(super) messages: Option<u64>,
+    pub(super) messages: Option<Sp<u64>>,
     pub(super) topic_prefix: Option<Sp<String>>,
-    pub(super) retain: Option<bool>,
+    pub(super) retain: Option<Sp<bool>>,
     pub(super) outbox_expiry_s: Option<Sp<u64>>,
     pub(super) will: Option<RawWill>,
 }

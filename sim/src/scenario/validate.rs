@@ -215,14 +215,54 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
         };
         name_ok(c, &d.name, count);
         let profile = *d.profile.get_ref();
-        let qos = c.qos("qos", &d.qos);
-        if profile == Profile::Pubsubclient && (1..=2).contains(&qos) {
-            c.at(
-                &d.qos,
-                format!(
-                    "qos = {qos}: the pubsubclient profile publishes QoS 0 only (use esp-mqtt)"
-                ),
-            );
+        let app = d.app.as_ref().map(|a| {
+            if a.get_ref().is_empty() {
+                c.at(a, "app must name an application");
+            }
+            a.get_ref().clone()
+        });
+        if let Some(a) = &app {
+            // The reference sketch's own keys: an application decides what it publishes.
+            let sketch_keys = [
+                d.qos.as_ref().map(|v| ("qos", c.line(v.span()))),
+                d.interval_ms
+                    .as_ref()
+                    .map(|v| ("interval_ms", c.line(v.span()))),
+                d.messages.as_ref().map(|v| ("messages", c.line(v.span()))),
+                d.topic_prefix
+                    .as_ref()
+                    .map(|v| ("topic_prefix", c.line(v.span()))),
+                d.retain.as_ref().map(|v| ("retain", c.line(v.span()))),
+            ];
+            for (key, line) in sketch_keys.into_iter().flatten() {
+                c.problems.push(Diagnostic {
+                    line,
+                    reason: format!(
+                        "{key} is a setting of the reference sketch; app `{a}` decides what it publishes"
+                    ),
+                });
+            }
+        }
+        let qos = match (&d.qos, &app) {
+            (Some(q), _) => c.qos("qos", q),
+            (None, Some(_)) => 0,
+            (None, None) => {
+                c.at(
+                    &d.name,
+                    "qos is required (0, 1 or 2) for the reference sketch",
+                );
+                0
+            }
+        };
+        if let (Some(q), Profile::Pubsubclient, None) = (&d.qos, profile, &app) {
+            if (1..=2).contains(&qos) {
+                c.at(
+                    q,
+                    format!(
+                        "qos = {qos}: the pubsubclient profile publishes QoS 0 only (use esp-mqtt)"
+                    ),
+                );
+            }
         }
         let interval_ms = match &d.interval_ms {
             Some(i) if *i.get_ref() == 0 => {
@@ -272,6 +312,7 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
             name: d.name.get_ref().clone(),
             count,
             profile,
+            app,
             qos,
             interval_ms,
             link: link_ok(c, &d.link),
@@ -280,9 +321,9 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
                 .keepalive_s
                 .as_ref()
                 .map_or(profile.default_keepalive_s(), |k| *k.get_ref()),
-            messages: d.messages,
+            messages: d.messages.as_ref().map(|m| *m.get_ref()),
             topic_prefix,
-            retain: d.retain.unwrap_or(false),
+            retain: d.retain.as_ref().is_some_and(|r| *r.get_ref()),
             outbox_expiry_s,
             will,
         });
@@ -389,6 +430,8 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
     }
     faults.sort_by_key(|f| f.at_ms);
 
+    let inputs = validate_inputs(c, &raw.input, &devices, safety_ms);
+
     let expect = validate_expect(c, raw.expect.as_ref(), &devices, &subscribers);
 
     Scenario {
@@ -403,8 +446,80 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
         devices,
         subscribers,
         faults,
+        inputs,
         expect,
     }
+}
+
+/// `[[input]]`: a device target, a name, and either `at_s` with a `value` (a boolean or a
+/// number) or `toggle_every_s = [min, max]`.
+fn validate_inputs(
+    c: &mut Checker<'_>,
+    raw: &[RawInput],
+    devices: &[DeviceSpec],
+    safety_ms: u64,
+) -> Vec<InputSpec> {
+    let mut out = Vec::new();
+    for i in raw {
+        let t = i.target.get_ref();
+        let known = devices
+            .iter()
+            .any(|d| &d.name == t || d.client_ids().iter().any(|id| id == t));
+        if !known {
+            c.at(&i.target, format!("input target `{t}` is no device"));
+        }
+        if i.name.get_ref().is_empty() {
+            c.at(&i.name, "an input needs a name");
+        }
+        let schedule = match (&i.at_s, &i.value, &i.toggle_every_s) {
+            (Some(at), Some(v), None) => {
+                let at_ms = c.seconds("at_s", at);
+                if at_ms >= safety_ms {
+                    c.at(
+                        at,
+                        "an input changes in the safety phase (before duration_s)",
+                    );
+                }
+                let value = match v.get_ref() {
+                    toml::Value::Boolean(b) => mqsim::app::Value::Bool(*b),
+                    toml::Value::Float(f) => mqsim::app::Value::Number(*f as f32),
+                    toml::Value::Integer(n) => mqsim::app::Value::Number(*n as f32),
+                    _ => {
+                        c.at(v, "value must be a boolean or a number");
+                        mqsim::app::Value::Bool(false)
+                    }
+                };
+                InputSchedule::At { at_ms, value }
+            }
+            (None, None, Some(range)) => {
+                let [lo, hi] = *range.get_ref();
+                let (min_ms, max_ms) = ((lo * 1000.0).round(), (hi * 1000.0).round());
+                if !(min_ms >= 1.0 && max_ms >= min_ms && max_ms <= 1.0e9) {
+                    c.at(
+                        range,
+                        "toggle_every_s = [min, max] with 0 < min <= max (seconds)",
+                    );
+                }
+                InputSchedule::Toggle {
+                    min_ms: min_ms.max(1.0) as u64,
+                    max_ms: max_ms.max(min_ms.max(1.0)) as u64,
+                }
+            }
+            _ => {
+                c.at(
+                    &i.name,
+                    "an input needs either at_s and value, or toggle_every_s",
+                );
+                continue;
+            }
+        };
+        out.push(InputSpec {
+            target: t.clone(),
+            name: i.name.get_ref().clone(),
+            schedule,
+        });
+    }
+    out
 }
 
 fn fmt_s(ms: u64) -> String {
