@@ -28,6 +28,9 @@ pub const MESSAGE_DEFAULT_MAX_BYTES: usize = 0;
 pub const CONNECTIONS_DEFAULT_MAX: usize = 100_000;
 /// A socket that has not sent CONNECT within this many milliseconds is closed.
 pub const CONNECT_TIMEOUT_DEFAULT_MS: u64 = 10_000;
+/// This project's client (the `mqsim` device profile): wait after a lost connection or a failed
+/// attempt before the next one, unless the application sets its own back-off.
+pub const RECONNECT_DEFAULT_MS: u64 = 2_000;
 /// Interval between `$SYS/broker/...` updates (mosquitto `sys_interval`), seconds.
 pub const SYS_INTERVAL_DEFAULT_S: u64 = 10;
 /// Most topic filters one SUBSCRIBE may carry; more is a protocol error (bounded work per packet).

@@ -39,7 +39,8 @@
 //! [[device]]
 //! name = "sensor"        # client id; with count > 1: sensor-0, sensor-1, ...
 //! count = 1              # default 1
-//! profile = "esp-mqtt"   # "pubsubclient" (QoS 0 publish only) | "esp-mqtt"
+//! profile = "esp-mqtt"   # "pubsubclient" (QoS 0 publish only) | "esp-mqtt" | "mqsim" (this
+//!                        # project's client, as the firmware and a backend on a PC run it)
 //! app = "door"           # optional: an application the run was given (World::app); without
 //!                        # it the device runs the reference sketch, whose keys are the next five
 //! qos = 1                # 0, 1 or 2 (required for the reference sketch)

@@ -17,6 +17,11 @@ pub enum Profile {
     /// while disconnected (QoS 0 ones are dropped: "Losing qos0 data when client not
     /// connected"), the application never blocks on connect.
     EspMqtt,
+    /// This project's own client ([`crate::client::Client`]) with its defaults, as the firmware
+    /// and a backend on a PC run it: QoS 0/1/2, QoS 1/2 publishes queue while disconnected and
+    /// are resent on reconnect (MQTT 3.1.1 §4.4), never re-sent while connected, never deleted
+    /// unacknowledged; the application never blocks on connect.
+    Mqsim,
 }
 
 /// A profile's numbers. Every bound has its unit in its name.
@@ -104,8 +109,30 @@ impl Profile {
                 tcp_send_buffer_bytes: 5_744,
                 max_queued_messages: limits::QUEUED_DEFAULT_MAX_MESSAGES,
             },
+            // The core client's own defaults (`ClientConfig::default`, src/limits.rs); the
+            // connection numbers are this project's choices for its firmware.
+            Profile::Mqsim => ProfileParams {
+                keep_alive_s: 60,
+                clean_session: true,
+                max_publish_qos: QoS::ExactlyOnce,
+                max_subscribe_qos: QoS::ExactlyOnce,
+                buffer_bytes: limits::PACKET_SIZE_DEFAULT_MAX_BYTES,
+                tcp_connect_timeout_ms: limits::CONNECT_TIMEOUT_DEFAULT_MS,
+                connack_timeout_ms: limits::CONNECT_TIMEOUT_DEFAULT_MS,
+                reconnect_interval_ms: limits::RECONNECT_DEFAULT_MS,
+                resend_interval_ms: None,
+                outbox_expiry_ms: None,
+                write_timeout_ms: 10_000,
+                // The firmware's embassy-net socket transmit buffer (firmware/src/main.rs,
+                // TCP_TX_BYTES).
+                tcp_send_buffer_bytes: 2_048,
+                max_queued_messages: limits::QUEUED_DEFAULT_MAX_MESSAGES,
+            },
         }
     }
+
+    /// The three profiles.
+    pub const ALL: [Profile; 3] = [Profile::PubSubClient, Profile::EspMqtt, Profile::Mqsim];
 
     /// `connect()` blocks the application loop until CONNACK, refusal or timeout.
     pub fn blocking_connect(self) -> bool {
@@ -114,7 +141,7 @@ impl Profile {
 
     /// QoS 1/2 publishes are accepted while disconnected (the outbox).
     pub fn queues_while_disconnected(self) -> bool {
-        matches!(self, Profile::EspMqtt)
+        matches!(self, Profile::EspMqtt | Profile::Mqsim)
     }
 
     /// Inbound packets over `buffer_bytes` are read and dropped, the connection stays up.
@@ -127,6 +154,7 @@ impl Profile {
         match self {
             Profile::PubSubClient => "pubsubclient",
             Profile::EspMqtt => "esp-mqtt",
+            Profile::Mqsim => "mqsim",
         }
     }
 }

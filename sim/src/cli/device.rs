@@ -16,6 +16,8 @@ pub enum ProfileArg {
     Pubsubclient,
     /// ESP-IDF esp-mqtt: QoS 0/1/2, keepalive 120 s, outbox.
     EspMqtt,
+    /// This project's own client: QoS 0/1/2, keepalive 60 s, queued while offline.
+    Mqsim,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -46,6 +48,7 @@ pub fn main(args: DeviceArgs) -> ExitCode {
     let profile = match args.profile {
         ProfileArg::Pubsubclient => device::Profile::PubSubClient,
         ProfileArg::EspMqtt => device::Profile::EspMqtt,
+        ProfileArg::Mqsim => device::Profile::Mqsim,
     };
     let mut devices = Vec::new();
     for i in 0..args.count {

@@ -97,6 +97,7 @@ pub(super) fn add(
             let mut cfg = DeviceConfig::new(match d.profile {
                 Profile::Pubsubclient => device::Profile::PubSubClient,
                 Profile::EspMqtt => device::Profile::EspMqtt,
+                Profile::Mqsim => device::Profile::Mqsim,
             });
             cfg.device_index = id.0;
             cfg.client_id = client_id.clone();

@@ -131,6 +131,9 @@ pub enum Profile {
     Pubsubclient,
     /// ESP-IDF esp-mqtt: outbox, resend every second, keepalive 120 s, reconnect after 10 s.
     EspMqtt,
+    /// This project's own client, as the firmware runs it (and a backend on a PC): QoS 0/1/2,
+    /// queued while offline, keepalive 60 s, reconnect after 2 s.
+    Mqsim,
 }
 
 impl Profile {
@@ -138,6 +141,7 @@ impl Profile {
         match self {
             Profile::Pubsubclient => "pubsubclient",
             Profile::EspMqtt => "esp-mqtt",
+            Profile::Mqsim => "mqsim",
         }
     }
 
@@ -145,6 +149,7 @@ impl Profile {
         match self {
             Profile::Pubsubclient => 15,
             Profile::EspMqtt => 120,
+            Profile::Mqsim => 60,
         }
     }
 }

@@ -292,7 +292,11 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
             }
             (Some(o), Profile::EspMqtt) => Some(*o.get_ref()),
             (None, Profile::EspMqtt) => Some(30),
-            (None, Profile::Pubsubclient) => None,
+            (Some(o), Profile::Mqsim) => {
+                c.at(o, "outbox_expiry_s: the mqsim client never deletes what it queued");
+                None
+            }
+            (None, Profile::Pubsubclient | Profile::Mqsim) => None,
         };
         let will = d.will.as_ref().map(|w| {
             if !topic::valid_topic_name(w.topic.get_ref()) {
