@@ -118,6 +118,13 @@ impl World {
         self
     }
 
+    /// Which `tracing` events of the applications land in the trace: an env-filter-style
+    /// directive (`info`, `door_alarm=debug`); default `MQSIM_LOG`, else `info`.
+    pub fn log(mut self, directive: &str) -> World {
+        self.opts.log = Some(directive.to_string());
+        self
+    }
+
     /// The scenario as it runs (with the faults added in code).
     pub fn scenario(&self) -> &Scenario {
         &self.scenario

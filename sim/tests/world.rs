@@ -41,6 +41,8 @@ impl App for Button {
                 ..
             } => {
                 self.presses += 1;
+                tracing::info!(presses = self.presses, "pressed");
+                tracing::debug!("a debug line");
                 ctx.println(&format!("press {}", self.presses));
                 let payload = format!("press {}", self.presses);
                 self.send(ctx, payload);
@@ -108,7 +110,7 @@ fn an_application_of_the_test_runs_with_inputs_from_the_scenario() {
     let serial: Vec<&str> = out
         .lines
         .iter()
-        .filter(|l| l.text.contains("press"))
+        .filter(|l| l.text.contains("-> press"))
         .map(|l| l.text.as_str())
         .collect();
     assert_eq!(serial.len(), 3, "{serial:?}");
@@ -235,4 +237,26 @@ fn same_seed_same_bytes_with_an_application() {
     let (a, b) = (w.run(3).unwrap(), w.run(3).unwrap());
     assert_eq!(a.trace(), b.trace());
     assert_eq!(a.records, b.records);
+}
+
+#[test]
+fn application_logs_land_in_the_trace_under_the_device_name() {
+    let out = world(false).check(1).unwrap();
+    let logs: Vec<String> = out
+        .lines
+        .iter()
+        .filter(|l| l.text.contains("pressed"))
+        .map(|l| l.render())
+        .collect();
+    assert_eq!(logs.len(), 3, "{logs:?}");
+    assert_eq!(
+        logs[0],
+        "   10.000 button         | INFO world: pressed presses=1"
+    );
+    // Debug is below the default directive; a directive lets it through, or silences all.
+    assert!(!out.trace().contains("a debug line"));
+    let debug = world(false).log("world=debug").check(1).unwrap();
+    assert_eq!(debug.trace().matches("a debug line").count(), 3);
+    let off = world(false).log("off").check(1).unwrap();
+    assert!(!off.trace().contains("pressed"));
 }

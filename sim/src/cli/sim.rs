@@ -39,6 +39,10 @@ pub struct SimArgs {
     /// Only the report (and failures).
     #[arg(long)]
     pub quiet: bool,
+    /// Which `tracing` events of the devices' applications to show: an env-filter-style
+    /// directive (`info`, `door_alarm=debug`); default `MQSIM_LOG`, else `info`.
+    #[arg(long, value_name = "DIRECTIVE")]
+    pub log: Option<String>,
     /// Sweep: run every seed of `A..B` (end excluded) on all cores; print each failing seed
     /// with its replay line, then a summary.
     #[arg(long, value_name = "A..B", value_parser = parse_range, conflicts_with_all = ["seed", "pcap", "trace"])]
@@ -156,6 +160,7 @@ pub fn main(args: SimArgs) -> ExitCode {
         seed: args.seed,
         duration_s: args.duration,
         capture: args.pcap.is_some(),
+        log: args.log.clone(),
         ..RunOptions::default()
     };
     if let Some(range) = args.seeds {

@@ -12,6 +12,7 @@ use mqsim::time::{Duration, Instant};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::connector::SimConnector;
 use super::sensor::Sensor;
@@ -189,7 +190,9 @@ pub(super) fn add(
             for (cfg, app, connector, rx, hooks) in devices.into_iter().flatten() {
                 let dev = Device::new(cfg, app, sim_now())
                     .map_err(|e| format!("device {}: {e}", hooks.name))?;
-                tokio::task::spawn_local(run_device(dev, connector, rx, hooks));
+                // The device's code runs in its span: what its application logs is its own.
+                let span = tracing::error_span!(super::log::DEVICE_SPAN, name = %hooks.name);
+                tokio::task::spawn_local(run_device(dev, connector, rx, hooks).instrument(span));
             }
             std::future::pending::<()>().await;
             Ok(())

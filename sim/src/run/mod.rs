@@ -12,6 +12,7 @@
 mod broker_host;
 mod connector;
 mod devices;
+pub mod log;
 mod output;
 pub mod sensor;
 pub mod subscriber;
@@ -68,6 +69,9 @@ pub struct RunOptions {
     pub capture: bool,
     /// The applications the scenario's devices may name with `app = "NAME"`.
     pub apps: Apps,
+    /// The `tracing` directive for the applications' events (`info`, `door_alarm=debug`); else
+    /// `MQSIM_LOG`, else `info`. See [`log`].
+    pub log: Option<String>,
     /// How to replay this run, when it is not `mqsim sim FILE --seed N` (an application of a
     /// test): `{seed}` stands for the seed.
     pub replay: Option<String>,
@@ -245,6 +249,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         healed: Rc::new(Cell::new(false)),
     };
     shared.net.enable_taps();
+    let _capture = log::capture(shared.lines.clone(), log::targets(opts.log.as_deref())?);
     let mut wire = WireCheck::default();
 
     // The broker host: the real broker, through the real tokio adapter. Its disk outlives its

@@ -293,7 +293,10 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
             (Some(o), Profile::EspMqtt) => Some(*o.get_ref()),
             (None, Profile::EspMqtt) => Some(30),
             (Some(o), Profile::Mqsim) => {
-                c.at(o, "outbox_expiry_s: the mqsim client never deletes what it queued");
+                c.at(
+                    o,
+                    "outbox_expiry_s: the mqsim client never deletes what it queued",
+                );
                 None
             }
             (None, Profile::Pubsubclient | Profile::Mqsim) => None,
