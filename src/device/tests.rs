@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 
 use super::*;
 use crate::app::reference::{SketchConfig, TAG_MAX_BYTES};
+use crate::app::{App, Ctx, Event, Value};
 use crate::broker::{self, Broker, ConnId};
 use crate::codec::{self, Packet, Publish};
 use crate::driver::drain;
@@ -19,10 +20,10 @@ const READING: Reading = Reading {
     humidity_pct: 52.0,
 };
 
-struct Net {
+struct Net<A: App = ReferenceSketch> {
     now: Instant,
     broker: Broker,
-    dev: Device,
+    dev: Device<A>,
     conn: Option<ConnId>,
     /// TCP connects are refused (RST) when false.
     reachable: bool,
@@ -47,11 +48,21 @@ impl Net {
     }
 
     fn with(config: DeviceConfig, sketch: SketchConfig) -> Net {
+        Net::with_app(config, ReferenceSketch::new(sketch))
+    }
+
+    fn pubsub() -> Net {
+        Net::new(DeviceConfig::new(Profile::PubSubClient))
+    }
+}
+
+impl<A: App> Net<A> {
+    fn with_app(config: DeviceConfig, app: A) -> Net<A> {
         let now = Instant::ZERO;
         Net {
             now,
             broker: Broker::new(broker::Config::default(), now).unwrap(),
-            dev: Device::new(config, ReferenceSketch::new(sketch), now).expect("valid config"),
+            dev: Device::new(config, app, now).expect("valid config"),
             conn: None,
             reachable: true,
             tcp_hangs: false,
@@ -63,10 +74,6 @@ impl Net {
             log: Vec::new(),
             up: Vec::new(),
         }
-    }
-
-    fn pubsub() -> Net {
-        Net::new(DeviceConfig::new(Profile::PubSubClient))
     }
 
     /// Drains both sides and answers the device's requests until nothing moves.
@@ -892,4 +899,154 @@ fn same_inputs_same_outputs() {
     let (a, b) = (run(), run());
     assert!(a.0.len() > 40);
     assert_eq!(a, b);
+}
+
+// ----- applications other than the reference sketch -----
+
+/// A test application: records every event it sees, publishes what it is told to on input
+/// `go`, subscribes to `cmd/#` on every connection, and backs off 1 s, 2 s, 4 s ... between
+/// attempts.
+#[derive(Default)]
+struct Probe {
+    seen: Vec<(u64, Event)>,
+    results: Vec<Result<u64, crate::app::PublishError>>,
+    qos: Option<QoS>,
+    failures: u32,
+}
+
+impl App for Probe {
+    fn setup(&mut self, ctx: &mut Ctx<'_>) {
+        ctx.println("probe up");
+        ctx.set_timer_after(7, Duration::from_millis(1_500));
+    }
+
+    fn handle(&mut self, ctx: &mut Ctx<'_>, event: Event) {
+        self.seen.push((ctx.now().as_millis(), event.clone()));
+        match event {
+            Event::Input { .. } => {
+                let qos = self.qos.unwrap_or(QoS::AtLeastOnce);
+                self.results
+                    .push(ctx.publish("probe/out", b"x", qos, false));
+            }
+            Event::Connected { .. } => {
+                self.failures = 0;
+                ctx.set_reconnect_delay(Duration::from_millis(1_000));
+                assert!(ctx.subscribe("cmd/#", QoS::AtLeastOnce));
+            }
+            Event::ConnectFailed { .. } | Event::ConnectionLost { .. } => {
+                self.failures += 1;
+                let ms = 1_000u64 << self.failures.min(5);
+                ctx.set_reconnect_delay(Duration::from_millis(ms));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn probe_events(n: &Net<Probe>, f: impl Fn(&Event) -> bool) -> Vec<u64> {
+    n.dev
+        .app()
+        .seen
+        .iter()
+        .filter(|(_, e)| f(e))
+        .map(|(t, _)| *t)
+        .collect()
+}
+
+#[test]
+fn an_application_sees_the_connection_its_timers_and_its_publishes_complete() {
+    let mut n = Net::with_app(DeviceConfig::new(Profile::EspMqtt), Probe::default());
+    n.run_until(2_000);
+    assert_eq!(n.lines_at("probe up"), vec![0]);
+    assert_eq!(probe_events(&n, |e| *e == Event::Timer(7)), vec![1_500]);
+    let connected = probe_events(&n, |e| matches!(e, Event::Connected { .. }));
+    assert_eq!(connected.len(), 1);
+    n.dev.handle_input(n.now, "go", Value::Bool(true));
+    n.run_until(3_000);
+    assert_eq!(n.dev.app().results, vec![Ok(1)]);
+    assert_eq!(
+        probe_events(&n, |e| *e == Event::PublishDone(1)),
+        vec![2_000]
+    );
+    // A command from the broker reaches the application.
+    let mut bytes = Vec::new();
+    codec::encode_to_vec(
+        &Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: "cmd/probe",
+            pkid: 0,
+            payload: b"on",
+        }),
+        &mut bytes,
+    )
+    .unwrap();
+    n.dev.handle_bytes(n.now, &bytes);
+    n.settle();
+    let got: Vec<&Event> = n
+        .dev
+        .app()
+        .seen
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| matches!(e, Event::Message { .. }))
+        .collect();
+    assert_eq!(
+        got,
+        vec![&Event::Message {
+            topic: "cmd/probe".into(),
+            payload: b"on".to_vec()
+        }]
+    );
+}
+
+#[test]
+fn publish_refusals_say_why() {
+    // PubSubClient: QoS 1 is beyond it; QoS 0 offline has nowhere to go.
+    let mut n = Net::with_app(DeviceConfig::new(Profile::PubSubClient), Probe::default());
+    n.dev.handle_input(n.now, "go", Value::Bool(true));
+    n.dev.app.qos = Some(QoS::AtMostOnce);
+    n.dev.handle_input(n.now, "go", Value::Bool(true));
+    n.settle();
+    assert_eq!(
+        n.dev.app().results,
+        vec![
+            Err(crate::app::PublishError::QosUnsupported),
+            Err(crate::app::PublishError::NotConnected)
+        ]
+    );
+    // Both calls reach the ledger hooks as refused.
+    assert_eq!(n.calls(), vec![(0, 1, false), (0, 2, false)]);
+}
+
+#[test]
+fn inputs_wait_for_a_blocking_connect_to_end() {
+    // PubSubClient's connect() blocks the sketch: an input set meanwhile reaches the
+    // application when the attempt ends (here: no answer, the 15 s socket timeout).
+    let mut n = Net::with_app(DeviceConfig::new(Profile::PubSubClient), Probe::default());
+    n.tcp_hangs = false;
+    n.drop_down = true;
+    n.run_until(3_000);
+    assert!(n.dev.is_blocked());
+    n.dev.handle_input(n.now, "go", Value::Bool(true));
+    n.run_until(10_000);
+    assert!(probe_events(&n, |e| matches!(e, Event::Input { .. })).is_empty());
+    n.run_until(25_000);
+    let failed = probe_events(&n, |e| matches!(e, Event::ConnectFailed { .. }));
+    let input = probe_events(&n, |e| matches!(e, Event::Input { .. }));
+    assert_eq!(input.len(), 1);
+    assert_eq!(input[0], failed[0]);
+}
+
+#[test]
+fn the_application_sets_its_own_back_off() {
+    // The broker unreachable: attempts 2 s, 4 s, 8 s, 16 s apart (the probe's back-off), not
+    // esp-mqtt's fixed 10 s.
+    let mut n = Net::with_app(DeviceConfig::new(Profile::EspMqtt), Probe::default());
+    n.reachable = false;
+    n.run_until(40_000);
+    let attempts = probe_events(&n, |e| *e == Event::Connecting);
+    let gaps: Vec<u64> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(gaps, vec![2_000, 4_000, 8_000, 16_000], "{attempts:?}");
 }
