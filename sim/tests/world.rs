@@ -260,3 +260,37 @@ fn application_logs_land_in_the_trace_under_the_device_name() {
     let off = world(false).log("off").check(1).unwrap();
     assert!(!off.trace().contains("pressed"));
 }
+
+#[test]
+fn a_world_built_in_code_is_the_same_as_its_file() {
+    use mqsim_sim::world::build::{Builder, Devices, Fault, Input, Subscriber};
+    let built = Builder::new("a button on a PubSubClient board, pressed while the WiFi is down")
+        .duration_s(60)
+        .heal_s(30)
+        .devices(Devices::app("button", "button").profile("pubsubclient"))
+        .subscriber(Subscriber::new("backend", "button/#").qos(1))
+        .fault(
+            Fault::wifi_drop()
+                .at_s(20.0)
+                .duration_s(15.0)
+                .target("button"),
+        )
+        .input(Input::at("button", "button", 10.0, Value::Bool(true)))
+        .input(Input::at("button", "button", 25.0, Value::Bool(true)))
+        .input(Input::at("button", "button", 45.0, Value::Bool(true)));
+    let from_code = built.world().unwrap().app("button", |_| Button::new(false));
+    let a = from_code.check(1).unwrap();
+    let b = world(false).check(1).unwrap();
+    assert_eq!(a.records, b.records);
+    assert_eq!(a.lines, b.lines);
+    // Bad values are refused as in a file, at the generated text's line.
+    let bad = Builder::new("bad")
+        .duration_s(10)
+        .devices(Devices::sketch("d", 7).profile("esp-mqtt"));
+    let e = bad.world().unwrap_err();
+    assert!(
+        e.contains("bad (built in code):6: qos"),
+        "{e}\n{}",
+        bad.toml()
+    );
+}

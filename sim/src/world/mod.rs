@@ -18,6 +18,9 @@
 //! assert!(outcome.records.publishes.iter().all(|p| p.accepted));
 //! ```
 //!
+//! A world can be built in code too ([`build::Builder`]: links, broker settings, devices given an
+//! application, subscribers, faults, inputs), checked by the same parser as a file.
+//!
 //! # Replaying a failing seed
 //! A failure's replay line is `MQSIM_SEED=N cargo test NAME`, where NAME is the test that ran it:
 //! with `MQSIM_SEED` set, [`World::check_seeds`] runs that seed alone (and `--nocapture` shows
@@ -30,6 +33,8 @@
 //! (`mqsim_sim::proptest::fault_schedule`, with the `proptest` feature) and shrink a failing one
 //! to the fewest faults; a failure then lists the faults it ran with as `[[fault]]` tables to
 //! paste into a scenario file.
+
+pub mod build;
 
 use std::fmt;
 use std::ops::Range;
