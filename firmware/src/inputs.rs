@@ -78,10 +78,6 @@ pub async fn switch_task(mut s: Switch) {
             report(s.name, Value::Bool(value)).await;
         }
         // The next edge; a bounded wait catches one that came before the wait started.
-        let _ = with_timeout(
-            Duration::from_millis(POLL_MS),
-            s.pin.wait_for_any_edge(),
-        )
-        .await;
+        let _ = with_timeout(Duration::from_millis(POLL_MS), s.pin.wait_for_any_edge()).await;
     }
 }

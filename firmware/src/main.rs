@@ -28,5 +28,13 @@ async fn main(spawner: Spawner) -> ! {
         wifi: p.WIFI,
     };
     let app = ReferenceSketch::new(sketch);
-    mqsim_firmware::run(spawner, radio, Network::from_build_env(), device_config, app, dht).await
+    mqsim_firmware::run(
+        spawner,
+        radio,
+        Network::from_build_env(),
+        device_config,
+        app,
+        dht,
+    )
+    .await
 }
