@@ -130,7 +130,7 @@ pub async fn run<A: App, S: Sensor>(
     esp_rtos::start(timg0.timer0, radio.sw_interrupt);
 
     println!(
-        "mqsim firmware: profile {}, client id {}, broker {}:{}",
+        "# mqsim firmware: profile {}, client id {}, broker {}:{}",
         device_config.profile.name(),
         device_config.client_id,
         network.broker.0,

@@ -19,6 +19,7 @@ async fn main(spawner: Spawner) -> ! {
         Ok(c) => c,
         Err(e) => panic!("bad build-time settings: {e:?}"),
     };
+    esp_println::println!("# DHT22 on GPIO{}", config::dht_gpio());
     // SAFETY: the one user of this GPIO, chosen at build time (`MQSIM_DHT_GPIO`) and used
     // nowhere else.
     let dht = Dht22::new(unsafe { AnyPin::steal(config::dht_gpio()) });
