@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Flash and RAM of the firmware image, from the ELF's section and symbol headers (no tools).
 
-    python3 size.py [ELF]   (default: the release build)
+    python3 size.py [ELF]   (default: the release build, under $CARGO_TARGET_DIR if set)
 
 Flash: every allocated section with contents (code, read-only data, and the initial values
 of .data/.rwtext, which the bootloader copies to RAM); the `*_dummy` sections only reserve
@@ -10,6 +10,7 @@ buffers are in .bss); the stack gets what is left. `mqsim core` sums the code an
 of the `mqsim` crate (legacy-mangled `_ZN5mqsim` or `<mqsim::.. as ..>`): with LTO the core's
 small functions are inlined into the firmware's, so this is a lower bound.
 """
+import os
 import struct
 import sys
 
@@ -30,8 +31,9 @@ def sections(elf):
 
 
 def main():
+    target = os.environ.get("CARGO_TARGET_DIR", "target")
     path = sys.argv[1] if len(sys.argv) > 1 else \
-        "target/riscv32imc-unknown-none-elf/release/mqsim-firmware"
+        os.path.join(target, "riscv32imc-unknown-none-elf/release/mqsim-firmware")
     elf = open(path, "rb").read()
     secs = sections(elf)
     flash = ram = 0

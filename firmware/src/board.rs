@@ -1,5 +1,5 @@
 //! The core glue's traits (`mqsim::device::glue`) on the ESP32-C3: embassy-time, esp-println,
-//! the WiFi task, a DHT22 and an embassy-net TCP socket.
+//! the WiFi task, a DHT22 (or no sensor) and an embassy-net TCP socket.
 
 use core::net::Ipv4Addr;
 use core::task::Poll;
@@ -58,6 +58,15 @@ impl Wifi for EspWifi {
     }
 }
 
+/// No sensor: an application's `read_sensor` goes unanswered.
+pub struct NoSensor;
+
+impl Sensor for NoSensor {
+    async fn read(&mut self) -> Option<Reading> {
+        None
+    }
+}
+
 /// A DHT22 on an open-drain GPIO with the pull-up on.
 pub struct Dht22 {
     pin: Flex<'static>,
@@ -65,9 +74,9 @@ pub struct Dht22 {
 }
 
 impl Dht22 {
-    pub fn new(gpio: u8) -> Dht22 {
-        // SAFETY: the one user of this GPIO, chosen at build time and used nowhere else.
-        let mut pin = Flex::new(unsafe { AnyPin::steal(gpio) });
+    /// The sensor's data line on `pin` (e.g. `peripherals.GPIO4`).
+    pub fn new(pin: impl Into<AnyPin<'static>>) -> Dht22 {
+        let mut pin = Flex::new(pin.into());
         pin.apply_output_config(
             &OutputConfig::default()
                 .with_drive_mode(DriveMode::OpenDrain)

@@ -1,0 +1,4 @@
+fn main() {
+    // esp-hal's linker script (memory map, sections, the ROM functions' addresses).
+    println!("cargo:rustc-link-arg=-Tlinkall.x");
+}
