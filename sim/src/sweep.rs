@@ -3,7 +3,7 @@
 //! [`crate::world::World::check_seeds`]. Each run is deterministic on its own; the threads only
 //! decide which seed runs when.
 
-use crate::run::{run, RunOptions};
+use crate::run::{run, RunOptions, RunOutcome};
 use crate::scenario::Scenario;
 
 /// What a sweep found.
@@ -21,6 +21,21 @@ pub struct Sweep {
 
 /// Runs seeds `a..b` of `scenario` on `jobs` threads; each thread takes the next seed.
 pub fn sweep(scenario: &Scenario, opts: &RunOptions, (a, b): (u64, u64), jobs: usize) -> Sweep {
+    sweep_with(scenario, opts, (a, b), jobs, &|_| Ok(()))
+}
+
+/// A check of the caller's own on a run that passed every invariant and expectation: `Err`
+/// says what it found.
+pub type Check<'a> = &'a (dyn Fn(&RunOutcome) -> Result<(), String> + Sync);
+
+/// [`sweep`], with `check` applied to every run that passed the invariants and expectations.
+pub fn sweep_with(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    (a, b): (u64, u64),
+    jobs: usize,
+    check: Check<'_>,
+) -> Sweep {
     let next = std::sync::atomic::AtomicU64::new(a);
     let started = std::time::Instant::now();
     let results = std::sync::Mutex::new((Vec::new(), 0u64, 0u64));
@@ -49,7 +64,13 @@ pub fn sweep(scenario: &Scenario, opts: &RunOptions, (a, b): (u64, u64), jobs: u
                             out.simulated_ms,
                         )
                     }
-                    Ok(out) => (None, out.simulated_ms),
+                    Ok(out) => match check(&out) {
+                        Ok(()) => (None, out.simulated_ms),
+                        Err(why) => (
+                            Some(format!("{why}\n  replay: {}", out.replay_line())),
+                            out.simulated_ms,
+                        ),
+                    },
                     Err(e) => (Some(e), 0),
                 };
                 let mut g = results.lock().unwrap_or_else(|e| e.into_inner());

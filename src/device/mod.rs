@@ -300,6 +300,8 @@ pub enum DeviceEvent {
     PublishCalled {
         seq: u64,
         topic: String,
+        /// The payload as the application gave it (without the simulator's tag).
+        payload: Vec<u8>,
         qos: QoS,
         accepted: bool,
     },

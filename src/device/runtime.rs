@@ -84,6 +84,7 @@ impl Runtime {
     ) -> Result<PublishId, PublishError> {
         self.seq += 1;
         let seq = self.seq;
+        let given = payload;
         let tagged;
         let payload = match self.tag {
             Some(device) => {
@@ -108,6 +109,7 @@ impl Runtime {
         self.events.push_back(DeviceEvent::PublishCalled {
             seq,
             topic: topic.to_string(),
+            payload: given.to_vec(),
             qos,
             accepted: verdict.is_ok(),
         });

@@ -166,6 +166,8 @@ pub struct Ledger {
     restarts: Vec<Micros>,
     /// Messages devices received.
     device_receipts: Vec<DeviceReceipt>,
+    /// Each publish call's payload as its application gave it, for the records.
+    payloads: BTreeMap<MsgId, Vec<u8>>,
 }
 
 impl Ledger {
@@ -451,6 +453,12 @@ impl Ledger {
             qos2::on_duplicate(self, at, subscriber, msg);
         }
         let _ = qos;
+    }
+
+    /// The payload of publish call `seq` of `device`, as its application gave it.
+    pub fn publish_payload(&mut self, device: DeviceId, seq: u64, payload: &[u8]) {
+        self.payloads
+            .insert(MsgId { device, seq }, payload.to_vec());
     }
 
     /// A device received a message (a command): recorded for the test's own checks.

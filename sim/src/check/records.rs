@@ -31,6 +31,8 @@ pub struct PublishRecord {
     /// Its publish-call number (from 1).
     pub seq: u64,
     pub topic: String,
+    /// The payload as the application gave it (empty when the ledger was not told).
+    pub payload: Vec<u8>,
     pub qos: u8,
     /// When the application called publish (simulated microseconds).
     pub called_at: Micros,
@@ -84,6 +86,7 @@ impl Ledger {
                 device: self.device_name(id.device).to_string(),
                 seq: id.seq,
                 topic: m.topic.clone(),
+                payload: self.payloads.get(id).cloned().unwrap_or_default(),
                 qos: m.qos,
                 called_at: m.called_at,
                 accepted: m.accepted,

@@ -55,9 +55,13 @@ impl DeviceHooks for SimDevice {
             DeviceEvent::PublishCalled {
                 seq,
                 topic,
+                payload,
                 qos,
                 accepted,
-            } => ledger.publish_called(us, self.id, *seq, topic, qos.as_u8(), *accepted),
+            } => {
+                ledger.publish_called(us, self.id, *seq, topic, qos.as_u8(), *accepted);
+                ledger.publish_payload(self.id, *seq, payload);
+            }
             DeviceEvent::PublishCompleted { seq } => ledger.publish_completed(us, self.id, *seq),
             DeviceEvent::PublishExpired { seq } => ledger.publish_abandoned(us, self.id, *seq),
             DeviceEvent::Connected => ledger.device_connected(us, self.id, self.clean_session),

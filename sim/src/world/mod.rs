@@ -45,7 +45,7 @@ use mqsim::app::App;
 
 use crate::run::{run, AppDevice, RunOptions, RunOutcome};
 use crate::scenario::{FaultKind, FaultSpec, Scenario};
-use crate::sweep::sweep;
+use crate::sweep::{sweep_with, Check};
 
 /// Lines of the trace's tail a failure shows.
 pub const FAILURE_TAIL_LINES: usize = 40;
@@ -144,13 +144,26 @@ impl World {
 
     /// Runs seed `seed` and requires it to pass: every invariant, every `[expect]` range.
     pub fn check(&self, seed: u64) -> Result<RunOutcome, Failure> {
+        self.check_with(seed, &|_| Ok(()))
+    }
+
+    /// [`World::check`], and `check` of your own on the outcome (an application-level property
+    /// over [`RunOutcome::records`] and its lines): its `Err` fails the run with the same text
+    /// and replay line.
+    pub fn check_with(&self, seed: u64, check: Check<'_>) -> Result<RunOutcome, Failure> {
         let seed = env_seed().unwrap_or(seed);
         match self.run(seed) {
             Ok(o) if o.failed() => Err(Failure {
                 seed,
-                text: self.failure_text(&o),
+                text: self.failure_text(&o, None),
             }),
-            Ok(o) => Ok(o),
+            Ok(o) => match check(&o) {
+                Ok(()) => Ok(o),
+                Err(why) => Err(Failure {
+                    seed,
+                    text: self.failure_text(&o, Some(&why)),
+                }),
+            },
             Err(e) => Err(Failure { seed, text: e }),
         }
     }
@@ -159,15 +172,21 @@ impl World {
     /// failing seed with what broke and its replay line, then the first one's trace tail. With
     /// `MQSIM_SEED` set, runs that seed alone.
     pub fn check_seeds(&self, seeds: Range<u64>) -> Result<(), Failure> {
+        self.check_seeds_with(seeds, &|_| Ok(()))
+    }
+
+    /// [`World::check_seeds`] with a check of your own on every run (see [`World::check_with`]).
+    pub fn check_seeds_with(&self, seeds: Range<u64>, check: Check<'_>) -> Result<(), Failure> {
         if let Some(seed) = env_seed() {
-            return self.check(seed).map(|_| ());
+            return self.check_with(seed, check).map(|_| ());
         }
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let s = sweep(
+        let s = sweep_with(
             &self.scenario,
             &self.options(None),
             (seeds.start, seeds.end),
             jobs,
+            check,
         );
         let Some((first, _)) = s.failed.first() else {
             return Ok(());
@@ -181,7 +200,7 @@ impl World {
         for (seed, why) in &s.failed {
             text.push_str(&format!("seed {seed}: {why}\n"));
         }
-        if let Err(f) = self.check(*first) {
+        if let Err(f) = self.check_with(*first, check) {
             text.push_str(&format!("\nthe first failing seed, {first}:\n{f}"));
         }
         Err(Failure { seed: *first, text })
@@ -206,16 +225,31 @@ impl World {
         // A test's world replays through its test; a scenario file alone through `mqsim sim`.
         let from_file_alone = self.opts.apps.names().next().is_none() && self.added.is_empty();
         if !from_file_alone {
+            // Cargo names the package of the test it runs in the test's environment.
+            let package = std::env::var("CARGO_PKG_NAME")
+                .map(|p| format!(" -p {p}"))
+                .unwrap_or_default();
             opts.replay = Some(match test_name() {
-                Some(t) => format!("MQSIM_SEED={{seed}} cargo test {t} -- --exact --nocapture"),
-                None => String::from("MQSIM_SEED={seed} cargo test"),
+                Some(t) => {
+                    format!("MQSIM_SEED={{seed}} cargo test{package} {t} -- --exact --nocapture")
+                }
+                None => format!("MQSIM_SEED={{seed}} cargo test{package}"),
             });
         }
         opts
     }
 
-    fn failure_text(&self, o: &RunOutcome) -> String {
-        let mut text = o.failure_text(FAILURE_TAIL_LINES);
+    fn failure_text(&self, o: &RunOutcome, check: Option<&str>) -> String {
+        let mut text = match check {
+            None => o.failure_text(FAILURE_TAIL_LINES),
+            Some(why) => format!(
+                "FAILED: {} with seed {}\n  check: {why}\nlast lines of the trace:\n{}replay: {}\n",
+                o.scenario.file,
+                o.scenario.seed,
+                crate::run::trace_tail(o, FAILURE_TAIL_LINES),
+                o.replay_line()
+            ),
+        };
         if !self.added.is_empty() {
             text.push_str("faults added in code (as scenario tables):\n");
             for f in &self.added {
