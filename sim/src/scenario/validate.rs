@@ -66,8 +66,47 @@ impl Checker<'_> {
 }
 
 pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Scenario {
-    let safety_ms = c.seconds("duration_s", &raw.duration_s);
-    if safety_ms == 0 && c.problems.is_empty() {
+    let top = validate_top(c, &raw);
+    let broker = validate_broker(c, raw.broker.as_ref());
+    let links = validate_links(c, &raw.link);
+    let mut names = Names::default();
+    let devices = validate_devices(c, &raw.device, &mut names, &links);
+    let subscribers = validate_subscribers(c, &raw.subscriber, &mut names, &links);
+    let faults = validate_faults(c, &raw.fault, &names, &raw.duration_s, top.duration_ms);
+    let inputs = validate_inputs(c, &raw.input, &devices, top.duration_ms);
+    let expect = validate_expect(c, raw.expect.as_ref(), &devices, &subscribers);
+    Scenario {
+        file: file.to_string(),
+        description: top.description,
+        seed: top.seed,
+        duration_ms: top.duration_ms,
+        tick_ms: top.tick_ms,
+        heal_ms: top.heal_ms,
+        broker,
+        links,
+        devices,
+        subscribers,
+        faults,
+        inputs,
+        expect,
+    }
+}
+
+/// The top-level keys, checked.
+struct TopLevel {
+    description: String,
+    seed: u64,
+    /// The safety phase (`duration_s`).
+    duration_ms: u64,
+    tick_ms: u64,
+    heal_ms: u64,
+}
+
+/// The top level: `description` (not empty), `seed` (1 by default), `duration_s` (> 0),
+/// `tick_ms` (> 0, 1 by default) and `heal_s` (30 by default).
+fn validate_top(c: &mut Checker<'_>, raw: &RawScenario) -> TopLevel {
+    let duration_ms = c.seconds("duration_s", &raw.duration_s);
+    if duration_ms == 0 && c.problems.is_empty() {
         c.at(&raw.duration_s, "duration_s must be > 0");
     }
     let tick_ms = match &raw.tick_ms {
@@ -85,39 +124,56 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
     if raw.description.get_ref().trim().is_empty() {
         c.at(&raw.description, "description is empty");
     }
+    TopLevel {
+        description: raw.description.get_ref().clone(),
+        seed: raw.seed.unwrap_or(1),
+        duration_ms,
+        tick_ms,
+        heal_ms,
+    }
+}
 
+/// `[broker]`: `max_inflight_messages` in 1..=65535, `max_queued_messages` a u32,
+/// `disk_sync_ms` at most 1000; the defaults where absent.
+fn validate_broker(c: &mut Checker<'_>, raw: Option<&RawBroker>) -> BrokerSpec {
     let mut broker = BrokerSpec {
         disk_sync_ms: crate::disk::DISK_SYNC_DEFAULT_MS,
         ..BrokerSpec::default()
     };
-    if let Some(b) = &raw.broker {
-        if let Some(v) = &b.max_inflight_messages {
-            match u16::try_from(*v.get_ref()) {
-                Ok(n) if n > 0 => broker.max_inflight_messages = Some(n),
-                _ => c.at(v, "max_inflight_messages must be in 1..=65535"),
-            }
-        }
-        if let Some(v) = &b.max_queued_messages {
-            match u32::try_from(*v.get_ref()) {
-                Ok(n) => broker.max_queued_messages = Some(n),
-                _ => c.at(v, "max_queued_messages is too large"),
-            }
-        }
-        if let Some(p) = &b.persistence {
-            broker.persistence = *p.get_ref();
-        }
-        if let Some(v) = &b.disk_sync_ms {
-            match *v.get_ref() {
-                n @ 0..=1_000 => broker.disk_sync_ms = n,
-                _ => c.at(v, "disk_sync_ms must be at most 1000"),
-            }
+    let Some(b) = raw else { return broker };
+    if let Some(v) = &b.max_inflight_messages {
+        match u16::try_from(*v.get_ref()) {
+            Ok(n) if n > 0 => broker.max_inflight_messages = Some(n),
+            _ => c.at(v, "max_inflight_messages must be in 1..=65535"),
         }
     }
+    if let Some(v) = &b.max_queued_messages {
+        match u32::try_from(*v.get_ref()) {
+            Ok(n) => broker.max_queued_messages = Some(n),
+            _ => c.at(v, "max_queued_messages is too large"),
+        }
+    }
+    if let Some(p) = &b.persistence {
+        broker.persistence = *p.get_ref();
+    }
+    if let Some(v) = &b.disk_sync_ms {
+        match *v.get_ref() {
+            n @ 0..=1_000 => broker.disk_sync_ms = n,
+            _ => c.at(v, "disk_sync_ms must be at most 1000"),
+        }
+    }
+    broker
+}
 
-    // Links.
+/// `[link.NAME]`: either `loss` or `gilbert_elliott` (probabilities), `wifi_join_ms = [min, max]`
+/// with min <= max. The ideal link is always defined.
+fn validate_links(
+    c: &mut Checker<'_>,
+    raw: &BTreeMap<Sp<String>, RawLink>,
+) -> BTreeMap<String, LinkSpec> {
     let mut links = BTreeMap::new();
     links.insert(IDEAL_LINK.to_string(), LinkSpec::ideal());
-    for (name, l) in &raw.link {
+    for (name, l) in raw {
         let loss = match (&l.loss, &l.gilbert_elliott) {
             (Some(p), Some(_)) => {
                 c.at(
@@ -165,11 +221,37 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
             },
         );
     }
+    links
+}
 
-    // Names: groups and client ids, unique across devices and subscribers.
-    let mut groups: BTreeSet<String> = BTreeSet::new();
-    let mut ids: BTreeSet<String> = BTreeSet::new();
-    let mut name_ok = |c: &mut Checker<'_>, name: &Sp<String>, count: u32| {
+/// A device's or subscriber's `link`: defined in `[link.*]`, the ideal link where absent.
+fn validate_link_ref(
+    c: &mut Checker<'_>,
+    links: &BTreeMap<String, LinkSpec>,
+    link: &Option<Sp<String>>,
+) -> String {
+    match link {
+        Some(l) if !links.contains_key(l.get_ref()) => {
+            c.at(l, format!("link `{}` is not defined", l.get_ref()));
+            IDEAL_LINK.to_string()
+        }
+        Some(l) => l.get_ref().clone(),
+        None => IDEAL_LINK.to_string(),
+    }
+}
+
+/// The names seen so far: groups (a device's or subscriber's `name`) and the client ids they
+/// give, unique across devices and subscribers.
+#[derive(Default)]
+struct Names {
+    groups: BTreeSet<String>,
+    ids: BTreeSet<String>,
+}
+
+impl Names {
+    /// A group's `name` (an MQTT 3.1.1 client id, not used before) and its `count` client ids
+    /// (none used before).
+    fn validate(&mut self, c: &mut Checker<'_>, name: &Sp<String>, count: u32) {
         let n = name.get_ref();
         if n.is_empty()
             || n.len() > 23
@@ -182,29 +264,33 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
                 format!("name `{n}`: 1-23 characters of [A-Za-z0-9_-] (an MQTT 3.1.1 client id)"),
             );
         }
-        if !groups.insert(n.clone()) {
+        if !self.groups.insert(n.clone()) {
             c.at(name, format!("duplicate name `{n}`"));
             return;
         }
         for id in instance_names(n, count) {
-            if !ids.insert(id.clone()) {
+            if !self.ids.insert(id.clone()) {
                 c.at(name, format!("client id `{id}` is used twice"));
             }
         }
-    };
-    let link_ok = |c: &mut Checker<'_>, link: &Option<Sp<String>>| -> String {
-        match link {
-            Some(l) if !links.contains_key(l.get_ref()) => {
-                c.at(l, format!("link `{}` is not defined", l.get_ref()));
-                IDEAL_LINK.to_string()
-            }
-            Some(l) => l.get_ref().clone(),
-            None => IDEAL_LINK.to_string(),
-        }
-    };
+    }
 
+    /// A group or a client id seen.
+    fn contains(&self, name: &str) -> bool {
+        self.groups.contains(name) || self.ids.contains(name)
+    }
+}
+
+/// `[[device]]`: at least one; each with its name, count, either the reference sketch's keys or
+/// an `app`, what its profile allows, its topics and its link.
+fn validate_devices(
+    c: &mut Checker<'_>,
+    raw: &[RawDevice],
+    names: &mut Names,
+    links: &BTreeMap<String, LinkSpec>,
+) -> Vec<DeviceSpec> {
     let mut devices = Vec::new();
-    for d in &raw.device {
+    for d in raw {
         let count = match &d.count {
             Some(n) if *n.get_ref() == 0 => {
                 c.at(n, "count must be > 0");
@@ -213,7 +299,7 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
             Some(n) => *n.get_ref(),
             None => 1,
         };
-        name_ok(c, &d.name, count);
+        names.validate(c, &d.name, count);
         let profile = *d.profile.get_ref();
         let app = d.app.as_ref().map(|a| {
             if a.get_ref().is_empty() {
@@ -322,7 +408,7 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
             app,
             qos,
             interval_ms,
-            link: link_ok(c, &d.link),
+            link: validate_link_ref(c, links, &d.link),
             clean_session: d.clean_session.unwrap_or(true),
             keepalive_s: d
                 .keepalive_s
@@ -335,16 +421,25 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
             will,
         });
     }
-    if raw.device.is_empty() {
+    if raw.is_empty() {
         c.problems.push(Diagnostic {
             line: 1,
             reason: "no [[device]]: a scenario needs at least one publisher".to_string(),
         });
     }
+    devices
+}
 
+/// `[[subscriber]]`: each with its name, a topic filter, a QoS and its link.
+fn validate_subscribers(
+    c: &mut Checker<'_>,
+    raw: &[RawSubscriber],
+    names: &mut Names,
+    links: &BTreeMap<String, LinkSpec>,
+) -> Vec<SubscriberSpec> {
     let mut subscribers = Vec::new();
-    for s in &raw.subscriber {
-        name_ok(c, &s.name, 1);
+    for s in raw {
+        names.validate(c, &s.name, 1);
         if !topic::valid_topic_filter(s.filter.get_ref()) {
             c.at(
                 &s.filter,
@@ -356,14 +451,25 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
             filter: s.filter.get_ref().clone(),
             qos: c.qos("qos", &s.qos),
             clean_session: s.clean_session.unwrap_or(true),
-            link: link_ok(c, &s.link),
+            link: validate_link_ref(c, links, &s.link),
             keepalive_s: s.keepalive_s.unwrap_or(60),
         });
     }
+    subscribers
+}
 
-    // Faults.
+/// `[[fault]]`: a kind with what it takes (a direction for half-open, a duration except for a
+/// reset, a target that is a device or subscriber except for broker faults), over by the end
+/// of the safety phase (`duration_s`, `safety_ms`). Sorted by start time.
+fn validate_faults(
+    c: &mut Checker<'_>,
+    raw: &[RawFault],
+    names: &Names,
+    duration_s: &Sp<f64>,
+    safety_ms: u64,
+) -> Vec<FaultSpec> {
     let mut faults = Vec::new();
-    for f in &raw.fault {
+    for f in raw {
         let at_ms = c.seconds("at_s", &f.at_s);
         let kind = match *f.kind.get_ref() {
             RawFaultKind::Partition => FaultKind::Partition,
@@ -408,7 +514,7 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
                 format!(
                     "fault ends at {} s, after duration_s = {} (faults happen in the safety phase)",
                     fmt_s(at_ms + duration_ms),
-                    raw.duration_s.get_ref()
+                    duration_s.get_ref()
                 ),
             );
         }
@@ -418,7 +524,7 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
                 None
             }
             Some(t) => {
-                if !groups.contains(t.get_ref()) && !ids.contains(t.get_ref()) {
+                if !names.contains(t.get_ref()) {
                     c.at(
                         t,
                         format!("fault target `{}` is no device or subscriber", t.get_ref()),
@@ -436,26 +542,7 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
         });
     }
     faults.sort_by_key(|f| f.at_ms);
-
-    let inputs = validate_inputs(c, &raw.input, &devices, safety_ms);
-
-    let expect = validate_expect(c, raw.expect.as_ref(), &devices, &subscribers);
-
-    Scenario {
-        file: file.to_string(),
-        description: raw.description.into_inner(),
-        seed: raw.seed.unwrap_or(1),
-        duration_ms: safety_ms,
-        tick_ms,
-        heal_ms,
-        broker,
-        links,
-        devices,
-        subscribers,
-        faults,
-        inputs,
-        expect,
-    }
+    faults
 }
 
 /// `[[input]]`: a device target, a name, and either `at_s` with a `value` (a boolean or a
