@@ -84,23 +84,17 @@ impl Broker {
 
     /// Whether session `sid`'s client may read or write `topic` (the ACL; always without one).
     pub(super) fn may(&self, sid: SessionId, topic: &str, access: Access) -> bool {
-        if self.security.acl.is_none() {
+        if self.security.acl.is_none() && self.listeners.is_empty() {
             return true;
         }
-        self.sessions.get(&sid).is_some_and(|s| {
-            self.security
-                .allows(&s.client_id, s.username.as_deref(), topic, access)
-        })
+        self.acl_allows(sid, |sec, id, user| sec.allows(id, user, topic, access))
     }
 
     pub(super) fn may_subscribe(&self, sid: SessionId, filter: &str) -> bool {
-        if self.security.acl.is_none() {
+        if self.security.acl.is_none() && self.listeners.is_empty() {
             return true;
         }
-        self.sessions.get(&sid).is_some_and(|s| {
-            self.security
-                .can_subscribe(&s.client_id, s.username.as_deref(), filter)
-        })
+        self.acl_allows(sid, |sec, id, user| sec.can_subscribe(id, user, filter))
     }
 
     pub(super) fn on_publish(&mut self, conn: ConnId, sid: SessionId, p: &Publish<'_>) {

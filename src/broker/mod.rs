@@ -22,6 +22,7 @@ mod connect;
 mod file;
 mod identity;
 mod inbound;
+mod listener;
 mod log;
 mod persist;
 mod route;
@@ -47,6 +48,8 @@ pub use auth::PasswordFile;
 pub use config::{Config, ConfigError};
 pub use file::{file_lines, FileError};
 pub use identity::Identity;
+use listener::ListenerState;
+pub use listener::{ListenerId, ListenerSecurity};
 use persist::Journal;
 pub use persist::{Damage, JournalWrite, Lsn, Recovery, RestoreError};
 pub use security::Security;
@@ -159,6 +162,8 @@ struct Conn {
     held: bool,
     /// Where the user name comes from (a TLS client certificate, or CONNECT).
     identity: Identity,
+    /// The listener it came through, when the caller said ([`Broker::handle_accept_on`]).
+    listener: Option<ListenerId>,
 }
 
 #[derive(Debug)]
@@ -236,6 +241,8 @@ pub struct Broker {
     held: Vec<ConnId>,
     /// Users and ACLs ([`Broker::set_security`]).
     security: Security,
+    /// Listeners with their own security ([`Broker::set_listener_security`]).
+    listeners: BTreeMap<ListenerId, ListenerState>,
 }
 
 impl Broker {
@@ -272,6 +279,7 @@ impl Broker {
             journal,
             held: Vec::new(),
             security: Security::default(),
+            listeners: BTreeMap::new(),
         };
         // `$SYS` values exist (retained) from the start, not only after the first interval.
         b.handle_timeout(now);
@@ -334,25 +342,7 @@ impl Broker {
     pub fn set_security(&mut self, now: Instant, security: Security) {
         self.advance(now);
         self.security = security;
-        let refused: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(c.state, ConnState::Active(_)) && !c.closing)
-            // A user name proved by a client certificate has no password to check again: it got
-            // in without one (`use_identity_as_username`), and stays.
-            .filter(|(_, c)| !matches!(c.identity, Identity::Certificate(_)))
-            .filter(|(_, c)| {
-                !self.security.authenticate(
-                    self.config.allow_anonymous,
-                    c.username.as_deref(),
-                    c.password.as_deref(),
-                )
-            })
-            .map(|(&id, _)| id)
-            .collect();
-        for conn in refused {
-            self.close(conn, CloseReason::NotAuthorised);
-        }
+        self.recheck_logins(None);
         self.run_resumes();
     }
 
@@ -376,6 +366,15 @@ impl Broker {
         identity: Identity,
     ) -> Option<ConnId> {
         self.advance(now);
+        self.accept(peer, identity, None)
+    }
+
+    fn accept(
+        &mut self,
+        peer: &str,
+        identity: Identity,
+        listener: Option<ListenerId>,
+    ) -> Option<ConnId> {
         if self.conns.len() >= self.config.max_connections {
             self.notice(|| format!("Refusing connection from {peer}: max_connections reached."));
             return None;
@@ -410,6 +409,7 @@ impl Broker {
                 tx_needs: 0,
                 held: false,
                 identity,
+                listener,
             },
         );
         self.timers.push(Reverse((deadline, id)));
@@ -562,9 +562,7 @@ impl Broker {
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
         self.advance(now);
         match self.conns.get(&conn) {
-            Some(c) if c.closing => {
-                self.conns.remove(&conn);
-            }
+            Some(c) if c.closing => self.forget_conn(conn),
             Some(_) => self.close(conn, CloseReason::SocketClosed),
             None => {}
         }
@@ -665,7 +663,7 @@ impl Broker {
     pub fn poll_event(&mut self) -> Option<Event> {
         let ev = self.events.pop_front()?;
         if let Event::Close(conn) = ev {
-            self.conns.remove(&conn);
+            self.forget_conn(conn);
         }
         Some(ev)
     }
