@@ -225,6 +225,9 @@ impl Broker {
             self.close(conn, CloseReason::ProtocolError);
             return Flow::Closed;
         }
+        if self.subscribe_refused(conn, sub) {
+            return Flow::Closed;
+        }
         let mut codes = Vec::with_capacity(n);
         let mut granted = Vec::with_capacity(n);
         for (filter, qos) in sub.filters.iter() {

@@ -37,7 +37,9 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 
-use crate::codec::{self, ConnectReturnCode, FeedStop, FrameBuffer, Packet, Publish, QoS, Take};
+use crate::codec::{
+    self, ConnectReturnCode, Dialect, FeedStop, FrameBuffer, Packet, Protocol, Publish, QoS, Take,
+};
 use crate::driver::{Endpoint, Output};
 use crate::time::{Duration, Instant};
 use crate::topic::SubscriptionTree;
@@ -448,10 +450,12 @@ impl Broker {
         }
         let mut rx = core::mem::take(&mut c.rx);
         let max = self.config.max_packet_bytes;
+        let mut now_v31 = false;
         let fed = rx.feed_or_keep(data, max, |p| {
             if self.input_over_budget(conn, &p) {
                 return Take::Keep(Flow::Open);
             }
+            let v31 = matches!(&p, Packet::Connect(c) if c.protocol == Protocol::V31);
             self.stats.messages_received += 1;
             let journal_at = self.journal.end;
             let flow = self.handle_packet(conn, p);
@@ -461,6 +465,11 @@ impl Broker {
             }
             match flow {
                 Flow::Closed => Take::Stop(Flow::Closed),
+                // An MQTT 3.1 client, accepted: what follows is decoded under 3.1's flag rules.
+                Flow::Open if v31 => {
+                    now_v31 = true;
+                    Take::Stop(Flow::Open)
+                }
                 Flow::Open if self.conns.get(&conn).is_some_and(|c| c.read_paused) => {
                     Take::Stop(Flow::Open)
                 }
@@ -471,6 +480,10 @@ impl Broker {
             Ok(()) | Err(FeedStop::Handler(Flow::Open)) => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.rx = rx;
+                    if now_v31 {
+                        c.rx.set_dialect(Dialect::V31);
+                        self.drive_rx(conn, &[]);
+                    }
                 }
             }
             Err(FeedStop::Handler(Flow::Closed)) => {}

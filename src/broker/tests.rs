@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use super::*;
 use crate::codec::{
     encode_to_vec, Connect, Decoded, Protocol, Subscribe, SubscribeFilters, Unsubscribe,
-    UnsubscribeTopics, Will, SUBACK_FAILURE,
+    UnsubscribeTopics, Will,
 };
 use crate::limits;
 
