@@ -149,6 +149,9 @@ struct Conn {
     deferred_acks: VecDeque<Packet<'static>>,
     /// Bytes of the QoS 1/2 PUBLISH packets behind `deferred_acks`.
     deferred_bytes: usize,
+    /// The packet ids of `deferred_acks`: a PUBLISH with one of them is a resend of a message
+    /// already taken (the client may not reuse an id before its acknowledgement), absorbed.
+    withheld_ids: BTreeSet<u16>,
     /// Paused, with `deferred_bytes` at `max_paused_input_bytes`: its next QoS 1/2 PUBLISH is
     /// left undecoded, and its socket unread, until it resumes.
     input_full: bool,
@@ -405,6 +408,7 @@ impl Broker {
                 blocked_on: BTreeSet::new(),
                 deferred_acks: VecDeque::new(),
                 deferred_bytes: 0,
+                withheld_ids: BTreeSet::new(),
                 input_full: false,
                 out_full: false,
                 read_paused: false,
@@ -515,6 +519,9 @@ impl Broker {
         if publish.qos == QoS::AtMostOnce || !self.paused_input_full(conn) {
             return false;
         }
+        if self.is_withheld_resend(conn, publish) {
+            return false; // costs nothing: absorbed (`on_publish`)
+        }
         let Some(c) = self.conns.get_mut(&conn) else {
             return false;
         };
@@ -540,6 +547,7 @@ impl Broker {
             if c.blocked_on.is_empty() {
                 c.input_full = false;
                 c.deferred_bytes = 0;
+                c.withheld_ids = BTreeSet::new();
                 let acks = core::mem::take(&mut c.deferred_acks);
                 for ack in &acks {
                     self.send(conn, ack);
