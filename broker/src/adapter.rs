@@ -18,7 +18,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use mqsim::broker::{Broker, ConnId, Event, Identity, JournalWrite, Lsn, Security};
+use mqsim::broker::{
+    Broker, ConnId, Event, Identity, JournalWrite, ListenerId, ListenerSecurity, Lsn, Security,
+};
 use mqsim::driver::{drain, Output};
 use mqsim::time::Instant;
 
@@ -40,6 +42,7 @@ enum Input {
     Accept {
         peer: String,
         identity: Identity,
+        listener: Option<ListenerId>,
         out: Arc<OutQueue>,
         credits: Arc<Semaphore>,
         reply: oneshot::Sender<Option<ConnId>>,
@@ -63,6 +66,8 @@ enum Input {
     JournalFailed(String),
     /// New users and ACLs (a reload): [`Broker::set_security`].
     Security(Box<Security>),
+    /// One listener's new security settings: [`Broker::set_listener_security`].
+    ListenerSecurity(ListenerId, Box<ListenerSecurity>),
     Shutdown,
 }
 
@@ -173,6 +178,8 @@ pub type LogSink = Box<dyn FnMut(&str) + Send>;
 #[derive(Clone)]
 pub struct BrokerHandle {
     inputs: mpsc::Sender<Input>,
+    /// The listener the streams it serves come through, if named ([`BrokerHandle::on_listener`]).
+    listener: Option<ListenerId>,
 }
 
 impl std::fmt::Debug for BrokerHandle {
@@ -189,7 +196,13 @@ pub fn spawn_broker(broker: Broker, log: LogSink) -> (BrokerHandle, JoinHandle<B
     let (tx, rx) = mpsc::channel(INPUT_QUEUE_MAX_MESSAGES);
     let epoch = tokio::time::Instant::now();
     let task = tokio::spawn(async move { broker_task(broker, rx, None, epoch, log).await.0 });
-    (BrokerHandle { inputs: tx }, task)
+    (
+        BrokerHandle {
+            inputs: tx,
+            listener: None,
+        },
+        task,
+    )
 }
 
 /// Starts the broker task with its journal written to `store` by a second task. The join handle
@@ -206,7 +219,13 @@ pub fn spawn_broker_with_journal<S: JournalStore>(
     tokio::spawn(journal_task(store, jrx, tx.clone()));
     let epoch = tokio::time::Instant::now();
     let task = tokio::spawn(broker_task(broker, rx, Some(jtx), epoch, log));
-    (BrokerHandle { inputs: tx }, task)
+    (
+        BrokerHandle {
+            inputs: tx,
+            listener: None,
+        },
+        task,
+    )
 }
 
 fn now_since(epoch: tokio::time::Instant) -> Instant {
@@ -244,11 +263,15 @@ async fn broker_task(
                 Some(Input::Accept {
                     peer,
                     identity,
+                    listener,
                     out,
                     credits,
                     reply,
                 }) => {
-                    let id = broker.handle_accept_as(now, &peer, identity);
+                    let id = match listener {
+                        Some(l) => broker.handle_accept_on(now, &peer, identity, l),
+                        None => broker.handle_accept_as(now, &peer, identity),
+                    };
                     if let Some(id) = id {
                         conns.insert(
                             id,
@@ -280,6 +303,9 @@ async fn broker_task(
                     break 'run;
                 }
                 Some(Input::Security(security)) => broker.set_security(now, *security),
+                Some(Input::ListenerSecurity(l, security)) => {
+                    broker.set_listener_security(now, l, *security)
+                }
             }
             handled += 1;
             if handled >= INPUT_BATCH_MAX {
@@ -414,6 +440,7 @@ impl BrokerHandle {
         let accept = Input::Accept {
             peer,
             identity,
+            listener: self.listener,
             out: out.clone(),
             credits: credits.clone(),
             reply: reply_tx,
@@ -443,6 +470,22 @@ impl BrokerHandle {
     /// applies them between two inputs, connections kept ([`Broker::set_security`]).
     pub async fn set_security(&self, security: Security) {
         let _ = self.inputs.send(Input::Security(Box::new(security))).await;
+    }
+
+    /// This handle for streams that come through `listener`: the broker judges their clients by
+    /// that listener's security ([`Broker::handle_accept_on`]).
+    pub fn on_listener(&self, listener: ListenerId) -> BrokerHandle {
+        BrokerHandle {
+            inputs: self.inputs.clone(),
+            listener: Some(listener),
+        }
+    }
+
+    /// Hands the broker one listener's new security settings (at start, or a reload):
+    /// [`Broker::set_listener_security`].
+    pub async fn set_listener_security(&self, listener: ListenerId, security: ListenerSecurity) {
+        let input = Input::ListenerSecurity(listener, Box::new(security));
+        let _ = self.inputs.send(input).await;
     }
 
     /// Stops the broker task; its join handle then yields the broker.

@@ -64,6 +64,20 @@ pub struct Listener {
     pub line: usize,
     /// Set by `certfile` and `keyfile`: this listener speaks TLS.
     pub tls: Option<TlsSettings>,
+    /// Its own security keys, with `per_listener_settings true` (else they are broker-wide).
+    pub auth: ListenerAuth,
+}
+
+/// One listener's own security keys (`per_listener_settings true`). Unset, `allow_anonymous` is
+/// false (a listener from the file refuses anonymous clients, as in mosquitto 2.0) and
+/// connections are bounded by the broker-wide ceiling only.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListenerAuth {
+    pub allow_anonymous: Option<bool>,
+    pub password_file: Option<PathBuf>,
+    pub acl_file: Option<PathBuf>,
+    /// mosquitto `max_connections` under this listener (-1 = unbounded: `usize::MAX`).
+    pub max_connections: Option<usize>,
 }
 
 /// A file named in the config, with the line that names it (start-up errors point at it).
@@ -88,6 +102,16 @@ pub struct TlsSettings {
     pub use_identity_as_username: bool,
 }
 
+impl ListenerAuth {
+    /// Takes the keys `other` sets (a later line wins).
+    fn merge(&mut self, other: ListenerAuth) {
+        self.allow_anonymous = other.allow_anonymous.or(self.allow_anonymous);
+        self.password_file = other.password_file.or(self.password_file.take());
+        self.acl_file = other.acl_file.or(self.acl_file.take());
+        self.max_connections = other.max_connections.or(self.max_connections);
+    }
+}
+
 impl Listener {
     /// A plain listener at `bind` (with its IPv6 twin when `dual_stack`), as if set at `line` of
     /// the config file (0: not from a file).
@@ -97,6 +121,7 @@ impl Listener {
             dual_stack,
             line,
             tls: None,
+            auth: ListenerAuth::default(),
         }
     }
 
@@ -229,7 +254,15 @@ impl BrokerSettings {
         let mut listeners: Vec<(Listener, TlsKeys)> = Vec::new();
         let mut log_lines = mosquitto::LogLines::default();
         let mut security_seen = false;
-        let mut per_listener_line = 0;
+        // `per_listener_settings true`: keys given before any `listener` line, for the legacy
+        // default listener (`port`); an error at the first one's line if there is none.
+        let mut early = ListenerAuth::default();
+        let mut early_line = 0;
+        let mut early_key = "";
+        // `per_listener_settings false`: each broker-wide security key's value, its line and the
+        // listener it was given under, to refuse a second, different value under another one.
+        let mut global_keys: Vec<(&str, String, usize, usize)> = Vec::new();
+        let mut conflict: Option<ConfigError> = None;
         // mosquitto's legacy default listener: `port` and `bind_address`, with their line.
         let mut bind_address: Option<IpAddr> = None;
         let mut default_port: Option<u16> = None;
@@ -327,7 +360,77 @@ impl BrokerSettings {
                         _ => keys.use_identity_as_username = Some((boolean(key)?, line)),
                     }
                 }
-                "allow_anonymous" => anonymous = Some(boolean(key)?),
+                "allow_anonymous" | "password_file" | "acl_file" | "max_connections" => {
+                    let mut auth = ListenerAuth::default();
+                    match key {
+                        "allow_anonymous" => auth.allow_anonymous = Some(boolean(key)?),
+                        "max_connections" => {
+                            // mosquitto: -1 = unbounded.
+                            let n = number(key)?;
+                            let n = usize::try_from(n).unwrap_or(usize::MAX);
+                            if n == 0 {
+                                // As the core's `Config::validate` words it.
+                                return Err(err(
+                                    "max_connections: must be at least 1 (or -1 for unbounded)"
+                                        .into(),
+                                ));
+                            }
+                            auth.max_connections = Some(n);
+                        }
+                        _ => {
+                            // The rest of the line: a path may contain spaces.
+                            let path = trimmed[key.len()..].trim();
+                            if path.is_empty() {
+                                return Err(err(format!("{key} needs a file name")));
+                            }
+                            let slot = if key == "password_file" {
+                                &mut auth.password_file
+                            } else {
+                                &mut auth.acl_file
+                            };
+                            *slot = Some(PathBuf::from(path));
+                        }
+                    }
+                    if s.per_listener_settings {
+                        let target = match listeners.last_mut() {
+                            Some((l, _)) => &mut l.auth,
+                            None => {
+                                if early_line == 0 {
+                                    (early_line, early_key) = (line, key);
+                                }
+                                &mut early
+                            }
+                        };
+                        target.merge(auth);
+                    } else {
+                        let value = format!("{auth:?}");
+                        let under = listeners.len();
+                        if let Some((_, v, l, u)) =
+                            global_keys.iter().find(|(k, ..)| *k == key).cloned()
+                        {
+                            if v != value && u != under && conflict.is_none() {
+                                conflict = Some(err(format!(
+                                    "{key} set again under another listener, to another value than on line {l}: with per_listener_settings false one value applies to every listener (set per_listener_settings true to give each listener its own)"
+                                )));
+                            }
+                        }
+                        global_keys.retain(|(k, ..)| *k != key);
+                        global_keys.push((key, value, line, under));
+                        if let Some(a) = auth.allow_anonymous {
+                            anonymous = Some(a);
+                        }
+                        if let Some(n) = auth.max_connections {
+                            b.max_connections = n;
+                            lines.push(("max_connections", line));
+                        }
+                        if auth.password_file.is_some() {
+                            s.password_file = auth.password_file;
+                        }
+                        if auth.acl_file.is_some() {
+                            s.acl_file = auth.acl_file;
+                        }
+                    }
+                }
                 "max_inflight_messages" => {
                     // mosquitto: 0 = unlimited; ours is bounded by the packet-id space.
                     let n = number(key)?;
@@ -351,12 +454,6 @@ impl BrokerSettings {
                     b.max_packet_bytes = usize::try_from(number(key)?).unwrap_or(0);
                     lines.push(("max_packet_size", line));
                 }
-                "max_connections" => {
-                    // mosquitto: -1 = unbounded.
-                    let n = number(key)?;
-                    b.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
-                    lines.push(("max_connections", line));
-                }
                 "persistence" => {
                     b.persistence = boolean(key)?;
                 }
@@ -374,19 +471,6 @@ impl BrokerSettings {
                 }
                 "autosave_on_changes" => {
                     boolean(key)?;
-                }
-                "password_file" | "acl_file" => {
-                    // The rest of the line: a path may contain spaces.
-                    let path = trimmed[key.len()..].trim();
-                    if path.is_empty() {
-                        return Err(err(format!("{key} needs a file name")));
-                    }
-                    let slot = if key == "password_file" {
-                        &mut s.password_file
-                    } else {
-                        &mut s.acl_file
-                    };
-                    *slot = Some(PathBuf::from(path));
                 }
                 "sys_interval" => {
                     b.sys_interval = mqsim::time::Duration::from_secs(number(key)?.max(0) as u64);
@@ -423,7 +507,6 @@ impl BrokerSettings {
                 }
                 "per_listener_settings" => {
                     s.per_listener_settings = boolean(key)?;
-                    per_listener_line = line;
                     if s.per_listener_settings && security_seen {
                         return Err(err(
                             "per_listener_settings must be set before any other security settings"
@@ -463,13 +546,30 @@ impl BrokerSettings {
                 s.listeners.push(l);
             }
         }
-        if s.per_listener_settings && s.listeners.len() > 1 {
-            // Security settings are one set for the whole broker here: with several listeners,
-            // each listener's own `allow_anonymous` (or files) would silently apply to all.
-            return Err(ConfigError {
-                line: per_listener_line,
-                message: "per_listener_settings true with several listeners is not supported (security settings apply to every listener)".into(),
-            });
+        if let Some(e) = conflict.filter(|_| s.listeners.len() > 1) {
+            return Err(e);
+        }
+        if s.per_listener_settings {
+            // Keys before any `listener` line belong to the default listener: the legacy one
+            // (`port`, `bind_address`), or the implicit local one of a file without listeners.
+            // mosquitto 2.0 takes them silently even when there is no such listener, where they
+            // do nothing (or `max_connections` opens port 1883 on every interface).
+            let default_first = default_port.is_some() || bind_address.is_some() || !any_listener;
+            if early_line != 0 && !default_first {
+                let key = early_key;
+                return Err(ConfigError {
+                    line: early_line,
+                    message: format!(
+                        "You must create a listener before using the {key} option with per_listener_settings true"
+                    ),
+                });
+            }
+            if default_first {
+                s.listeners[0].auth = early;
+            }
+            for l in &mut s.listeners {
+                l.auth.allow_anonymous = Some(l.auth.allow_anonymous.unwrap_or(!any_listener));
+            }
         }
         b.validate().map_err(|e| ConfigError {
             line: lines
@@ -840,20 +940,93 @@ mod tests {
     }
 
     #[test]
-    fn per_listener_settings_with_several_listeners_is_refused() {
-        // Each listener's allow_anonymous would otherwise silently apply to every listener
-        // (the last one read wins), letting anonymous clients in where the file refuses them.
-        let text = "per_listener_settings true\nlistener 1883\nallow_anonymous false\n\
-                    listener 1884\nallow_anonymous true\n";
-        let e = BrokerSettings::parse(text).unwrap_err();
-        assert_eq!(e.line, 1);
-        assert!(e.message.contains("several listeners"), "{}", e.message);
-        let e = BrokerSettings::parse("per_listener_settings true\nport 1883\nlistener 1884\n");
-        assert_eq!(e.unwrap_err().line, 1);
-        assert!(BrokerSettings::parse("per_listener_settings true\nlistener 1883\n").is_ok());
-        assert!(
-            BrokerSettings::parse("per_listener_settings false\nlistener 1\nlistener 2\n").is_ok()
+    fn per_listener_settings_gives_each_listener_its_keys() {
+        let text = "per_listener_settings true\nlistener 1883 127.0.0.1\nallow_anonymous true\n\
+                    max_connections 10\nlistener 8883\npassword_file /etc/p w\nacl_file acl\n\
+                    allow_anonymous false\nmax_connections -1\nlistener 1884\n";
+        let s = BrokerSettings::parse(text).unwrap();
+        let auth: Vec<_> = s.listeners.iter().map(|l| l.auth.clone()).collect();
+        assert_eq!(
+            auth,
+            [
+                ListenerAuth {
+                    allow_anonymous: Some(true),
+                    max_connections: Some(10),
+                    ..ListenerAuth::default()
+                },
+                ListenerAuth {
+                    allow_anonymous: Some(false),
+                    password_file: Some("/etc/p w".into()),
+                    acl_file: Some("acl".into()),
+                    max_connections: Some(usize::MAX),
+                },
+                // A listener from the file refuses anonymous clients unless told otherwise.
+                ListenerAuth {
+                    allow_anonymous: Some(false),
+                    ..ListenerAuth::default()
+                },
+            ]
         );
+        assert_eq!(s.password_file, None, "nothing broker-wide");
+        // Before any listener: for the legacy default listener, or the implicit local one.
+        let s = BrokerSettings::parse(
+            "per_listener_settings true\nallow_anonymous true\nport 1884\nlistener 1885\n",
+        )
+        .unwrap();
+        assert_eq!(s.listeners[0].auth.allow_anonymous, Some(true));
+        assert_eq!(s.listeners[1].auth.allow_anonymous, Some(false));
+        let s = BrokerSettings::parse("per_listener_settings true\nacl_file a\n").unwrap();
+        assert_eq!(s.listeners[0].auth.acl_file, Some("a".into()));
+        assert_eq!(s.listeners[0].auth.allow_anonymous, Some(true));
+    }
+
+    #[test]
+    fn per_listener_keys_before_any_listener_are_refused() {
+        // mosquitto 2.0.11 takes them silently for a default listener that is never opened
+        // (or, for max_connections, opens one on port 1883).
+        for key in [
+            "allow_anonymous true",
+            "password_file p",
+            "acl_file a",
+            "max_connections 5",
+        ] {
+            let text = format!("per_listener_settings true\n# x\n{key}\nlistener 1883\n");
+            let e = BrokerSettings::parse(&text).unwrap_err();
+            let name = key.split(' ').next().unwrap();
+            assert_eq!(
+                (e.line, e.message),
+                (3, format!("You must create a listener before using the {name} option with per_listener_settings true")),
+            );
+        }
+    }
+
+    #[test]
+    fn per_listener_false_refuses_a_second_value_under_another_listener() {
+        // mosquitto 2.0.11 silently applies the last one to every listener.
+        let text =
+            "listener 1883 127.0.0.1\nallow_anonymous true\nlistener 8883\nallow_anonymous false\n";
+        let e = BrokerSettings::parse(text).unwrap_err();
+        assert_eq!(e.line, 4);
+        assert!(
+            e.message
+                .starts_with("allow_anonymous set again under another listener"),
+            "{}",
+            e.message
+        );
+        let e = BrokerSettings::parse("listener 1\npassword_file a\nlistener 2\npassword_file b\n");
+        assert_eq!(e.unwrap_err().line, 4);
+        // The same value again, or one listener, or before the listeners: as before.
+        for ok in [
+            "listener 1\nallow_anonymous true\nlistener 2\nallow_anonymous true\n",
+            "allow_anonymous false\nlistener 1\nallow_anonymous true\n",
+            "allow_anonymous true\nlistener 1\nlistener 2\n",
+            "per_listener_settings false\nlistener 1\nlistener 2\n",
+        ] {
+            assert!(BrokerSettings::parse(ok).is_ok(), "{ok}");
+        }
+        let s = BrokerSettings::parse("allow_anonymous false\nlistener 1\nallow_anonymous true\n")
+            .unwrap();
+        assert!(s.broker.allow_anonymous);
     }
 
     #[test]

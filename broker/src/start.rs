@@ -18,11 +18,11 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use mqsim::broker::{Broker, Config, Recovery, RestoreError};
+use mqsim::broker::{Broker, Config, ListenerId, ListenerSecurity, Recovery, RestoreError};
 use mqsim::Instant;
 
 use crate::adapter::{spawn_broker, spawn_broker_with_journal, BrokerHandle, JournalStore};
-use crate::config::{log_type, BrokerSettings};
+use crate::config::{log_type, BrokerSettings, Listener};
 use crate::security::SecurityFiles;
 use crate::tls::TlsListener;
 
@@ -125,6 +125,19 @@ pub async fn serve<H: Host>(
                 return Err(Failed);
             }
         };
+    // `per_listener_settings true`: each listener's own files, loaded the same way.
+    let mut per_listener = Vec::new();
+    if settings.per_listener_settings {
+        for (i, l) in settings.listeners.iter().enumerate() {
+            match ListenerFiles::open(i, l) {
+                Ok(f) => per_listener.push(f),
+                Err(e) => {
+                    say(&format!("Error: {e}."));
+                    return Err(Failed);
+                }
+            }
+        }
+    }
     // TLS files are read before any socket opens; a bad one stops the broker at its line.
     let mut tls = Vec::new();
     for l in &settings.listeners {
@@ -140,14 +153,14 @@ pub async fn serve<H: Host>(
             }
         }
     }
-    let mut listeners = Vec::new();
-    for (listener, tls) in settings.listeners.iter().zip(tls) {
+    let mut listeners: Vec<(Bound<H::Listener>, ListenerId)> = Vec::new();
+    for (i, (listener, tls)) in settings.listeners.iter().zip(tls).enumerate() {
         for addr in listener.listen_addrs() {
             let family = if addr.is_ipv4() { "ipv4" } else { "ipv6" };
             match host.listen(addr).await {
                 Ok((l, port)) => {
                     say(&format!("Opening {family} listen socket on port {port}."));
-                    listeners.push((l, port, tls.clone()));
+                    listeners.push(((l, port, tls.clone()), listener_id(i)));
                 }
                 // An IPv6 twin on a host without IPv6 is not fatal; the address asked for is.
                 Err(e) if addr != listener.bind => say(&format!(
@@ -164,7 +177,21 @@ pub async fn serve<H: Host>(
         .listeners
         .iter()
         .any(|l| l.tls.as_ref().is_some_and(|t| t.use_identity_as_username));
-    if !settings.broker.allow_anonymous && settings.password_file.is_none() {
+    for (f, l) in per_listener.iter().zip(&settings.listeners) {
+        let tls = l.tls.as_ref();
+        if !f.allow_anonymous && l.auth.password_file.is_none() {
+            let port = l.bind.port();
+            say(&if tls.is_some_and(|t| t.use_identity_as_username) {
+                format!("Every client on port {port} not known by its certificate is refused: allow_anonymous false and no password_file.")
+            } else {
+                format!("Every client on port {port} is refused: allow_anonymous false and no password_file.")
+            });
+        }
+    }
+    if per_listener.is_empty()
+        && !settings.broker.allow_anonymous
+        && settings.password_file.is_none()
+    {
         say(if by_certificate {
             "Every client not known by its certificate is refused: allow_anonymous false and no password_file."
         } else {
@@ -181,6 +208,9 @@ pub async fn serve<H: Host>(
     let broker = match broker {
         Ok(mut b) => {
             b.set_security(Instant::ZERO, security.current().clone());
+            for f in &per_listener {
+                b.set_listener_security(Instant::ZERO, f.id, f.settings());
+            }
             b
         }
         Err(line) => {
@@ -203,7 +233,16 @@ pub async fn serve<H: Host>(
         return Err(Failed);
     }
     say(&format!("mqsim version {version} running"));
-    let accepting = host.accept(listeners, handle.clone(), verbose, log.clone());
+    // One accept set per listener, each handing its streams over as that listener's.
+    let mut accepting = Vec::new();
+    let mut ids: Vec<ListenerId> = listeners.iter().map(|(_, id)| *id).collect();
+    ids.dedup();
+    for id in ids {
+        let (mine, rest): (Vec<_>, Vec<_>) = listeners.into_iter().partition(|(_, l)| *l == id);
+        listeners = rest;
+        let bound = mine.into_iter().map(|(b, _)| b).collect();
+        accepting.push(host.accept(bound, handle.on_listener(id), verbose, log.clone()));
+    }
     let stopped = loop {
         // The broker stops by itself only when its journal cannot be written.
         let request = tokio::select! {
@@ -218,6 +257,11 @@ pub async fn serve<H: Host>(
                 // Queued before anything that arrives after this line: a client connecting
                 // once it is logged meets the new tables.
                 handle.set_security(security.current().clone()).await;
+                let mut errors = errors;
+                for f in &mut per_listener {
+                    errors.extend(f.files.reload());
+                    handle.set_listener_security(f.id, f.settings()).await;
+                }
                 say("Reloading config.");
                 for e in errors {
                     say(&format!("Error: {e}; keeping the previous one."));
@@ -237,6 +281,39 @@ pub async fn serve<H: Host>(
     match result {
         Ok(Ok((_, None))) => Ok(()),
         _ => Err(Failed),
+    }
+}
+
+/// One listener's own security files and settings (`per_listener_settings true`).
+struct ListenerFiles {
+    id: ListenerId,
+    files: SecurityFiles,
+    allow_anonymous: bool,
+    max_connections: usize,
+}
+
+/// The broker's number for the `i`th listener of the configuration.
+fn listener_id(i: usize) -> ListenerId {
+    ListenerId::try_from(i).unwrap_or(ListenerId::MAX)
+}
+
+impl ListenerFiles {
+    fn open(i: usize, l: &Listener) -> Result<Self, String> {
+        let files = SecurityFiles::open(l.auth.password_file.clone(), l.auth.acl_file.clone())?;
+        Ok(ListenerFiles {
+            id: listener_id(i),
+            files,
+            allow_anonymous: l.auth.allow_anonymous.unwrap_or(false),
+            max_connections: l.auth.max_connections.unwrap_or(usize::MAX),
+        })
+    }
+
+    fn settings(&self) -> ListenerSecurity {
+        ListenerSecurity {
+            allow_anonymous: self.allow_anonymous,
+            max_connections: self.max_connections,
+            security: self.files.current().clone(),
+        }
     }
 }
 

@@ -216,3 +216,152 @@ fn hashes_written_live_by_mosquitto_passwd_verify() {
     assert!(table.verify("empty", Some(b"")));
     assert!(!table.verify("empty", None));
 }
+
+/// `per_listener_settings true` with two listeners: anonymous clients on one (its own ACL),
+/// users with passwords on the other (theirs); a SIGHUP reloads each listener's ACL.
+#[test]
+fn per_listener_settings_two_listeners() {
+    if !have("mosquitto_sub", "mosquitto-clients") {
+        return;
+    }
+    let dir = temp_dir("per-listener");
+    std::fs::write(dir.join("passwd"), PASSWD).unwrap();
+    std::fs::write(
+        dir.join("acl"),
+        format!("{ACL}user alice\ntopic write public/#\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("anon-acl"), "topic readwrite public/#\n").unwrap();
+    let conf = dir.join("mosquitto.conf");
+    let d = dir.display();
+    std::fs::write(
+        &conf,
+        format!(
+            "per_listener_settings true\n\
+             listener 0 127.0.0.1\nallow_anonymous true\nacl_file {d}/anon-acl\n\
+             listener 0 127.0.0.1\npassword_file {d}/passwd\nacl_file {d}/acl\n"
+        ),
+    )
+    .unwrap();
+    let b = BrokerProc::start(&["-c", conf.to_str().unwrap(), "-v"]);
+    let ports: Vec<String> = b
+        .log()
+        .iter()
+        .filter_map(|l| l.strip_prefix("Opening ipv4 listen socket on port "))
+        .map(|p| p.trim_end_matches('.').to_string())
+        .collect();
+    let [open, users] = [&ports[0], &ports[1]];
+    let publish = |port: &str, who: &[&str], topic: &str, msg: &str| {
+        Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                port,
+                "-q",
+                "1",
+                "-t",
+                topic,
+                "-m",
+                msg,
+            ])
+            .args(who)
+            .output()
+            .unwrap()
+    };
+    let alice = ["-u", "alice", "-P", "secret"];
+    // Anonymous: let in on the first listener, refused on the second.
+    assert!(publish(open, &[], "public/a", "x").status.success());
+    let refused = publish(users, &[], "public/a", "x");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not authori"));
+    // A user name is not checked where there is no password file; it is where there is one.
+    assert!(
+        publish(open, &["-u", "alice", "-P", "wrong"], "public/a", "x")
+            .status
+            .success()
+    );
+    assert!(
+        !publish(users, &["-u", "alice", "-P", "wrong"], "public/a", "x")
+            .status
+            .success()
+    );
+
+    // The anonymous listener's ACL: its subscriber reads public/# only.
+    let sub = |count: usize| {
+        Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", open, "-i", "anon-sub", "-v"])
+            .args(["-t", "#", "-C", &count.to_string(), "-W", "10"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let s = sub(1);
+    b.wait_for("Sending SUBACK to anon-sub");
+    assert!(publish(users, &alice, "alice/x", "not for anon")
+        .status
+        .success());
+    assert!(publish(users, &alice, "public/news", "hello")
+        .status
+        .success());
+    // Anonymous may not write outside public/# (acknowledged, not delivered).
+    assert!(publish(open, &[], "alice/x", "spoof").status.success());
+    b.wait_for("Denied PUBLISH from");
+    let out = s.wait_with_output().unwrap();
+    assert_eq!(
+        messages(&String::from_utf8(out.stdout).unwrap()),
+        ["public/news hello"]
+    );
+
+    // SIGHUP: the anonymous listener's ACL now lets it read alice/#.
+    std::fs::write(
+        dir.join("anon-acl"),
+        "topic readwrite public/#\ntopic read alice/#\n",
+    )
+    .unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &b.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    b.wait_for("Reloading config.");
+    let s = sub(1);
+    b.wait_for("Sending SUBACK to anon-sub");
+    assert!(publish(users, &alice, "alice/x", "now readable")
+        .status
+        .success());
+    let out = s.wait_with_output().unwrap();
+    assert_eq!(
+        messages(&String::from_utf8(out.stdout).unwrap()),
+        ["alice/x now readable"]
+    );
+    let _ = b.interrupt();
+}
+
+#[test]
+fn a_per_listener_key_before_any_listener_stops_the_start() {
+    let dir = temp_dir("per-listener-bad");
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        "per_listener_settings true\nallow_anonymous true\nlistener 0 127.0.0.1\n",
+    )
+    .unwrap();
+    let err = broker_refuses(&conf);
+    assert!(
+        err.contains("Error: You must create a listener before using the allow_anonymous option with per_listener_settings true.")
+            && err.contains(&format!("Error found at {}:2.", conf.display())),
+        "{err}"
+    );
+    std::fs::write(
+        &conf,
+        "listener 0 127.0.0.1\nacl_file a\nlistener 0 127.0.0.1\nacl_file b\n",
+    )
+    .unwrap();
+    let err = broker_refuses(&conf);
+    assert!(
+        err.contains("acl_file set again under another listener")
+            && err.contains(&format!("Error found at {}:4.", conf.display())),
+        "{err}"
+    );
+}

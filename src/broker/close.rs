@@ -7,7 +7,7 @@ use alloc::sync::Arc;
 use super::persist::RecordArgs;
 use super::route::Release;
 use super::session::Message;
-use super::{Access, Broker, CloseReason, ConnId, ConnState, Event, SessionId};
+use super::{Broker, CloseReason, ConnId, ConnState, Event, SessionId};
 use crate::topic;
 
 impl Broker {
@@ -27,6 +27,7 @@ impl Broker {
         let state = c.state;
         let will = c.will.take();
         let username = c.username.clone();
+        let listener = c.listener;
         let peer = c.peer.clone();
         let blocked_on = core::mem::take(&mut c.blocked_on);
         match reason {
@@ -48,7 +49,7 @@ impl Broker {
             CloseReason::TakenOver | CloseReason::Refused => {}
         }
         if reason == CloseReason::SocketClosed {
-            self.conns.remove(&conn);
+            self.forget_conn(conn);
         } else {
             self.events.push_back(Event::Close(conn));
         }
@@ -75,9 +76,7 @@ impl Broker {
         if reason != CloseReason::Disconnect && reason != CloseReason::NotAuthorised {
             if let Some(w) = will.filter(|w| {
                 let denied = topic::reserved_for_broker(&w.topic)
-                    || !self
-                        .security
-                        .allows(&id, username.as_deref(), &w.topic, Access::Write);
+                    || !self.will_allowed(listener, &id, username.as_deref(), &w.topic);
                 if denied {
                     let t = w.topic.clone();
                     self.log(|| format!("Denied will of {id} to '{t}'."));

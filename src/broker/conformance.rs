@@ -11,8 +11,8 @@ use alloc::format;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 
-use super::{Broker, CloseReason, ConnId};
-use crate::codec::{Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS};
+use super::{log, Broker, CloseReason, ConnId};
+use crate::codec::{Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS, Subscribe};
 use crate::topic;
 
 /// The prefix of mosquitto's broker-control topics; clients may not leave a will there.
@@ -70,6 +70,28 @@ impl Broker {
             return true;
         }
         false
+    }
+
+    /// A SUBSCRIBE filter deeper than TOPIC_HIERARCHY_LIMIT (200 separators) closes the
+    /// connection without SUBACK: handle_subscribe.c's "Invalid subscription string", then
+    /// loop.c's malformed-packet line (observed with mosquitto 2.0.11 and a raw client). Other
+    /// invalid filters get 0x80 here (see docs/broker.md). Returns true when closed.
+    pub(super) fn subscribe_refused(&mut self, conn: ConnId, sub: &Subscribe<'_>) -> bool {
+        if sub
+            .filters
+            .iter()
+            .all(|(f, _)| topic::depth_within_limit(f))
+        {
+            return false;
+        }
+        let (host, id) = match self.conns.get(&conn) {
+            Some(c) => (log::peer_host(&c.peer).to_string(), c.client_id.clone()),
+            None => return true,
+        };
+        self.notice(|| format!("Invalid subscription string from {host}, disconnecting."));
+        self.notice(|| format!("Client {id} disconnected due to malformed packet."));
+        self.close(conn, CloseReason::Refused);
+        true
     }
 
     /// `max_keepalive` (handle_connect.c:269-281, mosquitto 2.0.12 and later): a 3.1 or 3.1.1

@@ -21,6 +21,7 @@ impl Broker {
         // `use_identity_as_username`, which also skips the password and anonymous checks), else
         // CONNECT's.
         let identity = self.conns.get(&conn).map(|cn| cn.identity.clone());
+        let listener = self.conns.get(&conn).and_then(|cn| cn.listener);
         let (username, by_certificate) = match identity {
             Some(Identity::Certificate(name)) => (Some(name), true),
             Some(Identity::Missing) => {
@@ -30,11 +31,8 @@ impl Broker {
             }
             _ => (c.username.map(ToString::to_string), false),
         };
-        if !by_certificate
-            && !self
-                .security
-                .authenticate(self.config.allow_anonymous, c.username, c.password)
-        {
+        let (security, anonymous) = self.login_rules(listener);
+        if !by_certificate && !security.authenticate(anonymous, c.username, c.password) {
             self.refuse_not_authorised(conn);
             return Flow::Closed;
         }
@@ -101,6 +99,7 @@ impl Broker {
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.conn = Some(conn);
             s.clean = c.clean_session;
+            s.listener = listener;
             username_changed = s.username != username;
             s.username = username.clone();
         }

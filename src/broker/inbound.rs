@@ -84,27 +84,35 @@ impl Broker {
 
     /// Whether session `sid`'s client may read or write `topic` (the ACL; always without one).
     pub(super) fn may(&self, sid: SessionId, topic: &str, access: Access) -> bool {
-        if self.security.acl.is_none() {
+        if self.security.acl.is_none() && self.listeners.is_empty() {
             return true;
         }
-        self.sessions.get(&sid).is_some_and(|s| {
-            self.security
-                .allows(&s.client_id, s.username.as_deref(), topic, access)
-        })
+        self.acl_allows(sid, |sec, id, user| sec.allows(id, user, topic, access))
     }
 
     pub(super) fn may_subscribe(&self, sid: SessionId, filter: &str) -> bool {
-        if self.security.acl.is_none() {
+        if self.security.acl.is_none() && self.listeners.is_empty() {
             return true;
         }
-        self.sessions.get(&sid).is_some_and(|s| {
-            self.security
-                .can_subscribe(&s.client_id, s.username.as_deref(), filter)
-        })
+        self.acl_allows(sid, |sec, id, user| sec.can_subscribe(id, user, filter))
     }
 
     pub(super) fn on_publish(&mut self, conn: ConnId, sid: SessionId, p: &Publish<'_>) {
         self.stats.publish_received += 1;
+        if self.is_withheld_resend(conn, p) {
+            // The same message again (esp-mqtt resends every unacknowledged one each second):
+            // routed once already, its acknowledgement queued; reading it is all it costs.
+            if self.config.verbose {
+                let id = self.client_label(conn);
+                let line = format!(
+                    "Received PUBLISH from {id} {}: a resend, its acknowledgement withheld \
+                     (backpressure); not routed again.",
+                    log::publish_details(p)
+                );
+                self.events.push_back(Event::Log(line));
+            }
+            return;
+        }
         if p.qos == QoS::AtMostOnce && self.paused_input_full(conn) {
             // A paused publisher that went on past its budget: its QoS 0 is dropped rather than
             // its socket left unread (QoS 1/2 from it waits undecoded: `input_over_budget`).
@@ -195,12 +203,23 @@ impl Broker {
             Some(c) if !c.blocked_on.is_empty() || !c.deferred_acks.is_empty() => {
                 c.deferred_acks.push_back(ack);
                 c.deferred_bytes += size;
+                c.withheld_ids.insert(p.pkid);
             }
             // QoS 2: PUBREC before the copy to the publisher's own subscription; QoS 1: PUBACK
             // after it. Both as mosquitto sends them (handle_publish.c:332-360).
             _ if p.qos == QoS::ExactlyOnce => self.send_at(conn, mark, &ack),
             _ => self.send(conn, &ack),
         }
+    }
+
+    /// `p` is a QoS 1/2 PUBLISH whose packet id `conn` still waits for its withheld PUBACK /
+    /// PUBREC: a resend of a message the broker already has.
+    pub(super) fn is_withheld_resend(&self, conn: ConnId, p: &Publish<'_>) -> bool {
+        p.qos != QoS::AtMostOnce
+            && self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| c.withheld_ids.contains(&p.pkid))
     }
 
     /// `conn` is a paused publisher whose withheld acknowledgements cover
@@ -229,6 +248,9 @@ impl Broker {
                 )
             });
             self.close(conn, CloseReason::ProtocolError);
+            return Flow::Closed;
+        }
+        if self.subscribe_refused(conn, sub) {
             return Flow::Closed;
         }
         let mut codes = Vec::with_capacity(n);

@@ -22,6 +22,7 @@ mod connect;
 mod file;
 mod identity;
 mod inbound;
+mod listener;
 mod log;
 mod persist;
 mod route;
@@ -36,7 +37,9 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 
-use crate::codec::{self, ConnectReturnCode, FeedStop, FrameBuffer, Packet, Publish, QoS, Take};
+use crate::codec::{
+    self, ConnectReturnCode, Dialect, FeedStop, FrameBuffer, Packet, Protocol, Publish, QoS, Take,
+};
 use crate::driver::{Endpoint, Output};
 use crate::time::{Duration, Instant};
 use crate::topic::SubscriptionTree;
@@ -47,6 +50,8 @@ pub use auth::PasswordFile;
 pub use config::{Config, ConfigError};
 pub use file::{file_lines, FileError};
 pub use identity::Identity;
+use listener::ListenerState;
+pub use listener::{ListenerId, ListenerSecurity};
 use persist::Journal;
 pub use persist::{Damage, JournalWrite, Lsn, Recovery, RestoreError};
 pub use security::Security;
@@ -144,6 +149,9 @@ struct Conn {
     deferred_acks: VecDeque<Packet<'static>>,
     /// Bytes of the QoS 1/2 PUBLISH packets behind `deferred_acks`.
     deferred_bytes: usize,
+    /// The packet ids of `deferred_acks`: a PUBLISH with one of them is a resend of a message
+    /// already taken (the client may not reuse an id before its acknowledgement), absorbed.
+    withheld_ids: BTreeSet<u16>,
     /// Paused, with `deferred_bytes` at `max_paused_input_bytes`: its next QoS 1/2 PUBLISH is
     /// left undecoded, and its socket unread, until it resumes.
     input_full: bool,
@@ -159,6 +167,8 @@ struct Conn {
     held: bool,
     /// Where the user name comes from (a TLS client certificate, or CONNECT).
     identity: Identity,
+    /// The listener it came through, when the caller said ([`Broker::handle_accept_on`]).
+    listener: Option<ListenerId>,
 }
 
 #[derive(Debug)]
@@ -236,6 +246,8 @@ pub struct Broker {
     held: Vec<ConnId>,
     /// Users and ACLs ([`Broker::set_security`]).
     security: Security,
+    /// Listeners with their own security ([`Broker::set_listener_security`]).
+    listeners: BTreeMap<ListenerId, ListenerState>,
 }
 
 impl Broker {
@@ -272,6 +284,7 @@ impl Broker {
             journal,
             held: Vec::new(),
             security: Security::default(),
+            listeners: BTreeMap::new(),
         };
         // `$SYS` values exist (retained) from the start, not only after the first interval.
         b.handle_timeout(now);
@@ -334,25 +347,7 @@ impl Broker {
     pub fn set_security(&mut self, now: Instant, security: Security) {
         self.advance(now);
         self.security = security;
-        let refused: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(c.state, ConnState::Active(_)) && !c.closing)
-            // A user name proved by a client certificate has no password to check again: it got
-            // in without one (`use_identity_as_username`), and stays.
-            .filter(|(_, c)| !matches!(c.identity, Identity::Certificate(_)))
-            .filter(|(_, c)| {
-                !self.security.authenticate(
-                    self.config.allow_anonymous,
-                    c.username.as_deref(),
-                    c.password.as_deref(),
-                )
-            })
-            .map(|(&id, _)| id)
-            .collect();
-        for conn in refused {
-            self.close(conn, CloseReason::NotAuthorised);
-        }
+        self.recheck_logins(None);
         self.run_resumes();
     }
 
@@ -376,6 +371,15 @@ impl Broker {
         identity: Identity,
     ) -> Option<ConnId> {
         self.advance(now);
+        self.accept(peer, identity, None)
+    }
+
+    fn accept(
+        &mut self,
+        peer: &str,
+        identity: Identity,
+        listener: Option<ListenerId>,
+    ) -> Option<ConnId> {
         if self.conns.len() >= self.config.max_connections {
             self.notice(|| format!("Refusing connection from {peer}: max_connections reached."));
             return None;
@@ -404,12 +408,14 @@ impl Broker {
                 blocked_on: BTreeSet::new(),
                 deferred_acks: VecDeque::new(),
                 deferred_bytes: 0,
+                withheld_ids: BTreeSet::new(),
                 input_full: false,
                 out_full: false,
                 read_paused: false,
                 tx_needs: 0,
                 held: false,
                 identity,
+                listener,
             },
         );
         self.timers.push(Reverse((deadline, id)));
@@ -448,10 +454,12 @@ impl Broker {
         }
         let mut rx = core::mem::take(&mut c.rx);
         let max = self.config.max_packet_bytes;
+        let mut now_v31 = false;
         let fed = rx.feed_or_keep(data, max, |p| {
             if self.input_over_budget(conn, &p) {
                 return Take::Keep(Flow::Open);
             }
+            let v31 = matches!(&p, Packet::Connect(c) if c.protocol == Protocol::V31);
             self.stats.messages_received += 1;
             let journal_at = self.journal.end;
             let flow = self.handle_packet(conn, p);
@@ -461,6 +469,11 @@ impl Broker {
             }
             match flow {
                 Flow::Closed => Take::Stop(Flow::Closed),
+                // An MQTT 3.1 client, accepted: what follows is decoded under 3.1's flag rules.
+                Flow::Open if v31 => {
+                    now_v31 = true;
+                    Take::Stop(Flow::Open)
+                }
                 Flow::Open if self.conns.get(&conn).is_some_and(|c| c.read_paused) => {
                     Take::Stop(Flow::Open)
                 }
@@ -471,6 +484,10 @@ impl Broker {
             Ok(()) | Err(FeedStop::Handler(Flow::Open)) => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.rx = rx;
+                    if now_v31 {
+                        c.rx.set_dialect(Dialect::V31);
+                        self.drive_rx(conn, &[]);
+                    }
                 }
             }
             Err(FeedStop::Handler(Flow::Closed)) => {}
@@ -502,6 +519,9 @@ impl Broker {
         if publish.qos == QoS::AtMostOnce || !self.paused_input_full(conn) {
             return false;
         }
+        if self.is_withheld_resend(conn, publish) {
+            return false; // costs nothing: absorbed (`on_publish`)
+        }
         let Some(c) = self.conns.get_mut(&conn) else {
             return false;
         };
@@ -527,6 +547,7 @@ impl Broker {
             if c.blocked_on.is_empty() {
                 c.input_full = false;
                 c.deferred_bytes = 0;
+                c.withheld_ids = BTreeSet::new();
                 let acks = core::mem::take(&mut c.deferred_acks);
                 for ack in &acks {
                     self.send(conn, ack);
@@ -562,9 +583,7 @@ impl Broker {
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
         self.advance(now);
         match self.conns.get(&conn) {
-            Some(c) if c.closing => {
-                self.conns.remove(&conn);
-            }
+            Some(c) if c.closing => self.forget_conn(conn),
             Some(_) => self.close(conn, CloseReason::SocketClosed),
             None => {}
         }
@@ -665,7 +684,7 @@ impl Broker {
     pub fn poll_event(&mut self) -> Option<Event> {
         let ev = self.events.pop_front()?;
         if let Event::Close(conn) = ev {
-            self.conns.remove(&conn);
+            self.forget_conn(conn);
         }
         Some(ev)
     }

@@ -68,6 +68,9 @@ pub struct Session {
     pub username: Option<String>,
     pub clean: bool,
     pub conn: Option<ConnId>,
+    /// The listener of its last connection (per-listener ACLs), when the caller named one; not
+    /// journalled (see `Broker::acl_allows`).
+    pub listener: Option<super::ListenerId>,
     /// Filter -> granted QoS; mirrors this session's entries in the subscription tree.
     pub subs: BTreeMap<String, QoS>,
     /// Outgoing QoS 1/2 messages awaiting acknowledgement, in the order they were first sent.
@@ -91,6 +94,7 @@ impl Session {
             username: None,
             clean,
             conn: None,
+            listener: None,
             subs: BTreeMap::new(),
             inflight: Window::default(),
             queue: VecDeque::new(),

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use super::*;
 use crate::codec::{
     encode_to_vec, Connect, Decoded, Protocol, Subscribe, SubscribeFilters, Unsubscribe,
-    UnsubscribeTopics, Will, SUBACK_FAILURE,
+    UnsubscribeTopics, Will,
 };
 use crate::limits;
 
@@ -1672,3 +1672,167 @@ fn connect_timeout_is_exact_to_the_microsecond() {
 mod conformance;
 #[cfg(feature = "auth")]
 mod security;
+
+// ----- resends of a message whose acknowledgement is withheld -----
+
+/// PUBLISHes `ids` again with DUP set (esp-mqtt's one-second resend), same payloads.
+fn resends(ids: core::ops::RangeInclusive<u16>, qos: QoS) -> Vec<u8> {
+    let mut v = publishes(ids, qos);
+    // Set DUP on each (the fixed header's first byte) by re-encoding.
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < v.len() {
+        let Decoded::Packet(Packet::Publish(mut p), n) =
+            codec::decode(&v[pos..], usize::MAX).unwrap()
+        else {
+            unreachable!()
+        };
+        p.dup = true;
+        encode_to_vec(&Packet::Publish(p), &mut out).unwrap();
+        pos += n;
+    }
+    v.clear();
+    out
+}
+
+#[test]
+fn a_resend_of_a_withheld_qos1_publish_is_absorbed() {
+    let (mut h, s, p) = slow_setup(10);
+    h.b.handle_bytes(h.now, p, &publishes(1..=20, QoS::AtLeastOnce));
+    h.drain();
+    assert!(held(&h, p));
+    assert_eq!(h.b.queued_messages("slow"), Some(18));
+    // PUBACKs 13..=20 withheld: the client resends them every second, DUP or not.
+    for round in 0..5 {
+        let again = if round % 2 == 0 {
+            resends(13..=20, QoS::AtLeastOnce)
+        } else {
+            publishes(13..=20, QoS::AtLeastOnce)
+        };
+        h.b.handle_bytes(h.now, p, &again);
+        assert_eq!(h.take(p), vec![], "no PUBACK yet, none doubled");
+    }
+    assert_eq!(
+        h.b.queued_messages("slow"),
+        Some(18),
+        "no second copy queued"
+    );
+    assert_eq!(h.b.stats().publish_received, 20 + 40);
+    // A PUBLISH whose PUBACK went out already (12) is a new message: routed.
+    h.b.handle_bytes(h.now, p, &publishes(12..=12, QoS::AtLeastOnce));
+    h.drain();
+    assert_eq!(h.b.queued_messages("slow"), Some(19));
+    // Drain: every payload once (12 twice: it was sent twice after its PUBACK), PUBACKs once.
+    let mut got: Vec<(ConnId, Pkt)> = Vec::new();
+    let mut delivered = Vec::new();
+    for _ in 0..100 {
+        let pending: Vec<u16> =
+            h.b.sessions
+                .values()
+                .find(|x| x.client_id == "slow")
+                .map_or(Vec::new(), |x| x.inflight.iter().map(|f| f.pkid).collect());
+        if pending.is_empty() {
+            break;
+        }
+        for id in pending {
+            h.bytes(s, &Packet::PubAck(id));
+        }
+        got.extend(h.drain());
+    }
+    for (c, x) in got {
+        match x {
+            Pkt::Pub { payload, .. } if c == s => {
+                delivered.push(String::from_utf8(payload).unwrap())
+            }
+            Pkt::PubAck(id) if c == p => assert!(id >= 12),
+            _ => {}
+        }
+    }
+    // 1 and 2 went out before; 3..=20 once each, 12 a second time as the new message it was.
+    let mut want: Vec<String> = (3..=20).map(|i: u16| i.to_string()).collect();
+    want.push("12".into());
+    assert_eq!(delivered, want);
+}
+
+#[test]
+fn a_resend_of_a_withheld_qos2_publish_gets_one_pubrec() {
+    let (mut h, s, p) = slow_setup(4);
+    h.b.handle_bytes(h.now, p, &publishes(1..=7, QoS::ExactlyOnce));
+    h.drain();
+    assert!(held(&h, p));
+    let queued = h.b.queued_messages("slow");
+    for _ in 0..3 {
+        h.b.handle_bytes(h.now, p, &resends(7..=7, QoS::ExactlyOnce));
+        assert_eq!(h.take(p), vec![]);
+    }
+    assert_eq!(h.b.queued_messages("slow"), queued, "no second copy queued");
+    for id in 1..=3 {
+        h.bytes(s, &Packet::PubAck(id));
+    }
+    assert_eq!(
+        h.take(p),
+        vec![Pkt::PubRec(7)],
+        "one PUBREC for four copies"
+    );
+    // After its PUBREC, a resend is answered again (PUBREC pending its PUBREL), not delivered.
+    h.b.handle_bytes(h.now, p, &resends(7..=7, QoS::ExactlyOnce));
+    assert_eq!(h.take(p), vec![Pkt::PubRec(7)]);
+}
+
+proptest::proptest! {
+    /// However a paused publisher interleaves new messages with resends of those whose
+    /// acknowledgement is withheld, the subscriber gets each message once (a client never reuses
+    /// an id before its acknowledgement), and each id is acknowledged once per new message.
+    #[test]
+    fn resends_under_backpressure_never_duplicate(
+        ops in proptest::collection::vec((0u8..4, 0u8..3), 1..120),
+    ) {
+        let (mut h, s, p) = slow_setup(3);
+        let mut next: u16 = 1;
+        let mut unacked: Vec<u16> = Vec::new();
+        let mut delivered: Vec<String> = Vec::new();
+        let mut acks = 0usize;
+        for (op, k) in ops {
+            match op {
+                // A new message, if the client's window (4) allows.
+                0 | 1 if unacked.len() < 4 => {
+                    h.b.handle_bytes(h.now, p, &publishes(next..=next, QoS::AtLeastOnce));
+                    unacked.push(next);
+                    next += 1;
+                }
+                // The client resends what it has unacknowledged.
+                0..=2 => {
+                    for &id in &unacked {
+                        h.b.handle_bytes(h.now, p, &resends(id..=id, QoS::AtLeastOnce));
+                    }
+                }
+                // The subscriber acknowledges up to k + 1 of what it has in flight.
+                _ => {
+                    let ids: Vec<u16> = h.b.sessions.values()
+                        .find(|x| x.client_id == "slow")
+                        .map_or(Vec::new(), |x| x.inflight.iter().map(|f| f.pkid).collect());
+                    for id in ids.into_iter().take(usize::from(k) + 1) {
+                        h.bytes(s, &Packet::PubAck(id));
+                    }
+                }
+            }
+            for (c, x) in h.drain() {
+                match x {
+                    Pkt::Pub { payload, .. } if c == s => {
+                        delivered.push(String::from_utf8(payload).unwrap())
+                    }
+                    Pkt::PubAck(id) if c == p => {
+                        acks += 1;
+                        unacked.retain(|&u| u != id);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut unique = delivered.clone();
+        unique.sort();
+        unique.dedup();
+        proptest::prop_assert_eq!(unique.len(), delivered.len(), "{:?}", delivered);
+        proptest::prop_assert_eq!(acks, usize::from(next - 1) - unacked.len());
+    }
+}

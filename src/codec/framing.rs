@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 use core::ops::ControlFlow;
 
-use super::{decode, DecodeError, Decoded, Packet};
+use super::{decode_as, DecodeError, Decoded, Dialect, Packet};
 
 /// Bytes of a stream not yet decoded: at most one partial packet, or the unprocessed rest of a
 /// chunk whose reader stopped early (a paused broker connection). Bounded by the packet limit
@@ -15,6 +15,8 @@ pub struct FrameBuffer {
     rest: Vec<u8>,
     /// Bytes of a dropped oversized packet still to come ([`Oversized::Drop`]).
     skip: usize,
+    /// The fixed-header flag rules of this stream ([`FrameBuffer::set_dialect`]).
+    dialect: Dialect,
 }
 
 /// What to do with a packet over `max_packet_bytes`.
@@ -64,7 +66,14 @@ impl FrameBuffer {
         FrameBuffer {
             rest: Vec::new(),
             skip: 0,
+            dialect: Dialect::V311,
         }
+    }
+
+    /// Decodes what follows under `dialect`'s flag rules (a broker connection whose CONNECT said
+    /// MQTT 3.1).
+    pub fn set_dialect(&mut self, dialect: Dialect) {
+        self.dialect = dialect;
     }
 
     /// Bytes held.
@@ -160,9 +169,10 @@ impl FrameBuffer {
         };
         let mut pos = 0;
         let mut stop = None;
+        let dialect = self.dialect;
         while pos < buf.len() {
             // The bytes taken by this frame, and those of it still to come (a dropped packet).
-            let (frame, n, skip) = match decode(&buf[pos..], max_packet_bytes) {
+            let (frame, n, skip) = match decode_as(&buf[pos..], max_packet_bytes, dialect) {
                 Ok(Decoded::NeedMore(_)) => break,
                 Ok(Decoded::Packet(p, n)) => (Frame::Packet(p), n, 0),
                 Err(DecodeError::PacketTooLarge { size, .. }) if oversized == Oversized::Drop => {

@@ -264,6 +264,26 @@ impl std::error::Error for EncodeError {}
 /// Decodes one packet from the front of `buf`. `max_packet_bytes` bounds the whole frame and is
 /// checked as soon as the fixed header is readable.
 pub fn decode(buf: &[u8], max_packet_bytes: usize) -> Result<Decoded<'_>, DecodeError> {
+    decode_as(buf, max_packet_bytes, Dialect::V311)
+}
+
+/// Which fixed-header flags a stream may carry besides 3.1.1's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// MQTT 3.1.1's rules (MQTT-2.2.2-1, -2).
+    #[default]
+    V311,
+    /// An MQTT 3.1 connection: PUBREL, SUBSCRIBE and UNSUBSCRIBE may also carry DUP (flags
+    /// 0b1010), which 3.1 clients set on a retry (3.1 gave these packets QoS 1 and a DUP flag).
+    V31,
+}
+
+/// [`decode`] under `dialect`'s flag rules.
+pub fn decode_as(
+    buf: &[u8],
+    max_packet_bytes: usize,
+    dialect: Dialect,
+) -> Result<Decoded<'_>, DecodeError> {
     let Some(h) = parse_fixed_header(buf)? else {
         // 1 type byte + at least 1 length byte.
         return Ok(Decoded::NeedMore(2usize.saturating_sub(buf.len()).max(1)));
@@ -276,7 +296,7 @@ pub fn decode(buf: &[u8], max_packet_bytes: usize) -> Result<Decoded<'_>, Decode
         });
     }
     // Reject impossible headers before waiting for their bodies.
-    check_flags(h.packet_type(), h.flags())?;
+    check_flags(h.packet_type(), h.flags(), dialect)?;
     if buf.len() < size {
         return Ok(Decoded::NeedMore(size - buf.len()));
     }
@@ -287,7 +307,7 @@ pub fn decode(buf: &[u8], max_packet_bytes: usize) -> Result<Decoded<'_>, Decode
 
 /// Fixed-header flag rules (MQTT 2.2.2): PUBLISH carries DUP/QoS/RETAIN, PUBREL, SUBSCRIBE and
 /// UNSUBSCRIBE must carry 0b0010, everything else 0.
-fn check_flags(packet_type: u8, flags: u8) -> Result<(), DecodeError> {
+fn check_flags(packet_type: u8, flags: u8, dialect: Dialect) -> Result<(), DecodeError> {
     let ok = match packet_type {
         0 | 15 => return Err(DecodeError::ReservedPacketType(packet_type)),
         3 => {
@@ -300,7 +320,7 @@ fn check_flags(packet_type: u8, flags: u8) -> Result<(), DecodeError> {
             }
             true
         }
-        6 | 8 | 10 => flags == 0b0010,
+        6 | 8 | 10 => flags == 0b0010 || (dialect == Dialect::V31 && flags == 0b1010),
         _ => flags == 0,
     };
     if ok {

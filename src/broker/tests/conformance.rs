@@ -151,15 +151,22 @@ fn topics_up_to_200_separators_work_deeper_is_refused() {
     let too_deep = "a/".repeat(201) + "z";
     let (s, _) = h.connect("s", true);
     assert_eq!(
+        h.subscribe(s, &[(deepest.as_str(), QoS::AtMostOnce)]),
+        vec![Pkt::SubAck(1, vec![0])]
+    );
+    // A deeper filter closes its subscriber without SUBACK, as mosquitto does.
+    let (s2, _) = h.connect("s2", true);
+    assert_eq!(
         h.subscribe(
-            s,
+            s2,
             &[
-                (deepest.as_str(), QoS::AtMostOnce),
+                ("ok", QoS::AtMostOnce),
                 (too_deep.as_str(), QoS::AtMostOnce)
             ]
         ),
-        vec![Pkt::SubAck(1, vec![0, SUBACK_FAILURE])]
+        vec![]
     );
+    assert_eq!(core::mem::take(&mut h.closed), vec![s2]);
     let (p, _) = h.connect("p", true);
     h.publish(p, &deepest, "x", QoS::AtMostOnce, false, 0);
     assert_eq!(h.take(s), vec![pubp(&deepest, "x", 0, 0)]);
@@ -366,4 +373,87 @@ fn retain_available_false_closes_a_retained_publish_and_refuses_a_retained_will(
     assert_eq!(h.closed, vec![p, c]);
     let (_, got) = h.connect_with("w2", true, 0, Some(will("w", b"x", false)));
     assert_eq!(got, vec![Pkt::ConnAck(false, 0)]);
+}
+
+// ----- the last 3.1 / 3.1.1 differences, as raw bytes (checked against mosquitto 2.0.11) -----
+
+/// CONNECT, clean session, keep alive 60, client id `raw`, for protocol name and level.
+fn raw_connect(name: &[u8], level: u8) -> Vec<u8> {
+    let mut body = vec![0, name.len() as u8];
+    body.extend_from_slice(name);
+    body.extend_from_slice(&[level, 0x02, 0, 60, 0, 3]);
+    body.extend_from_slice(b"raw");
+    let mut p = vec![0x10, body.len() as u8];
+    p.extend(body);
+    p
+}
+
+/// PUBREL of packet id 7 with the DUP bit set (fixed-header flags 0b1010).
+const PUBREL_DUP: [u8; 4] = [0x6A, 0x02, 0x00, 0x07];
+
+#[test]
+fn mqtt31_pubrel_with_dup_gets_pubcomp() {
+    let mut h = Harness::with(quiet());
+    let c = h.accept();
+    // CONNECT and the PUBREL in one read: the switch to 3.1's rules happens between them.
+    let mut bytes = raw_connect(b"MQIsdp", 3);
+    bytes.extend_from_slice(&PUBREL_DUP);
+    h.b.handle_bytes(h.now, c, &bytes);
+    assert_eq!(h.take(c), vec![Pkt::ConnAck(false, 0), Pkt::PubComp(7)]);
+    // SUBSCRIBE with DUP (0x8A), as 3.1 allowed, too.
+    let mut sub = vec![0x8A, 8, 0, 1, 0, 3];
+    sub.extend_from_slice(b"a/b\x01");
+    h.b.handle_bytes(h.now, c, &sub);
+    assert_eq!(h.take(c), vec![Pkt::SubAck(1, vec![1])]);
+    assert!(h.closed.is_empty());
+}
+
+#[test]
+fn mqtt311_pubrel_with_dup_is_malformed() {
+    let mut h = Harness::with(quiet());
+    let c = h.accept();
+    let mut bytes = raw_connect(b"MQTT", 4);
+    bytes.extend_from_slice(&PUBREL_DUP);
+    h.b.handle_bytes(h.now, c, &bytes);
+    assert_eq!(h.take(c), vec![Pkt::ConnAck(false, 0)]);
+    assert_eq!(h.closed, vec![c]);
+}
+
+fn raw_subscribe(levels: usize) -> Vec<u8> {
+    let filter = "a/".repeat(levels - 1) + "a";
+    let mut body = vec![0, 1];
+    body.extend_from_slice(&(filter.len() as u16).to_be_bytes());
+    body.extend_from_slice(filter.as_bytes());
+    body.push(0);
+    let mut p = vec![0x82];
+    let mut n = body.len();
+    loop {
+        let b = (n % 128) as u8;
+        n /= 128;
+        p.push(if n > 0 { b | 0x80 } else { b });
+        if n == 0 {
+            break;
+        }
+    }
+    p.extend(body);
+    p
+}
+
+#[test]
+fn subscribe_deeper_than_200_separators_closes_without_suback() {
+    let mut h = Harness::with(quiet());
+    let c = h.accept();
+    h.b.handle_bytes(h.now, c, &raw_connect(b"MQTT", 4));
+    h.take(c);
+    h.b.handle_bytes(h.now, c, &raw_subscribe(201));
+    assert_eq!(
+        h.take(c),
+        vec![Pkt::SubAck(1, vec![0])],
+        "200 separators pass"
+    );
+    h.b.handle_bytes(h.now, c, &raw_subscribe(202));
+    assert_eq!(h.take(c), vec![], "no SUBACK");
+    assert_eq!(h.closed, vec![c]);
+    assert!(h.has_log("Invalid subscription string from test, disconnecting."));
+    assert!(h.has_log("Client raw disconnected due to malformed packet."));
 }

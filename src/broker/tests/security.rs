@@ -362,3 +362,160 @@ fn reload_keeps_a_client_known_by_its_certificate() {
     assert!(h.closed.is_empty(), "{:#?}", h.logs);
     assert_eq!(h.b.connection_count(), 1);
 }
+
+/// `per_listener_settings true`: listener 1 anonymous without an ACL, listener 2 with users and
+/// an ACL; each connection judged by its own listener's set, a reload of one leaves the other.
+mod per_listener {
+    use super::*;
+
+    fn two_listeners() -> Harness {
+        let mut h = Harness::with(Config {
+            allow_anonymous: false,
+            ..Config::for_tests()
+        });
+        h.b.set_listener_security(
+            h.now,
+            1,
+            ListenerSecurity {
+                allow_anonymous: true,
+                max_connections: 2,
+                security: Security::default(),
+            },
+        );
+        h.b.set_listener_security(
+            h.now,
+            2,
+            ListenerSecurity {
+                allow_anonymous: false,
+                max_connections: usize::MAX,
+                security: Security {
+                    passwords: Some(PasswordFile::parse(PASSWD).unwrap()),
+                    acl: Some(AclFile::parse(ACL).unwrap()),
+                },
+            },
+        );
+        h
+    }
+
+    impl Harness {
+        fn login_on(
+            &mut self,
+            listener: ListenerId,
+            id: &str,
+            user: Option<&str>,
+            password: Option<&str>,
+        ) -> (ConnId, Vec<Pkt>) {
+            let c = self
+                .b
+                .handle_accept_on(self.now, "10.0.0.7:50000", Identity::FromConnect, listener)
+                .unwrap();
+            self.bytes(
+                c,
+                &Packet::Connect(Connect {
+                    protocol: Protocol::V311,
+                    clean_session: true,
+                    keep_alive_s: 0,
+                    client_id: id,
+                    will: None,
+                    username: user,
+                    password: password.map(str::as_bytes),
+                }),
+            );
+            let got = self.take(c);
+            (c, got)
+        }
+    }
+
+    #[test]
+    fn anonymous_on_one_listener_refused_on_the_other() {
+        let mut h = two_listeners();
+        assert_eq!(
+            h.login_on(1, "a", None, None).1,
+            vec![Pkt::ConnAck(false, 0)]
+        );
+        assert_eq!(
+            h.login_on(2, "b", None, None).1,
+            vec![Pkt::ConnAck(false, 5)]
+        );
+        assert_eq!(
+            h.login_on(2, "c", Some("alice"), Some("secret")).1,
+            vec![Pkt::ConnAck(false, 0)]
+        );
+        // No password file on listener 1: a user name is not checked there.
+        assert_eq!(
+            h.login_on(1, "d", Some("alice"), Some("wrong")).1,
+            vec![Pkt::ConnAck(false, 0)]
+        );
+        // A connection accepted without a listener uses the broker-wide settings.
+        let (_, got) = h.login("e", None, None, None);
+        assert_eq!(got, vec![Pkt::ConnAck(false, 5)]);
+    }
+
+    #[test]
+    fn acl_per_listener() {
+        let mut h = two_listeners();
+        let (anon, _) = h.login_on(1, "anon", None, None);
+        let (alice, _) = h.login_on(2, "alice", Some("alice"), Some("secret"));
+        assert_eq!(
+            h.subscribe(anon, &[("#", QoS::AtMostOnce)]),
+            vec![Pkt::SubAck(1, vec![0])]
+        );
+        assert_eq!(
+            h.subscribe(alice, &[("bob/#", QoS::AtMostOnce)]),
+            vec![Pkt::SubAck(1, vec![0x80])]
+        );
+        h.subscribe(alice, &[("alice/#", QoS::AtMostOnce)]);
+        // Anyone on listener 1 may write anywhere; alice reads only what her ACL lets her.
+        h.publish(anon, "alice/secret/x", "no", QoS::AtMostOnce, false, 0);
+        h.publish(anon, "alice/x", "yes", QoS::AtMostOnce, false, 0);
+        let got = h.drain();
+        let to = |c| got.iter().filter(|(to, _)| *to == c).count();
+        assert_eq!((to(anon), to(alice)), (2, 1));
+        assert!(got.contains(&(alice, pubp("alice/x", "yes", 0, 0))));
+        // alice may not write bob's topics through listener 2.
+        h.publish(alice, "bob/x", "no", QoS::AtMostOnce, false, 0);
+        assert_eq!(h.take(anon), vec![]);
+    }
+
+    #[test]
+    fn max_connections_per_listener() {
+        let mut h = two_listeners();
+        let at = |h: &mut Harness, l| h.b.handle_accept_on(h.now, "p", Identity::FromConnect, l);
+        let a = at(&mut h, 1).unwrap();
+        at(&mut h, 1).unwrap();
+        assert_eq!(at(&mut h, 1), None, "listener 1 holds two");
+        assert!(at(&mut h, 2).is_some(), "listener 2 is not bounded by it");
+        h.b.handle_closed(h.now, a);
+        assert!(
+            at(&mut h, 1).is_some(),
+            "a closed connection frees its place"
+        );
+    }
+
+    #[test]
+    fn reload_of_one_listener_rechecks_only_its_clients() {
+        let mut h = two_listeners();
+        let (anon, _) = h.login_on(1, "anon", None, None);
+        let (alice, _) = h.login_on(2, "alice", Some("alice"), Some("secret"));
+        h.b.set_listener_security(
+            h.now,
+            2,
+            ListenerSecurity {
+                allow_anonymous: false,
+                max_connections: usize::MAX,
+                security: Security {
+                    passwords: Some(PasswordFile::parse("").unwrap()),
+                    acl: None,
+                },
+            },
+        );
+        let closed: Vec<_> = core::iter::from_fn(|| h.b.poll_event())
+            .filter_map(|e| match e {
+                Event::Close(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closed, vec![alice]);
+        assert!(h.b.connection_count() == 1 && closed[0] != anon);
+    }
+}
