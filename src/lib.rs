@@ -38,8 +38,6 @@ pub mod broker;
 #[cfg(feature = "alloc")]
 pub mod client;
 #[cfg(feature = "alloc")]
-// Reworked by a later issue, which documents its remaining items; out of this one's scope.
-#[allow(missing_docs)]
 pub mod device;
 #[cfg(feature = "alloc")]
 pub mod driver;

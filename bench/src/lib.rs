@@ -36,7 +36,7 @@
 //!    finished, or at `--timeout-s` after the start. Waiting means: nothing arrived and the
 //!    subscriber was not holding itself back for `--sub-rate-limit` (a throttled subscriber with
 //!    bytes left unread in its socket is busy, not idle, however long it takes), see
-//!    [`end_idle::IdleClock`]. A subscriber that stops for idleness says so in a warning. Every
+//!    `end_idle::IdleClock`. A subscriber that stops for idleness says so in a warning. Every
 //!    client then sends DISCONNECT.
 //!
 //! *Elapsed* runs from the first PUBLISH written to the last first-time delivery to any
@@ -51,11 +51,11 @@
 //!
 //! # Files
 //!
-//! [`args`] the command line; [`target`] the broker under test; [`idle`] the idle connections;
-//! [`client`] the connection (codec, buffers); [`qos`] the bench's own, deliberately independent
-//! model of the QoS 1/2 exchanges; [`publisher`] and [`subscriber`] the client tasks; [`stamp`] the
-//! payload header; [`tracker`] loss and duplicate accounting; [`end_idle`] when a subscriber stops
-//! waiting; [`report`] the figures, as text or JSON. This file runs them in order.
+//! `args` the command line; `target` the broker under test; `idle` the idle connections;
+//! `client` the connection (codec, buffers); `qos` the bench's own, deliberately independent
+//! model of the QoS 1/2 exchanges; `publisher` and `subscriber` the client tasks; `stamp` the
+//! payload header; `tracker` loss and duplicate accounting; `end_idle` when a subscriber stops
+//! waiting; `report` the figures, as text or JSON. This file runs them in order.
 
 mod args;
 mod client;

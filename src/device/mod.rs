@@ -1,7 +1,10 @@
-//! The virtual ESP32 application: the reference sketch (join WiFi, connect to the broker, read
-//! the sensor and publish it every `interval_ms`, reconnect when the connection goes) as a
-//! sans-IO state machine around [`Client`]. The simulator, `mqsim device` (real TCP) and the
-//! ESP32-C3 firmware drive the same code.
+//! The virtual ESP32: the board and the MQTT library (a [`Profile`]: PubSubClient 2.8, esp-mqtt,
+//! this project's client) running a device application ([`crate::app::App`]; by default the
+//! reference sketch, [`ReferenceSketch`]). The device owns what the library and the board do: the
+//! WiFi join, the TCP connection, the connect attempts and their timeouts, the MQTT client with
+//! the profile's rules (blocking connect, outbox, resend, expiry, buffer), the application's
+//! timers; the application decides what to publish, subscribe and print. The simulator,
+//! `mqsim device` / `mqsim_sim::tcp` (real TCP) and the ESP32-C3 firmware drive the same code.
 //!
 //! # Contract (the core's, after quinn-proto / str0m)
 //! * Inputs, each with `now`: [`Device::handle_wifi`] (the WiFi driver: link up or down),
@@ -16,7 +19,9 @@
 //!   to call `handle_timeout` next). A `now` older than one already seen counts as the newest;
 //!   a spurious `handle_timeout` does nothing.
 //!
-//! # The sketch, step by step
+//! # The reference sketch on this device, step by step
+//! (The WiFi wait loop and the connect attempts are the device's; the lines printed and the
+//! readings are the sketch's, [`crate::app::reference`].)
 //! 1. `setup()`: prints `Connecting to WiFi`, asks for WiFi ([`DeviceEvent::JoinWifi`]), then
 //!    `while (WiFi.status() != WL_CONNECTED) { delay(500); Serial.print("."); }`: a dot every
 //!    `wifi_poll_ms`, all on one line (stamped with its first dot), and the link is noticed
@@ -134,7 +139,9 @@ pub mod state {
 /// NaN in either field is a failed read (`Failed to read from DHT sensor!`, nothing published).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Reading {
+    /// Degrees Celsius.
     pub temperature_c: f32,
+    /// Relative humidity, percent.
     pub humidity_pct: f32,
 }
 
@@ -202,15 +209,30 @@ pub enum DeviceError {
     /// `params.tcp_connect_timeout_ms` or `params.connack_timeout_ms` is 0.
     ConnectTimeoutZero,
     /// `qos` above what the library can publish (QoS 1/2 on PubSubClient).
-    PublishQosUnsupported { profile: Profile, qos: QoS },
+    PublishQosUnsupported {
+        /// The library.
+        profile: Profile,
+        /// The QoS asked for.
+        qos: QoS,
+    },
     /// A subscription QoS above what the library can request (QoS 2 on PubSubClient).
-    SubscribeQosUnsupported { profile: Profile, qos: QoS },
+    SubscribeQosUnsupported {
+        /// The library.
+        profile: Profile,
+        /// The QoS asked for.
+        qos: QoS,
+    },
     /// Not a valid topic name (empty, wildcard, U+0000).
     InvalidTopic(String),
     /// Not a valid topic filter.
     InvalidFilter(String),
     /// The largest publish would not fit the library's buffer.
-    BufferTooSmall { buffer_bytes: usize, needed: usize },
+    BufferTooSmall {
+        /// The library's buffer, header included.
+        buffer_bytes: usize,
+        /// The largest publish's size.
+        needed: usize,
+    },
     /// The client refused the derived [`ClientConfig`] (e.g. an over-long client id).
     Client(ClientError),
 }
@@ -292,29 +314,53 @@ pub enum DeviceEvent {
     /// CONNACK accepted.
     Connected,
     /// A connection attempt ended without a connection; `state` is PubSubClient's code.
-    ConnectFailed { state: i8 },
+    ConnectFailed {
+        /// PubSubClient's `state()` code ([`state`]).
+        state: i8,
+    },
     /// An established connection was lost.
-    ConnectionLost { reason: LossReason },
+    ConnectionLost {
+        /// Why.
+        reason: LossReason,
+    },
     /// The application called publish: `accepted: false` means the library refused it (not
     /// connected, no outbox, buffer too small): the message is lost at the device.
     PublishCalled {
+        /// The call's number, from 1.
         seq: u64,
+        /// Its topic.
         topic: String,
         /// The payload as the application gave it (without the simulator's tag).
         payload: Vec<u8>,
+        /// Its QoS.
         qos: QoS,
+        /// The library took it.
         accepted: bool,
     },
     /// The library reports that publish done: QoS 0 written to the transport, QoS 1 PUBACK,
     /// QoS 2 PUBCOMP.
-    PublishCompleted { seq: u64 },
+    PublishCompleted {
+        /// The publish call's number.
+        seq: u64,
+    },
     /// A message from a subscription, handed to the sketch's callback.
-    Message { topic: String, payload: Vec<u8> },
+    Message {
+        /// Its topic.
+        topic: String,
+        /// Its payload as it came (with the simulator's tag, when there is one).
+        payload: Vec<u8>,
+    },
     /// An inbound packet over the buffer was read and dropped (PubSubClient).
-    InboundDropped { bytes: usize },
+    InboundDropped {
+        /// The packet's size.
+        bytes: usize,
+    },
     /// The library deleted an unacknowledged message from its outbox (esp-mqtt's expiry): it
     /// may or may not have reached the broker.
-    PublishExpired { seq: u64 },
+    PublishExpired {
+        /// The publish call's number.
+        seq: u64,
+    },
 }
 
 /// One output of [`Device::poll_output`]: the crate's one output type

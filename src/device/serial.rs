@@ -12,14 +12,21 @@ use crate::time::Instant;
 /// IDE stamps a line then): a line of WiFi dots is stamped with its first dot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SerialLine {
+    /// When its first character was printed.
     pub at: Instant,
+    /// The line, without its newline.
     pub text: String,
 }
 
+/// The reference sketch's first line, at power-on.
 pub const LINE_WIFI_CONNECTING: &str = "Connecting to WiFi";
+/// Its line once the WiFi link is up.
 pub const LINE_WIFI_CONNECTED: &str = "Connected to the WiFi network";
+/// Its line at each connection attempt.
 pub const LINE_MQTT_CONNECTING: &str = "Connecting to MQTT...";
+/// Its line on CONNACK.
 pub const LINE_MQTT_CONNECTED: &str = "connected";
+/// The first of its three lines per reading.
 pub const LINE_PUBLISH: &str = "Publish message:";
 /// The DHT examples' line when a read returns NaN.
 pub const LINE_SENSOR_FAILED: &str = "Failed to read from DHT sensor!";
@@ -65,8 +72,6 @@ impl WallClock {
         })
     }
 
-    /// The Arduino IDE serial monitor prefix for a line printed at `at`: `10:17:18.933 -> `.
-    /// Wraps at midnight; milliseconds are truncated, as the monitor does.
     /// The clock at `ms` milliseconds after midnight (wrapping at a day).
     pub fn from_ms_of_day(ms: u64) -> WallClock {
         WallClock {
@@ -74,6 +79,8 @@ impl WallClock {
         }
     }
 
+    /// The Arduino IDE serial monitor prefix for a line printed at `at`: `10:17:18.933 -> `.
+    /// Wraps at midnight; milliseconds are truncated, as the monitor does.
     pub fn prefix(self, at: Instant) -> String {
         let t = (self.ms_of_day + at.as_millis()) % MS_PER_DAY;
         let (h, rest) = (t / 3_600_000, t % 3_600_000);

@@ -25,6 +25,7 @@ use crate::time::Instant;
 
 /// Now, on the world's clock (microseconds since boot on a board).
 pub trait Clock {
+    /// Now.
     fn now(&mut self) -> Instant;
 }
 
@@ -75,10 +76,15 @@ pub trait Transport {
 /// sharing state, or this one, each part its own value).
 #[derive(Debug)]
 pub struct Board<C, O, W, S, T> {
+    /// The clock.
     pub clock: C,
+    /// The serial port and event listener.
     pub console: O,
+    /// The WiFi driver.
     pub wifi: W,
+    /// The sensor.
     pub sensor: S,
+    /// The TCP connection.
     pub transport: T,
 }
 
