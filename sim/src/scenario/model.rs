@@ -34,6 +34,9 @@ pub struct BrokerSpec {
     pub persistence: bool,
     /// Simulated time of one disk sync, with persistence.
     pub disk_sync_ms: u64,
+    /// How long a socket may stay without CONNECT before the broker closes it (default: the
+    /// broker's, 10 s; mosquitto 2.0 gives a new socket keepalive 60 s, so 90 s).
+    pub connect_timeout_s: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -41,6 +41,7 @@ pub(super) struct RawBroker {
     pub(super) max_queued_messages: Option<Sp<u64>>,
     pub(super) persistence: Option<Sp<bool>>,
     pub(super) disk_sync_ms: Option<Sp<u64>>,
+    pub(super) connect_timeout_s: Option<Sp<u64>>,
 }
 
 #[derive(Deserialize)]

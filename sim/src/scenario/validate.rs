@@ -112,6 +112,12 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
                 _ => c.at(v, "disk_sync_ms must be at most 1000"),
             }
         }
+        if let Some(v) = &b.connect_timeout_s {
+            match *v.get_ref() {
+                n @ 1..=3_600 => broker.connect_timeout_s = Some(n),
+                _ => c.at(v, "connect_timeout_s must be in 1..=3600"),
+            }
+        }
     }
 
     // Links.
