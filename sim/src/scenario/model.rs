@@ -267,10 +267,13 @@ pub enum Metric {
     LatencyMaxMs,
     /// Invariant violations (top level only).
     Violations,
+    /// Session takeovers at the broker ("Client X already connected, closing old
+    /// connection."), per device (top level: all devices; not per QoS or subscriber).
+    Takeovers,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 12] = [
+    pub const ALL: [Metric; 13] = [
         Metric::Published,
         Metric::Refused,
         Metric::Acknowledged,
@@ -283,6 +286,7 @@ impl Metric {
         Metric::LatencyP99Ms,
         Metric::LatencyMaxMs,
         Metric::Violations,
+        Metric::Takeovers,
     ];
 
     pub fn key(self) -> &'static str {
@@ -299,6 +303,7 @@ impl Metric {
             Metric::LatencyP99Ms => "latency_p99_ms",
             Metric::LatencyMaxMs => "latency_max_ms",
             Metric::Violations => "violations",
+            Metric::Takeovers => "takeovers",
         }
     }
 }

@@ -446,10 +446,10 @@ fn validate_expect(
             );
         }
         let bad_scope = match scope {
-            Scope::Qos(_) => metric == Metric::Reconnects,
+            Scope::Qos(_) => matches!(metric, Metric::Reconnects | Metric::Takeovers),
             Scope::Subscriber(_) => matches!(
                 metric,
-                Metric::Published | Metric::Refused | Metric::Acknowledged
+                Metric::Published | Metric::Refused | Metric::Acknowledged | Metric::Takeovers
             ),
             _ => false,
         };
@@ -479,6 +479,7 @@ fn validate_expect(
         latency_p50_ms: raw.latency_p50_ms.clone(),
         latency_p99_ms: raw.latency_p99_ms.clone(),
         latency_max_ms: raw.latency_max_ms.clone(),
+        takeovers: raw.takeovers.clone(),
     };
     push(c, &Scope::All, Metric::Violations, &raw.violations);
     for (metric, range) in top.entries() {
