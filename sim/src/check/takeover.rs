@@ -30,7 +30,7 @@ impl Ledger {
                     .iter()
                     .filter(|(sub, c)| {
                         !c.lost_with_broker
-                            && !m.receipts.get(sub).is_some_and(|r| r.first_at.is_some())
+                            && m.receipts.get(sub).is_none_or(|r| r.first_at.is_none())
                     })
                     .count() as u64
             })
