@@ -10,6 +10,9 @@ use std::time::Duration;
 use crate::check::{Ledger, Summary, Tally, Violation};
 use crate::scenario::{Expect, Metric, Scenario, Scope};
 
+pub mod takeover;
+pub use takeover::Takeover;
+
 /// Facts of the run that the ledger does not see.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunFacts {
@@ -66,6 +69,8 @@ pub struct Report {
     pub violations: Vec<Violation>,
     /// Violations printed with client names resolved.
     violation_lines: Vec<String>,
+    /// Session takeovers at the broker ([`takeover::find`]); a line each under the table.
+    pub takeovers: Vec<Takeover>,
 }
 
 impl Report {
@@ -80,6 +85,7 @@ impl Report {
             summary: ledger.summary(),
             violations: ledger.violations().to_vec(),
             violation_lines,
+            takeovers: Vec::new(),
         }
     }
 
@@ -96,6 +102,13 @@ impl Report {
     /// (no latency samples, unknown scope).
     pub fn metric(&self, scope: &Scope, metric: Metric) -> Option<u64> {
         let t = self.tally(scope)?;
+        if metric == Metric::Takeovers {
+            let of = |k: &&Takeover| match scope {
+                Scope::Device(g) => k.group.as_deref() == Some(g.as_str()),
+                _ => true,
+            };
+            return Some(self.takeovers.iter().filter(of).count() as u64);
+        }
         Some(match metric {
             Metric::Published => t.published,
             Metric::Refused => t.refused,
@@ -109,6 +122,7 @@ impl Report {
             Metric::LatencyP99Ms => t.latency_percentile_us(99)? / 1000,
             Metric::LatencyMaxMs => t.latency_max_us()? / 1000,
             Metric::Violations => self.violations.len() as u64,
+            Metric::Takeovers => 0,
         })
     }
 
@@ -175,6 +189,22 @@ impl Report {
                 out,
                 "untagged receipts (wills, ...): {}",
                 self.summary.untagged
+            );
+        }
+        for k in &self.takeovers {
+            let _ = writeln!(
+                out,
+                "takeover at {} s: {} {}'s connection closed for another CONNECT with its id{}; \
+                 {} readings lost until its next session",
+                fmt_ms(k.at / 1000),
+                k.group.as_ref().map_or("client", |_| "device"),
+                k.client,
+                if k.stale {
+                    " (stale: sent on an earlier connection it had given up)"
+                } else {
+                    ""
+                },
+                k.lost
             );
         }
         out.push_str(LEGEND);

@@ -24,6 +24,8 @@
 //! max_queued_messages = 1000
 //! persistence = false # true: the broker journals to the host's modelled disk (sim/src/disk.rs)
 //! disk_sync_ms = 2    # simulated time of one sync of that disk (default 2, at most 1000)
+//! connect_timeout_s = 90 # a socket without CONNECT is closed after this (default 10; 1..=3600;
+//!                     # mosquitto 2.0: 90, the 1.5 x 60 s keepalive it gives a new socket)
 //!
 //! [link.wifi]                 # a link profile, used by name; `ideal` exists unless redefined
 //! latency_ms = 20             # one-way, default 5

@@ -34,6 +34,7 @@ pub mod qos0;
 pub mod qos1;
 pub mod qos2;
 pub mod records;
+pub mod takeover;
 
 pub use accounting::{Summary, Tally};
 pub use records::{Delivery, DeviceReceipt, PublishRecord, Records};
@@ -230,6 +231,11 @@ impl Ledger {
 
     pub fn device_name(&self, device: DeviceId) -> &str {
         &self.devices[device.0 as usize].name
+    }
+
+    /// The `[[device]]` group `device` belongs to (the report's scope).
+    pub fn device_group(&self, device: DeviceId) -> &str {
+        &self.devices[device.0 as usize].group
     }
 
     pub fn subscriber_name(&self, subscriber: SubscriberId) -> &str {

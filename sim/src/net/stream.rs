@@ -95,6 +95,8 @@ struct End {
     send_buffer_bytes: Option<usize>,
     /// This end sent its FIN (shutdown, drop, or [`Net::close`]).
     fin_sent: bool,
+    /// This end's application closed its socket (drop, or [`Net::close`]).
+    app_closed: bool,
 }
 
 struct Conn {
@@ -113,7 +115,7 @@ struct Conn {
 }
 
 impl Conn {
-    /// FIN from `side`, once; false if it had been sent already.
+    /// FIN from `side`, once (a half-close, `shutdown(SHUT_WR)`); false if it had been sent already.
     fn close_end(&mut self, now: Instant, side: Side) -> bool {
         let end = &mut self.ends[side_idx(side)];
         if end.fin_sent {
@@ -121,6 +123,25 @@ impl Conn {
         }
         end.fin_sent = true;
         self.link.handle_close(now, side.sending());
+        true
+    }
+
+    /// `side`'s application closes its socket, once: graceful (what it wrote is still
+    /// delivered, then FIN: [`Link::handle_app_close`]) unless it leaves received bytes unread,
+    /// which aborts with RST on Linux and lwIP alike ([`Link::handle_rst`]). False if it had
+    /// been closed already.
+    fn close_app(&mut self, now: Instant, side: Side) -> bool {
+        let end = &mut self.ends[side_idx(side)];
+        if end.app_closed {
+            return false;
+        }
+        end.app_closed = true;
+        end.fin_sent = true;
+        if end.inbox.is_empty() {
+            self.link.handle_app_close(now, side);
+        } else {
+            self.link.handle_rst(now, side);
+        }
         true
     }
 
@@ -393,7 +414,14 @@ impl Net {
             i
         };
         let mut sleep: Option<(Instant, Pin<Box<Sleep>>)> = None;
-        poll_fn(|cx| {
+        // Dropped before the connect returns (the application's connect timeout): the
+        // application closes the socket it was connecting.
+        let mut guard = ConnectGuard {
+            net: self,
+            i,
+            armed: true,
+        };
+        let r = poll_fn(|cx| {
             let now = sim_now();
             let mut g = self.lock();
             loop {
@@ -417,7 +445,9 @@ impl Net {
                 }
             }
         })
-        .await?;
+        .await;
+        guard.armed = false;
+        r?;
         Ok(LinkStream::new(self.clone(), i, Side::Client, tcp))
     }
 
@@ -499,7 +529,7 @@ impl Net {
         for i in 0..g.conns.len() {
             g.drive(i, now);
             if let Some(c) = g.conns.get_mut(i) {
-                if c.matches(which) && c.close_end(now, side) {
+                if c.matches(which) && c.close_app(now, side) {
                     g.route(i);
                 }
             }
@@ -596,6 +626,37 @@ impl Net {
     pub fn pcap_bytes(&self, epoch: std::time::Duration) -> Result<Vec<u8>, String> {
         let recs = self.wire_records();
         to_pcap_bytes(epoch, recs.iter().map(|(a, w)| (a, w)))
+    }
+}
+
+/// Closes the client's end of a connection whose connect was given up before it returned: in
+/// SYN-SENT the attempt is freed silently ([`Link::handle_abandon`]); if the handshake had
+/// completed already, the socket is closed like any other ([`Conn::close_app`]).
+struct ConnectGuard<'a> {
+    net: &'a Net,
+    i: usize,
+    armed: bool,
+}
+
+impl Drop for ConnectGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let now = sim_now();
+        let mut g = self.net.lock();
+        if g.frozen {
+            return;
+        }
+        g.drive(self.i, now);
+        if let Some(c) = g.conns.get_mut(self.i) {
+            if c.established {
+                c.close_app(now, Side::Client);
+            } else {
+                c.link.handle_abandon(now);
+            }
+        }
+        g.route(self.i);
     }
 }
 
@@ -796,19 +857,18 @@ impl AsyncWrite for LinkStream {
 }
 
 impl Drop for LinkStream {
-    /// Dropping an end closes it: FIN after its queued bytes (as `close()` on a socket).
+    /// Dropping an end is `close()` on the socket (what PubSubClient's `stop()` and esp-mqtt's
+    /// transport close do): graceful, FIN after its queued bytes, unless it leaves received
+    /// bytes unread (then RST). See [`Conn::close_app`]. After a half-close
+    /// ([`AsyncWriteExt::shutdown`](tokio::io::AsyncWriteExt::shutdown)) it still stops reading.
     fn drop(&mut self) {
-        if self.write_closed {
-            return;
-        }
-        self.write_closed = true;
         let now = sim_now();
         let mut g = self.net.lock();
         if g.frozen {
             return;
         }
         if let Some(c) = g.conns.get_mut(self.i) {
-            c.close_end(now, self.side);
+            c.close_app(now, self.side);
         }
         g.route(self.i);
     }

@@ -232,6 +232,9 @@ fn broker_config(sc: &Scenario) -> Result<broker::Config, String> {
         bcfg.max_queued_messages = n as usize;
     }
     bcfg.persistence = sc.broker.persistence;
+    if let Some(s) = sc.broker.connect_timeout_s {
+        bcfg.connect_timeout = mqsim::time::Duration::from_millis(s * 1_000);
+    }
     bcfg.validate().map_err(|e| format!("broker: {e}"))?;
     Ok(bcfg)
 }

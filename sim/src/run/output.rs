@@ -153,7 +153,14 @@ pub(super) fn outcome(
     let mut facts = RunFacts::for_scenario(&sc, simulated_ms, wall);
     facts.duration_override_s = opts.duration_s;
     facts.replay = opts.replay.clone();
-    let report = Report::new(&ledger, facts);
+    let mut report = Report::new(&ledger, facts);
+    report.takeovers = crate::report::takeover::find(
+        lines
+            .iter()
+            .filter(|l| l.source == Source::Broker)
+            .map(|l| (l.at.as_micros(), l.text.as_str())),
+        &ledger,
+    );
     let unmet = check_expect(&sc.expect, &report);
     let violations = ledger.violations().to_vec();
     let records = ledger.records();

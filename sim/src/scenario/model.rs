@@ -60,6 +60,9 @@ pub struct BrokerSpec {
     pub persistence: bool,
     /// Simulated time of one disk sync, with persistence.
     pub disk_sync_ms: u64,
+    /// How long a socket may stay without CONNECT before the broker closes it (default: the
+    /// broker's, 10 s; mosquitto 2.0 gives a new socket keepalive 60 s, so 90 s).
+    pub connect_timeout_s: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -299,10 +302,13 @@ pub enum Metric {
     LatencyMaxMs,
     /// Invariant violations (top level only).
     Violations,
+    /// Session takeovers at the broker ("Client X already connected, closing old
+    /// connection."), per device (top level: all devices; not per QoS or subscriber).
+    Takeovers,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 12] = [
+    pub const ALL: [Metric; 13] = [
         Metric::Published,
         Metric::Refused,
         Metric::Acknowledged,
@@ -315,6 +321,7 @@ impl Metric {
         Metric::LatencyP99Ms,
         Metric::LatencyMaxMs,
         Metric::Violations,
+        Metric::Takeovers,
     ];
 
     pub fn key(self) -> &'static str {
@@ -331,6 +338,7 @@ impl Metric {
             Metric::LatencyP99Ms => "latency_p99_ms",
             Metric::LatencyMaxMs => "latency_max_ms",
             Metric::Violations => "violations",
+            Metric::Takeovers => "takeovers",
         }
     }
 }

@@ -53,6 +53,7 @@ pub(super) struct RawBroker {
     pub(super) max_queued_messages: Option<Sp<u64>>,
     pub(super) persistence: Option<Sp<bool>>,
     pub(super) disk_sync_ms: Option<Sp<u64>>,
+    pub(super) connect_timeout_s: Option<Sp<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -153,10 +154,11 @@ pub(super) struct RawRanges {
     pub(super) latency_p50_ms: RawRange,
     pub(super) latency_p99_ms: RawRange,
     pub(super) latency_max_ms: RawRange,
+    pub(super) takeovers: RawRange,
 }
 
 impl RawRanges {
-    pub(super) fn entries(&self) -> [(Metric, &RawRange); 11] {
+    pub(super) fn entries(&self) -> [(Metric, &RawRange); 12] {
         [
             (Metric::Published, &self.published),
             (Metric::Refused, &self.refused),
@@ -169,6 +171,7 @@ impl RawRanges {
             (Metric::LatencyP50Ms, &self.latency_p50_ms),
             (Metric::LatencyP99Ms, &self.latency_p99_ms),
             (Metric::LatencyMaxMs, &self.latency_max_ms),
+            (Metric::Takeovers, &self.takeovers),
         ]
     }
 }
@@ -188,6 +191,7 @@ pub(super) struct RawExpect {
     pub(super) latency_p50_ms: RawRange,
     pub(super) latency_p99_ms: RawRange,
     pub(super) latency_max_ms: RawRange,
+    pub(super) takeovers: RawRange,
     pub(super) qos0: Option<RawRanges>,
     pub(super) qos1: Option<RawRanges>,
     pub(super) qos2: Option<RawRanges>,

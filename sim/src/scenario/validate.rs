@@ -146,6 +146,12 @@ fn validate_broker(c: &mut Checker<'_>, raw: Option<&RawBroker>) -> BrokerSpec {
             Ok(n) if n > 0 => broker.max_inflight_messages = Some(n),
             _ => c.at(v, "max_inflight_messages must be in 1..=65535"),
         }
+        if let Some(v) = &b.connect_timeout_s {
+            match *v.get_ref() {
+                n @ 1..=3_600 => broker.connect_timeout_s = Some(n),
+                _ => c.at(v, "connect_timeout_s must be in 1..=3600"),
+            }
+        }
     }
     if let Some(v) = &b.max_queued_messages {
         match u32::try_from(*v.get_ref()) {
@@ -649,10 +655,10 @@ fn validate_expect(
             );
         }
         let bad_scope = match scope {
-            Scope::Qos(_) => metric == Metric::Reconnects,
+            Scope::Qos(_) => matches!(metric, Metric::Reconnects | Metric::Takeovers),
             Scope::Subscriber(_) => matches!(
                 metric,
-                Metric::Published | Metric::Refused | Metric::Acknowledged
+                Metric::Published | Metric::Refused | Metric::Acknowledged | Metric::Takeovers
             ),
             _ => false,
         };
@@ -682,6 +688,7 @@ fn validate_expect(
         latency_p50_ms: raw.latency_p50_ms.clone(),
         latency_p99_ms: raw.latency_p99_ms.clone(),
         latency_max_ms: raw.latency_max_ms.clone(),
+        takeovers: raw.takeovers.clone(),
     };
     push(c, &Scope::All, Metric::Violations, &raw.violations);
     for (metric, range) in top.entries() {

@@ -38,7 +38,28 @@ pub struct LinkConfig {
     /// SYN retransmissions before connect fails (Linux `tcp_syn_retries` = 6: retries after
     /// 1, 3, 7, 15, 31, 63 s, failure at 127 s with a 1 s initial RTO).
     pub syn_retries_max: u32,
+    /// Consecutive retransmission timeouts before a connection its application has closed
+    /// (an orphan: FIN-WAIT, CLOSING, LAST-ACK) gives up. Linux: `tcp_orphan_retries` = 0, which
+    /// `tcp_orphan_retries()` (net/ipv4/tcp_timer.c) turns into 8 while the RTO is below its
+    /// maximum. lwIP has no orphan limit: `TCP_MAXRTX` (12, ESP-IDF Kconfig
+    /// `LWIP_TCP_MAXRTX`) applies to every state (src/core/tcp.c `tcp_slowtmr`).
+    pub orphan_retries_max: u32,
+    /// How long a side whose application closed waits in FIN-WAIT-2 (its FIN acknowledged) for
+    /// the peer's FIN before it forgets the connection; a later segment from the peer then gets
+    /// a RST. Linux: `tcp_fin_timeout` = 60 s (`TCP_FIN_TIMEOUT`, include/net/tcp.h). lwIP:
+    /// `TCP_FIN_WAIT_TIMEOUT` = 20 s (src/include/lwip/priv/tcp_priv.h, `tcp_slowtmr`).
+    pub fin_wait2_ms: u64,
 }
+
+/// Linux `tcp_orphan_retries()` with the sysctl at its default 0 (net/ipv4/tcp_timer.c).
+pub const LINUX_ORPHAN_RETRIES: u32 = 8;
+/// Linux `TCP_FIN_TIMEOUT` (include/net/tcp.h): 60 s.
+pub const LINUX_FIN_WAIT2_MS: u64 = 60_000;
+/// lwIP `TCP_MAXRTX` as ESP-IDF configures it (Kconfig `LWIP_TCP_MAXRTX` default 12): also the
+/// limit of a closed connection's retransmissions.
+pub const LWIP_ORPHAN_RETRIES: u32 = 12;
+/// lwIP `TCP_FIN_WAIT_TIMEOUT` (src/include/lwip/priv/tcp_priv.h): 20 s.
+pub const LWIP_FIN_WAIT2_MS: u64 = 20_000;
 
 impl Default for LinkConfig {
     fn default() -> Self {
@@ -52,6 +73,8 @@ impl Default for LinkConfig {
             rto_max_ms: 120_000,
             retries_max: 15,
             syn_retries_max: 6,
+            orphan_retries_max: LINUX_ORPHAN_RETRIES,
+            fin_wait2_ms: LINUX_FIN_WAIT2_MS,
         }
     }
 }
@@ -118,6 +141,18 @@ impl LinkConfig {
             return Err(format!(
                 "syn_retries_max must be <= {RETRIES_MAX}, got {}",
                 self.syn_retries_max
+            ));
+        }
+        if self.orphan_retries_max > RETRIES_MAX {
+            return Err(format!(
+                "orphan_retries_max must be <= {RETRIES_MAX}, got {}",
+                self.orphan_retries_max
+            ));
+        }
+        if self.fin_wait2_ms == 0 || self.fin_wait2_ms > RTO_MS_MAX {
+            return Err(format!(
+                "fin_wait2_ms must be in 1..={RTO_MS_MAX}, got {}",
+                self.fin_wait2_ms
             ));
         }
         match self.loss {

@@ -28,7 +28,10 @@ mod recovery;
 mod tcp;
 pub mod trace;
 
-pub use config::{LinkConfig, LossModel, LATENCY_MS_MAX, MSS_BYTES_MAX, RETRIES_MAX, RTO_MS_MAX};
+pub use config::{
+    LinkConfig, LossModel, LATENCY_MS_MAX, LINUX_FIN_WAIT2_MS, LINUX_ORPHAN_RETRIES,
+    LWIP_FIN_WAIT2_MS, LWIP_ORPHAN_RETRIES, MSS_BYTES_MAX, RETRIES_MAX, RTO_MS_MAX,
+};
 pub use trace::{NetEvent, NetLine, Recovery, ResetReason, TcpFlags, TraceTime, Wire};
 
 /// Direction of a byte stream: `Up` is client → server, `Down` is server → client.
@@ -171,6 +174,10 @@ enum Ev {
         dir: Dir,
         gen: u64,
     },
+    /// `side`'s FIN-WAIT-2 timer (its application closed, its FIN acknowledged).
+    FinWait2 {
+        side: Side,
+    },
 }
 
 /// RFC 5681 section 3.2 / RFC 6675 DupThresh: three later segments acknowledged mark a hole lost.
@@ -302,6 +309,17 @@ pub struct Link {
     aborted: [bool; 2],
     /// An aborted side that is back up (a new host): it answers the next segment with RST.
     rebooted: [bool; 2],
+    /// The side's application closed its socket: it reads nothing more (data arriving for it
+    /// is answered with RST) and its retransmissions are limited by `orphan_retries_max`.
+    app_closed: [bool; 2],
+    /// The client's application gave up the connect while it was in SYN-SENT.
+    abandoned: bool,
+    /// The side's FIN-WAIT-2 timer is armed.
+    fin_wait2_armed: [bool; 2],
+    /// The FIN of `dir` (index) reached its receiver.
+    peer_fin: [bool; 2],
+    /// The side forgot the connection (FIN-WAIT-2 timeout): the next segment for it gets RST.
+    forgot: [bool; 2],
     events: BTreeMap<(Instant, u64), Ev>,
     ev_counter: u64,
     out: VecDeque<Output>,
@@ -325,6 +343,11 @@ impl Link {
             partition: false,
             aborted: [false; 2],
             rebooted: [false; 2],
+            app_closed: [false; 2],
+            abandoned: false,
+            fin_wait2_armed: [false; 2],
+            peer_fin: [false; 2],
+            forgot: [false; 2],
             events: BTreeMap::new(),
             ev_counter: 0,
             out: VecDeque::new(),
@@ -435,11 +458,68 @@ impl Link {
             return;
         }
         let at = self.now;
-        let s = &self.streams[Dir::Up.idx()];
-        let seq = s.wire_seq(s.snd_nxt);
-        let lost = self.decide_loss(Dir::Up);
-        self.wire(at, Dir::Up, TcpFlags::RST, seq, 0, Vec::new(), lost);
+        self.send_rst(at, Side::Client);
         self.reset(at, ResetReason::Requested);
+    }
+
+    /// `side`'s application closed its socket for good (`close()`, or dropping it): a graceful
+    /// close. What it wrote and is not acknowledged yet is still retransmitted, then its FIN
+    /// follows (Linux `tcp_close()` → `tcp_send_fin()`, net/ipv4/tcp.c; lwIP `tcp_close()` →
+    /// `tcp_close_shutdown_fin()`, src/core/tcp.c: both keep the send queue). From now on it
+    /// reads nothing: data arriving for it is answered with RST (Linux `tcp_rcv_state_process()`
+    /// in FIN-WAIT-1/2, LINUX_MIB_TCPABORTONDATA, net/ipv4/tcp_input.c; lwIP `tcp_input()`,
+    /// `TF_RXCLOSED` → `tcp_abort()`, src/core/tcp_in.c), its retransmissions give up after
+    /// `orphan_retries_max` timeouts and it waits `fin_wait2_ms` for the peer's FIN. A close
+    /// while the connect is still in progress frees the attempt instead
+    /// ([`Link::handle_abandon`]); a close with unread received data is an abort (the caller
+    /// checks its buffer and calls [`Link::handle_rst`]).
+    pub fn handle_app_close(&mut self, now: Instant, side: Side) {
+        self.advance(now);
+        if self.state == State::SynSent && side == Side::Client {
+            self.abandon();
+            return;
+        }
+        if self.is_dead() || self.aborted[side.idx()] || self.app_closed[side.idx()] {
+            return;
+        }
+        self.app_closed[side.idx()] = true;
+        self.net(self.now, NetEvent::AppClosed { side });
+        self.handle_close(now, side.sending());
+        self.check_fin_wait2(self.now, side);
+    }
+
+    /// The client's application gave up the connect in progress (a connect timeout, then
+    /// `close()`): in SYN-SENT the attempt is freed silently, no RST, no FIN, no more SYNs (lwIP
+    /// `tcp_close()` → `tcp_close_shutdown()` frees a SYN_SENT PCB, src/core/tcp.c; Linux
+    /// `tcp_close()` → `tcp_set_state(TCP_CLOSE)` for SYN_SENT, net/ipv4/tcp.c). A SYN-ACK still
+    /// on its way then finds no connection and is answered with RST (lwIP src/core/tcp_in.c
+    /// `tcp_input()` "no PCB" path; Linux `tcp_v4_send_reset()`). After the handshake completed
+    /// this is [`Link::handle_app_close`].
+    pub fn handle_abandon(&mut self, now: Instant) {
+        self.handle_app_close(now, Side::Client);
+    }
+
+    /// `side` aborts: RST now, both ends see the connection reset, whatever was queued is
+    /// dropped (`SO_LINGER` 0, lwIP `tcp_abort()`, or a close with unread received data: Linux
+    /// `__tcp_close()` "data_was_unread" → `tcp_send_active_reset()`, net/ipv4/tcp.c; lwIP
+    /// `tcp_close_shutdown()` with `rst_on_unacked_data`, src/core/tcp.c).
+    pub fn handle_rst(&mut self, now: Instant, side: Side) {
+        self.advance(now);
+        if self.state == State::SynSent && side == Side::Client {
+            self.abandon();
+            return;
+        }
+        if self.is_dead() || self.aborted[side.idx()] {
+            return;
+        }
+        let at = self.now;
+        self.send_rst(at, side);
+        self.reset(at, ResetReason::Rst { side });
+    }
+
+    /// The application of `side` closed its socket.
+    pub fn is_app_closed(&self, side: Side) -> bool {
+        self.app_closed[side.idx()]
     }
 
     /// `side` lost power: it sends nothing more and acknowledges nothing. Its peer keeps

@@ -24,7 +24,12 @@ impl Link {
         let Some(off) = s.segs.iter().find(|g| !g.acked).map(|g| g.off) else {
             return;
         };
-        if s.backoff >= self.cfg.retries_max {
+        let limit = if self.app_closed[dir.sender().idx()] {
+            self.cfg.retries_max.min(self.cfg.orphan_retries_max)
+        } else {
+            self.cfg.retries_max
+        };
+        if s.backoff >= limit {
             let seq = s.wire_seq(s.snd_nxt);
             let lost = self.decide_loss(dir);
             self.wire(at, dir, TcpFlags::RST, seq, 0, Vec::new(), lost);
@@ -87,6 +92,23 @@ impl Link {
             .and_then(|i| s.segs.get(i))
             .map(|g| (g.data.clone(), g.fin));
         let len = seg.as_ref().map_or(0, |g| g.0.len());
+        let receiver = dir.receiver();
+        if self.forgot[receiver.idx()] {
+            // Forgotten after FIN-WAIT-2: no such connection, RST.
+            self.send_rst(at, receiver);
+            self.reset(at, ResetReason::Rst { side: receiver });
+            return;
+        }
+        if self.app_closed[receiver.idx()]
+            && len > 0
+            && off.saturating_add(len as u64) > self.streams[dir.idx()].rcv_nxt
+        {
+            // New data for an application that closed its socket: abort with RST (Linux
+            // tcp_rcv_state_process, LINUX_MIB_TCPABORTONDATA; lwIP tcp_input, TF_RXCLOSED).
+            self.send_rst(at, receiver);
+            self.reset(at, ResetReason::Rst { side: receiver });
+            return;
+        }
         if self.aborted[dir.receiver().idx()] {
             if self.rebooted[dir.receiver().idx()] {
                 self.reset(
@@ -139,6 +161,7 @@ impl Link {
             });
         }
         if closed {
+            self.peer_fin[dir.idx()] = true;
             self.out.push_back(Output::Closed { dir });
         }
         // A pure ACK back (no delayed ACKs): cumulative, plus the segment that triggered it.
@@ -232,5 +255,6 @@ impl Link {
         }
         self.arm_timer(at, dir, advanced);
         self.detect_loss(at, dir);
+        self.check_fin_wait2(at, dir.sender());
     }
 }

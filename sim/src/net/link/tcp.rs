@@ -14,7 +14,55 @@ impl Link {
             }
             let ((at, _), ev) = entry.remove_entry();
             self.process(at, ev);
+            // An abandoned connect with nothing more in flight is gone for good.
+            if self.abandoned && self.state == State::SynSent && self.events.is_empty() {
+                self.state = State::Failed;
+                self.out.push_back(Output::ConnectFailed);
+            }
         }
+    }
+
+    /// A RST from `side` on the wire (sequence number: its next byte).
+    pub(super) fn send_rst(&mut self, at: Instant, side: Side) {
+        let dir = side.sending();
+        let s = &self.streams[dir.idx()];
+        let seq = s.wire_seq(s.snd_nxt);
+        let lost = self.decide_loss(dir);
+        self.wire(at, dir, TcpFlags::RST, seq, 0, Vec::new(), lost);
+    }
+
+    /// The client's application gave up the connect in SYN-SENT: no more SYNs; a SYN or SYN-ACK
+    /// already on its way may still arrive (and is answered with RST).
+    pub(super) fn abandon(&mut self) {
+        if self.abandoned {
+            return;
+        }
+        self.abandoned = true;
+        self.net(self.now, NetEvent::ConnectAbandoned);
+        self.events
+            .retain(|_, ev| !matches!(ev, Ev::SynTimeout { .. }));
+        if self.events.is_empty() {
+            self.state = State::Failed;
+            self.out.push_back(Output::ConnectFailed);
+        }
+    }
+
+    /// Arms `side`'s FIN-WAIT-2 timer once its application closed, its FIN is acknowledged and
+    /// the peer's FIN has not arrived.
+    pub(super) fn check_fin_wait2(&mut self, at: Instant, side: Side) {
+        let dir = side.sending();
+        let s = &self.streams[dir.idx()];
+        let fin_acked = s.fin_queued && s.segs.iter().all(|g| g.acked);
+        if !self.app_closed[side.idx()]
+            || self.fin_wait2_armed[side.idx()]
+            || !fin_acked
+            || self.peer_fin[dir.opposite().idx()]
+        {
+            return;
+        }
+        self.fin_wait2_armed[side.idx()] = true;
+        let d = Duration::from_millis(self.cfg.fin_wait2_ms);
+        self.schedule(at + d, Ev::FinWait2 { side });
     }
 
     pub(super) fn schedule(&mut self, at: Instant, ev: Ev) {
@@ -280,7 +328,7 @@ impl Link {
         }
         match ev {
             Ev::SynTimeout { attempt } => {
-                if self.state != State::SynSent || attempt != self.syn_attempt {
+                if self.state != State::SynSent || attempt != self.syn_attempt || self.abandoned {
                     return;
                 }
                 if attempt >= self.cfg.syn_retries_max {
@@ -334,6 +382,12 @@ impl Link {
             }
             Ev::SynAckArrive { attempt } => {
                 if self.state != State::SynSent || self.aborted[Side::Client.idx()] {
+                    return;
+                }
+                if self.abandoned {
+                    // The attempt was freed: the SYN-ACK matches nothing and gets a RST.
+                    self.send_rst(at, Side::Client);
+                    self.reset(at, ResetReason::LateSynAck);
                     return;
                 }
                 self.state = State::Established;
@@ -391,6 +445,16 @@ impl Link {
                     return;
                 }
                 self.detect_loss(at, dir);
+            }
+            Ev::FinWait2 { side } => {
+                if self.peer_fin[side.sending().opposite().idx()] || self.aborted[side.idx()] {
+                    return;
+                }
+                // The side forgets the connection: it sends nothing more and answers the
+                // peer's next segment with RST.
+                self.net(at, NetEvent::FinWait2Timeout { side });
+                self.aborted[side.idx()] = true;
+                self.forgot[side.idx()] = true;
             }
         }
     }

@@ -73,6 +73,12 @@ pub enum ResetReason {
     /// A segment reached a host that lost power and came back: it knows no such connection
     /// and answers RST (RFC 793, "reset generation").
     PeerRebooted { side: Side },
+    /// `side` closed or aborted its socket and sent RST: an abort, a close with unread received
+    /// data, or data arriving after its application closed (see [`super::Link::handle_rst`]).
+    Rst { side: Side },
+    /// The client gave up a connect still in progress and a late SYN-ACK reached it: it no
+    /// longer knows the connection and answers RST.
+    LateSynAck,
 }
 
 impl fmt::Display for ResetReason {
@@ -81,6 +87,8 @@ impl fmt::Display for ResetReason {
             ResetReason::Requested => f.write_str("requested"),
             ResetReason::RetriesExhausted { dir } => write!(f, "retries exhausted {dir}"),
             ResetReason::PeerRebooted { side } => write!(f, "{side:?} rebooted, RST").map(|_| ()),
+            ResetReason::Rst { side } => write!(f, "RST from {side}"),
+            ResetReason::LateSynAck => f.write_str("late SYN-ACK to an abandoned connect, RST"),
         }
     }
 }
@@ -144,6 +152,17 @@ pub enum NetEvent {
     Aborted {
         side: Side,
     },
+    /// The client's application gave up the connect in progress: the attempt is freed silently.
+    ConnectAbandoned,
+    /// `side`'s application closed its socket (no more reads or writes; what was written is
+    /// still delivered, then FIN).
+    AppClosed {
+        side: Side,
+    },
+    /// `side` waited `fin_wait2_ms` in FIN-WAIT-2 for its peer's FIN and forgot the connection.
+    FinWait2Timeout {
+        side: Side,
+    },
 }
 
 struct Ms(u64);
@@ -203,6 +222,11 @@ impl fmt::Display for NetEvent {
                 write!(f, "{dir} dead {}", if *on { "on" } else { "healed" })
             }
             NetEvent::Aborted { side } => write!(f, "{side} power cut"),
+            NetEvent::ConnectAbandoned => f.write_str("connect abandoned, attempt freed"),
+            NetEvent::AppClosed { side } => write!(f, "{side} closed"),
+            NetEvent::FinWait2Timeout { side } => {
+                write!(f, "{side} fin-wait-2 timeout, connection forgotten")
+            }
         }
     }
 }
