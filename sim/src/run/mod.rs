@@ -246,7 +246,9 @@ pub const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 fn step(sim: &mut turmoil::Sim<'_>) -> Result<(), String> {
     let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step()));
     match stepped {
-        Ok(r) => r.map(|_| ()).map_err(|e| format!("simulation stopped: {e}")),
+        Ok(r) => r
+            .map(|_| ())
+            .map_err(|e| format!("simulation stopped: {e}")),
         Err(panic) => {
             let text = panic
                 .downcast_ref::<String>()

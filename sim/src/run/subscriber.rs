@@ -24,10 +24,14 @@ const READ_CHUNK_BYTES: usize = 4 * 1024;
 /// What the subscriber reports to the simulation.
 #[derive(Debug)]
 pub enum SubEvent<'a> {
-    Connected { session_present: bool },
+    Connected {
+        session_present: bool,
+    },
     /// A SUBSCRIBE was sent (the broker may deliver what it covers before its SUBACK).
     Subscribing,
-    Subscribed { granted: Option<QoS> },
+    Subscribed {
+        granted: Option<QoS>,
+    },
     Message(&'a Event),
     Disconnected,
     /// The first connection attempt failed: the subscriber exits, as `mosquitto_sub` does.
