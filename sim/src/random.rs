@@ -29,7 +29,7 @@ impl Draw {
 
 /// The text of random scenario number `index` (any u64), named `name`: always valid.
 pub fn scenario_text(index: u64, name: &str) -> String {
-    let mut d = Draw(ChaCha8Rng::seed_from_u64(index ^ 0x5eed_24));
+    let mut d = Draw(ChaCha8Rng::seed_from_u64(index ^ 0x005e_ed24));
     let mut t = String::new();
     let duration_s = *d.pick(&[30u64, 60, 90, 120]);
     let heal_s = *d.pick(&[60u64, 90, 120]);

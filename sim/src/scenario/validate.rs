@@ -121,7 +121,7 @@ fn validate_top(c: &mut Checker<'_>, raw: &RawScenario) -> TopLevel {
         Some(t) if *t.get_ref() > TICK_MAX_MS => {
             c.at(
                 t,
-                &format!(
+                format!(
                     "tick_ms = {} is too long: at most {TICK_MAX_MS} (the step must resolve the \
                      model's shortest timers, TCP's 200 ms retransmission timeout first)",
                     t.get_ref()
