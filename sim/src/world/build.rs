@@ -12,7 +12,7 @@
 //!     .link("wifi", Link::new().latency_ms(20).jitter_ms(5).loss(0.2))
 //!     .devices(Devices::app("door", "door-alarm").profile("esp-mqtt").count(50).link("wifi"))
 //!     .subscriber(Subscriber::new("backend", "alarm/#").qos(1))
-//!     .fault(Fault::partition().target("door").at_s(30).duration_s(30))
+//!     .fault(Fault::partition().target("door").at_s(30.0).duration_s(30.0))
 //!     .input(Input::at("door", "door", 40.0, Value::Bool(true)))
 //!     .world()
 //!     .unwrap()
