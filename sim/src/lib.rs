@@ -9,6 +9,7 @@ pub mod disk;
 pub mod net;
 #[cfg(feature = "proptest")]
 pub mod proptest;
+pub mod random;
 pub mod report;
 pub mod run;
 pub mod scenario;

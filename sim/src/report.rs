@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::check::{Ledger, Summary, Tally, Violation};
+use crate::check::{Behaviours, Ledger, Summary, Tally, Violation};
 use crate::scenario::{Expect, Metric, Scenario, Scope};
 
 pub mod takeover;
@@ -207,6 +207,7 @@ impl Report {
                 k.lost
             );
         }
+        render_behaviours(&mut out, &self.summary.behaviours);
         out.push_str(LEGEND);
         let _ = writeln!(out, "violations: {}", self.violations.len());
         for line in self.violation_lines.iter().take(VIOLATIONS_SHOWN) {
@@ -237,6 +238,32 @@ impl Report {
         } else {
             format!("wall {wall_s:.3} s\n")
         }
+    }
+}
+
+/// The named behaviours (not violations), one line each, only those that happened: so a run
+/// without them renders as before.
+fn render_behaviours(out: &mut String, b: &Behaviours) {
+    if b.reordered_by_client > 0 {
+        let _ = writeln!(
+            out,
+            "reordered by the client across a re-send (not the broker): {}",
+            b.reordered_by_client
+        );
+    }
+    if b.subscribers_gave_up > 0 {
+        let _ = writeln!(
+            out,
+            "subscribers that gave up on their first connect (mosquitto_sub exits): {}",
+            b.subscribers_gave_up
+        );
+    }
+    if b.still_queued > 0 {
+        let _ = writeln!(
+            out,
+            "still queued at the end behind a draining backlog (owed, not lost): {}",
+            b.still_queued
+        );
     }
 }
 

@@ -44,6 +44,27 @@ impl Tally {
     }
 }
 
+/// What clients (and the run) did that MQTT does not forbid, counted instead of blamed on the
+/// broker.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Behaviours {
+    /// First receipts that came after a newer message of the same publisher and topic because the
+    /// publisher re-sent them after sending the newer one (esp-mqtt re-sends its outbox behind
+    /// newer messages, also on a new clean session): reordered by the client, not the broker.
+    pub reordered_by_client: u64,
+    /// Subscribers that gave up on their first connect (`mosquitto_sub` exits).
+    pub subscribers_gave_up: u64,
+    /// (message, subscriber) pairs owed at the end and still queued behind a backlog that was
+    /// still draining: nothing later of their stream had arrived, the subscriber still receiving.
+    pub still_queued: u64,
+}
+
+impl Behaviours {
+    pub fn is_empty(&self) -> bool {
+        *self == Behaviours::default()
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     pub all: Tally,
@@ -56,6 +77,7 @@ pub struct Summary {
     /// Receipts without a payload tag (wills, foreign publishers).
     pub untagged: u64,
     pub violations: u64,
+    pub behaviours: Behaviours,
 }
 
 impl Ledger {
@@ -64,6 +86,7 @@ impl Ledger {
         let mut sum = Summary {
             violations: self.violations.len() as u64,
             untagged: self.untagged.values().sum(),
+            behaviours: self.behaviours.clone(),
             ..Summary::default()
         };
         for d in &self.devices {

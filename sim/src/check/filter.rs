@@ -40,6 +40,11 @@ pub(super) fn on_receipt(
     if s.filters.keys().any(|f| matches(f, topic)) {
         return;
     }
+    // A SUBSCRIBE sent and not yet acknowledged (in this connection or re-sent after a
+    // reconnect): the broker may deliver what it covers before its SUBACK (MQTT-3.8.4).
+    if s.requested.iter().any(|f| matches(f, topic)) {
+        return;
+    }
     let filters: Vec<&str> = s.filters.keys().map(|f| f.as_str()).collect();
     let detail = format!(
         "{} received {topic}, which none of its filters [{}] match",

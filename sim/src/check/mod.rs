@@ -19,6 +19,12 @@
 //!
 //! A broker restart without persistence legitimately loses what only the broker held: such
 //! messages are counted apart (`lost_with_broker`), never as violations.
+//!
+//! What a client library does that MQTT does not forbid is not blamed on the broker either: it is
+//! counted as a named behaviour ([`Behaviours`]): a message reordered by its publisher's re-send
+//! (esp-mqtt re-sends its outbox behind newer messages), a subscriber that gave up on its first
+//! connect (`mosquitto_sub` exits), and, at the end, messages still queued behind a backlog that
+//! was still draining (no later message of their stream arrived, the subscriber still receiving).
 
 use std::collections::BTreeMap;
 
@@ -36,7 +42,7 @@ pub mod qos2;
 pub mod records;
 pub mod takeover;
 
-pub use accounting::{Summary, Tally};
+pub use accounting::{Behaviours, Summary, Tally};
 pub use records::{Delivery, DeviceReceipt, PublishRecord, Records};
 
 /// Simulated time, microseconds since the start of the run.
@@ -123,6 +129,10 @@ struct Message {
     session_lost: bool,
     covered: BTreeMap<SubscriberId, Coverage>,
     receipts: BTreeMap<SubscriberId, Receipt>,
+    /// The broker's receipts of copies of this PUBLISH (QoS > 0, from the wire), as indices in
+    /// the order of all such arrivals: the first and the latest.
+    first_arrival: Option<u64>,
+    last_arrival: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -146,6 +156,13 @@ struct Subscriber {
     session_epoch: u64,
     /// Filter -> granted QoS, in the current session.
     filters: BTreeMap<String, u8>,
+    /// Filters of SUBSCRIBEs sent and not yet acknowledged: the broker may already deliver what
+    /// they cover (MQTT-3.8.4), also after a reconnect that re-sent them.
+    requested: std::collections::BTreeSet<String>,
+    /// Gave up on its first connect (`mosquitto_sub` exits): not expected back.
+    gave_up: bool,
+    /// The last first receipt (not retained).
+    last_receipt_at: Option<Micros>,
 }
 
 /// The ledger. Register clients, feed events in time order, call `heal` then `finish`, read
@@ -167,6 +184,10 @@ pub struct Ledger {
     restarts: Vec<Micros>,
     /// Messages devices received.
     device_receipts: Vec<DeviceReceipt>,
+    /// PUBLISH copies (QoS > 0) that reached the broker so far.
+    arrivals: u64,
+    /// Named behaviours of the client libraries and the run, not violations.
+    behaviours: Behaviours,
     /// Each publish call's payload as its application gave it, for the records.
     payloads: BTreeMap<MsgId, Vec<u8>>,
 }
@@ -211,6 +232,9 @@ impl Ledger {
             connection_epoch: 0,
             session_epoch: 0,
             filters: BTreeMap::new(),
+            requested: Default::default(),
+            gave_up: false,
+            last_receipt_at: None,
         });
         SubscriberId(self.subscribers.len() as u32 - 1)
     }
@@ -297,6 +321,8 @@ impl Ledger {
             session_lost: false,
             covered,
             receipts: BTreeMap::new(),
+            first_arrival: None,
+            last_arrival: None,
         };
         if self.messages.insert(id, message).is_some() {
             self.violate(
@@ -388,8 +414,27 @@ impl Ledger {
     ) {
         let s = &mut self.subscribers[subscriber.0 as usize];
         s.clean_session = clean_session;
+        s.requested.remove(filter);
         if granted_qos <= 2 {
             s.filters.insert(filter.to_string(), granted_qos);
+        }
+    }
+
+    /// The subscriber sent a SUBSCRIBE for `filter` (its SUBACK is `subscribed`).
+    pub fn subscribe_requested(&mut self, _at: Micros, subscriber: SubscriberId, filter: &str) {
+        self.subscribers[subscriber.0 as usize]
+            .requested
+            .insert(filter.to_string());
+    }
+
+    /// The subscriber's first connection attempt failed and it exited, as `mosquitto_sub` does:
+    /// a behaviour of the client, not a liveness failure of the broker.
+    pub fn subscriber_gave_up(&mut self, _at: Micros, subscriber: SubscriberId) {
+        let s = &mut self.subscribers[subscriber.0 as usize];
+        if !s.gave_up {
+            s.gave_up = true;
+            s.connected = false;
+            self.behaviours.subscribers_gave_up += 1;
         }
     }
 
@@ -452,6 +497,7 @@ impl Ledger {
         }
         let duplicate = !first && !retain;
         if first && !retain {
+            self.subscribers[subscriber.0 as usize].last_receipt_at = Some(at);
             order::on_first_receipt(self, at, subscriber, topic, msg);
         }
         if duplicate {
@@ -536,6 +582,16 @@ impl Ledger {
         pkid: u16,
         msg: Option<MsgId>,
     ) {
+        if let (ClientRef::Device(_), Flow::ClientToBroker, Some(id)) =
+            (endpoint.client, endpoint.flow, msg)
+        {
+            let n = self.arrivals;
+            self.arrivals += 1;
+            if let Some(m) = self.messages.get_mut(&id) {
+                m.first_arrival.get_or_insert(n);
+                m.last_arrival = Some(n);
+            }
+        }
         packet_id::on_used(self, at, endpoint, pkid, msg);
     }
 

@@ -24,7 +24,9 @@ pub(super) fn on_duplicate(ledger: &mut Ledger, at: Micros, sub: SubscriberId, m
 }
 
 pub(super) fn at_finish(ledger: &mut Ledger, at: Micros) {
-    for (id, sub) in super::qos1::missing(ledger, 2) {
+    let (missing, queued) = super::qos1::missing(ledger, 2, at);
+    ledger.behaviours.still_queued += queued;
+    for (id, sub) in missing {
         let detail = format!(
             "{} seq {} (QoS 2) completed at the publisher, never received by {}",
             ledger.device_name(id.device),

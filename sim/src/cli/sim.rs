@@ -47,6 +47,14 @@ pub struct SimArgs {
     /// with its replay line, then a summary.
     #[arg(long, value_name = "A..B", value_parser = parse_range, conflicts_with_all = ["seed", "pcap", "trace"])]
     pub seeds: Option<(u64, u64)>,
+    /// Random scenarios: run generated scenarios `A..B` (each index is one valid file, the same
+    /// on every machine), seeds 1..=5 each; every failure is written as a scenario file with its
+    /// seed to `--keep` and listed. A benchmark-like sweep, longer than `cargo test`'s fixed set.
+    #[arg(long, value_name = "A..B", value_parser = parse_range, conflicts_with_all = ["file", "seed", "seeds", "pcap", "trace", "bench"])]
+    pub random: Option<(u64, u64)>,
+    /// Where `--random` writes failing scenarios (default `random-failures/`).
+    #[arg(long, value_name = "DIR", requires = "random")]
+    pub keep: Option<PathBuf>,
     /// Threads for a sweep (default: every core).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -74,6 +82,51 @@ fn jobs(args: &SimArgs) -> usize {
             .map(|n| n.get())
             .unwrap_or(1)
     })
+}
+
+/// Seeds each random scenario runs with.
+const RANDOM_SEEDS: u64 = 5;
+
+/// `--random A..B`: generated scenarios, failures kept as files.
+fn random(args: &SimArgs, range: (u64, u64)) -> ExitCode {
+    let jobs = jobs(args);
+    let started = std::time::Instant::now();
+    let opts = RunOptions::default();
+    let (runs, failures) = mqsim_sim::random::sweep(range, RANDOM_SEEDS, jobs, &opts);
+    let dir = args
+        .keep
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("random-failures"));
+    let mut scenarios = std::collections::BTreeSet::new();
+    for f in &failures {
+        scenarios.insert(f.index);
+        let path = dir.join(format!("random-{}-seed{}.toml", f.index, f.seed));
+        let kept = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, &f.text));
+        match kept {
+            Ok(()) => println!(
+                "random-{} seed {}: {}\n  kept: {}",
+                f.index,
+                f.seed,
+                f.why,
+                path.display()
+            ),
+            Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+        }
+    }
+    println!(
+        "random scenarios {}..{}: {} runs ({RANDOM_SEEDS} seeds each), {} failed in {} scenarios, {:.2} s wall on {jobs} threads",
+        range.0,
+        range.1,
+        runs,
+        failures.len(),
+        scenarios.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// `--bench`: the two figures the README quotes.
@@ -140,6 +193,9 @@ qos = 1
 pub fn main(args: SimArgs) -> ExitCode {
     if args.bench {
         return bench(&args);
+    }
+    if let Some(range) = args.random {
+        return random(&args, range);
     }
     let scenario = match &args.file {
         Some(path) => Scenario::load(path),

@@ -239,6 +239,42 @@ fn broker_config(sc: &Scenario) -> Result<broker::Config, String> {
     Ok(bcfg)
 }
 
+/// turmoil's ephemeral port range, the same for every simulated host.
+pub const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
+
+/// One step of the simulation. turmoil panics ("Host: '...' ports exhausted") when a host has
+/// every ephemeral port in use at once: every device shares one host (and every subscriber
+/// another), so a fleet holding about 16,000 connections open at once (reconnect storms whose old
+/// connections are not yet closed) hits it. That ends the run with an error naming the limit.
+fn step(sim: &mut turmoil::Sim<'_>) -> Result<(), String> {
+    let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step()));
+    match stepped {
+        Ok(r) => r
+            .map(|_| ())
+            .map_err(|e| format!("simulation stopped: {e}")),
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if text.contains("ports exhausted") {
+                let n = usize::from(EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start()) + 1;
+                Err(format!(
+                    "simulation stopped: {text}: more than {n} connections open at once from \
+                     one simulated host (ephemeral ports {}-{}); every device shares one host and \
+                     every subscriber another, so a run is limited to {n} connections open at \
+                     once per host: use fewer devices or fewer reconnects",
+                    EPHEMERAL_PORTS.start(),
+                    EPHEMERAL_PORTS.end()
+                ))
+            } else {
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+}
+
 /// Runs `scenario` once. `Err` only when the simulation itself could not run.
 pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String> {
     let started = std::time::Instant::now();
@@ -297,7 +333,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         if now_ms >= end_ms {
             break;
         }
-        sim.step().map_err(|e| format!("simulation stopped: {e}"))?;
+        step(&mut sim)?;
         let taps = shared.net.take_taps();
         if !taps.is_empty() {
             let mut l = shared.ledger.borrow_mut();

@@ -1,7 +1,12 @@
 //! A simulated `mosquitto_sub -t FILTER -v`: the core's sans-IO [`Client`] in a tokio loop over a
 //! stream the connector opens. It subscribes after every CONNACK without a session, prints each
 //! message as `topic payload`, and reconnects a second after a loss (libmosquitto's default
-//! reconnect delay).
+//! reconnect delay), also when its WiFi dropped while a connection attempt was under way.
+//!
+//! Like the real one, it gives up when its first connection attempt fails (`mosquitto_sub`
+//! exits on `Error: Connection timed out` / `Network is unreachable`): a TCP connect that fails, or
+//! is cut by a WiFi drop, before any connection was ever established. It says so
+//! ([`SubEvent::GaveUp`]) and stops.
 
 use mqsim::client::{Client, ClientConfig, Event};
 use mqsim::driver::drain_into;
@@ -19,10 +24,18 @@ const READ_CHUNK_BYTES: usize = 4 * 1024;
 /// What the subscriber reports to the simulation.
 #[derive(Debug)]
 pub enum SubEvent<'a> {
-    Connected { session_present: bool },
-    Subscribed { granted: Option<QoS> },
+    Connected {
+        session_present: bool,
+    },
+    /// A SUBSCRIBE was sent (the broker may deliver what it covers before its SUBACK).
+    Subscribing,
+    Subscribed {
+        granted: Option<QoS>,
+    },
     Message(&'a Event),
     Disconnected,
+    /// The first connection attempt failed: the subscriber exits, as `mosquitto_sub` does.
+    GaveUp,
 }
 
 pub trait SubHooks {
@@ -52,6 +65,8 @@ pub async fn run_subscriber<S, H>(
     let mut connecting: Option<Connecting<S>> = Some(connect());
     let mut reconnect_at: Option<Instant> = None;
     let mut online = true;
+    // A TCP connection was established at least once (`mosquitto_connect` returned success).
+    let mut established = false;
     let (mut buf, mut writes, mut events) = (Vec::new(), Vec::new(), Vec::new());
     let mut rbuf = vec![0u8; READ_CHUNK_BYTES];
     loop {
@@ -69,6 +84,7 @@ pub async fn run_subscriber<S, H>(
                         },
                     );
                     if !session_present {
+                        hooks.event(now, SubEvent::Subscribing);
                         let _ = client.subscribe(now, &[(filter.as_str(), qos)]);
                         again = true;
                     }
@@ -113,8 +129,16 @@ pub async fn run_subscriber<S, H>(
                 Some(Control::WifiDown) => {
                     online = false;
                     stream = None;
-                    connecting = None;
-                    client.handle_disconnected(hooks.now());
+                    let now = hooks.now();
+                    if connecting.take().is_some() {
+                        if !established {
+                            hooks.event(now, SubEvent::GaveUp);
+                            return;
+                        }
+                        // A connection attempt cut by the drop: try again once back.
+                        reconnect_at = Some(now + Duration::from_millis(RECONNECT_DELAY_MS));
+                    }
+                    client.handle_disconnected(now);
                 }
                 Some(Control::WifiUp) => online = true,
             },
@@ -123,8 +147,13 @@ pub async fn run_subscriber<S, H>(
                 let now = hooks.now();
                 match r {
                     Ok(s) => {
+                        established = true;
                         stream = Some(s);
                         client.handle_connected(now);
+                    }
+                    Err(_) if !established => {
+                        hooks.event(now, SubEvent::GaveUp);
+                        return;
                     }
                     Err(_) => reconnect_at = Some(now + Duration::from_millis(RECONNECT_DELAY_MS)),
                 }

@@ -45,7 +45,9 @@ impl SubHooks for SimSubscriber {
                 granted.map_or(0x80, QoS::as_u8),
                 self.clean_session,
             ),
+            SubEvent::Subscribing => ledger.subscribe_requested(us, self.id, &self.filter),
             SubEvent::Disconnected => ledger.subscriber_disconnected(us, self.id),
+            SubEvent::GaveUp => ledger.subscriber_gave_up(us, self.id),
             SubEvent::Message(Event::Message {
                 topic,
                 payload,

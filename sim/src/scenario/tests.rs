@@ -197,6 +197,12 @@ fn bad_values_are_refused_at_their_line() {
         "t.toml:3: tick_ms must be > 0 (it is the simulation step)"
     );
 
+    // Issue 24: a huge tick ended in turmoil's "ports exhausted" panic; now refused at its line.
+    let text = MINIMAL.replace("duration_s = 10", "duration_s = 10\ntick_ms = 2147483648");
+    let err = Scenario::parse(&text, "t.toml").unwrap_err();
+    assert_eq!(err.first().line, 3, "{err}");
+    assert!(err.to_string().contains("too long: at most 100"), "{err}");
+
     let (line, reason) = first_error("[[subscriber]]\nname = \"s\"\nfilter = \"a/#/b\"\nqos = 0\n");
     assert_eq!(line, 10, "{reason}");
 

@@ -104,6 +104,10 @@ struct TopLevel {
 
 /// The top level: `description` (not empty), `seed` (1 by default), `duration_s` (> 0),
 /// `tick_ms` (> 0, 1 by default) and `heal_s` (30 by default).
+/// The longest simulation step: shorter than the shortest timer the model must resolve (the
+/// links' 200 ms minimum TCP retransmission timeout), with room for jitter.
+pub const TICK_MAX_MS: u64 = 100;
+
 fn validate_top(c: &mut Checker<'_>, raw: &RawScenario) -> TopLevel {
     let duration_ms = c.seconds("duration_s", &raw.duration_s);
     if duration_ms == 0 && c.problems.is_empty() {
@@ -114,9 +118,25 @@ fn validate_top(c: &mut Checker<'_>, raw: &RawScenario) -> TopLevel {
             c.at(t, "tick_ms must be > 0 (it is the simulation step)");
             1
         }
+        Some(t) if *t.get_ref() > TICK_MAX_MS => {
+            c.at(
+                t,
+                format!(
+                    "tick_ms = {} is too long: at most {TICK_MAX_MS} (the step must resolve the \
+                     model's shortest timers, TCP's 200 ms retransmission timeout first)",
+                    t.get_ref()
+                ),
+            );
+            1
+        }
         Some(t) => *t.get_ref(),
         None => 1,
     };
+    if let Some(t) = &raw.tick_ms {
+        if duration_ms > 0 && *t.get_ref() <= TICK_MAX_MS && *t.get_ref() > duration_ms {
+            c.at(t, "tick_ms is longer than the run (duration_s)");
+        }
+    }
     let heal_ms = match &raw.heal_s {
         Some(h) => c.seconds("heal_s", h),
         None => 30_000,
