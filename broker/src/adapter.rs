@@ -534,7 +534,9 @@ where
     let mut stream = std::pin::pin!(stream);
     let mut io = ConnState::default();
     let mut broker_gone = false;
-    while let Some(step) = std::future::poll_fn(|cx| io.poll_step(cx, stream.as_mut(), &shared)).await {
+    while let Some(step) =
+        std::future::poll_fn(|cx| io.poll_step(cx, stream.as_mut(), &shared)).await
+    {
         if broker_gone {
             continue; // finish writing what is queued, then close
         }
