@@ -89,8 +89,10 @@ impl Broker {
             None => {
                 let sid = self.next_session;
                 self.next_session += 1;
-                self.sessions
-                    .insert(sid, Box::new(Session::new(client_id.clone(), c.clean_session)));
+                self.sessions.insert(
+                    sid,
+                    Box::new(Session::new(client_id.clone(), c.clean_session)),
+                );
                 self.by_client_id.insert(client_id.clone(), sid);
                 self.record_session(sid, || RecordArgs::Session);
                 (sid, false)
