@@ -456,7 +456,7 @@ async fn sleep_until(epoch: tokio::time::Instant, at: Option<Instant>) {
 
 impl BrokerHandle {
     /// Serves one accepted stream until either side closes it. Returns once the broker has taken
-    /// the connection (or refused it: `max_connections`); the I/O runs in spawned tasks.
+    /// the connection (or refused it: `max_connections`); the I/O runs in a spawned task.
     pub async fn serve<S>(&self, stream: S, peer: String) -> Option<ConnId>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
