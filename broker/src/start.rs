@@ -377,6 +377,9 @@ pub struct Options {
     pub verbose: bool,
 }
 
+/// Stack of the runtime's blocking thread (the journal's writes and syncs, nothing deep).
+const BLOCKING_THREAD_STACK_BYTES: usize = 256 * 1024;
+
 /// `mqsim broker`: reads the configuration, starts logging where it says, and [`serve`]s on a
 /// [`RealHost`] until SIGINT or SIGTERM. Exit code 1 for every failure to start (mosquitto
 /// exits 3 for a bad config file).
@@ -420,8 +423,13 @@ pub fn run(opts: Options) -> ExitCode {
     }
     settings.broker.verbose = types & log_type::DEBUG != 0;
     settings.broker.log_notices = types & (log_type::NOTICE | log_type::INFORMATION) != 0;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread runs everything: the broker is one task, and the connections' I/O on a second
+    // core bought no throughput (docs/performance.md). So one allocator arena, no worker stacks;
+    // the journal's syncs run on one blocking thread with a small stack.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(1)
+        .thread_stack_size(BLOCKING_THREAD_STACK_BYTES)
         .build()
     {
         Ok(r) => r,

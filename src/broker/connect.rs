@@ -2,6 +2,7 @@
 //! assigned when it is empty), a session taken over from an older connection or resumed, the
 //! keep-alive timer and will, then CONNACK and the redelivery of what was in flight.
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use core::cmp::Reverse;
@@ -88,8 +89,10 @@ impl Broker {
             None => {
                 let sid = self.next_session;
                 self.next_session += 1;
-                self.sessions
-                    .insert(sid, Session::new(client_id.clone(), c.clean_session));
+                self.sessions.insert(
+                    sid,
+                    Box::new(Session::new(client_id.clone(), c.clean_session)),
+                );
                 self.by_client_id.insert(client_id.clone(), sid);
                 self.record_session(sid, || RecordArgs::Session);
                 (sid, false)

@@ -1,6 +1,7 @@
 //! The durable state as records and back: the snapshot that starts a compacted journal, and
 //! [`Broker::restore`], which replays a journal (up to its first damaged record) into a broker.
 
+use alloc::boxed::Box;
 use alloc::string::ToString;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -289,7 +290,7 @@ impl Broker {
                 let sid = self.next_session;
                 self.next_session += 1;
                 self.sessions
-                    .insert(sid, Session::new(client.to_string(), false));
+                    .insert(sid, Box::new(Session::new(client.to_string(), false)));
                 self.by_client_id.insert(client.to_string(), sid);
             }
             Record::SessionGone { client } => {
