@@ -21,7 +21,7 @@ class Client : public Stream {
   virtual operator bool() = 0;
 
  protected:
-  uint8_t* rawIPAddress(IPAddress& addr) { return nullptr; }
+  uint8_t* rawIPAddress(IPAddress&) { return nullptr; }
 };
 
 #endif

@@ -307,7 +307,27 @@ fn validate_devices(
             }
             a.get_ref().clone()
         });
-        if let Some(a) = &app {
+        let sketch = d.sketch.as_ref().map(|k| {
+            if !k.get_ref().ends_with(".ino") {
+                c.at(k, "sketch must name an Arduino sketch file (NAME.ino)");
+            }
+            if app.is_some() {
+                c.at(k, "sketch and app are exclusive: a device runs one of them");
+            }
+            k.get_ref().clone()
+        });
+        if let (Some(l), None) = (&d.libraries, &sketch) {
+            c.at(l, "libraries are for a sketch (`sketch = \"app.ino\"`)");
+        }
+        let libraries = d
+            .libraries
+            .as_ref()
+            .map_or(Vec::new(), |l| l.get_ref().clone());
+        // A sketch decides what it publishes, as an application does.
+        let app_or_sketch = app
+            .clone()
+            .or_else(|| sketch.as_ref().map(|k| format!("sketch {k}")));
+        if let Some(a) = &app_or_sketch {
             // The reference sketch's own keys: an application decides what it publishes.
             let sketch_keys = [
                 d.qos.as_ref().map(|v| ("qos", c.line(v.span()))),
@@ -324,12 +344,17 @@ fn validate_devices(
                 c.problems.push(Diagnostic {
                     line,
                     reason: format!(
-                        "{key} is a setting of the reference sketch; app `{a}` decides what it publishes"
+                        "{key} is a setting of the reference sketch; {} decides what it publishes",
+                        if a.starts_with("sketch ") {
+                            a.clone()
+                        } else {
+                            format!("app `{a}`")
+                        }
                     ),
                 });
             }
         }
-        let qos = match (&d.qos, &app) {
+        let qos = match (&d.qos, &app_or_sketch) {
             (Some(q), _) => c.qos("qos", q),
             (None, Some(_)) => 0,
             (None, None) => {
@@ -340,7 +365,7 @@ fn validate_devices(
                 0
             }
         };
-        if let (Some(q), Profile::Pubsubclient, None) = (&d.qos, profile, &app) {
+        if let (Some(q), Profile::Pubsubclient, None) = (&d.qos, profile, &app_or_sketch) {
             if (1..=2).contains(&qos) {
                 c.at(
                     q,
@@ -406,6 +431,8 @@ fn validate_devices(
             count,
             profile,
             app,
+            sketch,
+            libraries,
             qos,
             interval_ms,
             link: validate_link_ref(c, links, &d.link),
