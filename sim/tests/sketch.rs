@@ -267,3 +267,20 @@ fn the_real_pubsubclient_matches_the_profile_where_installed() {
         );
     }
 }
+
+#[test]
+fn the_builder_makes_sketch_devices() {
+    use mqsim_sim::world::build::{Builder, Devices, Subscriber};
+    let b = Builder::new("a sketch from the builder")
+        .duration_s(3)
+        .heal_s(1)
+        .devices(
+            Devices::arduino("board", &format!("{DIR}/tests/sketches/counter.ino"))
+                .profile("pubsubclient"),
+        )
+        .subscriber(Subscriber::new("sub", "ESP32/#").qos(0));
+    let o = b.world().expect("valid").run(1).expect("runs");
+    assert!(device_texts(&o, "board")
+        .iter()
+        .any(|l| l.ends_with(" count 2")));
+}
