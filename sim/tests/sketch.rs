@@ -272,7 +272,7 @@ fn the_real_pubsubclient_matches_the_profile_where_installed() {
 fn the_builder_makes_sketch_devices() {
     use mqsim_sim::world::build::{Builder, Devices, Subscriber};
     let b = Builder::new("a sketch from the builder")
-        .duration_s(3)
+        .duration_s(8)
         .heal_s(1)
         .devices(
             Devices::arduino("board", &format!("{DIR}/tests/sketches/counter.ino"))
