@@ -323,6 +323,26 @@ fn validate_devices(
             .libraries
             .as_ref()
             .map_or(Vec::new(), |l| l.get_ref().clone());
+        if let Some(k) = &sketch {
+            // What the sketch's MQTT library is told comes from the sketch's own calls.
+            let lib_keys = [
+                d.keepalive_s
+                    .as_ref()
+                    .map(|v| ("keepalive_s", c.line(v.span()))),
+                d.outbox_expiry_s
+                    .as_ref()
+                    .map(|v| ("outbox_expiry_s", c.line(v.span()))),
+                d.will.as_ref().map(|w| ("will", c.line(w.topic.span()))),
+            ];
+            for (key, line) in lib_keys.into_iter().flatten() {
+                c.problems.push(Diagnostic {
+                    line,
+                    reason: format!(
+                        "{key}: sketch {k} sets it itself, through its MQTT library's calls"
+                    ),
+                });
+            }
+        }
         // A sketch decides what it publishes, as an application does.
         let app_or_sketch = app
             .clone()
