@@ -1,6 +1,6 @@
 //! A device given as an Arduino sketch (`sketch = "app.ino"`): the user's C++ and the real MQTT
 //! library they link (PubSubClient), compiled for the host against mqsim's own Arduino core
-//! ([`compile`]), run as a process per device ([`process`]) whose clock, serial port, WiFi, TCP
+//! ([`mod@compile`]), run as a process per device ([`process`]) whose clock, serial port, WiFi, TCP
 //! socket, randomness and sensor are the simulator's ([`run_sketch`]).
 //!
 //! Design. A process per device: each device keeps its own globals for free (two devices of the
