@@ -217,12 +217,22 @@ fn compiler() -> String {
     std::env::var("CXX").unwrap_or_else(|_| "c++".to_string())
 }
 
+/// A temporary file name unique to this process and call: compilations of one sketch by several
+/// threads (tests) or processes must not write the same file.
+fn unique_tmp(path: &Path) -> PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".tmp{}-{n}", std::process::id()));
+    PathBuf::from(name)
+}
+
 /// Writes `text` to `path` unless it already holds it (atomic: a temporary file, then rename).
 fn write_if_changed(path: &Path, text: &[u8]) -> Result<(), String> {
     if std::fs::read(path).is_ok_and(|t| t == text) {
         return Ok(());
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = unique_tmp(path);
     std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -347,7 +357,7 @@ pub fn compile(src: &SketchSource) -> Result<PathBuf, String> {
         }
     }
     cmd.arg(&wrapper);
-    let tmp = cache.join(format!("{stem}-{key}.tmp{}", std::process::id()));
+    let tmp = unique_tmp(&exe);
     cmd.arg("-o").arg(&tmp);
     let out = cmd.output().map_err(|e| {
         format!(
