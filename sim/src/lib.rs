@@ -14,6 +14,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod seed;
+pub mod sketch;
 pub mod sweep;
 pub mod tcp;
 pub mod world;

@@ -45,6 +45,10 @@
 //!                        # project's client, as the firmware and a backend on a PC run it)
 //! app = "door"           # optional: an application the run was given (World::app); without
 //!                        # it the device runs the reference sketch, whose keys are the next five
+//! sketch = "app.ino"     # optional, instead of app: an Arduino sketch (C++, with its libraries),
+//!                        # compiled for the host; relative to this file (docs/sketches.md)
+//! libraries = ["libs"]   # optional, with sketch: Arduino libraries/ folders, searched before
+//!                        # MQSIM_ARDUINO_LIBRARIES's
 //! qos = 1                # 0, 1 or 2 (required for the reference sketch)
 //! interval_ms = 2000     # default 2000
 //! link = "wifi"          # default "ideal"

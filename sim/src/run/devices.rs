@@ -1,8 +1,12 @@
 //! The field host (192.168.100.101): every virtual ESP32 of the scenario, each on its own TCP
 //! connection with its own modelled link, its own sensor and rng (seeded from the run's seed),
-//! its serial lines in the output and its publishes in the ledger.
+//! its serial lines in the output and its publishes in the ledger. A device given as an Arduino
+//! sketch runs as its own process ([`crate::sketch`]), with the same link, sensor and rngs, the
+//! ledger fed from its wire bytes.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use mqsim::app::reference::{ReferenceSketch, SketchConfig, TAG_MAX_BYTES};
@@ -24,6 +28,7 @@ use crate::device_io::{run_device, DeviceHooks};
 use crate::net::stream::sim_now;
 use crate::scenario::{Profile, Scenario};
 use crate::seed::Stream;
+use crate::sketch::{self, SketchHooks, SketchSource};
 
 struct SimDevice {
     id: DeviceId,
@@ -35,6 +40,8 @@ struct SimDevice {
     rng: ChaCha8Rng,
     wifi_join_ms: (u64, u64),
     clock: WallClock,
+    /// A sketch's `random()` (unused by the Rust devices).
+    sketch_rng: ChaCha8Rng,
 }
 
 impl DeviceHooks for SimDevice {
@@ -82,6 +89,75 @@ impl DeviceHooks for SimDevice {
     }
 }
 
+impl SketchHooks for SimDevice {
+    fn now(&mut self) -> Instant {
+        sim_now()
+    }
+    fn serial_line(&mut self, at: Instant, text: &str) {
+        let line = self.clock.prefix(at) + text;
+        self.lines.push(at, Source::Device(self.name.clone()), line);
+    }
+    fn note(&mut self, at: Instant, text: &str) {
+        self.lines
+            .push(at, Source::Device(self.name.clone()), text.to_string());
+    }
+    fn reading(&mut self) -> Reading {
+        self.sensor.read()
+    }
+    fn wifi_join_delay(&mut self) -> Duration {
+        DeviceHooks::wifi_join_delay(self)
+    }
+    fn random(&mut self) -> u32 {
+        self.sketch_rng.next_u32()
+    }
+    fn connected(&mut self, at: Instant, clean_session: bool) {
+        self.ledger
+            .borrow_mut()
+            .device_connected(at.as_micros(), self.id, clean_session);
+    }
+    fn disconnected(&mut self, at: Instant) {
+        self.ledger
+            .borrow_mut()
+            .device_disconnected(at.as_micros(), self.id);
+    }
+    fn received(&mut self, at: Instant, topic: &str, payload: &[u8]) {
+        self.ledger
+            .borrow_mut()
+            .device_received(at.as_micros(), self.id, topic, payload);
+    }
+}
+
+/// `path` of the scenario file `file`: relative to the file's folder, if it is there.
+fn beside(file: &str, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_relative() {
+        if let Some(dir) = Path::new(file).parent() {
+            let q = dir.join(p);
+            if q.exists() {
+                return q;
+            }
+        }
+    }
+    p.to_path_buf()
+}
+
+/// One device of the field host: the core's, or a sketch's process.
+enum FieldDevice {
+    Core(
+        DeviceConfig,
+        Box<dyn App>,
+        SimConnector,
+        mpsc::UnboundedReceiver<crate::device_io::Control>,
+        SimDevice,
+    ),
+    Sketch(
+        PathBuf,
+        SimConnector,
+        mpsc::UnboundedReceiver<crate::device_io::Control>,
+        SimDevice,
+    ),
+}
+
 /// Adds the field host to `sim` with every device of `sc`, and each device's control channel to
 /// `controls`.
 pub(super) fn add(
@@ -92,7 +168,26 @@ pub(super) fn add(
     apps: &Apps,
 ) -> Result<(), String> {
     let mut devices = Vec::new();
+    // Each sketch compiled once (before anything runs: a sketch that does not compile stops the
+    // run here).
+    let mut built: BTreeMap<(String, Vec<String>), PathBuf> = BTreeMap::new();
     for d in &sc.devices {
+        let exe = match &d.sketch {
+            None => None,
+            Some(path) => {
+                let key = (path.clone(), d.libraries.clone());
+                if !built.contains_key(&key) {
+                    let src = SketchSource {
+                        sketch: beside(&sc.file, path),
+                        libraries: d.libraries.iter().map(|l| beside(&sc.file, l)).collect(),
+                    };
+                    let exe = sketch::compile(&src)
+                        .map_err(|e| format!("{}: device `{}`: {e}", sc.file, d.name))?;
+                    built.insert(key.clone(), exe);
+                }
+                built.get(&key).cloned()
+            }
+        };
         for client_id in d.client_ids() {
             let id = shared
                 .ledger
@@ -176,6 +271,7 @@ pub(super) fn add(
                 rng: ChaCha8Rng::seed_from_u64(Stream::DeviceRng(id.0).seed(sc.seed)),
                 wifi_join_ms: link.wifi_join_ms,
                 clock: serial_clock(),
+                sketch_rng: ChaCha8Rng::seed_from_u64(Stream::App(id.0).seed(sc.seed)),
             };
             let connector = SimConnector {
                 net: shared.net.clone(),
@@ -184,19 +280,35 @@ pub(super) fn add(
                 healed: shared.healed.clone(),
                 send_buffer_bytes: Some(cfg.params.tcp_send_buffer_bytes),
             };
-            devices.push((cfg, app, connector, rx, hooks));
+            devices.push(match &exe {
+                None => FieldDevice::Core(cfg, app, connector, rx, hooks),
+                Some(exe) => FieldDevice::Sketch(exe.clone(), connector, rx, hooks),
+            });
         }
     }
     let devices = Rc::new(RefCell::new(Some(devices)));
     sim.host(FIELD_HOST, move || {
         let devices = devices.borrow_mut().take();
         async move {
-            for (cfg, app, connector, rx, hooks) in devices.into_iter().flatten() {
-                let dev = Device::new(cfg, app, sim_now())
-                    .map_err(|e| format!("device {}: {e}", hooks.name))?;
-                // The device's code runs in its span: what its application logs is its own.
-                let span = tracing::error_span!(super::log::DEVICE_SPAN, name = %hooks.name);
-                tokio::task::spawn_local(run_device(dev, connector, rx, hooks).instrument(span));
+            for device in devices.into_iter().flatten() {
+                match device {
+                    FieldDevice::Core(cfg, app, connector, rx, hooks) => {
+                        let dev = Device::new(cfg, app, sim_now())
+                            .map_err(|e| format!("device {}: {e}", hooks.name))?;
+                        // The device's code runs in its span: what its application logs is its
+                        // own.
+                        let span =
+                            tracing::error_span!(super::log::DEVICE_SPAN, name = %hooks.name);
+                        tokio::task::spawn_local(
+                            run_device(dev, connector, rx, hooks).instrument(span),
+                        );
+                    }
+                    FieldDevice::Sketch(exe, connector, rx, hooks) => {
+                        tokio::task::spawn_local(async move {
+                            sketch::run_sketch(&exe, connector, rx, hooks).await
+                        });
+                    }
+                }
             }
             std::future::pending::<()>().await;
             Ok(())

@@ -175,6 +175,13 @@ pub struct DeviceSpec {
     /// was given an application for ([`crate::world::World::app`]). The sketch's keys (`qos`,
     /// `interval_ms`, `messages`, `topic_prefix`, `retain`) are the reference sketch's only.
     pub app: Option<String>,
+    /// An Arduino sketch the devices run instead (`sketch = "app.ino"`, relative to the scenario
+    /// file's folder): the user's C++ and its libraries, compiled for the host
+    /// ([`crate::sketch`]). The reference sketch's keys do not apply.
+    pub sketch: Option<String>,
+    /// Arduino `libraries/` folders for the sketch, searched before `MQSIM_ARDUINO_LIBRARIES`'s
+    /// (relative to the scenario file's folder).
+    pub libraries: Vec<String>,
     pub qos: u8,
     pub interval_ms: u64,
     pub link: String,

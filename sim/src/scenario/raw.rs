@@ -94,6 +94,8 @@ pub(super) struct RawDevice {
     pub(super) count: Option<Sp<u32>>,
     pub(super) profile: Sp<Profile>,
     pub(super) app: Option<Sp<String>>,
+    pub(super) sketch: Option<Sp<String>>,
+    pub(super) libraries: Option<Sp<Vec<String>>>,
     pub(super) qos: Option<Sp<u8>>,
     pub(super) interval_ms: Option<Sp<u64>>,
     pub(super) link: Option<Sp<String>>,

@@ -335,3 +335,24 @@ fn missing_file_is_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn a_sketch_device_has_its_own_keys() {
+    let base = "description = \"s\"\nduration_s = 10\n[[device]]\nname = \"d\"\nprofile = \"pubsubclient\"\n";
+    let ok = Scenario::parse(
+        &format!("{base}sketch = \"app.ino\"\nlibraries = [\"libs\"]\n"),
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(ok.devices[0].sketch.as_deref(), Some("app.ino"));
+    assert_eq!(ok.devices[0].libraries, vec!["libs".to_string()]);
+    let refused = |extra: &str| {
+        let err = Scenario::parse(&format!("{base}{extra}"), "t.toml").expect_err(extra);
+        err.first().reason.clone()
+    };
+    assert!(refused("sketch = \"app.cpp\"\n").contains("NAME.ino"));
+    assert!(refused("sketch = \"app.ino\"\napp = \"x\"\n").contains("exclusive"));
+    assert!(refused("sketch = \"app.ino\"\nqos = 0\n").contains("sketch app.ino decides"));
+    assert!(refused("sketch = \"app.ino\"\nkeepalive_s = 5\n").contains("sets it itself"));
+    assert!(refused("qos = 0\nlibraries = [\"l\"]\n").contains("are for a sketch"));
+}

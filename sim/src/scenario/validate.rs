@@ -333,7 +333,47 @@ fn validate_devices(
             }
             a.get_ref().clone()
         });
-        if let Some(a) = &app {
+        let sketch = d.sketch.as_ref().map(|k| {
+            if !k.get_ref().ends_with(".ino") {
+                c.at(k, "sketch must name an Arduino sketch file (NAME.ino)");
+            }
+            if app.is_some() {
+                c.at(k, "sketch and app are exclusive: a device runs one of them");
+            }
+            k.get_ref().clone()
+        });
+        if let (Some(l), None) = (&d.libraries, &sketch) {
+            c.at(l, "libraries are for a sketch (`sketch = \"app.ino\"`)");
+        }
+        let libraries = d
+            .libraries
+            .as_ref()
+            .map_or(Vec::new(), |l| l.get_ref().clone());
+        if let Some(k) = &sketch {
+            // What the sketch's MQTT library is told comes from the sketch's own calls.
+            let lib_keys = [
+                d.keepalive_s
+                    .as_ref()
+                    .map(|v| ("keepalive_s", c.line(v.span()))),
+                d.outbox_expiry_s
+                    .as_ref()
+                    .map(|v| ("outbox_expiry_s", c.line(v.span()))),
+                d.will.as_ref().map(|w| ("will", c.line(w.topic.span()))),
+            ];
+            for (key, line) in lib_keys.into_iter().flatten() {
+                c.problems.push(Diagnostic {
+                    line,
+                    reason: format!(
+                        "{key}: sketch {k} sets it itself, through its MQTT library's calls"
+                    ),
+                });
+            }
+        }
+        // A sketch decides what it publishes, as an application does.
+        let app_or_sketch = app
+            .clone()
+            .or_else(|| sketch.as_ref().map(|k| format!("sketch {k}")));
+        if let Some(a) = &app_or_sketch {
             // The reference sketch's own keys: an application decides what it publishes.
             let sketch_keys = [
                 d.qos.as_ref().map(|v| ("qos", c.line(v.span()))),
@@ -350,12 +390,17 @@ fn validate_devices(
                 c.problems.push(Diagnostic {
                     line,
                     reason: format!(
-                        "{key} is a setting of the reference sketch; app `{a}` decides what it publishes"
+                        "{key} is a setting of the reference sketch; {} decides what it publishes",
+                        if a.starts_with("sketch ") {
+                            a.clone()
+                        } else {
+                            format!("app `{a}`")
+                        }
                     ),
                 });
             }
         }
-        let qos = match (&d.qos, &app) {
+        let qos = match (&d.qos, &app_or_sketch) {
             (Some(q), _) => c.qos("qos", q),
             (None, Some(_)) => 0,
             (None, None) => {
@@ -366,7 +411,7 @@ fn validate_devices(
                 0
             }
         };
-        if let (Some(q), Profile::Pubsubclient, None) = (&d.qos, profile, &app) {
+        if let (Some(q), Profile::Pubsubclient, None) = (&d.qos, profile, &app_or_sketch) {
             if (1..=2).contains(&qos) {
                 c.at(
                     q,
@@ -432,6 +477,8 @@ fn validate_devices(
             count,
             profile,
             app,
+            sketch,
+            libraries,
             qos,
             interval_ms,
             link: validate_link_ref(c, links, &d.link),

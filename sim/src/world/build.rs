@@ -245,6 +245,25 @@ impl Devices {
     pub fn sketch(name: &str, qos: u8) -> Devices {
         Devices(format!("name = {}\nqos = {qos}\n", quote(name)))
     }
+
+    /// Devices named `name` running the Arduino sketch at `path` (`app.ino`), compiled for the
+    /// host with its libraries ([`crate::sketch`]). Its profile (required, as for an app) names
+    /// the library it links; the simulator does not use it.
+    pub fn arduino(name: &str, path: &str) -> Devices {
+        Devices(format!(
+            "name = {}\nsketch = {}\n",
+            quote(name),
+            quote(path)
+        ))
+    }
+
+    /// Arduino `libraries/` folders for an [`Devices::arduino`] sketch, searched before
+    /// `MQSIM_ARDUINO_LIBRARIES`'s.
+    pub fn libraries(mut self, folders: &[&str]) -> Devices {
+        let list: Vec<String> = folders.iter().map(|f| quote(f)).collect();
+        let _ = writeln!(self.0, "libraries = [{}]", list.join(", "));
+        self
+    }
 }
 
 setters!(Devices {

@@ -1,0 +1,3 @@
+#include "WiFi.h"
+
+WiFiClass WiFi;

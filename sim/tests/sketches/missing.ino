@@ -1,0 +1,5 @@
+#include <WiFi.h>
+#include <NoSuchLibrary.h>
+
+void setup() {}
+void loop() {}
