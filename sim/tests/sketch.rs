@@ -265,9 +265,9 @@ fn the_real_pubsubclient_matches_the_profile_where_installed() {
             serial(&p, "esp32")[2..],
             "seed {seed}"
         );
-        // Keep alive: a PINGREQ 15 s after the last packet out (the CONNECT, then each
-        // PINGREQ: QoS 0 publishes do not count as activity in as PubSubClient checks both),
-        // on both sides within the few milliseconds their connects differ by.
+        // Keep alive: a PINGREQ 15 s after the last packet in (CONNACK, then each PINGRESP:
+        // PubSubClient pings when either direction has been quiet 15 s, and a QoS 0 publisher
+        // hears nothing else), on both sides within the milliseconds their connects differ by.
         let (sp, pp) = (pingreqs(&s), pingreqs(&p));
         assert_eq!(sp.len(), pp.len(), "seed {seed}: {sp:?} {pp:?}");
         for (a, b) in sp.iter().zip(&pp) {
