@@ -265,7 +265,87 @@ fn the_real_pubsubclient_matches_the_profile_where_installed() {
             serial(&p, "esp32")[2..],
             "seed {seed}"
         );
+        // Keep alive: a PINGREQ 15 s after the last packet in (CONNACK, then each PINGRESP:
+        // PubSubClient pings when either direction has been quiet 15 s, and a QoS 0 publisher
+        // hears nothing else), on both sides within the milliseconds their connects differ by.
+        let (sp, pp) = (pingreqs(&s), pingreqs(&p));
+        assert_eq!(sp.len(), pp.len(), "seed {seed}: {sp:?} {pp:?}");
+        for (a, b) in sp.iter().zip(&pp) {
+            assert!(a.abs_diff(*b) <= 30, "seed {seed}: PINGREQ {sp:?} {pp:?}");
+        }
     }
+
+    // A dead connection: the uplink half-open from 30 s for 60 s. The library's part agrees:
+    // the PINGREQ sent into the dead uplink goes unanswered and the client gives up 15 s
+    // later (state -3), then each connect fails after the 3 s TCP timeout with state -2. The
+    // application's part differs (docs/sketches.md): the sketch retries at once and then 2 s
+    // after each failure, in a loop that takes no readings; the profile's reference app
+    // retries `reconnect_interval_ms` (5 s) after the loss and after each failure.
+    let half_open = |text: &str| {
+        scenario(
+            "sketches",
+            &format!(
+                "{}\n[[fault]]\nat_s = 30\nduration_s = 60\nkind = \"half-open\"\ndirection = \"up\"\ntarget = \"esp32\"\n",
+                text.replace("duration_s = 30", "duration_s = 90")
+            ),
+        )
+    };
+    let sketch = half_open(&REFERENCE.replace("libraries = [\"../arduino/shim\"]\n", ""));
+    let profile = half_open(
+        &REFERENCE
+            .replace("sketch = \"reference/reference.ino\"\n", "qos = 0\n")
+            .replace("libraries = [\"../arduino/shim\"]\n", ""),
+    );
+    let retry_ms = mqsim::device::Profile::PubSubClient
+        .params()
+        .reconnect_interval_ms;
+    for seed in 1..=3 {
+        let (s, p) = (run_ok(&sketch, seed), run_ok(&profile, seed));
+        let at = |o: &RunOutcome, text: &str| -> Vec<u64> {
+            o.lines
+                .iter()
+                .filter(|l| l.source == Source::Device("esp32".into()) && l.text.ends_with(text))
+                .map(|l| l.at.as_millis())
+                .collect()
+        };
+        // The last PINGREQ that reached the broker, before the fault, at the same moment.
+        let (sp, pp) = (pingreqs(&s), pingreqs(&p));
+        assert!(sp[0].abs_diff(pp[0]) <= 30, "seed {seed}: {sp:?} {pp:?}");
+        // Given up: the sketch's second `Connecting to MQTT...`; the profile's first attempt
+        // after the loss, less its retry interval.
+        let gave_up_sketch = at(&s, "Connecting to MQTT...")[1];
+        let gave_up_profile = at(&p, "Connecting to MQTT...")[1] - retry_ms;
+        assert!(
+            gave_up_sketch.abs_diff(gave_up_profile) <= 30,
+            "seed {seed}: gave up at {gave_up_sketch} ms (sketch), {gave_up_profile} ms (profile)"
+        );
+        // Attempt to failure: the 3 s TCP connect timeout, state -2, on both.
+        for o in [&s, &p] {
+            let tries = at(o, "Connecting to MQTT...");
+            let fails = at(o, "failed with state -2");
+            assert!(!fails.is_empty(), "seed {seed}");
+            for f in &fails {
+                let t = tries.iter().rev().find(|t| *t <= f).expect("an attempt");
+                assert!(
+                    (3_000..=3_002).contains(&(f - t)),
+                    "seed {seed}: {tries:?} {fails:?}"
+                );
+            }
+        }
+    }
+}
+
+/// When the broker heard the device's PINGREQs, in ms.
+fn pingreqs(o: &RunOutcome) -> Vec<u64> {
+    o.lines
+        .iter()
+        .filter(|l| {
+            l.source == Source::Broker
+                && l.text.contains("Received PINGREQ from ")
+                && !l.text.ends_with(" sub")
+        })
+        .map(|l| l.at.as_millis())
+        .collect()
 }
 
 #[test]

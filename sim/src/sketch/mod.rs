@@ -44,6 +44,11 @@ pub const SLICE_US: u64 = 1_000;
 /// A TCP write that cannot complete in this long fails (the ESP32 core's WiFiClient gives up
 /// after about as long).
 const WRITE_TIMEOUT_MS: u64 = 10_000;
+/// `WiFiClient::connect` gives up after this long: arduino-esp32's `WIFI_CLIENT_DEF_CONN_TIMEOUT_MS`
+/// (a non-blocking lwIP `connect` and a 3 s `select`), the `pubsubclient` profile's
+/// `tcp_connect_timeout_ms`. Without it a SYN into a dead path blocked the sketch through TCP's
+/// whole backoff (a minute and more).
+const CONNECT_TIMEOUT_MS: u64 = 3_000;
 /// `WiFi.status()`: joined.
 const WL_CONNECTED: i64 = 3;
 /// `WiFi.status()`: not joined.
@@ -133,6 +138,17 @@ impl<C: Connector, H: SketchHooks> Runner<C, H> {
         if self.access_point && self.join_at.is_none() && !self.joined {
             let at = self.now() + self.hooks.wifi_join_delay();
             self.join_at = Some(at);
+        }
+    }
+
+    /// The join completes in the background, as the ESP32's WiFi driver does, whether or not the
+    /// sketch polls `WiFi.status()` (a sketch that only retries `client.connect()` sees the
+    /// link come back too).
+    fn wifi_tick(&mut self) {
+        let now = self.now();
+        if self.join_at.is_some_and(|t| t <= now) {
+            self.join_at = None;
+            self.joined = true;
         }
     }
 
@@ -306,11 +322,7 @@ impl<C: Connector, H: SketchHooks> Runner<C, H> {
             }
             Op::WifiStatus => {
                 self.poll_cost(control).await;
-                let now = self.now();
-                if self.join_at.is_some_and(|t| t <= now) {
-                    self.join_at = None;
-                    self.joined = true;
-                }
+                self.wifi_tick();
                 (
                     if self.joined {
                         WL_CONNECTED
@@ -386,15 +398,19 @@ impl<C: Connector, H: SketchHooks> Runner<C, H> {
     /// `WiFiClient::connect`: true once connected to the broker.
     async fn connect(&mut self, control: &mut mpsc::UnboundedReceiver<Control>) -> bool {
         self.drop_stream();
+        self.wifi_tick();
         if !self.joined {
             return false;
         }
         let mut connecting = self.connector.connect();
+        let timeout = tokio::time::sleep(std::time::Duration::from_millis(CONNECT_TIMEOUT_MS));
+        tokio::pin!(timeout);
         loop {
             let wake = tokio::select! {
                 biased;
                 c = control.recv() => Wake::Control(c),
                 r = &mut connecting => Wake::Done(r),
+                _ = &mut timeout => return false,
             };
             match wake {
                 Wake::Control(c) => {
