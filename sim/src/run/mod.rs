@@ -135,6 +135,15 @@ impl Lines {
         let n = g.len() as u64;
         g.push((at, n, source, text));
     }
+    /// Every broker line so far, in order, to `f`.
+    fn each_broker_line(&self, mut f: impl FnMut(Instant, &str)) {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (at, _, source, text) in g.iter() {
+            if *source == Source::Broker {
+                f(*at, text);
+            }
+        }
+    }
     fn take(&self) -> Vec<RawLine> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -343,10 +352,14 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         }
     }
     let simulated_ms = sim.elapsed().as_millis() as u64;
-    shared
-        .ledger
-        .borrow_mut()
-        .finish(Instant::from_millis(simulated_ms).as_micros());
+    {
+        // What the broker said publicly of messages it did not forward (its notices).
+        let mut l = shared.ledger.borrow_mut();
+        shared
+            .lines
+            .each_broker_line(|at, text| l.broker_said(at.as_micros(), text));
+        l.finish(Instant::from_millis(simulated_ms).as_micros());
+    }
     set_outside_now(Instant::from_millis(simulated_ms));
     shared.net.freeze();
     drop(sim);
