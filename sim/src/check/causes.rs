@@ -379,12 +379,11 @@ impl Ledger {
                     Cause::BrokerState
                 } else if m.abandoned && m.completed_at.is_none() {
                     Cause::Expired
-                } else if c.qos == 0 && self.qos0_connection_lost(*id, m.called_at, *sub) {
-                    Cause::Connection
-                } else if c.qos > 0
-                    && ((s.clean_session && c.connection_epoch != s.connection_epoch)
-                        || c.session_epoch != s.session_epoch
-                        || (m.completed_at.is_none() && m.session_lost))
+                } else if (c.qos == 0 && self.qos0_connection_lost(*id, m.called_at, *sub))
+                    || (c.qos > 0
+                        && ((s.clean_session && c.connection_epoch != s.connection_epoch)
+                            || c.session_epoch != s.session_epoch
+                            || (m.completed_at.is_none() && m.session_lost)))
                 {
                     Cause::Connection
                 } else if self.finish_at.is_some()

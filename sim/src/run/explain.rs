@@ -161,8 +161,8 @@ fn broker_lines<'a>(lines: &'a [Line], c: &Copy, client: &str) -> Vec<&'a Line> 
         let head = format!("Sending PUBLISH to {client} (");
         let sent = broker
             .clone()
-            .filter(|l| at(l) <= c.at && l.text.contains(&head) && l.text.contains(&mid))
-            .last();
+            .rev()
+            .find(|l| at(l) <= c.at && l.text.contains(&head) && l.text.contains(&mid));
         if let Some(s) = sent {
             out.push(s);
         }
