@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::check::{Behaviours, Ledger, Summary, Tally, Violation};
+use crate::check::{Behaviours, Cause, Causes, Ledger, Summary, Tally, Violation};
 use crate::scenario::{Expect, Metric, Scenario, Scope};
 
 pub mod takeover;
@@ -123,6 +123,11 @@ impl Report {
             Metric::LatencyMaxMs => t.latency_max_us()? / 1000,
             Metric::Violations => self.violations.len() as u64,
             Metric::Takeovers => 0,
+            Metric::LostConnection => t.causes.connection,
+            Metric::LostExpired => t.causes.expired,
+            Metric::LostDropped => t.causes.dropped,
+            Metric::LostNotSubscribed => t.causes.not_subscribed,
+            Metric::LostUnexplained => t.causes.unexplained,
         })
     }
 
@@ -191,6 +196,7 @@ impl Report {
                 self.summary.untagged
             );
         }
+        render_causes(&mut out, &self.summary.all.causes);
         for k in &self.takeovers {
             let _ = writeln!(
                 out,
@@ -237,6 +243,21 @@ impl Report {
             )
         } else {
             format!("wall {wall_s:.3} s\n")
+        }
+    }
+}
+
+/// The loss causes, one line each, only those that happened, under a heading; nothing at all
+/// when nothing was lost (so a run without losses renders as before).
+fn render_causes(out: &mut String, c: &Causes) {
+    if c.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "losses by cause (message x subscriber pairs):");
+    for cause in Cause::ALL {
+        let n = c.get(cause);
+        if n > 0 {
+            let _ = writeln!(out, "  {:<62} {n:>8}", cause.describe());
         }
     }
 }

@@ -95,7 +95,9 @@
 //! ```
 //! Metrics: `published`, `refused`, `acknowledged`, `delivered` (unique per subscriber), `lost`,
 //! `lost_with_broker`, `duplicated`, `reconnects`, `latency_p50_ms`, `latency_p99_ms`,
-//! `latency_max_ms`, and `violations` (top level only). See [`Metric`].
+//! `latency_max_ms`, the loss causes `lost_connection`, `lost_expired`, `lost_dropped`,
+//! `lost_not_subscribed`, `lost_unexplained` (see `check::causes`), `takeovers`, and `violations`
+//! (top level only). See [`Metric`].
 
 //!
 //! The module's parts: the scenario as the simulator uses it (`model`, re-exported here), the file

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Ledger;
+use super::{Causes, Ledger};
 
 /// One scope's counts. Delivery counts are per (message, subscriber) pair.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub struct Tally {
     pub reconnects: u64,
     /// Publish call -> first receipt, sorted (retained first receipts excluded).
     pub latencies_us: Vec<u64>,
+    /// Why what did not arrive did not ([`super::causes`]).
+    pub causes: Causes,
 }
 
 impl Tally {
@@ -136,6 +138,17 @@ impl Ledger {
                 } else {
                     add(&mut sum, Some(name), &|t| t.lost += 1);
                 }
+            }
+        }
+        for ((id, sub), cause) in self.loss_causes() {
+            let group = self.devices[id.device.0 as usize].group.clone();
+            let q = usize::from(self.messages[&id].qos.min(2));
+            sum.all.causes.add(cause);
+            sum.qos[q].causes.add(cause);
+            sum.devices.entry(group).or_default().causes.add(cause);
+            if let Some(s) = sub {
+                let name = self.subscriber_name(s).to_string();
+                sum.subscribers.entry(name).or_default().causes.add(cause);
             }
         }
         for d in &self.devices {

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use crate::scenario::Scenario;
 
 pub mod accounting;
+pub mod causes;
 pub mod filter;
 pub mod liveness;
 pub mod order;
@@ -43,6 +44,7 @@ pub mod records;
 pub mod takeover;
 
 pub use accounting::{Behaviours, Summary, Tally};
+pub use causes::{Cause, Causes, Notice};
 pub use records::{Delivery, DeviceReceipt, PublishRecord, Records};
 
 /// Simulated time, microseconds since the start of the run.
@@ -190,6 +192,8 @@ pub struct Ledger {
     behaviours: Behaviours,
     /// Each publish call's payload as its application gave it, for the records.
     payloads: BTreeMap<MsgId, Vec<u8>>,
+    /// What the loss causes are attributed from ([`causes`]).
+    history: causes::History,
 }
 
 impl Ledger {
@@ -385,8 +389,9 @@ impl Ledger {
         }
     }
 
-    pub fn device_disconnected(&mut self, _at: Micros, device: DeviceId) {
+    pub fn device_disconnected(&mut self, at: Micros, device: DeviceId) {
         self.devices[device.0 as usize].connected = false;
+        self.history.device_broke(at, device);
     }
 
     fn in_flight_of(&mut self, device: DeviceId) -> impl Iterator<Item = &mut Message> {
@@ -406,7 +411,7 @@ impl Ledger {
     /// SUBACK granted `granted_qos` (0x80 = refused: ignored) for `filter`.
     pub fn subscribed(
         &mut self,
-        _at: Micros,
+        at: Micros,
         subscriber: SubscriberId,
         filter: &str,
         granted_qos: u8,
@@ -417,6 +422,7 @@ impl Ledger {
         s.requested.remove(filter);
         if granted_qos <= 2 {
             s.filters.insert(filter.to_string(), granted_qos);
+            self.history.granted(at, subscriber, filter);
         }
     }
 
@@ -441,10 +447,11 @@ impl Ledger {
     /// CONNACK; without `session_present` the broker has no session (no subscriptions).
     pub fn subscriber_connected(
         &mut self,
-        _at: Micros,
+        at: Micros,
         subscriber: SubscriberId,
         session_present: bool,
     ) {
+        self.history.subscriber_link(at, subscriber, true);
         let s = &mut self.subscribers[subscriber.0 as usize];
         s.connected = true;
         s.connects += 1;
@@ -460,7 +467,8 @@ impl Ledger {
         });
     }
 
-    pub fn subscriber_disconnected(&mut self, _at: Micros, subscriber: SubscriberId) {
+    pub fn subscriber_disconnected(&mut self, at: Micros, subscriber: SubscriberId) {
+        self.history.subscriber_link(at, subscriber, false);
         let s = &mut self.subscribers[subscriber.0 as usize];
         s.connected = false;
         if s.clean_session {
@@ -615,11 +623,13 @@ impl Ledger {
             return;
         }
         self.finish_at = Some(at);
+        self.find_announced();
         if self.heal_at.is_some() {
             qos1::at_finish(self, at);
             qos2::at_finish(self, at);
             liveness::at_finish(self, at);
         }
+        self.find_causes(at);
     }
 
     // -- Reading --------------------------------------------------------------------------

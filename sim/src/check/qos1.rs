@@ -39,7 +39,8 @@ pub(super) fn missing(ledger: &Ledger, qos: u8, at: Micros) -> (Vec<(MsgId, Subs
         }
         for (sub, c) in &m.covered {
             let got = m.receipts.get(sub).is_some_and(|r| r.first_at.is_some());
-            if !got && ledger.owed(m, *sub, c) {
+            // Dropped under a configured limit, and the broker said so: counted, not violated.
+            if !got && ledger.owed(m, *sub, c) && !ledger.history.is_announced(*id, *sub) {
                 let s = &ledger.subscribers[sub.0 as usize];
                 let draining = s
                     .last_receipt_at

@@ -62,6 +62,12 @@ pub struct SimArgs {
     /// hour at 5 % loss, and the default scenario's seeds per minute on every core.
     #[arg(long, conflicts_with_all = ["seed", "seeds", "pcap", "trace"])]
     pub bench: bool,
+    /// Tell one message's life after the report: its publish call, the link's losses and
+    /// retransmissions of the segments carrying it, the broker's receipt and acknowledgement,
+    /// each forwarding and receipt, or where and why it ended. DEVICE is the client id
+    /// (`node-0`), SEQ its publish-call number.
+    #[arg(long, value_name = "DEVICE:SEQ", value_parser = mqsim_sim::run::explain::parse_target, conflicts_with_all = ["seeds", "random", "bench"])]
+    pub explain: Option<(String, u64)>,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -217,6 +223,7 @@ pub fn main(args: SimArgs) -> ExitCode {
         duration_s: args.duration,
         capture: args.pcap.is_some(),
         log: args.log.clone(),
+        explain: args.explain.clone(),
         ..RunOptions::default()
     };
     if let Some(range) = args.seeds {
@@ -259,6 +266,11 @@ pub fn main(args: SimArgs) -> ExitCode {
     }
     print!("{}", out.report.render());
     print!("{}", out.report.render_speed());
+    match &out.explanation {
+        Some(Ok(text)) => print!("\n{text}"),
+        Some(Err(e)) => eprintln!("mqsim sim: {e}"),
+        None => {}
+    }
     if let Some(path) = &args.trace {
         if let Err(e) = std::fs::write(path, out.trace()) {
             eprintln!("mqsim sim: cannot write {}: {e}", path.display());
@@ -274,6 +286,21 @@ pub fn main(args: SimArgs) -> ExitCode {
     if out.failed() {
         eprintln!();
         eprint!("{}", out.failure_text(FAILURE_TAIL_LINES));
+        // The first violated message's life: the same run again (same seed, same bytes), this
+        // time keeping what its explanation needs.
+        let first = out.violations.iter().find_map(|v| v.msg);
+        if let (Some(id), None) = (first, &opts.explain) {
+            let device = out.device_name(id.device.0);
+            if let Some(device) = device {
+                let again = RunOptions {
+                    explain: Some((device, id.seq)),
+                    ..opts.clone()
+                };
+                if let Ok(Some(Ok(text))) = run(&scenario, &again).map(|o| o.explanation) {
+                    eprint!("{text}");
+                }
+            }
+        }
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS

@@ -74,6 +74,8 @@ all                           3      0      3      2      1      0      1      1
 qos0                          3      0      3      2      1      0      1      0      12.3      37.0      37.0
 device esp32                  3      0      3      2      1      0      1      1      12.3      37.0      37.0
 subscriber sub                0      0      0      2      1      0      1      0      12.3      37.0      37.0
+losses by cause (message x subscriber pairs):
+  unexplained (silent)                                                  1
 {LEGEND}violations: 1
   9.000 qos0: esp32 seq 2 (QoS 0) received again by sub
 replay: cargo run --release -- sim r.toml --seed 1

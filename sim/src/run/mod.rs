@@ -12,6 +12,7 @@
 mod broker_host;
 mod connector;
 mod devices;
+pub mod explain;
 pub mod log;
 mod output;
 pub mod sensor;
@@ -75,6 +76,9 @@ pub struct RunOptions {
     /// How to replay this run, when it is not `mqsim sim FILE --seed N` (an application of a
     /// test): `{seed}` stands for the seed.
     pub replay: Option<String>,
+    /// `DEVICE:SEQ` of a message whose life to tell ([`explain`]): the run keeps the bytes
+    /// every application received for it.
+    pub explain: Option<(String, u64)>,
 }
 
 /// What an application factory knows of the device it makes an application for.
@@ -134,6 +138,15 @@ impl Lines {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let n = g.len() as u64;
         g.push((at, n, source, text));
+    }
+    /// Every broker line so far, in order, to `f`.
+    fn each_broker_line(&self, mut f: impl FnMut(Instant, &str)) {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (at, _, source, text) in g.iter() {
+            if *source == Source::Broker {
+                f(*at, text);
+            }
+        }
     }
     fn take(&self) -> Vec<RawLine> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
@@ -290,6 +303,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     shared.net.enable_taps();
     let _capture = log::capture(shared.lines.clone(), log::targets(opts.log.as_deref())?);
     let mut wire = WireCheck::default();
+    let mut kept_taps = Vec::new();
 
     // The broker host: the real broker, through the real tokio adapter. Its disk outlives its
     // incarnations.
@@ -338,19 +352,26 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         if !taps.is_empty() {
             let mut l = shared.ledger.borrow_mut();
             for tap in taps {
+                if opts.explain.is_some() {
+                    kept_taps.push(tap.clone());
+                }
                 wire.feed(&mut l, &subscriber_ids, tap);
             }
         }
     }
     let simulated_ms = sim.elapsed().as_millis() as u64;
-    shared
-        .ledger
-        .borrow_mut()
-        .finish(Instant::from_millis(simulated_ms).as_micros());
+    {
+        // What the broker said publicly of messages it did not forward (its notices).
+        let mut l = shared.ledger.borrow_mut();
+        shared
+            .lines
+            .each_broker_line(|at, text| l.broker_said(at.as_micros(), text));
+        l.finish(Instant::from_millis(simulated_ms).as_micros());
+    }
     set_outside_now(Instant::from_millis(simulated_ms));
     shared.net.freeze();
     drop(sim);
 
     // The output: every line in order, the capture, the verdict and the report.
-    output::outcome(sc, opts, &shared, simulated_ms, started)
+    output::outcome(sc, opts, &shared, simulated_ms, started, &kept_taps)
 }

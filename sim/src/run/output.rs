@@ -62,6 +62,8 @@ pub struct RunOutcome {
     pub wall: std::time::Duration,
     /// Every publish call and receipt the ledger saw, for a test's own checks.
     pub records: Records,
+    /// The life of the message [`RunOptions::explain`] named, or why there is none.
+    pub explanation: Option<Result<String, String>>,
 }
 
 impl RunOutcome {
@@ -115,6 +117,15 @@ impl RunOutcome {
         msg
     }
 
+    /// The client id of device `index` (the ledger's `DeviceId`: file order, group by group).
+    pub fn device_name(&self, index: u32) -> Option<String> {
+        self.scenario
+            .devices
+            .iter()
+            .flat_map(|d| d.client_ids())
+            .nth(index as usize)
+    }
+
     /// The command that replays this run.
     pub fn replay_line(&self) -> String {
         self.report.facts.replay_command()
@@ -128,6 +139,7 @@ pub(super) fn outcome(
     shared: &Shared,
     simulated_ms: u64,
     started: std::time::Instant,
+    taps: &[crate::net::stream::Tap],
 ) -> Result<RunOutcome, String> {
     let mut raw = shared.lines.take();
     for line in shared.net.trace_lines() {
@@ -164,7 +176,12 @@ pub(super) fn outcome(
     let unmet = check_expect(&sc.expect, &report);
     let violations = ledger.violations().to_vec();
     let records = ledger.records();
+    let explanation = opts
+        .explain
+        .as_ref()
+        .map(|(d, seq)| super::explain::explain(&ledger, &lines, taps, d, *seq));
     Ok(RunOutcome {
+        explanation,
         records,
         scenario: sc,
         lines,

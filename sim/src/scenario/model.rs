@@ -312,10 +312,20 @@ pub enum Metric {
     /// Session takeovers at the broker ("Client X already connected, closing old
     /// connection."), per device (top level: all devices; not per QoS or subscriber).
     Takeovers,
+    /// Lost with a connection that broke (QoS 0) or a clean session that ended.
+    LostConnection,
+    /// Deleted unacknowledged from the library's outbox.
+    LostExpired,
+    /// Dropped by the broker under a configured limit, announced in its log (not a violation).
+    LostDropped,
+    /// Published before the subscriber held a matching subscription it took later (not in `lost`).
+    LostNotSubscribed,
+    /// Covered, never received, and none of the causes explains it: a silent loss.
+    LostUnexplained,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 13] = [
+    pub const ALL: [Metric; 18] = [
         Metric::Published,
         Metric::Refused,
         Metric::Acknowledged,
@@ -329,6 +339,11 @@ impl Metric {
         Metric::LatencyMaxMs,
         Metric::Violations,
         Metric::Takeovers,
+        Metric::LostConnection,
+        Metric::LostExpired,
+        Metric::LostDropped,
+        Metric::LostNotSubscribed,
+        Metric::LostUnexplained,
     ];
 
     pub fn key(self) -> &'static str {
@@ -346,6 +361,11 @@ impl Metric {
             Metric::LatencyMaxMs => "latency_max_ms",
             Metric::Violations => "violations",
             Metric::Takeovers => "takeovers",
+            Metric::LostConnection => "lost_connection",
+            Metric::LostExpired => "lost_expired",
+            Metric::LostDropped => "lost_dropped",
+            Metric::LostNotSubscribed => "lost_not_subscribed",
+            Metric::LostUnexplained => "lost_unexplained",
         }
     }
 }

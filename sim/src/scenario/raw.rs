@@ -157,10 +157,15 @@ pub(super) struct RawRanges {
     pub(super) latency_p99_ms: RawRange,
     pub(super) latency_max_ms: RawRange,
     pub(super) takeovers: RawRange,
+    pub(super) lost_connection: RawRange,
+    pub(super) lost_expired: RawRange,
+    pub(super) lost_dropped: RawRange,
+    pub(super) lost_not_subscribed: RawRange,
+    pub(super) lost_unexplained: RawRange,
 }
 
 impl RawRanges {
-    pub(super) fn entries(&self) -> [(Metric, &RawRange); 12] {
+    pub(super) fn entries(&self) -> [(Metric, &RawRange); 17] {
         [
             (Metric::Published, &self.published),
             (Metric::Refused, &self.refused),
@@ -174,6 +179,11 @@ impl RawRanges {
             (Metric::LatencyP99Ms, &self.latency_p99_ms),
             (Metric::LatencyMaxMs, &self.latency_max_ms),
             (Metric::Takeovers, &self.takeovers),
+            (Metric::LostConnection, &self.lost_connection),
+            (Metric::LostExpired, &self.lost_expired),
+            (Metric::LostDropped, &self.lost_dropped),
+            (Metric::LostNotSubscribed, &self.lost_not_subscribed),
+            (Metric::LostUnexplained, &self.lost_unexplained),
         ]
     }
 }
@@ -194,6 +204,11 @@ pub(super) struct RawExpect {
     pub(super) latency_p99_ms: RawRange,
     pub(super) latency_max_ms: RawRange,
     pub(super) takeovers: RawRange,
+    pub(super) lost_connection: RawRange,
+    pub(super) lost_expired: RawRange,
+    pub(super) lost_dropped: RawRange,
+    pub(super) lost_not_subscribed: RawRange,
+    pub(super) lost_unexplained: RawRange,
     pub(super) qos0: Option<RawRanges>,
     pub(super) qos1: Option<RawRanges>,
     pub(super) qos2: Option<RawRanges>,

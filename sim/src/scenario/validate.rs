@@ -756,6 +756,11 @@ fn validate_expect(
         latency_p99_ms: raw.latency_p99_ms.clone(),
         latency_max_ms: raw.latency_max_ms.clone(),
         takeovers: raw.takeovers.clone(),
+        lost_connection: raw.lost_connection.clone(),
+        lost_expired: raw.lost_expired.clone(),
+        lost_dropped: raw.lost_dropped.clone(),
+        lost_not_subscribed: raw.lost_not_subscribed.clone(),
+        lost_unexplained: raw.lost_unexplained.clone(),
     };
     push(c, &Scope::All, Metric::Violations, &raw.violations);
     for (metric, range) in top.entries() {
