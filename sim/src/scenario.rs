@@ -56,6 +56,10 @@
 //! retain = false         # default false
 //! outbox_expiry_s = 30   # esp-mqtt only (default 30): unacknowledged QoS 1/2 deleted after it
 //! will = { topic = "ESP32/{id}/status", payload = "offline", qos = 1, retain = true }
+//! tcp_stack = "linux"    # optional: the device's TCP stack profile (linux | lwip-esp-idf |
+//!                        # lwip-arduino | smoltcp-embassy | plain); default the profile's own:
+//!                        # pubsubclient lwip-arduino, esp-mqtt lwip-esp-idf, mqsim smoltcp-embassy.
+//!                        # Subscribers and the broker run linux.
 //!
 //! [[subscriber]]         # a mosquitto_sub-like client
 //! name = "dashboard"

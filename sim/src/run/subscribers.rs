@@ -11,6 +11,7 @@ use mqsim::QoS;
 use tokio::sync::mpsc;
 
 use super::connector::SimConnector;
+use crate::net::link::Stack;
 use super::subscriber::{self, run_subscriber, SubEvent, SubHooks};
 use super::wire::SUBSCRIBER_TAG_BASE;
 use super::{link_config, qos, Controls, Lines, Shared, Source, CLIENTS_HOST};
@@ -107,7 +108,7 @@ pub(super) fn add(
         };
         let connector = SimConnector {
             net: shared.net.clone(),
-            link: link_config(sc.link(&s.link)),
+            link: link_config(sc.link(&s.link), Stack::linux()),
             tag,
             healed: shared.healed.clone(),
             send_buffer_bytes: None,

@@ -187,6 +187,10 @@ pub struct DeviceSpec {
     pub retain: bool,
     /// esp-mqtt only.
     pub outbox_expiry_s: Option<u64>,
+    /// The device's TCP stack profile by name (`crate::net::link::Stack::by_name`); `None` =
+    /// the profile's own stack (pubsubclient: lwip-arduino, esp-mqtt: lwip-esp-idf, mqsim:
+    /// smoltcp-embassy).
+    pub tcp_stack: Option<String>,
     pub will: Option<WillSpec>,
 }
 
