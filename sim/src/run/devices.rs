@@ -180,7 +180,10 @@ pub(super) fn add(
             };
             let connector = SimConnector {
                 net: shared.net.clone(),
-                link: link_config(&link, device_stack(d.profile, d.tcp_stack.as_deref())),
+                link: link_config(
+                    &link,
+                    device_stack(d.profile, d.tcp_stack.as_deref(), sc.tcp_profiles),
+                ),
                 tag: id.0,
                 healed: shared.healed.clone(),
                 send_buffer_bytes: Some(cfg.params.tcp_send_buffer_bytes),
@@ -209,9 +212,13 @@ pub(super) fn add(
 /// A device's TCP stack: the scenario's `tcp_stack`, else its profile's own (PubSubClient runs on
 /// Arduino-ESP32's lwIP, esp-mqtt on ESP-IDF's, this project's firmware on smoltcp under
 /// embassy-net).
-pub(super) fn device_stack(profile: Profile, name: Option<&str>) -> Stack {
+/// Without `tcp_profiles` and a name: the plain model.
+pub(super) fn device_stack(profile: Profile, name: Option<&str>, tcp_profiles: bool) -> Stack {
     if let Some(st) = name.and_then(Stack::by_name) {
         return st;
+    }
+    if !tcp_profiles {
+        return Stack::plain();
     }
     match profile {
         Profile::Pubsubclient => Stack::lwip_arduino(),

@@ -148,9 +148,15 @@ fn serial_clock() -> WallClock {
 /// The link of one client: the path from `spec`, the client's stack `client` and the broker's
 /// (Linux, the host mosquitto and this broker run on).
 pub fn link_config(spec: &LinkSpec, client: Stack) -> LinkConfig {
+    // A plain client keeps the plain broker end: the model before stack profiles.
+    let server = if client.name == "plain" {
+        Stack::plain()
+    } else {
+        Stack::linux()
+    };
     LinkConfig {
         client,
-        server: Stack::linux(),
+        server,
         latency_ms: spec.latency_ms,
         jitter_ms: spec.jitter_ms,
         loss: match spec.loss {

@@ -34,6 +34,8 @@ pub(super) struct RawScenario {
     pub(super) input: Vec<RawInput>,
     #[serde(default)]
     pub(super) expect: Option<RawExpect>,
+    #[serde(default)]
+    pub(super) tcp_profiles: Option<bool>,
 }
 
 #[derive(Deserialize)]

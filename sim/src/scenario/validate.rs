@@ -86,6 +86,7 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
         links,
         devices,
         subscribers,
+        tcp_profiles: raw.tcp_profiles.unwrap_or(false),
         faults,
         inputs,
         expect,

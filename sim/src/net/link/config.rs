@@ -96,6 +96,10 @@ pub struct Stack {
     /// RACK loss detection and tail-loss probes (Linux `tcp_recovery` = 1, `tcp_early_retrans`
     /// = 3); without, only three duplicate ACKs (fast retransmit) or the RTO.
     pub rack_tlp: bool,
+    /// An RTO marks everything outstanding lost, to be sent again as the window opens
+    /// (Linux `tcp_enter_loss()`, lwIP `tcp_rexmit_rto()`, smoltcp's go-back-N); `false` (plain)
+    /// resends only the oldest segment and leaves the rest to RACK.
+    pub rto_resend_all: bool,
 }
 
 /// Parameters of one modelled TCP connection: the path, and each end's stack.
@@ -150,6 +154,7 @@ impl Stack {
             initial_cwnd_bytes: None,
             rcv_wnd_bytes: 1 << 30,
             rack_tlp: true,
+            rto_resend_all: false,
         }
     }
 
@@ -173,6 +178,7 @@ impl Stack {
             initial_cwnd_bytes: Some(10 * 1460),
             rcv_wnd_bytes: 65_535,
             syn_fallback_rto_ms: Some(3_000),
+            rto_resend_all: true,
             ..Stack::plain()
         }
     }
@@ -211,6 +217,7 @@ impl Stack {
             initial_cwnd_bytes: Some(4_380),
             rcv_wnd_bytes: 5_760,
             rack_tlp: false,
+            rto_resend_all: true,
         }
     }
 
@@ -262,6 +269,7 @@ impl Stack {
             initial_cwnd_bytes: None,
             rcv_wnd_bytes: 2_048,
             rack_tlp: false,
+            rto_resend_all: true,
         }
     }
 
@@ -329,8 +337,13 @@ impl Stack {
                 return Err(format!("{n}: {what} must be <= {RTO_MS_MAX}, got {v}"));
             }
         }
-        if self.syn_fallback_rto_ms.is_some_and(|v| v == 0 || v > RTO_MS_MAX) {
-            return Err(format!("{n}: syn_fallback_rto_ms must be in 1..={RTO_MS_MAX}"));
+        if self
+            .syn_fallback_rto_ms
+            .is_some_and(|v| v == 0 || v > RTO_MS_MAX)
+        {
+            return Err(format!(
+                "{n}: syn_fallback_rto_ms must be in 1..={RTO_MS_MAX}"
+            ));
         }
         if self.fin_wait2_ms == 0 || self.fin_wait2_ms > RTO_MS_MAX {
             return Err(format!(

@@ -29,8 +29,9 @@ mod tcp;
 pub mod trace;
 
 pub use config::{
-    AckEvery, LinkConfig, LossModel, Stack, LATENCY_MS_MAX, LINUX_FIN_WAIT2_MS, LINUX_ORPHAN_RETRIES,
-    LWIP_FIN_WAIT2_MS, LWIP_ORPHAN_RETRIES, MSS_BYTES_MAX, RETRIES_MAX, RTO_MS_MAX,
+    AckEvery, LinkConfig, LossModel, Stack, LATENCY_MS_MAX, LINUX_FIN_WAIT2_MS,
+    LINUX_ORPHAN_RETRIES, LWIP_FIN_WAIT2_MS, LWIP_ORPHAN_RETRIES, MSS_BYTES_MAX, RETRIES_MAX,
+    RTO_MS_MAX,
 };
 pub use trace::{NetEvent, NetLine, Recovery, ResetReason, TcpFlags, TraceTime, Wire};
 

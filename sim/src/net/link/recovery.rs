@@ -21,7 +21,11 @@ impl Link {
     /// (Linux `tcp_retries2`, counted per connection).
     pub(super) fn on_rto(&mut self, at: Instant, dir: Dir) {
         let st = self.stack(dir.sender());
-        let (mss, rst_on_give_up) = (st.mss_bytes.max(1) as u64, st.rst_on_give_up);
+        let (mss, rst_on_give_up, resend_all) = (
+            st.mss_bytes.max(1) as u64,
+            st.rst_on_give_up,
+            st.rto_resend_all,
+        );
         let limit = if self.app_closed[dir.sender().idx()] {
             st.retries_max.min(st.orphan_retries_max)
         } else {
@@ -57,7 +61,11 @@ impl Link {
             s.cwnd = mss;
         }
         s.recover = None;
-        for g in s.segs.iter_mut().filter(|g| !g.acked && g.off != off) {
+        for g in s
+            .segs
+            .iter_mut()
+            .filter(|g| resend_all && !g.acked && g.off != off)
+        {
             g.lost = true;
         }
         if let Some(g) = s.find(off).and_then(|i| s.segs.get_mut(i)) {

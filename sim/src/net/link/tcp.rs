@@ -565,8 +565,7 @@ impl Link {
             }
             Ev::DelAck { dir, gen } => {
                 let s = &self.streams[dir.idx()];
-                if s.delack_gen == gen && s.ack_pending > 0 && !self.aborted[dir.receiver().idx()]
-                {
+                if s.delack_gen == gen && s.ack_pending > 0 && !self.aborted[dir.receiver().idx()] {
                     self.send_ack(at, dir, u64::MAX);
                 }
             }

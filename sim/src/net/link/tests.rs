@@ -425,16 +425,25 @@ fn overlapping_faults_end_independently() {
     r.link.set_dead_by(ms(4_000), Dir::Up, 2, false);
     r.drain(ms(4_000));
     r.run_until(ms(5_900));
-    assert!(r.delivered(Dir::Down).is_empty(), "fault 1 still partitions");
+    assert!(
+        r.delivered(Dir::Down).is_empty(),
+        "fault 1 still partitions"
+    );
     r.link.set_partition_by(ms(6_000), 1, false);
     r.drain(ms(6_000));
     r.run_until(ms(30_000));
     // Down delivers after the next backoff; Up stays dead (fault 3), so no ACK comes back.
     assert_eq!(r.delivered(Dir::Down), b"held".to_vec());
     let lines = r.net_lines();
-    let heals = lines.iter().filter(|l| l.ends_with("partition healed")).count();
+    let heals = lines
+        .iter()
+        .filter(|l| l.ends_with("partition healed"))
+        .count();
     assert_eq!(heals, 1, "{lines:?}");
-    assert!(!lines.iter().any(|l| l.contains("up dead healed")), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("up dead healed")),
+        "{lines:?}"
+    );
     r.link.clear_faults(ms(30_000));
     r.drain(ms(30_000));
     assert!(r.net_lines().iter().any(|l| l.contains("up dead healed")));

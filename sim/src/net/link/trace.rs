@@ -228,7 +228,10 @@ impl fmt::Display for NetEvent {
             NetEvent::Aborted { side } => write!(f, "{side} power cut"),
             NetEvent::ConnectAbandoned => f.write_str("connect abandoned, attempt freed"),
             NetEvent::GaveUp { side } => {
-                write!(f, "{side} gave up retransmitting, connection dropped without RST")
+                write!(
+                    f,
+                    "{side} gave up retransmitting, connection dropped without RST"
+                )
             }
             NetEvent::AppClosed { side } => write!(f, "{side} closed"),
             NetEvent::FinWait2Timeout { side } => {
