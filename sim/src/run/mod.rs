@@ -174,7 +174,6 @@ pub fn link_config(spec: &LinkSpec, client: Stack) -> LinkConfig {
                 loss_bad,
             },
         },
-        ..LinkConfig::default()
     }
 }
 
