@@ -60,6 +60,13 @@
 //! retain = false         # default false
 //! outbox_expiry_s = 30   # esp-mqtt only (default 30): unacknowledged QoS 1/2 deleted after it
 //! will = { topic = "ESP32/{id}/status", payload = "offline", qos = 1, retain = true }
+//! tcp_stack = "linux"    # optional: the device's TCP stack profile (linux | lwip-esp-idf |
+//!                        # lwip-arduino | smoltcp-embassy | plain); default: with the top-level
+//!                        # `tcp_profiles = true` the profile's own (pubsubclient lwip-arduino,
+//!                        # esp-mqtt lwip-esp-idf, mqsim smoltcp-embassy), else plain (the model
+//!                        # before stack profiles: no Nagle, no delayed ACK, no cwnd). With
+//!                        # tcp_profiles or a named tcp_stack, the broker's end runs linux;
+//!                        # with tcp_profiles, subscribers run linux too.
 //!
 //! [[subscriber]]         # a mosquitto_sub-like client
 //! name = "dashboard"

@@ -50,7 +50,8 @@
 //!   `retries_max`, or waits forever if it had nothing outstanding).
 //!
 //! # What is not modelled
-//! - No congestion window, slow start, Nagle, receive window or flow control: every write is sent at
+//! - In the `plain` stack (the default; the profiles in [`link::Stack`] model these, opt-in):
+//!   no congestion window, slow start, Nagle, receive window or flow control: every write is sent at
 //!   once, cut into MSS segments (as with `TCP_NODELAY` and an unlimited window). The wrapper's send
 //!   buffer is unbounded unless bounded per end ([`stream::LinkStream::set_send_buffer`]: the
 //!   simulated ESP32s use lwIP's 5,744 bytes, so a write blocks once that much is unacknowledged).

@@ -22,7 +22,7 @@
 //! application is rounded up to it. Everything lives behind one mutex (turmoil runs every host on
 //! one thread), the wrappers hold it only inside a poll.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -97,6 +97,8 @@ struct End {
     fin_sent: bool,
     /// This end's application closed its socket (drop, or [`Net::close`]).
     app_closed: bool,
+    /// This end's stack gave up the connection without a RST (lwIP `TCP_MAXRTX`).
+    gave_up: bool,
 }
 
 struct Conn {
@@ -196,11 +198,12 @@ pub struct Tap {
 }
 
 /// A standing fault: applied to the matching connections now and to every new one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Each fault by its key, so that overlapping faults end independently.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Standing {
-    partition: bool,
+    partition: BTreeSet<u32>,
     /// Indexed by `Dir::Up`, `Dir::Down`.
-    dead: [bool; 2],
+    dead: [BTreeSet<u32>; 2],
 }
 
 fn dir_idx(dir: Dir) -> usize {
@@ -259,6 +262,7 @@ impl Inner {
                 }
                 Output::Closed { dir } => c.ends[side_idx(dir.receiver())].eof = true,
                 Output::Reset { .. } => c.reset = true,
+                Output::GaveUp { side } => c.ends[side_idx(side)].gave_up = true,
                 Output::Net(NetLine { at, event }) => {
                     self.counter += 1;
                     let line = format!("{} conn{} {event}", TraceTime(at), c.id.0);
@@ -392,20 +396,21 @@ impl Net {
                 tag,
             });
             // Standing faults for everyone, then for this client, before the first SYN.
-            let mut standing = g.standing.get(&None).copied().unwrap_or_default();
+            let mut standing = g.standing.get(&None).cloned().unwrap_or_default();
             if let Some(t) = tag.and_then(|t| g.standing.get(&Some(t))) {
-                standing.partition |= t.partition;
-                standing.dead[0] |= t.dead[0];
-                standing.dead[1] |= t.dead[1];
+                standing.partition.extend(t.partition.iter().copied());
+                for d in 0..2 {
+                    standing.dead[d].extend(t.dead[d].iter().copied());
+                }
             }
             if let Some(c) = g.conns.get_mut(i) {
                 let now = sim_now();
-                if standing.partition {
-                    c.link.set_partition(now, true);
+                for &key in &standing.partition {
+                    c.link.set_partition_by(now, key, true);
                 }
                 for dir in [Dir::Up, Dir::Down] {
-                    if standing.dead[dir_idx(dir)] {
-                        c.link.set_dead(now, dir, true);
+                    for &key in &standing.dead[dir_idx(dir)] {
+                        c.link.set_dead_by(now, dir, key, true);
                     }
                 }
                 c.link.handle_connect(now);
@@ -486,21 +491,56 @@ impl Net {
     /// Both directions of the chosen connections lose everything while `on`; for `All` and
     /// `Tag` also every connection opened while it stays on.
     pub fn partition(&self, which: Which, on: bool) {
+        self.partition_by(which, 0, on);
+    }
+
+    /// [`Net::partition`] for fault `key`: a connection stays partitioned while any of the
+    /// faults that reach it is on, so overlapping faults end independently.
+    pub fn partition_by(&self, which: Which, key: u32, on: bool) {
         let mut g = self.lock();
-        if let Some(key) = standing_key(which) {
-            g.standing.entry(key).or_default().partition = on;
+        if let Some(k) = standing_key(which) {
+            let set = &mut g.standing.entry(k).or_default().partition;
+            if on {
+                set.insert(key);
+            } else {
+                set.remove(&key);
+            }
         }
-        g.each(which, |l, now| l.set_partition(now, on));
+        g.each(which, |l, now| l.set_partition_by(now, key, on));
+    }
+
+    /// Every partition and half-open fault on the chosen connections ends (the heal), standing
+    /// ones included.
+    pub fn clear_faults(&self, which: Which) {
+        let mut g = self.lock();
+        match standing_key(which) {
+            Some(None) => g.standing.clear(),
+            Some(k) => {
+                g.standing.remove(&k);
+            }
+            None => {}
+        }
+        g.each(which, |l, now| l.clear_faults(now));
     }
 
     /// One direction of the chosen connections loses everything while `on` (half-open); for
     /// `All` and `Tag` also every connection opened while it stays on.
     pub fn half_open(&self, which: Which, dir: Dir, on: bool) {
+        self.half_open_by(which, dir, 0, on);
+    }
+
+    /// [`Net::half_open`] for fault `key`: `dir` stays dead while any fault that reaches it is on.
+    pub fn half_open_by(&self, which: Which, dir: Dir, key: u32, on: bool) {
         let mut g = self.lock();
-        if let Some(key) = standing_key(which) {
-            g.standing.entry(key).or_default().dead[dir_idx(dir)] = on;
+        if let Some(k) = standing_key(which) {
+            let set = &mut g.standing.entry(k).or_default().dead[dir_idx(dir)];
+            if on {
+                set.insert(key);
+            } else {
+                set.remove(&key);
+            }
         }
-        g.each(which, |l, now| l.set_dead(now, dir, on));
+        g.each(which, |l, now| l.set_dead_by(now, dir, key, on));
     }
 
     /// The chosen connections lose transmissions by `loss` from now on (the heal phase).
@@ -742,6 +782,14 @@ impl LinkStream {
     }
 }
 
+/// lwIP's give-up after `TCP_MAXRTX`: `ERR_ABRT`, errno `ECONNABORTED` (src/api/err.c).
+fn gave_up_err() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "modelled TCP stack gave up retransmitting",
+    )
+}
+
 fn reset_err() -> io::Error {
     io::Error::new(
         io::ErrorKind::ConnectionReset,
@@ -781,6 +829,9 @@ impl AsyncRead for LinkStream {
             if c.reset {
                 return Poll::Ready(Err(reset_err()));
             }
+            if end.gave_up {
+                return Poll::Ready(Err(gave_up_err()));
+            }
             if end.eof {
                 return Poll::Ready(Ok(()));
             }
@@ -810,6 +861,9 @@ impl AsyncWrite for LinkStream {
             };
             if c.reset {
                 return Poll::Ready(Err(reset_err()));
+            }
+            if c.ends[side_idx(this.side)].gave_up {
+                return Poll::Ready(Err(gave_up_err()));
             }
             if this.write_closed {
                 return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));

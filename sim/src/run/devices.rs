@@ -25,6 +25,7 @@ use super::{
 };
 use crate::check::{DeviceId, Ledger};
 use crate::device_io::{run_device, DeviceHooks};
+use crate::net::link::Stack;
 use crate::net::stream::sim_now;
 use crate::scenario::{Profile, Scenario};
 use crate::seed::Stream;
@@ -275,7 +276,10 @@ pub(super) fn add(
             };
             let connector = SimConnector {
                 net: shared.net.clone(),
-                link: link_config(&link),
+                link: link_config(
+                    &link,
+                    device_stack(d.profile, d.tcp_stack.as_deref(), sc.tcp_profiles),
+                ),
                 tag: id.0,
                 healed: shared.healed.clone(),
                 send_buffer_bytes: Some(cfg.params.tcp_send_buffer_bytes),
@@ -315,4 +319,22 @@ pub(super) fn add(
         }
     });
     Ok(())
+}
+
+/// A device's TCP stack: the scenario's `tcp_stack`, else its profile's own (PubSubClient runs on
+/// Arduino-ESP32's lwIP, esp-mqtt on ESP-IDF's, this project's firmware on smoltcp under
+/// embassy-net).
+/// Without `tcp_profiles` and a name: the plain model.
+pub(super) fn device_stack(profile: Profile, name: Option<&str>, tcp_profiles: bool) -> Stack {
+    if let Some(st) = name.and_then(Stack::by_name) {
+        return st;
+    }
+    if !tcp_profiles {
+        return Stack::plain();
+    }
+    match profile {
+        Profile::Pubsubclient => Stack::lwip_arduino(),
+        Profile::EspMqtt => Stack::lwip_esp_idf(),
+        Profile::Mqsim => Stack::smoltcp_embassy(),
+    }
 }

@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 use crate::check::{Ledger, SubscriberId};
 use crate::device_io::Control;
 use crate::disk::Disk;
-use crate::net::link::{LinkConfig, LossModel};
+use crate::net::link::{LinkConfig, LossModel, Stack};
 use crate::net::stream::{set_outside_now, Net};
 use crate::scenario::{LinkSpec, Loss, Scenario};
 use crate::seed::Stream;
@@ -158,8 +158,18 @@ fn serial_clock() -> WallClock {
     WallClock::from_ms_of_day(EPOCH_UNIX_MS + SERIAL_UTC_OFFSET_MS)
 }
 
-pub fn link_config(spec: &LinkSpec) -> LinkConfig {
+/// The link of one client: the path from `spec`, the client's stack `client` and the broker's
+/// (Linux, the host mosquitto and this broker run on).
+pub fn link_config(spec: &LinkSpec, client: Stack) -> LinkConfig {
+    // A plain client keeps the plain broker end: the model before stack profiles.
+    let server = if client.name == "plain" {
+        Stack::plain()
+    } else {
+        Stack::linux()
+    };
     LinkConfig {
+        client,
+        server,
         latency_ms: spec.latency_ms,
         jitter_ms: spec.jitter_ms,
         loss: match spec.loss {
@@ -177,7 +187,6 @@ pub fn link_config(spec: &LinkSpec) -> LinkConfig {
                 loss_bad,
             },
         },
-        ..LinkConfig::default()
     }
 }
 

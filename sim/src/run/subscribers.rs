@@ -15,6 +15,7 @@ use super::subscriber::{self, run_subscriber, SubEvent, SubHooks};
 use super::wire::SUBSCRIBER_TAG_BASE;
 use super::{link_config, qos, Controls, Lines, Shared, Source, CLIENTS_HOST};
 use crate::check::{DeviceId, Ledger, MsgId, SubscriberId};
+use crate::net::link::Stack;
 use crate::net::stream::{sim_now, LinkStream};
 use crate::scenario::Scenario;
 
@@ -109,7 +110,14 @@ pub(super) fn add(
         };
         let connector = SimConnector {
             net: shared.net.clone(),
-            link: link_config(sc.link(&s.link)),
+            link: link_config(
+                sc.link(&s.link),
+                if sc.tcp_profiles {
+                    Stack::linux()
+                } else {
+                    Stack::plain()
+                },
+            ),
             tag,
             healed: shared.healed.clone(),
             send_buffer_bytes: None,

@@ -15,11 +15,16 @@ use crate::net::stream::{set_outside_now, Which};
 use crate::scenario::{Direction, FaultKind, InputSchedule, Scenario};
 use crate::seed::Stream;
 
+/// The partition key of a broker power cut (scenario faults use their index).
+const BROKER_DOWN_KEY: u32 = u32::MAX;
+
 /// A fault or phase change at a point in simulated time.
 #[derive(Debug, Clone)]
 enum Action {
-    Partition(Vec<u32>, bool),
-    HalfOpen(Vec<u32>, Dir, bool),
+    /// Targets, on/off, the fault's key (its index in the scenario: overlapping faults end
+    /// independently).
+    Partition(Vec<u32>, bool, u32),
+    HalfOpen(Vec<u32>, Dir, bool, u32),
     Reset(Vec<u32>),
     Wifi(Vec<u32>, bool),
     BrokerPowerCut,
@@ -48,20 +53,22 @@ pub(super) fn timeline(sc: &Scenario, controls: &Controls) -> Timeline {
         }
     };
     let mut actions: Vec<(u64, Action)> = Vec::new();
-    for f in &sc.faults {
+    for (k, f) in sc.faults.iter().enumerate() {
+        let key = u32::try_from(k).unwrap_or(u32::MAX - 1);
         let end = f.at_ms + f.duration_ms;
         match f.kind {
             FaultKind::Partition => {
-                actions.push((f.at_ms, Action::Partition(targets(&f.target), true)));
-                actions.push((end, Action::Partition(targets(&f.target), false)));
+                actions.push((f.at_ms, Action::Partition(targets(&f.target), true, key)));
+                actions.push((end, Action::Partition(targets(&f.target), false, key)));
             }
             FaultKind::HalfOpen(d) => {
                 let dir = match d {
                     Direction::Up => Dir::Up,
                     Direction::Down => Dir::Down,
                 };
-                actions.push((f.at_ms, Action::HalfOpen(targets(&f.target), dir, true)));
-                actions.push((end, Action::HalfOpen(targets(&f.target), dir, false)));
+                let (t, d) = (targets(&f.target), dir);
+                actions.push((f.at_ms, Action::HalfOpen(t.clone(), d, true, key)));
+                actions.push((end, Action::HalfOpen(t, d, false, key)));
             }
             FaultKind::Reset => actions.push((f.at_ms, Action::Reset(targets(&f.target)))),
             FaultKind::WifiDrop => {
@@ -131,14 +138,14 @@ impl Timeline {
             // Outside every host: the links stamp what this causes with its scheduled time.
             set_outside_now(Instant::from_millis(*at));
             match action {
-                Action::Partition(tags, on) => {
+                Action::Partition(tags, on, key) => {
                     for &t in tags {
-                        shared.net.partition(Which::Tag(t), *on);
+                        shared.net.partition_by(Which::Tag(t), *key, *on);
                     }
                 }
-                Action::HalfOpen(tags, dir, on) => {
+                Action::HalfOpen(tags, dir, on, key) => {
                     for &t in tags {
-                        shared.net.half_open(Which::Tag(t), *dir, *on);
+                        shared.net.half_open_by(Which::Tag(t), *dir, *key, *on);
                     }
                 }
                 Action::Reset(tags) => {
@@ -165,7 +172,7 @@ impl Timeline {
                     // No FIN, no RST: the broker's sockets fall silent, and SYNs go unanswered
                     // until it is back.
                     shared.net.power_cut(Which::All, Side::Server);
-                    shared.net.partition(Which::All, true);
+                    shared.net.partition_by(Which::All, BROKER_DOWN_KEY, true);
                     sim.crash(BROKER_HOST);
                     if let Some(d) = disk {
                         let lost = d.power_cut();
@@ -194,7 +201,7 @@ impl Timeline {
                         // A host that lost power answers its old connections' next segments
                         // with RST (a clean stop had closed them already).
                         shared.net.reboot(Which::All, Side::Server);
-                        shared.net.partition(Which::All, false);
+                        shared.net.partition_by(Which::All, BROKER_DOWN_KEY, false);
                         sim.bounce(BROKER_HOST);
                         self.broker_down = false;
                         shared.ledger.borrow_mut().broker_restarted(us, persistence);
@@ -212,9 +219,7 @@ impl Timeline {
                 }
                 Action::Heal => {
                     shared.healed.set(true);
-                    shared.net.partition(Which::All, false);
-                    shared.net.half_open(Which::All, Dir::Up, false);
-                    shared.net.half_open(Which::All, Dir::Down, false);
+                    shared.net.clear_faults(Which::All);
                     shared.net.set_loss(Which::All, LossModel::None);
                     for c in controls.by_tag.values() {
                         let _ = c.send(Control::WifiUp);

@@ -22,6 +22,10 @@ pub struct Scenario {
     pub links: BTreeMap<String, LinkSpec>,
     pub devices: Vec<DeviceSpec>,
     pub subscribers: Vec<SubscriberSpec>,
+    /// Every end runs its TCP stack profile (devices their library's, subscribers and the
+    /// broker Linux); `false` (the default for now) = the `plain` model for every end unless a
+    /// device names its `tcp_stack`.
+    pub tcp_profiles: bool,
     /// Sorted by start time (stable: file order for equal starts).
     pub faults: Vec<FaultSpec>,
     /// The board inputs the world sets (`[[input]]`).
@@ -194,6 +198,10 @@ pub struct DeviceSpec {
     pub retain: bool,
     /// esp-mqtt only.
     pub outbox_expiry_s: Option<u64>,
+    /// The device's TCP stack profile by name (`crate::net::link::Stack::by_name`); `None` =
+    /// the profile's own stack (pubsubclient: lwip-arduino, esp-mqtt: lwip-esp-idf, mqsim:
+    /// smoltcp-embassy).
+    pub tcp_stack: Option<String>,
     pub will: Option<WillSpec>,
 }
 

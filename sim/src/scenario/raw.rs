@@ -34,6 +34,8 @@ pub(super) struct RawScenario {
     pub(super) input: Vec<RawInput>,
     #[serde(default)]
     pub(super) expect: Option<RawExpect>,
+    #[serde(default)]
+    pub(super) tcp_profiles: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +107,7 @@ pub(super) struct RawDevice {
     pub(super) topic_prefix: Option<Sp<String>>,
     pub(super) retain: Option<Sp<bool>>,
     pub(super) outbox_expiry_s: Option<Sp<u64>>,
+    pub(super) tcp_stack: Option<Sp<String>>,
     pub(super) will: Option<RawWill>,
 }
 

@@ -86,6 +86,7 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
         links,
         devices,
         subscribers,
+        tcp_profiles: raw.tcp_profiles.unwrap_or(false),
         faults,
         inputs,
         expect,
@@ -458,6 +459,19 @@ fn validate_devices(
             }
             (None, Profile::Pubsubclient | Profile::Mqsim) => None,
         };
+        let tcp_stack = d.tcp_stack.as_ref().map(|t| {
+            if crate::net::link::Stack::by_name(t.get_ref()).is_none() {
+                c.at(
+                    t,
+                    format!(
+                        "tcp_stack `{}`: one of {}",
+                        t.get_ref(),
+                        crate::net::link::Stack::NAMES.join(", ")
+                    ),
+                );
+            }
+            t.get_ref().clone()
+        });
         let will = d.will.as_ref().map(|w| {
             if !topic::valid_topic_name(w.topic.get_ref()) {
                 c.at(
@@ -491,6 +505,7 @@ fn validate_devices(
             topic_prefix,
             retain: d.retain.as_ref().is_some_and(|r| *r.get_ref()),
             outbox_expiry_s,
+            tcp_stack,
             will,
         });
     }

@@ -18,37 +18,102 @@ pub enum LossModel {
     },
 }
 
-/// Parameters of one modelled TCP connection. Units are in the names.
+/// When a receiver acknowledges in-order data at once rather than after its delayed-ACK timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckEvery {
+    /// At the n-th unacknowledged in-order segment (lwIP: the second, `tcp_receive()` →
+    /// `tcp_ack()` sends at once when `TF_ACK_DELAY` is already set, tcp_priv.h:452-461).
+    Segments(u32),
+    /// Once more than this many bytes are unacknowledged (Linux `__tcp_ack_snd_check()`: more
+    /// than `rcv_mss`, which starts at `TCP_MSS_DEFAULT` 536 and grows only with full-sized
+    /// segments, so small MQTT packets collect up to 536 bytes; smoltcp: more than one MSS,
+    /// src/socket/tcp.rs:2316-2322).
+    Bytes(u64),
+}
+
+/// One end's TCP stack: what it does as a sender (segments, Nagle, congestion window, timers,
+/// limits) and as a receiver (delayed ACK, receive window). Every number's source is given
+/// where the profile is built ([`Stack::linux`], [`Stack::lwip_esp_idf`],
+/// [`Stack::lwip_arduino`], [`Stack::smoltcp_embassy`]); ../shared/notes/tcp-stacks.md lists
+/// them with file and line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stack {
+    /// Profile name for the trace and the docs.
+    pub name: &'static str,
+    /// Largest payload of one segment this end sends.
+    pub mss_bytes: usize,
+    /// RTO bounds: the RTO is `srtt + 4 rttvar`, at least `rto_min_ms`; `rto_initial_ms`
+    /// before any sample; backed off RTOs are capped at `rto_max_ms`.
+    pub rto_min_ms: u64,
+    pub rto_initial_ms: u64,
+    pub rto_max_ms: u64,
+    /// The retransmission timer's granularity: 0 = exact (Linux, smoltcp); lwIP counts whole
+    /// 500 ms slow-timer ticks from the send, so an RTO of N ticks fires (N-1)*0.5 to N*0.5 s
+    /// after it.
+    pub rto_tick_ms: u64,
+    /// The backoff doubles at most this many times (lwIP's `tcp_backoff` table tops at x128: 7).
+    pub backoff_shift_max: u32,
+    /// Consecutive retransmission timeouts without progress before the sender gives up
+    /// (Linux `tcp_retries2` = 15, lwIP `TCP_MAXRTX` = 12; smoltcp has no count: 64 here, the
+    /// validation maximum, is "never" in any scenario).
+    pub retries_max: u32,
+    /// Whether giving up sends a RST (Linux: the model's choice so far; lwIP `tcp_slowtmr()`
+    /// purges the PCB without one, src/core/tcp.c:1390-1420).
+    pub rst_on_give_up: bool,
+    /// SYN retransmissions before the connect fails.
+    pub syn_retries_max: u32,
+    /// SYN retransmissions back off (Linux, smoltcp) or keep the initial RTO's spacing (lwIP:
+    /// no backoff in SYN_SENT, src/core/tcp.c:1293-1301).
+    pub syn_backoff: bool,
+    /// After a handshake that needed a retransmitted SYN (no RTT sample), the first data RTO
+    /// is this (Linux `TCP_TIMEOUT_FALLBACK` 3 s, RFC 6298 5.7, `tcp_init_transfer()`); `None` =
+    /// the initial RTO.
+    pub syn_fallback_rto_ms: Option<u64>,
+    /// Retransmission timeouts of a connection its application has closed (an orphan) before
+    /// it gives up. Linux: `tcp_orphan_retries` = 0, which `tcp_orphan_retries()`
+    /// (net/ipv4/tcp_timer.c) turns into 8. lwIP has no orphan limit: `TCP_MAXRTX` applies.
+    pub orphan_retries_max: u32,
+    /// How long a side whose application closed waits in FIN-WAIT-2 for the peer's FIN.
+    pub fin_wait2_ms: u64,
+    /// Nagle's algorithm: a segment smaller than the MSS waits while anything is unacknowledged.
+    pub nagle: bool,
+    /// Delayed ACK: in-order data is acknowledged after this long unless [`Stack::ack_every`]
+    /// or data going the other way (piggyback) comes first; 0 = at once.
+    pub delack_ms: u64,
+    /// The delayed ACK goes out at the next tick of a timer with this period instead
+    /// (lwIP's 250 ms fast timer: 0-250 ms); 0 = `delack_ms` after the segment.
+    pub delack_tick_ms: u64,
+    pub ack_every: AckEvery,
+    /// Linux quick-ACK mode: this many ACKs go out at once at the start of a connection and
+    /// after a receive gap longer than the RTO (`tcp_event_data_recv()`, `TCP_MAX_QUICKACKS`).
+    pub quickacks: u32,
+    /// Initial congestion window in bytes; `None` = no congestion control (smoltcp as
+    /// embassy-net builds it). Reno-style: slow start, one MSS after an RTO, halved once per
+    /// fast recovery.
+    pub initial_cwnd_bytes: Option<u64>,
+    /// The receive window this end advertises (its peer's flight is at most this).
+    pub rcv_wnd_bytes: u64,
+    /// RACK loss detection and tail-loss probes (Linux `tcp_recovery` = 1, `tcp_early_retrans`
+    /// = 3); without, only three duplicate ACKs (fast retransmit) or the RTO.
+    pub rack_tlp: bool,
+    /// An RTO marks everything outstanding lost, to be sent again as the window opens
+    /// (Linux `tcp_enter_loss()`, lwIP `tcp_rexmit_rto()`, smoltcp's go-back-N); `false` (plain)
+    /// resends only the oldest segment and leaves the rest to RACK.
+    pub rto_resend_all: bool,
+}
+
+/// Parameters of one modelled TCP connection: the path, and each end's stack.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinkConfig {
     /// One-way propagation delay.
     pub latency_ms: u64,
     /// Extra one-way delay, uniform in `0 ..= jitter_ms` (microsecond resolution), per packet.
     pub jitter_ms: u64,
-    /// Largest payload of one segment.
-    pub mss_bytes: usize,
     pub loss: LossModel,
-    /// RFC 6298 bounds (Linux: 200 ms minimum, 1 s initial, 120 s maximum).
-    pub rto_min_ms: u64,
-    pub rto_initial_ms: u64,
-    pub rto_max_ms: u64,
-    /// Consecutive retransmission timeouts without progress before the connection resets (Linux
-    /// `tcp_retries2` = 15).
-    pub retries_max: u32,
-    /// SYN retransmissions before connect fails (Linux `tcp_syn_retries` = 6: retries after
-    /// 1, 3, 7, 15, 31, 63 s, failure at 127 s with a 1 s initial RTO).
-    pub syn_retries_max: u32,
-    /// Consecutive retransmission timeouts before a connection its application has closed
-    /// (an orphan: FIN-WAIT, CLOSING, LAST-ACK) gives up. Linux: `tcp_orphan_retries` = 0, which
-    /// `tcp_orphan_retries()` (net/ipv4/tcp_timer.c) turns into 8 while the RTO is below its
-    /// maximum. lwIP has no orphan limit: `TCP_MAXRTX` (12, ESP-IDF Kconfig
-    /// `LWIP_TCP_MAXRTX`) applies to every state (src/core/tcp.c `tcp_slowtmr`).
-    pub orphan_retries_max: u32,
-    /// How long a side whose application closed waits in FIN-WAIT-2 (its FIN acknowledged) for
-    /// the peer's FIN before it forgets the connection; a later segment from the peer then gets
-    /// a RST. Linux: `tcp_fin_timeout` = 60 s (`TCP_FIN_TIMEOUT`, include/net/tcp.h). lwIP:
-    /// `TCP_FIN_WAIT_TIMEOUT` = 20 s (src/include/lwip/priv/tcp_priv.h, `tcp_slowtmr`).
-    pub fin_wait2_ms: u64,
+    /// The client's stack (the device or the subscriber).
+    pub client: Stack,
+    /// The server's stack (the broker).
+    pub server: Stack,
 }
 
 /// Linux `tcp_orphan_retries()` with the sysctl at its default 0 (net/ipv4/tcp_timer.c).
@@ -61,21 +126,259 @@ pub const LWIP_ORPHAN_RETRIES: u32 = 12;
 /// lwIP `TCP_FIN_WAIT_TIMEOUT` (src/include/lwip/priv/tcp_priv.h): 20 s.
 pub const LWIP_FIN_WAIT2_MS: u64 = 20_000;
 
+impl Stack {
+    /// The model as it was before stack profiles: Linux's timers, limits and loss recovery, but
+    /// every write sent at once (no Nagle, no congestion window) and every segment acknowledged
+    /// at once. The default of [`LinkConfig`], for tests of the link machinery.
+    pub fn plain() -> Stack {
+        Stack {
+            name: "plain",
+            mss_bytes: 1460,
+            rto_min_ms: 200,
+            rto_initial_ms: 1_000,
+            rto_max_ms: 120_000,
+            rto_tick_ms: 0,
+            backoff_shift_max: 40,
+            retries_max: 15,
+            rst_on_give_up: true,
+            syn_retries_max: 6,
+            syn_backoff: true,
+            syn_fallback_rto_ms: None,
+            orphan_retries_max: LINUX_ORPHAN_RETRIES,
+            fin_wait2_ms: LINUX_FIN_WAIT2_MS,
+            nagle: false,
+            delack_ms: 0,
+            delack_tick_ms: 0,
+            ack_every: AckEvery::Segments(1),
+            quickacks: 0,
+            initial_cwnd_bytes: None,
+            rcv_wnd_bytes: 1 << 30,
+            rack_tlp: true,
+            rto_resend_all: false,
+        }
+    }
+
+    /// Linux with its defaults (the broker's host, the subscribers', a device process on a PC).
+    /// include/net/tcp.h (torvalds/linux 003e07a1): `TCP_RTO_MIN` 200 ms, `TCP_TIMEOUT_INIT`
+    /// 1 s, `TCP_RTO_MAX` 120 s, `TCP_TIMEOUT_FALLBACK` 3 s, `TCP_DELACK_MIN` 40 ms,
+    /// `TCP_MAX_QUICKACKS` 16, `TCP_INIT_CWND` 10; `tcp_retries2` 15, `tcp_syn_retries` 6
+    /// (exponential SYN backoff, kernels before 6.5), RACK and TLP on (`tcp_sk_init()`,
+    /// net/ipv4/tcp_ipv4.c); Nagle on unless `TCP_NODELAY` (tcp(7)), which neither mosquitto
+    /// (`set_tcp_nodelay` false, src/conf.c:204) nor paho-mqtt nor mosquitto_sub set. MSS 1460
+    /// (Ethernet). Receive window: 64 KiB, the scaled window's first size with the default
+    /// `tcp_rmem`; congestion control is cubic there, Reno here (the same slow start and RTO
+    /// collapse; cubic's growth differs only over many round trips).
+    pub fn linux() -> Stack {
+        Stack {
+            name: "linux",
+            nagle: true,
+            delack_ms: 40,
+            ack_every: AckEvery::Bytes(536),
+            quickacks: 16,
+            initial_cwnd_bytes: Some(10 * 1460),
+            rcv_wnd_bytes: 65_535,
+            syn_fallback_rto_ms: Some(3_000),
+            rto_resend_all: true,
+            ..Stack::plain()
+        }
+    }
+
+    /// lwIP as ESP-IDF 5.x configures it (esp-mqtt devices). ESP-IDF components/lwip Kconfig
+    /// and port lwipopts.h (v5.5.5): `TCP_MSS` 1440, `TCP_WND` 5760, `LWIP_TCP_RTO_TIME` 1500 ms,
+    /// `TCP_MAXRTX` 12, `TCP_SYNMAXRTX` 12. esp-lwip (2.1.3-esp): slow timer 500 ms
+    /// (tcp_priv.h:120-128), RTT in ticks so a LAN RTO settles at 3 ticks = 1.5 s
+    /// (tcp_in.c:1361-1377), backoff table to x128 (tcp.c:163-164), no backoff for SYNs
+    /// (tcp.c:1293-1301), give-up without RST (tcp.c:1390-1420), delayed ACK on the 250 ms fast
+    /// timer or at the second segment (tcp_priv.h:452-461), Nagle on (tcp_out.c:1344-1347),
+    /// initial cwnd min(4 MSS, max(2 MSS, 4380)) = 4380 B (tcp_in.c:69, 886), cwnd one MSS
+    /// after an RTO (tcp.c:1306-1318), fast retransmit at three duplicate ACKs (tcp_in.c:
+    /// 1203-1233), FIN-WAIT-2 20 s. No SACK, no RACK, no TLP.
+    pub fn lwip_esp_idf() -> Stack {
+        Stack {
+            name: "lwip-esp-idf",
+            mss_bytes: 1440,
+            rto_min_ms: 1_500,
+            rto_initial_ms: 1_500,
+            rto_max_ms: RTO_MS_MAX,
+            rto_tick_ms: 500,
+            backoff_shift_max: 7,
+            retries_max: LWIP_ORPHAN_RETRIES,
+            rst_on_give_up: false,
+            syn_retries_max: 12,
+            syn_backoff: false,
+            syn_fallback_rto_ms: None,
+            orphan_retries_max: LWIP_ORPHAN_RETRIES,
+            fin_wait2_ms: LWIP_FIN_WAIT2_MS,
+            nagle: true,
+            delack_ms: 250,
+            delack_tick_ms: 250,
+            ack_every: AckEvery::Segments(2),
+            quickacks: 0,
+            initial_cwnd_bytes: Some(4_380),
+            rcv_wnd_bytes: 5_760,
+            rack_tlp: false,
+            rto_resend_all: true,
+        }
+    }
+
+    /// lwIP as Arduino-ESP32 (core 3.x) configures it (PubSubClient devices): ESP-IDF's lwIP with
+    /// esp32-arduino-lib-builder's overrides (configs/defconfig.common, release/v5.4:57-59):
+    /// `TCP_SYNMAXRTX` 6, `TCP_MSS` 1436, `TCP_RTO_TIME` 3000 ms (so SYNs every 3 s, and a data
+    /// RTO that starts at 3 s and settles at the 1.5 s floor).
+    pub fn lwip_arduino() -> Stack {
+        Stack {
+            name: "lwip-arduino",
+            mss_bytes: 1436,
+            rto_initial_ms: 3_000,
+            syn_retries_max: 6,
+            initial_cwnd_bytes: Some(4_380),
+            ..Stack::lwip_esp_idf()
+        }
+    }
+
+    /// smoltcp 0.13 as embassy-net 0.9 builds it (this project's firmware, the `mqsim`
+    /// profile). smoltcp src/socket/tcp.rs (v0.13.0): RTO 1 s initial and minimum, 60 s maximum
+    /// (:147-162), doubling (:251-271), no retransmission limit by count and no connect
+    /// timeout unless the application sets one (:582, :2216-2221; embassy-net's
+    /// `TcpSocket::new` sets none), delayed ACK 10 ms, at once past one MSS (:296, :601,
+    /// :2316-2322), Nagle on (:604), no congestion control (neither `socket-tcp-cubic` nor
+    /// `-reno` is enabled by embassy-net), go-back-N on an RTO (:2389-2410), no RACK or TLP.
+    /// Receive window: the firmware's 2048-byte socket buffer (firmware/src/lib.rs
+    /// `TCP_RX_BYTES`). MSS 1460 (its peers' option on Ethernet/WiFi).
+    pub fn smoltcp_embassy() -> Stack {
+        Stack {
+            name: "smoltcp-embassy",
+            mss_bytes: 1460,
+            rto_min_ms: 1_000,
+            rto_initial_ms: 1_000,
+            rto_max_ms: 60_000,
+            rto_tick_ms: 0,
+            backoff_shift_max: 40,
+            retries_max: RETRIES_MAX,
+            rst_on_give_up: false,
+            syn_retries_max: RETRIES_MAX,
+            syn_backoff: true,
+            syn_fallback_rto_ms: None,
+            orphan_retries_max: RETRIES_MAX,
+            fin_wait2_ms: RTO_MS_MAX,
+            nagle: true,
+            delack_ms: 10,
+            delack_tick_ms: 0,
+            ack_every: AckEvery::Bytes(1460),
+            quickacks: 0,
+            initial_cwnd_bytes: None,
+            rcv_wnd_bytes: 2_048,
+            rack_tlp: false,
+            rto_resend_all: true,
+        }
+    }
+
+    /// A profile by name, as scenarios write it.
+    pub fn by_name(name: &str) -> Option<Stack> {
+        Some(match name {
+            "linux" => Stack::linux(),
+            "lwip-esp-idf" => Stack::lwip_esp_idf(),
+            "lwip-arduino" => Stack::lwip_arduino(),
+            "smoltcp-embassy" => Stack::smoltcp_embassy(),
+            "plain" => Stack::plain(),
+            _ => return None,
+        })
+    }
+
+    /// The names [`Stack::by_name`] knows.
+    pub const NAMES: [&'static str; 5] = [
+        "linux",
+        "lwip-esp-idf",
+        "lwip-arduino",
+        "smoltcp-embassy",
+        "plain",
+    ];
+
+    /// Every bad value gets its own message.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = self.name;
+        if self.mss_bytes == 0 || self.mss_bytes > MSS_BYTES_MAX {
+            return Err(format!(
+                "{n}: mss_bytes must be in 1..={MSS_BYTES_MAX}, got {}",
+                self.mss_bytes
+            ));
+        }
+        if self.rto_min_ms == 0 {
+            return Err(format!("{n}: rto_min_ms must be > 0"));
+        }
+        if self.rto_initial_ms < self.rto_min_ms {
+            return Err(format!(
+                "{n}: rto_initial_ms ({}) must be >= rto_min_ms ({})",
+                self.rto_initial_ms, self.rto_min_ms
+            ));
+        }
+        if self.rto_max_ms < self.rto_initial_ms || self.rto_max_ms > RTO_MS_MAX {
+            return Err(format!(
+                "{n}: rto_max_ms ({}) must be in rto_initial_ms ({})..={RTO_MS_MAX}",
+                self.rto_max_ms, self.rto_initial_ms
+            ));
+        }
+        for (what, v) in [
+            ("retries_max", self.retries_max),
+            ("syn_retries_max", self.syn_retries_max),
+            ("orphan_retries_max", self.orphan_retries_max),
+            ("backoff_shift_max", self.backoff_shift_max),
+        ] {
+            if v > RETRIES_MAX {
+                return Err(format!("{n}: {what} must be <= {RETRIES_MAX}, got {v}"));
+            }
+        }
+        for (what, v) in [
+            ("rto_tick_ms", self.rto_tick_ms),
+            ("delack_ms", self.delack_ms),
+            ("delack_tick_ms", self.delack_tick_ms),
+        ] {
+            if v > RTO_MS_MAX {
+                return Err(format!("{n}: {what} must be <= {RTO_MS_MAX}, got {v}"));
+            }
+        }
+        if self
+            .syn_fallback_rto_ms
+            .is_some_and(|v| v == 0 || v > RTO_MS_MAX)
+        {
+            return Err(format!(
+                "{n}: syn_fallback_rto_ms must be in 1..={RTO_MS_MAX}"
+            ));
+        }
+        if self.fin_wait2_ms == 0 || self.fin_wait2_ms > RTO_MS_MAX {
+            return Err(format!(
+                "{n}: fin_wait2_ms must be in 1..={RTO_MS_MAX}, got {}",
+                self.fin_wait2_ms
+            ));
+        }
+        if self.rcv_wnd_bytes == 0 || self.initial_cwnd_bytes == Some(0) {
+            return Err(format!("{n}: windows must be > 0"));
+        }
+        if self.ack_every == AckEvery::Segments(0) {
+            return Err(format!("{n}: ack_every must be at least one segment"));
+        }
+        Ok(())
+    }
+}
+
 impl Default for LinkConfig {
     fn default() -> Self {
         LinkConfig {
             latency_ms: 5,
             jitter_ms: 0,
-            mss_bytes: 1460,
             loss: LossModel::None,
-            rto_min_ms: 200,
-            rto_initial_ms: 1_000,
-            rto_max_ms: 120_000,
-            retries_max: 15,
-            syn_retries_max: 6,
-            orphan_retries_max: LINUX_ORPHAN_RETRIES,
-            fin_wait2_ms: LINUX_FIN_WAIT2_MS,
+            client: Stack::plain(),
+            server: Stack::plain(),
         }
+    }
+}
+
+impl LinkConfig {
+    /// Both ends changed by `f` (tests).
+    pub fn both(mut self, f: impl Fn(&mut Stack)) -> Self {
+        f(&mut self.client);
+        f(&mut self.server);
+        self
     }
 }
 
@@ -110,51 +413,8 @@ impl LinkConfig {
                 self.jitter_ms
             ));
         }
-        if self.mss_bytes == 0 || self.mss_bytes > MSS_BYTES_MAX {
-            return Err(format!(
-                "mss_bytes must be in 1..={MSS_BYTES_MAX}, got {}",
-                self.mss_bytes
-            ));
-        }
-        if self.rto_min_ms == 0 {
-            return Err("rto_min_ms must be > 0".into());
-        }
-        if self.rto_initial_ms < self.rto_min_ms {
-            return Err(format!(
-                "rto_initial_ms ({}) must be >= rto_min_ms ({})",
-                self.rto_initial_ms, self.rto_min_ms
-            ));
-        }
-        if self.rto_max_ms < self.rto_initial_ms || self.rto_max_ms > RTO_MS_MAX {
-            return Err(format!(
-                "rto_max_ms ({}) must be in rto_initial_ms ({})..={RTO_MS_MAX}",
-                self.rto_max_ms, self.rto_initial_ms
-            ));
-        }
-        if self.retries_max > RETRIES_MAX {
-            return Err(format!(
-                "retries_max must be <= {RETRIES_MAX}, got {}",
-                self.retries_max
-            ));
-        }
-        if self.syn_retries_max > RETRIES_MAX {
-            return Err(format!(
-                "syn_retries_max must be <= {RETRIES_MAX}, got {}",
-                self.syn_retries_max
-            ));
-        }
-        if self.orphan_retries_max > RETRIES_MAX {
-            return Err(format!(
-                "orphan_retries_max must be <= {RETRIES_MAX}, got {}",
-                self.orphan_retries_max
-            ));
-        }
-        if self.fin_wait2_ms == 0 || self.fin_wait2_ms > RTO_MS_MAX {
-            return Err(format!(
-                "fin_wait2_ms must be in 1..={RTO_MS_MAX}, got {}",
-                self.fin_wait2_ms
-            ));
-        }
+        self.client.validate()?;
+        self.server.validate()?;
         match self.loss {
             LossModel::None => Ok(()),
             LossModel::Bernoulli { loss } => check_probability("loss", loss),

@@ -16,7 +16,7 @@
 //! public interface here, the TCP machinery in `tcp` (handshake, segments, timers, event
 //! processing) and in `recovery` (arrivals, ACKs and loss recovery: RACK, TLP, RTO).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
 use mqsim::time::{Duration, Instant};
@@ -29,8 +29,9 @@ mod tcp;
 pub mod trace;
 
 pub use config::{
-    LinkConfig, LossModel, LATENCY_MS_MAX, LINUX_FIN_WAIT2_MS, LINUX_ORPHAN_RETRIES,
-    LWIP_FIN_WAIT2_MS, LWIP_ORPHAN_RETRIES, MSS_BYTES_MAX, RETRIES_MAX, RTO_MS_MAX,
+    AckEvery, LinkConfig, LossModel, Stack, LATENCY_MS_MAX, LINUX_FIN_WAIT2_MS,
+    LINUX_ORPHAN_RETRIES, LWIP_FIN_WAIT2_MS, LWIP_ORPHAN_RETRIES, MSS_BYTES_MAX, RETRIES_MAX,
+    RTO_MS_MAX,
 };
 pub use trace::{NetEvent, NetLine, Recovery, ResetReason, TcpFlags, TraceTime, Wire};
 
@@ -127,6 +128,10 @@ pub enum Output {
     Closed { dir: Dir },
     /// The connection is gone; both ends see an error. Nothing more happens on this link.
     Reset { reason: ResetReason },
+    /// `side`'s stack gave up retransmitting without a RST (lwIP `TCP_MAXRTX`): its
+    /// application sees the connection aborted; its peer sees nothing until it sends (then a
+    /// RST, [`Output::Reset`]).
+    GaveUp { side: Side },
     /// A decision, for the trace.
     Net(NetLine),
     /// A packet on the wire (lost or not), for the capture.
@@ -178,6 +183,11 @@ enum Ev {
     FinWait2 {
         side: Side,
     },
+    /// The delayed ACK of data received in `dir`; stale if `gen` differs.
+    DelAck {
+        dir: Dir,
+        gen: u64,
+    },
 }
 
 /// RFC 5681 section 3.2 / RFC 6675 DupThresh: three later segments acknowledged mark a hole lost.
@@ -205,6 +215,8 @@ struct Seg {
     last_tx: Instant,
     /// Cumulatively or selectively acknowledged.
     acked: bool,
+    /// Marked lost by an RTO and waiting for the congestion window to be sent again.
+    lost: bool,
 }
 
 impl Seg {
@@ -222,7 +234,28 @@ struct Stream {
     isn: u32,
     /// Offset of the next new segment (counts the FIN once sent).
     snd_nxt: u64,
+    /// The FIN was sent (it counts in `snd_nxt`).
     fin_queued: bool,
+    /// The application closed: the FIN follows once `unsent` is sent.
+    fin_wanted: bool,
+    /// Written by the application, not yet segmented (Nagle, the windows).
+    unsent: VecDeque<u8>,
+    /// Congestion window and slow-start threshold in bytes (`u64::MAX`: no congestion control).
+    cwnd: u64,
+    ssthresh: u64,
+    /// In fast recovery until the cumulative ACK reaches this offset.
+    recover: Option<u64>,
+    /// First data RTO after a handshake without an RTT sample (Linux `TCP_TIMEOUT_FALLBACK`).
+    rto_fallback_us: Option<u64>,
+    /// Receiver side: in-order segments and bytes received and not acknowledged yet.
+    ack_pending: u32,
+    ack_pending_bytes: u64,
+    /// Generation of the armed delayed-ACK timer; older `Ev::DelAck`s are stale.
+    delack_gen: u64,
+    /// Receiver side: quick ACKs left (Linux quick-ACK mode).
+    quick_left: u32,
+    /// Receiver side: when the last data segment arrived.
+    last_rcv: Option<Instant>,
     segs: VecDeque<Seg>,
     /// Bytes and FIN accepted before the handshake completed.
     pending: Vec<u8>,
@@ -230,7 +263,9 @@ struct Stream {
     srtt_us: Option<u64>,
     rttvar_us: u64,
     ge_bad: bool,
-    dead: bool,
+    /// The faults (by key) that make this direction lose everything (half-open); it is dead
+    /// while any is on, so overlapping faults end independently.
+    dead: BTreeSet<u32>,
     rcv_nxt: u64,
     ooo: BTreeMap<u64, (Vec<u8>, bool)>,
     /// RFC 6298 consecutive timeouts without progress (the exponent of the backoff).
@@ -254,13 +289,24 @@ impl Stream {
             isn,
             snd_nxt: 0,
             fin_queued: false,
+            fin_wanted: false,
+            unsent: VecDeque::new(),
+            cwnd: u64::MAX,
+            ssthresh: u64::MAX,
+            recover: None,
+            rto_fallback_us: None,
+            ack_pending: 0,
+            ack_pending_bytes: 0,
+            delack_gen: 0,
+            quick_left: 0,
+            last_rcv: None,
             segs: VecDeque::new(),
             pending: Vec::new(),
             pending_fin: false,
             srtt_us: None,
             rttvar_us: 0,
             ge_bad: false,
-            dead: false,
+            dead: BTreeSet::new(),
             rcv_nxt: 0,
             ooo: BTreeMap::new(),
             backoff: 0,
@@ -305,7 +351,8 @@ pub struct Link {
     streams: [Stream; 2],
     syn_tx_at: Instant,
     syn_attempt: u32,
-    partition: bool,
+    /// The faults (by key) partitioning the connection; partitioned while any is on.
+    partition: BTreeSet<u32>,
     aborted: [bool; 2],
     /// An aborted side that is back up (a new host): it answers the next segment with RST.
     rebooted: [bool; 2],
@@ -332,15 +379,25 @@ impl Link {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let isn_up = rng.next_u32();
         let isn_down = rng.next_u32();
+        let mut streams = [Stream::new(isn_up), Stream::new(isn_down)];
+        for dir in [Dir::Up, Dir::Down] {
+            let (snd, rcv) = match dir {
+                Dir::Up => (&cfg.client, &cfg.server),
+                Dir::Down => (&cfg.server, &cfg.client),
+            };
+            let s = &mut streams[dir.idx()];
+            s.cwnd = snd.initial_cwnd_bytes.unwrap_or(u64::MAX);
+            s.quick_left = rcv.quickacks;
+        }
         Ok(Link {
             cfg,
             rng,
             now: Instant::ZERO,
             state: State::Idle,
-            streams: [Stream::new(isn_up), Stream::new(isn_down)],
+            streams,
             syn_tx_at: Instant::ZERO,
             syn_attempt: 0,
-            partition: false,
+            partition: BTreeSet::new(),
             aborted: [false; 2],
             rebooted: [false; 2],
             app_closed: [false; 2],
@@ -356,6 +413,13 @@ impl Link {
 
     pub fn config(&self) -> &LinkConfig {
         &self.cfg
+    }
+    /// `side`'s stack.
+    pub fn stack(&self, side: Side) -> &Stack {
+        match side {
+            Side::Client => &self.cfg.client,
+            Side::Server => &self.cfg.server,
+        }
     }
     pub fn is_established(&self) -> bool {
         self.state == State::Established
@@ -377,14 +441,18 @@ impl Link {
             .map(|g| g.seq_len())
             .sum::<u64>()
             + s.pending.len() as u64
+            + s.unsent.len() as u64
     }
     /// The sender's current RTO for new segments in `dir`.
     pub fn rto(&self, dir: Dir) -> Duration {
         let s = &self.streams[dir.idx()];
-        let min = self.cfg.rto_min_ms.saturating_mul(1_000);
-        let max = self.cfg.rto_max_ms.saturating_mul(1_000);
+        let st = self.stack(dir.sender());
+        let min = st.rto_min_ms.saturating_mul(1_000);
+        let max = st.rto_max_ms.saturating_mul(1_000);
         let us = match s.srtt_us {
-            None => self.cfg.rto_initial_ms.saturating_mul(1_000),
+            None => s
+                .rto_fallback_us
+                .unwrap_or(st.rto_initial_ms.saturating_mul(1_000)),
             Some(srtt) => srtt.saturating_add(s.rttvar_us.saturating_mul(4)).max(min),
         };
         Duration::from_micros(us.min(max))
@@ -416,14 +484,16 @@ impl Link {
         self.send_syn(self.now, 0);
     }
 
-    /// Queue `bytes` from the sender of `dir`; cut into MSS segments and sent now (no Nagle, no
-    /// congestion window). Ignored after a reset, after that side's FIN or power cut.
+    /// Queue `bytes` from the sender of `dir`; cut into MSS segments and sent as the sender's
+    /// stack allows (Nagle, the congestion and receive windows). Ignored after a reset, after
+    /// that side's FIN or power cut.
     pub fn handle_send(&mut self, now: Instant, dir: Dir, bytes: &[u8]) {
         self.advance(now);
         if bytes.is_empty()
             || self.is_dead()
             || self.aborted[dir.sender().idx()]
             || self.streams[dir.idx()].fin_queued
+            || self.streams[dir.idx()].fin_wanted
         {
             return;
         }
@@ -431,7 +501,9 @@ impl Link {
             self.streams[dir.idx()].pending.extend_from_slice(bytes);
             return;
         }
-        self.send_now(dir, bytes);
+        self.streams[dir.idx()].unsent.extend(bytes.iter().copied());
+        let at = self.now;
+        self.try_send(at, dir);
     }
 
     /// FIN from the sender of `dir`, after its queued bytes. A second call is a no-op.
@@ -441,14 +513,16 @@ impl Link {
             return;
         }
         let s = &mut self.streams[dir.idx()];
-        if s.fin_queued || s.pending_fin {
+        if s.fin_queued || s.fin_wanted || s.pending_fin {
             return;
         }
         if self.state != State::Established {
             s.pending_fin = true;
             return;
         }
-        self.send_fin(dir);
+        s.fin_wanted = true;
+        let at = self.now;
+        self.try_send(at, dir);
     }
 
     /// RST from the client now: both ends see the connection reset.
@@ -542,12 +616,25 @@ impl Link {
         }
     }
 
-    /// Both directions lose every transmission while `on`.
+    /// Both directions lose every transmission while `on` (fault key 0; see
+    /// [`Link::set_partition_by`]).
     pub fn set_partition(&mut self, now: Instant, on: bool) {
+        self.set_partition_by(now, 0, on);
+    }
+
+    /// Fault `key` partitions the connection while `on`: both directions lose every
+    /// transmission while any key is on, so one fault's end does not end another's.
+    pub fn set_partition_by(&mut self, now: Instant, key: u32, on: bool) {
         self.advance(now);
-        if self.partition != on {
-            self.partition = on;
-            self.net(self.now, NetEvent::Partition { on });
+        let was = !self.partition.is_empty();
+        if on {
+            self.partition.insert(key);
+        } else {
+            self.partition.remove(&key);
+        }
+        let is = !self.partition.is_empty();
+        if was != is {
+            self.net(self.now, NetEvent::Partition { on: is });
         }
     }
 
@@ -557,12 +644,37 @@ impl Link {
         self.cfg.loss = loss;
     }
 
-    /// `dir` loses every transmission while `on` (half-open link).
+    /// `dir` loses every transmission while `on` (half-open link; fault key 0).
     pub fn set_dead(&mut self, now: Instant, dir: Dir, on: bool) {
+        self.set_dead_by(now, dir, 0, on);
+    }
+
+    /// Fault `key` makes `dir` lose every transmission while `on`; dead while any key is on.
+    pub fn set_dead_by(&mut self, now: Instant, dir: Dir, key: u32, on: bool) {
         self.advance(now);
-        if self.streams[dir.idx()].dead != on {
-            self.streams[dir.idx()].dead = on;
-            self.net(self.now, NetEvent::Dead { dir, on });
+        let set = &mut self.streams[dir.idx()].dead;
+        let was = !set.is_empty();
+        if on {
+            set.insert(key);
+        } else {
+            set.remove(&key);
+        }
+        let is = !set.is_empty();
+        if was != is {
+            self.net(self.now, NetEvent::Dead { dir, on: is });
+        }
+    }
+
+    /// Every partition and half-open fault ends at once (the heal).
+    pub fn clear_faults(&mut self, now: Instant) {
+        self.advance(now);
+        for key in self.partition.clone() {
+            self.set_partition_by(now, key, false);
+        }
+        for dir in [Dir::Up, Dir::Down] {
+            for key in self.streams[dir.idx()].dead.clone() {
+                self.set_dead_by(now, dir, key, false);
+            }
         }
     }
 }

@@ -20,16 +20,26 @@ impl Link {
     /// backoff, restart the timer. Resets after `retries_max` consecutive timeouts
     /// (Linux `tcp_retries2`, counted per connection).
     pub(super) fn on_rto(&mut self, at: Instant, dir: Dir) {
+        let st = self.stack(dir.sender());
+        let (mss, rst_on_give_up, resend_all) = (
+            st.mss_bytes.max(1) as u64,
+            st.rst_on_give_up,
+            st.rto_resend_all,
+        );
+        let limit = if self.app_closed[dir.sender().idx()] {
+            st.retries_max.min(st.orphan_retries_max)
+        } else {
+            st.retries_max
+        };
         let s = &mut self.streams[dir.idx()];
         let Some(off) = s.segs.iter().find(|g| !g.acked).map(|g| g.off) else {
             return;
         };
-        let limit = if self.app_closed[dir.sender().idx()] {
-            self.cfg.retries_max.min(self.cfg.orphan_retries_max)
-        } else {
-            self.cfg.retries_max
-        };
         if s.backoff >= limit {
+            if !rst_on_give_up {
+                self.give_up(at, dir.sender());
+                return;
+            }
             let seq = s.wire_seq(s.snd_nxt);
             let lost = self.decide_loss(dir);
             self.wire(at, dir, TcpFlags::RST, seq, 0, Vec::new(), lost);
@@ -37,8 +47,43 @@ impl Link {
             return;
         }
         s.backoff += 1;
+        // RFC 5681 3.1 (Linux tcp_enter_loss(), lwIP tcp_rexmit_rto()): ssthresh to half the
+        // flight, cwnd to one segment, everything outstanding to be sent again as the window
+        // opens (go-back-N; already-SACKed segments are kept).
+        if s.cwnd != u64::MAX {
+            let flight: u64 = s
+                .segs
+                .iter()
+                .filter(|g| !g.acked && !g.lost)
+                .map(|g| g.seq_len())
+                .sum();
+            s.ssthresh = (flight / 2).max(2 * mss);
+            s.cwnd = mss;
+        }
+        s.recover = None;
+        for g in s
+            .segs
+            .iter_mut()
+            .filter(|g| resend_all && !g.acked && g.off != off)
+        {
+            g.lost = true;
+        }
+        if let Some(g) = s.find(off).and_then(|i| s.segs.get_mut(i)) {
+            g.lost = false;
+        }
         self.transmit(at, dir, off, Recovery::Rto);
         self.arm_timer(at, dir, true);
+    }
+
+    /// `side`'s stack gives up without a RST (lwIP `tcp_slowtmr()` purging the PCB after
+    /// `TCP_MAXRTX`): its application sees the connection aborted; it forgets the connection, so
+    /// its peer's next segment is answered with RST.
+    pub(super) fn give_up(&mut self, at: Instant, side: Side) {
+        self.net(at, NetEvent::GaveUp { side });
+        self.aborted[side.idx()] = true;
+        self.forgot[side.idx()] = true;
+        self.rebooted[side.idx()] = false;
+        self.out.push_back(Output::GaveUp { side });
     }
 
     /// RFC 8985 6.2 (RACK) with the RFC 5681/6675 DupThresh rule: an unacknowledged segment sent
@@ -46,6 +91,8 @@ impl Link {
     /// are acknowledged, or once RACK.rtt + reo_wnd (min_rtt / 4) has passed since it was sent;
     /// it is retransmitted at once (no congestion window). Otherwise the reordering timer is set.
     pub(super) fn detect_loss(&mut self, at: Instant, dir: Dir) {
+        let rack_tlp = self.stack(dir.sender()).rack_tlp;
+        let mss = self.stack(dir.sender()).mss_bytes.max(1) as u64;
         let s = &mut self.streams[dir.idx()];
         let Some(rack) = s.rack else { return };
         let reo_wnd = Duration::from_micros(s.min_rtt_us.unwrap_or(0) / 4);
@@ -63,9 +110,9 @@ impl Link {
                 continue;
             }
             let deadline = g.last_tx + rack_rtt + reo_wnd;
-            if sacked_above >= DUP_THRESH || deadline <= at {
+            if sacked_above >= DUP_THRESH || (rack_tlp && deadline <= at) {
                 lost.push(g.off);
-            } else {
+            } else if rack_tlp {
                 next = Some(next.map_or(deadline, |n| n.min(deadline)));
             }
         }
@@ -76,6 +123,20 @@ impl Link {
         }
         if lost.is_empty() {
             return;
+        }
+        // Fast recovery (RFC 5681 3.2 / 6675): the window halves once per episode.
+        let s = &mut self.streams[dir.idx()];
+        let una = s.segs.front().map_or(s.snd_nxt, |g| g.off);
+        if s.cwnd != u64::MAX && s.recover.is_none_or(|r| una >= r) {
+            let flight: u64 = s
+                .segs
+                .iter()
+                .filter(|g| !g.acked)
+                .map(|g| g.seq_len())
+                .sum();
+            s.ssthresh = (flight / 2).max(2 * mss);
+            s.cwnd = s.ssthresh;
+            s.recover = Some(s.snd_nxt);
         }
         for off in lost.into_iter().rev() {
             self.transmit(at, dir, off, Recovery::Fast);
@@ -157,39 +218,49 @@ impl Link {
         if !delivered.is_empty() {
             self.out.push_back(Output::Deliver {
                 dir,
-                bytes: delivered,
+                bytes: delivered.clone(),
             });
         }
         if closed {
             self.peer_fin[dir.idx()] = true;
             self.out.push_back(Output::Closed { dir });
         }
-        // A pure ACK back (no delayed ACKs): cumulative, plus the segment that triggered it.
-        let back = dir.opposite();
-        let ack_off = self.streams[dir.idx()].rcv_nxt;
-        let ack = self.streams[dir.idx()].wire_seq(ack_off);
-        let b = &self.streams[back.idx()];
-        let seq = b.wire_seq(b.snd_nxt);
-        let lost = self.decide_loss(back);
-        self.wire(at, back, TcpFlags::ACK, seq, ack, Vec::new(), lost);
-        if lost {
-            self.net(
-                at,
-                NetEvent::AckLost {
-                    dir: back,
-                    ack: ack_off + 1,
-                },
-            );
+        // The ACK back: at once for out-of-order data, a duplicate, a FIN, a quick ACK or past
+        // the stack's threshold; else delayed (or carried by data going back meanwhile).
+        let st = self.stack(receiver);
+        let (delack_ms, tick_ms, every, quickacks) =
+            (st.delack_ms, st.delack_tick_ms, st.ack_every, st.quickacks);
+        let rcv_rto = self.rto(dir.opposite());
+        let s = &mut self.streams[dir.idx()];
+        let in_order = !delivered.is_empty() && s.ooo.is_empty() && !closed;
+        if quickacks > 0 && s.last_rcv.is_some_and(|t| at.saturating_since(t) > rcv_rto) {
+            // Linux tcp_event_data_recv(): a receive gap longer than the RTO refills quick ACKs.
+            s.quick_left = quickacks;
+        }
+        s.last_rcv = Some(at);
+        let threshold = match every {
+            AckEvery::Segments(n) => s.ack_pending + 1 >= n,
+            AckEvery::Bytes(b) => s.ack_pending_bytes + delivered.len() as u64 > b,
+        };
+        let quick = s.quick_left > 0;
+        if !in_order || delack_ms == 0 || quick || threshold {
+            if in_order && quick {
+                s.quick_left -= 1;
+            }
+            self.send_ack(at, dir, off);
         } else {
-            let d = self.delay();
-            self.schedule(
-                at + d,
-                Ev::AckArrive {
-                    dir,
-                    ack_off,
-                    sack_off: off,
-                },
-            );
+            s.ack_pending += 1;
+            s.ack_pending_bytes += delivered.len() as u64;
+            if s.ack_pending == 1 {
+                s.delack_gen += 1;
+                let gen = s.delack_gen;
+                let when = if tick_ms > 0 {
+                    Self::tick_after(at, tick_ms * 1_000, s.isn.rotate_left(7), 1)
+                } else {
+                    at + Duration::from_millis(delack_ms)
+                };
+                self.schedule(when, Ev::DelAck { dir, gen });
+            }
         }
     }
 
@@ -197,8 +268,10 @@ impl Link {
         if self.aborted[dir.sender().idx()] {
             return;
         }
+        let mss = self.stack(dir.sender()).mss_bytes.max(1) as u64;
         let s = &mut self.streams[dir.idx()];
         let una_before = s.segs.front().map(|g| g.off);
+        let una_before_off = una_before.unwrap_or(s.snd_nxt);
         let mut samples = Vec::new();
         let mut news = false;
         let min_rtt = s.min_rtt_us.unwrap_or(0);
@@ -252,9 +325,24 @@ impl Link {
             // New data cumulatively acknowledged: the backoff ends (RFC 6298 5.7, Linux resets
             // icsk_backoff on such an ACK) and the RTO restarts (RFC 6298 5.3).
             s.backoff = 0;
+            // The window grows (RFC 5681 3.1): by the bytes acknowledged, at most one MSS per
+            // ACK, in slow start; by about one MSS per window above ssthresh.
+            let una = s.segs.front().map_or(s.snd_nxt, |g| g.off);
+            let acked = una.saturating_sub(una_before_off);
+            if s.cwnd != u64::MAX {
+                if s.cwnd < s.ssthresh {
+                    s.cwnd = s.cwnd.saturating_add(acked.min(mss));
+                } else {
+                    s.cwnd = s.cwnd.saturating_add((mss * mss / s.cwnd).max(1));
+                }
+            }
+            if s.recover.is_some_and(|r| una >= r) {
+                s.recover = None;
+            }
         }
         self.arm_timer(at, dir, advanced);
         self.detect_loss(at, dir);
         self.check_fin_wait2(at, dir.sender());
+        self.try_send(at, dir);
     }
 }

@@ -61,7 +61,7 @@ impl Link {
             return;
         }
         self.fin_wait2_armed[side.idx()] = true;
-        let d = Duration::from_millis(self.cfg.fin_wait2_ms);
+        let d = Duration::from_millis(self.stack(side).fin_wait2_ms);
         self.schedule(at + d, Ev::FinWait2 { side });
     }
 
@@ -115,7 +115,7 @@ impl Link {
     }
 
     pub(super) fn decide_loss(&mut self, dir: Dir) -> bool {
-        if self.partition || self.streams[dir.idx()].dead {
+        if !self.partition.is_empty() || !self.streams[dir.idx()].dead.is_empty() {
             return true;
         }
         match self.cfg.loss {
@@ -153,10 +153,13 @@ impl Link {
         )
     }
 
+    /// The client's SYN timer: doubling (Linux, smoltcp) or the initial RTO each time (lwIP).
     pub(super) fn syn_rto(&self, attempt: u32) -> Duration {
-        let base = self.cfg.rto_initial_ms.saturating_mul(1_000);
-        let us = base.saturating_mul(1u64 << attempt.min(40));
-        Duration::from_micros(us.min(self.cfg.rto_max_ms.saturating_mul(1_000)))
+        let st = &self.cfg.client;
+        let base = st.rto_initial_ms.saturating_mul(1_000);
+        let shift = if st.syn_backoff { attempt.min(40) } else { 0 };
+        let us = base.saturating_mul(1u64 << shift);
+        Duration::from_micros(us.min(st.rto_max_ms.saturating_mul(1_000)))
     }
 
     pub(super) fn send_syn(&mut self, at: Instant, attempt: u32) {
@@ -188,24 +191,66 @@ impl Link {
         }
     }
 
-    pub(super) fn send_now(&mut self, dir: Dir, bytes: &[u8]) {
-        let mss = self.cfg.mss_bytes.max(1);
-        for chunk in bytes.chunks(mss) {
-            let off = self.streams[dir.idx()].snd_nxt;
-            self.push_seg(dir, off, chunk.to_vec(), false);
+    /// Sends what the sender of `dir` may send at `at`: segments an RTO marked lost first, then
+    /// new data in MSS segments, each within the congestion and receive windows (one segment
+    /// always when nothing is in flight); a segment smaller than the MSS waits while anything is
+    /// unacknowledged if the stack runs Nagle (not once the application closed: Linux
+    /// `tcp_send_fin()` pushes with `TCP_NAGLE_OFF`); then the FIN once everything is sent.
+    pub(super) fn try_send(&mut self, at: Instant, dir: Dir) {
+        let (mss, nagle) = {
+            let st = self.stack(dir.sender());
+            (st.mss_bytes.max(1), st.nagle)
+        };
+        let rwnd = self.stack(dir.receiver()).rcv_wnd_bytes;
+        loop {
+            let s = &mut self.streams[dir.idx()];
+            let flight: u64 = s
+                .segs
+                .iter()
+                .filter(|g| !g.acked && !g.lost)
+                .map(|g| g.seq_len())
+                .sum();
+            let wnd = s.cwnd.min(rwnd);
+            if let Some(i) = s.segs.iter().position(|g| g.lost && !g.acked) {
+                let (off, len) = s.segs.get(i).map_or((0, 0), |g| (g.off, g.seq_len()));
+                if flight > 0 && flight.saturating_add(len) > wnd {
+                    return;
+                }
+                if let Some(g) = s.segs.get_mut(i) {
+                    g.lost = false;
+                }
+                self.transmit(at, dir, off, Recovery::Rto);
+                self.arm_timer(at, dir, false);
+                continue;
+            }
+            if s.unsent.is_empty() {
+                if s.fin_wanted && !s.fin_queued {
+                    self.send_fin(at, dir);
+                }
+                return;
+            }
+            let len = s.unsent.len().min(mss);
+            if flight > 0 && flight.saturating_add(len as u64) > wnd {
+                return;
+            }
+            if nagle && len < mss && !s.fin_wanted && s.segs.iter().any(|g| !g.acked) {
+                return;
+            }
+            let data: Vec<u8> = s.unsent.drain(..len).collect();
+            let off = s.snd_nxt;
+            self.push_seg(at, dir, off, data, false);
         }
     }
 
-    pub(super) fn send_fin(&mut self, dir: Dir) {
+    pub(super) fn send_fin(&mut self, at: Instant, dir: Dir) {
         let s = &mut self.streams[dir.idx()];
         s.fin_queued = true;
         let off = s.snd_nxt;
-        self.net(self.now, NetEvent::FinSent { dir });
-        self.push_seg(dir, off, Vec::new(), true);
+        self.net(at, NetEvent::FinSent { dir });
+        self.push_seg(at, dir, off, Vec::new(), true);
     }
 
-    pub(super) fn push_seg(&mut self, dir: Dir, off: u64, data: Vec<u8>, fin: bool) {
-        let at = self.now;
+    pub(super) fn push_seg(&mut self, at: Instant, dir: Dir, off: u64, data: Vec<u8>, fin: bool) {
         let s = &mut self.streams[dir.idx()];
         let seg = Seg {
             off,
@@ -215,6 +260,7 @@ impl Link {
             first_tx: at,
             last_tx: at,
             acked: false,
+            lost: false,
         };
         s.snd_nxt = seg.end();
         s.segs.push_back(seg);
@@ -224,11 +270,62 @@ impl Link {
         self.arm_timer(at, dir, false);
     }
 
+    /// A pure ACK from the receiver of `dir` now (cumulative, plus the segment at `sack_off`).
+    pub(super) fn send_ack(&mut self, at: Instant, dir: Dir, sack_off: u64) {
+        let s = &mut self.streams[dir.idx()];
+        s.ack_pending = 0;
+        s.ack_pending_bytes = 0;
+        s.delack_gen += 1;
+        let back = dir.opposite();
+        let ack_off = s.rcv_nxt;
+        let ack = s.wire_seq(ack_off);
+        let b = &self.streams[back.idx()];
+        let seq = b.wire_seq(b.snd_nxt);
+        let lost = self.decide_loss(back);
+        self.wire(at, back, TcpFlags::ACK, seq, ack, Vec::new(), lost);
+        if lost {
+            self.net(
+                at,
+                NetEvent::AckLost {
+                    dir: back,
+                    ack: ack_off + 1,
+                },
+            );
+        } else {
+            let d = self.delay();
+            self.schedule(
+                at + d,
+                Ev::AckArrive {
+                    dir,
+                    ack_off,
+                    sack_off,
+                },
+            );
+        }
+    }
+
+    /// The first tick of a timer with period `tick_us` strictly after `at`, the timer's phase
+    /// taken from `salt` (an ISN: deterministic, no extra draw), then `n - 1` ticks more.
+    pub(super) fn tick_after(at: Instant, tick_us: u64, salt: u32, n: u64) -> Instant {
+        let phase = u64::from(salt) % tick_us.max(1);
+        let t = at.as_micros();
+        let first = if t < phase {
+            phase
+        } else {
+            phase + ((t - phase) / tick_us + 1) * tick_us
+        };
+        Instant::from_micros(first.saturating_add(n.saturating_sub(1).saturating_mul(tick_us)))
+    }
+
     /// The RTO for `dir` with the connection's backoff applied (RFC 6298 5.5), capped.
     pub(super) fn rto_backed_off(&self, dir: Dir) -> Duration {
         let base = self.rto(dir).as_micros();
-        let b = self.streams[dir.idx()].backoff.min(40);
-        let max = self.cfg.rto_max_ms.saturating_mul(1_000);
+        let st = self.stack(dir.sender());
+        let b = self.streams[dir.idx()]
+            .backoff
+            .min(st.backoff_shift_max)
+            .min(40);
+        let max = st.rto_max_ms.saturating_mul(1_000);
         Duration::from_micros(base.saturating_mul(1u64 << b).min(max))
     }
 
@@ -237,6 +334,10 @@ impl Link {
     /// nothing is outstanding. `restart_rto` restarts the RTO from `at` (RFC 6298 5.3).
     pub(super) fn arm_timer(&mut self, at: Instant, dir: Dir, restart_rto: bool) {
         let rto = self.rto_backed_off(dir);
+        let (tick_us, rack_tlp) = {
+            let st = self.stack(dir.sender());
+            (st.rto_tick_ms.saturating_mul(1_000), st.rack_tlp)
+        };
         let s = &mut self.streams[dir.idx()];
         s.timer_gen += 1;
         let flight = s.segs.iter().filter(|g| !g.acked).count();
@@ -246,12 +347,17 @@ impl Link {
         }
         let rto_at = match s.rto_at {
             Some(t) if !restart_rto => t,
+            // lwIP: the RTO counts whole slow-timer ticks from the send.
+            _ if tick_us > 0 => {
+                let n = rto.as_micros().div_ceil(tick_us).max(1);
+                Self::tick_after(at, tick_us, s.isn, n)
+            }
             _ => at + rto,
         };
         s.rto_at = Some(rto_at);
         let mut deadline = rto_at;
         s.timer_pto = false;
-        if let (Some(srtt), false, 0) = (s.srtt_us, s.tlp_out, s.backoff) {
+        if let (Some(srtt), false, 0, true) = (s.srtt_us, s.tlp_out, s.backoff, rack_tlp) {
             let pto_us = if flight == 1 {
                 srtt.saturating_mul(2).saturating_add(WC_DEL_ACK_US)
             } else {
@@ -272,10 +378,18 @@ impl Link {
 
     pub(super) fn transmit(&mut self, at: Instant, dir: Dir, off: u64, by: Recovery) {
         let ack = self.ack_for(dir);
-        let ack_off = self.streams[dir.opposite().idx()].rcv_nxt;
+        // The segment carries the ACK a delayed ACK was waiting to send (piggyback).
+        let o = &mut self.streams[dir.opposite().idx()];
+        if o.ack_pending > 0 {
+            o.ack_pending = 0;
+            o.ack_pending_bytes = 0;
+            o.delack_gen += 1;
+        }
+        let ack_off = o.rcv_nxt;
         let s = &mut self.streams[dir.idx()];
         let Some(i) = s.find(off) else { return };
         let Some(seg) = s.segs.get_mut(i) else { return };
+        seg.lost = false;
         seg.tx_count = seg.tx_count.saturating_add(1);
         let attempt = seg.tx_count;
         let after_us = at.saturating_since(seg.last_tx).as_micros();
@@ -331,7 +445,7 @@ impl Link {
                 if self.state != State::SynSent || attempt != self.syn_attempt || self.abandoned {
                     return;
                 }
-                if attempt >= self.cfg.syn_retries_max {
+                if attempt >= self.cfg.client.syn_retries_max {
                     self.state = State::Failed;
                     self.events.clear();
                     self.net(
@@ -405,18 +519,21 @@ impl Link {
                 self.wire(at, Dir::Up, TcpFlags::ACK, seq, ack, Vec::new(), lost);
                 self.net(at, NetEvent::Established { rtt_us });
                 self.out.push_back(Output::Established);
-                let saved = self.now;
-                self.now = at;
                 for dir in [Dir::Up, Dir::Down] {
-                    let pending = std::mem::take(&mut self.streams[dir.idx()].pending);
-                    if !pending.is_empty() {
-                        self.send_now(dir, &pending);
+                    // No RTT sample from a handshake that needed a retransmitted SYN: Linux
+                    // starts the data RTO at TCP_TIMEOUT_FALLBACK (tcp_init_transfer()).
+                    if self.syn_attempt > 0 {
+                        let fb = self.stack(dir.sender()).syn_fallback_rto_ms;
+                        self.streams[dir.idx()].rto_fallback_us = fb.map(|v| v * 1_000);
                     }
-                    if std::mem::take(&mut self.streams[dir.idx()].pending_fin) {
-                        self.send_fin(dir);
+                    let s = &mut self.streams[dir.idx()];
+                    let pending = std::mem::take(&mut s.pending);
+                    s.unsent.extend(pending);
+                    if std::mem::take(&mut s.pending_fin) {
+                        s.fin_wanted = true;
                     }
+                    self.try_send(at, dir);
                 }
-                self.now = saved;
             }
             Ev::SegArrive { dir, off, ack_off } => {
                 // The segment's ACK field acknowledges the opposite direction (piggyback).
@@ -445,6 +562,12 @@ impl Link {
                     return;
                 }
                 self.detect_loss(at, dir);
+            }
+            Ev::DelAck { dir, gen } => {
+                let s = &self.streams[dir.idx()];
+                if s.delack_gen == gen && s.ack_pending > 0 && !self.aborted[dir.receiver().idx()] {
+                    self.send_ack(at, dir, u64::MAX);
+                }
             }
             Ev::FinWait2 { side } => {
                 if self.peer_fin[side.sending().opposite().idx()] || self.aborted[side.idx()] {

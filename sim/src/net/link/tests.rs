@@ -126,22 +126,10 @@ fn established(c: LinkConfig, seed: u64) -> Run {
 #[test]
 fn validate_rejects_bad_values_with_a_message() {
     let bad = [
-        LinkConfig {
-            mss_bytes: 0,
-            ..LinkConfig::default()
-        },
-        LinkConfig {
-            rto_min_ms: 0,
-            ..LinkConfig::default()
-        },
-        LinkConfig {
-            rto_initial_ms: 100,
-            ..LinkConfig::default()
-        },
-        LinkConfig {
-            rto_max_ms: 500,
-            ..LinkConfig::default()
-        },
+        LinkConfig::default().both(|s| s.mss_bytes = 0),
+        LinkConfig::default().both(|s| s.rto_min_ms = 0),
+        LinkConfig::default().both(|s| s.rto_initial_ms = 100),
+        LinkConfig::default().both(|s| s.rto_max_ms = 500),
         LinkConfig {
             loss: LossModel::Bernoulli { loss: 1.5 },
             ..LinkConfig::default()
@@ -422,11 +410,48 @@ fn partition_then_heal_delivers_after_the_next_backoff() {
 }
 
 #[test]
+fn overlapping_faults_end_independently() {
+    // Fault 1 partitions 1-6 s, fault 2 2-4 s: the end of fault 2 must not heal the link.
+    let mut r = established(cfg(10, LossModel::None), 3);
+    r.run_until(ms(1_000));
+    r.link.set_partition_by(ms(1_000), 1, true);
+    r.link.set_partition_by(ms(2_000), 2, true);
+    r.link.set_dead_by(ms(2_000), Dir::Up, 2, true);
+    r.link.set_dead_by(ms(2_500), Dir::Up, 3, true);
+    r.link.handle_send(ms(2_500), Dir::Down, b"held");
+    r.drain(ms(2_500));
+    r.run_until(ms(4_000));
+    r.link.set_partition_by(ms(4_000), 2, false);
+    r.link.set_dead_by(ms(4_000), Dir::Up, 2, false);
+    r.drain(ms(4_000));
+    r.run_until(ms(5_900));
+    assert!(
+        r.delivered(Dir::Down).is_empty(),
+        "fault 1 still partitions"
+    );
+    r.link.set_partition_by(ms(6_000), 1, false);
+    r.drain(ms(6_000));
+    r.run_until(ms(30_000));
+    // Down delivers after the next backoff; Up stays dead (fault 3), so no ACK comes back.
+    assert_eq!(r.delivered(Dir::Down), b"held".to_vec());
+    let lines = r.net_lines();
+    let heals = lines
+        .iter()
+        .filter(|l| l.ends_with("partition healed"))
+        .count();
+    assert_eq!(heals, 1, "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("up dead healed")),
+        "{lines:?}"
+    );
+    r.link.clear_faults(ms(30_000));
+    r.drain(ms(30_000));
+    assert!(r.net_lines().iter().any(|l| l.contains("up dead healed")));
+}
+
+#[test]
 fn half_open_one_way_delivers_but_never_acks_then_resets() {
-    let c = LinkConfig {
-        retries_max: 3,
-        ..cfg(10, LossModel::None)
-    };
+    let c = cfg(10, LossModel::None).both(|s| s.retries_max = 3);
     let mut r = established(c, 3);
     r.run_until(ms(1_000));
     // Down is dead: the server receives the client's bytes, its ACKs never come back.
@@ -480,10 +505,7 @@ fn reset_is_seen_at_once_and_stops_everything() {
 
 #[test]
 fn power_cut_server_silence_then_client_retries_reset() {
-    let c = LinkConfig {
-        retries_max: 4,
-        ..cfg(10, LossModel::None)
-    };
+    let c = cfg(10, LossModel::None).both(|s| s.retries_max = 4);
     let mut r = established(c, 3);
     r.link.handle_abort(ms(1_000), Side::Server);
     r.drain(ms(1_000));
@@ -631,13 +653,15 @@ proptest! {
         let c = LinkConfig {
             latency_ms: 10,
             jitter_ms,
-            mss_bytes: mss,
             loss: LossModel::Bernoulli { loss: f64::from(loss_permille) / 1000.0 },
-            rto_max_ms: 2_000,
-            retries_max: 40,
-            syn_retries_max: 40,
             ..LinkConfig::default()
-        };
+        }
+        .both(|s| {
+            s.mss_bytes = mss;
+            s.rto_max_ms = 2_000;
+            s.retries_max = 40;
+            s.syn_retries_max = 40;
+        });
         let mut r = Run::new(c, seed);
         r.connect(ms(0));
         let mut sent_up = Vec::new();

@@ -154,6 +154,10 @@ pub enum NetEvent {
     },
     /// The client's application gave up the connect in progress: the attempt is freed silently.
     ConnectAbandoned,
+    /// `side`'s stack gave up retransmitting and dropped the connection without a RST.
+    GaveUp {
+        side: Side,
+    },
     /// `side`'s application closed its socket (no more reads or writes; what was written is
     /// still delivered, then FIN).
     AppClosed {
@@ -223,6 +227,12 @@ impl fmt::Display for NetEvent {
             }
             NetEvent::Aborted { side } => write!(f, "{side} power cut"),
             NetEvent::ConnectAbandoned => f.write_str("connect abandoned, attempt freed"),
+            NetEvent::GaveUp { side } => {
+                write!(
+                    f,
+                    "{side} gave up retransmitting, connection dropped without RST"
+                )
+            }
             NetEvent::AppClosed { side } => write!(f, "{side} closed"),
             NetEvent::FinWait2Timeout { side } => {
                 write!(f, "{side} fin-wait-2 timeout, connection forgotten")

@@ -142,9 +142,9 @@ fn partition_longer_than_the_backoff_budget_resets_both_ends() {
         // 4 retries at 0.2, 0.4, 0.8, 1.6 s, reset 3.2 s later: 6.2 s after the write.
         let cfg = LinkConfig {
             latency_ms: 10,
-            retries_max: 4,
             ..LinkConfig::default()
-        };
+        }
+        .both(|s| s.retries_max = 4);
         let mut s = n2.connect((BROKER, 1883), cfg).await?;
         s.write_all(b"before").await?;
         let mut buf = [0u8; 16];
