@@ -913,7 +913,7 @@ impl AsyncWrite for LinkStream {
 impl Drop for LinkStream {
     /// Dropping an end is `close()` on the socket (what PubSubClient's `stop()` and esp-mqtt's
     /// transport close do): graceful, FIN after its queued bytes, unless it leaves received
-    /// bytes unread (then RST). See [`Conn::close_app`]. After a half-close
+    /// bytes unread (then RST). See `Conn::close_app`. After a half-close
     /// ([`AsyncWriteExt::shutdown`](tokio::io::AsyncWriteExt::shutdown)) it still stops reading.
     fn drop(&mut self) {
         let now = sim_now();
