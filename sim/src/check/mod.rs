@@ -603,6 +603,16 @@ impl Ledger {
         packet_id::on_used(self, at, endpoint, pkid, msg);
     }
 
+    /// A CONNACK without a session reached `client` (decoded from the wire, in order with the
+    /// packets around it): the broker's session for it is new, so are the identifiers it picks
+    /// (whatever the old session had in flight is gone with it, MQTT-3.1.2-6).
+    pub fn broker_session_new(&mut self, _at: Micros, client: ClientRef) {
+        self.packet_ids.remove(&Endpoint {
+            client,
+            flow: Flow::BrokerToClient,
+        });
+    }
+
     /// The exchange ended (PUBACK, PUBCOMP, SUBACK, UNSUBACK seen).
     pub fn packet_id_released(&mut self, _at: Micros, endpoint: Endpoint, pkid: u16) {
         if let Some(space) = self.packet_ids.get_mut(&endpoint) {
