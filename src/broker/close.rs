@@ -29,7 +29,7 @@ impl Broker {
         let username = c.username.clone();
         let listener = c.listener;
         let peer = c.peer.clone();
-        let blocked_on = core::mem::take(&mut c.blocked_on);
+        let blocked_on = c.withheld.take().map(|w| w.blocked_on).unwrap_or_default();
         match reason {
             CloseReason::Disconnect => self.notice(|| format!("Client {id} disconnected.")),
             CloseReason::SocketClosed => {

@@ -5,6 +5,7 @@
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use core::cmp::Reverse;
 
 use super::persist::RecordArgs;
@@ -49,12 +50,12 @@ impl Broker {
             loop {
                 let id = format!("auto-{:016X}", self.next_auto_id);
                 self.next_auto_id += 1;
-                if !self.by_client_id.contains_key(&id) {
-                    break id;
+                if !self.by_client_id.contains_key(id.as_str()) {
+                    break Arc::<str>::from(id);
                 }
             }
         } else {
-            c.client_id.to_string()
+            Arc::<str>::from(c.client_id)
         };
 
         if self.keepalive_refused(conn, c, &client_id) {
@@ -123,21 +124,21 @@ impl Broker {
         cn.state = ConnState::Active(sid);
         cn.client_id = client_id.clone();
         cn.username = username.clone();
-        cn.password = c.password.map(<[u8]>::to_vec);
+        cn.password = c.password.map(Box::from);
         cn.keepalive_grace = keepalive_grace;
-        cn.will = c.will.map(|w| OwnedWill {
+        cn.will = c.will.map(|w| Box::new(OwnedWill {
             topic: w.topic.to_string(),
             payload: w.payload.to_vec(),
             qos: w.qos,
             retain: w.retain,
-        });
+        }));
         let deadline = if keepalive_grace == Duration::ZERO {
             None
         } else {
             Some(cn.last_rx + keepalive_grace)
         };
         cn.timer_at = deadline;
-        let peer = cn.peer.clone();
+        let peer = cn.peer.to_string();
         if let Some(d) = deadline {
             self.timers.push(Reverse((d, conn)));
         }
@@ -201,11 +202,11 @@ impl Broker {
     /// (there is no client id yet), then `Client <unknown> disconnected, not authorised.`.
     pub(super) fn refuse_not_authorised(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.client_id = log::peer_host(&c.peer).to_string();
+            c.client_id = Arc::from(log::peer_host(&c.peer.to_string()));
         }
         self.refuse_connect(conn, ConnectReturnCode::NotAuthorized);
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.client_id = String::from("<unknown>");
+            c.client_id = Arc::from("<unknown>");
         }
         self.close(conn, CloseReason::NotAuthorised);
     }

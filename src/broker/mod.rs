@@ -117,15 +117,61 @@ enum ConnState {
     Active(SessionId),
 }
 
+/// The peer's address as the caller named it, for log lines. The usual form, an IPv4 socket
+/// address with the listening port (`127.0.0.1:50000 on port 1883`), is kept in 16 bytes
+/// without an allocation; any other text as it came. Shown, it is the caller's text exactly.
+#[derive(Debug, Clone)]
+enum Peer {
+    V4 {
+        addr: core::net::SocketAddrV4,
+        on_port: Option<u16>,
+    },
+    Text(Box<str>),
+}
+
+impl Peer {
+    fn new(text: &str) -> Peer {
+        let (addr, on_port) = match text.split_once(" on port ") {
+            Some((a, p)) => (a, p.parse::<u16>().ok().map(Some)),
+            None => (text, Some(None)),
+        };
+        if let (Ok(addr), Some(on_port)) = (addr.parse::<core::net::SocketAddrV4>(), on_port) {
+            let peer = Peer::V4 { addr, on_port };
+            // Only when showing it gives back the same text (no leading zeros, say).
+            if peer.to_string() == text {
+                return peer;
+            }
+        }
+        Peer::Text(Box::from(text))
+    }
+}
+
+impl core::fmt::Display for Peer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Peer::V4 {
+                addr,
+                on_port: Some(p),
+            } => write!(f, "{addr} on port {p}"),
+            Peer::V4 {
+                addr,
+                on_port: None,
+            } => write!(f, "{addr}"),
+            Peer::Text(t) => f.write_str(t),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Conn {
-    peer: String,
+    peer: Peer,
     state: ConnState,
-    client_id: String,
+    /// One allocation shared with the session and the broker's index by client id.
+    client_id: Arc<str>,
     /// The CONNECT's user name and password, kept to check again when the password file is
     /// reloaded (as mosquitto does).
     username: Option<String>,
-    password: Option<Vec<u8>>,
+    password: Option<Box<[u8]>>,
     rx: FrameBuffer,
     tx: Vec<u8>,
     /// In the dirty list (has `tx` bytes the caller has not taken).
@@ -136,23 +182,15 @@ struct Conn {
     last_rx: Instant,
     /// 1.5 x keep alive (MQTT-3.1.2-24); zero = off.
     keepalive_grace: Duration,
-    will: Option<OwnedWill>,
+    /// Boxed: most clients have none.
+    will: Option<Box<OwnedWill>>,
     /// The deadline of this connection's live entry in the timer heap.
     timer_at: Option<Instant>,
     /// Closed by the broker; kept until its last bytes are taken and [`Event::Close`] is polled.
     closing: bool,
-    /// Paused as a publisher (backpressure): sessions it fed past their queue bound. Until every
-    /// one has drained, its PUBACKs / PUBRECs are withheld (its own in-flight window then stops
-    /// it) while the rest of its input is read and handled as usual.
-    blocked_on: BTreeSet<SessionId>,
-    /// PUBACK / PUBREC withheld while paused, in the order of their PUBLISHes; sent on resume.
-    /// Later ones queue behind them, so acknowledgements never overtake each other.
-    deferred_acks: VecDeque<Packet<'static>>,
-    /// Bytes of the QoS 1/2 PUBLISH packets behind `deferred_acks`.
-    deferred_bytes: usize,
-    /// The packet ids of `deferred_acks`: a PUBLISH with one of them is a resend of a message
-    /// already taken (the client may not reuse an id before its acknowledgement), absorbed.
-    withheld_ids: BTreeSet<u16>,
+    /// Paused as a publisher (backpressure): what it waits for and what it is owed. Rare, so
+    /// boxed and only while in use: an idle connection pays one word for it.
+    withheld: Option<Box<Withheld>>,
     /// Paused, with `deferred_bytes` at `max_paused_input_bytes`: its next QoS 1/2 PUBLISH is
     /// left undecoded, and its socket unread, until it resumes.
     input_full: bool,
@@ -170,6 +208,23 @@ struct Conn {
     identity: Identity,
     /// The listener it came through, when the caller said ([`Broker::handle_accept_on`]).
     listener: Option<ListenerId>,
+}
+
+/// A connection paused as a publisher (backpressure): until every session in `blocked_on` has
+/// drained, its PUBACKs / PUBRECs are withheld (its own in-flight window then stops it) while
+/// the rest of its input is read and handled as usual.
+#[derive(Debug, Default)]
+struct Withheld {
+    /// The sessions it fed past their queue bound.
+    blocked_on: BTreeSet<SessionId>,
+    /// PUBACK / PUBREC withheld while paused, in the order of their PUBLISHes; sent on resume.
+    /// Later ones queue behind them, so acknowledgements never overtake each other.
+    deferred_acks: VecDeque<Packet<'static>>,
+    /// Bytes of the QoS 1/2 PUBLISH packets behind `deferred_acks`.
+    deferred_bytes: usize,
+    /// The packet ids of `deferred_acks`: a PUBLISH with one of them is a resend of a message
+    /// already taken (the client may not reuse an id before its acknowledgement), absorbed.
+    withheld_ids: BTreeSet<u16>,
 }
 
 #[derive(Debug)]
@@ -228,7 +283,7 @@ pub struct Broker {
     conns: BTreeMap<ConnId, Box<Conn>>,
     next_conn: ConnId,
     sessions: BTreeMap<SessionId, Box<Session>>,
-    by_client_id: BTreeMap<String, SessionId>,
+    by_client_id: BTreeMap<Arc<str>, SessionId>,
     next_session: SessionId,
     next_auto_id: u64,
     tree: SubscriptionTree<SessionId>,
@@ -393,9 +448,9 @@ impl Broker {
         self.conns.insert(
             id,
             Box::new(Conn {
-                peer: peer.to_string(),
+                peer: Peer::new(peer),
                 state: ConnState::AwaitingConnect,
-                client_id: String::from("<unknown>"),
+                client_id: Arc::from("<unknown>"),
                 username: None,
                 password: None,
                 rx: FrameBuffer::new(),
@@ -408,10 +463,7 @@ impl Broker {
                 will: None,
                 timer_at: Some(deadline),
                 closing: false,
-                blocked_on: BTreeSet::new(),
-                deferred_acks: VecDeque::new(),
-                deferred_bytes: 0,
-                withheld_ids: BTreeSet::new(),
+                withheld: None,
                 input_full: false,
                 out_full: false,
                 read_paused: false,
@@ -547,11 +599,9 @@ impl Broker {
             if c.closing {
                 continue;
             }
-            if c.blocked_on.is_empty() {
+            if c.withheld.as_ref().is_none_or(|w| w.blocked_on.is_empty()) {
                 c.input_full = false;
-                c.deferred_bytes = 0;
-                c.withheld_ids = BTreeSet::new();
-                let acks = core::mem::take(&mut c.deferred_acks);
+                let acks = c.withheld.take().map(|w| w.deferred_acks).unwrap_or_default();
                 for ack in &acks {
                     self.send(conn, ack);
                 }
@@ -715,11 +765,11 @@ impl Broker {
 
     // ----- sending -----
 
-    fn client_label(&self, conn: ConnId) -> String {
+    fn client_label(&self, conn: ConnId) -> Arc<str> {
         self.conns
             .get(&conn)
             .map(|c| c.client_id.clone())
-            .unwrap_or_else(|| String::from("<unknown>"))
+            .unwrap_or_else(|| Arc::from("<unknown>"))
     }
 
     /// A line `mosquitto -v` prints (mosquitto's debug level).
