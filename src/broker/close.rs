@@ -26,7 +26,7 @@ impl Broker {
         let id = c.client_id.clone();
         let state = c.state;
         let will = c.will.take();
-        let username = c.username.clone();
+        let username = c.username().map(alloc::string::String::from);
         let listener = c.listener;
         let peer = c.peer.clone();
         let blocked_on = c.withheld.take().map(|w| w.blocked_on).unwrap_or_default();

@@ -22,7 +22,7 @@ impl Broker {
         // The user name: a certificate's CN where the listener says so (mosquitto's
         // `use_identity_as_username`, which also skips the password and anonymous checks), else
         // CONNECT's.
-        let identity = self.conns.get(&conn).map(|cn| cn.identity.clone());
+        let identity = self.conns.get(&conn).map(|cn| cn.identity().clone());
         let listener = self.conns.get(&conn).and_then(|cn| cn.listener);
         let (username, by_certificate) = match identity {
             Some(Identity::Certificate(name)) => (Some(name), true),
@@ -123,8 +123,11 @@ impl Broker {
         };
         cn.state = ConnState::Active(sid);
         cn.client_id = client_id.clone();
-        cn.username = username.clone();
-        cn.password = c.password.map(Box::from);
+        if username.is_some() || c.password.is_some() || cn.login.is_some() {
+            let login = cn.login.get_or_insert_with(Box::default);
+            login.username = username.clone();
+            login.password = c.password.map(Box::from);
+        }
         cn.keepalive_grace = keepalive_grace;
         cn.will = c.will.map(|w| Box::new(OwnedWill {
             topic: w.topic.to_string(),

@@ -162,16 +162,25 @@ impl core::fmt::Display for Peer {
     }
 }
 
+/// A connection's login: see `Conn::login`.
+#[derive(Debug, Default)]
+struct Login {
+    /// Where the user name comes from (a TLS client certificate, or CONNECT).
+    identity: Identity,
+    username: Option<String>,
+    password: Option<Box<[u8]>>,
+}
+
 #[derive(Debug)]
 struct Conn {
     peer: Peer,
     state: ConnState,
     /// One allocation shared with the session and the broker's index by client id.
     client_id: Arc<str>,
-    /// The CONNECT's user name and password, kept to check again when the password file is
-    /// reloaded (as mosquitto does).
-    username: Option<String>,
-    password: Option<Box<[u8]>>,
+    /// Where the user name comes from, and CONNECT's user name and password (kept to check
+    /// again when the password file is reloaded, as mosquitto does). Boxed, and absent for the
+    /// usual anonymous client over plain TCP.
+    login: Option<Box<Login>>,
     rx: FrameBuffer,
     tx: Vec<u8>,
     /// In the dirty list (has `tx` bytes the caller has not taken).
@@ -204,8 +213,6 @@ struct Conn {
     tx_needs: Lsn,
     /// In the broker's `held` list, waiting for the journal.
     held: bool,
-    /// Where the user name comes from (a TLS client certificate, or CONNECT).
-    identity: Identity,
     /// The listener it came through, when the caller said ([`Broker::handle_accept_on`]).
     listener: Option<ListenerId>,
 }
@@ -231,6 +238,19 @@ struct Withheld {
 struct Retained {
     qos: QoS,
     msg: Arc<Message>,
+}
+
+impl Conn {
+    fn identity(&self) -> &Identity {
+        static FROM_CONNECT: Identity = Identity::FromConnect;
+        self.login.as_ref().map_or(&FROM_CONNECT, |l| &l.identity)
+    }
+    fn username(&self) -> Option<&str> {
+        self.login.as_ref().and_then(|l| l.username.as_deref())
+    }
+    fn password(&self) -> Option<&[u8]> {
+        self.login.as_ref().and_then(|l| l.password.as_deref())
+    }
 }
 
 /// Why the broker closes a connection: decides the log line and whether the will is published.
@@ -451,8 +471,13 @@ impl Broker {
                 peer: Peer::new(peer),
                 state: ConnState::AwaitingConnect,
                 client_id: Arc::from("<unknown>"),
-                username: None,
-                password: None,
+                login: match identity {
+                    Identity::FromConnect => None,
+                    identity => Some(Box::new(Login {
+                        identity,
+                        ..Login::default()
+                    })),
+                },
                 rx: FrameBuffer::new(),
                 tx: Vec::new(),
                 dirty: false,
@@ -469,7 +494,6 @@ impl Broker {
                 read_paused: false,
                 tx_needs: 0,
                 held: false,
-                identity,
                 listener,
             }),
         );
