@@ -39,7 +39,7 @@ use mqsim::time::Instant;
 pub const READ_CHUNK_MAX_BYTES: usize = 16 * 1024;
 pub const READ_CHUNK_MIN_BYTES: usize = 256;
 /// Chunks one connection may have read that the broker has not processed yet.
-pub const READ_CREDIT_CHUNKS: usize = 4;
+pub const READ_CREDIT_CHUNKS: u32 = 4;
 /// Inputs (reads, write completions, accepts) waiting for the broker task.
 pub const INPUT_QUEUE_MAX_MESSAGES: usize = 1024;
 /// How long a clean stop waits for the last journal records to be synced.
@@ -142,14 +142,18 @@ struct SharedState {
     out: Vec<u8>,
     /// Close once `out` is written.
     closed: bool,
+    /// The broker task paused reading ([`Event::PauseRead`]): processed chunks' credits are
+    /// owed, not given, until it resumes. Only the broker task reads these two.
+    paused: bool,
+    owed: u32,
     /// Chunks the task may still read that the broker has not processed.
-    credits: usize,
+    credits: u32,
     /// The connection task, when it waits on any of the above.
     waker: Option<Waker>,
 }
 
 impl ConnShared {
-    fn new(credits: usize) -> Self {
+    fn new(credits: u32) -> Self {
         ConnShared {
             state: std::sync::Mutex::new(SharedState {
                 credits,
@@ -186,19 +190,56 @@ impl ConnShared {
         self.update(|st| st.closed = true);
     }
 
-    fn add_credits(&self, n: usize) {
-        if n > 0 {
-            self.update(|st| st.credits += n);
+    /// Pauses reading (no wake: the task has nothing new to do).
+    fn pause(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.paused = true;
+        }
+    }
+
+    /// Resumes reading: the credits owed are given.
+    fn resume(&self) {
+        let waker = match self.state.lock() {
+            Ok(mut st) => {
+                st.paused = false;
+                let n = std::mem::take(&mut st.owed);
+                st.credits += n;
+                if n > 0 {
+                    st.waker.take()
+                } else {
+                    None
+                }
+            }
+            Err(_) => None,
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// One chunk processed: its credit goes back, or is owed while paused.
+    fn chunk_done(&self) {
+        let waker = match self.state.lock() {
+            Ok(mut st) if st.paused => {
+                st.owed += 1;
+                None
+            }
+            Ok(mut st) => {
+                st.credits += 1;
+                st.waker.take()
+            }
+            Err(_) => None,
+        };
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 }
 
-/// The broker task's view of one connection's task.
+/// The broker task's view of one connection's task: its shared record (one word in the broker
+/// task's map; the pause state lives in the record).
 struct ConnIo {
     shared: Arc<ConnShared>,
-    paused: bool,
-    /// Read credits withheld while paused.
-    owed: usize,
 }
 
 impl Drop for ConnIo {
@@ -310,14 +351,7 @@ async fn broker_task(
                         None => broker.handle_accept_as(now, &peer, identity),
                     };
                     if let Some(id) = id {
-                        conns.insert(
-                            id,
-                            ConnIo {
-                                shared,
-                                paused: false,
-                                owed: 0,
-                            },
-                        );
+                        conns.insert(id, ConnIo { shared });
                     }
                     let _ = reply.send(id);
                 }
@@ -369,14 +403,13 @@ async fn broker_task(
                 conns.remove(&conn);
             }
             Output::Event(Event::PauseRead(conn)) => {
-                if let Some(c) = conns.get_mut(&conn) {
-                    c.paused = true;
+                if let Some(c) = conns.get(&conn) {
+                    c.shared.pause();
                 }
             }
             Output::Event(Event::ResumeRead(conn)) => {
-                if let Some(c) = conns.get_mut(&conn) {
-                    c.paused = false;
-                    c.shared.add_credits(std::mem::take(&mut c.owed));
+                if let Some(c) = conns.get(&conn) {
+                    c.shared.resume();
                 }
             }
             Output::Event(Event::Log(line)) => log(&line),
@@ -388,12 +421,8 @@ async fn broker_task(
         }
         // Each processed chunk's read credit goes back, unless its connection is paused.
         for conn in chunks_done.drain(..) {
-            if let Some(c) = conns.get_mut(&conn) {
-                if c.paused {
-                    c.owed += 1;
-                } else {
-                    c.shared.add_credits(1);
-                }
+            if let Some(c) = conns.get(&conn) {
+                c.shared.chunk_done();
             }
         }
     }
@@ -759,7 +788,7 @@ impl ConnState {
         cx: &mut Context<'_>,
         stream: Pin<&mut S>,
         shared: &ConnShared,
-        credits: usize,
+        credits: u32,
     ) -> Poll<Step> {
         // No credit left means the broker is behind or has paused us.
         if self.read_done || credits == 0 {
