@@ -85,7 +85,10 @@ impl Broker {
             return false;
         }
         let (host, id) = match self.conns.get(&conn) {
-            Some(c) => (log::peer_host(&c.peer.to_string()).to_string(), c.client_id.clone()),
+            Some(c) => (
+                log::peer_host(&c.peer.to_string()).to_string(),
+                c.client_id.clone(),
+            ),
             None => return true,
         };
         self.notice(|| format!("Invalid subscription string from {host}, disconnecting."));

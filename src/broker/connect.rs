@@ -129,12 +129,14 @@ impl Broker {
             login.password = c.password.map(Box::from);
         }
         cn.keepalive_grace = keepalive_grace;
-        cn.will = c.will.map(|w| Box::new(OwnedWill {
-            topic: w.topic.to_string(),
-            payload: w.payload.to_vec(),
-            qos: w.qos,
-            retain: w.retain,
-        }));
+        cn.will = c.will.map(|w| {
+            Box::new(OwnedWill {
+                topic: w.topic.to_string(),
+                payload: w.payload.to_vec(),
+                qos: w.qos,
+                retain: w.retain,
+            })
+        });
         let deadline = if keepalive_grace == Duration::ZERO {
             None
         } else {

@@ -201,9 +201,9 @@ impl Broker {
             // Backpressure: the acknowledgement waits until the subscribers have drained, and
             // behind any withheld before it (acknowledgements in the order of their PUBLISHes).
             Some(c)
-                if c.withheld.as_ref().is_some_and(|w| {
-                    !w.blocked_on.is_empty() || !w.deferred_acks.is_empty()
-                }) =>
+                if c.withheld
+                    .as_ref()
+                    .is_some_and(|w| !w.blocked_on.is_empty() || !w.deferred_acks.is_empty()) =>
             {
                 let w = c.withheld.get_or_insert_with(alloc::boxed::Box::default);
                 w.deferred_acks.push_back(ack);

@@ -625,7 +625,11 @@ impl Broker {
             }
             if c.withheld.as_ref().is_none_or(|w| w.blocked_on.is_empty()) {
                 c.input_full = false;
-                let acks = c.withheld.take().map(|w| w.deferred_acks).unwrap_or_default();
+                let acks = c
+                    .withheld
+                    .take()
+                    .map(|w| w.deferred_acks)
+                    .unwrap_or_default();
                 for ack in &acks {
                     self.send(conn, ack);
                 }
