@@ -485,7 +485,9 @@ async fn sleep_until(epoch: tokio::time::Instant, at: Option<Instant>) {
 
 impl BrokerHandle {
     /// Serves one accepted stream until either side closes it. Returns once the broker has taken
-    /// the connection (or refused it: `max_connections`); the I/O runs in a spawned task.
+    /// the connection (or refused it: `max_connections`); the I/O runs in a spawned task. The
+    /// stream is `Unpin` (TCP, TLS and turmoil's streams are; pin others in a `Box`): the task
+    /// is a small hand-written future that keeps it in place without pinning it itself.
     pub async fn serve<S>(&self, stream: S, peer: String) -> Option<ConnId>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
