@@ -13,6 +13,7 @@
 //! Nothing here encodes or sends: each method says what the caller must send (PUBREL, PUBCOMP, a
 //! re-sent PUBLISH), so the broker and the client keep their own output buffers and logging.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
 
@@ -146,14 +147,16 @@ pub enum PubRecOutcome {
 #[derive(Debug)]
 pub struct Window<M> {
     entries: VecDeque<InFlight<M>>,
-    ids: PacketIds,
+    /// Boxed on first use: an idle broker session never sends at QoS 1/2, and the identifiers
+    /// are 56 bytes. Kept once made (the identifier sequence goes on).
+    ids: Option<Box<PacketIds>>,
 }
 
 impl<M> Default for Window<M> {
     fn default() -> Self {
         Window {
             entries: VecDeque::new(),
-            ids: PacketIds::default(),
+            ids: None,
         }
     }
 }
@@ -171,12 +174,13 @@ impl<M> Window<M> {
 
     /// Room for one more message under `max_inflight_messages`, with an identifier free for it.
     pub fn has_room(&self, max_inflight_messages: usize) -> bool {
-        self.entries.len() < max_inflight_messages && self.ids.len() < usize::from(u16::MAX)
+        self.entries.len() < max_inflight_messages
+            && self.ids.as_ref().map_or(0, |ids| ids.len()) < usize::from(u16::MAX)
     }
 
     /// The identifiers in use: this window's and any the owner reserved for other requests.
     pub fn ids(&mut self) -> &mut PacketIds {
-        &mut self.ids
+        self.ids.get_or_insert_with(Box::default)
     }
 
     /// Puts a QoS 1/2 message into the window under a fresh identifier, awaiting its first
@@ -186,7 +190,7 @@ impl<M> Window<M> {
         if qos == QoS::AtMostOnce {
             return Err(msg);
         }
-        let Some(pkid) = self.ids.alloc() else {
+        let Some(pkid) = self.ids().alloc() else {
             return Err(msg);
         };
         self.push(now, qos, pkid, msg);
@@ -211,7 +215,7 @@ impl<M> Window<M> {
     /// Puts a message into the window under a given identifier (a restored session's), awaiting
     /// its first acknowledgement. Fails when the identifier is 0 or in use, or for QoS 0.
     pub fn start_with_id(&mut self, now: Instant, qos: QoS, pkid: u16, msg: M) -> Result<(), M> {
-        if qos == QoS::AtMostOnce || !self.ids.take(pkid) {
+        if qos == QoS::AtMostOnce || !self.ids().take(pkid) {
             return Err(msg);
         }
         self.push(now, qos, pkid, msg);
@@ -235,7 +239,7 @@ impl<M> Window<M> {
             .iter()
             .position(|f| f.pkid == pkid && f.awaiting == expect)?;
         let f = self.entries.remove(i)?;
-        self.ids.release(pkid);
+        self.ids().release(pkid);
         Some(f)
     }
 
@@ -290,8 +294,11 @@ impl<M> Window<M> {
     /// Empties the window (the peer forgot the session), releasing every identifier, oldest
     /// first.
     pub fn drain(&mut self) -> impl Iterator<Item = InFlight<M>> + '_ {
-        for f in &self.entries {
-            self.ids.release(f.pkid);
+        // Every entry's identifier was taken from `ids`, so it exists when there are any.
+        if let Some(ids) = self.ids.as_mut() {
+            for f in &self.entries {
+                ids.release(f.pkid);
+            }
         }
         self.entries.drain(..)
     }
@@ -304,9 +311,10 @@ impl<M> Window<M> {
         mut gone: impl FnMut(InFlight<M>),
     ) {
         let mut kept = VecDeque::with_capacity(self.entries.len());
+        let ids = &mut self.ids;
         for f in self.entries.drain(..) {
             if expired(&f) {
-                self.ids.release(f.pkid);
+                ids.get_or_insert_with(Box::default).release(f.pkid);
                 gone(f);
             } else {
                 kept.push_back(f);

@@ -26,10 +26,10 @@ impl Broker {
         let id = c.client_id.clone();
         let state = c.state;
         let will = c.will.take();
-        let username = c.username.clone();
+        let username = c.username().map(alloc::string::String::from);
         let listener = c.listener;
         let peer = c.peer.clone();
-        let blocked_on = core::mem::take(&mut c.blocked_on);
+        let blocked_on = c.withheld.take().map(|w| w.blocked_on).unwrap_or_default();
         match reason {
             CloseReason::Disconnect => self.notice(|| format!("Client {id} disconnected.")),
             CloseReason::SocketClosed => {

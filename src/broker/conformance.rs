@@ -85,7 +85,10 @@ impl Broker {
             return false;
         }
         let (host, id) = match self.conns.get(&conn) {
-            Some(c) => (log::peer_host(&c.peer).to_string(), c.client_id.clone()),
+            Some(c) => (
+                log::peer_host(&c.peer.to_string()).to_string(),
+                c.client_id.clone(),
+            ),
             None => return true,
         };
         self.notice(|| format!("Invalid subscription string from {host}, disconnecting."));
@@ -110,7 +113,7 @@ impl Broker {
             return false;
         }
         if let Some(cn) = self.conns.get_mut(&conn) {
-            cn.client_id = client_id.to_string();
+            cn.client_id = alloc::sync::Arc::from(client_id);
         }
         self.refuse_connect(conn, ConnectReturnCode::IdentifierRejected);
         let id = client_id.to_string();

@@ -5,6 +5,7 @@
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use core::cmp::Reverse;
 
 use super::persist::RecordArgs;
@@ -21,7 +22,7 @@ impl Broker {
         // The user name: a certificate's CN where the listener says so (mosquitto's
         // `use_identity_as_username`, which also skips the password and anonymous checks), else
         // CONNECT's.
-        let identity = self.conns.get(&conn).map(|cn| cn.identity.clone());
+        let identity = self.conns.get(&conn).map(|cn| cn.identity().clone());
         let listener = self.conns.get(&conn).and_then(|cn| cn.listener);
         let (username, by_certificate) = match identity {
             Some(Identity::Certificate(name)) => (Some(name), true),
@@ -49,12 +50,12 @@ impl Broker {
             loop {
                 let id = format!("auto-{:016X}", self.next_auto_id);
                 self.next_auto_id += 1;
-                if !self.by_client_id.contains_key(&id) {
-                    break id;
+                if !self.by_client_id.contains_key(id.as_str()) {
+                    break Arc::<str>::from(id);
                 }
             }
         } else {
-            c.client_id.to_string()
+            Arc::<str>::from(c.client_id)
         };
 
         if self.keepalive_refused(conn, c, &client_id) {
@@ -122,14 +123,19 @@ impl Broker {
         };
         cn.state = ConnState::Active(sid);
         cn.client_id = client_id.clone();
-        cn.username = username.clone();
-        cn.password = c.password.map(<[u8]>::to_vec);
+        if username.is_some() || c.password.is_some() || cn.login.is_some() {
+            let login = cn.login.get_or_insert_with(Box::default);
+            login.username = username.clone();
+            login.password = c.password.map(Box::from);
+        }
         cn.keepalive_grace = keepalive_grace;
-        cn.will = c.will.map(|w| OwnedWill {
-            topic: w.topic.to_string(),
-            payload: w.payload.to_vec(),
-            qos: w.qos,
-            retain: w.retain,
+        cn.will = c.will.map(|w| {
+            Box::new(OwnedWill {
+                topic: w.topic.to_string(),
+                payload: w.payload.to_vec(),
+                qos: w.qos,
+                retain: w.retain,
+            })
         });
         let deadline = if keepalive_grace == Duration::ZERO {
             None
@@ -137,7 +143,7 @@ impl Broker {
             Some(cn.last_rx + keepalive_grace)
         };
         cn.timer_at = deadline;
-        let peer = cn.peer.clone();
+        let peer = cn.peer.to_string();
         if let Some(d) = deadline {
             self.timers.push(Reverse((d, conn)));
         }
@@ -201,11 +207,11 @@ impl Broker {
     /// (there is no client id yet), then `Client <unknown> disconnected, not authorised.`.
     pub(super) fn refuse_not_authorised(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.client_id = log::peer_host(&c.peer).to_string();
+            c.client_id = Arc::from(log::peer_host(&c.peer.to_string()));
         }
         self.refuse_connect(conn, ConnectReturnCode::NotAuthorized);
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.client_id = String::from("<unknown>");
+            c.client_id = Arc::from("<unknown>");
         }
         self.close(conn, CloseReason::NotAuthorised);
     }

@@ -200,10 +200,15 @@ impl Broker {
         match self.conns.get_mut(&conn) {
             // Backpressure: the acknowledgement waits until the subscribers have drained, and
             // behind any withheld before it (acknowledgements in the order of their PUBLISHes).
-            Some(c) if !c.blocked_on.is_empty() || !c.deferred_acks.is_empty() => {
-                c.deferred_acks.push_back(ack);
-                c.deferred_bytes += size;
-                c.withheld_ids.insert(p.pkid);
+            Some(c)
+                if c.withheld
+                    .as_ref()
+                    .is_some_and(|w| !w.blocked_on.is_empty() || !w.deferred_acks.is_empty()) =>
+            {
+                let w = c.withheld.get_or_insert_with(alloc::boxed::Box::default);
+                w.deferred_acks.push_back(ack);
+                w.deferred_bytes += size;
+                w.withheld_ids.insert(p.pkid);
             }
             // QoS 2: PUBREC before the copy to the publisher's own subscription; QoS 1: PUBACK
             // after it. Both as mosquitto sends them (handle_publish.c:332-360).
@@ -219,16 +224,18 @@ impl Broker {
             && self
                 .conns
                 .get(&conn)
-                .is_some_and(|c| c.withheld_ids.contains(&p.pkid))
+                .and_then(|c| c.withheld.as_ref())
+                .is_some_and(|w| w.withheld_ids.contains(&p.pkid))
     }
 
     /// `conn` is a paused publisher whose withheld acknowledgements cover
     /// `max_paused_input_bytes` (or every packet id).
     pub(super) fn paused_input_full(&self, conn: ConnId) -> bool {
-        self.conns.get(&conn).is_some_and(|c| {
-            !c.blocked_on.is_empty()
-                && (c.deferred_bytes >= self.config.max_paused_input_bytes
-                    || c.deferred_acks.len() >= limits::INFLIGHT_CEILING_MESSAGES)
+        let c = self.conns.get(&conn).and_then(|c| c.withheld.as_ref());
+        c.is_some_and(|w| {
+            !w.blocked_on.is_empty()
+                && (w.deferred_bytes >= self.config.max_paused_input_bytes
+                    || w.deferred_acks.len() >= limits::INFLIGHT_CEILING_MESSAGES)
         })
     }
 

@@ -113,10 +113,10 @@ impl Broker {
             .filter(|(_, c)| listener.is_none() || c.listener == listener)
             // A user name proved by a client certificate has no password to check again: it got
             // in without one (`use_identity_as_username`), and stays.
-            .filter(|(_, c)| !matches!(c.identity, Identity::Certificate(_)))
+            .filter(|(_, c)| !matches!(c.identity(), Identity::Certificate(_)))
             .filter(|(_, c)| {
                 let (security, anonymous) = self.login_rules(c.listener);
-                !security.authenticate(anonymous, c.username.as_deref(), c.password.as_deref())
+                !security.authenticate(anonymous, c.username(), c.password())
             })
             .map(|(&id, _)| id)
             .collect();

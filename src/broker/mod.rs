@@ -117,15 +117,70 @@ enum ConnState {
     Active(SessionId),
 }
 
+/// The peer's address as the caller named it, for log lines. The usual form, an IPv4 socket
+/// address with the listening port (`127.0.0.1:50000 on port 1883`), is kept in 16 bytes
+/// without an allocation; any other text as it came. Shown, it is the caller's text exactly.
+#[derive(Debug, Clone)]
+enum Peer {
+    V4 {
+        addr: core::net::SocketAddrV4,
+        on_port: Option<u16>,
+    },
+    Text(Box<str>),
+}
+
+impl Peer {
+    fn new(text: &str) -> Peer {
+        let (addr, on_port) = match text.split_once(" on port ") {
+            Some((a, p)) => (a, p.parse::<u16>().ok().map(Some)),
+            None => (text, Some(None)),
+        };
+        if let (Ok(addr), Some(on_port)) = (addr.parse::<core::net::SocketAddrV4>(), on_port) {
+            let peer = Peer::V4 { addr, on_port };
+            // Only when showing it gives back the same text (no leading zeros, say).
+            if peer.to_string() == text {
+                return peer;
+            }
+        }
+        Peer::Text(Box::from(text))
+    }
+}
+
+impl core::fmt::Display for Peer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Peer::V4 {
+                addr,
+                on_port: Some(p),
+            } => write!(f, "{addr} on port {p}"),
+            Peer::V4 {
+                addr,
+                on_port: None,
+            } => write!(f, "{addr}"),
+            Peer::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// A connection's login: see `Conn::login`.
+#[derive(Debug, Default)]
+struct Login {
+    /// Where the user name comes from (a TLS client certificate, or CONNECT).
+    identity: Identity,
+    username: Option<String>,
+    password: Option<Box<[u8]>>,
+}
+
 #[derive(Debug)]
 struct Conn {
-    peer: String,
+    peer: Peer,
     state: ConnState,
-    client_id: String,
-    /// The CONNECT's user name and password, kept to check again when the password file is
-    /// reloaded (as mosquitto does).
-    username: Option<String>,
-    password: Option<Vec<u8>>,
+    /// One allocation shared with the session and the broker's index by client id.
+    client_id: Arc<str>,
+    /// Where the user name comes from, and CONNECT's user name and password (kept to check
+    /// again when the password file is reloaded, as mosquitto does). Boxed, and absent for the
+    /// usual anonymous client over plain TCP.
+    login: Option<Box<Login>>,
     rx: FrameBuffer,
     tx: Vec<u8>,
     /// In the dirty list (has `tx` bytes the caller has not taken).
@@ -136,23 +191,15 @@ struct Conn {
     last_rx: Instant,
     /// 1.5 x keep alive (MQTT-3.1.2-24); zero = off.
     keepalive_grace: Duration,
-    will: Option<OwnedWill>,
+    /// Boxed: most clients have none.
+    will: Option<Box<OwnedWill>>,
     /// The deadline of this connection's live entry in the timer heap.
     timer_at: Option<Instant>,
     /// Closed by the broker; kept until its last bytes are taken and [`Event::Close`] is polled.
     closing: bool,
-    /// Paused as a publisher (backpressure): sessions it fed past their queue bound. Until every
-    /// one has drained, its PUBACKs / PUBRECs are withheld (its own in-flight window then stops
-    /// it) while the rest of its input is read and handled as usual.
-    blocked_on: BTreeSet<SessionId>,
-    /// PUBACK / PUBREC withheld while paused, in the order of their PUBLISHes; sent on resume.
-    /// Later ones queue behind them, so acknowledgements never overtake each other.
-    deferred_acks: VecDeque<Packet<'static>>,
-    /// Bytes of the QoS 1/2 PUBLISH packets behind `deferred_acks`.
-    deferred_bytes: usize,
-    /// The packet ids of `deferred_acks`: a PUBLISH with one of them is a resend of a message
-    /// already taken (the client may not reuse an id before its acknowledgement), absorbed.
-    withheld_ids: BTreeSet<u16>,
+    /// Paused as a publisher (backpressure): what it waits for and what it is owed. Rare, so
+    /// boxed and only while in use: an idle connection pays one word for it.
+    withheld: Option<Box<Withheld>>,
     /// Paused, with `deferred_bytes` at `max_paused_input_bytes`: its next QoS 1/2 PUBLISH is
     /// left undecoded, and its socket unread, until it resumes.
     input_full: bool,
@@ -166,16 +213,44 @@ struct Conn {
     tx_needs: Lsn,
     /// In the broker's `held` list, waiting for the journal.
     held: bool,
-    /// Where the user name comes from (a TLS client certificate, or CONNECT).
-    identity: Identity,
     /// The listener it came through, when the caller said ([`Broker::handle_accept_on`]).
     listener: Option<ListenerId>,
+}
+
+/// A connection paused as a publisher (backpressure): until every session in `blocked_on` has
+/// drained, its PUBACKs / PUBRECs are withheld (its own in-flight window then stops it) while
+/// the rest of its input is read and handled as usual.
+#[derive(Debug, Default)]
+struct Withheld {
+    /// The sessions it fed past their queue bound.
+    blocked_on: BTreeSet<SessionId>,
+    /// PUBACK / PUBREC withheld while paused, in the order of their PUBLISHes; sent on resume.
+    /// Later ones queue behind them, so acknowledgements never overtake each other.
+    deferred_acks: VecDeque<Packet<'static>>,
+    /// Bytes of the QoS 1/2 PUBLISH packets behind `deferred_acks`.
+    deferred_bytes: usize,
+    /// The packet ids of `deferred_acks`: a PUBLISH with one of them is a resend of a message
+    /// already taken (the client may not reuse an id before its acknowledgement), absorbed.
+    withheld_ids: BTreeSet<u16>,
 }
 
 #[derive(Debug)]
 struct Retained {
     qos: QoS,
     msg: Arc<Message>,
+}
+
+impl Conn {
+    fn identity(&self) -> &Identity {
+        static FROM_CONNECT: Identity = Identity::FromConnect;
+        self.login.as_ref().map_or(&FROM_CONNECT, |l| &l.identity)
+    }
+    fn username(&self) -> Option<&str> {
+        self.login.as_ref().and_then(|l| l.username.as_deref())
+    }
+    fn password(&self) -> Option<&[u8]> {
+        self.login.as_ref().and_then(|l| l.password.as_deref())
+    }
 }
 
 /// Why the broker closes a connection: decides the log line and whether the will is published.
@@ -228,7 +303,7 @@ pub struct Broker {
     conns: BTreeMap<ConnId, Box<Conn>>,
     next_conn: ConnId,
     sessions: BTreeMap<SessionId, Box<Session>>,
-    by_client_id: BTreeMap<String, SessionId>,
+    by_client_id: BTreeMap<Arc<str>, SessionId>,
     next_session: SessionId,
     next_auto_id: u64,
     tree: SubscriptionTree<SessionId>,
@@ -393,11 +468,16 @@ impl Broker {
         self.conns.insert(
             id,
             Box::new(Conn {
-                peer: peer.to_string(),
+                peer: Peer::new(peer),
                 state: ConnState::AwaitingConnect,
-                client_id: String::from("<unknown>"),
-                username: None,
-                password: None,
+                client_id: Arc::from("<unknown>"),
+                login: match identity {
+                    Identity::FromConnect => None,
+                    identity => Some(Box::new(Login {
+                        identity,
+                        ..Login::default()
+                    })),
+                },
                 rx: FrameBuffer::new(),
                 tx: Vec::new(),
                 dirty: false,
@@ -408,16 +488,12 @@ impl Broker {
                 will: None,
                 timer_at: Some(deadline),
                 closing: false,
-                blocked_on: BTreeSet::new(),
-                deferred_acks: VecDeque::new(),
-                deferred_bytes: 0,
-                withheld_ids: BTreeSet::new(),
+                withheld: None,
                 input_full: false,
                 out_full: false,
                 read_paused: false,
                 tx_needs: 0,
                 held: false,
-                identity,
                 listener,
             }),
         );
@@ -547,11 +623,13 @@ impl Broker {
             if c.closing {
                 continue;
             }
-            if c.blocked_on.is_empty() {
+            if c.withheld.as_ref().is_none_or(|w| w.blocked_on.is_empty()) {
                 c.input_full = false;
-                c.deferred_bytes = 0;
-                c.withheld_ids = BTreeSet::new();
-                let acks = core::mem::take(&mut c.deferred_acks);
+                let acks = c
+                    .withheld
+                    .take()
+                    .map(|w| w.deferred_acks)
+                    .unwrap_or_default();
                 for ack in &acks {
                     self.send(conn, ack);
                 }
@@ -715,11 +793,11 @@ impl Broker {
 
     // ----- sending -----
 
-    fn client_label(&self, conn: ConnId) -> String {
+    fn client_label(&self, conn: ConnId) -> Arc<str> {
         self.conns
             .get(&conn)
             .map(|c| c.client_id.clone())
-            .unwrap_or_else(|| String::from("<unknown>"))
+            .unwrap_or_else(|| Arc::from("<unknown>"))
     }
 
     /// A line `mosquitto -v` prints (mosquitto's debug level).

@@ -118,7 +118,8 @@ impl Broker {
                 let sub_waits = self
                     .conns
                     .get(&sub_conn)
-                    .is_some_and(|c| !c.blocked_on.is_empty());
+                    .and_then(|c| c.withheld.as_ref())
+                    .is_some_and(|w| !w.blocked_on.is_empty());
                 if pub_sid != sid && !sub_waits {
                     s.push_queue(Queued {
                         qos,
@@ -128,7 +129,8 @@ impl Broker {
                     s.blocking.insert(pub_conn);
                     // Its acknowledgements are withheld from now on; it is still read.
                     if let Some(pc) = self.conns.get_mut(&pub_conn) {
-                        pc.blocked_on.insert(sid);
+                        let w = pc.withheld.get_or_insert_with(alloc::boxed::Box::default);
+                        w.blocked_on.insert(sid);
                     }
                     self.record_session(sid, || RecordArgs::Enqueue(qos, retain, msg.clone()));
                     return;
@@ -166,8 +168,11 @@ impl Broker {
         }
         for p in core::mem::take(&mut s.blocking) {
             if let Some(c) = self.conns.get_mut(&p) {
-                c.blocked_on.remove(&sid);
-                if c.blocked_on.is_empty() {
+                let drained = c.withheld.as_mut().is_none_or(|w| {
+                    w.blocked_on.remove(&sid);
+                    w.blocked_on.is_empty()
+                });
+                if drained {
                     self.to_resume.push_back(p);
                 }
             }

@@ -63,7 +63,7 @@ pub struct Queued {
 
 #[derive(Debug)]
 pub struct Session {
-    pub client_id: String,
+    pub client_id: Arc<str>,
     /// The user name of its last CONNECT, for the ACL while it is offline too.
     pub username: Option<String>,
     pub clean: bool,
@@ -88,7 +88,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(client_id: String, clean: bool) -> Self {
+    pub fn new(client_id: Arc<str>, clean: bool) -> Self {
         Session {
             client_id,
             username: None,

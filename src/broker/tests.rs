@@ -1016,7 +1016,8 @@ fn publishes(range: core::ops::RangeInclusive<u16>, qos: QoS) -> Vec<u8> {
 fn held(h: &Harness, conn: ConnId) -> bool {
     h.b.conns
         .get(&conn)
-        .is_some_and(|c| !c.blocked_on.is_empty())
+        .and_then(|c| c.withheld.as_ref())
+        .is_some_and(|w| !w.blocked_on.is_empty())
 }
 
 fn slow_setup(max_queued: usize) -> (Harness, ConnId, ConnId) {
@@ -1246,8 +1247,9 @@ fn a_client_ignoring_its_window_is_paused_at_the_byte_bound() {
     assert_eq!(to_p.len(), 6, "PUBACK 1..=6, then withheld: {to_p:?}");
     got.retain(|(c, _)| *c == s);
     assert_eq!(h.paused, vec![p]);
-    assert_eq!(h.b.conns[&p].deferred_acks.len(), 6);
-    assert_eq!(h.b.conns[&p].deferred_bytes, 51);
+    let w = h.b.conns[&p].withheld.as_ref().unwrap();
+    assert_eq!(w.deferred_acks.len(), 6);
+    assert_eq!(w.deferred_bytes, 51);
     h.bytes(p, &Packet::PingReq);
     assert_eq!(
         h.take(p),
@@ -1729,7 +1731,7 @@ fn a_resend_of_a_withheld_qos1_publish_is_absorbed() {
         let pending: Vec<u16> =
             h.b.sessions
                 .values()
-                .find(|x| x.client_id == "slow")
+                .find(|x| &*x.client_id == "slow")
                 .map_or(Vec::new(), |x| x.inflight.iter().map(|f| f.pkid).collect());
         if pending.is_empty() {
             break;
@@ -1809,7 +1811,7 @@ proptest::proptest! {
                 // The subscriber acknowledges up to k + 1 of what it has in flight.
                 _ => {
                     let ids: Vec<u16> = h.b.sessions.values()
-                        .find(|x| x.client_id == "slow")
+                        .find(|x| &*x.client_id == "slow")
                         .map_or(Vec::new(), |x| x.inflight.iter().map(|f| f.pkid).collect());
                     for id in ids.into_iter().take(usize::from(k) + 1) {
                         h.bytes(s, &Packet::PubAck(id));

@@ -108,7 +108,7 @@ impl Broker {
             .encode(out);
         }
         for s in self.sessions.values().filter(|s| !s.clean) {
-            let client = s.client_id.as_str();
+            let client: &str = &s.client_id;
             Record::Session { client }.encode(out);
             if s.username.is_some() {
                 Record::User {
@@ -289,9 +289,10 @@ impl Broker {
                 }
                 let sid = self.next_session;
                 self.next_session += 1;
+                let client: alloc::sync::Arc<str> = alloc::sync::Arc::from(client);
                 self.sessions
-                    .insert(sid, Box::new(Session::new(client.to_string(), false)));
-                self.by_client_id.insert(client.to_string(), sid);
+                    .insert(sid, Box::new(Session::new(client.clone(), false)));
+                self.by_client_id.insert(client, sid);
             }
             Record::SessionGone { client } => {
                 let sid = sid_of(self, client)?;
