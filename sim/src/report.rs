@@ -286,6 +286,13 @@ fn render_behaviours(out: &mut String, b: &Behaviours) {
             b.still_queued
         );
     }
+    if b.ack_withheld > 0 {
+        let _ = writeln!(
+            out,
+            "acknowledgement still withheld by broker backpressure at the end: {}",
+            b.ack_withheld
+        );
+    }
 }
 
 /// What the columns mean, under the table.

@@ -59,6 +59,10 @@ pub struct Behaviours {
     /// (message, subscriber) pairs owed at the end and still queued behind a backlog that was
     /// still draining: nothing later of their stream had arrived, the subscriber still receiving.
     pub still_queued: u64,
+    /// QoS 1/2 publishes still in flight at the end, their acknowledgement withheld by the
+    /// broker's backpressure while it was still forwarding its backlog to subscribers (overload
+    /// by configuration, [`super::liveness`]): late, not lost.
+    pub ack_withheld: u64,
 }
 
 impl Behaviours {
