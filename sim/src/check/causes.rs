@@ -21,7 +21,9 @@
 //!    subscriber's session ended (clean session) or the publisher lost its session while it was
 //!    in flight: [`Cause::Connection`];
 //! 5. owed at the end and queued behind a backlog still draining: [`Cause::StillQueued`];
-//! 6. else [`Cause::Unexplained`].
+//! 6. still in flight at the end, its acknowledgement withheld by the broker's backpressure while
+//!    it kept forwarding its backlog ([`super::liveness`]): [`Cause::AckWithheld`];
+//! 7. else [`Cause::Unexplained`].
 //!
 //! Apart from those (not in the report's `lost` column): publish calls refused by the library
 //! ([`Cause::Refused`]) and messages published before the subscriber held a matching
@@ -52,12 +54,15 @@ pub enum Cause {
     NotSubscribed,
     /// Owed at the end, queued behind a backlog still draining.
     StillQueued,
+    /// In flight at the end, its acknowledgement withheld by the broker's backpressure while it
+    /// kept forwarding its backlog.
+    AckWithheld,
     /// None of the above: a silent loss.
     Unexplained,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 8] = [
+    pub const ALL: [Cause; 9] = [
         Cause::Refused,
         Cause::Connection,
         Cause::Expired,
@@ -65,6 +70,7 @@ impl Cause {
         Cause::BrokerState,
         Cause::NotSubscribed,
         Cause::StillQueued,
+        Cause::AckWithheld,
         Cause::Unexplained,
     ];
 
@@ -78,6 +84,7 @@ impl Cause {
             Cause::BrokerState => "lost with the broker's state (no persistence)",
             Cause::NotSubscribed => "not subscribed yet when published",
             Cause::StillQueued => "still queued at the end (owed, not lost)",
+            Cause::AckWithheld => "in flight at the end, ack withheld by backpressure",
             Cause::Unexplained => "unexplained (silent)",
         }
     }
@@ -92,6 +99,7 @@ impl Cause {
             Cause::BrokerState => "broker_state",
             Cause::NotSubscribed => "not_subscribed",
             Cause::StillQueued => "still_queued",
+            Cause::AckWithheld => "ack_withheld",
             Cause::Unexplained => "unexplained",
         }
     }
@@ -107,6 +115,7 @@ pub struct Causes {
     pub broker_state: u64,
     pub not_subscribed: u64,
     pub still_queued: u64,
+    pub ack_withheld: u64,
     pub unexplained: u64,
 }
 
@@ -120,6 +129,7 @@ impl Causes {
             Cause::BrokerState => self.broker_state,
             Cause::NotSubscribed => self.not_subscribed,
             Cause::StillQueued => self.still_queued,
+            Cause::AckWithheld => self.ack_withheld,
             Cause::Unexplained => self.unexplained,
         }
     }
@@ -133,6 +143,7 @@ impl Causes {
             Cause::BrokerState => &mut self.broker_state,
             Cause::NotSubscribed => &mut self.not_subscribed,
             Cause::StillQueued => &mut self.still_queued,
+            Cause::AckWithheld => &mut self.ack_withheld,
             Cause::Unexplained => &mut self.unexplained,
         };
         *n += 1;
@@ -391,6 +402,16 @@ impl Ledger {
                     && !violated.contains(&(*id, *sub))
                 {
                     Cause::StillQueued
+                } else if self.finish_at.is_some()
+                    && self.heal_at.is_some_and(|h| m.called_at < h)
+                    && super::liveness::ack_withheld(
+                        self,
+                        *id,
+                        m,
+                        end.or(self.finish_at).unwrap_or(0),
+                    )
+                {
+                    Cause::AckWithheld
                 } else {
                     Cause::Unexplained
                 };

@@ -12,17 +12,30 @@
 //! subscriber first-received something within [`super::qos1::STILL_DRAINING_US`] of the end.
 //! Counted as [`super::Behaviours::ack_withheld`]; when nothing is moving it stays a violation.
 
-use super::{Ledger, Micros};
+use super::{Ledger, Message, Micros, MsgId};
 
 pub const NAME: &str = "liveness";
 
-pub(super) fn at_finish(ledger: &mut Ledger, at: Micros) {
-    let Some(heal) = ledger.heal_at else { return };
+/// Is `m`, a QoS 1/2 publish still in flight at `at` (the end), waiting for an acknowledgement
+/// the broker withholds while it keeps forwarding its backlog? Accepted by the library, neither
+/// completed nor given up, its publisher connected, and a connected subscriber first-received
+/// something within [`super::qos1::STILL_DRAINING_US`] of the end.
+pub(super) fn ack_withheld(ledger: &Ledger, id: MsgId, m: &Message, at: Micros) -> bool {
     let draining = ledger.subscribers.iter().any(|s| {
         s.connected
             && s.last_receipt_at
                 .is_some_and(|t| t + super::qos1::STILL_DRAINING_US >= at)
     });
+    m.qos > 0
+        && m.accepted
+        && !m.abandoned
+        && m.completed_at.is_none()
+        && ledger.devices[id.device.0 as usize].connected
+        && draining
+}
+
+pub(super) fn at_finish(ledger: &mut Ledger, at: Micros) {
+    let Some(heal) = ledger.heal_at else { return };
     let mut found = Vec::new();
     let mut withheld = 0;
     for (id, m) in &ledger.messages {
@@ -30,7 +43,7 @@ pub(super) fn at_finish(ledger: &mut Ledger, at: Micros) {
             continue;
         }
         if m.completed_at.is_none() {
-            if draining && ledger.devices[id.device.0 as usize].connected {
+            if ack_withheld(ledger, *id, m, at) {
                 withheld += 1;
                 continue;
             }

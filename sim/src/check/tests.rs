@@ -317,3 +317,29 @@ fn a_subscriber_still_away_after_the_heal_breaks_liveness() {
         v[0].detail
     );
 }
+
+/// A publish whose acknowledgement the broker still withholds at the end while it keeps
+/// forwarding its backlog (receipts arriving in the last seconds) is a named behaviour of the
+/// run; with nothing moving it stays a liveness violation.
+#[test]
+fn an_ack_withheld_while_the_backlog_drains_is_a_behaviour_not_a_violation() {
+    for moving in [true, false] {
+        let (mut l, d, s) = setup(1, false);
+        l.publish_called(S, d, 0, "ESP32/TEM", 1, true);
+        l.publish_completed(S + 10, d, 0);
+        l.publish_called(2 * S, d, 1, "ESP32/TEM", 1, true); // its PUBACK withheld
+        l.heal(10 * S);
+        let last = if moving { 38 * S } else { 20 * S };
+        l.received(last, s, "ESP32/TEM", msg(d, 0), 1, false, false);
+        l.finish(40 * S);
+        if moving {
+            assert!(l.violations().is_empty(), "{:?}", l.violations());
+            let sum = l.summary();
+            assert_eq!(sum.behaviours.ack_withheld, 1);
+            assert_eq!(sum.all.causes.ack_withheld, 1);
+        } else {
+            assert_eq!(names(&l), vec!["liveness"]);
+            assert_eq!(l.summary().behaviours.ack_withheld, 0);
+        }
+    }
+}
