@@ -161,6 +161,11 @@ struct Subscriber {
     /// Filters of SUBSCRIBEs sent and not yet acknowledged: the broker may already deliver what
     /// they cover (MQTT-3.8.4), also after a reconnect that re-sent them.
     requested: std::collections::BTreeSet<String>,
+    /// Filters the broker held when it restarted without persistence while this connection was
+    /// up: what it sent on this connection before the restart may still arrive after it (the old
+    /// connection's bytes, retransmitted by the broker host's TCP after the process died), until
+    /// the subscriber's connection ends.
+    before_restart: std::collections::BTreeSet<String>,
     /// Gave up on its first connect (`mosquitto_sub` exits): not expected back.
     gave_up: bool,
     /// The last first receipt (not retained).
@@ -237,6 +242,7 @@ impl Ledger {
             session_epoch: 0,
             filters: BTreeMap::new(),
             requested: Default::default(),
+            before_restart: Default::default(),
             gave_up: false,
             last_receipt_at: None,
         });
@@ -456,6 +462,7 @@ impl Ledger {
         s.connected = true;
         s.connects += 1;
         s.connection_epoch += 1;
+        s.before_restart.clear();
         if !session_present {
             s.session_epoch += 1;
             s.filters.clear();
@@ -471,6 +478,7 @@ impl Ledger {
         self.history.subscriber_link(at, subscriber, false);
         let s = &mut self.subscribers[subscriber.0 as usize];
         s.connected = false;
+        s.before_restart.clear();
         if s.clean_session {
             s.session_epoch += 1;
             s.filters.clear();
@@ -559,7 +567,10 @@ impl Ledger {
         self.restarts.push(at);
         for s in &mut self.subscribers {
             s.session_epoch += 1;
-            s.filters.clear();
+            let held = std::mem::take(&mut s.filters);
+            if s.connected {
+                s.before_restart.extend(held.into_keys());
+            }
         }
         for m in self.messages.values_mut() {
             if !m.accepted || m.called_at > at {

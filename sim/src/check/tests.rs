@@ -343,3 +343,21 @@ fn an_ack_withheld_while_the_backlog_drains_is_a_behaviour_not_a_violation() {
         }
     }
 }
+
+/// random-209 seed 2: a copy the broker sent before a restart without persistence, still being
+/// retransmitted on the subscriber's old connection, arrives after the restart: the broker held
+/// the subscription when it sent it, no filter violation. A new connection starts without it.
+#[test]
+fn a_copy_sent_before_a_broker_restart_may_still_arrive_on_the_old_connection() {
+    let (mut l, d, s) = setup(0, true);
+    l.publish_called(S, d, 0, "ESP32/TEM", 0, true);
+    l.publish_completed(S, d, 0);
+    l.broker_restarted(4 * S, false);
+    l.received(6 * S, s, "ESP32/TEM", msg(d, 0), 0, false, false);
+    assert!(l.violations().is_empty(), "{:?}", l.violations());
+    l.subscriber_disconnected(7 * S, s);
+    l.subscriber_connected(8 * S, s, false);
+    l.publish_called(9 * S, d, 1, "ESP32/TEM", 0, true);
+    l.received(9 * S + 10, s, "ESP32/TEM", msg(d, 1), 0, false, false);
+    assert_eq!(names(&l), vec!["filter"]);
+}
