@@ -15,7 +15,8 @@
 //! - [`filter`]: nothing arrives that the subscriber's filters do not match;
 //! - [`published`]: nothing arrives that was never published;
 //! - [`packet_id`]: a packet id is never reused while in flight;
-//! - [`liveness`]: after `heal`, every QoS 1/2 publish settles at its publisher.
+//! - [`liveness`]: after `heal`, every QoS 1/2 publish settles at its publisher (or is still
+//!   waiting for an acknowledgement withheld while the broker drains its backlog).
 //!
 //! A broker restart without persistence legitimately loses what only the broker held: such
 //! messages are counted apart (`lost_with_broker`), never as violations.
@@ -24,7 +25,9 @@
 //! counted as a named behaviour ([`Behaviours`]): a message reordered by its publisher's re-send
 //! (esp-mqtt re-sends its outbox behind newer messages), a subscriber that gave up on its first
 //! connect (`mosquitto_sub` exits), and, at the end, messages still queued behind a backlog that
-//! was still draining (no later message of their stream arrived, the subscriber still receiving).
+//! was still draining (no later message of their stream arrived, the subscriber still receiving)
+//! and publishes whose acknowledgement the broker still withholds (backpressure) while it keeps
+//! forwarding its backlog ([`liveness`]).
 
 use std::collections::BTreeMap;
 
