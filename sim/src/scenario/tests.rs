@@ -356,3 +356,14 @@ fn a_sketch_device_has_its_own_keys() {
     assert!(refused("sketch = \"app.ino\"\nkeepalive_s = 5\n").contains("sets it itself"));
     assert!(refused("qos = 0\nlibraries = [\"l\"]\n").contains("are for a sketch"));
 }
+
+#[test]
+fn connect_timeout_applies_without_other_broker_keys() {
+    // It was nested under `max_inflight_messages` by a merge, and ignored without it.
+    let s = Scenario::parse(
+        "description = \"x\"\nduration_s = 10\n[broker]\nconnect_timeout_s = 90\n[[device]]\nname = \"d\"\nprofile = \"esp-mqtt\"\nqos = 0\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(s.broker.connect_timeout_s, Some(90));
+}

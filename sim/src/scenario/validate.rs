@@ -167,11 +167,11 @@ fn validate_broker(c: &mut Checker<'_>, raw: Option<&RawBroker>) -> BrokerSpec {
             Ok(n) if n > 0 => broker.max_inflight_messages = Some(n),
             _ => c.at(v, "max_inflight_messages must be in 1..=65535"),
         }
-        if let Some(v) = &b.connect_timeout_s {
-            match *v.get_ref() {
-                n @ 1..=3_600 => broker.connect_timeout_s = Some(n),
-                _ => c.at(v, "connect_timeout_s must be in 1..=3600"),
-            }
+    }
+    if let Some(v) = &b.connect_timeout_s {
+        match *v.get_ref() {
+            n @ 1..=3_600 => broker.connect_timeout_s = Some(n),
+            _ => c.at(v, "connect_timeout_s must be in 1..=3600"),
         }
     }
     if let Some(v) = &b.max_queued_messages {
