@@ -1,11 +1,12 @@
 use super::*;
 use crate::scenario::Scenario;
 
-const S: Micros = 1_000_000;
+/// One second, in the ledger's microseconds (shared with the other ledger tests).
+pub(super) const S: Micros = 1_000_000;
 
 /// One device `esp32` (topic ESP32/TEM), one subscriber `sub` on ESP32/# at `granted`, both
 /// connected at t = 0.
-fn setup(granted: u8, clean: bool) -> (Ledger, DeviceId, SubscriberId) {
+pub(super) fn setup(granted: u8, clean: bool) -> (Ledger, DeviceId, SubscriberId) {
     let mut l = Ledger::new();
     let d = l.add_device("esp32", "esp32");
     let s = l.add_subscriber("sub");
@@ -15,7 +16,7 @@ fn setup(granted: u8, clean: bool) -> (Ledger, DeviceId, SubscriberId) {
     (l, d, s)
 }
 
-fn msg(d: DeviceId, seq: u64) -> MsgId {
+pub(super) fn msg(d: DeviceId, seq: u64) -> MsgId {
     MsgId { device: d, seq }
 }
 

@@ -1,22 +1,6 @@
-use super::super::{DeviceId, Ledger, Micros, MsgId, SubscriberId};
+use super::super::tests::{msg, setup, S};
+use super::super::Ledger;
 use super::{Cause, Notice};
-
-const S: Micros = 1_000_000;
-
-/// One device `esp32`, one subscriber `sub` on ESP32/# at `granted`, both connected at t = 0.
-fn setup(granted: u8, clean: bool) -> (Ledger, DeviceId, SubscriberId) {
-    let mut l = Ledger::new();
-    let d = l.add_device("esp32", "esp32");
-    let s = l.add_subscriber("sub");
-    l.device_connected(0, d, true);
-    l.subscriber_connected(0, s, false);
-    l.subscribed(0, s, "ESP32/#", granted, clean);
-    (l, d, s)
-}
-
-fn msg(d: DeviceId, seq: u64) -> MsgId {
-    MsgId { device: d, seq }
-}
 
 #[test]
 fn notices_parse_from_the_brokers_lines() {
