@@ -28,6 +28,10 @@ pub struct RunFacts {
     /// The replay command when it is not `mqsim sim` (a run of a test's own applications),
     /// `{seed}` standing for the seed.
     pub replay: Option<String>,
+    /// The broker profile the run used (printed unless it is this broker's own).
+    pub broker_profile: mqsim::broker::Profile,
+    /// `--broker-profile` when it overrode the file's, so that the replay line replays this run.
+    pub broker_profile_override: Option<mqsim::broker::Profile>,
 }
 
 impl RunFacts {
@@ -40,6 +44,8 @@ impl RunFacts {
             wall,
             duration_override_s: None,
             replay: None,
+            broker_profile: s.broker.profile,
+            broker_profile_override: None,
         }
     }
 
@@ -54,6 +60,9 @@ impl RunFacts {
         );
         if let Some(d) = self.duration_override_s {
             let _ = write!(line, " --duration {d}");
+        }
+        if let Some(p) = self.broker_profile_override {
+            let _ = write!(line, " --broker-profile {}", p.name());
         }
         line
     }
@@ -126,6 +135,7 @@ impl Report {
             Metric::LostConnection => t.causes.connection,
             Metric::LostExpired => t.causes.expired,
             Metric::LostDropped => t.causes.dropped,
+            Metric::LostBrokerUnsaved => t.causes.broker_unsaved,
             Metric::LostNotSubscribed => t.causes.not_subscribed,
             Metric::LostUnexplained => t.causes.unexplained,
         })
@@ -143,6 +153,9 @@ impl Report {
             f.tick_ms,
             fmt_ms(f.simulated_ms)
         );
+        if f.broker_profile != mqsim::broker::Profile::Mqsim {
+            let _ = writeln!(out, "broker profile {}", f.broker_profile.name());
+        }
         let _ = writeln!(
             out,
             "{:<24} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9}",

@@ -1,5 +1,5 @@
 use super::super::tests::{msg, setup, S};
-use super::super::Ledger;
+use super::super::{BrokerMemory, Ledger};
 use super::{Cause, Notice};
 
 #[test]
@@ -115,7 +115,7 @@ fn lost_with_a_broker_restart_without_persistence() {
     let (mut l, d, s) = setup(1, true);
     l.publish_called(S, d, 0, "ESP32/TEM", 1, true);
     l.publish_completed(S + 50_000, d, 0);
-    l.broker_restarted(2 * S, false);
+    l.broker_restarted(2 * S, BrokerMemory::Volatile);
     l.heal(10 * S);
     l.finish(20 * S);
     assert_eq!(l.loss_cause(msg(d, 0), Some(s)), Some(Cause::BrokerState));
