@@ -228,6 +228,9 @@ impl Report {
         }
         render_behaviours(&mut out, &self.summary.behaviours);
         out.push_str(LEGEND);
+        if self.summary.all.causes.broker_unsaved > 0 {
+            out.push_str(LEGEND_UNSAVED);
+        }
         let _ = writeln!(out, "violations: {}", self.violations.len());
         for line in self.violation_lines.iter().take(VIOLATIONS_SHOWN) {
             let _ = writeln!(out, "  {line}");
@@ -315,6 +318,11 @@ pub(crate) const LEGEND: &str =
   deliv: first copies received by subscribers whose subscription covered them; lost: covered and
   never received; lostbk: lost with the state of a broker restarted without persistence; dup: extra
   copies; reconn: reconnections; p50/p99/max: publish call to first receipt, in ms.
+";
+
+/// The legend's addendum when a broker that autosaves (the `mosquitto-2.0` profile) lost state.
+const LEGEND_UNSAVED: &str = "  lostbk also counts what a broker that autosaves (mosquitto's persistence) had acknowledged
+  after its last save when it restarted.
 ";
 
 /// Milliseconds as seconds with 3 decimals.
