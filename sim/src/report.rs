@@ -321,7 +321,8 @@ pub(crate) const LEGEND: &str =
 ";
 
 /// The legend's addendum when a broker that autosaves (the `mosquitto-2.0` profile) lost state.
-const LEGEND_UNSAVED: &str = "  lostbk also counts what a broker that autosaves (mosquitto's persistence) had acknowledged
+const LEGEND_UNSAVED: &str =
+    "  lostbk also counts what a broker that autosaves (mosquitto's persistence) had acknowledged
   after its last save when it restarted.
 ";
 

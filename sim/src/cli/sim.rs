@@ -77,7 +77,10 @@ pub struct SimArgs {
 fn parse_profile(s: &str) -> Result<mqsim::broker::Profile, String> {
     mqsim::broker::Profile::from_name(s).ok_or_else(|| {
         let names: Vec<_> = mqsim::broker::Profile::ALL.map(|p| p.name()).into();
-        format!("unknown broker profile {s:?} (one of: {})", names.join(", "))
+        format!(
+            "unknown broker profile {s:?} (one of: {})",
+            names.join(", ")
+        )
     })
 }
 

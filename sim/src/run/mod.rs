@@ -356,14 +356,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     let mut timeline = timeline::timeline(&sc, &controls);
     loop {
         let now_ms = sim.elapsed().as_millis() as u64;
-        timeline.apply_due(
-            now_ms,
-            &mut sim,
-            &shared,
-            &controls,
-            disk.as_ref(),
-            memory,
-        );
+        timeline.apply_due(now_ms, &mut sim, &shared, &controls, disk.as_ref(), memory);
         if now_ms >= end_ms {
             break;
         }
