@@ -40,3 +40,26 @@ fn the_same_power_cut_loses_nothing_here_and_what_mosquitto_had_not_autosaved() 
         .replay_command()
         .ends_with("--broker-profile mosquitto-2.0"));
 }
+
+/// `mqsim sim FILE --broker-profile NAME`: the flag reaches the run and its replay line; an
+/// unknown name is refused with the names there are.
+#[test]
+fn the_command_line_flag_selects_the_profile() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/qos1-clean.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqsim"))
+        .args(["sim", "--quiet", "--broker-profile", "mosquitto-2.0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("broker profile mosquitto-2.0"), "{text}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqsim"))
+        .args(["sim", "--broker-profile", "mosquitto"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("one of: mqsim, mosquitto-2.0"), "{err}");
+}
