@@ -229,13 +229,14 @@ impl Broker {
         self.held = still;
     }
 
-    /// The next [`Broker::poll_journal`] hands over a whole snapshot of the state: with
-    /// [`Config::autosave_interval`](super::Config::autosave_interval), what the caller does at a
-    /// clean stop, as mosquitto saves on its way out (mosquitto.c:588 `persist__backup(true)`);
-    /// the autosave timer calls it too. With the write-ahead journal it compacts the file. A
-    /// no-op without persistence.
+    /// With [`Config::autosave_interval`](super::Config::autosave_interval): the next
+    /// [`Broker::poll_journal`] hands over a whole snapshot of the state. What the caller does at
+    /// a clean stop, before taking the journal's last writes, as mosquitto saves on its way out
+    /// (mosquitto.c:588 `persist__backup(true)`); the autosave timer calls it too. A no-op
+    /// otherwise: the write-ahead journal holds every change already, and without persistence
+    /// there is nothing to save.
     pub fn save_now(&mut self) {
-        if self.journal.on {
+        if self.journal.on && self.journal.autosave {
             self.journal.replace = true;
         }
     }

@@ -250,6 +250,28 @@ fn autosave_snapshots_on_its_timer_and_acknowledges_without_waiting() {
 }
 
 #[test]
+fn save_now_is_a_no_op_for_the_write_ahead_journal() {
+    let mut h = Harness::with(Config {
+        persistence: true,
+        ..Config::for_tests()
+    });
+    let mut file = Vec::new();
+    assert_eq!(
+        take_journal(&mut h, &mut file),
+        vec![JournalWrite::Replace],
+        "at start"
+    );
+    h.connect_with("sub", false, 0, None);
+    assert_eq!(take_journal(&mut h, &mut file), vec![JournalWrite::Append]);
+    h.b.save_now();
+    assert_eq!(
+        take_journal(&mut h, &mut file),
+        vec![],
+        "everything is in the journal already"
+    );
+}
+
+#[test]
 fn the_mosquitto_profile_sets_every_knob_and_mqsim_restores_the_defaults() {
     let mut c = Config::default();
     Profile::Mosquitto20.apply(&mut c);
