@@ -68,6 +68,11 @@ pub struct SimArgs {
     /// (`node-0`), SEQ its publish-call number.
     #[arg(long, value_name = "DEVICE:SEQ", value_parser = mqsim_sim::run::explain::parse_target, conflicts_with_all = ["seeds", "random", "bench"])]
     pub explain: Option<(String, u64)>,
+    /// Draw the run: a lane per device and subscriber in simulated time (connection state,
+    /// each reading coloured by what became of it, faults, reconnects) as SVG, or as one
+    /// self-contained HTML page with the report when FILE ends in `.html`.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["seeds", "random", "bench"])]
+    pub timeline: Option<PathBuf>,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -273,6 +278,18 @@ pub fn main(args: SimArgs) -> ExitCode {
     }
     if let Some(path) = &args.trace {
         if let Err(e) = std::fs::write(path, out.trace()) {
+            eprintln!("mqsim sim: cannot write {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    if let Some(path) = &args.timeline {
+        let html = path.extension().is_some_and(|e| e == "html" || e == "htm");
+        let text = if html {
+            mqsim_sim::picture::html(&out)
+        } else {
+            mqsim_sim::picture::svg(&out)
+        };
+        if let Err(e) = std::fs::write(path, text) {
             eprintln!("mqsim sim: cannot write {}: {e}", path.display());
             return ExitCode::from(1);
         }

@@ -72,6 +72,8 @@ impl DeviceHooks for SimDevice {
             }
             DeviceEvent::PublishCompleted { seq } => ledger.publish_completed(us, self.id, *seq),
             DeviceEvent::PublishExpired { seq } => ledger.publish_abandoned(us, self.id, *seq),
+            DeviceEvent::OpenTransport => ledger.device_connecting(us, self.id),
+            DeviceEvent::ConnectFailed { .. } => ledger.device_connect_failed(us, self.id),
             DeviceEvent::Connected => ledger.device_connected(us, self.id, self.clean_session),
             DeviceEvent::ConnectionLost { .. } => ledger.device_disconnected(us, self.id),
             DeviceEvent::Message { topic, payload } => {

@@ -114,6 +114,10 @@ impl RunOutcome {
         msg.push_str("last lines of the trace:\n");
         msg.push_str(&trace_tail(self, tail_lines));
         let _ = writeln!(msg, "replay: {}", self.replay_line());
+        if self.report.facts.replay.is_none() {
+            // The picture of the same run ([`crate::picture`]).
+            let _ = writeln!(msg, "timeline: {} --timeline fail.svg", self.replay_line());
+        }
         msg
     }
 
