@@ -201,6 +201,25 @@ filter = "ESP32/#"
 qos = 1
 "#;
 
+/// The process's peak resident memory (`VmHWM` of /proc/self/status, Linux), in KiB.
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Peak memory, and per simulated client: what a fleet costs (not deterministic, beside the
+/// wall time).
+fn print_peak_memory(sc: &Scenario) {
+    let Some(kib) = peak_memory_kib() else { return };
+    let devices: u64 = sc.devices.iter().map(|d| u64::from(d.count)).sum();
+    println!(
+        "peak memory {:.1} MiB (VmHWM), {:.1} KiB per device ({devices} devices)",
+        kib as f64 / 1024.0,
+        kib as f64 / devices.max(1) as f64
+    );
+}
+
 pub fn main(args: SimArgs) -> ExitCode {
     if args.bench {
         return bench(&args);
@@ -271,6 +290,7 @@ pub fn main(args: SimArgs) -> ExitCode {
     }
     print!("{}", out.report.render());
     print!("{}", out.report.render_speed());
+    print_peak_memory(&out.scenario);
     match &out.explanation {
         Some(Ok(text)) => print!("\n{text}"),
         Some(Err(e)) => eprintln!("mqsim sim: {e}"),

@@ -177,9 +177,10 @@ pub(super) fn outcome(
             .map(|l| (l.at.as_micros(), l.text.as_str())),
         &ledger,
     );
+    let records = ledger.records();
+    report.fleet = crate::report::fleet::find(&sc, &records);
     let unmet = check_expect(&sc.expect, &report);
     let violations = ledger.violations().to_vec();
-    let records = ledger.records();
     let explanation = opts
         .explain
         .as_ref()
