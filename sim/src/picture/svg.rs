@@ -333,15 +333,18 @@ fn client_lane(body: &mut String, lane: &Lane, y: i64, scale: &Scale) {
     for (s, d) in paths {
         let _ = writeln!(body, r#"<path d="{d}" fill="{}"/>"#, conn_colour(s));
     }
-    // The readings' ticks, one path per mark, worst drawn last (on top).
-    let mut ticks: BTreeMap<Mark, String> = BTreeMap::new();
+    // The readings' ticks, one path per mark, worst drawn last (on top); one tick per whole
+    // pixel and mark, so a subscriber receiving a fleet's readings stays a small file.
+    let mut at: BTreeMap<Mark, std::collections::BTreeSet<i64>> = BTreeMap::new();
     for (t, m) in &lane.marks {
-        let _ = write!(
-            ticks.entry(*m).or_default(),
-            "M{} {}v{TICK_H}",
-            px(scale.x10(*t)),
-            y + 2
-        );
+        at.entry(*m).or_default().insert(scale.x10(*t) / 10);
+    }
+    let mut ticks: BTreeMap<Mark, String> = BTreeMap::new();
+    for (m, xs) in at {
+        let d = ticks.entry(m).or_default();
+        for x in xs {
+            let _ = write!(d, "M{x}.5 {}v{TICK_H}", y + 2);
+        }
     }
     for (m, d) in ticks {
         let _ = writeln!(

@@ -381,7 +381,7 @@ fn fleet_keys_are_checked_at_their_line() {
     assert_eq!(s.engines, vec!["direct"]);
     assert_eq!(s.devices[0].start_spread_ms, 2_500);
     let (line, reason) = first_error("start_spread_s = 10\n");
-    assert_eq!(line, 10);
+    assert_eq!(line, 8);
     assert!(reason.contains("shorter than duration_s"), "{reason}");
     let refused = |engines: &str| {
         let text = MINIMAL.replace("duration_s = 10", &format!("duration_s = 10\nengines = {engines}"));
