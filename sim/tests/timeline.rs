@@ -171,3 +171,41 @@ fn headless_chromium_renders_the_html_page() {
         "no delivered ticks visible: {green} pixels of #009e73"
     );
 }
+
+/// `mqsim sim FILE --timeline F.html` end to end: a failing run (an `[expect]` range it cannot
+/// meet) writes the page and prints the picture's command under its replay line.
+#[test]
+fn a_failing_run_writes_its_page_and_prints_the_timeline_command() {
+    let dir = std::env::temp_dir().join(format!("mqsim-timeline-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("fails.toml");
+    let text = format!("{SMALL}\n[expect]\ndelivered = [0, 0]\n");
+    std::fs::write(&file, text).expect("scenario written");
+    let page = dir.join("run.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_mqsim"))
+        .arg("sim")
+        .arg(&file)
+        .args(["--quiet", "--timeline"])
+        .arg(&page)
+        .output()
+        .expect("run mqsim sim");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let replay = format!(
+        "replay: cargo run --release -- sim {} --seed 3",
+        file.display()
+    );
+    let timeline = format!(
+        "timeline: cargo run --release -- sim {} --seed 3 --timeline fail.svg",
+        file.display()
+    );
+    let at = stderr.find(&replay).expect("a replay line");
+    assert!(
+        stderr[at..].lines().nth(1) == Some(timeline.as_str()),
+        "no timeline line under the replay line:\n{stderr}"
+    );
+    let html = std::fs::read_to_string(&page).expect("page written");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg"));
+    assert!(html.contains("expectation not met") && html.contains("delivered = "));
+}

@@ -338,9 +338,9 @@ fn start(device: FieldDevice) -> Result<(), String> {
             tokio::task::spawn_local(run_device(dev, connector, rx, hooks).instrument(span));
         }
         FieldDevice::Sketch(exe, connector, rx, hooks) => {
-            tokio::task::spawn_local(
-                async move { sketch::run_sketch(&exe, connector, rx, hooks).await },
-            );
+            tokio::task::spawn_local(async move {
+                sketch::run_sketch(&exe, connector, rx, hooks).await
+            });
         }
     }
     Ok(())

@@ -373,10 +373,8 @@ fn fleet_keys_are_checked_at_their_line() {
     let s = Scenario::parse(MINIMAL, "t.toml").unwrap();
     assert_eq!(s.engines, vec!["turmoil", "direct"]);
     assert_eq!(s.devices[0].start_spread_ms, 0);
-    let text = MINIMAL.replace(
-        "duration_s = 10",
-        "duration_s = 10\nengines = [\"direct\"]",
-    ) + "start_spread_s = 2.5\n";
+    let text = MINIMAL.replace("duration_s = 10", "duration_s = 10\nengines = [\"direct\"]")
+        + "start_spread_s = 2.5\n";
     let s = Scenario::parse(&text, "t.toml").unwrap();
     assert_eq!(s.engines, vec!["direct"]);
     assert_eq!(s.devices[0].start_spread_ms, 2_500);
@@ -384,7 +382,10 @@ fn fleet_keys_are_checked_at_their_line() {
     assert_eq!(line, 8);
     assert!(reason.contains("shorter than duration_s"), "{reason}");
     let refused = |engines: &str| {
-        let text = MINIMAL.replace("duration_s = 10", &format!("duration_s = 10\nengines = {engines}"));
+        let text = MINIMAL.replace(
+            "duration_s = 10",
+            &format!("duration_s = 10\nengines = {engines}"),
+        );
         let err = Scenario::parse(&text, "t.toml").expect_err("must be refused");
         let p = err.first().clone();
         (p.line, p.reason)

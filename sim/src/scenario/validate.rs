@@ -104,7 +104,10 @@ fn validate_engines(c: &mut Checker<'_>, raw: Option<&Sp<Vec<String>>>) -> Vec<S
         if !ENGINES.contains(&name.as_str()) {
             c.at(
                 e,
-                format!("engines: unknown engine `{name}` (one of {})", ENGINES.join(", ")),
+                format!(
+                    "engines: unknown engine `{name}` (one of {})",
+                    ENGINES.join(", ")
+                ),
             );
         } else if out.contains(name) {
             c.at(e, format!("engines: `{name}` named twice"));

@@ -47,7 +47,12 @@ fn every_device_of_a_large_fleet_has_streams_of_its_own() {
     let run = 42;
     let mut seen = std::collections::BTreeSet::new();
     for d in 0..12_000 {
-        for s in [Stream::Sensor(d), Stream::DeviceRng(d), Stream::App(d), Stream::Start(d)] {
+        for s in [
+            Stream::Sensor(d),
+            Stream::DeviceRng(d),
+            Stream::App(d),
+            Stream::Start(d),
+        ] {
             assert!(seen.insert(s.seed(run)), "{s:?} shares its seed");
         }
     }
