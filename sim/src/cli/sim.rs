@@ -1,4 +1,4 @@
-//! `mqsim sim [FILE] [--seed N] [--duration S] [--pcap F] [--trace F] [--show net] [--quiet]`:
+//! `mqsim sim [FILE] [--seed N] [--duration S] [--pcap F] [--trace F] [--timeline F] [--show net] [--quiet]`:
 //! one deterministic run of a scenario, printed as one stream in simulated time, then the
 //! report. Exit 1, with the seed, what broke and a replay line, when an invariant or an
 //! expectation fails; exit 2 when the scenario file is refused.
