@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::check::{Behaviours, Cause, Causes, Ledger, Summary, Tally, Violation};
 use crate::scenario::{Expect, Metric, Scenario, Scope};
 
+pub mod fleet;
 pub mod takeover;
 pub use takeover::Takeover;
 
@@ -80,6 +81,8 @@ pub struct Report {
     violation_lines: Vec<String>,
     /// Session takeovers at the broker ([`takeover::find`]); a line each under the table.
     pub takeovers: Vec<Takeover>,
+    /// The worst devices of each large group ([`fleet::find`]), named under the table.
+    pub fleet: Vec<fleet::GroupWorst>,
 }
 
 impl Report {
@@ -95,6 +98,7 @@ impl Report {
             violations: ledger.violations().to_vec(),
             violation_lines,
             takeovers: Vec::new(),
+            fleet: Vec::new(),
         }
     }
 
@@ -209,6 +213,7 @@ impl Report {
                 self.summary.untagged
             );
         }
+        fleet::render(&mut out, &self.fleet);
         render_causes(&mut out, &self.summary.all.causes);
         for k in &self.takeovers {
             let _ = writeln!(

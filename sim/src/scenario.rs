@@ -18,6 +18,8 @@
 //! duration_s = 60     # safety phase length (> 0); `--duration S` overrides
 //! tick_ms = 1         # simulation step = the model's time resolution (default 1, > 0)
 //! heal_s = 30         # liveness phase length (default 30)
+//! engines = ["turmoil", "direct"] # the engines `cargo test` runs it on (default both); a fleet
+//!                     # too slow on turmoil names the direct engine only
 //!
 //! [broker]            # optional overrides of the broker's defaults
 //! max_inflight_messages = 20
@@ -64,6 +66,8 @@
 //! retain = false         # default false
 //! outbox_expiry_s = 30   # esp-mqtt only (default 30): unacknowledged QoS 1/2 deleted after it
 //! will = { topic = "ESP32/{id}/status", payload = "offline", qos = 1, retain = true }
+//! start_spread_s = 20    # default 0: each device boots at a time drawn from its own seed
+//!                        # stream in [0, start_spread_s] (< duration_s); 0 = all at once
 //! tcp_stack = "linux"    # optional: the device's TCP stack profile (linux | lwip-esp-idf |
 //!                        # lwip-arduino | smoltcp-embassy | plain); default: with the top-level
 //!                        # `tcp_profiles = true` the profile's own (pubsubclient lwip-arduino,

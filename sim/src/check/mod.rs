@@ -48,7 +48,9 @@ pub mod takeover;
 
 pub use accounting::{Behaviours, Summary, Tally};
 pub use causes::{Cause, Causes, Notice};
-pub use records::{Delivery, DeviceReceipt, PublishRecord, Records};
+pub use records::{
+    ConnState, ConnectionChange, Delivery, DeviceReceipt, Loss, PublishRecord, Records,
+};
 
 /// Simulated time, microseconds since the start of the run.
 pub type Micros = u64;
@@ -219,6 +221,8 @@ pub struct Ledger {
     payloads: BTreeMap<MsgId, Vec<u8>>,
     /// What the loss causes are attributed from ([`causes`]).
     history: causes::History,
+    /// Every client's connection changes, in the order fed (the timeline picture's lanes).
+    connections: Vec<(Micros, ClientRef, ConnState)>,
 }
 
 impl Ledger {
@@ -410,7 +414,9 @@ impl Ledger {
 
     /// The device got CONNACK. With a clean session the broker forgot whatever the device had in
     /// flight: resending it may duplicate a QoS 2 message legitimately.
-    pub fn device_connected(&mut self, _at: Micros, device: DeviceId, clean_session: bool) {
+    pub fn device_connected(&mut self, at: Micros, device: DeviceId, clean_session: bool) {
+        self.connections
+            .push((at, ClientRef::Device(device), ConnState::Connected));
         let d = &mut self.devices[device.0 as usize];
         d.connected = true;
         d.connects += 1;
@@ -422,8 +428,22 @@ impl Ledger {
     }
 
     pub fn device_disconnected(&mut self, at: Micros, device: DeviceId) {
+        self.connections
+            .push((at, ClientRef::Device(device), ConnState::Down));
         self.devices[device.0 as usize].connected = false;
         self.history.device_broke(at, device);
+    }
+
+    /// The device opens a TCP connection to the broker (a connection attempt starts).
+    pub fn device_connecting(&mut self, at: Micros, device: DeviceId) {
+        self.connections
+            .push((at, ClientRef::Device(device), ConnState::Connecting));
+    }
+
+    /// A connection attempt of the device ended without a connection.
+    pub fn device_connect_failed(&mut self, at: Micros, device: DeviceId) {
+        self.connections
+            .push((at, ClientRef::Device(device), ConnState::Down));
     }
 
     fn in_flight_of(&mut self, device: DeviceId) -> impl Iterator<Item = &mut Message> {
@@ -484,6 +504,8 @@ impl Ledger {
         session_present: bool,
     ) {
         self.history.subscriber_link(at, subscriber, true);
+        self.connections
+            .push((at, ClientRef::Subscriber(subscriber), ConnState::Connected));
         let s = &mut self.subscribers[subscriber.0 as usize];
         s.connected = true;
         s.connects += 1;
@@ -502,6 +524,8 @@ impl Ledger {
 
     pub fn subscriber_disconnected(&mut self, at: Micros, subscriber: SubscriberId) {
         self.history.subscriber_link(at, subscriber, false);
+        self.connections
+            .push((at, ClientRef::Subscriber(subscriber), ConnState::Down));
         let s = &mut self.subscribers[subscriber.0 as usize];
         s.connected = false;
         s.before_restart.clear();

@@ -61,6 +61,10 @@ const TURMOIL_SOCKET_BUFFER_MESSAGES: usize = 65_536;
 /// turmoil stops a run that passes its configured duration; ours ends earlier by itself.
 const SIM_DURATION_SLACK_MS: u64 = 10_000;
 
+/// The engines this build can run a scenario on (a scenario's `engines` may name others: the
+/// harness skips those runs with a note until they exist).
+pub const AVAILABLE_ENGINES: &[&str] = &["turmoil"];
+
 /// Options of one run beyond the scenario file.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {

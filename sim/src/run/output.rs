@@ -114,6 +114,10 @@ impl RunOutcome {
         msg.push_str("last lines of the trace:\n");
         msg.push_str(&trace_tail(self, tail_lines));
         let _ = writeln!(msg, "replay: {}", self.replay_line());
+        if self.report.facts.replay.is_none() {
+            // The picture of the same run ([`crate::picture`]).
+            let _ = writeln!(msg, "timeline: {} --timeline fail.svg", self.replay_line());
+        }
         msg
     }
 
@@ -174,9 +178,10 @@ pub(super) fn outcome(
             .map(|l| (l.at.as_micros(), l.text.as_str())),
         &ledger,
     );
+    let records = ledger.records();
+    report.fleet = crate::report::fleet::find(&sc, &records);
     let unmet = check_expect(&sc.expect, &report);
     let violations = ledger.violations().to_vec();
-    let records = ledger.records();
     let explanation = opts
         .explain
         .as_ref()

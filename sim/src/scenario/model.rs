@@ -26,6 +26,9 @@ pub struct Scenario {
     /// broker Linux); `false` (the default for now) = the `plain` model for every end unless a
     /// device names its `tcp_stack`.
     pub tcp_profiles: bool,
+    /// The engines this scenario runs on (`engines = [...]`; default [`ENGINES`], every one):
+    /// a fleet too large for the reference engine in `cargo test` names the fast one only.
+    pub engines: Vec<String>,
     /// Sorted by start time (stable: file order for equal starts).
     pub faults: Vec<FaultSpec>,
     /// The board inputs the world sets (`[[input]]`).
@@ -206,7 +209,14 @@ pub struct DeviceSpec {
     /// smoltcp-embassy).
     pub tcp_stack: Option<String>,
     pub will: Option<WillSpec>,
+    /// Each device of the group starts (boots, joins WiFi) at a time drawn from its own stream
+    /// (`crate::seed::Stream::Start`) in `[0, start_spread_ms]`; 0 = all at once.
+    pub start_spread_ms: u64,
 }
+
+/// The simulation engines a scenario may name in `engines`: `turmoil` (the real tokio adapter
+/// over turmoil) and `direct` (the sans-IO state machines on an event queue).
+pub const ENGINES: [&str; 2] = ["turmoil", "direct"];
 
 impl DeviceSpec {
     /// The client ids of this group: `name` alone, or `name-0`, `name-1`, ... when count > 1.

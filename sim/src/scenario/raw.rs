@@ -36,6 +36,8 @@ pub(super) struct RawScenario {
     pub(super) expect: Option<RawExpect>,
     #[serde(default)]
     pub(super) tcp_profiles: Option<bool>,
+    #[serde(default)]
+    pub(super) engines: Option<Sp<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +112,7 @@ pub(super) struct RawDevice {
     pub(super) outbox_expiry_s: Option<Sp<u64>>,
     pub(super) tcp_stack: Option<Sp<String>>,
     pub(super) will: Option<RawWill>,
+    pub(super) start_spread_s: Option<Sp<f64>>,
 }
 
 #[derive(Deserialize)]
