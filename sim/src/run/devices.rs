@@ -31,9 +31,9 @@ use crate::scenario::{Profile, Scenario};
 use crate::seed::Stream;
 use crate::sketch::{self, SketchHooks, SketchSource};
 
-struct SimDevice {
+pub(crate) struct SimDevice {
     id: DeviceId,
-    name: String,
+    pub(crate) name: String,
     clean_session: bool,
     ledger: Rc<RefCell<Ledger>>,
     lines: Lines,
@@ -143,7 +143,7 @@ fn beside(file: &str, path: &str) -> PathBuf {
 }
 
 /// One device of the field host: the core's, or a sketch's process.
-enum FieldDevice {
+pub(crate) enum FieldDevice {
     Core(
         DeviceConfig,
         Box<dyn App>,
@@ -168,6 +168,46 @@ pub(super) fn add(
     controls: &mut Controls,
     apps: &Apps,
 ) -> Result<(), String> {
+    let devices = build(sc, shared, controls, apps)?;
+    let devices = Rc::new(RefCell::new(Some(devices)));
+    sim.host(FIELD_HOST, move || {
+        let devices = devices.borrow_mut().take();
+        async move {
+            for device in devices.into_iter().flatten() {
+                match device {
+                    FieldDevice::Core(cfg, app, connector, rx, hooks) => {
+                        let dev = Device::new(cfg, app, sim_now())
+                            .map_err(|e| format!("device {}: {e}", hooks.name))?;
+                        // The device's code runs in its span: what its application logs is its
+                        // own.
+                        let span =
+                            tracing::error_span!(super::log::DEVICE_SPAN, name = %hooks.name);
+                        tokio::task::spawn_local(
+                            run_device(dev, connector, rx, hooks).instrument(span),
+                        );
+                    }
+                    FieldDevice::Sketch(exe, connector, rx, hooks) => {
+                        tokio::task::spawn_local(async move {
+                            sketch::run_sketch(&exe, connector, rx, hooks).await
+                        });
+                    }
+                }
+            }
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    Ok(())
+}
+
+/// Every device of `sc`, each with its application, connector, control channel (added to
+/// `controls`) and hooks; a sketch compiled.
+pub(crate) fn build(
+    sc: &Scenario,
+    shared: &Shared,
+    controls: &mut Controls,
+    apps: &Apps,
+) -> Result<Vec<FieldDevice>, String> {
     let mut devices = Vec::new();
     // Each sketch compiled once (before anything runs: a sketch that does not compile stops the
     // run here).
@@ -290,35 +330,7 @@ pub(super) fn add(
             });
         }
     }
-    let devices = Rc::new(RefCell::new(Some(devices)));
-    sim.host(FIELD_HOST, move || {
-        let devices = devices.borrow_mut().take();
-        async move {
-            for device in devices.into_iter().flatten() {
-                match device {
-                    FieldDevice::Core(cfg, app, connector, rx, hooks) => {
-                        let dev = Device::new(cfg, app, sim_now())
-                            .map_err(|e| format!("device {}: {e}", hooks.name))?;
-                        // The device's code runs in its span: what its application logs is its
-                        // own.
-                        let span =
-                            tracing::error_span!(super::log::DEVICE_SPAN, name = %hooks.name);
-                        tokio::task::spawn_local(
-                            run_device(dev, connector, rx, hooks).instrument(span),
-                        );
-                    }
-                    FieldDevice::Sketch(exe, connector, rx, hooks) => {
-                        tokio::task::spawn_local(async move {
-                            sketch::run_sketch(&exe, connector, rx, hooks).await
-                        });
-                    }
-                }
-            }
-            std::future::pending::<()>().await;
-            Ok(())
-        }
-    });
-    Ok(())
+    Ok(devices)
 }
 
 /// A device's TCP stack: the scenario's `tcp_stack`, else its profile's own (PubSubClient runs on
