@@ -6,11 +6,17 @@
 //! and a replay line when an invariant or an `[expect]` range breaks; and checks the report
 //! against its snapshot in `snapshots/` (`cargo insta review`, or `INSTA_UPDATE=always`, after
 //! an intended change).
+//!
+//! Each scenario is also a `direct/NAME` test on the direct engine (`--engine direct`): the
+//! ledger's verdict and the `[expect]` ranges must hold there too, the same seed twice gives the
+//! same trace and capture, the next seed a different trace. Its report has no snapshot: the two
+//! engines draw the same seeds but reach different interleavings (docs/simulator.md, "Engines"),
+//! so a second set would pin the direct engine's numbers without checking more than the ranges.
 
 use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use mqsim_sim::run::{run, RunOptions};
+use mqsim_sim::run::{run, Engine, RunOptions};
 use mqsim_sim::scenario::Scenario;
 
 fn scenarios_dir() -> PathBuf {
@@ -72,6 +78,52 @@ fn check(path: &Path) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The direct engine's run of `path`: verdict and expectations, determinism (trace and
+/// capture), and the seed reaching the run.
+fn check_direct(path: &Path) -> Result<(), Failed> {
+    let mut scenario = Scenario::load(path).map_err(|e| e.to_string())?;
+    if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+        scenario.file = format!("scenarios/{name}");
+    }
+    let opts = RunOptions {
+        engine: Engine::Direct,
+        capture: true,
+        ..RunOptions::default()
+    };
+    let a = run(&scenario, &opts)?;
+    if a.failed() {
+        return Err(format!("direct engine: {}{}", a.failure_text(25), a.report.render()).into());
+    }
+    let b = run(&scenario, &opts)?;
+    if a.trace() != b.trace() {
+        return Err(format!(
+            "direct engine, same seed {}: different traces",
+            a.scenario.seed
+        )
+        .into());
+    }
+    if a.pcap != b.pcap || a.pcap.as_ref().is_none_or(|p| p.len() <= 24) {
+        return Err(format!(
+            "direct engine, same seed {}: different or empty captures",
+            a.scenario.seed
+        )
+        .into());
+    }
+    let other = RunOptions {
+        seed: Some(a.scenario.seed.wrapping_add(1)),
+        ..opts
+    };
+    let c = run(&scenario, &other)?;
+    if c.trace() == a.trace() {
+        return Err(format!(
+            "direct engine: seeds {} and {} gave the same trace",
+            a.scenario.seed, c.scenario.seed
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
@@ -83,13 +135,17 @@ fn main() {
     assert!(!files.is_empty(), "no scenarios in {:?}", scenarios_dir());
     let trials = files
         .into_iter()
-        .map(|path| {
+        .flat_map(|path| {
             let name = path
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .unwrap_or("?")
                 .to_string();
-            Trial::test(name, move || check(&path))
+            let direct = path.clone();
+            [
+                Trial::test(name.clone(), move || check(&path)),
+                Trial::test(format!("direct/{name}"), move || check_direct(&direct)),
+            ]
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();
