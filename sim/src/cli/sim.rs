@@ -179,7 +179,11 @@ fn bench(args: &SimArgs) -> ExitCode {
         engine: args.engine,
         ..RunOptions::default()
     };
-    let seeds = if args.engine == Engine::Direct { 5_000 } else { seeds };
+    let seeds = if args.engine == Engine::Direct {
+        5_000
+    } else {
+        seeds
+    };
     let s = sweep(&default, &opts, (1, 1 + seeds), jobs);
     println!(
         "engine {:?}: {DEFAULT_SCENARIO} (tick {} ms, {} simulated s a run): {} seeds on {jobs} threads in {:.2} s = {:.0} seeds per minute, {:.0} simulated s per wall s ({} failed)",

@@ -20,8 +20,8 @@ use mqsim::driver::{drain, Output};
 use mqsim::time::Instant;
 use mqsim_broker::config::BrokerSettings;
 use mqsim_broker::start::{
-    listening_line, load_journal, refused_line, running_line, starting_lines, Bound, Log,
-    Request, Source as ConfigSource,
+    listening_line, load_journal, refused_line, running_line, starting_lines, Bound, Log, Request,
+    Source as ConfigSource,
 };
 use mqsim_broker::{BrokerHandle, Host};
 use tokio::task::JoinSet;

@@ -117,7 +117,10 @@ impl Transport for Board {
             Err(()) => self.connecting = None,
         }
         if self.connecting.is_none() {
-            self.opener.borrow_mut().refused_now.push(self.connector.tag);
+            self.opener
+                .borrow_mut()
+                .refused_now
+                .push(self.connector.tag);
         }
     }
     fn close(&mut self) {
@@ -333,7 +336,10 @@ impl DirectDevice {
             }
             if let Some(i) = board.stream {
                 self.rbuf.clear();
-                match board.net.read(i, Side::Client, &mut self.rbuf, READ_CHUNK_BYTES) {
+                match board
+                    .net
+                    .read(i, Side::Client, &mut self.rbuf, READ_CHUNK_BYTES)
+                {
                     ReadOutcome::Pending => {}
                     ReadOutcome::Data(_) => {
                         glue.handle(now, Input::Bytes(&self.rbuf));

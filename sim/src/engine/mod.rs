@@ -9,7 +9,10 @@
 //! Each instant: the timeline's actions due (faults, inputs, the heal: the turmoil engine's
 //! [`Timeline`]), then every entity whose timer came or whose connection changed is processed,
 //! in a fixed order (broker, devices, subscribers), until nothing changes; then the ledger reads
-//! the bytes delivered, and time jumps to the earliest next event. What differs from the
+//! the bytes delivered, and time jumps to the earliest next event. The links process their
+//! events at their exact instants; the applications run at the scenario's tick boundaries
+//! (`tick_ms`), as under turmoil, where a timer or a delivery reaches a task at the next tick:
+//! the engine skips the idle ticks, not the rounding. What differs from the
 //! turmoil engine, and why: docs/simulator.md, "Engines".
 
 mod broker;
@@ -40,10 +43,6 @@ use crate::seed::Stream;
 use broker::DirectBroker;
 use device::{DirectDevice, OpenState, Opener};
 use subscriber::DirectSubscriber;
-
-/// When an entity's wake-up is due already but handling it changed nothing (a client that
-/// keeps asking for "now"), it is woken again this much later: the turmoil engine's tick.
-const SPIN_GUARD_MS: u64 = 1;
 
 /// What the event queue wakes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -113,40 +112,76 @@ struct World {
     touched: Vec<usize>,
     resched: BTreeSet<usize>,
     seen_conns: usize,
+    /// The scenario's tick: the applications' time resolution.
+    tick: Duration,
 }
 
 impl World {
-    /// Queues `e` at `at` unless that is queued already.
+    /// The first tick boundary at or after `t`.
+    fn tick_at(&self, t: Instant) -> Instant {
+        let tick = self.tick.as_micros().max(1);
+        Instant::from_micros(t.as_micros().div_ceil(tick) * tick)
+    }
+
+    /// An application (broker, device, subscriber) runs at tick boundaries, as under turmoil:
+    /// `at` rounded up to one, and later than `now` (a wake-up due already that changed nothing
+    /// is taken again a tick later, as turmoil's would be).
+    fn app_time(&self, e: Ent, at: Instant, now: Instant) -> Instant {
+        if matches!(e, Ent::Conn(_)) {
+            return at.max(now);
+        }
+        let at = self.tick_at(at);
+        if at <= now {
+            self.tick_at(now + self.tick)
+        } else {
+            at
+        }
+    }
+
+    /// Queues `e`'s own wake-up at `at` (replacing the one queued).
     fn schedule(&mut self, e: Ent, at: Option<Instant>, now: Instant) {
-        let Some(mut at) = at else {
+        let Some(at) = at else {
             self.queued.remove(&e);
             return;
         };
-        if at <= now {
-            at = now + Duration::from_millis(SPIN_GUARD_MS);
-        }
+        let at = self.app_time(e, at, now);
         if self.queued.get(&e) != Some(&at) {
             self.queued.insert(e, at);
             self.queue.push(at, e);
         }
     }
 
+    /// `e` has something to look at: now on a tick boundary, else at the next one (unless it is
+    /// woken earlier anyway).
+    fn wake(&mut self, e: Ent, now: Instant) {
+        if self.tick_at(now) == now {
+            self.dirty.insert(e);
+            return;
+        }
+        let at = self.tick_at(now);
+        if self.queued.get(&e).is_some_and(|t| *t <= at) {
+            return;
+        }
+        self.queued.insert(e, at);
+        self.queue.push(at, e);
+    }
+
     /// Processes every dirty entity, and those their actions touch, until nothing changes.
     fn settle(&mut self, now: Instant) {
         loop {
-            self.take_new_conns();
+            self.take_new_conns(now);
             self.touched.clear();
             self.net.take_touched(&mut self.touched);
             for k in 0..self.touched.len() {
                 let i = self.touched[k];
                 self.resched.insert(i);
                 let tag = self.opener.borrow().owners.get(i).copied();
-                if let Some(e) = tag.and_then(|t| self.by_tag.get(&t)) {
-                    self.dirty.insert(*e);
+                if let Some(&e) = tag.and_then(|t| self.by_tag.get(&t)) {
+                    self.wake(e, now);
                 }
                 if self.broker.watches(i) {
                     self.broker_touched.insert(i);
-                    self.dirty.insert(Ent::Broker);
+                    self.wake(Ent::Broker, now);
                 }
             }
             let Some(e) = self.dirty.pop_first() else {
@@ -183,12 +218,12 @@ impl World {
     }
 
     /// Connections opened since the last look: the broker may accept them.
-    fn take_new_conns(&mut self) {
+    fn take_new_conns(&mut self, now: Instant) {
         let n = self.net.conn_count();
         for i in self.seen_conns..n {
             self.broker.opened(i);
             self.broker_touched.insert(i);
-            self.dirty.insert(Ent::Broker);
+            self.wake(Ent::Broker, now);
             self.resched.insert(i);
         }
         self.seen_conns = n;
@@ -275,6 +310,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         touched: Vec::new(),
         resched: BTreeSet::new(),
         seen_conns: 0,
+        tick: Duration::from_millis(sc.tick_ms.max(1)),
     };
     // Everyone looks at the world once at zero (the devices have settled already).
     w.dirty.insert(Ent::Broker);
@@ -305,12 +341,12 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
             set_outside_now(now);
             // Control messages may wait for anyone; faults may move any link's timer.
             for d in 0..w.devices.len() {
-                w.dirty.insert(Ent::Device(d));
+                w.wake(Ent::Device(d), now);
             }
             for s in 0..w.subs.len() {
-                w.dirty.insert(Ent::Subscriber(s));
+                w.wake(Ent::Subscriber(s), now);
             }
-            w.dirty.insert(Ent::Broker);
+            w.wake(Ent::Broker, now);
             for i in 0..w.net.conn_count() {
                 w.resched.insert(i);
                 if w.broker.watches(i) {

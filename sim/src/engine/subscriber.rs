@@ -204,7 +204,10 @@ impl DirectSubscriber {
             }
             if let Some(i) = self.stream {
                 self.rbuf.clear();
-                match self.net.read(i, Side::Client, &mut self.rbuf, READ_CHUNK_BYTES) {
+                match self
+                    .net
+                    .read(i, Side::Client, &mut self.rbuf, READ_CHUNK_BYTES)
+                {
                     ReadOutcome::Pending => {}
                     ReadOutcome::Data(_) => {
                         if let Some(c) = self.client.as_mut() {

@@ -58,7 +58,11 @@ pub(super) fn add(
             net: net.clone(),
             disk: disk.clone(),
         };
-        run(host, settings(config.clone(), port), broker_log(lines.clone()))
+        run(
+            host,
+            settings(config.clone(), port),
+            broker_log(lines.clone()),
+        )
     });
 }
 
