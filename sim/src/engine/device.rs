@@ -164,7 +164,8 @@ impl Transport for Board {
     }
 }
 
-type Settling = Pin<Box<dyn Future<Output = (Glue<Box<dyn App>>, Board, Option<Instant>)>>>;
+type Settling =
+    Pin<Box<dyn Future<Output = (Box<Glue<Box<dyn App>>>, Box<Board>, Option<Instant>)>>>;
 
 enum State {
     Idle(Box<Glue<Box<dyn App>>>, Box<Board>),
@@ -227,7 +228,7 @@ impl DirectDevice {
             State::Idle(mut glue, mut board) => {
                 let f: Settling = Box::pin(async move {
                     let t = glue.settle(&mut *board).await;
-                    (*glue, *board, t)
+                    (glue, board, t)
                 });
                 f
             }
@@ -238,7 +239,7 @@ impl DirectDevice {
         match fut.as_mut().poll(&mut cx) {
             Poll::Ready((glue, board, t)) => {
                 self.timeout = t;
-                self.state = State::Idle(Box::new(glue), Box::new(board));
+                self.state = State::Idle(glue, board);
                 true
             }
             Poll::Pending => {

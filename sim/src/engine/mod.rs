@@ -29,7 +29,7 @@ use mqsim::time::{Duration, Instant};
 
 use crate::check::{Ledger, SubscriberId};
 use crate::disk::Disk;
-use crate::net::stream::{set_outside_now, Net};
+use crate::net::stream::{set_outside_now, Net, OwnClock};
 use crate::run::devices::FieldDevice;
 use crate::run::output::{self, RunOutcome};
 use crate::run::timeline::{self, BrokerPower, Timeline};
@@ -258,6 +258,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         ));
     }
     let end = Instant::from_millis(sc.duration_ms + sc.heal_ms);
+    let _clock = OwnClock::take();
     set_outside_now(Instant::ZERO);
     let shared = Shared {
         net: Net::new(Stream::Network.seed(sc.seed)),

@@ -67,11 +67,33 @@ thread_local! {
     /// The simulation's time as its driver last set it, for calls made between steps, outside any
     /// host (faults, crashes), where turmoil has no current time to give.
     static OUTSIDE_NOW_US: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// A driver without turmoil (the direct engine) owns the clock on this thread: turmoil is
+    /// not asked (outside a simulation, it answers with an allocated error).
+    static OWN_CLOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While alive, simulated time on this thread is only what [`set_outside_now`] sets.
+pub struct OwnClock(bool);
+
+impl OwnClock {
+    /// Takes the clock of this thread.
+    pub fn take() -> OwnClock {
+        OwnClock(OWN_CLOCK.with(|c| c.replace(true)))
+    }
+}
+
+impl Drop for OwnClock {
+    fn drop(&mut self) {
+        OWN_CLOCK.with(|c| c.set(self.0));
+    }
 }
 
 /// Simulated time now: turmoil's elapsed time inside a host; outside one, the time the driver
 /// set with [`set_outside_now`] (zero by default).
 pub fn sim_now() -> Instant {
+    if OWN_CLOCK.with(|c| c.get()) {
+        return Instant::from_micros(OUTSIDE_NOW_US.with(|c| c.get()));
+    }
     let us = turmoil::sim_elapsed()
         .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
         .unwrap_or_else(|| OUTSIDE_NOW_US.with(|c| c.get()));
