@@ -7,7 +7,7 @@
 //! runtime, no turmoil, no threads: a run is a loop on the caller's thread.
 //!
 //! Each instant: the timeline's actions due (faults, inputs, the heal: the turmoil engine's
-//! [`Timeline`]), then every entity whose timer came or whose connection changed is processed,
+//! timeline, `sim/src/run/timeline.rs`), then every entity whose timer came or whose connection changed is processed,
 //! in a fixed order (broker, devices, subscribers), until nothing changes; then the ledger reads
 //! the bytes delivered, and time jumps to the earliest next event. The links process their
 //! events at their exact instants; the applications run at the scenario's tick boundaries
