@@ -159,3 +159,19 @@ fn qos1_loss20_distributions_agree() {
 fn broker_restart_clean_distributions_agree() {
     compare("scenarios/broker-restart-clean.toml", (1, 21));
 }
+
+/// An Arduino sketch runs as its own process, on the turmoil engine only: the direct engine
+/// refuses the scenario before anything runs, saying which device and what to do.
+#[test]
+fn a_sketch_device_is_refused_by_the_direct_engine() {
+    let text = "description = \"a sketch\"\nduration_s = 10\n[[device]]\nname = \"esp32\"\n\
+                profile = \"pubsubclient\"\nsketch = \"nowhere.ino\"\n";
+    let sc = Scenario::parse(text, "sketch.toml").expect("parses");
+    let opts = RunOptions {
+        engine: Engine::Direct,
+        ..RunOptions::default()
+    };
+    let e = mqsim_sim::run::run(&sc, &opts).unwrap_err();
+    assert!(e.contains("device `esp32` runs an Arduino sketch"), "{e}");
+    assert!(e.contains("--engine turmoil"), "{e}");
+}
