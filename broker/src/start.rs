@@ -104,18 +104,8 @@ pub async fn serve<H: Host>(
 ) -> Result<(), Failed> {
     let version = env!("CARGO_PKG_VERSION");
     let say = |text: &str| log(text);
-    say(&format!("mqsim version {version} starting"));
-    say(&match &source {
-        Source::Default => String::from("Using default config."),
-        Source::File(p) => format!("Config loaded from {}.", p.display()),
-    });
-    for notice in &settings.notices {
-        say(notice);
-    }
-    for (line, key) in &settings.ignored {
-        say(&format!(
-            "Warning: unsupported option '{key}' on line {line} ignored."
-        ));
+    for line in starting_lines(&settings, &source) {
+        say(&line);
     }
     let mut security =
         match SecurityFiles::open(settings.password_file.clone(), settings.acl_file.clone()) {
@@ -159,7 +149,7 @@ pub async fn serve<H: Host>(
             let family = if addr.is_ipv4() { "ipv4" } else { "ipv6" };
             match host.listen(addr).await {
                 Ok((l, port)) => {
-                    say(&format!("Opening {family} listen socket on port {port}."));
+                    say(&listening_line(addr, port));
                     listeners.push(((l, port, tls.clone()), listener_id(i)));
                 }
                 // An IPv6 twin on a host without IPv6 is not fatal; the address asked for is.
@@ -188,15 +178,10 @@ pub async fn serve<H: Host>(
             });
         }
     }
-    if per_listener.is_empty()
-        && !settings.broker.allow_anonymous
-        && settings.password_file.is_none()
-    {
-        say(if by_certificate {
-            "Every client not known by its certificate is refused: allow_anonymous false and no password_file."
-        } else {
-            "Every client is refused: allow_anonymous false and no password_file."
-        });
+    if per_listener.is_empty() {
+        if let Some(line) = refused_line(&settings, by_certificate) {
+            say(line);
+        }
     }
     let journal = settings.persistence_path();
     let verbose = settings.broker.verbose;
@@ -232,7 +217,7 @@ pub async fn serve<H: Host>(
         say(&format!("Error: cannot install signal handlers: {e}"));
         return Err(Failed);
     }
-    say(&format!("mqsim version {version} running"));
+    say(&running_line());
     // One accept set per listener, each handing its streams over as that listener's.
     let mut accepting = Vec::new();
     let mut ids: Vec<ListenerId> = listeners.iter().map(|(_, id)| *id).collect();
@@ -284,6 +269,52 @@ pub async fn serve<H: Host>(
     }
 }
 
+/// The first lines [`serve`] logs: the version starting, where the configuration came from,
+/// its notices and the options it ignored. Also the simulator's direct engine's, which runs
+/// the broker without this start-up path but must read the same.
+pub fn starting_lines(settings: &BrokerSettings, source: &Source) -> Vec<String> {
+    let version = env!("CARGO_PKG_VERSION");
+    let mut lines = vec![
+        format!("mqsim version {version} starting"),
+        match source {
+            Source::Default => String::from("Using default config."),
+            Source::File(p) => format!("Config loaded from {}.", p.display()),
+        },
+    ];
+    lines.extend(settings.notices.iter().cloned());
+    for (line, key) in &settings.ignored {
+        lines.push(format!(
+            "Warning: unsupported option '{key}' on line {line} ignored."
+        ));
+    }
+    lines
+}
+
+/// The line [`serve`] logs once a listening socket at `addr` is open on `port`.
+pub fn listening_line(addr: SocketAddr, port: u16) -> String {
+    let family = if addr.is_ipv4() { "ipv4" } else { "ipv6" };
+    format!("Opening {family} listen socket on port {port}.")
+}
+
+/// The warning [`serve`] logs when every client is refused (no anonymous clients and no
+/// password file), without per-listener settings; `by_certificate`: a TLS listener takes
+/// identities from certificates.
+pub fn refused_line(settings: &BrokerSettings, by_certificate: bool) -> Option<&'static str> {
+    if settings.broker.allow_anonymous || settings.password_file.is_some() {
+        return None;
+    }
+    Some(if by_certificate {
+        "Every client not known by its certificate is refused: allow_anonymous false and no password_file."
+    } else {
+        "Every client is refused: allow_anonymous false and no password_file."
+    })
+}
+
+/// The line [`serve`] logs once the broker runs.
+pub fn running_line() -> String {
+    format!("mqsim version {} running", env!("CARGO_PKG_VERSION"))
+}
+
 /// One listener's own security files and settings (`per_listener_settings true`).
 struct ListenerFiles {
     id: ListenerId,
@@ -324,7 +355,7 @@ pub use crate::adapter::LogSink;
 /// saying what was restored and what, if anything, was dropped; or the error line. A journal cut
 /// short or damaged gives the state up to the damage and is first kept aside, since the broker's
 /// first write replaces it; a file that is not a journal at all stops the start.
-fn load_journal<H: Host>(
+pub fn load_journal<H: Host>(
     host: &mut H,
     path: &Path,
     config: Config,

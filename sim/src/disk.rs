@@ -116,6 +116,35 @@ pub struct DiskJournal {
     disk: Disk,
 }
 
+impl Disk {
+    /// A journal write begins: an append lands in the page cache at once (a rewrite goes to a
+    /// new file, invisible until its rename). It is durable once [`Disk::write_synced`] is
+    /// called [`Disk::sync_ms`] later. The direct engine calls the two at their simulated
+    /// times; [`DiskJournal`] awaits the sync between them.
+    pub fn write_begin(&self, how: JournalWrite, bytes: &[u8]) {
+        if how == JournalWrite::Append {
+            self.state().cached.extend_from_slice(bytes);
+        }
+    }
+
+    /// The sync of the write begun with [`Disk::write_begin`] completed.
+    pub fn write_synced(&self, how: JournalWrite, bytes: &[u8]) {
+        let mut s = self.state();
+        match how {
+            JournalWrite::Append => {
+                let cached = std::mem::take(&mut s.cached);
+                s.durable.extend_from_slice(&cached);
+            }
+            // Written beside the old file and synced; only the rename makes it the journal.
+            JournalWrite::Replace => {
+                s.durable = bytes.to_vec();
+                s.cached.clear();
+            }
+        }
+        s.syncs += 1;
+    }
+}
+
 impl JournalStore for DiskJournal {
     fn commit(
         &mut self,
@@ -125,24 +154,9 @@ impl JournalStore for DiskJournal {
         let disk = self.disk.clone();
         async move {
             let sync = std::time::Duration::from_millis(disk.sync_ms);
-            match how {
-                JournalWrite::Append => {
-                    disk.state().cached.extend_from_slice(&bytes);
-                    tokio::time::sleep(sync).await;
-                    let mut s = disk.state();
-                    let cached = std::mem::take(&mut s.cached);
-                    s.durable.extend_from_slice(&cached);
-                    s.syncs += 1;
-                }
-                JournalWrite::Replace => {
-                    // Written beside the old file and synced; only the rename makes it the journal.
-                    tokio::time::sleep(sync).await;
-                    let mut s = disk.state();
-                    s.durable = bytes.clone();
-                    s.cached.clear();
-                    s.syncs += 1;
-                }
-            }
+            disk.write_begin(how, &bytes);
+            tokio::time::sleep(sync).await;
+            disk.write_synced(how, &bytes);
             let mut bytes = bytes;
             bytes.clear();
             Ok(bytes)

@@ -6,6 +6,7 @@
 pub mod check;
 pub mod device_io;
 pub mod disk;
+pub mod engine;
 pub mod net;
 pub mod picture;
 #[cfg(feature = "proptest")]

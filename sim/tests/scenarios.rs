@@ -6,11 +6,17 @@
 //! and a replay line when an invariant or an `[expect]` range breaks; and checks the report
 //! against its snapshot in `snapshots/` (`cargo insta review`, or `INSTA_UPDATE=always`, after
 //! an intended change).
+//!
+//! Each scenario is also a `direct/NAME` test on the direct engine (`--engine direct`): the
+//! ledger's verdict and the `[expect]` ranges must hold there too, the same seed twice gives the
+//! same trace and capture, the next seed a different trace. Its report has no snapshot: the two
+//! engines draw the same seeds but reach different interleavings (docs/simulator.md, "Engines"),
+//! so a second set would pin the direct engine's numbers without checking more than the ranges.
 
 use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use mqsim_sim::run::{run, RunOptions, AVAILABLE_ENGINES};
+use mqsim_sim::run::{run, Engine, RunOptions};
 use mqsim_sim::scenario::Scenario;
 
 fn scenarios_dir() -> PathBuf {
@@ -24,17 +30,7 @@ fn check(path: &Path) -> Result<(), Failed> {
         scenario.file = format!("scenarios/{name}");
     }
     // `engines = [...]`: a scenario too large for some engine in `cargo test` names the others.
-    let here: Vec<&String> = scenario
-        .engines
-        .iter()
-        .filter(|e| AVAILABLE_ENGINES.contains(&e.as_str()))
-        .collect();
-    if here.is_empty() {
-        println!(
-            "note: {} runs on {:?} only (its `engines`), which this build does not have (it has \
-             {AVAILABLE_ENGINES:?}): not run",
-            scenario.file, scenario.engines
-        );
+    if !runs_on(&scenario, "turmoil") {
         return Ok(());
     }
     let opts = RunOptions::default();
@@ -71,6 +67,24 @@ fn check(path: &Path) -> Result<(), Failed> {
         )
         .into());
     }
+    snapshot(path, &a.report.render());
+    Ok(())
+}
+
+/// Whether `cargo test` runs `scenario` on `engine` (its `engines`); says so when it does not.
+fn runs_on(scenario: &Scenario, engine: &str) -> bool {
+    let on = scenario.engines.iter().any(|e| e == engine);
+    if !on {
+        println!(
+            "note: {} runs on {:?} only (its `engines`): not run on {engine}",
+            scenario.file, scenario.engines
+        );
+    }
+    on
+}
+
+/// Checks `report` against the scenario's snapshot in `snapshots/`.
+fn snapshot(path: &Path, report: &str) {
     let name = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -80,9 +94,60 @@ fn check(path: &Path) -> Result<(), Failed> {
     settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshots"));
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
-    let report = a.report.render();
     // A mismatch panics; libtest-mimic reports the panic as this test's failure.
     settings.bind(|| insta::assert_snapshot!(name, report));
+}
+
+/// The direct engine's run of `path`: verdict and expectations, determinism (trace and
+/// capture), and the seed reaching the run.
+fn check_direct(path: &Path) -> Result<(), Failed> {
+    let mut scenario = Scenario::load(path).map_err(|e| e.to_string())?;
+    if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+        scenario.file = format!("scenarios/{name}");
+    }
+    if !runs_on(&scenario, "direct") {
+        return Ok(());
+    }
+    let opts = RunOptions {
+        engine: Engine::Direct,
+        capture: true,
+        ..RunOptions::default()
+    };
+    let a = run(&scenario, &opts)?;
+    if a.failed() {
+        return Err(format!("direct engine: {}{}", a.failure_text(25), a.report.render()).into());
+    }
+    let b = run(&scenario, &opts)?;
+    if a.trace() != b.trace() {
+        return Err(format!(
+            "direct engine, same seed {}: different traces",
+            a.scenario.seed
+        )
+        .into());
+    }
+    if a.pcap != b.pcap || a.pcap.as_ref().is_none_or(|p| p.len() <= 24) {
+        return Err(format!(
+            "direct engine, same seed {}: different or empty captures",
+            a.scenario.seed
+        )
+        .into());
+    }
+    let other = RunOptions {
+        seed: Some(a.scenario.seed.wrapping_add(1)),
+        ..opts
+    };
+    let c = run(&scenario, &other)?;
+    if c.trace() == a.trace() {
+        return Err(format!(
+            "direct engine: seeds {} and {} gave the same trace",
+            a.scenario.seed, c.scenario.seed
+        )
+        .into());
+    }
+    // A scenario run on the direct engine only has that engine's report as its snapshot.
+    if !scenario.engines.iter().any(|e| e == "turmoil") {
+        snapshot(path, &a.report.render());
+    }
     Ok(())
 }
 
@@ -97,13 +162,17 @@ fn main() {
     assert!(!files.is_empty(), "no scenarios in {:?}", scenarios_dir());
     let trials = files
         .into_iter()
-        .map(|path| {
+        .flat_map(|path| {
             let name = path
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .unwrap_or("?")
                 .to_string();
-            Trial::test(name, move || check(&path))
+            let direct = path.clone();
+            [
+                Trial::test(name.clone(), move || check(&path)),
+                Trial::test(format!("direct/{name}"), move || check_direct(&direct)),
+            ]
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();

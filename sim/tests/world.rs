@@ -3,6 +3,7 @@
 
 use mqsim::app::{App, Ctx, Event, Value};
 use mqsim::QoS;
+use mqsim_sim::run::Engine;
 use mqsim_sim::world::World;
 
 /// A button that publishes each press at QoS 1 on `button/<id>`, numbered, and remembers presses
@@ -126,10 +127,24 @@ const ESP_SCENARIO_DEVICE: &str = "profile = \"pubsubclient\"";
 
 #[test]
 fn the_records_show_what_was_delivered_when_and_to_whom() {
+    records_show_what_was_delivered(Engine::Turmoil);
+}
+
+#[test]
+fn the_same_application_on_the_direct_engine() {
+    records_show_what_was_delivered(Engine::Direct);
+    let out = world(false).engine(Engine::Direct).check(1).unwrap();
+    let serial = out.lines.iter().filter(|l| l.text.contains("-> press"));
+    assert_eq!(serial.count(), 3);
+    assert!(out.records.publishes.iter().all(|p| !p.accepted));
+}
+
+fn records_show_what_was_delivered(engine: Engine) {
     let text = SCENARIO.replace(ESP_SCENARIO_DEVICE, "profile = \"esp-mqtt\"");
     let w = World::from_toml("button-esp.toml", &text)
         .unwrap()
-        .app("button", |_| Button::new(false));
+        .app("button", |_| Button::new(false))
+        .engine(engine);
     let out = w.check(1).unwrap();
     let p = &out.records.publishes;
     assert_eq!(p.len(), 3, "{p:?}");
@@ -173,6 +188,29 @@ fn a_forgetful_application_fails_and_the_failure_names_its_replay() {
         failure
             .text
             .contains("a_forgetful_application_fails_and_the_failure_names_its_replay"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn a_forgetful_application_fails_on_the_direct_engine_too() {
+    let text = SCENARIO.replace("[[fault]]", "[expect]\ndelivered = [3, 3]\n\n[[fault]]");
+    let zero = |forgetful| {
+        World::from_toml("button-qos0.toml", &text)
+            .unwrap()
+            .app("button", move |_| QosZero(Button::new(forgetful)))
+            .engine(Engine::Direct)
+    };
+    zero(false).check_seeds(1..4).unwrap();
+    let failure = zero(true).check(1).unwrap_err();
+    assert!(
+        failure.text.contains("delivered = 2, expected [3, 3]"),
+        "{failure}"
+    );
+    assert!(
+        failure
+            .text
+            .contains("replay: MQSIM_ENGINE=direct MQSIM_SEED=1 cargo test"),
         "{failure}"
     );
 }

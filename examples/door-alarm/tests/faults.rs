@@ -52,10 +52,36 @@ fn the_forgetful_variant_is_caught() {
             failure.text.contains("never published") || failure.text.contains("never reached"),
             "{failure}"
         );
-        assert!(failure.text.contains("replay: MQSIM_SEED="), "{failure}");
+        assert!(failure.text.contains("MQSIM_SEED="), "{failure}");
     }
     // And it passes the partition, as said above: the test would be wrong to expect otherwise.
     world("partition-30s.toml", DoorAlarm::forgetful)
         .check_seeds_with(1..6, &door_checks)
         .unwrap();
+}
+
+/// The same application and checks on the direct engine (`MQSIM_ENGINE=direct cargo test -p
+/// door-alarm` runs every test of this crate there): the broker restart and the fleet, where the
+/// forgetful variant is caught on either engine.
+#[test]
+fn on_the_direct_engine_too() {
+    use mqsim_sim::run::Engine;
+    for (file, seeds) in [
+        ("broker-restart.toml", 1..21),
+        ("loss-20.toml", 1..21),
+        ("fleet-50.toml", 1..4),
+    ] {
+        world(file, DoorAlarm::default)
+            .engine(Engine::Direct)
+            .check_seeds_with(seeds, &door_checks)
+            .unwrap();
+    }
+    let failure = world("broker-restart.toml", DoorAlarm::forgetful)
+        .engine(Engine::Direct)
+        .check_seeds_with(1..11, &door_checks)
+        .unwrap_err();
+    assert!(
+        failure.text.contains("never published") || failure.text.contains("never reached"),
+        "{failure}"
+    );
 }

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use mqsim_sim::run::{run, RunOptions};
+use mqsim_sim::run::{run, Engine, RunOptions};
 use mqsim_sim::scenario::Scenario;
 use mqsim_sim::sweep::sweep;
 
@@ -77,6 +77,10 @@ pub struct SimArgs {
     /// self-contained HTML page with the report when FILE ends in `.html`.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["seeds", "random", "bench"])]
     pub timeline: Option<PathBuf>,
+    /// The engine: `turmoil` (the real tokio adapters on simulated hosts, tick by tick) or
+    /// `direct` (the sans-IO state machines on an event queue; see docs/simulator.md, "Engines").
+    #[arg(long, value_name = "ENGINE", default_value = "turmoil", value_parser = parse_engine)]
+    pub engine: Engine,
 }
 
 fn parse_profile(s: &str) -> Result<mqsim::broker::Profile, String> {
@@ -87,6 +91,10 @@ fn parse_profile(s: &str) -> Result<mqsim::broker::Profile, String> {
             names.join(", ")
         )
     })
+}
+
+fn parse_engine(s: &str) -> Result<Engine, String> {
+    Engine::by_name(s).ok_or_else(|| format!("unknown engine `{s}`: turmoil or direct"))
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -162,9 +170,14 @@ fn bench(args: &SimArgs) -> ExitCode {
     for tick in [1u64, 10] {
         let mut sc = one.clone();
         sc.tick_ms = tick;
-        match run(&sc, &RunOptions::default()) {
+        let opts = RunOptions {
+            engine: args.engine,
+            ..RunOptions::default()
+        };
+        match run(&sc, &opts) {
             Ok(out) => println!(
-                "one esp-mqtt device, QoS 1, 5 % loss, {} simulated s, tick {tick} ms: wall {:.2} s, {:.0} simulated s per wall s ({} violations)",
+                "engine {:?}: one esp-mqtt device, QoS 1, 5 % loss, {} simulated s, tick {tick} ms: wall {:.2} s, {:.0} simulated s per wall s ({} violations)",
+                args.engine,
                 out.simulated_ms / 1000,
                 out.wall.as_secs_f64(),
                 out.simulated_ms as f64 / 1000.0 / out.wall.as_secs_f64(),
@@ -181,9 +194,19 @@ fn bench(args: &SimArgs) -> ExitCode {
     };
     let jobs = jobs(args);
     let seeds = 200;
-    let s = sweep(&default, &RunOptions::default(), (1, 1 + seeds), jobs);
+    let opts = RunOptions {
+        engine: args.engine,
+        ..RunOptions::default()
+    };
+    let seeds = if args.engine == Engine::Direct {
+        5_000
+    } else {
+        seeds
+    };
+    let s = sweep(&default, &opts, (1, 1 + seeds), jobs);
     println!(
-        "{DEFAULT_SCENARIO} (tick {} ms, {} simulated s a run): {} seeds on {jobs} threads in {:.2} s = {:.0} seeds per minute, {:.0} simulated s per wall s ({} failed)",
+        "engine {:?}: {DEFAULT_SCENARIO} (tick {} ms, {} simulated s a run): {} seeds on {jobs} threads in {:.2} s = {:.0} seeds per minute, {:.0} simulated s per wall s ({} failed)",
+        args.engine,
         default.tick_ms,
         s.simulated_ms / 1000 / s.runs.max(1),
         s.runs,
@@ -263,6 +286,7 @@ pub fn main(args: SimArgs) -> ExitCode {
         log: args.log.clone(),
         explain: args.explain.clone(),
         broker_profile: args.broker_profile,
+        engine: args.engine,
         ..RunOptions::default()
     };
     if let Some(range) = args.seeds {

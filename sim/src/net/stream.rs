@@ -67,11 +67,33 @@ thread_local! {
     /// The simulation's time as its driver last set it, for calls made between steps, outside any
     /// host (faults, crashes), where turmoil has no current time to give.
     static OUTSIDE_NOW_US: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// A driver without turmoil (the direct engine) owns the clock on this thread: turmoil is
+    /// not asked (outside a simulation, it answers with an allocated error).
+    static OWN_CLOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While alive, simulated time on this thread is only what [`set_outside_now`] sets.
+pub struct OwnClock(bool);
+
+impl OwnClock {
+    /// Takes the clock of this thread.
+    pub fn take() -> OwnClock {
+        OwnClock(OWN_CLOCK.with(|c| c.replace(true)))
+    }
+}
+
+impl Drop for OwnClock {
+    fn drop(&mut self) {
+        OWN_CLOCK.with(|c| c.set(self.0));
+    }
 }
 
 /// Simulated time now: turmoil's elapsed time inside a host; outside one, the time the driver
 /// set with [`set_outside_now`] (zero by default).
 pub fn sim_now() -> Instant {
+    if OWN_CLOCK.with(|c| c.get()) {
+        return Instant::from_micros(OUTSIDE_NOW_US.with(|c| c.get()));
+    }
     let us = turmoil::sim_elapsed()
         .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
         .unwrap_or_else(|| OUTSIDE_NOW_US.with(|c| c.get()));
@@ -175,6 +197,9 @@ struct Inner {
     frozen: bool,
     /// Bytes as they reach each receiving application, when tapping is on.
     taps: Option<Vec<Tap>>,
+    /// Connections whose link said something, for a driver without wakers (the direct
+    /// engine), when it asked for them ([`Net::track_touched`]).
+    touched: Option<Vec<usize>>,
 }
 
 /// A line of the network's trace: the instant it happened at and its text (which begins with
@@ -275,6 +300,9 @@ impl Inner {
             }
         }
         if any {
+            if let Some(t) = self.touched.as_mut() {
+                t.push(i);
+            }
             for e in c.ends.iter_mut() {
                 if let Some(w) = e.read_waker.take() {
                     w.wake();
@@ -327,6 +355,7 @@ impl Net {
                 standing: BTreeMap::new(),
                 frozen: false,
                 taps: None,
+                touched: None,
             })),
         }
     }
@@ -375,49 +404,7 @@ impl Net {
     ) -> io::Result<LinkStream> {
         let client = tcp.local_addr()?;
         let server = tcp.peer_addr()?;
-        let i = {
-            let mut g = self.lock();
-            let i = g.conns.len();
-            let link = Link::new(cfg, crate::seed::link(g.seed, i as u64))
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            let id = ConnId(u32::try_from(i).unwrap_or(u32::MAX));
-            g.conns.push(Conn {
-                id,
-                client,
-                server,
-                link,
-                ends: [End::default(), End::default()],
-                established: false,
-                failed: false,
-                reset: false,
-                powered_off: [false; 2],
-                server_taken: false,
-                connect_waker: None,
-                tag,
-            });
-            // Standing faults for everyone, then for this client, before the first SYN.
-            let mut standing = g.standing.get(&None).cloned().unwrap_or_default();
-            if let Some(t) = tag.and_then(|t| g.standing.get(&Some(t))) {
-                standing.partition.extend(t.partition.iter().copied());
-                for d in 0..2 {
-                    standing.dead[d].extend(t.dead[d].iter().copied());
-                }
-            }
-            if let Some(c) = g.conns.get_mut(i) {
-                let now = sim_now();
-                for &key in &standing.partition {
-                    c.link.set_partition_by(now, key, true);
-                }
-                for dir in [Dir::Up, Dir::Down] {
-                    for &key in &standing.dead[dir_idx(dir)] {
-                        c.link.set_dead_by(now, dir, key, true);
-                    }
-                }
-                c.link.handle_connect(now);
-            }
-            g.route(i);
-            i
-        };
+        let i = self.open(client, server, cfg, tag)?;
         let mut sleep: Option<(Instant, Pin<Box<Sleep>>)> = None;
         // Dropped before the connect returns (the application's connect timeout): the
         // application closes the socket it was connecting.
@@ -680,23 +667,9 @@ struct ConnectGuard<'a> {
 
 impl Drop for ConnectGuard<'_> {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if self.armed {
+            self.net.abandon(self.i);
         }
-        let now = sim_now();
-        let mut g = self.net.lock();
-        if g.frozen {
-            return;
-        }
-        g.drive(self.i, now);
-        if let Some(c) = g.conns.get_mut(self.i) {
-            if c.established {
-                c.close_app(now, Side::Client);
-            } else {
-                c.link.handle_abandon(now);
-            }
-        }
-        g.route(self.i);
     }
 }
 
@@ -708,7 +681,9 @@ fn v4(a: SocketAddr) -> SocketAddrV4 {
     }
 }
 
+mod direct;
 mod endpoint;
+pub use direct::{ConnectState, ReadOutcome};
 use endpoint::arm;
 pub use endpoint::LinkStream;
 

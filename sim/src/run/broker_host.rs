@@ -25,7 +25,7 @@ pub struct SimHost {
 
 /// The broker's settings in the simulator: mosquitto's defaults with the scenario's limits, one
 /// listener on every IPv4 interface of the host at `port` (the devices are other hosts).
-fn settings(broker: mqsim::broker::Config, port: u16) -> BrokerSettings {
+pub(crate) fn settings(broker: mqsim::broker::Config, port: u16) -> BrokerSettings {
     BrokerSettings {
         listeners: vec![Listener::new(
             SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
@@ -58,20 +58,27 @@ pub(super) fn add(
             net: net.clone(),
             disk: disk.clone(),
         };
-        let sink = lines.clone();
-        let log: Log = std::sync::Arc::new(move |l: &str| {
-            // One line per line, each with its timestamp, as mosquitto prints them.
-            let now = sim_now();
-            for part in l.split('\n') {
-                sink.push(
-                    now,
-                    Source::Broker,
-                    format!("{}: {part}", unix_seconds(now)),
-                );
-            }
-        });
-        run(host, settings(config.clone(), port), log)
+        run(
+            host,
+            settings(config.clone(), port),
+            broker_log(lines.clone()),
+        )
     });
+}
+
+/// The broker's log: its lines to `lines`, each stamped with simulated time, one line per
+/// line, as mosquitto prints them.
+pub(crate) fn broker_log(lines: Lines) -> Log {
+    std::sync::Arc::new(move |l: &str| {
+        let now = sim_now();
+        for part in l.split('\n') {
+            lines.push(
+                now,
+                Source::Broker,
+                format!("{}: {part}", unix_seconds(now)),
+            );
+        }
+    })
 }
 
 /// Runs the broker on `host` until the host is crashed or bounced by a fault.

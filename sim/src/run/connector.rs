@@ -11,18 +11,18 @@ use super::{BROKER_HOST, BROKER_PORT};
 
 /// Connects a device or a subscriber to the broker through its modelled link.
 #[derive(Clone)]
-pub(super) struct SimConnector {
-    pub(super) net: Net,
-    pub(super) link: LinkConfig,
-    pub(super) tag: u32,
+pub(crate) struct SimConnector {
+    pub(crate) net: Net,
+    pub(crate) link: LinkConfig,
+    pub(crate) tag: u32,
     /// Set at heal time: new connections are lossless too.
-    pub(super) healed: Rc<Cell<bool>>,
+    pub(crate) healed: Rc<Cell<bool>>,
     /// The client's TCP send buffer (a device's lwIP stack); `None` = unbounded (a PC).
-    pub(super) send_buffer_bytes: Option<usize>,
+    pub(crate) send_buffer_bytes: Option<usize>,
 }
 
 impl SimConnector {
-    pub(super) fn open(&self) -> Connecting<LinkStream> {
+    pub(crate) fn open(&self) -> Connecting<LinkStream> {
         let net = self.net.clone();
         let mut cfg = self.link.clone();
         if self.healed.get() {

@@ -31,9 +31,9 @@ use crate::scenario::{Profile, Scenario};
 use crate::seed::Stream;
 use crate::sketch::{self, SketchHooks, SketchSource};
 
-struct SimDevice {
+pub(crate) struct SimDevice {
     id: DeviceId,
-    name: String,
+    pub(crate) name: String,
     clean_session: bool,
     ledger: Rc<RefCell<Ledger>>,
     lines: Lines,
@@ -145,7 +145,7 @@ fn beside(file: &str, path: &str) -> PathBuf {
 }
 
 /// One device of the field host: the core's, or a sketch's process.
-enum FieldDevice {
+pub(crate) enum FieldDevice {
     Core(
         DeviceConfig,
         Box<dyn App>,
@@ -170,6 +170,38 @@ pub(super) fn add(
     controls: &mut Controls,
     apps: &Apps,
 ) -> Result<(), String> {
+    let devices = build(sc, shared, controls, apps)?;
+    let devices = Rc::new(RefCell::new(Some(devices)));
+    sim.host(FIELD_HOST, move || {
+        let devices = devices.borrow_mut().take();
+        async move {
+            for (start_ms, device) in devices.into_iter().flatten() {
+                if start_ms > 0 {
+                    tokio::task::spawn_local(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(start_ms)).await;
+                        if let Err(e) = start(device) {
+                            tracing::error!("{e}");
+                        }
+                    });
+                } else {
+                    start(device)?;
+                }
+            }
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    Ok(())
+}
+
+/// Every device of `sc` with its start time in ms (a staggered start), each with its application, connector, control channel (added to
+/// `controls`) and hooks; a sketch compiled.
+pub(crate) fn build(
+    sc: &Scenario,
+    shared: &Shared,
+    controls: &mut Controls,
+    apps: &Apps,
+) -> Result<Vec<(u64, FieldDevice)>, String> {
     let mut devices = Vec::new();
     // Each sketch compiled once (before anything runs: a sketch that does not compile stops the
     // run here).
@@ -304,27 +336,7 @@ pub(super) fn add(
             ));
         }
     }
-    let devices = Rc::new(RefCell::new(Some(devices)));
-    sim.host(FIELD_HOST, move || {
-        let devices = devices.borrow_mut().take();
-        async move {
-            for (start_ms, device) in devices.into_iter().flatten() {
-                if start_ms > 0 {
-                    tokio::task::spawn_local(async move {
-                        tokio::time::sleep(std::time::Duration::from_millis(start_ms)).await;
-                        if let Err(e) = start(device) {
-                            tracing::error!("{e}");
-                        }
-                    });
-                } else {
-                    start(device)?;
-                }
-            }
-            std::future::pending::<()>().await;
-            Ok(())
-        }
-    });
-    Ok(())
+    Ok(devices)
 }
 
 /// Boots a device of the field host now: its task spawned on the host's runtime.

@@ -42,7 +42,7 @@ pub fn targets(directive: Option<&str>) -> Result<Targets, String> {
 }
 
 /// Captures events into `lines` on this thread until the guard is dropped.
-pub(super) fn capture(lines: Lines, filter: Targets) -> tracing::subscriber::DefaultGuard {
+pub(crate) fn capture(lines: Lines, filter: Targets) -> tracing::subscriber::DefaultGuard {
     let subscriber = tracing_subscriber::registry().with(Capture { lines, filter });
     tracing::subscriber::set_default(subscriber)
 }

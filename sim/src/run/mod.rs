@@ -9,16 +9,16 @@
 //! `duration_s` the links heal, devices stop publishing, and the liveness phase runs for
 //! `heal_s`.
 
-mod broker_host;
-mod connector;
-mod devices;
+pub(crate) mod broker_host;
+pub(crate) mod connector;
+pub(crate) mod devices;
 pub mod explain;
 pub mod log;
-mod output;
+pub(crate) mod output;
 pub mod sensor;
 pub mod subscriber;
-mod subscribers;
-mod timeline;
+pub(crate) mod subscribers;
+pub(crate) mod timeline;
 pub mod wire;
 
 use std::cell::{Cell, RefCell};
@@ -61,10 +61,6 @@ const TURMOIL_SOCKET_BUFFER_MESSAGES: usize = 65_536;
 /// turmoil stops a run that passes its configured duration; ours ends earlier by itself.
 const SIM_DURATION_SLACK_MS: u64 = 10_000;
 
-/// The engines this build can run a scenario on (a scenario's `engines` may name others: the
-/// harness skips those runs with a note until they exist).
-pub const AVAILABLE_ENGINES: &[&str] = &["turmoil"];
-
 /// Options of one run beyond the scenario file.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -85,6 +81,8 @@ pub struct RunOptions {
     pub explain: Option<(String, u64)>,
     /// The broker profile, over the scenario's `[broker] profile` (`--broker-profile`).
     pub broker_profile: Option<mqsim::broker::Profile>,
+    /// Which engine runs the scenario.
+    pub engine: Engine,
 }
 
 /// What an application factory knows of the device it makes an application for.
@@ -134,13 +132,13 @@ impl std::fmt::Debug for Apps {
 
 /// Lines from every host, in the order they happened (turmoil runs hosts on one thread).
 #[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<RawLine>>>);
+pub(crate) struct Lines(Arc<Mutex<Vec<RawLine>>>);
 
 /// A line as written: time, write order, source, text.
 type RawLine = (Instant, u64, Source, String);
 
 impl Lines {
-    fn push(&self, at: Instant, source: Source, text: String) {
+    pub(crate) fn push(&self, at: Instant, source: Source, text: String) {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let n = g.len() as u64;
         g.push((at, n, source, text));
@@ -160,7 +158,7 @@ impl Lines {
 }
 
 /// The serial monitor's clock (local time of day) at simulated zero.
-fn serial_clock() -> WallClock {
+pub(crate) fn serial_clock() -> WallClock {
     WallClock::from_ms_of_day(EPOCH_UNIX_MS + SERIAL_UTC_OFFSET_MS)
 }
 
@@ -196,29 +194,29 @@ pub fn link_config(spec: &LinkSpec, client: Stack) -> LinkConfig {
     }
 }
 
-fn qos(n: u8) -> QoS {
+pub(crate) fn qos(n: u8) -> QoS {
     QoS::from_u8(n).unwrap_or(QoS::AtMostOnce)
 }
 
 /// What the parts of a run share: the network, the output lines, the ledger, and whether the
 /// links have healed (new connections are lossless then).
 #[derive(Clone)]
-struct Shared {
-    net: Net,
-    lines: Lines,
-    ledger: Rc<RefCell<Ledger>>,
-    healed: Rc<Cell<bool>>,
+pub(crate) struct Shared {
+    pub(crate) net: Net,
+    pub(crate) lines: Lines,
+    pub(crate) ledger: Rc<RefCell<Ledger>>,
+    pub(crate) healed: Rc<Cell<bool>>,
 }
 
 /// The clients' control channels by tag, and the tags each name a fault may target stands for.
 #[derive(Default)]
-struct Controls {
-    by_tag: BTreeMap<u32, mpsc::UnboundedSender<Control>>,
-    by_name: BTreeMap<String, Vec<u32>>,
+pub(crate) struct Controls {
+    pub(crate) by_tag: BTreeMap<u32, mpsc::UnboundedSender<Control>>,
+    pub(crate) by_name: BTreeMap<String, Vec<u32>>,
 }
 
 /// The scenario as run: `opts`' seed and duration applied.
-fn as_run(scenario: &Scenario, opts: &RunOptions) -> Scenario {
+pub(crate) fn as_run(scenario: &Scenario, opts: &RunOptions) -> Scenario {
     let mut sc = scenario.clone();
     if let Some(seed) = opts.seed {
         sc = sc.with_seed(seed);
@@ -251,7 +249,7 @@ fn simulation(sc: &Scenario, end_ms: u64) -> turmoil::Sim<'static> {
 }
 
 /// The broker's configuration for `sc`: verbose, as `mosquitto -v`, with the scenario's limits.
-fn broker_config(sc: &Scenario) -> Result<broker::Config, String> {
+pub(crate) fn broker_config(sc: &Scenario) -> Result<broker::Config, String> {
     let mut bcfg = broker::Config {
         verbose: true,
         ..broker::Config::default()
@@ -307,8 +305,48 @@ fn step(sim: &mut turmoil::Sim<'_>) -> Result<(), String> {
     }
 }
 
-/// Runs `scenario` once. `Err` only when the simulation itself could not run.
+/// Runs `scenario` once, on the engine `opts` names. `Err` only when the simulation itself
+/// could not run.
 pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String> {
+    match opts.engine {
+        Engine::Turmoil => run_turmoil(scenario, opts),
+        Engine::Direct => crate::engine::run(scenario, opts),
+    }
+}
+
+/// The engine that runs a scenario: see docs/simulator.md, "Engines".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// turmoil: the real tokio adapters (broker, devices, subscribers) on simulated hosts,
+    /// one tick at a time. The reference for the whole stack.
+    #[default]
+    Turmoil,
+    /// The sans-IO state machines driven directly by an event queue that jumps to the next
+    /// timer or delivery ([`crate::engine`]).
+    Direct,
+}
+
+impl Engine {
+    /// The engine named `name` (`turmoil`, `direct`).
+    pub fn by_name(name: &str) -> Option<Engine> {
+        match name {
+            "turmoil" => Some(Engine::Turmoil),
+            "direct" => Some(Engine::Direct),
+            _ => None,
+        }
+    }
+}
+
+/// What the broker keeps over a restart, as its settings say: the ledger's view of it.
+pub(crate) fn broker_memory(bcfg: &mqsim::broker::Config) -> BrokerMemory {
+    match (bcfg.persistence, bcfg.autosave_interval) {
+        (false, _) => BrokerMemory::Volatile,
+        (true, mqsim::time::Duration::ZERO) => BrokerMemory::Journal,
+        (true, _) => BrokerMemory::Autosave,
+    }
+}
+
+fn run_turmoil(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String> {
     let started = std::time::Instant::now();
     let sc = as_run(scenario, opts);
     let end_ms = sc.duration_ms + sc.heal_ms;
@@ -327,11 +365,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     // The broker host: the real broker, through the real tokio adapter. Its disk outlives its
     // incarnations.
     let bcfg = broker_config(&sc)?;
-    let memory = match (bcfg.persistence, bcfg.autosave_interval) {
-        (false, _) => BrokerMemory::Volatile,
-        (true, mqsim::time::Duration::ZERO) => BrokerMemory::Journal,
-        (true, _) => BrokerMemory::Autosave,
-    };
+    let memory = broker_memory(&bcfg);
     let disk = sc
         .broker
         .persistence
@@ -377,8 +411,18 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         }
     }
     let simulated_ms = sim.elapsed().as_millis() as u64;
+    finish(&shared, simulated_ms);
+    drop(sim);
+
+    // The output: every line in order, the capture, the verdict and the report.
+    output::outcome(sc, opts, &shared, simulated_ms, started, &kept_taps)
+}
+
+/// The end of a run at `simulated_ms`: the ledger reads what the broker said publicly of
+/// messages it did not forward (its notices) and closes its books; the network records nothing
+/// more.
+pub(crate) fn finish(shared: &Shared, simulated_ms: u64) {
     {
-        // What the broker said publicly of messages it did not forward (its notices).
         let mut l = shared.ledger.borrow_mut();
         shared
             .lines
@@ -387,8 +431,4 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     }
     set_outside_now(Instant::from_millis(simulated_ms));
     shared.net.freeze();
-    drop(sim);
-
-    // The output: every line in order, the capture, the verdict and the report.
-    output::outcome(sc, opts, &shared, simulated_ms, started, &kept_taps)
 }

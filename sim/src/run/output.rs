@@ -137,7 +137,7 @@ impl RunOutcome {
 }
 
 /// Gathers the outcome of the run of `sc`, once the simulation has stopped at `simulated_ms`.
-pub(super) fn outcome(
+pub(crate) fn outcome(
     sc: Scenario,
     opts: &RunOptions,
     shared: &Shared,

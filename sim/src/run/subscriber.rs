@@ -45,6 +45,50 @@ pub trait SubHooks {
 
 pub type Connect<S> = Box<dyn FnMut() -> Connecting<S>>;
 
+/// What the subscriber does with its client's events after an input: tells `hooks`, subscribes
+/// after a CONNACK without a session. Returns whether it gave the client an input (drain again)
+/// and whether the connection was lost (drop it, reconnect after [`RECONNECT_DELAY_MS`]).
+pub(crate) fn on_events<H: SubHooks>(
+    client: &mut Client,
+    events: &mut Vec<Event>,
+    filter: &str,
+    qos: QoS,
+    hooks: &mut H,
+    now: Instant,
+) -> (bool, bool) {
+    let (mut again, mut lost) = (false, false);
+    for ev in events.drain(..) {
+        match &ev {
+            Event::Connected { session_present } => {
+                hooks.event(
+                    now,
+                    SubEvent::Connected {
+                        session_present: *session_present,
+                    },
+                );
+                if !session_present {
+                    hooks.event(now, SubEvent::Subscribing);
+                    let _ = client.subscribe(now, &[(filter, qos)]);
+                    again = true;
+                }
+            }
+            Event::Subscribed { granted, .. } => hooks.event(
+                now,
+                SubEvent::Subscribed {
+                    granted: granted.first().copied().flatten(),
+                },
+            ),
+            Event::Message { .. } => hooks.event(now, SubEvent::Message(&ev)),
+            Event::ConnectionLost(_) | Event::ConnectionRefused(_) => {
+                hooks.event(now, SubEvent::Disconnected);
+                lost = true;
+            }
+            _ => {}
+        }
+    }
+    (again, lost)
+}
+
 /// Runs one subscriber until `control` says stop or closes. `WifiDown` cuts its link (the
 /// stream is dropped; the caller has silenced it) and holds reconnects until `WifiUp`.
 pub async fn run_subscriber<S, H>(
@@ -73,36 +117,10 @@ pub async fn run_subscriber<S, H>(
         let now = hooks.now();
         writes.clear();
         let timeout = drain_into(&mut client, &mut buf, &mut writes, &mut events);
-        let mut again = false;
-        for ev in events.drain(..) {
-            match &ev {
-                Event::Connected { session_present } => {
-                    hooks.event(
-                        now,
-                        SubEvent::Connected {
-                            session_present: *session_present,
-                        },
-                    );
-                    if !session_present {
-                        hooks.event(now, SubEvent::Subscribing);
-                        let _ = client.subscribe(now, &[(filter.as_str(), qos)]);
-                        again = true;
-                    }
-                }
-                Event::Subscribed { granted, .. } => hooks.event(
-                    now,
-                    SubEvent::Subscribed {
-                        granted: granted.first().copied().flatten(),
-                    },
-                ),
-                Event::Message { .. } => hooks.event(now, SubEvent::Message(&ev)),
-                Event::ConnectionLost(_) | Event::ConnectionRefused(_) => {
-                    hooks.event(now, SubEvent::Disconnected);
-                    stream = None;
-                    reconnect_at = Some(now + Duration::from_millis(RECONNECT_DELAY_MS));
-                }
-                _ => {}
-            }
+        let (again, lost) = on_events(&mut client, &mut events, &filter, qos, &mut hooks, now);
+        if lost {
+            stream = None;
+            reconnect_at = Some(now + Duration::from_millis(RECONNECT_DELAY_MS));
         }
         if !writes.is_empty() {
             if let Some(s) = stream.as_mut() {

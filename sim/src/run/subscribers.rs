@@ -19,7 +19,7 @@ use crate::net::link::Stack;
 use crate::net::stream::{sim_now, LinkStream};
 use crate::scenario::Scenario;
 
-struct SimSubscriber {
+pub(crate) struct SimSubscriber {
     id: SubscriberId,
     name: String,
     filter: String,
@@ -80,6 +80,17 @@ impl SubHooks for SimSubscriber {
     }
 }
 
+/// One subscriber as built: its client's configuration, filter, QoS, connector, control
+/// channel and hooks.
+pub(crate) type SubParts = (
+    ClientConfig,
+    String,
+    QoS,
+    SimConnector,
+    mpsc::UnboundedReceiver<crate::device_io::Control>,
+    SimSubscriber,
+);
+
 /// Adds the clients host to `sim` with every subscriber of `sc`, and each one's control channel
 /// to `controls`.
 pub(super) fn add(
@@ -88,6 +99,28 @@ pub(super) fn add(
     shared: &Shared,
     controls: &mut Controls,
 ) -> Result<(), String> {
+    let subs = build(sc, shared, controls)?;
+    let subs = Rc::new(RefCell::new(Some(subs)));
+    sim.host(CLIENTS_HOST, move || {
+        let subs = subs.borrow_mut().take();
+        async move {
+            for (config, filter, q, connector, rx, hooks) in subs.into_iter().flatten() {
+                let connect: subscriber::Connect<LinkStream> = Box::new(move || connector.open());
+                tokio::task::spawn_local(run_subscriber(config, filter, q, connect, rx, hooks));
+            }
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    Ok(())
+}
+
+/// Every subscriber of `sc`, each one's control channel added to `controls`.
+pub(crate) fn build(
+    sc: &Scenario,
+    shared: &Shared,
+    controls: &mut Controls,
+) -> Result<Vec<SubParts>, String> {
     let mut subs = Vec::new();
     for (i, s) in sc.subscribers.iter().enumerate() {
         let id = shared
@@ -132,17 +165,5 @@ pub(super) fn add(
         };
         subs.push((config, s.filter.clone(), qos(s.qos), connector, rx, hooks));
     }
-    let subs = Rc::new(RefCell::new(Some(subs)));
-    sim.host(CLIENTS_HOST, move || {
-        let subs = subs.borrow_mut().take();
-        async move {
-            for (config, filter, q, connector, rx, hooks) in subs.into_iter().flatten() {
-                let connect: subscriber::Connect<LinkStream> = Box::new(move || connector.open());
-                tokio::task::spawn_local(run_subscriber(config, filter, q, connect, rx, hooks));
-            }
-            std::future::pending::<()>().await;
-            Ok(())
-        }
-    });
-    Ok(())
+    Ok(subs)
 }

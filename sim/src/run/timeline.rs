@@ -37,15 +37,32 @@ enum Action {
     Heal,
 }
 
+/// What a fault does to the broker host: turmoil's crash and bounce, or the direct engine's.
+pub(crate) trait BrokerPower {
+    /// The host stops: its software and sockets are gone.
+    fn crash(&mut self);
+    /// The host starts again.
+    fn bounce(&mut self);
+}
+
+impl BrokerPower for turmoil::Sim<'_> {
+    fn crash(&mut self) {
+        turmoil::Sim::crash(self, BROKER_HOST);
+    }
+    fn bounce(&mut self) {
+        turmoil::Sim::bounce(self, BROKER_HOST);
+    }
+}
+
 /// The scenario's actions in time order, and how far the run has got through them.
-pub(super) struct Timeline {
+pub(crate) struct Timeline {
     actions: Vec<(u64, Action)>,
     next: usize,
     broker_down: bool,
 }
 
 /// The faults of `sc` as actions on the clients of `controls`, then the heal.
-pub(super) fn timeline(sc: &Scenario, controls: &Controls) -> Timeline {
+pub(crate) fn timeline(sc: &Scenario, controls: &Controls) -> Timeline {
     let all_tags: Vec<u32> = controls.by_tag.keys().copied().collect();
     let targets = |t: &Option<String>| -> Vec<u32> {
         match t {
@@ -121,11 +138,16 @@ pub(super) fn timeline(sc: &Scenario, controls: &Controls) -> Timeline {
 }
 
 impl Timeline {
+    /// When the next action is due.
+    pub(crate) fn next_at_ms(&self) -> Option<u64> {
+        self.actions.get(self.next).map(|(at, _)| *at)
+    }
+
     /// Applies every action due at `now_ms` or before, each at its own scheduled time.
-    pub(super) fn apply_due(
+    pub(crate) fn apply_due(
         &mut self,
         now_ms: u64,
-        sim: &mut turmoil::Sim<'_>,
+        sim: &mut dyn BrokerPower,
         shared: &Shared,
         controls: &Controls,
         disk: Option<&Disk>,
@@ -174,7 +196,7 @@ impl Timeline {
                     // until it is back.
                     shared.net.power_cut(Which::All, Side::Server);
                     shared.net.partition_by(Which::All, BROKER_DOWN_KEY, true);
-                    sim.crash(BROKER_HOST);
+                    sim.crash();
                     if let Some(d) = disk {
                         let lost = d.power_cut();
                         let line = format!(
@@ -191,7 +213,7 @@ impl Timeline {
                     // A clean stop: sockets closed with FIN (in connection order, not in the
                     // order the runtime happens to drop them); connecting meanwhile is refused.
                     shared.net.close(Which::All, Side::Server);
-                    sim.crash(BROKER_HOST);
+                    sim.crash();
                     if let Some(d) = disk {
                         d.flush();
                     }
@@ -203,7 +225,7 @@ impl Timeline {
                         // with RST (a clean stop had closed them already).
                         shared.net.reboot(Which::All, Side::Server);
                         shared.net.partition_by(Which::All, BROKER_DOWN_KEY, false);
-                        sim.bounce(BROKER_HOST);
+                        sim.bounce();
                         self.broker_down = false;
                         shared.ledger.borrow_mut().broker_restarted(us, memory);
                     }

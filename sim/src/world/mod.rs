@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use mqsim::app::App;
 
-use crate::run::{run, AppDevice, RunOptions, RunOutcome};
+use crate::run::{run, AppDevice, Engine, RunOptions, RunOutcome};
 use crate::scenario::{FaultKind, FaultSpec, Scenario};
 use crate::sweep::{sweep_with, Check};
 
@@ -92,13 +92,27 @@ impl World {
             .map_err(|e| e.to_string())
     }
 
-    /// The world of a scenario value.
+    /// The world of a scenario value. It runs on the engine `MQSIM_ENGINE` names (`turmoil`,
+    /// the default, or `direct`), so a user's tests run on either engine unchanged.
     pub fn new(scenario: Scenario) -> World {
+        let engine = std::env::var("MQSIM_ENGINE")
+            .ok()
+            .and_then(|e| Engine::by_name(&e))
+            .unwrap_or_default();
         World {
             scenario,
-            opts: RunOptions::default(),
+            opts: RunOptions {
+                engine,
+                ..RunOptions::default()
+            },
             added: Vec::new(),
         }
+    }
+
+    /// Runs on `engine` (see docs/simulator.md, "Engines").
+    pub fn engine(mut self, engine: Engine) -> World {
+        self.opts.engine = engine;
+        self
     }
 
     /// Gives the devices whose `[[device]]` says `app = "NAME"` the application `make` returns,
@@ -229,11 +243,15 @@ impl World {
             let package = std::env::var("CARGO_PKG_NAME")
                 .map(|p| format!(" -p {p}"))
                 .unwrap_or_default();
+            let engine = match self.opts.engine {
+                Engine::Direct => "MQSIM_ENGINE=direct ",
+                Engine::Turmoil => "",
+            };
             opts.replay = Some(match test_name() {
-                Some(t) => {
-                    format!("MQSIM_SEED={{seed}} cargo test{package} {t} -- --exact --nocapture")
-                }
-                None => format!("MQSIM_SEED={{seed}} cargo test{package}"),
+                Some(t) => format!(
+                    "{engine}MQSIM_SEED={{seed}} cargo test{package} {t} -- --exact --nocapture"
+                ),
+                None => format!("{engine}MQSIM_SEED={{seed}} cargo test{package}"),
             });
         }
         opts

@@ -78,14 +78,14 @@ impl LinkStream {
 }
 
 /// lwIP's give-up after `TCP_MAXRTX`: `ERR_ABRT`, errno `ECONNABORTED` (src/api/err.c).
-fn gave_up_err() -> io::Error {
+pub(super) fn gave_up_err() -> io::Error {
     io::Error::new(
         io::ErrorKind::ConnectionAborted,
         "modelled TCP stack gave up retransmitting",
     )
 }
 
-fn reset_err() -> io::Error {
+pub(super) fn reset_err() -> io::Error {
     io::Error::new(
         io::ErrorKind::ConnectionReset,
         "modelled TCP connection reset",

@@ -1,0 +1,177 @@
+//! The two engines against each other: over a range of seeds, the distributions of what the
+//! ledger counts (delivered, lost, duplicated, reconnects) and of the p99 latency must agree
+//! within stated tolerances, for the calibration scenarios and two others. The engines draw the
+//! same seeded streams but interleave differently (the turmoil engine hands bytes to the
+//! applications at the next 1 ms tick, the direct engine at the instant the link delivers them;
+//! docs/simulator.md, "Engines"), so single seeds differ and only distributions can be compared.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use mqsim_sim::run::{Engine, RunOptions, RunOutcome};
+use mqsim_sim::scenario::Scenario;
+use mqsim_sim::sweep::sweep_with;
+
+/// One run's figures (the report's `all` row).
+#[derive(Clone, Copy, Debug, Default)]
+struct Figures {
+    published: f64,
+    delivered: f64,
+    lost: f64,
+    duplicated: f64,
+    reconnects: f64,
+    p99_ms: f64,
+}
+
+fn figures(out: &RunOutcome) -> Figures {
+    let all = &out.report.summary.all;
+    Figures {
+        published: all.published as f64,
+        delivered: all.delivered as f64,
+        lost: (all.lost + all.lost_with_broker) as f64,
+        duplicated: all.duplicated as f64,
+        reconnects: all.reconnects as f64,
+        p99_ms: all.latency_percentile_us(99).unwrap_or(0) as f64 / 1_000.0,
+    }
+}
+
+/// Every seed's figures on `engine`. Every run must keep the ledger's invariants and meet the
+/// scenario's `[expect]` ranges (the ranges are the real measurements' widened to the model's,
+/// so they hold on every seed of either engine, not only on the file's).
+fn runs(sc: &Scenario, engine: Engine, seeds: (u64, u64)) -> Vec<Figures> {
+    let got = Mutex::new(Vec::new());
+    let unmet = Mutex::new(Vec::new());
+    let opts = RunOptions {
+        engine,
+        ..RunOptions::default()
+    };
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let broke = Mutex::new(Vec::new());
+    sweep_with(sc, &opts, seeds, jobs, &|out| {
+        got.lock().unwrap().push(figures(out));
+        let seed = out.scenario.seed;
+        let mut u = unmet.lock().unwrap();
+        u.extend(out.unmet.iter().map(|m| format!("seed {seed}: {m}")));
+        let mut b = broke.lock().unwrap();
+        b.extend(out.violations.iter().map(|v| format!("seed {seed}: {v:?}")));
+        Ok(())
+    });
+    let unmet = unmet.into_inner().unwrap();
+    eprintln!(
+        "{} on {engine:?}: {} [expect] misses over {} seeds: {unmet:?}",
+        sc.file,
+        unmet.len(),
+        seeds.1 - seeds.0
+    );
+    let broke = broke.into_inner().unwrap();
+    assert!(
+        unmet.is_empty(),
+        "{} on {engine:?}: [expect] ranges missed: {unmet:?}",
+        sc.file
+    );
+    assert!(
+        broke.is_empty(),
+        "{} on {engine:?}: invariants broken: {broke:?}",
+        sc.file
+    );
+    got.into_inner().unwrap()
+}
+
+fn mean(v: &[Figures], f: impl Fn(&Figures) -> f64) -> f64 {
+    v.iter().map(f).sum::<f64>() / v.len().max(1) as f64
+}
+
+fn median(v: &[Figures], f: impl Fn(&Figures) -> f64) -> f64 {
+    let mut xs: Vec<f64> = v.iter().map(f).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// The tolerances, stated before looking at the figures:
+/// - mean delivered and mean lost per run: within 3 % of the mean publish calls;
+/// - mean duplicated and mean reconnects per run: within 0.5 + 25 % of the larger mean;
+/// - median of the runs' p99 latency: within 5 ms + 15 % of the larger median.
+fn compare(file: &str, seeds: (u64, u64)) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+    let mut sc = Scenario::load(&path).expect("scenario loads");
+    sc.file = file.to_string();
+    let t = runs(&sc, Engine::Turmoil, seeds);
+    let d = runs(&sc, Engine::Direct, seeds);
+    let published = mean(&t, |f| f.published).max(1.0);
+    let mut bad = Vec::new();
+    let mut line = |name: &str, a: f64, b: f64, tol: f64| {
+        eprintln!("{file} {name}: turmoil {a:.2}, direct {b:.2} (tolerance {tol:.2})");
+        if (a - b).abs() > tol {
+            bad.push(format!(
+                "{name}: turmoil {a:.2}, direct {b:.2}, tolerance {tol:.2}"
+            ));
+        }
+    };
+    let three_pct = 0.03 * published;
+    line(
+        "delivered",
+        mean(&t, |f| f.delivered),
+        mean(&d, |f| f.delivered),
+        three_pct,
+    );
+    line(
+        "lost",
+        mean(&t, |f| f.lost),
+        mean(&d, |f| f.lost),
+        three_pct,
+    );
+    for (name, get) in [
+        (
+            "duplicated",
+            (|f: &Figures| f.duplicated) as fn(&Figures) -> f64,
+        ),
+        ("reconnects", |f: &Figures| f.reconnects),
+    ] {
+        let (a, b) = (mean(&t, get), mean(&d, get));
+        line(name, a, b, 0.5 + 0.25 * a.max(b));
+    }
+    let (a, b) = (median(&t, |f| f.p99_ms), median(&d, |f| f.p99_ms));
+    line("p99 ms (median)", a, b, 5.0 + 0.15 * a.max(b));
+    assert!(
+        bad.is_empty(),
+        "{file}, seeds {}..{}: the engines disagree: {bad:?}",
+        seeds.0,
+        seeds.1
+    );
+}
+
+#[test]
+fn calibration_loss10_distributions_agree() {
+    compare("scenarios/calibration-loss10.toml", (1, 41));
+}
+
+#[test]
+fn calibration_loss30_distributions_agree() {
+    compare("scenarios/calibration-loss30.toml", (1, 41));
+}
+
+#[test]
+fn qos1_loss20_distributions_agree() {
+    compare("scenarios/qos1-loss20.toml", (1, 21));
+}
+
+#[test]
+fn broker_restart_clean_distributions_agree() {
+    compare("scenarios/broker-restart-clean.toml", (1, 21));
+}
+
+/// An Arduino sketch runs as its own process, on the turmoil engine only: the direct engine
+/// refuses the scenario before anything runs, saying which device and what to do.
+#[test]
+fn a_sketch_device_is_refused_by_the_direct_engine() {
+    let text = "description = \"a sketch\"\nduration_s = 10\n[[device]]\nname = \"esp32\"\n\
+                profile = \"pubsubclient\"\nsketch = \"nowhere.ino\"\n";
+    let sc = Scenario::parse(text, "sketch.toml").expect("parses");
+    let opts = RunOptions {
+        engine: Engine::Direct,
+        ..RunOptions::default()
+    };
+    let e = mqsim_sim::run::run(&sc, &opts).unwrap_err();
+    assert!(e.contains("device `esp32` runs an Arduino sketch"), "{e}");
+    assert!(e.contains("--engine turmoil"), "{e}");
+}
