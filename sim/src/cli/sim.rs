@@ -10,10 +10,13 @@ use mqsim_sim::run::{run, RunOptions};
 use mqsim_sim::scenario::Scenario;
 use mqsim_sim::sweep::sweep;
 
+use super::merge::SimCommand;
+use super::sweep::SweepArgs;
+
 /// The scenario `mqsim sim` runs without a file: the reference ESP32 at QoS 0 over lossy WiFi.
 pub const DEFAULT_SCENARIO: &str = "scenarios/esp32-qos0-lossy-wifi.toml";
 /// Its text, built in, so the command works from any directory.
-const DEFAULT_SCENARIO_TEXT: &str = include_str!("../../../scenarios/esp32-qos0-lossy-wifi.toml");
+pub const DEFAULT_SCENARIO_TEXT: &str = include_str!("../../../scenarios/esp32-qos0-lossy-wifi.toml");
 /// Lines of trace shown with a failure.
 const FAILURE_TAIL_LINES: usize = 30;
 
@@ -43,8 +46,8 @@ pub struct SimArgs {
     /// directive (`info`, `door_alarm=debug`); default `MQSIM_LOG`, else `info`.
     #[arg(long, value_name = "DIRECTIVE")]
     pub log: Option<String>,
-    /// Sweep: run every seed of `A..B` (end excluded) on all cores; print each failing seed
-    /// with its replay line, then a summary.
+    /// Sweep: run every seed of `A..B` (end excluded) on all cores, with a progress bar; print
+    /// the distributions of the outcomes and each failing seed with its replay line.
     #[arg(long, value_name = "A..B", value_parser = parse_range, conflicts_with_all = ["seed", "pcap", "trace"])]
     pub seeds: Option<(u64, u64)>,
     /// Random scenarios: run generated scenarios `A..B` (each index is one valid file, the same
@@ -68,6 +71,10 @@ pub struct SimArgs {
     /// (`node-0`), SEQ its publish-call number.
     #[arg(long, value_name = "DEVICE:SEQ", value_parser = mqsim_sim::run::explain::parse_target, conflicts_with_all = ["seeds", "random", "bench"])]
     pub explain: Option<(String, u64)>,
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    #[command(subcommand)]
+    pub command: Option<SimCommand>,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -197,6 +204,9 @@ qos = 1
 "#;
 
 pub fn main(args: SimArgs) -> ExitCode {
+    if let Some(SimCommand::Merge(m)) = &args.command {
+        return super::merge::main(m);
+    }
     if args.bench {
         return bench(&args);
     }
@@ -227,24 +237,21 @@ pub fn main(args: SimArgs) -> ExitCode {
         ..RunOptions::default()
     };
     if let Some(range) = args.seeds {
-        let jobs = jobs(&args);
-        let s = sweep(&scenario, &opts, range, jobs);
-        for (seed, why) in &s.failed {
-            println!("seed {seed}: {why}");
-        }
-        println!(
-            "{}: {} seeds, {} failed, {:.2} s wall on {jobs} threads ({:.0} seeds per minute)",
-            scenario.file,
-            s.runs,
-            s.failed.len(),
-            s.wall.as_secs_f64(),
-            s.runs as f64 * 60.0 / s.wall.as_secs_f64().max(1e-9)
-        );
-        return if s.failed.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        };
+        return super::sweep::sweep(&args, &scenario, &opts, range);
+    }
+    if args.sweep.shrink {
+        return super::sweep::shrink(&args, &scenario, &opts);
+    }
+    // `--swarm --seed N`: the seed's drawn faults, replayed.
+    let (scenario, opts, swarm) = if args.sweep.swarm {
+        let seed = args.seed.unwrap_or(scenario.seed);
+        let (sc, words, o) = super::sweep::swarm_one(&scenario, &opts, seed);
+        (sc, o, Some(words))
+    } else {
+        (scenario, opts, None)
+    };
+    if let (Some(w), false) = (&swarm, args.quiet) {
+        println!("# swarm: {w}");
     }
     let out = match run(&scenario, &opts) {
         Ok(o) => o,
@@ -286,6 +293,9 @@ pub fn main(args: SimArgs) -> ExitCode {
     if out.failed() {
         eprintln!();
         eprint!("{}", out.failure_text(FAILURE_TAIL_LINES));
+        if let Some(w) = &swarm {
+            eprintln!("swarm: {w}");
+        }
         // The first violated message's life: the same run again (same seed, same bytes), this
         // time keeping what its explanation needs.
         let first = out.violations.iter().find_map(|v| v.msg);
