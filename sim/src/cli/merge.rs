@@ -33,8 +33,9 @@ pub fn main(args: &MergeArgs) -> ExitCode {
         let file = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read: {e}"))
             .and_then(|t| {
-                serde_json::from_str::<ShardFile>(&t)
-                    .map_err(|e| format!("not a shard file (mqsim sim --seeds A..B --out FILE): {e}"))
+                serde_json::from_str::<ShardFile>(&t).map_err(|e| {
+                    format!("not a shard file (mqsim sim --seeds A..B --out FILE): {e}")
+                })
             });
         match file {
             Ok(f) => files.push((name, f)),

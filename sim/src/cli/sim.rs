@@ -16,7 +16,8 @@ use super::sweep::SweepArgs;
 /// The scenario `mqsim sim` runs without a file: the reference ESP32 at QoS 0 over lossy WiFi.
 pub const DEFAULT_SCENARIO: &str = "scenarios/esp32-qos0-lossy-wifi.toml";
 /// Its text, built in, so the command works from any directory.
-pub const DEFAULT_SCENARIO_TEXT: &str = include_str!("../../../scenarios/esp32-qos0-lossy-wifi.toml");
+pub const DEFAULT_SCENARIO_TEXT: &str =
+    include_str!("../../../scenarios/esp32-qos0-lossy-wifi.toml");
 /// Lines of trace shown with a failure.
 const FAILURE_TAIL_LINES: usize = 30;
 

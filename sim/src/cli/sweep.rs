@@ -149,7 +149,12 @@ fn jobs(args: &SimArgs) -> usize {
 }
 
 /// `--seeds A..B`: every seed of the range (or of this shard) on `--jobs` threads.
-pub fn sweep(args: &SimArgs, scenario: &Scenario, opts: &RunOptions, range: (u64, u64)) -> ExitCode {
+pub fn sweep(
+    args: &SimArgs,
+    scenario: &Scenario,
+    opts: &RunOptions,
+    range: (u64, u64),
+) -> ExitCode {
     let a = &args.sweep;
     let shard = match a.shard {
         Some(s) => Some(s),
@@ -279,7 +284,10 @@ pub fn shrink(args: &SimArgs, scenario: &Scenario, opts: &RunOptions) -> ExitCod
         let stem = from
             .file_stem()
             .map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
-        let dir = from.parent().filter(|d| d.is_dir()).unwrap_or(Path::new(""));
+        let dir = from
+            .parent()
+            .filter(|d| d.is_dir())
+            .unwrap_or(Path::new(""));
         dir.join(format!("{stem}.shrunk-seed{seed}.toml"))
     });
     let out_name = out.display().to_string();

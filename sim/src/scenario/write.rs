@@ -288,7 +288,10 @@ mod tests {
     #[test]
     fn random_scenarios_read_back_the_same_after_writing() {
         for i in 0..200 {
-            round_trip(&crate::random::scenario_text(i, "r"), &format!("random-{i}"));
+            round_trip(
+                &crate::random::scenario_text(i, "r"),
+                &format!("random-{i}"),
+            );
         }
     }
 

@@ -11,7 +11,8 @@ use crate::run::RunOutcome;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeedOutcome {
     pub seed: u64,
-    /// By publish QoS 0, 1, 2: `None` where nothing was published at that QoS.
+    /// By publish QoS 0, 1, 2: `None` where nothing was published at that QoS and no device
+    /// group of the reference sketch publishes at it.
     pub qos: [Option<QosOutcome>; 3],
     /// A connection broke: a client reconnected, or a message was lost with a broken
     /// connection (a client that never came back counts too).
@@ -63,7 +64,14 @@ impl SeedOutcome {
                 .filter_map(|d| s.devices.get(&d.name))
                 .map(|t| t.reconnects)
                 .sum();
-            (t.published > 0).then(|| QosOutcome {
+            // Measured where something was published at this QoS, or a reference-sketch group
+            // publishes at it (a run in which it never got to publish counts too).
+            let declared = out
+                .scenario
+                .devices
+                .iter()
+                .any(|d| d.app.is_none() && d.sketch.is_none() && usize::from(d.qos) == q);
+            (t.published > 0 || declared).then(|| QosOutcome {
                 published: t.published,
                 lost: t.lost,
                 duplicated: t.duplicated,

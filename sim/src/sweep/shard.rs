@@ -37,7 +37,9 @@ impl Shard {
     /// A shard, checked: `index < count`, `count > 0`.
     pub fn new(index: u64, count: u64) -> Result<Shard, String> {
         if count == 0 {
-            return Err(format!("shard {index}/{count}: the count must be at least 1"));
+            return Err(format!(
+                "shard {index}/{count}: the count must be at least 1"
+            ));
         }
         if index >= count {
             return Err(format!(

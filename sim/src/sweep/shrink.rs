@@ -13,7 +13,7 @@
 //! ([`Scenario::to_toml`]), so the result is always a file that parses.
 
 use crate::run::{run, RunOptions};
-use crate::scenario::{FaultKind, InputSchedule, Scope, Scenario};
+use crate::scenario::{FaultKind, InputSchedule, Scenario, Scope};
 
 use super::outcome::failure_of;
 
@@ -96,8 +96,12 @@ fn candidates(s: &Scenario) -> Vec<(String, Scenario)> {
             InputSchedule::At { at_ms, .. } => at_ms < d,
             InputSchedule::Toggle { .. } => true,
         });
-        c.faults.retain(|f| f.kind.targets_broker() || f.duration_ms > 0 || f.kind == FaultKind::Reset);
-        out.push((format!("duration_s {} -> {}", secs(s.duration_ms), secs(d)), c));
+        c.faults
+            .retain(|f| f.kind.targets_broker() || f.duration_ms > 0 || f.kind == FaultKind::Reset);
+        out.push((
+            format!("duration_s {} -> {}", secs(s.duration_ms), secs(d)),
+            c,
+        ));
     }
     if s.devices.len() > 1 {
         for (i, d) in s.devices.iter().enumerate() {
@@ -119,12 +123,18 @@ fn candidates(s: &Scenario) -> Vec<(String, Scenario)> {
     for (i, sub) in s.subscribers.iter().enumerate() {
         let mut c = s.clone();
         c.subscribers.remove(i);
-        out.push((format!("subscriber {} removed", sub.name), forget_missing(c)));
+        out.push((
+            format!("subscriber {} removed", sub.name),
+            forget_missing(c),
+        ));
     }
     for (i, f) in s.faults.iter().enumerate() {
         let mut c = s.clone();
         c.faults.remove(i);
-        out.push((format!("fault {} at {} removed", kind(f.kind), secs(f.at_ms)), c));
+        out.push((
+            format!("fault {} at {} removed", kind(f.kind), secs(f.at_ms)),
+            c,
+        ));
     }
     for (i, f) in s.faults.iter().enumerate() {
         if f.kind != FaultKind::Reset && f.duration_ms / 2 >= MIN_FAULT_MS {
@@ -145,7 +155,10 @@ fn candidates(s: &Scenario) -> Vec<(String, Scenario)> {
     for (i, input) in s.inputs.iter().enumerate() {
         let mut c = s.clone();
         c.inputs.remove(i);
-        out.push((format!("input {} of {} removed", input.name, input.target), c));
+        out.push((
+            format!("input {} of {} removed", input.name, input.target),
+            c,
+        ));
     }
     out
 }
@@ -161,8 +174,7 @@ fn forget_missing(mut s: Scenario) -> Scenario {
         .chain(s.subscribers.iter().map(|x| x.name.clone()))
         .collect();
     let known = |n: &str| ids.iter().any(|i| i == n) || groups.iter().any(|g| g == n);
-    s.faults
-        .retain(|f| f.target.as_deref().is_none_or(&known));
+    s.faults.retain(|f| f.target.as_deref().is_none_or(&known));
     s.inputs.retain(|i| known(&i.target));
     s.expect.checks.retain(|c| match &c.scope {
         Scope::Device(d) | Scope::Subscriber(d) => known(d),
@@ -199,7 +211,9 @@ pub fn file_text(shrunk: &Shrunk, from: &str, out_path: &str, swarm: Option<&str
         shrunk.scenario.seed, shrunk.name
     );
     if let Some(s) = swarm {
-        t.push_str(&format!("# The seed's --swarm draw, written out below: {s}\n"));
+        t.push_str(&format!(
+            "# The seed's --swarm draw, written out below: {s}\n"
+        ));
     }
     for step in &shrunk.steps {
         t.push_str(&format!("# - {step}\n"));
@@ -272,7 +286,11 @@ reconnects = [0, 9]
         }
         let no_b = &cs[2].1;
         assert_eq!(no_b.faults.len(), 1, "the partition of b-3 goes with b");
-        assert!(no_b.expect.checks.iter().all(|c| c.scope != Scope::Device("b".into())));
+        assert!(no_b
+            .expect
+            .checks
+            .iter()
+            .all(|c| c.scope != Scope::Device("b".into())));
         let half_b = &cs[3].1;
         assert_eq!(half_b.faults.len(), 1, "b-3 is no more with 2 devices");
     }

@@ -104,7 +104,11 @@ pub fn apply(scenario: &Scenario, seed: u64) -> (Scenario, String) {
                 "partition" => (FaultKind::Partition, target(&mut d)),
                 "reset" => (FaultKind::Reset, target(&mut d)),
                 "half-open" => {
-                    let dir = if d.coin() { Direction::Up } else { Direction::Down };
+                    let dir = if d.coin() {
+                        Direction::Up
+                    } else {
+                        Direction::Down
+                    };
                     (FaultKind::HalfOpen(dir), target(&mut d))
                 }
                 _ => (FaultKind::BrokerRestart, None),
@@ -169,11 +173,16 @@ fn describe(f: &FaultSpec) -> String {
     if let FaultKind::HalfOpen(dir) = f.kind {
         t.push_str(if dir == Direction::Up { " up" } else { " down" });
     }
-    let secs = |ms: u64| format!("{}.{} s", ms / 1000, (ms % 1000) / 100);
+    let secs = |ms: u64| format!("{}.{:03} s", ms / 1000, ms % 1000);
     if f.kind.targets_broker() {
         t = String::new();
     }
-    let _ = write!(t, "{}at {}", if t.is_empty() { "" } else { " " }, secs(f.at_ms));
+    let _ = write!(
+        t,
+        "{}at {}",
+        if t.is_empty() { "" } else { " " },
+        secs(f.at_ms)
+    );
     if f.kind != FaultKind::Reset {
         let _ = write!(t, " for {}", secs(f.duration_ms));
     }
@@ -227,7 +236,10 @@ mod tests {
                     assert!(words.contains(&format!("{k} x{}", count(k))), "{words}");
                 } else {
                     let off = format!("{k} off");
-                    assert!(words.contains(&off) || words.contains(&format!("{k} x0")), "{words}");
+                    assert!(
+                        words.contains(&off) || words.contains(&format!("{k} x0")),
+                        "{words}"
+                    );
                 }
             }
         }

@@ -107,11 +107,7 @@ impl Table {
     /// failures' own lines.
     pub fn render(&self, head: &str) -> String {
         let mut t = String::new();
-        let _ = writeln!(
-            t,
-            "{head}: {} runs, {} failed",
-            self.runs, self.failed
-        );
+        let _ = writeln!(t, "{head}: {} runs, {} failed", self.runs, self.failed);
         let _ = writeln!(
             t,
             "{:<18} {:>7} {:>9} {:>9} {:>9} {:>9}",
@@ -211,14 +207,19 @@ mod tests {
             .split_whitespace()
             .collect();
         assert_eq!(row[3..], ["99", "1.0", "50.0", "99.0", "99.0"], "{text}");
-        assert!(text.contains("broken connection: 99 of 100 runs (99.0 %)"), "{text}");
+        assert!(
+            text.contains("broken connection: 99 of 100 runs (99.0 %)"),
+            "{text}"
+        );
         assert!(text.contains("seed 42: seed 42 broke\n  replay: mqsim sim f --seed 42"));
         assert!(text.lines().take(9).all(|l| l.len() <= 80), "{text}");
     }
 
     #[test]
     fn the_table_does_not_depend_on_the_order_of_the_outcomes() {
-        let outcomes: Vec<SeedOutcome> = (0..50).map(|s| outcome(s, s % 7, Some(s), s % 9 == 0)).collect();
+        let outcomes: Vec<SeedOutcome> = (0..50)
+            .map(|s| outcome(s, s % 7, Some(s), s % 9 == 0))
+            .collect();
         let mut reversed = outcomes.clone();
         reversed.reverse();
         assert_eq!(Table::of(&outcomes), Table::of(&reversed));
