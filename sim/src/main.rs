@@ -23,6 +23,8 @@ struct Cli {
     command: Command,
 }
 
+// Built once per process, from the command line: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a scenario in the deterministic simulator: virtual ESP32s, the broker and subscribers
