@@ -55,8 +55,8 @@ qos = 1
 "#;
 
 /// A planted failure: the subscriber is reset, then everything is partitioned until the heal,
-/// which is too short for the subscriber to reconnect (invariant `liveness`). The second device
-/// group, the second subscriber and the first reset play no part in it.
+/// which is too short for the subscriber to reconnect (invariant `liveness`). One device of the
+/// three, the second subscriber and the first reset play no part in it.
 const PLANTED: &str = r##"
 description = "sweep test: a subscriber reset, then a partition until a heal too short for its reconnect"
 seed = 23

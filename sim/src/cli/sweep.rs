@@ -19,7 +19,7 @@ use super::sim::{SimArgs, DEFAULT_SCENARIO, DEFAULT_SCENARIO_TEXT};
 #[derive(clap::Args, Debug, Clone)]
 pub struct SweepArgs {
     /// With --seeds: print the table as JSON (for machines) instead of text.
-    #[arg(long)]
+    #[arg(long, requires = "seeds")]
     pub json: bool,
     /// With --seeds: run only shard I of N (seeds A+I, A+I+N, ...). Without it, the index is
     /// taken from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) when set.
