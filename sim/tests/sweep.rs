@@ -524,6 +524,43 @@ fn a_failing_swarm_seed_replays_with_its_drawn_faults() {
     // Without --swarm the same seed runs the file's own (fault-free) scenario, and passes.
     let plain = mqsim(&d, &["sim", "heal.toml", "--seed", seed, "--quiet"], &[]);
     assert!(plain.status.success(), "{}", stderr(&plain));
+    // Shrunk with its draw: the drawn faults are written into the file, which fails the same
+    // way without --swarm.
+    let o = mqsim(
+        &d,
+        &[
+            "sim",
+            "heal.toml",
+            "--swarm",
+            "--seed",
+            seed,
+            "--shrink",
+            "--out",
+            "small.toml",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let name = problem.split(" broken").next().unwrap();
+    assert!(
+        stdout(&o).contains(&format!("`{name}` still fails")),
+        "{}",
+        stdout(&o)
+    );
+    let text = std::fs::read_to_string(d.join("small.toml")).unwrap();
+    assert!(
+        text.contains(&format!(
+            "# The seed's --swarm draw, written out below: {swarm}\n"
+        )),
+        "{text}"
+    );
+    let again = mqsim(&d, &["sim", "small.toml", "--quiet"], &[]);
+    assert_eq!(again.status.code(), Some(1), "{text}");
+    assert!(
+        stderr(&again).contains(&format!("  {name} broken at ")),
+        "{}",
+        stderr(&again)
+    );
 }
 
 #[test]

@@ -175,9 +175,15 @@ pub fn sweep(
     } else {
         let bar = indicatif::ProgressBar::new(seeds.len() as u64);
         let style = indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} seeds, {msg}, {per_sec}, ETA {eta}",
+            "{bar:30} {pos}/{len} seeds, {msg}, {rate} seeds/s, ETA {eta}",
         )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.1}", s.per_sec());
+            },
+        );
         bar.set_style(style);
         bar.set_message("0 failed");
         bar

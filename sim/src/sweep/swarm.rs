@@ -17,7 +17,8 @@
 //!
 //! A client fault's target is drawn among every client, each device group and each subscriber.
 //! The drawn faults follow one another (never overlapping each other), from 1 s into the run, and
-//! are over by the end of the safety phase; those that do not fit are left out.
+//! are over by the end of the safety phase; in the shuffled order, each one that no longer fits
+//! is left out.
 
 use std::fmt::Write as _;
 
@@ -121,10 +122,16 @@ pub fn apply(scenario: &Scenario, seed: u64) -> (Scenario, String) {
         let j = d.range((0, i as u64)) as usize;
         drawn.swap(i, j);
     }
+    // In the shuffled order, each fault that still fits is kept.
     let room = s.duration_ms.saturating_sub(FIRST_FAULT_MS);
-    while drawn.iter().map(|f| f.1).sum::<u64>() > room {
-        drawn.pop();
-    }
+    let mut used = 0;
+    drawn.retain(|f| {
+        let fits = used + f.1 <= room;
+        if fits {
+            used += f.1;
+        }
+        fits
+    });
     let slack = room - drawn.iter().map(|f| f.1).sum::<u64>();
     let mut gaps: Vec<u64> = drawn.iter().map(|_| d.range((0, slack))).collect();
     gaps.sort_unstable();
