@@ -1,7 +1,8 @@
 //! `mqsim sim [FILE] [--seed N] [--duration S] [--pcap F] [--trace F] [--show net] [--quiet]`:
 //! one deterministic run of a scenario, printed as one stream in simulated time, then the
 //! report. Exit 1, with the seed, what broke and a replay line, when an invariant or an
-//! expectation fails; exit 2 when the scenario file is refused.
+//! expectation fails; exit 2 when the scenario file is refused. Sweeps (`--seeds`, `--shard`,
+//! `--swarm`, `--shrink`) are in `cli/sweep.rs`, `mqsim sim merge` in `cli/merge.rs`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
