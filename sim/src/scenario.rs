@@ -26,6 +26,10 @@
 //! disk_sync_ms = 2    # simulated time of one sync of that disk (default 2, at most 1000)
 //! connect_timeout_s = 90 # a socket without CONNECT is closed after this (default 10; 1..=3600;
 //!                     # mosquitto 2.0: 90, the 1.5 x 60 s keepalive it gives a new socket)
+//! profile = "mqsim"   # whose behaviour the broker reproduces: "mqsim" (this broker, default) or
+//!                     # "mosquitto-2.0" (drops past max_queued_messages, QoS 2 forwarded at
+//!                     # PUBREL, keep alive on a 6 s scan, autosave every 1,801 s with
+//!                     # persistence); `--broker-profile NAME` overrides (docs/simulator.md)
 //!
 //! [link.wifi]                 # a link profile, used by name; `ideal` exists unless redefined
 //! latency_ms = 20             # one-way, default 5
@@ -103,7 +107,7 @@
 //! Metrics: `published`, `refused`, `acknowledged`, `delivered` (unique per subscriber), `lost`,
 //! `lost_with_broker`, `duplicated`, `reconnects`, `latency_p50_ms`, `latency_p99_ms`,
 //! `latency_max_ms`, the loss causes `lost_connection`, `lost_expired`, `lost_dropped`,
-//! `lost_not_subscribed`, `lost_unexplained` (see `check::causes`), `takeovers`, and `violations`
+//! `lost_broker_unsaved`, `lost_not_subscribed`, `lost_unexplained` (see `check::causes`), `takeovers`, and `violations`
 //! (top level only). See [`Metric`].
 
 //!

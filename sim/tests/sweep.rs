@@ -372,6 +372,31 @@ fn three_shards_merged_give_the_unsharded_table() {
         e.contains("range1.json swept seeds 5..16, shard0.json seeds 5..15"),
         "{e}"
     );
+    let o = mqsim(
+        &d,
+        &[
+            "sim",
+            "short.toml",
+            "--seeds",
+            "5..15",
+            "--shard",
+            "1/3",
+            "--broker-profile",
+            "mosquitto-2.0",
+            "--out",
+            "mosq1.json",
+            "--quiet",
+        ],
+        &[],
+    );
+    assert!(o.status.success());
+    let e = refused(&["shard0.json", "mosq1.json", "shard2.json"]);
+    assert!(
+        e.contains(
+            "mosq1.json ran with no --swarm, the file's duration, --broker-profile mosquitto-2.0"
+        ),
+        "{e}"
+    );
     write(&d, "junk.json", "{\"not\": 1}");
     assert!(refused(&["shard0.json", "junk.json"]).contains("junk.json: not a shard file"));
 }

@@ -83,6 +83,10 @@ pub struct Session {
     pub queue_peak_bytes: usize,
     /// Incoming QoS 2 packet ids delivered but not yet released (MQTT-4.3.3-2).
     pub incoming_qos2: IncomingQos2,
+    /// With `qos2_forward_on_pubrel`: incoming QoS 2 messages kept until their PUBREL, by packet
+    /// id, with their RETAIN flag (`None`: acknowledged but not to be forwarded: denied or too
+    /// large). Not journalled.
+    pub held_qos2: BTreeMap<u16, Option<(Arc<Message>, bool)>>,
     /// Publishing connections paused until this session's queue drains (backpressure).
     pub blocking: BTreeSet<ConnId>,
 }
@@ -102,6 +106,7 @@ impl Session {
             queue_peak_messages: 0,
             queue_peak_bytes: 0,
             incoming_qos2: IncomingQos2::default(),
+            held_qos2: BTreeMap::new(),
             blocking: BTreeSet::new(),
         }
     }

@@ -15,6 +15,7 @@ use crate::driver::drain;
 use crate::test_util::Pkt;
 
 mod persist;
+mod profile;
 
 fn pubp(topic: &str, payload: &str, qos: u8, pkid: u16) -> Pkt {
     Pkt::Pub {

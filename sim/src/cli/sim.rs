@@ -1,4 +1,4 @@
-//! `mqsim sim [FILE] [--seed N] [--duration S] [--pcap F] [--trace F] [--show net] [--quiet]`:
+//! `mqsim sim [FILE] [--seed N] [--duration S] [--broker-profile NAME] [--pcap F] [--trace F] [--show net] [--quiet]`:
 //! one deterministic run of a scenario, printed as one stream in simulated time, then the
 //! report. Exit 1, with the seed, what broke and a replay line, when an invariant or an
 //! expectation fails; exit 2 when the scenario file is refused. Sweeps (`--seeds`, `--shard`,
@@ -73,10 +73,24 @@ pub struct SimArgs {
     /// (`node-0`), SEQ its publish-call number.
     #[arg(long, value_name = "DEVICE:SEQ", value_parser = mqsim_sim::run::explain::parse_target, conflicts_with_all = ["seeds", "random", "bench"])]
     pub explain: Option<(String, u64)>,
+    /// Run the broker as NAME reproduces it, over the scenario's `[broker] profile`: `mqsim`
+    /// (this broker) or `mosquitto-2.0` (docs/simulator.md, "Broker profiles").
+    #[arg(long, value_name = "NAME", value_parser = parse_profile)]
+    pub broker_profile: Option<mqsim::broker::Profile>,
     #[command(flatten)]
     pub sweep: SweepArgs,
     #[command(subcommand)]
     pub command: Option<SimCommand>,
+}
+
+fn parse_profile(s: &str) -> Result<mqsim::broker::Profile, String> {
+    mqsim::broker::Profile::from_name(s).ok_or_else(|| {
+        let names: Vec<_> = mqsim::broker::Profile::ALL.map(|p| p.name()).into();
+        format!(
+            "unknown broker profile {s:?} (one of: {})",
+            names.join(", ")
+        )
+    })
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -236,6 +250,7 @@ pub fn main(args: SimArgs) -> ExitCode {
         capture: args.pcap.is_some(),
         log: args.log.clone(),
         explain: args.explain.clone(),
+        broker_profile: args.broker_profile,
         ..RunOptions::default()
     };
     if let Some(range) = args.seeds {

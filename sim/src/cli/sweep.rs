@@ -55,14 +55,18 @@ fn identity(args: &SimArgs, scenario: &Scenario) -> ScenarioId {
     ScenarioId::of(&scenario.file, &text)
 }
 
-/// The replay command of a swarm run (`{seed}` for the seed).
-fn swarm_replay(scenario: &Scenario, duration_s: Option<u64>) -> String {
+/// The replay command of a swarm run (`{seed}` for the seed), with the options of `opts` that
+/// change the run.
+fn swarm_replay(scenario: &Scenario, opts: &RunOptions) -> String {
     let mut r = format!(
         "cargo run --release -- sim {} --swarm --seed {{seed}}",
         scenario.file
     );
-    if let Some(d) = duration_s {
+    if let Some(d) = opts.duration_s {
         r.push_str(&format!(" --duration {d}"));
+    }
+    if let Some(p) = opts.broker_profile {
+        r.push_str(&format!(" --broker-profile {}", p.name()));
     }
     r
 }
@@ -81,7 +85,7 @@ pub fn swarm_one(
     let (sc, words) = swarm::apply(&base, seed);
     let opts = RunOptions {
         seed: Some(seed),
-        replay: Some(swarm_replay(scenario, opts.duration_s)),
+        replay: Some(swarm_replay(scenario, opts)),
         ..opts.clone()
     };
     (sc, words, opts)
@@ -237,6 +241,7 @@ pub fn sweep(
             shard: shard.unwrap_or(Shard::ALL),
             swarm: a.swarm,
             duration_s: opts.duration_s,
+            broker_profile: opts.broker_profile.map(|p| p.name().to_string()),
             outcomes: outcomes.clone(),
         };
         let written = serde_json::to_string(&file)
@@ -271,11 +276,15 @@ pub fn shrink(args: &SimArgs, scenario: &Scenario, opts: &RunOptions) -> ExitCod
         };
         (sc, None)
     };
-    let base = base.with_seed(seed);
-    // Seed and duration are in the scenario now, as they will be in the file.
+    let mut base = base.with_seed(seed);
+    if let Some(p) = opts.broker_profile {
+        base.broker.profile = p;
+    }
+    // Seed, duration and broker profile are in the scenario now, as they will be in the file.
     let opts = RunOptions {
         seed: None,
         duration_s: None,
+        broker_profile: None,
         ..opts.clone()
     };
     let shrunk = match shrink::shrink(&base, &opts, shrink::MAX_RUNS) {

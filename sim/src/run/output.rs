@@ -164,6 +164,7 @@ pub(super) fn outcome(
     let wall = started.elapsed();
     let mut facts = RunFacts::for_scenario(&sc, simulated_ms, wall);
     facts.duration_override_s = opts.duration_s;
+    facts.broker_profile_override = opts.broker_profile;
     facts.replay = opts.replay.clone();
     let mut report = Report::new(&ledger, facts);
     report.takeovers = crate::report::takeover::find(

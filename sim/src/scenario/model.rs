@@ -67,6 +67,9 @@ pub struct BrokerSpec {
     /// How long a socket may stay without CONNECT before the broker closes it (default: the
     /// broker's, 10 s; mosquitto 2.0 gives a new socket keepalive 60 s, so 90 s).
     pub connect_timeout_s: Option<u64>,
+    /// Whose behaviour the broker reproduces (`mqsim`, the default, or `mosquitto-2.0`): see
+    /// [`mqsim::broker::Profile`].
+    pub profile: mqsim::broker::Profile,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -326,6 +329,9 @@ pub enum Metric {
     LostExpired,
     /// Dropped by the broker under a configured limit, announced in its log (not a violation).
     LostDropped,
+    /// Lost with the state of a broker that autosaves (the `mosquitto-2.0` profile with
+    /// persistence), after its last save: counted in `lost_with_broker`, not a violation.
+    LostBrokerUnsaved,
     /// Published before the subscriber held a matching subscription it took later (not in `lost`).
     LostNotSubscribed,
     /// Covered, never received, and none of the causes explains it: a silent loss.
@@ -333,7 +339,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 18] = [
+    pub const ALL: [Metric; 19] = [
         Metric::Published,
         Metric::Refused,
         Metric::Acknowledged,
@@ -350,6 +356,7 @@ impl Metric {
         Metric::LostConnection,
         Metric::LostExpired,
         Metric::LostDropped,
+        Metric::LostBrokerUnsaved,
         Metric::LostNotSubscribed,
         Metric::LostUnexplained,
     ];
@@ -372,6 +379,7 @@ impl Metric {
             Metric::LostConnection => "lost_connection",
             Metric::LostExpired => "lost_expired",
             Metric::LostDropped => "lost_dropped",
+            Metric::LostBrokerUnsaved => "lost_broker_unsaved",
             Metric::LostNotSubscribed => "lost_not_subscribed",
             Metric::LostUnexplained => "lost_unexplained",
         }

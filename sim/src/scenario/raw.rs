@@ -56,6 +56,7 @@ pub(super) struct RawBroker {
     pub(super) persistence: Option<Sp<bool>>,
     pub(super) disk_sync_ms: Option<Sp<u64>>,
     pub(super) connect_timeout_s: Option<Sp<u64>>,
+    pub(super) profile: Option<Sp<String>>,
 }
 
 #[derive(Deserialize)]
@@ -163,12 +164,13 @@ pub(super) struct RawRanges {
     pub(super) lost_connection: RawRange,
     pub(super) lost_expired: RawRange,
     pub(super) lost_dropped: RawRange,
+    pub(super) lost_broker_unsaved: RawRange,
     pub(super) lost_not_subscribed: RawRange,
     pub(super) lost_unexplained: RawRange,
 }
 
 impl RawRanges {
-    pub(super) fn entries(&self) -> [(Metric, &RawRange); 17] {
+    pub(super) fn entries(&self) -> [(Metric, &RawRange); 18] {
         [
             (Metric::Published, &self.published),
             (Metric::Refused, &self.refused),
@@ -185,6 +187,7 @@ impl RawRanges {
             (Metric::LostConnection, &self.lost_connection),
             (Metric::LostExpired, &self.lost_expired),
             (Metric::LostDropped, &self.lost_dropped),
+            (Metric::LostBrokerUnsaved, &self.lost_broker_unsaved),
             (Metric::LostNotSubscribed, &self.lost_not_subscribed),
             (Metric::LostUnexplained, &self.lost_unexplained),
         ]
@@ -210,6 +213,7 @@ pub(super) struct RawExpect {
     pub(super) lost_connection: RawRange,
     pub(super) lost_expired: RawRange,
     pub(super) lost_dropped: RawRange,
+    pub(super) lost_broker_unsaved: RawRange,
     pub(super) lost_not_subscribed: RawRange,
     pub(super) lost_unexplained: RawRange,
     pub(super) qos0: Option<RawRanges>,

@@ -367,3 +367,23 @@ fn connect_timeout_applies_without_other_broker_keys() {
     .unwrap();
     assert_eq!(s.broker.connect_timeout_s, Some(90));
 }
+
+#[test]
+fn broker_profile_is_named_or_refused_at_its_line() {
+    let s = Scenario::parse(
+        &format!("{MINIMAL}\n[broker]\nprofile = \"mosquitto-2.0\"\n"),
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(s.broker.profile, mqsim::broker::Profile::Mosquitto20);
+    assert_eq!(
+        Scenario::parse(MINIMAL, "t.toml").unwrap().broker.profile,
+        mqsim::broker::Profile::Mqsim
+    );
+    let (line, reason) = first_error("\n[broker]\nprofile = \"mosquitto\"\n");
+    assert_eq!(line, 10);
+    assert_eq!(
+        reason,
+        "unknown broker profile `mosquitto` (one of: mqsim, mosquitto-2.0)"
+    );
+}

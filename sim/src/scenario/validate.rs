@@ -183,6 +183,22 @@ fn validate_broker(c: &mut Checker<'_>, raw: Option<&RawBroker>) -> BrokerSpec {
     if let Some(p) = &b.persistence {
         broker.persistence = *p.get_ref();
     }
+    if let Some(v) = &b.profile {
+        match mqsim::broker::Profile::from_name(v.get_ref()) {
+            Some(p) => broker.profile = p,
+            None => {
+                let names: Vec<_> = mqsim::broker::Profile::ALL.map(|p| p.name()).into();
+                c.at(
+                    v,
+                    format!(
+                        "unknown broker profile `{}` (one of: {})",
+                        v.get_ref(),
+                        names.join(", ")
+                    ),
+                )
+            }
+        }
+    }
     if let Some(v) = &b.disk_sync_ms {
         match *v.get_ref() {
             n @ 0..=1_000 => broker.disk_sync_ms = n,
@@ -774,6 +790,7 @@ fn validate_expect(
         lost_connection: raw.lost_connection.clone(),
         lost_expired: raw.lost_expired.clone(),
         lost_dropped: raw.lost_dropped.clone(),
+        lost_broker_unsaved: raw.lost_broker_unsaved.clone(),
         lost_not_subscribed: raw.lost_not_subscribed.clone(),
         lost_unexplained: raw.lost_unexplained.clone(),
     };

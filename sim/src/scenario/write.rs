@@ -95,6 +95,9 @@ fn broker(t: &mut String, b: &BrokerSpec) {
     if let Some(s) = b.connect_timeout_s {
         let _ = writeln!(keys, "connect_timeout_s = {s}");
     }
+    if b.profile != mqsim::broker::Profile::default() {
+        let _ = writeln!(keys, "profile = {}", string(b.profile.name()));
+    }
     if !keys.is_empty() {
         let _ = write!(t, "\n[broker]\n{keys}");
     }
@@ -305,6 +308,7 @@ max_inflight_messages = 3
 persistence = true
 disk_sync_ms = 7
 connect_timeout_s = 90
+profile = "mosquitto-2.0"
 [link."odd name"]
 loss = 0.000001
 [[device]]

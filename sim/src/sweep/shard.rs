@@ -139,6 +139,9 @@ pub struct ShardFile {
     pub swarm: bool,
     /// `--duration S`, when it overrode the file's.
     pub duration_s: Option<u64>,
+    /// `--broker-profile NAME`, when it overrode the file's.
+    #[serde(default)]
+    pub broker_profile: Option<String>,
     /// This shard's seeds, in order.
     pub outcomes: Vec<SeedOutcome>,
 }
@@ -182,7 +185,9 @@ pub fn merge(files: &[(String, ShardFile)]) -> Result<Merged, String> {
                 f.seeds[0], f.seeds[1], first.seeds[0], first.seeds[1]
             ));
         }
-        if (f.swarm, f.duration_s) != (first.swarm, first.duration_s) {
+        if (f.swarm, f.duration_s, &f.broker_profile)
+            != (first.swarm, first.duration_s, &first.broker_profile)
+        {
             return Err(format!(
                 "{name} ran with {}, {first_name} with {}: different options",
                 options(f),
@@ -247,10 +252,15 @@ pub fn merge(files: &[(String, ShardFile)]) -> Result<Merged, String> {
 
 fn options(f: &ShardFile) -> String {
     let swarm = if f.swarm { "--swarm" } else { "no --swarm" };
-    match f.duration_s {
-        Some(d) => format!("{swarm} --duration {d}"),
-        None => format!("{swarm}, the file's duration"),
-    }
+    let duration = match f.duration_s {
+        Some(d) => format!("--duration {d}"),
+        None => "the file's duration".to_string(),
+    };
+    let profile = match &f.broker_profile {
+        Some(p) => format!("--broker-profile {p}"),
+        None => "the file's broker profile".to_string(),
+    };
+    format!("{swarm}, {duration}, {profile}")
 }
 
 #[cfg(test)]
@@ -280,6 +290,7 @@ mod tests {
                 shard,
                 swarm: false,
                 duration_s: None,
+                broker_profile: None,
                 outcomes,
             },
         )
@@ -360,6 +371,10 @@ mod tests {
         let mut swarm = ok(1);
         swarm.1.swarm = true;
         assert!(err(vec![ok(0), swarm, ok(2)]).contains("different options"));
+        let mut profile = ok(2);
+        profile.1.broker_profile = Some("mosquitto-2.0".into());
+        let e = err(vec![ok(0), ok(1), profile]);
+        assert!(e.contains("--broker-profile mosquitto-2.0, shard-0.json with no --swarm, the file's duration, the file's broker profile"), "{e}");
         assert!(err(vec![]).contains("no shard files"));
     }
 }
