@@ -23,10 +23,13 @@ struct Cli {
     command: Command,
 }
 
+// Built once per process, from the command line: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a scenario in the deterministic simulator: virtual ESP32s, the broker and subscribers
     /// over a seeded lossy network; prints the serial, subscriber and broker lines, then the report.
+    #[command(args_conflicts_with_subcommands = true)]
     Sim(cli::sim::SimArgs),
     /// Run virtual ESP32s (the simulator's device code) over real TCP against any broker.
     Device(cli::device::DeviceArgs),

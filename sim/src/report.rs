@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::check::{Behaviours, Cause, Causes, Ledger, Summary, Tally, Violation};
-use crate::scenario::{Expect, Metric, Scenario, Scope};
+use crate::scenario::{Expect, ExpectCheck, Metric, Scenario, Scope};
 
 pub mod fleet;
 pub mod takeover;
@@ -346,6 +346,26 @@ fn fmt_latency(us: Option<u64>) -> String {
 
 /// Every unmet expectation, one line each: `FILE:LINE: scope.metric = value, expected [min, max]`
 /// (the line is left out for the implied `violations = [0, 0]`).
+/// An `[expect]` check's name: `lost`, `qos1.lost`, `device.sensor.reconnects`.
+pub fn expect_key(c: &ExpectCheck) -> String {
+    if c.scope == Scope::All {
+        c.metric.key().to_string()
+    } else {
+        format!(
+            "{}.{}",
+            c.scope.to_string().trim_start_matches("expect."),
+            c.metric.key()
+        )
+    }
+}
+
+/// Whether the report meets one `[expect]` check.
+pub fn meets(c: &ExpectCheck, report: &Report) -> bool {
+    report
+        .metric(&c.scope, c.metric)
+        .is_some_and(|v| (c.min..=c.max).contains(&v))
+}
+
 pub fn check_expect(expect: &Expect, report: &Report) -> Vec<String> {
     let mut unmet = Vec::new();
     for c in &expect.checks {
@@ -355,15 +375,7 @@ pub fn check_expect(expect: &Expect, report: &Report) -> Vec<String> {
             continue;
         }
         let shown = value.map_or("nothing measured".to_string(), |v| v.to_string());
-        let key = if c.scope == Scope::All {
-            c.metric.key().to_string()
-        } else {
-            format!(
-                "{}.{}",
-                c.scope.to_string().trim_start_matches("expect."),
-                c.metric.key()
-            )
-        };
+        let key = expect_key(c);
         let place = if c.line == 0 {
             report.facts.scenario.clone()
         } else {

@@ -116,13 +116,15 @@
 
 //!
 //! The module's parts: the scenario as the simulator uses it (`model`, re-exported here), the file
-//! as written (`raw`, serde), and the checks from one to the other (`validate`).
+//! as written (`raw`, serde), the checks from one to the other (`validate`), and the way back to a file
+//! (`write`, [`Scenario::to_toml`]).
 
 use std::path::Path;
 
 mod model;
 mod raw;
 mod validate;
+mod write;
 
 pub use model::*;
 use raw::RawScenario;

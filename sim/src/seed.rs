@@ -4,8 +4,8 @@
 //! into its seed. A stream's state is the run's seed combined with the stream's key:
 //!
 //! - the run's streams ([`Stream`]): `mix(run ^ key * GAMMA)`, the keys being turmoil 1, the
-//!   network 2, the disk 3, device `d`'s sensor `1_000 + d` and its rng `2_000 + d` (for `d`
-//!   below 1,000; from device 1,000 on, keys above 2^32, see [`Stream`]);
+//!   network 2, the disk 3, the swarm draw 4, device `d`'s sensor `1_000 + d` and its rng
+//!   `2_000 + d` (for `d` below 1,000; from device 1,000 on, keys above 2^32, see [`Stream`]);
 //! - the links ([`link`]): connection `n`'s seed is `mix(network + (n + 1) * GAMMA)` under the
 //!   network's seed, the network's SplitMix64 sequence.
 //!
@@ -35,6 +35,9 @@ pub enum Stream {
     Network,
     /// The broker host's disk (how much of the page cache a power cut keeps).
     Disk,
+    /// `mqsim sim --swarm`: which fault kinds this seed turns on, their rates and times
+    /// ([`crate::sweep::swarm`]).
+    Swarm,
     /// A device's sensor walk, by device number.
     Sensor(u32),
     /// A device's own rng (its WiFi join delays), by device number.
@@ -58,6 +61,7 @@ impl Stream {
             Stream::Turmoil => 1,
             Stream::Network => 2,
             Stream::Disk => 3,
+            Stream::Swarm => 4,
             Stream::Sensor(device) if device < FLEET_KEYS_FROM => 1_000 + u64::from(device),
             Stream::DeviceRng(device) if device < FLEET_KEYS_FROM => 2_000 + u64::from(device),
             Stream::Sensor(device) => (4 << 32) | u64::from(device),

@@ -1,7 +1,8 @@
 //! `mqsim sim [FILE] [--seed N] [--duration S] [--broker-profile NAME] [--pcap F] [--trace F] [--timeline F] [--show net] [--quiet]`:
 //! one deterministic run of a scenario, printed as one stream in simulated time, then the
 //! report. Exit 1, with the seed, what broke and a replay line, when an invariant or an
-//! expectation fails; exit 2 when the scenario file is refused.
+//! expectation fails; exit 2 when the scenario file is refused. Sweeps (`--seeds`, `--shard`,
+//! `--swarm`, `--shrink`) are in `cli/sweep.rs`, `mqsim sim merge` in `cli/merge.rs`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,10 +11,14 @@ use mqsim_sim::run::{run, Engine, RunOptions};
 use mqsim_sim::scenario::Scenario;
 use mqsim_sim::sweep::sweep;
 
+use super::merge::SimCommand;
+use super::sweep::SweepArgs;
+
 /// The scenario `mqsim sim` runs without a file: the reference ESP32 at QoS 0 over lossy WiFi.
 pub const DEFAULT_SCENARIO: &str = "scenarios/esp32-qos0-lossy-wifi.toml";
 /// Its text, built in, so the command works from any directory.
-const DEFAULT_SCENARIO_TEXT: &str = include_str!("../../../scenarios/esp32-qos0-lossy-wifi.toml");
+pub const DEFAULT_SCENARIO_TEXT: &str =
+    include_str!("../../../scenarios/esp32-qos0-lossy-wifi.toml");
 /// Lines of trace shown with a failure.
 const FAILURE_TAIL_LINES: usize = 30;
 
@@ -43,8 +48,8 @@ pub struct SimArgs {
     /// directive (`info`, `door_alarm=debug`); default `MQSIM_LOG`, else `info`.
     #[arg(long, value_name = "DIRECTIVE")]
     pub log: Option<String>,
-    /// Sweep: run every seed of `A..B` (end excluded) on all cores; print each failing seed
-    /// with its replay line, then a summary.
+    /// Sweep: run every seed of `A..B` (end excluded) on all cores, with a progress bar; print
+    /// the distributions of the outcomes and each failing seed with its replay line.
     #[arg(long, value_name = "A..B", value_parser = parse_range, conflicts_with_all = ["seed", "pcap", "trace"])]
     pub seeds: Option<(u64, u64)>,
     /// Random scenarios: run generated scenarios `A..B` (each index is one valid file, the same
@@ -81,6 +86,10 @@ pub struct SimArgs {
     /// `direct` (the sans-IO state machines on an event queue; see docs/simulator.md, "Engines").
     #[arg(long, value_name = "ENGINE", default_value = "turmoil", value_parser = parse_engine)]
     pub engine: Engine,
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    #[command(subcommand)]
+    pub command: Option<SimCommand>,
 }
 
 fn parse_profile(s: &str) -> Result<mqsim::broker::Profile, String> {
@@ -258,6 +267,9 @@ fn print_peak_memory(sc: &Scenario) {
 }
 
 pub fn main(args: SimArgs) -> ExitCode {
+    if let Some(SimCommand::Merge(m)) = &args.command {
+        return super::merge::main(m);
+    }
     if args.bench {
         return bench(&args);
     }
@@ -290,24 +302,21 @@ pub fn main(args: SimArgs) -> ExitCode {
         ..RunOptions::default()
     };
     if let Some(range) = args.seeds {
-        let jobs = jobs(&args);
-        let s = sweep(&scenario, &opts, range, jobs);
-        for (seed, why) in &s.failed {
-            println!("seed {seed}: {why}");
-        }
-        println!(
-            "{}: {} seeds, {} failed, {:.2} s wall on {jobs} threads ({:.0} seeds per minute)",
-            scenario.file,
-            s.runs,
-            s.failed.len(),
-            s.wall.as_secs_f64(),
-            s.runs as f64 * 60.0 / s.wall.as_secs_f64().max(1e-9)
-        );
-        return if s.failed.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        };
+        return super::sweep::sweep(&args, &scenario, &opts, range);
+    }
+    if args.sweep.shrink {
+        return super::sweep::shrink(&args, &scenario, &opts);
+    }
+    // `--swarm --seed N`: the seed's drawn faults, replayed.
+    let (scenario, opts, swarm) = if args.sweep.swarm {
+        let seed = args.seed.unwrap_or(scenario.seed);
+        let (sc, words, o) = super::sweep::swarm_one(&scenario, &opts, seed);
+        (sc, o, Some(words))
+    } else {
+        (scenario, opts, None)
+    };
+    if let (Some(w), false) = (&swarm, args.quiet) {
+        println!("# swarm: {w}");
     }
     let out = match run(&scenario, &opts) {
         Ok(o) => o,
@@ -362,6 +371,9 @@ pub fn main(args: SimArgs) -> ExitCode {
     if out.failed() {
         eprintln!();
         eprint!("{}", out.failure_text(FAILURE_TAIL_LINES));
+        if let Some(w) = &swarm {
+            eprintln!("swarm: {w}");
+        }
         // The first violated message's life: the same run again (same seed, same bytes), this
         // time keeping what its explanation needs.
         let first = out.violations.iter().find_map(|v| v.msg);

@@ -304,7 +304,8 @@ pub fn fault_toml(f: &FaultSpec) -> String {
         "[[fault]]\nat_s = {}\nkind = \"{kind}\"\n",
         seconds(f.at_ms)
     );
-    if f.duration_ms > 0 {
+    // Every kind but a reset has a duration (a broker's down-time may be 0).
+    if f.kind != FaultKind::Reset {
         t.push_str(&format!("duration_s = {}\n", seconds(f.duration_ms)));
     }
     if let FaultKind::HalfOpen(d) = f.kind {

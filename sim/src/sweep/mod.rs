@@ -1,7 +1,17 @@
 //! Many seeds of one scenario on every core: each thread takes the next seed, runs it, and
 //! keeps what failed with its replay line. Behind `mqsim sim --seeds A..B` and
 //! [`crate::world::World::check_seeds`]. Each run is deterministic on its own; the threads only
-//! decide which seed runs when.
+//! decide which seed runs when, and results are put back in seed order ([`map_seeds`]).
+//!
+//! The parts of a sweep past the plain pass/fail: each seed's outcome summary ([`outcome`]), the
+//! table of their distributions ([`table`]), shards and their files ([`shard`]), swarm testing
+//! ([`swarm`]) and the shrinking of a failing seed's scenario ([`shrink`]).
+
+pub mod outcome;
+pub mod shard;
+pub mod shrink;
+pub mod swarm;
+pub mod table;
 
 use crate::run::{run, RunOptions, RunOutcome};
 use crate::scenario::Scenario;
@@ -89,5 +99,52 @@ pub fn sweep_with(
         failed,
         wall: started.elapsed(),
         simulated_ms,
+    }
+}
+
+/// Runs `f` on each of `seeds` on `jobs` threads (each thread takes the next seed) and returns
+/// the results in the order of `seeds`, whichever thread finished first. `done` is called after
+/// each seed, from the thread that ran it (a progress bar).
+pub fn map_seeds<T: Send>(
+    seeds: &[u64],
+    jobs: usize,
+    f: &(dyn Fn(u64) -> T + Sync),
+    done: &(dyn Fn(&T) + Sync),
+) -> Vec<T> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::with_capacity(seeds.len()));
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, seeds.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&seed) = seeds.get(i) else { return };
+                let r = f(seed);
+                done(&r);
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((i, r));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn map_seeds_keeps_the_order_of_the_seeds_on_any_number_of_threads() {
+        let seeds: Vec<u64> = (0..200).rev().collect();
+        let count = std::sync::atomic::AtomicU64::new(0);
+        for jobs in [1, 3, 8] {
+            count.store(0, std::sync::atomic::Ordering::Relaxed);
+            let out = super::map_seeds(&seeds, jobs, &|s| s * 2, &|_| {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            });
+            assert_eq!(out, seeds.iter().map(|s| s * 2).collect::<Vec<_>>());
+            assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), 200);
+        }
     }
 }
