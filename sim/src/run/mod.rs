@@ -202,6 +202,8 @@ struct Shared {
     lines: Lines,
     ledger: Rc<RefCell<Ledger>>,
     healed: Rc<Cell<bool>>,
+    /// Each device's WiFi joins, for its radio's energy ([`crate::cost`]).
+    joins: Rc<RefCell<crate::cost::Joins>>,
 }
 
 /// The clients' control channels by tag, and the tags each name a fault may target stands for.
@@ -308,6 +310,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         lines: Lines::default(),
         ledger: Rc::new(RefCell::new(Ledger::for_scenario(&sc))),
         healed: Rc::new(Cell::new(false)),
+        joins: Rc::new(RefCell::new(crate::cost::Joins::default())),
     };
     shared.net.enable_taps();
     let _capture = log::capture(shared.lines.clone(), log::targets(opts.log.as_deref())?);

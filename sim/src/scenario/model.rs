@@ -203,6 +203,8 @@ pub struct DeviceSpec {
     /// smoltcp-embassy).
     pub tcp_stack: Option<String>,
     pub will: Option<WillSpec>,
+    /// The power model and battery (`[device.power]`; default the sourced ESP32-C3 figures).
+    pub power: crate::cost::PowerSpec,
 }
 
 impl DeviceSpec {
@@ -330,10 +332,37 @@ pub enum Metric {
     LostNotSubscribed,
     /// Covered, never received, and none of the causes explains it: a silent loss.
     LostUnexplained,
+    /// MQTT packets both ways in the scope's byte streams ([`crate::cost`]).
+    MqttPackets,
+    /// TCP segments on the air both ways, lost ones included.
+    TcpSegments,
+    /// IP bytes on the air both ways.
+    TcpBytes,
+    /// IP bytes on the air per delivered message, rounded down.
+    BytesPerDelivered,
+    /// Radio-on time per device (mean over the scope's devices), ms.
+    RadioOnMs,
+    /// Energy per device (mean), mJ, rounded down.
+    EnergyMj,
+    /// The scope's devices' energy per delivered message, µJ.
+    EnergyUjPerDelivered,
+    /// Days the first battery of the scope to empty lasts at the run's rate, rounded down.
+    BatteryDays,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 18] = [
+    /// A figure of the devices' power model: not measured for subscribers.
+    pub fn is_energy(self) -> bool {
+        matches!(
+            self,
+            Metric::RadioOnMs
+                | Metric::EnergyMj
+                | Metric::EnergyUjPerDelivered
+                | Metric::BatteryDays
+        )
+    }
+
+    pub const ALL: [Metric; 26] = [
         Metric::Published,
         Metric::Refused,
         Metric::Acknowledged,
@@ -352,6 +381,14 @@ impl Metric {
         Metric::LostDropped,
         Metric::LostNotSubscribed,
         Metric::LostUnexplained,
+        Metric::MqttPackets,
+        Metric::TcpSegments,
+        Metric::TcpBytes,
+        Metric::BytesPerDelivered,
+        Metric::RadioOnMs,
+        Metric::EnergyMj,
+        Metric::EnergyUjPerDelivered,
+        Metric::BatteryDays,
     ];
 
     pub fn key(self) -> &'static str {
@@ -374,6 +411,14 @@ impl Metric {
             Metric::LostDropped => "lost_dropped",
             Metric::LostNotSubscribed => "lost_not_subscribed",
             Metric::LostUnexplained => "lost_unexplained",
+            Metric::MqttPackets => "mqtt_packets",
+            Metric::TcpSegments => "tcp_segments",
+            Metric::TcpBytes => "tcp_bytes",
+            Metric::BytesPerDelivered => "bytes_per_delivered",
+            Metric::RadioOnMs => "radio_on_ms",
+            Metric::EnergyMj => "energy_mj",
+            Metric::EnergyUjPerDelivered => "energy_uj_per_delivered",
+            Metric::BatteryDays => "battery_days",
         }
     }
 }
