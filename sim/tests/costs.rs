@@ -84,7 +84,14 @@ fn the_report_counts_what_the_capture_holds() {
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("run.pcap");
     let out = Command::new(env!("CARGO_BIN_EXE_mqsim"))
-        .args(["sim", "../scenarios/qos1-loss20.toml", "--json", "--seed", "3", "--pcap"])
+        .args([
+            "sim",
+            "../scenarios/qos1-loss20.toml",
+            "--json",
+            "--seed",
+            "3",
+            "--pcap",
+        ])
         .arg(&pcap)
         .output()
         .expect("run mqsim sim");
@@ -146,14 +153,36 @@ fn the_report_counts_what_the_capture_holds() {
     let device_down = counts[&(101, false)];
     assert_eq!(reported(costs, "device esp32", "up"), device_up);
     assert_eq!(reported(costs, "device esp32", "down"), device_down);
-    assert_eq!(reported(costs, "subscriber sub", "up"), counts[&(102, true)]);
-    assert_eq!(reported(costs, "subscriber sub", "down"), counts[&(102, false)]);
+    assert_eq!(
+        reported(costs, "subscriber sub", "up"),
+        counts[&(102, true)]
+    );
+    assert_eq!(
+        reported(costs, "subscriber sub", "down"),
+        counts[&(102, false)]
+    );
+    // The one device on its own is its group.
+    let devices = report["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0]["client_id"], "esp32");
+    assert_eq!(
+        devices[0]["up"]["segments"].as_u64(),
+        Some(device_up.segments)
+    );
     // Not vacuous: the lossy link made the device resend, and QoS 1 means a PUBACK per PUBLISH.
-    assert!(device_up.resent > 0 && device_down.resent + device_up.resent > 2, "{device_up:?}");
+    assert!(
+        device_up.resent > 0 && device_down.resent + device_up.resent > 2,
+        "{device_up:?}"
+    );
     let delivered = report["scopes"][0]["delivered"].as_u64().unwrap();
     assert!(device_up.mqtt_packets >= delivered && device_down.mqtt_packets >= delivered);
     // The per-delivered figures are the totals over `delivered`.
-    let all = costs.as_array().unwrap().iter().find(|c| c["name"] == "all").unwrap();
+    let all = costs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "all")
+        .unwrap();
     let segs: u64 = counts.values().map(|c| c.segments).sum();
     let per = all["per_delivered"]["tcp_segments"].as_f64().unwrap();
     assert!((per - segs as f64 / delivered as f64).abs() < 1e-9, "{per}");
@@ -163,7 +192,7 @@ fn the_report_counts_what_the_capture_holds() {
 /// The energy figures react to the model: a device that sleeps with its CPU on (Modem-sleep
 /// without light sleep, `sleep_ma = 20.58`) draws far more and its battery lasts far less.
 #[test]
-fn the_power_model_is_the_scenarios() {
+fn the_power_model_follows_device_power() {
     let base = std::fs::read_to_string("../scenarios/qos1-clean.toml").unwrap();
     let dir = std::env::temp_dir().join(format!("mqsim-power-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

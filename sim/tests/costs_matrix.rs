@@ -98,7 +98,9 @@ fn table(cells: &[Cell]) -> String {
 fn svg(cells: &[Cell]) -> String {
     type Get = fn(&Cell) -> f64;
     let panels: [(&str, Get); 4] = [
-        ("delivered %", |c| 100.0 * c.delivered as f64 / c.published.max(1) as f64),
+        ("delivered %", |c| {
+            100.0 * c.delivered as f64 / c.published.max(1) as f64
+        }),
         ("p99 latency, ms", |c| c.p99_ms.unwrap_or(0) as f64),
         ("TCP segments / delivered", |c| c.segs_per),
         ("mJ / delivered (device)", |c| c.mj_per),
@@ -120,18 +122,38 @@ fn svg(cells: &[Cell]) -> String {
             .map(get)
             .fold(0.0f64, f64::max);
         let top = if max > 0.0 { max * 1.1 } else { 1.0 };
-        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-weight=\"bold\">{title}</text>", x0 + 40.0, y0 + 12.0);
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-weight=\"bold\">{title}</text>",
+            x0 + 40.0,
+            y0 + 12.0
+        );
         let _ = writeln!(
             s,
             "<path d=\"M{px:.1},{py:.1} V{:.1} H{:.1}\" stroke=\"#444\" fill=\"none\"/>",
             py + ph,
             px + pw
         );
-        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", px - 4.0, py + 4.0, fmt_axis(top));
-        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">0</text>", px - 4.0, py + ph);
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            px - 4.0,
+            py + 4.0,
+            fmt_axis(top)
+        );
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">0</text>",
+            px - 4.0,
+            py + ph
+        );
         for (k, (name, _)) in LOSSES.iter().enumerate() {
             let x = px + pw * k as f64 / 2.0;
-            let _ = writeln!(s, "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{name}</text>", py + ph + 14.0);
+            let _ = writeln!(
+                s,
+                "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{name}</text>",
+                py + ph + 14.0
+            );
         }
         for q in 0..3u8 {
             let pts: Vec<String> = cells
@@ -152,13 +174,20 @@ fn svg(cells: &[Cell]) -> String {
             );
             for p in &pts {
                 let (x, y) = p.split_once(',').unwrap_or(("0", "0"));
-                let _ = writeln!(s, "<circle cx=\"{x}\" cy=\"{y}\" r=\"3\" fill=\"{colour}\"/>");
+                let _ = writeln!(
+                    s,
+                    "<circle cx=\"{x}\" cy=\"{y}\" r=\"3\" fill=\"{colour}\"/>"
+                );
             }
         }
     }
     for q in 0..3usize {
         let x = 200.0 + q as f64 * 90.0;
-        let _ = writeln!(s, "<rect x=\"{x:.1}\" y=\"386\" width=\"10\" height=\"10\" fill=\"{}\"/>", colours[q]);
+        let _ = writeln!(
+            s,
+            "<rect x=\"{x:.1}\" y=\"386\" width=\"10\" height=\"10\" fill=\"{}\"/>",
+            colours[q]
+        );
         let _ = writeln!(s, "<text x=\"{:.1}\" y=\"395\">QoS {q}</text>", x + 14.0);
     }
     s.push_str("</svg>\n");
@@ -202,19 +231,35 @@ fn the_trade_off_in_numbers_and_the_docs_that_show_it() {
     for path in KEEPALIVE {
         let sc = Scenario::load(path).expect("valid");
         let ka = sc.devices[0].keepalive_s;
-        cells.push(measure(&sc, format!("keepalive {ka} s (every 30 s)"), 1, "5 %"));
+        cells.push(measure(
+            &sc,
+            format!("keepalive {ka} s (every 30 s)"),
+            1,
+            "5 %",
+        ));
     }
 
     // What holds whatever the seed: QoS costs packets, and buys delivery.
     for (k, _) in LOSSES.iter().enumerate() {
         let at = |q: usize| &cells[q * 3 + k];
-        assert!(at(0).mqtt_per < at(1).mqtt_per && at(1).mqtt_per < at(2).mqtt_per, "{cells:#?}");
+        assert!(
+            at(0).mqtt_per < at(1).mqtt_per && at(1).mqtt_per < at(2).mqtt_per,
+            "{cells:#?}"
+        );
         for q in 1..3 {
-            assert_eq!(at(q).delivered, at(q).published, "QoS {q} delivers all: {:?}", at(q));
+            assert_eq!(
+                at(q).delivered,
+                at(q).published,
+                "QoS {q} delivers all: {:?}",
+                at(q)
+            );
         }
     }
     let (short, long) = (&cells[9], &cells[10]);
-    assert!(short.mqtt_per > long.mqtt_per && short.days < long.days, "{short:?} {long:?}");
+    assert!(
+        short.mqtt_per > long.mqtt_per && short.days < long.days,
+        "{short:?} {long:?}"
+    );
 
     let table = table(&cells);
     let svg = svg(&cells);

@@ -204,6 +204,18 @@ impl ScopeCost {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Costs {
     pub scopes: Vec<ScopeCost>,
+    /// Each device on its own (the report's text shows groups; `--json` lists these too).
+    pub devices: Vec<DeviceCost>,
+}
+
+/// One device's costs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeviceCost {
+    pub client_id: String,
+    /// Its `[[device]]` group.
+    pub group: String,
+    pub traffic: ClientTraffic,
+    pub power: ScopePower,
 }
 
 impl Costs {
@@ -511,7 +523,16 @@ pub fn costs(inp: Inputs<'_>) -> Costs {
             power: None,
         });
     }
-    Costs { scopes }
+    let devices = device_group
+        .iter()
+        .map(|(tag, &g)| DeviceCost {
+            client_id: client_ids[tag].clone(),
+            group: sc.devices[g].name.clone(),
+            traffic: per_client.get(tag).copied().unwrap_or_default(),
+            power: device_power.get(tag).cloned().unwrap_or_default(),
+        })
+        .collect();
+    Costs { scopes, devices }
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ pub fn render(out: &mut String, costs: &Costs) {
         "scope", "dir", "mqtt", "mqtt B", "segs", "resent", "ack", "ctl", "IP B"
     );
     for s in &costs.scopes {
-        traffic_row(out, &s.name, "up", &s.traffic.up);
+        let name = fit(out, &s.name);
+        traffic_row(out, name, "up", &s.traffic.up);
         traffic_row(out, "", "down", &s.traffic.down);
         per_delivered_row(out, s);
     }
@@ -47,10 +48,11 @@ pub fn render(out: &mut String, costs: &Costs) {
         let days = p
             .battery_days()
             .map_or("-".to_string(), |d| format!("{d:.1}"));
+        let name = fit(out, &s.name);
         let _ = writeln!(
             out,
             "{:<20} {:>8.3} {:>7.1} {:>8.1} {:>9} {:>7.3} {:>8}",
-            s.name,
+            name,
             p.radio_on_ms_per_device() / 1e3,
             p.tx_ms_per_device(),
             p.energy_mj_per_device(),
@@ -65,11 +67,24 @@ pub fn render(out: &mut String, costs: &Costs) {
     let mah: Vec<String> = batteries.iter().map(|b| format!("{b} mAh")).collect();
     let _ = writeln!(
         out,
-        "  days: the first battery to empty ({}) at this rate; boot join not counted",
+        "  days: first battery to empty ({}) at this rate; boot join not counted",
         mah.join(", ")
     );
     out.push_str(LEGEND);
 }
+
+/// A scope name that fits the first column is written in it; a longer one gets a line of its own
+/// above the row (so the table stays within 80 columns).
+fn fit<'a>(out: &mut String, name: &'a str) -> &'a str {
+    if name.chars().count() <= SCOPE_COLUMN {
+        return name;
+    }
+    let _ = writeln!(out, "{name}");
+    ""
+}
+
+/// The first column's width.
+const SCOPE_COLUMN: usize = 20;
 
 fn traffic_row(out: &mut String, name: &str, dir: &str, t: &Traffic) {
     let _ = writeln!(
@@ -110,7 +125,7 @@ fn per_delivered_row(out: &mut String, s: &ScopeCost) {
 }
 
 /// What the cost columns mean.
-const LEGEND: &str = "  up: sent by the scope's clients; down: sent to them; mqtt: MQTT packets;
-  resent: data sent again; ack: pure ACKs; ctl: SYN/FIN/RST; IP B: IPv4+TCP bytes;
+const LEGEND: &str = "  up: sent by the scope's clients; down: to them; mqtt: MQTT packets; resent:
+  data sent again; ack: pure ACKs; ctl: SYN/FIN/RST; IP B: IPv4+TCP bytes;
   radio s: TX, RX, listening after traffic, joins, beacons (docs/costs.md).
 ";

@@ -108,3 +108,63 @@ fn untagged_records_are_left_out() {
     }]);
     assert!(t.is_empty());
 }
+
+/// The breakdown stays within 80 columns, a long scope name and large counts included.
+#[test]
+fn the_breakdown_fits_80_columns() {
+    let big = Traffic {
+        segments: 9_999_999,
+        ip_bytes: 999_999_999,
+        resent: 999_999,
+        acks: 999_999,
+        control: 9_999,
+        mqtt_packets: 999_999,
+        mqtt_bytes: 99_999_999,
+        ..Traffic::default()
+    };
+    let scope = |name: &str, scope: Scope, power: bool| ScopeCost {
+        name: name.to_string(),
+        scope,
+        clients: 1_000,
+        delivered: 99_999,
+        traffic: ClientTraffic { up: big, down: big },
+        power: power.then(|| ScopePower {
+            devices: 1_000,
+            window_us: 3_600_000_000_000,
+            radio_on_us: 3_600_000_000,
+            tx_us: 360_000_000,
+            // 999 mA over the window, 99,999 mJ per device, a battery of 83,333 days.
+            charge_ua_us: 3_600_000_000_000 * 999_000,
+            energy_nj: 1_000 * 99_999 * 1_000_000,
+            max_average_na: 1_000,
+            battery_mah: 2_000,
+            ..ScopePower::default()
+        }),
+    };
+    let costs = Costs {
+        scopes: vec![
+            scope("all", Scope::All, true),
+            scope(
+                "device a-rather-long-group-name",
+                Scope::Device("x".into()),
+                true,
+            ),
+            scope(
+                "subscriber mosquitto-sub",
+                Scope::Subscriber("s".into()),
+                false,
+            ),
+        ],
+        devices: Vec::new(),
+    };
+    let mut out = String::new();
+    render(&mut out, &costs);
+    for line in out.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    assert!(out.contains("\nsubscriber mosquitto-sub\n"), "{out}");
+}

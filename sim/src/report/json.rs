@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::Report;
 use crate::check::{Cause, Tally};
-use crate::cost::{ScopeCost, Traffic};
+use crate::cost::{ScopeCost, ScopePower, Traffic};
 
 /// One run's report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -23,6 +23,8 @@ pub struct ReportJson {
     pub scopes: Vec<ScopeJson>,
     /// What each scope cost ([`crate::cost`]).
     pub costs: Vec<CostJson>,
+    /// What each device cost, on its own.
+    pub devices: Vec<DeviceJson>,
     pub takeovers: usize,
     /// The violations as the text prints them.
     pub violations: Vec<String>,
@@ -61,6 +63,16 @@ pub struct CostJson {
     pub per_delivered: Option<PerDeliveredJson>,
     /// The devices' radio and energy; null for subscribers.
     pub energy: Option<EnergyJson>,
+}
+
+/// One device's traffic and energy.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeviceJson {
+    pub client_id: String,
+    pub group: String,
+    pub up: Traffic,
+    pub down: Traffic,
+    pub energy: EnergyJson,
 }
 
 /// Both directions per delivered message.
@@ -134,16 +146,20 @@ fn cost(c: &ScopeCost) -> CostJson {
         up: *u,
         down: *d,
         per_delivered,
-        energy: c.power.as_ref().map(|p| EnergyJson {
-            devices: p.devices,
-            radio_on_ms: p.radio_on_ms_per_device(),
-            tx_ms: p.tx_ms_per_device(),
-            energy_mj: p.energy_mj_per_device(),
-            average_ma: p.average_ma(),
-            battery_days: p.battery_days(),
-            battery_mah: p.battery_mah,
-            boot_join_ms: p.boot_join_us as f64 / 1e3 / p.devices.max(1) as f64,
-        }),
+        energy: c.power.as_ref().map(energy),
+    }
+}
+
+fn energy(p: &ScopePower) -> EnergyJson {
+    EnergyJson {
+        devices: p.devices,
+        radio_on_ms: p.radio_on_ms_per_device(),
+        tx_ms: p.tx_ms_per_device(),
+        energy_mj: p.energy_mj_per_device(),
+        average_ma: p.average_ma(),
+        battery_days: p.battery_days(),
+        battery_mah: p.battery_mah,
+        boot_join_ms: p.boot_join_us as f64 / 1e3 / p.devices.max(1) as f64,
     }
 }
 
@@ -172,6 +188,18 @@ impl ReportJson {
                 .costs
                 .as_ref()
                 .map_or(Vec::new(), |c| c.scopes.iter().map(cost).collect()),
+            devices: r.costs.as_ref().map_or(Vec::new(), |c| {
+                c.devices
+                    .iter()
+                    .map(|d| DeviceJson {
+                        client_id: d.client_id.clone(),
+                        group: d.group.clone(),
+                        up: d.traffic.up,
+                        down: d.traffic.down,
+                        energy: energy(&d.power),
+                    })
+                    .collect()
+            }),
             takeovers: r.takeovers.len(),
             violations: r.violation_lines.clone(),
         }
