@@ -181,12 +181,11 @@ fn svg(cells: &[Cell]) -> String {
             }
         }
     }
-    for q in 0..3usize {
+    for (q, colour) in colours.iter().enumerate() {
         let x = 200.0 + q as f64 * 90.0;
         let _ = writeln!(
             s,
-            "<rect x=\"{x:.1}\" y=\"386\" width=\"10\" height=\"10\" fill=\"{}\"/>",
-            colours[q]
+            "<rect x=\"{x:.1}\" y=\"386\" width=\"10\" height=\"10\" fill=\"{colour}\"/>"
         );
         let _ = writeln!(s, "<text x=\"{:.1}\" y=\"395\">QoS {q}</text>", x + 14.0);
     }

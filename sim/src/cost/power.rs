@@ -3,12 +3,12 @@
 //! battery lasts at that rate.
 //!
 //! Every default below names its source. Two documents give the figures:
-//! - **[DS]** *ESP32-C3 Series Datasheet* (Espressif), section "Current Consumption", table
+//! - **(DS)** *ESP32-C3 Series Datasheet* (Espressif), section "Current Consumption", table
 //!   "Current Consumption Depending on RF Modes" (Table 15 in version 1.0; the number moves
 //!   between versions; peak currents, 3.3 V supply, 25 °C, 100 % duty cycle), and the next one,
 //!   "Current Consumption Depending on Work Modes" (Modem-sleep 20 mA at 160 MHz, Light-sleep
 //!   130 µA).
-//! - **[LP]** *ESP-IDF Programming Guide, API Guides, Low Power Modes, "Introduction to Low Power
+//! - **(LP)** *ESP-IDF Programming Guide, API Guides, Low Power Modes, "Introduction to Low Power
 //!   Mode in Wi-Fi Scenarios"* (docs/en/api-guides/low-power-mode/low-power-mode-wifi.rst), its
 //!   ESP32-C3 tables (sleep-current/esp32c3_light_sleep.inc, esp32c3_modem_sleep.inc: CPU 160 MHz,
 //!   average / max / min current per DTIM), and the Kconfig option it lists,
@@ -23,36 +23,36 @@
 /// One device's power model and battery, as the scenario states it (`[device.power]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PowerSpec {
-    /// Supply voltage, mV. [DS]: the current tables are measured at 3.3 V.
+    /// Supply voltage, mV. (DS): the current tables are measured at 3.3 V.
     pub voltage_mv: u64,
-    /// Current while transmitting, µA. [DS] "Current Consumption Depending on RF Modes": TX
+    /// Current while transmitting, µA. (DS) "Current Consumption Depending on RF Modes": TX
     /// 802.11n, HT20, MCS7, @18.5 dBm, 276 mA (802.11b 1 Mbps @21 dBm: 335 mA; 802.11g 54 Mbps
     /// @19 dBm: 285 mA).
     pub tx_ua: u64,
-    /// Current while receiving or listening, µA. [DS] same table: RX 802.11b/g/n, HT20, 84 mA.
+    /// Current while receiving or listening, µA. (DS) same table: RX 802.11b/g/n, HT20, 84 mA.
     pub rx_ua: u64,
-    /// Current between beacons with the radio off, µA. [LP] ESP32-C3 Auto Light-sleep table, min
-    /// current 0.14 mA (CPU paused; [DS] "Work Modes" gives Light-sleep 130 µA). Modem-sleep
-    /// without light sleep (the Arduino default) keeps the CPU on: [LP] min 20.58 mA at 160 MHz.
+    /// Current between beacons with the radio off, µA. (LP) ESP32-C3 Auto Light-sleep table, min
+    /// current 0.14 mA (CPU paused; (DS) "Work Modes" gives Light-sleep 130 µA). Modem-sleep
+    /// without light sleep (the Arduino default) keeps the CPU on: (LP) min 20.58 mA at 160 MHz.
     pub sleep_ua: u64,
     /// Beacons between wake-ups: the AP's DTIM period (`WIFI_PS_MIN_MODEM`, ESP-IDF's default)
-    /// or the station's listen interval (`WIFI_PS_MAX_MODEM`). [LP] measures DTIM 1, 3 and 10;
+    /// or the station's listen interval (`WIFI_PS_MAX_MODEM`). (LP) measures DTIM 1, 3 and 10;
     /// **assumption** 1, the common router setting (ESP-AT's sleep examples: "routers generally
     /// set DTIM to 1").
     pub dtim: u64,
     /// The AP's beacon interval, µs. **Assumption**: 100 TU = 102,400 µs, the usual AP default
     /// (IEEE 802.11 TU = 1,024 µs).
     pub beacon_interval_us: u64,
-    /// Radio on per beacon wake-up, µs. **Derived** from [LP]'s Auto Light-sleep DTIM 1 row:
+    /// Radio on per beacon wake-up, µs. **Derived** from (LP)'s Auto Light-sleep DTIM 1 row:
     /// average 1.4 mA = 0.14 + (84 - 0.14) x t / 102.4 ms gives t = 1.54 ms (DTIM 3 gives 1.76,
     /// DTIM 10 2.08).
     pub beacon_wake_us: u64,
-    /// How long the radio stays on listening after a packet it sent or received, µs: [LP]
+    /// How long the radio stays on listening after a packet it sent or received, µs: (LP)
     /// "Minimum active time", `CONFIG_ESP_WIFI_SLP_DEFAULT_MIN_ACTIVE_TIME`, default 50 ms. Every
     /// packet restarts it.
     pub active_us: u64,
     /// The PHY rate a frame is sent at, kbit/s. **Assumption**: 802.11n HT20 MCS7, 800 ns guard
-    /// interval: 65 Mbit/s (IEEE 802.11-2020 table 19-27), the rate [DS]'s 276 mA is given at.
+    /// interval: 65 Mbit/s (IEEE 802.11-2020 table 19-27), the rate (DS)'s 276 mA is given at.
     pub phy_rate_kbps: u64,
     /// Per frame besides the IP packet, µs on the air. **Assumption** from IEEE 802.11-2020: the
     /// HT-mixed preamble (36 µs), SIFS (10 µs) and the AP's ACK at 24 Mbit/s (28 µs), DIFS
