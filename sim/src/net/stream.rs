@@ -662,19 +662,24 @@ impl Net {
             .collect()
     }
 
-    /// Every packet of every link, in time order (as [`Net::wire_records`]), with its
-    /// connection and the tag its client connected with ([`Net::connect_tagged`]): for counts
-    /// per client at the byte edge ([`crate::cost`]).
-    pub fn wire_records_tagged(&self) -> Vec<(ConnId, Option<u32>, Wire)> {
+    /// `f` over every packet of every link, in time order (as [`Net::wire_records`]), each with
+    /// its connection and the tag its client connected with ([`Net::connect_tagged`]), without
+    /// copying them: for counts per client at the byte edge ([`crate::cost`]).
+    pub fn with_wire_records<R>(
+        &self,
+        f: impl FnOnce(Vec<(ConnId, Option<u32>, &Wire)>) -> R,
+    ) -> R {
         let g = self.lock();
         let mut w: Vec<&(Instant, u64, usize, Wire)> = g.wires.iter().collect();
         w.sort_by_key(|e| (e.0, e.1));
-        w.into_iter()
+        let records = w
+            .into_iter()
             .filter_map(|(_, _, i, wire)| {
                 let c = g.conns.get(*i)?;
-                Some((c.id, c.tag, wire.clone()))
+                Some((c.id, c.tag, wire))
             })
-            .collect()
+            .collect();
+        f(records)
     }
 
     /// The capture of every connection; `epoch` is the wall time simulated zero stands for.

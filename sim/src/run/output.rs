@@ -173,21 +173,19 @@ pub(super) fn outcome(
             .map(|l| (l.at.as_micros(), l.text.as_str())),
         &ledger,
     );
-    let wires = shared.net.wire_records_tagged();
     let joins = shared.joins.borrow();
-    report.costs = Some(crate::cost::costs(crate::cost::Inputs {
-        scenario: &sc,
-        summary: &report.summary,
-        records: wires
-            .iter()
-            .map(|(conn, tag, wire)| crate::cost::Record {
-                conn: *conn,
-                tag: *tag,
-                wire,
-            })
-            .collect(),
-        joins: &joins,
-    }));
+    let costs = shared.net.with_wire_records(|wires| {
+        crate::cost::costs(crate::cost::Inputs {
+            scenario: &sc,
+            summary: &report.summary,
+            records: wires
+                .into_iter()
+                .map(|(conn, tag, wire)| crate::cost::Record { conn, tag, wire })
+                .collect(),
+            joins: &joins,
+        })
+    });
+    report.costs = Some(costs);
     let unmet = check_expect(&sc.expect, &report);
     let violations = ledger.violations().to_vec();
     let records = ledger.records();
