@@ -4,6 +4,7 @@
 //! is the command line: the broker front end, the load generator and the simulator.
 
 pub mod check;
+pub mod cost;
 pub mod device_io;
 pub mod disk;
 pub mod engine;

@@ -11,6 +11,7 @@ use crate::check::{Behaviours, Cause, Causes, Ledger, Summary, Tally, Violation}
 use crate::scenario::{Expect, ExpectCheck, Metric, Scenario, Scope};
 
 pub mod fleet;
+pub mod json;
 pub mod takeover;
 pub use takeover::Takeover;
 
@@ -83,6 +84,8 @@ pub struct Report {
     pub takeovers: Vec<Takeover>,
     /// The worst devices of each large group ([`fleet::find`]), named under the table.
     pub fleet: Vec<fleet::GroupWorst>,
+    /// What it cost ([`crate::cost`]): the breakdown under the table, and its metrics.
+    pub costs: Option<crate::cost::Costs>,
 }
 
 impl Report {
@@ -99,6 +102,7 @@ impl Report {
             violation_lines,
             takeovers: Vec::new(),
             fleet: Vec::new(),
+            costs: None,
         }
     }
 
@@ -115,6 +119,9 @@ impl Report {
     /// (no latency samples, unknown scope).
     pub fn metric(&self, scope: &Scope, metric: Metric) -> Option<u64> {
         let t = self.tally(scope)?;
+        if let Some(v) = self.cost_metric(scope, metric) {
+            return v;
+        }
         if metric == Metric::Takeovers {
             let of = |k: &&Takeover| match scope {
                 Scope::Device(g) => k.group.as_deref() == Some(g.as_str()),
@@ -142,6 +149,39 @@ impl Report {
             Metric::LostBrokerUnsaved => t.causes.broker_unsaved,
             Metric::LostNotSubscribed => t.causes.not_subscribed,
             Metric::LostUnexplained => t.causes.unexplained,
+            // Answered by `cost_metric`.
+            _ => return None,
+        })
+    }
+
+    /// A cost metric's value: `Some(None)` when it is one but nothing was measured.
+    fn cost_metric(&self, scope: &Scope, metric: Metric) -> Option<Option<u64>> {
+        let cost_metric = matches!(
+            metric,
+            Metric::MqttPackets
+                | Metric::TcpSegments
+                | Metric::TcpBytes
+                | Metric::BytesPerDelivered
+        ) || metric.is_energy();
+        if !cost_metric {
+            return None;
+        }
+        let Some(c) = self.costs.as_ref().and_then(|c| c.get(scope)) else {
+            return Some(None);
+        };
+        let power = c.power.as_ref();
+        Some(match metric {
+            Metric::MqttPackets => Some(c.mqtt_packets()),
+            Metric::TcpSegments => Some(c.segments()),
+            Metric::TcpBytes => Some(c.ip_bytes()),
+            Metric::BytesPerDelivered => c.per_delivered(c.ip_bytes() as f64).map(|v| v as u64),
+            Metric::RadioOnMs => power.map(|p| p.radio_on_ms_per_device() as u64),
+            Metric::EnergyMj => power.map(|p| p.energy_mj_per_device() as u64),
+            Metric::EnergyUjPerDelivered => {
+                power.and_then(|p| c.per_delivered(p.energy_nj as f64 / 1e3).map(|v| v as u64))
+            }
+            Metric::BatteryDays => power.and_then(|p| p.battery_days()).map(|d| d as u64),
+            _ => None,
         })
     }
 
@@ -235,6 +275,9 @@ impl Report {
         out.push_str(LEGEND);
         if self.summary.all.causes.broker_unsaved > 0 {
             out.push_str(LEGEND_UNSAVED);
+        }
+        if let Some(c) = &self.costs {
+            crate::cost::render(&mut out, c);
         }
         let _ = writeln!(out, "violations: {}", self.violations.len());
         for line in self.violation_lines.iter().take(VIOLATIONS_SHOWN) {

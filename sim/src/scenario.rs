@@ -75,6 +75,19 @@
 //!                        # before stack profiles: no Nagle, no delayed ACK, no cwnd). With
 //!                        # tcp_profiles or a named tcp_stack, the broker's end runs linux;
 //!                        # with tcp_profiles, subscribers run linux too.
+//! [device.power]         # optional: the device's power model and battery (docs/costs.md);
+//!                        # defaults: the ESP32-C3's, each sourced in `cost::PowerSpec`
+//! chip = "esp32-c3"      # or "custom": then tx_ma, rx_ma and sleep_ma are required
+//! voltage_v = 3.3
+//! tx_ma = 276            # transmitting (datasheet: 802.11n HT20 MCS7)
+//! rx_ma = 84             # receiving, listening, joining, beacons
+//! sleep_ma = 0.14        # between beacons (auto light-sleep; modem-sleep with the CPU on: 20.58)
+//! dtim = 1               # beacons between wake-ups (DTIM period or listen interval)
+//! beacon_interval_ms = 102.4
+//! beacon_wake_ms = 1.54  # radio on per beacon
+//! active_ms = 50         # radio on after each packet (ESP-IDF minimum active time)
+//! phy_rate_mbps = 65     # the rate frames are sent at
+//! battery_mah = 2000     # the battery the estimate is for (> 0)
 //!
 //! [[subscriber]]         # a mosquitto_sub-like client
 //! name = "dashboard"
@@ -111,8 +124,10 @@
 //! Metrics: `published`, `refused`, `acknowledged`, `delivered` (unique per subscriber), `lost`,
 //! `lost_with_broker`, `duplicated`, `reconnects`, `latency_p50_ms`, `latency_p99_ms`,
 //! `latency_max_ms`, the loss causes `lost_connection`, `lost_expired`, `lost_dropped`,
-//! `lost_broker_unsaved`, `lost_not_subscribed`, `lost_unexplained` (see `check::causes`), `takeovers`, and `violations`
-//! (top level only). See [`Metric`].
+//! `lost_broker_unsaved`, `lost_not_subscribed`, `lost_unexplained` (see `check::causes`),
+//! `takeovers`, the costs `mqtt_packets`, `tcp_segments`, `tcp_bytes`, `bytes_per_delivered`,
+//! `radio_on_ms`, `energy_mj`, `energy_uj_per_delivered`, `battery_days` (see `cost`; the last
+//! four not per subscriber), and `violations` (top level only). See [`Metric`].
 
 //!
 //! The module's parts: the scenario as the simulator uses it (`model`, re-exported here), the file

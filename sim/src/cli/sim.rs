@@ -44,6 +44,10 @@ pub struct SimArgs {
     /// Only the report (and failures).
     #[arg(long)]
     pub quiet: bool,
+    /// The report as JSON on stdout instead of the text (no trace lines; failures still go to
+    /// stderr): `mqsim_sim::report::json::ReportJson`.
+    #[arg(long)]
+    pub json: bool,
     /// Which `tracing` events of the devices' applications to show: an env-filter-style
     /// directive (`info`, `door_alarm=debug`); default `MQSIM_LOG`, else `info`.
     #[arg(long, value_name = "DIRECTIVE")]
@@ -325,7 +329,10 @@ pub fn main(args: SimArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if !args.quiet {
+    if args.json {
+        println!("{}", out.report.render_json());
+    }
+    if !args.quiet && !args.json {
         println!(
             "# {} — {} (seed {}, tick {} ms)",
             out.scenario.file, out.scenario.description, out.scenario.seed, out.scenario.tick_ms
@@ -336,9 +343,11 @@ pub fn main(args: SimArgs) -> ExitCode {
         }
         println!();
     }
-    print!("{}", out.report.render());
-    print!("{}", out.report.render_speed());
-    print_peak_memory(&out.scenario);
+    if !args.json {
+        print!("{}", out.report.render());
+        print!("{}", out.report.render_speed());
+        print_peak_memory(&out.scenario);
+    }
     match &out.explanation {
         Some(Ok(text)) => print!("\n{text}"),
         Some(Err(e)) => eprintln!("mqsim sim: {e}"),

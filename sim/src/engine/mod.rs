@@ -265,6 +265,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         lines: Lines::default(),
         ledger: Rc::new(RefCell::new(Ledger::for_scenario(&sc))),
         healed: Rc::new(Cell::new(false)),
+        joins: Rc::new(RefCell::new(crate::cost::Joins::default())),
     };
     shared.net.enable_taps();
     shared.net.track_touched();

@@ -649,6 +649,26 @@ impl Net {
             .collect()
     }
 
+    /// `f` over every packet of every link, in time order (as [`Net::wire_records`]), each with
+    /// its connection and the tag its client connected with ([`Net::connect_tagged`]), without
+    /// copying them: for counts per client at the byte edge ([`crate::cost`]).
+    pub fn with_wire_records<R>(
+        &self,
+        f: impl FnOnce(Vec<(ConnId, Option<u32>, &Wire)>) -> R,
+    ) -> R {
+        let g = self.lock();
+        let mut w: Vec<&(Instant, u64, usize, Wire)> = g.wires.iter().collect();
+        w.sort_by_key(|e| (e.0, e.1));
+        let records = w
+            .into_iter()
+            .filter_map(|(_, _, i, wire)| {
+                let c = g.conns.get(*i)?;
+                Some((c.id, c.tag, wire))
+            })
+            .collect();
+        f(records)
+    }
+
     /// The capture of every connection; `epoch` is the wall time simulated zero stands for.
     pub fn pcap_bytes(&self, epoch: std::time::Duration) -> Result<Vec<u8>, String> {
         let recs = self.wire_records();

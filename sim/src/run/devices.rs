@@ -43,6 +43,8 @@ pub(crate) struct SimDevice {
     clock: WallClock,
     /// A sketch's `random()` (unused by the Rust devices).
     sketch_rng: ChaCha8Rng,
+    /// Where its WiFi joins are recorded (for its radio's energy).
+    joins: Rc<RefCell<crate::cost::Joins>>,
 }
 
 impl DeviceHooks for SimDevice {
@@ -88,7 +90,11 @@ impl DeviceHooks for SimDevice {
     fn wifi_join_delay(&mut self) -> Duration {
         let (lo, hi) = self.wifi_join_ms;
         let span = hi.saturating_sub(lo) + 1;
-        Duration::from_millis(lo + self.rng.next_u64() % span)
+        let d = Duration::from_millis(lo + self.rng.next_u64() % span);
+        self.joins
+            .borrow_mut()
+            .record(self.id.0, sim_now().as_micros(), d.as_micros());
+        d
     }
 }
 
@@ -307,6 +313,7 @@ pub(crate) fn build(
                 wifi_join_ms: link.wifi_join_ms,
                 clock: serial_clock(),
                 sketch_rng: ChaCha8Rng::seed_from_u64(Stream::App(id.0).seed(sc.seed)),
+                joins: shared.joins.clone(),
             };
             let connector = SimConnector {
                 net: shared.net.clone(),

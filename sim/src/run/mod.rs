@@ -206,6 +206,8 @@ pub(crate) struct Shared {
     pub(crate) lines: Lines,
     pub(crate) ledger: Rc<RefCell<Ledger>>,
     pub(crate) healed: Rc<Cell<bool>>,
+    /// Each device's WiFi joins, for its radio's energy ([`crate::cost`]).
+    pub(crate) joins: Rc<RefCell<crate::cost::Joins>>,
 }
 
 /// The clients' control channels by tag, and the tags each name a fault may target stands for.
@@ -356,6 +358,7 @@ fn run_turmoil(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, Str
         lines: Lines::default(),
         ledger: Rc::new(RefCell::new(Ledger::for_scenario(&sc))),
         healed: Rc::new(Cell::new(false)),
+        joins: Rc::new(RefCell::new(crate::cost::Joins::default())),
     };
     shared.net.enable_taps();
     let _capture = log::capture(shared.lines.clone(), log::targets(opts.log.as_deref())?);

@@ -180,6 +180,19 @@ pub(crate) fn outcome(
     );
     let records = ledger.records();
     report.fleet = crate::report::fleet::find(&sc, &records);
+    let joins = shared.joins.borrow();
+    let costs = shared.net.with_wire_records(|wires| {
+        crate::cost::costs(crate::cost::Inputs {
+            scenario: &sc,
+            summary: &report.summary,
+            records: wires
+                .into_iter()
+                .map(|(conn, tag, wire)| crate::cost::Record { conn, tag, wire })
+                .collect(),
+            joins: &joins,
+        })
+    });
+    report.costs = Some(costs);
     let unmet = check_expect(&sc.expect, &report);
     let violations = ledger.violations().to_vec();
     let explanation = opts

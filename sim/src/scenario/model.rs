@@ -212,6 +212,8 @@ pub struct DeviceSpec {
     /// Each device of the group starts (boots, joins WiFi) at a time drawn from its own stream
     /// (`crate::seed::Stream::Start`) in `[0, start_spread_ms]`; 0 = all at once.
     pub start_spread_ms: u64,
+    /// The power model and battery (`[device.power]`; default the sourced ESP32-C3 figures).
+    pub power: crate::cost::PowerSpec,
 }
 
 /// The simulation engines a scenario may name in `engines`: `turmoil` (the real tokio adapter
@@ -346,10 +348,37 @@ pub enum Metric {
     LostNotSubscribed,
     /// Covered, never received, and none of the causes explains it: a silent loss.
     LostUnexplained,
+    /// MQTT packets both ways in the scope's byte streams ([`crate::cost`]).
+    MqttPackets,
+    /// TCP segments on the air both ways, lost ones included.
+    TcpSegments,
+    /// IP bytes on the air both ways.
+    TcpBytes,
+    /// IP bytes on the air per delivered message, rounded down.
+    BytesPerDelivered,
+    /// Radio-on time per device (mean over the scope's devices), ms.
+    RadioOnMs,
+    /// Energy per device (mean), mJ, rounded down.
+    EnergyMj,
+    /// The scope's devices' energy per delivered message, µJ.
+    EnergyUjPerDelivered,
+    /// Days the first battery of the scope to empty lasts at the run's rate, rounded down.
+    BatteryDays,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 19] = [
+    /// A figure of the devices' power model: not measured for subscribers.
+    pub fn is_energy(self) -> bool {
+        matches!(
+            self,
+            Metric::RadioOnMs
+                | Metric::EnergyMj
+                | Metric::EnergyUjPerDelivered
+                | Metric::BatteryDays
+        )
+    }
+
+    pub const ALL: [Metric; 27] = [
         Metric::Published,
         Metric::Refused,
         Metric::Acknowledged,
@@ -369,6 +398,14 @@ impl Metric {
         Metric::LostBrokerUnsaved,
         Metric::LostNotSubscribed,
         Metric::LostUnexplained,
+        Metric::MqttPackets,
+        Metric::TcpSegments,
+        Metric::TcpBytes,
+        Metric::BytesPerDelivered,
+        Metric::RadioOnMs,
+        Metric::EnergyMj,
+        Metric::EnergyUjPerDelivered,
+        Metric::BatteryDays,
     ];
 
     pub fn key(self) -> &'static str {
@@ -392,6 +429,14 @@ impl Metric {
             Metric::LostBrokerUnsaved => "lost_broker_unsaved",
             Metric::LostNotSubscribed => "lost_not_subscribed",
             Metric::LostUnexplained => "lost_unexplained",
+            Metric::MqttPackets => "mqtt_packets",
+            Metric::TcpSegments => "tcp_segments",
+            Metric::TcpBytes => "tcp_bytes",
+            Metric::BytesPerDelivered => "bytes_per_delivered",
+            Metric::RadioOnMs => "radio_on_ms",
+            Metric::EnergyMj => "energy_mj",
+            Metric::EnergyUjPerDelivered => "energy_uj_per_delivered",
+            Metric::BatteryDays => "battery_days",
         }
     }
 }

@@ -113,6 +113,25 @@ pub(super) struct RawDevice {
     pub(super) tcp_stack: Option<Sp<String>>,
     pub(super) will: Option<RawWill>,
     pub(super) start_spread_s: Option<Sp<f64>>,
+    pub(super) power: Option<Sp<RawPower>>,
+}
+
+/// `[device.power]`: the device's power model and battery ([`crate::cost::PowerSpec`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPower {
+    /// `esp32-c3` (the default: every figure sourced) or `custom` (currents required).
+    pub(super) chip: Option<Sp<String>>,
+    pub(super) voltage_v: Option<Sp<f64>>,
+    pub(super) tx_ma: Option<Sp<f64>>,
+    pub(super) rx_ma: Option<Sp<f64>>,
+    pub(super) sleep_ma: Option<Sp<f64>>,
+    pub(super) dtim: Option<Sp<f64>>,
+    pub(super) beacon_interval_ms: Option<Sp<f64>>,
+    pub(super) beacon_wake_ms: Option<Sp<f64>>,
+    pub(super) active_ms: Option<Sp<f64>>,
+    pub(super) phy_rate_mbps: Option<Sp<f64>>,
+    pub(super) battery_mah: Option<Sp<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -149,83 +168,79 @@ pub(super) struct RawFault {
 
 pub(super) type RawRange = Option<Sp<[u64; 2]>>;
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawRanges {
-    pub(super) published: RawRange,
-    pub(super) refused: RawRange,
-    pub(super) acknowledged: RawRange,
-    pub(super) delivered: RawRange,
-    pub(super) lost: RawRange,
-    pub(super) lost_with_broker: RawRange,
-    pub(super) duplicated: RawRange,
-    pub(super) reconnects: RawRange,
-    pub(super) latency_p50_ms: RawRange,
-    pub(super) latency_p99_ms: RawRange,
-    pub(super) latency_max_ms: RawRange,
-    pub(super) takeovers: RawRange,
-    pub(super) lost_connection: RawRange,
-    pub(super) lost_expired: RawRange,
-    pub(super) lost_dropped: RawRange,
-    pub(super) lost_broker_unsaved: RawRange,
-    pub(super) lost_not_subscribed: RawRange,
-    pub(super) lost_unexplained: RawRange,
+/// The `[expect]` metrics, each once: its key (the field) and its [`Metric`]. Both tables
+/// (`RawRanges`, for a QoS, a device group or a subscriber, and `RawExpect`, the top level with
+/// `violations` and the scopes) are made from this list, so a metric is added here alone.
+macro_rules! expect_metrics {
+    ($($field:ident => $metric:ident,)*) => {
+        #[derive(Deserialize, Default)]
+        #[serde(deny_unknown_fields)]
+        pub(super) struct RawRanges {
+            $(pub(super) $field: RawRange,)*
+        }
+
+        impl RawRanges {
+            pub(super) fn entries(&self) -> Vec<(Metric, &RawRange)> {
+                vec![$((Metric::$metric, &self.$field),)*]
+            }
+        }
+
+        #[derive(Deserialize, Default)]
+        #[serde(deny_unknown_fields)]
+        pub(super) struct RawExpect {
+            pub(super) violations: RawRange,
+            $(pub(super) $field: RawRange,)*
+            pub(super) qos0: Option<RawRanges>,
+            pub(super) qos1: Option<RawRanges>,
+            pub(super) qos2: Option<RawRanges>,
+            #[serde(default)]
+            pub(super) device: BTreeMap<Sp<String>, RawRanges>,
+            #[serde(default)]
+            pub(super) subscriber: BTreeMap<Sp<String>, RawRanges>,
+        }
+
+        impl RawExpect {
+            /// The top level's ranges, as a scope's.
+            pub(super) fn top(&self) -> RawRanges {
+                RawRanges {
+                    $($field: self.$field.clone(),)*
+                }
+            }
+        }
+
+        /// Every metric's key as the file writes it (the field's name).
+        #[cfg(test)]
+        pub(super) const EXPECT_KEYS: &[(Metric, &str)] = &[$((Metric::$metric, stringify!($field)),)*];
+    };
 }
 
-impl RawRanges {
-    pub(super) fn entries(&self) -> [(Metric, &RawRange); 18] {
-        [
-            (Metric::Published, &self.published),
-            (Metric::Refused, &self.refused),
-            (Metric::Acknowledged, &self.acknowledged),
-            (Metric::Delivered, &self.delivered),
-            (Metric::Lost, &self.lost),
-            (Metric::LostWithBroker, &self.lost_with_broker),
-            (Metric::Duplicated, &self.duplicated),
-            (Metric::Reconnects, &self.reconnects),
-            (Metric::LatencyP50Ms, &self.latency_p50_ms),
-            (Metric::LatencyP99Ms, &self.latency_p99_ms),
-            (Metric::LatencyMaxMs, &self.latency_max_ms),
-            (Metric::Takeovers, &self.takeovers),
-            (Metric::LostConnection, &self.lost_connection),
-            (Metric::LostExpired, &self.lost_expired),
-            (Metric::LostDropped, &self.lost_dropped),
-            (Metric::LostBrokerUnsaved, &self.lost_broker_unsaved),
-            (Metric::LostNotSubscribed, &self.lost_not_subscribed),
-            (Metric::LostUnexplained, &self.lost_unexplained),
-        ]
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawExpect {
-    pub(super) violations: RawRange,
-    pub(super) published: RawRange,
-    pub(super) refused: RawRange,
-    pub(super) acknowledged: RawRange,
-    pub(super) delivered: RawRange,
-    pub(super) lost: RawRange,
-    pub(super) lost_with_broker: RawRange,
-    pub(super) duplicated: RawRange,
-    pub(super) reconnects: RawRange,
-    pub(super) latency_p50_ms: RawRange,
-    pub(super) latency_p99_ms: RawRange,
-    pub(super) latency_max_ms: RawRange,
-    pub(super) takeovers: RawRange,
-    pub(super) lost_connection: RawRange,
-    pub(super) lost_expired: RawRange,
-    pub(super) lost_dropped: RawRange,
-    pub(super) lost_broker_unsaved: RawRange,
-    pub(super) lost_not_subscribed: RawRange,
-    pub(super) lost_unexplained: RawRange,
-    pub(super) qos0: Option<RawRanges>,
-    pub(super) qos1: Option<RawRanges>,
-    pub(super) qos2: Option<RawRanges>,
-    #[serde(default)]
-    pub(super) device: BTreeMap<Sp<String>, RawRanges>,
-    #[serde(default)]
-    pub(super) subscriber: BTreeMap<Sp<String>, RawRanges>,
+expect_metrics! {
+    published => Published,
+    refused => Refused,
+    acknowledged => Acknowledged,
+    delivered => Delivered,
+    lost => Lost,
+    lost_with_broker => LostWithBroker,
+    duplicated => Duplicated,
+    reconnects => Reconnects,
+    latency_p50_ms => LatencyP50Ms,
+    latency_p99_ms => LatencyP99Ms,
+    latency_max_ms => LatencyMaxMs,
+    takeovers => Takeovers,
+    lost_connection => LostConnection,
+    lost_expired => LostExpired,
+    lost_dropped => LostDropped,
+    lost_broker_unsaved => LostBrokerUnsaved,
+    lost_not_subscribed => LostNotSubscribed,
+    lost_unexplained => LostUnexplained,
+    mqtt_packets => MqttPackets,
+    tcp_segments => TcpSegments,
+    tcp_bytes => TcpBytes,
+    bytes_per_delivered => BytesPerDelivered,
+    radio_on_ms => RadioOnMs,
+    energy_mj => EnergyMj,
+    energy_uj_per_delivered => EnergyUjPerDelivered,
+    battery_days => BatteryDays,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -415,3 +415,78 @@ fn fleet_keys_are_checked_at_their_line() {
     assert!(refused("[]").1.contains("at least one"));
     assert!(refused("[\"direct\", \"direct\"]").1.contains("twice"));
 }
+
+/// Issue 22: a power model with a negative or missing current, or a battery of zero capacity,
+/// is refused at its line before anything runs.
+#[test]
+fn bad_power_models_are_refused_at_their_line() {
+    // MINIMAL is 7 lines; `[device.power]` is line 8, its first key line 9.
+    let (line, reason) = first_error("[device.power]\ntx_ma = -276\n");
+    assert_eq!(
+        (line, reason.as_str()),
+        (9, "tx_ma = -276: must be a finite number > 0")
+    );
+    let (line, reason) = first_error("[device.power]\nsleep_ma = 0.14\nbattery_mah = 0\n");
+    assert_eq!(
+        (line, reason.as_str()),
+        (10, "battery_mah = 0: must be a finite number > 0")
+    );
+    let (line, reason) =
+        first_error("[device.power]\nchip = \"custom\"\ntx_ma = 276\nsleep_ma = 0.1\n");
+    assert_eq!(
+        (line, reason.as_str()),
+        (
+            8,
+            "[device.power]: rx_ma is missing: chip = \"custom\" has no default for it"
+        )
+    );
+    let (line, reason) = first_error("[device.power]\nrx_ma = nan\n");
+    assert_eq!(
+        (line, reason.as_str()),
+        (9, "rx_ma = NaN: must be a finite number > 0")
+    );
+    let (line, _) = first_error("[device.power]\nchip = \"esp32\"\n");
+    assert_eq!(line, 9);
+    let (line, _) = first_error("[device.power]\nwatts = 1\n");
+    assert_eq!(line, 9, "unknown keys are refused too");
+}
+
+/// Overrides land in the model's units; what is not given keeps the sourced default.
+#[test]
+fn power_overrides_keep_the_other_defaults() {
+    let text = format!(
+        "{MINIMAL}[device.power]\nsleep_ma = 20.58\ndtim = 3\nbattery_mah = 2500\nvoltage_v = 3.7\n"
+    );
+    let s = Scenario::parse(&text, "t.toml").unwrap();
+    let p = &s.devices[0].power;
+    assert_eq!(
+        (p.sleep_ua, p.dtim, p.battery_mah, p.voltage_mv),
+        (20_580, 3, 2_500, 3_700)
+    );
+    assert_eq!(p.tx_ua, crate::cost::PowerSpec::ESP32_C3.tx_ua);
+    let plain = Scenario::parse(MINIMAL, "t.toml").unwrap();
+    assert_eq!(plain.devices[0].power, crate::cost::PowerSpec::ESP32_C3);
+}
+
+/// The expect keys are listed once (raw.rs's macro): each is its metric's key, and every metric
+/// but `violations` (top level only) has one.
+#[test]
+fn every_metric_has_its_expect_key() {
+    for m in Metric::ALL {
+        let listed = super::raw::EXPECT_KEYS.iter().find(|(k, _)| *k == m);
+        match listed {
+            Some((_, key)) => assert_eq!(*key, m.key()),
+            None => assert_eq!(m, Metric::Violations),
+        }
+    }
+    assert_eq!(super::raw::EXPECT_KEYS.len(), Metric::ALL.len() - 1);
+    // A new one parses at every scope it is measured at, and is refused where it is not.
+    let text = format!(
+        "{MINIMAL}[[subscriber]]\nname = \"s\"\nfilter = \"#\"\nqos = 0\n[expect]\nbattery_days = [1, 99]\n[expect.subscriber.s]\nenergy_mj = [0, 1]\n"
+    );
+    let err = Scenario::parse(&text, "t.toml").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "t.toml:15: expect.subscriber.s.energy_mj: not measured per this scope"
+    );
+}

@@ -9,6 +9,9 @@ use mqsim::topic;
 use super::model::*;
 use super::raw::*;
 
+mod power;
+use power::validate_power;
+
 /// What [`topic::valid_topic_name`] asks of a topic name, for the message.
 const TOPIC_NAME_RULE: &str = "not a topic name (non-empty, no wildcards + or #, no NUL)";
 /// What [`topic::valid_topic_filter`] asks of a topic filter, for the message.
@@ -564,6 +567,7 @@ fn validate_devices(
             tcp_stack,
             will,
             start_spread_ms,
+            power: validate_power(c, d.power.as_ref()),
         });
     }
     if raw.is_empty() {
@@ -795,10 +799,12 @@ fn validate_expect(
         }
         let bad_scope = match scope {
             Scope::Qos(_) => matches!(metric, Metric::Reconnects | Metric::Takeovers),
-            Scope::Subscriber(_) => matches!(
-                metric,
-                Metric::Published | Metric::Refused | Metric::Acknowledged | Metric::Takeovers
-            ),
+            Scope::Subscriber(_) => {
+                matches!(
+                    metric,
+                    Metric::Published | Metric::Refused | Metric::Acknowledged | Metric::Takeovers
+                ) || metric.is_energy()
+            }
             _ => false,
         };
         if bad_scope {
@@ -815,26 +821,7 @@ fn validate_expect(
             line: c.line(r.span()),
         });
     };
-    let top = RawRanges {
-        published: raw.published.clone(),
-        refused: raw.refused.clone(),
-        acknowledged: raw.acknowledged.clone(),
-        delivered: raw.delivered.clone(),
-        lost: raw.lost.clone(),
-        lost_with_broker: raw.lost_with_broker.clone(),
-        duplicated: raw.duplicated.clone(),
-        reconnects: raw.reconnects.clone(),
-        latency_p50_ms: raw.latency_p50_ms.clone(),
-        latency_p99_ms: raw.latency_p99_ms.clone(),
-        latency_max_ms: raw.latency_max_ms.clone(),
-        takeovers: raw.takeovers.clone(),
-        lost_connection: raw.lost_connection.clone(),
-        lost_expired: raw.lost_expired.clone(),
-        lost_dropped: raw.lost_dropped.clone(),
-        lost_broker_unsaved: raw.lost_broker_unsaved.clone(),
-        lost_not_subscribed: raw.lost_not_subscribed.clone(),
-        lost_unexplained: raw.lost_unexplained.clone(),
-    };
+    let top = raw.top();
     push(c, &Scope::All, Metric::Violations, &raw.violations);
     for (metric, range) in top.entries() {
         push(c, &Scope::All, metric, range);
