@@ -162,7 +162,7 @@ fn real_runs() -> BTreeMap<(u32, u8), Vec<Sample>> {
 
 /// The model's samples by QoS over `seeds` runs of one calibration file.
 fn model_runs(file: &str, seeds: u64) -> BTreeMap<u8, Vec<Sample>> {
-    let scenario = Scenario::load(&repo().join("scenarios").join(file)).expect("loads");
+    let scenario = Scenario::load(repo().join("scenarios").join(file)).expect("loads");
     let mut out: BTreeMap<u8, Vec<Sample>> = BTreeMap::new();
     for seed in 1..=seeds {
         let opts = RunOptions {

@@ -758,7 +758,8 @@ fn a_drop_at_the_sender_keeps_the_segment_for_the_next_write() {
     };
     let mut r = established(c, 3);
     r.run_until(ms(1_000));
-    r.link.set_loss(ms(1_000), LossModel::Bernoulli { loss: 1.0 });
+    r.link
+        .set_loss(ms(1_000), LossModel::Bernoulli { loss: 1.0 });
     r.link.handle_send(ms(1_000), Dir::Up, b"one");
     r.drain(ms(1_000));
     r.link.set_loss(ms(1_000), LossModel::None);
@@ -778,7 +779,8 @@ fn a_drop_at_the_sender_with_nothing_in_flight_waits_for_the_probe_timer() {
     };
     let mut r = established(c, 3);
     r.run_until(ms(1_000));
-    r.link.set_loss(ms(1_000), LossModel::Bernoulli { loss: 1.0 });
+    r.link
+        .set_loss(ms(1_000), LossModel::Bernoulli { loss: 1.0 });
     r.link.handle_send(ms(1_000), Dir::Up, b"one");
     r.drain(ms(1_000));
     r.link.set_loss(ms(1_000), LossModel::None);
@@ -792,7 +794,8 @@ fn a_drop_at_the_sender_with_nothing_in_flight_waits_for_the_probe_timer() {
 fn the_same_drop_on_the_wire_is_retransmitted() {
     let mut r = established(cfg(1, LossModel::None), 3);
     r.run_until(ms(1_000));
-    r.link.set_loss(ms(1_000), LossModel::Bernoulli { loss: 1.0 });
+    r.link
+        .set_loss(ms(1_000), LossModel::Bernoulli { loss: 1.0 });
     r.link.handle_send(ms(1_000), Dir::Up, b"one");
     r.drain(ms(1_000));
     r.link.set_loss(ms(1_000), LossModel::None);
