@@ -252,11 +252,13 @@ impl Link {
             (st.delack_ms, st.delack_tick_ms, st.ack_every, st.quickacks);
         let rcv_rto = self.rto(dir.opposite());
         let s = &mut self.streams[dir.idx()];
-        let in_order = !delivered.is_empty() && s.ooo.is_empty() && !closed && !filled_hole;
+        // Linux tcp_data_queue(): a segment that fills the last hole is acknowledged at once
+        // (ICSK_ACK_NOW); lwIP's tcp_receive() delays it like any in-order data (tcp_ack()).
+        let hole_ack_now = filled_hole && quickacks > 0;
+        let in_order = !delivered.is_empty() && s.ooo.is_empty() && !closed && !hole_ack_now;
         if !in_order && quickacks > 0 {
             // Linux tcp_data_queue(): out-of-order data and a retransmission of data already
-            // received enter quick-ACK mode (`tcp_enter_quickack_mode(sk, TCP_MAX_QUICKACKS)`),
-            // and a segment that fills the last hole is acknowledged at once (ICSK_ACK_NOW).
+            // received enter quick-ACK mode (`tcp_enter_quickack_mode(sk, TCP_MAX_QUICKACKS)`).
             s.quick_left = quickacks;
         }
         if quickacks > 0 && s.last_rcv.is_some_and(|t| at.saturating_since(t) > rcv_rto) {
