@@ -7,12 +7,14 @@
 # Usage: sim/sweep-calibration.sh [SEEDS] [BIN]   (default 40 seeds: 1..=40, ./target/release/mqsim)
 # Build first: cargo build --release -p mqsim-sim. Per-seed rows go to $OUT (default
 # /tmp/calib-sweep.csv): file,seed,scope,published,delivered,reconnects,p50_ms,p99_ms.
+# FILES="a.toml b.toml" sweeps other files (variants of the calibration pair).
 set -euo pipefail
 seeds=${1:-40}
 bin=${2:-./target/release/mqsim}
 out=${OUT:-/tmp/calib-sweep.csv}
 echo "file,seed,scope,published,delivered,reconnects,p50_ms,p99_ms" > "$out"
-for f in scenarios/calibration-loss10.toml scenarios/calibration-loss30.toml; do
+files=${FILES:-scenarios/calibration-loss10.toml scenarios/calibration-loss30.toml}
+for f in $files; do
   for seed in $(seq 1 "$seeds"); do
     # A run that misses its [expect] exits non-zero but still prints the report.
     "$bin" sim "$f" --seed "$seed" --quiet 2>/dev/null | awk -v f="$f" -v s="$seed" '

@@ -38,6 +38,9 @@
 //! jitter_ms = 10              # default 0
 //! loss = 0.05                 # independent loss per segment, 0..=1 (or the table below, not both)
 //! wifi_join_ms = [1000, 4000] # (re)join time range after a WiFi drop (default [1000, 4000])
+//! loss_at_sender = false      # true: the loss is each sender's own firewall (nftables output
+//!                             # rule, as in a netns test bench): a new segment dropped there is
+//!                             # kept unsent and sent at the next chance (net::link::LinkConfig)
 //! [link.wifi.gilbert_elliott] # bursty loss: two-state Markov chain per segment
 //! p_good_to_bad = 0.02
 //! p_bad_to_good = 0.25

@@ -33,17 +33,21 @@
 //!   retransmission is taken for the original's (no timestamps) and does not advance RACK.
 //! - Tail-loss probe (RFC 8985 7, Linux TLP): after new data, or an ACK with news, the probe timer
 //!   is PTO = 2 x SRTT, at least 10 ms; with one segment in flight PTO = 2 x SRTT + WCDelAckT
-//!   (200 ms; Linux adds `TCP_RTO_MIN`). On expiry the last unacknowledged segment is resent
-//!   (nothing new is ever queued here); its SACK lets RACK resend the holes before it. One probe
-//!   per episode; none while the RTO is backed off. RFC 8985 caps the PTO at the RTO and fires the
-//!   probe in its place; here a probe that cannot fire before the RTO is left to the RTO (same
-//!   segment, same instant, but the backoff doubles).
+//!   (200 ms; Linux adds `TCP_RTO_MIN`), capped at the RTO instant, where the probe fires in the
+//!   RTO's place without doubling the backoff (RFC 8985 7.2, Linux `tcp_schedule_loss_probe()`).
+//!   On expiry new data waiting behind Nagle (or a local drop) is sent if the windows allow, past
+//!   Nagle, else the last unacknowledged segment is resent; its SACK lets RACK resend the holes
+//!   before it. One probe per episode; none while the RTO is backed off.
 //! - RTO (RFC 6298): one timer per connection direction, started when data goes out with none
 //!   running (5.1), restarted when an ACK acknowledges new data (5.3); on expiry the oldest
-//!   unacknowledged segment is resent and the backoff doubles (5.4-5.6), from the srtt/rttvar RTO
-//!   (Karn's rule, 200 ms minimum, 1 s initial, 120 s cap). An ACK of new data (a successful
+//!   unacknowledged segment is resent and the backoff doubles (5.4-5.6), from the stack's RTO
+//!   formula ([`link::RtoFormula`]; Linux and `plain`: SRTT + max(4 RTTVAR, 200 ms), Karn's rule,
+//!   1 s initial, 120 s cap). An ACK of new data (a successful
 //!   retransmission's, say) ends the backoff (RFC 6298 5.7; Linux resets `icsk_backoff`).
 //!   `retries_max` (Linux `tcp_retries2`) counts consecutive timeouts without progress.
+//! - Where loss happens: on the wire, or (`loss_at_sender`) in each sender's own firewall, where
+//!   a data segment's first transmission stays unsent until the next chance
+//!   ([`link::LinkConfig::loss_at_sender`]).
 //! - Faults: partition (both directions lose everything, backoff continues, the next
 //!   retransmission after healing gets through), one dead direction (half-open), RST, FIN, power cut
 //!   of one side (it sends nothing and acknowledges nothing; its peer backs off and resets after
@@ -55,10 +59,8 @@
 //!   once, cut into MSS segments (as with `TCP_NODELAY` and an unlimited window). The wrapper's send
 //!   buffer is unbounded unless bounded per end ([`stream::LinkStream::set_send_buffer`]: the
 //!   simulated ESP32s use lwIP's 5,744 bytes, so a write blocks once that much is unacknowledged).
-//! - No delayed ACKs (Linux: 40 ms and more for a pure-ACK flow) and no Nagle (mosquitto leaves
-//!   TCP_NODELAY off by default): against the real calibration runs (shared/data/real-lossy-link)
-//!   this makes QoS 0, whose receiver only sends pure ACKs, far too fast (see
-//!   scenarios/calibration-loss{10,30}.toml). No congestion-window reduction after loss, no F-RTO,
+//! - In `plain`, no delayed ACKs and no Nagle either (the profiles have both; the calibration
+//!   scenarios run them). No F-RTO,
 //!   no DSACK-driven reo_wnd adaptation; on an RTO only the oldest segment is resent at once, the
 //!   others follow by RACK when its ACK comes.
 //! - The SYN-ACK is not retransmitted by the server; a lost SYN-ACK is recovered by the client's

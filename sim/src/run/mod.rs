@@ -176,6 +176,7 @@ pub fn link_config(spec: &LinkSpec, client: Stack) -> LinkConfig {
         server,
         latency_ms: spec.latency_ms,
         jitter_ms: spec.jitter_ms,
+        loss_at_sender: spec.loss_at_sender,
         loss: match spec.loss {
             Loss::None => LossModel::None,
             Loss::Independent(p) => LossModel::Bernoulli { loss: p },

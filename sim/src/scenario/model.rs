@@ -82,6 +82,9 @@ pub struct LinkSpec {
     pub loss: Loss,
     /// WiFi (re)join time range, inclusive.
     pub wifi_join_ms: (u64, u64),
+    /// The loss happens in each sender's own firewall, not on the wire
+    /// (`net::link::LinkConfig::loss_at_sender`).
+    pub loss_at_sender: bool,
 }
 
 impl LinkSpec {
@@ -91,6 +94,7 @@ impl LinkSpec {
             jitter_ms: 0,
             loss: Loss::None,
             wifi_join_ms: (1000, 4000),
+            loss_at_sender: false,
         }
     }
 

@@ -69,6 +69,7 @@ pub(super) struct RawLink {
     pub(super) loss: Option<Sp<f64>>,
     pub(super) gilbert_elliott: Option<RawGilbertElliott>,
     pub(super) wifi_join_ms: Option<Sp<[u64; 2]>>,
+    pub(super) loss_at_sender: Option<bool>,
 }
 
 #[derive(Deserialize)]

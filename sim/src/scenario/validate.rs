@@ -292,6 +292,7 @@ fn validate_links(
                 jitter_ms: l.jitter_ms.unwrap_or(0),
                 loss,
                 wifi_join_ms,
+                loss_at_sender: l.loss_at_sender.unwrap_or(false),
             },
         );
     }

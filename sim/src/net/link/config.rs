@@ -31,6 +31,30 @@ pub enum AckEvery {
     Bytes(u64),
 }
 
+/// How a stack turns RTT samples into its retransmission timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RtoFormula {
+    /// Linux: `srtt + max(4 mdev, rto_min)`. `tcp_rtt_estimator()` keeps `rttvar_us` at least
+    /// `tcp_rto_min_us()` and `tcp_set_rto()` → `__tcp_set_rto()` returns `(srtt_us >> 3) +
+    /// rttvar_us` (net/ipv4/tcp_input.c, include/net/tcp.h), so the floor is added to the
+    /// smoothed RTT, not compared with it: a 300 ms path gets a 500 ms RTO. (Linux also holds
+    /// `rttvar` at the largest `mdev` of the last RTT before it decays; here `rttvar` is RFC
+    /// 6298's per-sample average.)
+    Linux,
+    /// RFC 6298 2.4 with a clock-granularity term G and the floor applied to the sum:
+    /// `max(srtt + max(G, 4 rttvar), rto_min)`, capped at `rto_max`. smoltcp v0.13
+    /// src/socket/tcp.rs `RttEstimator::sample()` (:200-216): G = `RTTE_MIN_MARGIN` 5 ms,
+    /// clamped to `[RTTE_MIN_RTO, RTTE_MAX_RTO]` (:147-162).
+    Clamped { granularity_ms: u64 },
+    /// lwIP: Van Jacobson's integer estimator in slow-timer ticks (`rto_tick_ms`):
+    /// `m` = whole ticks between the send and the ACK, `m -= sa >> 3; sa += m; m = |m| -
+    /// (sv >> 2); sv += m; rto = (sa >> 3) + sv` (esp-lwip 2.1.3-esp src/core/tcp_in.c:1361-1377,
+    /// `tcp_receive()`), starting from `sa = 0`, `sv = rto = rto_initial / tick` (src/core/tcp.c:
+    /// 1913-1914). On a LAN `m` is 0, so `sv` shrinks by `sv >> 2` per sample and stops at 3
+    /// ticks (1.5 s): no explicit floor.
+    LwipTicks,
+}
+
 /// One end's TCP stack: what it does as a sender (segments, Nagle, congestion window, timers,
 /// limits) and as a receiver (delayed ACK, receive window). Every number's source is given
 /// where the profile is built ([`Stack::linux`], [`Stack::lwip_esp_idf`],
@@ -42,8 +66,10 @@ pub struct Stack {
     pub name: &'static str,
     /// Largest payload of one segment this end sends.
     pub mss_bytes: usize,
-    /// RTO bounds: the RTO is `srtt + 4 rttvar`, at least `rto_min_ms`; `rto_initial_ms`
-    /// before any sample; backed off RTOs are capped at `rto_max_ms`.
+    /// How RTT samples become the RTO ([`RtoFormula`]).
+    pub rto_formula: RtoFormula,
+    /// RTO bounds: the floor of [`Stack::rto_formula`]; `rto_initial_ms` before any sample;
+    /// backed off RTOs are capped at `rto_max_ms`.
     pub rto_min_ms: u64,
     pub rto_initial_ms: u64,
     pub rto_max_ms: u64,
@@ -110,6 +136,15 @@ pub struct LinkConfig {
     /// Extra one-way delay, uniform in `0 ..= jitter_ms` (microsecond resolution), per packet.
     pub jitter_ms: u64,
     pub loss: LossModel,
+    /// Losses happen in the sending host's own firewall (an nftables or iptables rule on its
+    /// output hook, as in shared/data/real-lossy-link) rather than on the wire. Linux's IP layer
+    /// then returns an error to TCP (`nf_hook_slow()` → -EPERM, net/netfilter/core.c), and a
+    /// segment sent for the first time is kept unsent (`tcp_write_xmit()` breaks before
+    /// `tcp_event_new_data_sent()`, net/ipv4/tcp_output.c): it goes out at the next chance (the
+    /// application's next write, the next ACK, or the zero-window probe timer when nothing is
+    /// in flight, `tcp_check_probe_timer()`: max(RTO, 200 ms), doubling). Retransmissions,
+    /// pure ACKs, SYNs and FINs dropped this way are lost as on the wire.
+    pub loss_at_sender: bool,
     /// The client's stack (the device or the subscriber).
     pub client: Stack,
     /// The server's stack (the broker).
@@ -134,6 +169,7 @@ impl Stack {
         Stack {
             name: "plain",
             mss_bytes: 1460,
+            rto_formula: RtoFormula::Linux,
             rto_min_ms: 200,
             rto_initial_ms: 1_000,
             rto_max_ms: 120_000,
@@ -197,7 +233,10 @@ impl Stack {
         Stack {
             name: "lwip-esp-idf",
             mss_bytes: 1440,
-            rto_min_ms: 1_500,
+            rto_formula: RtoFormula::LwipTicks,
+            // No explicit floor in lwIP: one tick, the least it counts; the estimator itself
+            // settles at 3 ticks on a LAN (RtoFormula::LwipTicks).
+            rto_min_ms: 500,
             rto_initial_ms: 1_500,
             rto_max_ms: RTO_MS_MAX,
             rto_tick_ms: 500,
@@ -249,6 +288,7 @@ impl Stack {
         Stack {
             name: "smoltcp-embassy",
             mss_bytes: 1460,
+            rto_formula: RtoFormula::Clamped { granularity_ms: 5 },
             rto_min_ms: 1_000,
             rto_initial_ms: 1_000,
             rto_max_ms: 60_000,
@@ -305,6 +345,14 @@ impl Stack {
         }
         if self.rto_min_ms == 0 {
             return Err(format!("{n}: rto_min_ms must be > 0"));
+        }
+        if self.rto_formula == RtoFormula::LwipTicks && self.rto_tick_ms == 0 {
+            return Err(format!("{n}: the lwIP RTO formula needs rto_tick_ms > 0"));
+        }
+        if let RtoFormula::Clamped { granularity_ms } = self.rto_formula {
+            if granularity_ms > RTO_MS_MAX {
+                return Err(format!("{n}: granularity_ms must be <= {RTO_MS_MAX}"));
+            }
         }
         if self.rto_initial_ms < self.rto_min_ms {
             return Err(format!(
@@ -367,6 +415,7 @@ impl Default for LinkConfig {
             latency_ms: 5,
             jitter_ms: 0,
             loss: LossModel::None,
+            loss_at_sender: false,
             client: Stack::plain(),
             server: Stack::plain(),
         }

@@ -29,7 +29,7 @@ mod tcp;
 pub mod trace;
 
 pub use config::{
-    AckEvery, LinkConfig, LossModel, Stack, LATENCY_MS_MAX, LINUX_FIN_WAIT2_MS,
+    AckEvery, LinkConfig, LossModel, RtoFormula, Stack, LATENCY_MS_MAX, LINUX_FIN_WAIT2_MS,
     LINUX_ORPHAN_RETRIES, LWIP_FIN_WAIT2_MS, LWIP_ORPHAN_RETRIES, MSS_BYTES_MAX, RETRIES_MAX,
     RTO_MS_MAX,
 };
@@ -183,6 +183,12 @@ enum Ev {
     FinWait2 {
         side: Side,
     },
+    /// The zero-window probe timer of data a local drop kept unsent with nothing in flight
+    /// (Linux `tcp_probe_timer()`); stale if `gen` differs.
+    Probe0 {
+        dir: Dir,
+        gen: u64,
+    },
     /// The delayed ACK of data received in `dir`; stale if `gen` differs.
     DelAck {
         dir: Dir,
@@ -262,6 +268,18 @@ struct Stream {
     pending_fin: bool,
     srtt_us: Option<u64>,
     rttvar_us: u64,
+    /// lwIP's estimator ([`RtoFormula::LwipTicks`]): `sa` (8 x srtt) and `sv` in ticks, and
+    /// whether a sample was taken (before: the initial RTO).
+    lwip_sa: i64,
+    lwip_sv: i64,
+    lwip_sampled: bool,
+    /// A first transmission was dropped in the sender's own firewall
+    /// ([`LinkConfig::loss_at_sender`]): nothing more is tried until the next chance.
+    xmit_failed: bool,
+    /// Generation of the armed probe timer for data kept unsent by such a drop.
+    probe0_gen: u64,
+    /// The probe timer is sending (a drop now backs it off).
+    probing: bool,
     ge_bad: bool,
     /// The faults (by key) that make this direction lose everything (half-open); it is dead
     /// while any is on, so overlapping faults end independently.
@@ -305,6 +323,12 @@ impl Stream {
             pending_fin: false,
             srtt_us: None,
             rttvar_us: 0,
+            lwip_sa: 0,
+            lwip_sv: 0,
+            lwip_sampled: false,
+            xmit_failed: false,
+            probe0_gen: 0,
+            probing: false,
             ge_bad: false,
             dead: BTreeSet::new(),
             rcv_nxt: 0,
@@ -324,6 +348,15 @@ impl Stream {
     }
     fn find(&self, off: u64) -> Option<usize> {
         self.segs.binary_search_by_key(&off, |s| s.off).ok()
+    }
+    /// lwIP `tcp_receive()`'s update with a sample of `m` whole ticks (see
+    /// [`RtoFormula::LwipTicks`]).
+    fn lwip_sample(&mut self, ticks: i64) {
+        let mut m = ticks - (self.lwip_sa >> 3);
+        self.lwip_sa += m;
+        m = m.abs() - (self.lwip_sv >> 2);
+        self.lwip_sv += m;
+        self.lwip_sampled = true;
     }
     fn rtt_sample(&mut self, r_us: u64) {
         self.min_rtt_us = Some(self.min_rtt_us.map_or(r_us, |m| m.min(r_us)));
@@ -387,6 +420,8 @@ impl Link {
             };
             let s = &mut streams[dir.idx()];
             s.cwnd = snd.initial_cwnd_bytes.unwrap_or(u64::MAX);
+            // lwIP tcp_alloc(): sv = rto = the initial RTO in ticks (src/core/tcp.c:1913-1914).
+            s.lwip_sv = (snd.rto_initial_ms / snd.rto_tick_ms.max(1)) as i64;
             s.quick_left = rcv.quickacks;
         }
         Ok(Link {
@@ -449,11 +484,24 @@ impl Link {
         let st = self.stack(dir.sender());
         let min = st.rto_min_ms.saturating_mul(1_000);
         let max = st.rto_max_ms.saturating_mul(1_000);
-        let us = match s.srtt_us {
-            None => s
-                .rto_fallback_us
-                .unwrap_or(st.rto_initial_ms.saturating_mul(1_000)),
-            Some(srtt) => srtt.saturating_add(s.rttvar_us.saturating_mul(4)).max(min),
+        let initial = s
+            .rto_fallback_us
+            .unwrap_or(st.rto_initial_ms.saturating_mul(1_000));
+        let us = match (st.rto_formula, s.srtt_us) {
+            (RtoFormula::LwipTicks, _) if !s.lwip_sampled => initial,
+            (RtoFormula::LwipTicks, _) => {
+                let ticks = ((s.lwip_sa >> 3) + s.lwip_sv).max(1) as u64;
+                ticks.saturating_mul(st.rto_tick_ms.saturating_mul(1_000))
+            }
+            (_, None) => initial,
+            (RtoFormula::Linux, Some(srtt)) => {
+                srtt.saturating_add(s.rttvar_us.saturating_mul(4).max(min))
+            }
+            (RtoFormula::Clamped { granularity_ms }, Some(srtt)) => {
+                let g = granularity_ms.saturating_mul(1_000);
+                srtt.saturating_add(s.rttvar_us.saturating_mul(4).max(g))
+                    .max(min)
+            }
         };
         Duration::from_micros(us.min(max))
     }
@@ -501,7 +549,10 @@ impl Link {
             self.streams[dir.idx()].pending.extend_from_slice(bytes);
             return;
         }
-        self.streams[dir.idx()].unsent.extend(bytes.iter().copied());
+        let st = &mut self.streams[dir.idx()];
+        st.unsent.extend(bytes.iter().copied());
+        // A write is a new chance for data a local drop kept unsent (Linux tcp_push()).
+        st.xmit_failed = false;
         let at = self.now;
         self.try_send(at, dir);
     }
@@ -521,6 +572,7 @@ impl Link {
             return;
         }
         s.fin_wanted = true;
+        s.xmit_failed = false;
         let at = self.now;
         self.try_send(at, dir);
     }

@@ -4,15 +4,33 @@
 use super::*;
 
 impl Link {
-    /// RFC 8985 7.3: the probe retransmits the last unacknowledged segment (nothing new is ever
-    /// queued here), then the RTO is armed afresh; no second probe until an ACK brings news.
+    /// RFC 8985 7.3: the probe sends new data if some is waiting (Nagle or a local drop held
+    /// it) and the windows allow, one segment, past Nagle (Linux `tcp_send_loss_probe()` →
+    /// `tcp_write_xmit(.., TCP_NAGLE_OFF, 2, ..)`); else it retransmits the last unacknowledged
+    /// segment. Then the RTO is armed afresh; no second probe until an ACK brings news.
     pub(super) fn on_pto(&mut self, at: Instant, dir: Dir) {
+        let mss = self.stack(dir.sender()).mss_bytes.max(1);
+        let rwnd = self.stack(dir.receiver()).rcv_wnd_bytes;
         let s = &mut self.streams[dir.idx()];
-        let Some(off) = s.segs.iter().rev().find(|g| !g.acked).map(|g| g.off) else {
+        let Some(last) = s.segs.iter().rev().find(|g| !g.acked).map(|g| g.off) else {
             return;
         };
         s.tlp_out = true;
-        self.transmit(at, dir, off, Recovery::Tlp);
+        let flight: u64 = s
+            .segs
+            .iter()
+            .filter(|g| !g.acked && !g.lost)
+            .map(|g| g.seq_len())
+            .sum();
+        let len = s.unsent.len().min(mss);
+        if len > 0 && !s.fin_wanted && flight.saturating_add(len as u64) <= s.cwnd.min(rwnd) {
+            let data: Vec<u8> = s.unsent.drain(..len).collect();
+            let off = s.snd_nxt;
+            s.xmit_failed = false;
+            self.push_seg(at, dir, off, data, false);
+        } else {
+            self.transmit(at, dir, last, Recovery::Tlp);
+        }
         self.arm_timer(at, dir, true);
     }
 
@@ -191,6 +209,7 @@ impl Link {
             return;
         }
         let s = &mut self.streams[dir.idx()];
+        let had_ooo = !s.ooo.is_empty();
         if let Some((data, fin)) = seg {
             if off.saturating_add(data.len() as u64 + u64::from(fin)) > s.rcv_nxt {
                 s.ooo.entry(off).or_insert((data, fin));
@@ -215,6 +234,7 @@ impl Link {
                 closed = true;
             }
         }
+        let filled_hole = had_ooo && !delivered.is_empty();
         if !delivered.is_empty() {
             self.out.push_back(Output::Deliver {
                 dir,
@@ -232,7 +252,15 @@ impl Link {
             (st.delack_ms, st.delack_tick_ms, st.ack_every, st.quickacks);
         let rcv_rto = self.rto(dir.opposite());
         let s = &mut self.streams[dir.idx()];
-        let in_order = !delivered.is_empty() && s.ooo.is_empty() && !closed;
+        // Linux tcp_data_queue(): a segment that fills the last hole is acknowledged at once
+        // (ICSK_ACK_NOW); lwIP's tcp_receive() delays it like any in-order data (tcp_ack()).
+        let hole_ack_now = filled_hole && quickacks > 0;
+        let in_order = !delivered.is_empty() && s.ooo.is_empty() && !closed && !hole_ack_now;
+        if !in_order && quickacks > 0 {
+            // Linux tcp_data_queue(): out-of-order data and a retransmission of data already
+            // received enter quick-ACK mode (`tcp_enter_quickack_mode(sk, TCP_MAX_QUICKACKS)`).
+            s.quick_left = quickacks;
+        }
         if quickacks > 0 && s.last_rcv.is_some_and(|t| at.saturating_since(t) > rcv_rto) {
             // Linux tcp_event_data_recv(): a receive gap longer than the RTO refills quick ACKs.
             s.quick_left = quickacks;
@@ -269,10 +297,18 @@ impl Link {
             return;
         }
         let mss = self.stack(dir.sender()).mss_bytes.max(1) as u64;
+        let lwip_tick_us = match self.stack(dir.sender()).rto_formula {
+            RtoFormula::LwipTicks => Some(self.stack(dir.sender()).rto_tick_ms * 1_000),
+            _ => None,
+        };
         let s = &mut self.streams[dir.idx()];
+        // Every ACK is a chance for data a local drop kept unsent (Linux tcp_data_snd_check()).
+        let retry = std::mem::take(&mut s.xmit_failed);
         let una_before = s.segs.front().map(|g| g.off);
         let una_before_off = una_before.unwrap_or(s.snd_nxt);
         let mut samples = Vec::new();
+        // lwIP times one segment at a time (`rttest`/`rtseq`): the oldest one acknowledged here.
+        let mut timed: Option<Instant> = None;
         let mut news = false;
         let min_rtt = s.min_rtt_us.unwrap_or(0);
         let mut rack = s.rack;
@@ -287,6 +323,7 @@ impl Link {
                 // Karn: RTT samples only from segments sent once.
                 if seg.tx_count == 1 {
                     samples.push(at.saturating_since(seg.first_tx).as_micros());
+                    timed.get_or_insert(seg.first_tx);
                 }
                 // RFC 8985 6.2 step 2: an ACK sooner than min_rtt after a retransmission is
                 // taken for the original's (no timestamps here) and does not advance RACK.
@@ -309,6 +346,11 @@ impl Link {
         for r in samples {
             s.rtt_sample(r);
         }
+        if let (Some(tick_us), Some(t0)) = (lwip_tick_us, timed) {
+            // `m = tcp_ticks - rttest`: slow-timer ticks between the send and now.
+            let m = Self::ticks_in(t0, at, tick_us, s.isn);
+            s.lwip_sample(m);
+        }
         while s
             .segs
             .front()
@@ -317,6 +359,9 @@ impl Link {
             s.segs.pop_front();
         }
         if !news {
+            if retry {
+                self.try_send(at, dir);
+            }
             return;
         }
         s.tlp_out = false;

@@ -115,9 +115,19 @@ impl Link {
     }
 
     pub(super) fn decide_loss(&mut self, dir: Dir) -> bool {
-        if !self.partition.is_empty() || !self.streams[dir.idx()].dead.is_empty() {
+        if self.cut(dir) {
             return true;
         }
+        self.random_loss(dir)
+    }
+
+    /// A fault (partition, half-open) loses everything in `dir`.
+    pub(super) fn cut(&self, dir: Dir) -> bool {
+        !self.partition.is_empty() || !self.streams[dir.idx()].dead.is_empty()
+    }
+
+    /// The loss model's draw for one transmission in `dir`.
+    pub(super) fn random_loss(&mut self, dir: Dir) -> bool {
         match self.cfg.loss {
             LossModel::None => false,
             LossModel::Bernoulli { loss } => self.chance(loss),
@@ -204,6 +214,9 @@ impl Link {
         let rwnd = self.stack(dir.receiver()).rcv_wnd_bytes;
         loop {
             let s = &mut self.streams[dir.idx()];
+            if s.xmit_failed {
+                return;
+            }
             let flight: u64 = s
                 .segs
                 .iter()
@@ -317,6 +330,22 @@ impl Link {
         Instant::from_micros(first.saturating_add(n.saturating_sub(1).saturating_mul(tick_us)))
     }
 
+    /// Ticks of a timer with period `tick_us` (phase from `salt`, as [`Link::tick_after`]) in
+    /// `(from, to]`.
+    pub(super) fn ticks_in(from: Instant, to: Instant, tick_us: u64, salt: u32) -> i64 {
+        let tick = tick_us.max(1);
+        let phase = u64::from(salt) % tick;
+        let index = |t: Instant| {
+            let t = t.as_micros();
+            if t < phase {
+                0
+            } else {
+                (t - phase) / tick + 1
+            }
+        };
+        index(to).saturating_sub(index(from)) as i64
+    }
+
     /// The RTO for `dir` with the connection's backoff applied (RFC 6298 5.5), capped.
     pub(super) fn rto_backed_off(&self, dir: Dir) -> Duration {
         let base = self.rto(dir).as_micros();
@@ -364,19 +393,34 @@ impl Link {
                 srtt.saturating_mul(2).max(TLP_MIN_US)
             };
             // RFC 8985 7.2 caps the PTO at the RTO, the probe then firing at the RTO instant in
-            // its place (Linux too). Simplification: a probe that could only fire then is left
-            // to the RTO (same segment, same instant, but the backoff doubles).
+            // its place; Linux too (`tcp_schedule_loss_probe()`: "If the RTO formula yields an
+            // earlier time, then use that time", net/ipv4/tcp_output.c). The probe does not back
+            // off: the RTO after it restarts from the probe, undoubled.
             let pto_at = at + Duration::from_micros(pto_us);
-            if pto_at < rto_at {
-                deadline = pto_at;
-                s.timer_pto = true;
-            }
+            deadline = pto_at.min(rto_at);
+            s.timer_pto = true;
         }
         let gen = s.timer_gen;
         self.schedule(deadline, Ev::Timer { dir, gen });
     }
 
     pub(super) fn transmit(&mut self, at: Instant, dir: Dir, off: u64, by: Recovery) {
+        // A first transmission dropped in the sender's own firewall stays unsent (see
+        // LinkConfig::loss_at_sender); the draw is the one decide_loss() would make.
+        let first_data = {
+            let s = &self.streams[dir.idx()];
+            s.find(off)
+                .and_then(|i| s.segs.get(i))
+                .is_some_and(|g| g.tx_count == 0 && !g.fin && !g.data.is_empty())
+        };
+        let mut drawn = None;
+        if self.cfg.loss_at_sender && first_data && !self.cut(dir) {
+            if self.random_loss(dir) {
+                self.unsend(at, dir, off);
+                return;
+            }
+            drawn = Some(false);
+        }
         let ack = self.ack_for(dir);
         // The segment carries the ACK a delayed ACK was waiting to send (piggyback).
         let o = &mut self.streams[dir.opposite().idx()];
@@ -397,7 +441,10 @@ impl Link {
         let (payload, fin, len) = (seg.data.clone(), seg.fin, seg.data.len());
         let seq = s.wire_seq(off);
         let rel = off + 1;
-        let lost = self.decide_loss(dir);
+        let lost = match drawn {
+            Some(l) => l,
+            None => self.decide_loss(dir),
+        };
         let flags = TcpFlags::ACK | if fin { TcpFlags::FIN } else { TcpFlags::PSH };
         self.wire(at, dir, flags, seq, ack, payload, lost);
         if attempt > 1 {
@@ -426,6 +473,48 @@ impl Link {
         } else {
             let d = self.delay();
             self.schedule(at + d, Ev::SegArrive { dir, off, ack_off });
+        }
+    }
+
+    /// The new segment at `off` (the last one) was dropped before the wire by the sender's
+    /// firewall: Linux's `tcp_write_xmit()` leaves it at the head of the unsent queue. Nothing
+    /// more is tried until the next chance (a write, an ACK); with nothing in flight the
+    /// zero-window probe timer fires after max(RTO, `TCP_RTO_MIN`) << backoff
+    /// (`tcp_check_probe_timer()`, `tcp_probe0_when()`, include/net/tcp.h), and a probe dropped
+    /// again doubles it (`tcp_send_probe0()`, net/ipv4/tcp_output.c).
+    pub(super) fn unsend(&mut self, at: Instant, dir: Dir, off: u64) {
+        let rto_min_us = self.stack(dir.sender()).rto_min_ms.saturating_mul(1_000);
+        let max_shift = self.stack(dir.sender()).backoff_shift_max;
+        let s = &mut self.streams[dir.idx()];
+        if s.segs.back().map(|g| g.off) != Some(off) {
+            return;
+        }
+        let Some(seg) = s.segs.pop_back() else { return };
+        s.snd_nxt = off;
+        for b in seg.data.iter().rev() {
+            s.unsent.push_front(*b);
+        }
+        s.xmit_failed = true;
+        if s.probing {
+            s.backoff = s.backoff.saturating_add(1).min(max_shift);
+        }
+        let len = seg.data.len();
+        self.net(
+            at,
+            NetEvent::SegmentLost {
+                dir,
+                seq: off + 1,
+                len,
+                attempt: 1,
+            },
+        );
+        let idle = self.streams[dir.idx()].segs.iter().all(|g| g.acked);
+        if idle {
+            let base = self.rto_backed_off(dir).as_micros().max(rto_min_us);
+            let s = &mut self.streams[dir.idx()];
+            s.probe0_gen += 1;
+            let gen = s.probe0_gen;
+            self.schedule(at + Duration::from_micros(base), Ev::Probe0 { dir, gen });
         }
     }
 
@@ -562,6 +651,20 @@ impl Link {
                     return;
                 }
                 self.detect_loss(at, dir);
+            }
+            Ev::Probe0 { dir, gen } => {
+                let s = &mut self.streams[dir.idx()];
+                if s.probe0_gen != gen
+                    || self.aborted[dir.sender().idx()]
+                    || s.unsent.is_empty()
+                    || s.segs.iter().any(|g| !g.acked)
+                {
+                    return;
+                }
+                s.xmit_failed = false;
+                s.probing = true;
+                self.try_send(at, dir);
+                self.streams[dir.idx()].probing = false;
             }
             Ev::DelAck { dir, gen } => {
                 let s = &self.streams[dir.idx()];

@@ -241,15 +241,15 @@ impl Run {
 #[test]
 fn a_lone_lost_segment_costs_an_rto() {
     let mut r = established(cfg(10, LossModel::None), 3);
-    // srtt = 20 ms, rttvar = 10 ms: RTO = max(200, 20 + 40) = 200 ms.
-    assert_eq!(r.link.rto(Dir::Up), Duration::from_millis(200));
+    // srtt = 20 ms, rttvar = 10 ms: RTO = 20 + max(40, 200) = 220 ms (Linux adds the floor).
+    assert_eq!(r.link.rto(Dir::Up), Duration::from_millis(220));
     send_lost(&mut r, ms(1_000), Dir::Up, b"first");
     r.run_until(ms(3_000));
     // Nothing follows it, so no ACK reveals the hole; with one segment in flight the probe
-    // (2 x 20 + 200 ms) is not earlier than the RTO, so the RTO resends it.
-    assert_eq!(r.deliveries(Dir::Up), vec![(ms(1_210), 5)]);
-    assert_eq!(r.retransmits(), vec![(ms(1_200), 200_000)]);
-    assert_eq!(r.resent(), vec![(ms(1_200), 1, Recovery::Rto)]);
+    // (2 x 20 + 200 ms) is capped at the RTO instant and resends it there, in the RTO's place.
+    assert_eq!(r.deliveries(Dir::Up), vec![(ms(1_230), 5)]);
+    assert_eq!(r.retransmits(), vec![(ms(1_220), 220_000)]);
+    assert_eq!(r.resent(), vec![(ms(1_220), 1, Recovery::Tlp)]);
 }
 
 /// Was `one_lost_segment_costs_an_rto_and_blocks_the_ones_behind_it` (delivery at 1210 ms): the
@@ -342,21 +342,23 @@ fn one_backoff_per_connection_reset_by_a_successful_retransmission() {
     r.link.set_dead(ms(1_500), Dir::Up, false);
     r.drain(ms(1_500));
     r.run_until(ms(3_000));
-    // RTO at 1200 (lost, backoff 1), 1600 gets "a" through (only the oldest is resent); its ACK
-    // at 1620 exposes "b" (sent before that retransmission) to RACK: resent at once.
+    // The probe at the RTO instant, 1220 (lost, no backoff), the RTO at 1440 (lost, backoff 1),
+    // 1880 gets "a" through (only the oldest is resent); its ACK at 1900 exposes "b" (sent
+    // before that retransmission) to RACK: resent at once.
     assert_eq!(
         r.resent(),
         vec![
-            (ms(1_200), 1, Recovery::Rto),
-            (ms(1_600), 1, Recovery::Rto),
-            (ms(1_620), 2, Recovery::Fast)
+            (ms(1_220), 1, Recovery::Tlp),
+            (ms(1_440), 1, Recovery::Rto),
+            (ms(1_880), 1, Recovery::Rto),
+            (ms(1_900), 2, Recovery::Fast)
         ]
     );
-    assert_eq!(r.deliveries(Dir::Up), vec![(ms(1_610), 1), (ms(1_630), 1)]);
-    // The ACK of new data ended the backoff: the next lone loss costs 200 ms again, not 800.
+    assert_eq!(r.deliveries(Dir::Up), vec![(ms(1_890), 1), (ms(1_910), 1)]);
+    // The ACK of new data ended the backoff: the next lone loss costs one probe at the RTO again.
     send_lost(&mut r, ms(5_000), Dir::Up, b"c");
     r.run_until(ms(6_000));
-    assert_eq!(r.resent().last(), Some(&(ms(5_200), 3, Recovery::Rto)));
+    assert_eq!(r.resent().last(), Some(&(ms(5_220), 3, Recovery::Tlp)));
 }
 
 #[test]
@@ -368,19 +370,22 @@ fn rto_doubles_per_retry_then_fifteen_retries_reset() {
     r.drain(ms(1_000));
     r.run_until(ms(2_000_000));
     let gaps: Vec<u64> = r.retransmits().iter().map(|(_, a)| *a / 1_000).collect();
+    // The probe at the RTO instant (220 ms = SRTT 20 + 200), then 15 RTOs from 220 ms, doubling.
     assert_eq!(
         gaps,
         vec![
-            200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 51_200, 102_400, 120_000, 120_000,
-            120_000, 120_000, 120_000
+            220, 220, 440, 880, 1_760, 3_520, 7_040, 14_080, 28_160, 56_320, 112_640, 120_000,
+            120_000, 120_000, 120_000, 120_000
         ]
     );
-    assert!(r.resent().iter().all(|(_, _, by)| *by == Recovery::Rto));
+    let by: Vec<Recovery> = r.resent().iter().map(|(_, _, by)| *by).collect();
+    assert_eq!(by.first(), Some(&Recovery::Tlp));
+    assert!(by.iter().skip(1).all(|b| *b == Recovery::Rto));
     let resets = r.resets();
     assert_eq!(resets.len(), 1);
     assert_eq!(resets[0].1, ResetReason::RetriesExhausted { dir: Dir::Up });
-    // 204.6 s of doubling, then 6 capped waits of 120 s (the last one before giving up).
-    assert_eq!(resets[0].0, ms(1_000 + 204_600 + 6 * 120_000));
+    // The probe, 225.06 s of doubling, then 6 capped waits of 120 s (the last before giving up).
+    assert_eq!(resets[0].0, ms(1_000 + 220 + 225_060 + 6 * 120_000));
     assert!(r.link.is_dead());
     assert_eq!(r.link.poll_timeout(), None);
     // A dead link ignores everything.
@@ -396,12 +401,13 @@ fn partition_then_heal_delivers_after_the_next_backoff() {
     r.link
         .handle_send(ms(1_000), Dir::Down, b"during partition");
     r.drain(ms(1_000));
-    // Retransmissions at 1.2, 1.6, 2.4, 4.0, 7.2 s all lost; heal at 5 s.
+    // The probe at 1.22 s and the RTOs at 1.44, 1.88, 2.76, 4.52 s are lost; heal at 5 s; the
+    // next RTO, at 8.04 s, gets through.
     r.run_until(ms(5_000));
     r.link.set_partition(ms(5_000), false);
     r.drain(ms(5_000));
     r.run_until(ms(20_000));
-    assert_eq!(r.deliveries(Dir::Down), vec![(ms(7_210), 16)]);
+    assert_eq!(r.deliveries(Dir::Down), vec![(ms(8_050), 16)]);
     assert!(r.resets().is_empty());
     assert!(r
         .net_lines()
@@ -684,4 +690,116 @@ proptest! {
         }
         prop_assert_eq!(r.link.poll_timeout(), None, "the link must go quiet");
     }
+}
+
+/// Linux's RTO adds the 200 ms floor to SRTT (`tcp_rtt_estimator()` keeps rttvar at least
+/// `tcp_rto_min`): on a 300 ms path without jitter it settles at 500 ms. The RTO that compared
+/// SRTT + 4 RTTVAR with the floor converged to the RTT itself and resent every segment at the
+/// instant its ACK arrived.
+#[test]
+fn linux_rto_adds_the_floor_so_a_long_path_is_never_resent_spuriously() {
+    let mut r = Run::new(cfg(150, LossModel::None), 3);
+    r.connect(ms(0));
+    for i in 0..40u64 {
+        r.send(ms(1_000 + i * 1_000), Dir::Up, b"reading");
+    }
+    r.run_until(ms(45_000));
+    assert_eq!(r.retransmits(), vec![]);
+    assert_eq!(r.delivered(Dir::Up).len(), 40 * 7);
+    assert_eq!(r.link.rto(Dir::Up), Duration::from_millis(500));
+}
+
+/// lwIP counts RTT in 500 ms ticks (`tcp_receive()`): Arduino's RTO starts at 6 ticks (3 s) and
+/// each LAN sample (0 ticks) takes `sv >> 2` off, down to 3 ticks, where it stays.
+#[test]
+fn lwip_rto_counts_ticks_and_settles_at_three() {
+    let c = LinkConfig {
+        client: Stack::lwip_arduino(),
+        ..cfg(1, LossModel::None)
+    };
+    let mut r = established(c, 3);
+    assert_eq!(r.link.rto(Dir::Up), Duration::from_millis(3_000));
+    let mut seen = Vec::new();
+    for i in 0..5u64 {
+        r.send(ms(1_000 + i * 1_000), Dir::Up, b"x");
+        r.run_until(ms(1_500 + i * 1_000));
+        seen.push(r.link.rto(Dir::Up).as_millis());
+    }
+    assert_eq!(seen, vec![2_500, 2_000, 1_500, 1_500, 1_500]);
+}
+
+/// smoltcp: SRTT + max(5 ms, 4 RTTVAR), then clamped to 1..=60 s (`RttEstimator::sample()`): the
+/// floor applies to the sum, so a 900 ms path settles at 1 s (Linux: SRTT + 200 ms = 1.1 s).
+#[test]
+fn smoltcp_rto_is_srtt_plus_a_margin_within_its_clamp() {
+    let smol = |latency| LinkConfig {
+        client: Stack::smoltcp_embassy(),
+        ..cfg(latency, LossModel::None)
+    };
+    let r = established(smol(1), 3);
+    assert_eq!(r.link.rto(Dir::Up), Duration::from_millis(1_000));
+    let mut r = Run::new(smol(450), 3);
+    r.connect(ms(0));
+    for i in 0..40u64 {
+        r.send(ms(2_000 + i * 2_000), Dir::Up, b"x");
+    }
+    r.run_until(ms(90_000));
+    assert_eq!(r.retransmits(), vec![]);
+    assert_eq!(r.link.rto(Dir::Up), Duration::from_millis(1_000));
+}
+
+/// A segment dropped in the sender's own firewall (`loss_at_sender`) never reaches the wire:
+/// Linux keeps it unsent and it goes out with the next write, coalesced, not retransmitted.
+#[test]
+fn a_drop_at_the_sender_keeps_the_segment_for_the_next_write() {
+    let c = LinkConfig {
+        loss_at_sender: true,
+        ..cfg(1, LossModel::None)
+    };
+    let mut r = established(c, 3);
+    r.run_until(ms(1_000));
+    r.link
+        .set_loss(ms(1_000), LossModel::Bernoulli { loss: 1.0 });
+    r.link.handle_send(ms(1_000), Dir::Up, b"one");
+    r.drain(ms(1_000));
+    r.link.set_loss(ms(1_000), LossModel::None);
+    r.send(ms(1_050), Dir::Up, b"two");
+    r.run_until(ms(2_000));
+    assert_eq!(r.deliveries(Dir::Up), vec![(ms(1_051), 6)]);
+    assert_eq!(r.retransmits(), vec![]);
+}
+
+/// With nothing in flight and no further write, the zero-window probe timer sends it after
+/// max(RTO, 200 ms): SRTT 2 ms, so the RTO is 202 ms.
+#[test]
+fn a_drop_at_the_sender_with_nothing_in_flight_waits_for_the_probe_timer() {
+    let c = LinkConfig {
+        loss_at_sender: true,
+        ..cfg(1, LossModel::None)
+    };
+    let mut r = established(c, 3);
+    r.run_until(ms(1_000));
+    r.link
+        .set_loss(ms(1_000), LossModel::Bernoulli { loss: 1.0 });
+    r.link.handle_send(ms(1_000), Dir::Up, b"one");
+    r.drain(ms(1_000));
+    r.link.set_loss(ms(1_000), LossModel::None);
+    r.run_until(ms(2_000));
+    assert_eq!(r.deliveries(Dir::Up), vec![(ms(1_203), 3)]);
+    assert_eq!(r.retransmits(), vec![]);
+}
+
+/// Without `loss_at_sender` the same drop is a wire loss: the segment is retransmitted.
+#[test]
+fn the_same_drop_on_the_wire_is_retransmitted() {
+    let mut r = established(cfg(1, LossModel::None), 3);
+    r.run_until(ms(1_000));
+    r.link
+        .set_loss(ms(1_000), LossModel::Bernoulli { loss: 1.0 });
+    r.link.handle_send(ms(1_000), Dir::Up, b"one");
+    r.drain(ms(1_000));
+    r.link.set_loss(ms(1_000), LossModel::None);
+    r.run_until(ms(2_000));
+    assert_eq!(r.delivered(Dir::Up), b"one");
+    assert_eq!(r.retransmits().len(), 1);
 }
