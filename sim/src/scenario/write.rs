@@ -23,6 +23,10 @@ impl Scenario {
         if self.tcp_profiles {
             let _ = writeln!(t, "tcp_profiles = true");
         }
+        if self.engines.len() != ENGINES.len() {
+            let names: Vec<String> = self.engines.iter().map(|e| string(e)).collect();
+            let _ = writeln!(t, "engines = [{}]", names.join(", "));
+        }
         broker(&mut t, &self.broker);
         for (name, l) in &self.links {
             if name == IDEAL_LINK && *l == LinkSpec::ideal() {
@@ -112,6 +116,9 @@ fn link(t: &mut String, name: &str, l: &LinkSpec) {
         "wifi_join_ms = [{}, {}]",
         l.wifi_join_ms.0, l.wifi_join_ms.1
     );
+    if l.loss_at_sender {
+        let _ = writeln!(t, "loss_at_sender = true");
+    }
     match l.loss {
         Loss::None => {}
         Loss::Independent(p) => {
@@ -162,6 +169,9 @@ fn device(t: &mut String, d: &DeviceSpec) {
     if let Some(s) = &d.tcp_stack {
         let _ = writeln!(t, "tcp_stack = {}", string(s));
     }
+    if d.start_spread_ms > 0 {
+        let _ = writeln!(t, "start_spread_s = {}", seconds(d.start_spread_ms));
+    }
     // A sketch sets what its MQTT library is told through the library's own calls.
     if d.sketch.is_none() {
         let _ = writeln!(t, "keepalive_s = {}", d.keepalive_s);
@@ -179,6 +189,26 @@ fn device(t: &mut String, d: &DeviceSpec) {
             );
         }
     }
+    power(t, &d.power);
+}
+
+/// `[device.power]`, when it is not the ESP32-C3's defaults: every key, in the file's units.
+fn power(t: &mut String, p: &crate::cost::PowerSpec) {
+    if *p == crate::cost::PowerSpec::ESP32_C3 {
+        return;
+    }
+    let milli = |v: u64| float(v as f64 / 1e3);
+    let _ = writeln!(t, "[device.power]");
+    let _ = writeln!(t, "voltage_v = {}", milli(p.voltage_mv));
+    let _ = writeln!(t, "tx_ma = {}", milli(p.tx_ua));
+    let _ = writeln!(t, "rx_ma = {}", milli(p.rx_ua));
+    let _ = writeln!(t, "sleep_ma = {}", milli(p.sleep_ua));
+    let _ = writeln!(t, "dtim = {}", p.dtim);
+    let _ = writeln!(t, "beacon_interval_ms = {}", milli(p.beacon_interval_us));
+    let _ = writeln!(t, "beacon_wake_ms = {}", milli(p.beacon_wake_us));
+    let _ = writeln!(t, "active_ms = {}", milli(p.active_us));
+    let _ = writeln!(t, "phy_rate_mbps = {}", milli(p.phy_rate_kbps));
+    let _ = writeln!(t, "battery_mah = {}", p.battery_mah);
 }
 
 fn expect(t: &mut String, e: &Expect) {
@@ -303,6 +333,7 @@ mod tests {
         let text = r#"
 description = "apps, sketches, wills, inputs, odd strings"
 duration_s = 20.5
+engines = ["direct"]
 [broker]
 max_inflight_messages = 3
 persistence = true
@@ -311,6 +342,7 @@ connect_timeout_s = 90
 profile = "mosquitto-2.0"
 [link."odd name"]
 loss = 0.000001
+loss_at_sender = true
 [[device]]
 name = "door"
 profile = "mqsim"
@@ -327,7 +359,12 @@ profile = "esp-mqtt"
 qos = 2
 link = "odd name"
 outbox_expiry_s = 5
+start_spread_s = 2.5
 will = { topic = "W/{id}", payload = "say \"bye\"\n", qos = 1, retain = true }
+[device.power]
+sleep_ma = 20.58
+dtim = 3
+battery_mah = 2500
 [[subscriber]]
 name = "s"
 filter = "+/#"
