@@ -34,6 +34,8 @@ pub struct RunFacts {
     pub broker_profile: mqsim::broker::Profile,
     /// `--broker-profile` when it overrode the file's, so that the replay line replays this run.
     pub broker_profile_override: Option<mqsim::broker::Profile>,
+    /// The engine that ran it (named in the replay line unless it is the default).
+    pub engine: crate::run::Engine,
 }
 
 impl RunFacts {
@@ -48,6 +50,7 @@ impl RunFacts {
             replay: None,
             broker_profile: s.broker.profile,
             broker_profile_override: None,
+            engine: crate::run::Engine::default(),
         }
     }
 
@@ -65,6 +68,9 @@ impl RunFacts {
         }
         if let Some(p) = self.broker_profile_override {
             let _ = write!(line, " --broker-profile {}", p.name());
+        }
+        if self.engine != crate::run::Engine::default() {
+            let _ = write!(line, " --engine {}", self.engine.name());
         }
         line
     }

@@ -160,18 +160,22 @@ fn broker_restart_clean_distributions_agree() {
     compare("scenarios/broker-restart-clean.toml", (1, 21));
 }
 
-/// An Arduino sketch runs as its own process, on the turmoil engine only: the direct engine
-/// refuses the scenario before anything runs, saying which device and what to do.
+/// An Arduino sketch runs as its own process, on the turmoil engine only: a scenario with one
+/// goes there whatever engine is asked for, and its replay line says so.
 #[test]
-fn a_sketch_device_is_refused_by_the_direct_engine() {
+fn a_sketch_scenario_runs_on_turmoil() {
     let text = "description = \"a sketch\"\nduration_s = 10\n[[device]]\nname = \"esp32\"\n\
                 profile = \"pubsubclient\"\nsketch = \"nowhere.ino\"\n";
     let sc = Scenario::parse(text, "sketch.toml").expect("parses");
-    let opts = RunOptions {
-        engine: Engine::Direct,
-        ..RunOptions::default()
-    };
-    let e = mqsim_sim::run::run(&sc, &opts).unwrap_err();
-    assert!(e.contains("device `esp32` runs an Arduino sketch"), "{e}");
-    assert!(e.contains("--engine turmoil"), "{e}");
+    assert_eq!(Engine::for_scenario(Engine::Direct, &sc), Engine::Turmoil);
+    let plain = Scenario::parse(
+        &text.replace("sketch = \"nowhere.ino\"\n", "qos = 0\n"),
+        "p.toml",
+    )
+    .expect("parses");
+    assert_eq!(Engine::for_scenario(Engine::Direct, &plain), Engine::Direct);
+    assert_eq!(
+        Engine::for_scenario(Engine::Turmoil, &plain),
+        Engine::Turmoil
+    );
 }

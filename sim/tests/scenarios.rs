@@ -1,17 +1,17 @@
 //! Every `scenarios/*.toml` as its own named test (`cargo test --test scenarios -- NAME`).
 //!
-//! Each test runs its scenario with the file's seed twice and compares the whole trace (every
-//! serial, subscriber, broker and net line, and the report) byte for byte; runs it with the next
-//! seed and requires a different trace; fails with the seed, what broke, when, the trace tail
-//! and a replay line when an invariant or an `[expect]` range breaks; and checks the report
-//! against its snapshot in `snapshots/` (`cargo insta review`, or `INSTA_UPDATE=always`, after
-//! an intended change).
+//! Each test runs its scenario on the default engine (direct) with the file's seed twice and
+//! compares the whole trace (every serial, subscriber, broker and net line, and the report) and
+//! the capture byte for byte; runs it with the next seed and requires a different trace; fails
+//! with the seed, what broke, when, the trace tail and a replay line when an invariant or an
+//! `[expect]` range breaks; and checks the report against its snapshot in `snapshots/` (`cargo
+//! insta review`, or `INSTA_UPDATE=always`, after an intended change).
 //!
-//! Each scenario is also a `direct/NAME` test on the direct engine (`--engine direct`): the
-//! ledger's verdict and the `[expect]` ranges must hold there too, the same seed twice gives the
-//! same trace and capture, the next seed a different trace. Its report has no snapshot: the two
-//! engines draw the same seeds but reach different interleavings (docs/simulator.md, "Engines"),
-//! so a second set would pin the direct engine's numbers without checking more than the ranges.
+//! Each scenario is also a `turmoil/NAME` test on the turmoil engine (`--engine turmoil`, the
+//! real tokio adapters): the same checks but the snapshot. The two engines draw the same seeds
+//! but reach different interleavings (docs/simulator.md, "Engines"), so a second snapshot set
+//! would pin turmoil's numbers without checking more than the ranges. A scenario whose
+//! `engines` leaves out direct (none today) takes its snapshot from turmoil.
 
 use std::path::{Path, PathBuf};
 
@@ -33,7 +33,10 @@ fn check(path: &Path) -> Result<(), Failed> {
     if !runs_on(&scenario, "turmoil") {
         return Ok(());
     }
-    let opts = RunOptions::default();
+    let opts = RunOptions {
+        engine: Engine::Turmoil,
+        ..RunOptions::default()
+    };
     let a = run(&scenario, &opts)?;
     if a.failed() {
         return Err(format!("{}{}", a.failure_text(25), a.report.render()).into());
@@ -57,7 +60,7 @@ fn check(path: &Path) -> Result<(), Failed> {
     }
     let other = RunOptions {
         seed: Some(a.scenario.seed.wrapping_add(1)),
-        ..RunOptions::default()
+        ..opts.clone()
     };
     let c = run(&scenario, &other)?;
     if c.trace() == a.trace() {
@@ -67,7 +70,9 @@ fn check(path: &Path) -> Result<(), Failed> {
         )
         .into());
     }
-    snapshot(path, &a.report.render());
+    if !scenario.engines.iter().any(|e| e == "direct") {
+        snapshot(path, &a.report.render());
+    }
     Ok(())
 }
 
@@ -115,7 +120,7 @@ fn check_direct(path: &Path) -> Result<(), Failed> {
     };
     let a = run(&scenario, &opts)?;
     if a.failed() {
-        return Err(format!("direct engine: {}{}", a.failure_text(25), a.report.render()).into());
+        return Err(format!("{}{}", a.failure_text(25), a.report.render()).into());
     }
     let b = run(&scenario, &opts)?;
     if a.trace() != b.trace() {
@@ -144,10 +149,7 @@ fn check_direct(path: &Path) -> Result<(), Failed> {
         )
         .into());
     }
-    // A scenario run on the direct engine only has that engine's report as its snapshot.
-    if !scenario.engines.iter().any(|e| e == "turmoil") {
-        snapshot(path, &a.report.render());
-    }
+    snapshot(path, &a.report.render());
     Ok(())
 }
 
@@ -170,8 +172,8 @@ fn main() {
                 .to_string();
             let direct = path.clone();
             [
-                Trial::test(name.clone(), move || check(&path)),
-                Trial::test(format!("direct/{name}"), move || check_direct(&direct)),
+                Trial::test(name.clone(), move || check_direct(&direct)),
+                Trial::test(format!("turmoil/{name}"), move || check(&path)),
             ]
         })
         .collect();

@@ -45,7 +45,7 @@ pub struct SimArgs {
     #[arg(long)]
     pub quiet: bool,
     /// The report as JSON on stdout instead of the text (no trace lines; failures still go to
-    /// stderr): `mqsim_sim::report::json::ReportJson`.
+    /// stderr): `mqsim_sim::report::json::ReportJson`. With --seeds, the sweep's table as JSON.
     #[arg(long)]
     pub json: bool,
     /// Which `tracing` events of the devices' applications to show: an env-filter-style
@@ -86,9 +86,10 @@ pub struct SimArgs {
     /// self-contained HTML page with the report when FILE ends in `.html`.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["seeds", "random", "bench"])]
     pub timeline: Option<PathBuf>,
-    /// The engine: `turmoil` (the real tokio adapters on simulated hosts, tick by tick) or
-    /// `direct` (the sans-IO state machines on an event queue; see docs/simulator.md, "Engines").
-    #[arg(long, value_name = "ENGINE", default_value = "turmoil", value_parser = parse_engine)]
+    /// The engine: `direct` (the sans-IO state machines on an event queue, the default) or
+    /// `turmoil` (the real tokio adapters on simulated hosts, tick by tick; also what runs a
+    /// scenario with an Arduino sketch). See docs/simulator.md, "Engines".
+    #[arg(long, value_name = "ENGINE", default_value = "direct", value_parser = parse_engine)]
     pub engine: Engine,
     #[command(flatten)]
     pub sweep: SweepArgs,

@@ -18,9 +18,6 @@ use super::sim::{SimArgs, DEFAULT_SCENARIO, DEFAULT_SCENARIO_TEXT};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct SweepArgs {
-    /// With --seeds: print the table as JSON (for machines) instead of text.
-    #[arg(long, requires = "seeds")]
-    pub json: bool,
     /// With --seeds: run only shard I of N (seeds A+I, A+I+N, ...). Without it, the index is
     /// taken from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) when set.
     #[arg(long, value_name = "I/N", value_parser = Shard::parse, requires = "seeds")]
@@ -260,7 +257,7 @@ pub fn sweep(
             outcomes.len() as f64 * 60.0 / wall.max(1e-9)
         );
     }
-    print_table(&id, range, shard, a.swarm, &Table::of(&outcomes), a.json)
+    print_table(&id, range, shard, a.swarm, &Table::of(&outcomes), args.json)
 }
 
 /// `--shrink`: the failing seed's scenario, cut down while it fails the same way, written out.

@@ -234,26 +234,10 @@ impl World {
 pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String> {
     let started = std::time::Instant::now();
     let sc = as_run(scenario, opts);
-    // Its replay line names the engine.
-    let mut with_replay;
-    let opts = if opts.replay.is_none() {
-        let duration = opts
-            .duration_s
-            .map(|d| format!(" --duration {d}"))
-            .unwrap_or_default();
-        with_replay = opts.clone();
-        with_replay.replay = Some(format!(
-            "cargo run --release -- sim {} --seed {{seed}}{duration} --engine direct",
-            sc.file
-        ));
-        &with_replay
-    } else {
-        opts
-    };
     if let Some(d) = sc.devices.iter().find(|d| d.sketch.is_some()) {
         return Err(format!(
             "{}: device `{}` runs an Arduino sketch, which runs as its own process under the \
-             turmoil engine only: use --engine turmoil",
+             turmoil engine only (crate::run::run sends such a scenario there)",
             sc.file, d.name
         ));
     }

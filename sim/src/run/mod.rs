@@ -310,8 +310,11 @@ fn step(sim: &mut turmoil::Sim<'_>) -> Result<(), String> {
 
 /// Runs `scenario` once, on the engine `opts` names. `Err` only when the simulation itself
 /// could not run.
+///
+/// A scenario with an Arduino sketch device runs on turmoil whatever `opts.engine` says: a
+/// sketch is a process of its own, talking through a socket, which only turmoil's hosts carry.
 pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String> {
-    match opts.engine {
+    match Engine::for_scenario(opts.engine, scenario) {
         Engine::Turmoil => run_turmoil(scenario, opts),
         Engine::Direct => crate::engine::run(scenario, opts),
     }
@@ -322,14 +325,33 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
 pub enum Engine {
     /// turmoil: the real tokio adapters (broker, devices, subscribers) on simulated hosts,
     /// one tick at a time. The reference for the whole stack.
-    #[default]
     Turmoil,
     /// The sans-IO state machines driven directly by an event queue that jumps to the next
-    /// timer or delivery ([`crate::engine`]).
+    /// timer or delivery ([`crate::engine`]). The default: its outcomes' distributions agree
+    /// with turmoil's (sim/tests/engines.rs) and it is a few hundred times faster.
+    #[default]
     Direct,
 }
 
 impl Engine {
+    /// The engine that runs `scenario` when `asked` is: turmoil for a scenario with an Arduino
+    /// sketch device (a process of its own), else `asked`.
+    pub fn for_scenario(asked: Engine, scenario: &Scenario) -> Engine {
+        if scenario.devices.iter().any(|d| d.sketch.is_some()) {
+            Engine::Turmoil
+        } else {
+            asked
+        }
+    }
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Turmoil => "turmoil",
+            Engine::Direct => "direct",
+        }
+    }
+
     /// The engine named `name` (`turmoil`, `direct`).
     pub fn by_name(name: &str) -> Option<Engine> {
         match name {

@@ -6,7 +6,7 @@ use std::time::Duration as StdDuration;
 
 use mqsim::time::Instant;
 
-use super::{RunOptions, Shared, EPOCH_UNIX_MS};
+use super::{Engine, RunOptions, Shared, EPOCH_UNIX_MS};
 use crate::check::{Records, Violation};
 use crate::report::{check_expect, Report, RunFacts};
 use crate::scenario::Scenario;
@@ -169,6 +169,7 @@ pub(crate) fn outcome(
     let mut facts = RunFacts::for_scenario(&sc, simulated_ms, wall);
     facts.duration_override_s = opts.duration_s;
     facts.broker_profile_override = opts.broker_profile;
+    facts.engine = Engine::for_scenario(opts.engine, &sc);
     facts.replay = opts.replay.clone();
     let mut report = Report::new(&ledger, facts);
     report.takeovers = crate::report::takeover::find(

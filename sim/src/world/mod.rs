@@ -92,8 +92,8 @@ impl World {
             .map_err(|e| e.to_string())
     }
 
-    /// The world of a scenario value. It runs on the engine `MQSIM_ENGINE` names (`turmoil`,
-    /// the default, or `direct`), so a user's tests run on either engine unchanged.
+    /// The world of a scenario value. It runs on the engine `MQSIM_ENGINE` names (`direct`,
+    /// the default, or `turmoil`), so a user's tests run on either engine unchanged.
     pub fn new(scenario: Scenario) -> World {
         let engine = std::env::var("MQSIM_ENGINE")
             .ok()
@@ -243,9 +243,9 @@ impl World {
             let package = std::env::var("CARGO_PKG_NAME")
                 .map(|p| format!(" -p {p}"))
                 .unwrap_or_default();
-            let engine = match self.opts.engine {
-                Engine::Direct => "MQSIM_ENGINE=direct ",
-                Engine::Turmoil => "",
+            let engine = match Engine::for_scenario(self.opts.engine, &self.scenario) {
+                Engine::Direct => "",
+                Engine::Turmoil => "MQSIM_ENGINE=turmoil ",
             };
             opts.replay = Some(match test_name() {
                 Some(t) => format!(
