@@ -178,7 +178,7 @@ fn now_since(epoch: tokio::time::Instant) -> Instant {
     Instant::from_micros(epoch.elapsed().as_micros() as u64)
 }
 
-/// The slots queued for a poll, and the broker task's waker.
+/// The slot groups queued for a poll, and the broker task's waker.
 #[derive(Default)]
 struct Ready {
     state: Mutex<ReadyState>,
@@ -186,23 +186,23 @@ struct Ready {
 
 #[derive(Default)]
 struct ReadyState {
-    slots: Vec<u32>,
+    groups: Vec<u32>,
     task: Option<Waker>,
 }
 
 impl Ready {
-    /// The queued slots, moved into `into` (emptied first).
+    /// The queued groups, moved into `into` (emptied first).
     fn take(&self, into: &mut Vec<u32>) {
         into.clear();
         if let Ok(mut st) = self.state.lock() {
-            std::mem::swap(&mut st.slots, into);
+            std::mem::swap(&mut st.groups, into);
         }
     }
 
-    /// Resolves once a slot is queued.
+    /// Resolves once a group is queued.
     fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
         match self.state.lock() {
-            Ok(mut st) if st.slots.is_empty() => {
+            Ok(mut st) if st.groups.is_empty() => {
                 if !st.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     st.task = Some(cx.waker().clone());
                 }
@@ -213,14 +213,18 @@ impl Ready {
     }
 }
 
-/// One slot's waker: queues the slot (once until it is polled) and wakes the broker task.
-struct SlotWaker {
+/// Slots that share one waker: waking it polls the group's slots (the idle ones find nothing to
+/// do). One waker allocation per 16 connections instead of one each.
+const GROUP_SLOTS: usize = 16;
+
+/// One group's waker: queues the group (once until it is polled) and wakes the broker task.
+struct GroupWaker {
     ready: Arc<Ready>,
-    slot: u32,
+    group: u32,
     queued: AtomicBool,
 }
 
-impl Wake for SlotWaker {
+impl Wake for GroupWaker {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -231,7 +235,7 @@ impl Wake for SlotWaker {
         }
         let task = match self.ready.state.lock() {
             Ok(mut st) => {
-                st.slots.push(self.slot);
+                st.groups.push(self.group);
                 st.task.take()
             }
             Err(_) => None,
@@ -242,17 +246,13 @@ impl Wake for SlotWaker {
     }
 }
 
-/// A slot of the slab: its waker (kept for the next connection in it) and its connection.
-struct Entry {
-    waker: Arc<SlotWaker>,
-    conn: Option<Conn>,
-}
-
 /// Every connection the broker task serves, by slot, and the slot of each connection the broker
 /// knows.
 struct Conns {
     ready: Arc<Ready>,
-    entries: Vec<Entry>,
+    slots: Vec<Option<Conn>>,
+    /// One per [`GROUP_SLOTS`] slots.
+    wakers: Vec<Arc<GroupWaker>>,
     free: Vec<u32>,
     by_id: BTreeMap<ConnId, u32>,
     /// The one read buffer every connection is read through.
@@ -263,7 +263,8 @@ impl Conns {
     fn new() -> Self {
         Conns {
             ready: Arc::new(Ready::default()),
-            entries: Vec::new(),
+            slots: Vec::new(),
+            wakers: Vec::new(),
             free: Vec::new(),
             by_id: BTreeMap::new(),
             buf: vec![0; READ_CHUNK_MAX_BYTES].into_boxed_slice(),
@@ -275,42 +276,45 @@ impl Conns {
         let id = conn.id;
         let slot = match self.free.pop() {
             Some(s) => {
-                self.entries[s as usize].conn = Some(conn);
+                self.slots[s as usize] = Some(conn);
                 s
             }
             None => {
-                let slot = self.entries.len() as u32;
-                let waker = Arc::new(SlotWaker {
-                    ready: self.ready.clone(),
-                    slot,
-                    queued: AtomicBool::new(false),
-                });
-                self.entries.push(Entry {
-                    waker,
-                    conn: Some(conn),
-                });
-                slot
+                let slot = self.slots.len();
+                if slot % GROUP_SLOTS == 0 {
+                    self.wakers.push(Arc::new(GroupWaker {
+                        ready: self.ready.clone(),
+                        group: (slot / GROUP_SLOTS) as u32,
+                        queued: AtomicBool::new(false),
+                    }));
+                }
+                self.slots.push(Some(conn));
+                slot as u32
             }
         };
         self.by_id.insert(id, slot);
         polls.push(slot);
     }
 
+    fn waker(&self, slot: u32) -> Option<Waker> {
+        let w = self.wakers.get(slot as usize / GROUP_SLOTS)?;
+        Some(Waker::from(w.clone()))
+    }
+
     fn get(&mut self, id: ConnId) -> Option<(u32, &mut Conn)> {
         let slot = *self.by_id.get(&id)?;
-        let c = self.entries.get_mut(slot as usize)?.conn.as_mut()?;
+        let c = self.slots.get_mut(slot as usize)?.as_mut()?;
         Some((slot, c))
     }
 
     /// Polls one slot until it has nothing more to do now, or has read once (the others' turn).
     fn poll(&mut self, slot: u32, broker: &mut Broker, now: Instant) {
-        let Some(entry) = self.entries.get_mut(slot as usize) else {
+        let Some(waker) = self.waker(slot) else {
             return;
         };
-        let Some(mut conn) = entry.conn.take() else {
+        let Some(mut conn) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
-        let waker = Waker::from(entry.waker.clone());
         let mut cx = Context::from_waker(&waker);
         let keep = loop {
             match conn.poll(&mut cx, &mut self.buf) {
@@ -336,7 +340,7 @@ impl Conns {
             }
         };
         if keep {
-            self.entries[slot as usize].conn = Some(conn);
+            self.slots[slot as usize] = Some(conn);
         } else {
             self.free.push(slot);
         }
@@ -354,7 +358,7 @@ impl Conns {
     /// The broker closed `id`: its connection writes what is queued, then closes.
     fn close(&mut self, id: ConnId, polls: &mut Vec<u32>) {
         if let Some(slot) = self.by_id.remove(&id) {
-            if let Some(c) = self.entries[slot as usize].conn.as_mut() {
+            if let Some(c) = self.slots[slot as usize].as_mut() {
                 c.known = false;
                 c.close();
                 polls.push(slot);
@@ -362,16 +366,19 @@ impl Conns {
         }
     }
 
-    /// Polls the slots whose wakers fired, in the order they fired.
+    /// Polls the groups whose wakers fired, in the order they fired, each slot in order.
     fn poll_ready(&mut self, list: &mut Vec<u32>, broker: &mut Broker, now: Instant) {
         self.ready.take(list);
-        for &slot in list.iter() {
-            if let Some(e) = self.entries.get(slot as usize) {
-                e.waker.queued.store(false, Ordering::Release);
+        for &group in list.iter() {
+            if let Some(w) = self.wakers.get(group as usize) {
+                w.queued.store(false, Ordering::Release);
             }
         }
-        for &slot in list.iter() {
-            self.poll(slot, broker, now);
+        for &group in list.iter() {
+            let first = group as usize * GROUP_SLOTS;
+            for slot in first..(first + GROUP_SLOTS).min(self.slots.len()) {
+                self.poll(slot as u32, broker, now);
+            }
         }
     }
 }
@@ -491,8 +498,8 @@ async fn broker_task(
         }
         // Still more after the last round: those slots go on in the next turn.
         for slot in polls.drain(..) {
-            if let Some(e) = conns.entries.get(slot as usize) {
-                Waker::from(e.waker.clone()).wake();
+            if let Some(w) = conns.waker(slot) {
+                w.wake();
             }
         }
     }
@@ -534,8 +541,8 @@ async fn broker_task(
     }
     // Every connection still open writes what it has, then closes, in a task of its own: the
     // broker is handed back at once.
-    for e in conns.entries.iter_mut() {
-        if let Some(mut c) = e.conn.take() {
+    for s in conns.slots.iter_mut() {
+        if let Some(mut c) = s.take() {
             c.known = false;
             c.close();
             tokio::spawn(async move {
@@ -635,12 +642,9 @@ mod tests {
 
     #[test]
     fn an_idle_connection_is_small() {
-        // A slot: its connection record and its waker's handle; the waker itself is one
-        // allocation of about 48 bytes (`SlotWaker` in an `Arc`).
-        let slot = std::mem::size_of::<Entry>();
-        let waker = std::mem::size_of::<SlotWaker>();
-        eprintln!("slot {slot} bytes, waker {waker} bytes");
-        assert!(slot <= 96, "{slot} bytes");
-        assert!(waker <= 24, "{waker} bytes");
+        // A slot: its connection record; its group's waker is one allocation per 16 slots.
+        let slot = std::mem::size_of::<Option<Conn>>();
+        eprintln!("slot {slot} bytes");
+        assert!(slot <= 64, "{slot} bytes");
     }
 }

@@ -84,7 +84,7 @@ pub struct Session {
     /// Incoming QoS 2 packet ids delivered but not yet released (MQTT-4.3.3-2).
     pub incoming_qos2: IncomingQos2,
     /// Publishing connections paused until this session's queue drains (backpressure).
-    pub blocking: BTreeSet<ConnId>,
+    pub blocking: RareSet<ConnId>,
 }
 
 impl Session {
@@ -102,7 +102,7 @@ impl Session {
             queue_peak_messages: 0,
             queue_peak_bytes: 0,
             incoming_qos2: IncomingQos2::default(),
-            blocking: BTreeSet::new(),
+            blocking: RareSet::default(),
         }
     }
 
@@ -134,5 +134,46 @@ impl Session {
         let q = self.queue.pop_front()?;
         self.queued_bytes -= q.msg.cost_bytes();
         Some(q)
+    }
+}
+
+/// An ordered set that is usually empty: one word until its first element (boxed), and back to
+/// one word once emptied.
+#[derive(Debug)]
+pub struct RareSet<T>(Option<alloc::boxed::Box<BTreeSet<T>>>);
+
+impl<T> Default for RareSet<T> {
+    fn default() -> Self {
+        RareSet(None)
+    }
+}
+
+impl<T: Ord> RareSet<T> {
+    pub fn insert(&mut self, v: T) -> bool {
+        self.0.get_or_insert_with(Default::default).insert(v)
+    }
+
+    pub fn remove(&mut self, v: &T) -> bool {
+        let Some(set) = self.0.as_mut() else {
+            return false;
+        };
+        let removed = set.remove(v);
+        if set.is_empty() {
+            self.0 = None;
+        }
+        removed
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|s| s.is_empty())
+    }
+}
+
+impl<T> IntoIterator for RareSet<T> {
+    type Item = T;
+    type IntoIter = core::iter::Flatten<core::option::IntoIter<BTreeSet<T>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.map(|b| *b).into_iter().flatten()
     }
 }
