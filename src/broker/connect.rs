@@ -104,8 +104,8 @@ impl Broker {
             s.conn = Some(conn);
             s.clean = c.clean_session;
             s.listener = listener;
-            username_changed = s.username != username;
-            s.username = username.clone();
+            username_changed = s.username.as_deref() != username.as_deref();
+            s.username = username.as_deref().map(Box::from);
         }
         if username_changed {
             // Deliveries to the session while it is offline are checked against the ACL under

@@ -1,6 +1,7 @@
 //! A client session: subscriptions, the outgoing in-flight window and queue, and the incoming
 //! QoS 2 packet ids awaiting PUBREL. It outlives its connection when clean session is 0.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -65,7 +66,7 @@ pub struct Queued {
 pub struct Session {
     pub client_id: Arc<str>,
     /// The user name of its last CONNECT, for the ACL while it is offline too.
-    pub username: Option<String>,
+    pub username: Option<Box<str>>,
     pub clean: bool,
     pub conn: Option<ConnId>,
     /// The listener of its last connection (per-listener ACLs), when the caller named one; not
@@ -79,8 +80,9 @@ pub struct Session {
     pub queue: VecDeque<Queued>,
     pub queued_bytes: usize,
     /// The longest the queue has been, in messages and in bytes (for tests and `$SYS`).
-    pub queue_peak_messages: usize,
-    pub queue_peak_bytes: usize,
+    /// (32 bits each, saturating: they are statistics, and the record is 8 bytes smaller.)
+    pub queue_peak_messages: u32,
+    pub queue_peak_bytes: u32,
     /// Incoming QoS 2 packet ids delivered but not yet released (MQTT-4.3.3-2).
     pub incoming_qos2: IncomingQos2,
     /// Publishing connections paused until this session's queue drains (backpressure).
@@ -126,8 +128,9 @@ impl Session {
     pub fn push_queue(&mut self, q: Queued) {
         self.queued_bytes += q.msg.cost_bytes();
         self.queue.push_back(q);
-        self.queue_peak_messages = self.queue_peak_messages.max(self.queue.len());
-        self.queue_peak_bytes = self.queue_peak_bytes.max(self.queued_bytes);
+        let saturate = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        self.queue_peak_messages = self.queue_peak_messages.max(saturate(self.queue.len()));
+        self.queue_peak_bytes = self.queue_peak_bytes.max(saturate(self.queued_bytes));
     }
 
     pub fn pop_queue(&mut self) -> Option<Queued> {
@@ -140,7 +143,7 @@ impl Session {
 /// An ordered set that is usually empty: one word until its first element (boxed), and back to
 /// one word once emptied.
 #[derive(Debug)]
-pub struct RareSet<T>(Option<alloc::boxed::Box<BTreeSet<T>>>);
+pub struct RareSet<T>(Option<Box<BTreeSet<T>>>);
 
 impl<T> Default for RareSet<T> {
     fn default() -> Self {
