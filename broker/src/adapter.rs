@@ -198,6 +198,11 @@ impl Ready {
         }
     }
 
+    /// Some group is queued.
+    fn is_queued(&self) -> bool {
+        self.state.lock().is_ok_and(|st| !st.groups.is_empty())
+    }
+
     /// Resolves once a group is queued.
     fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
         match self.state.lock() {
@@ -560,6 +565,12 @@ async fn broker_task(
             if let Some(w) = conns.waker(slot) {
                 w.wake();
             }
+        }
+        // More to do at once (a connection that read may have more): the runtime's turn first,
+        // so that its I/O driver reports the other sockets' readiness (a busy publisher would
+        // otherwise keep this task running while a subscriber's acknowledgements wait unseen).
+        if conns.ready.is_queued() {
+            tokio::task::yield_now().await;
         }
     }
     // A clean stop keeps everything the broker has done: what is not yet in the journal is
