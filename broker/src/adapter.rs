@@ -2,8 +2,8 @@
 //! `AsyncRead + AsyncWrite` stream. Real TCP and turmoil's simulated TCP go through the same code;
 //! the broker never learns which it is. Time comes from `tokio::time`, which turmoil simulates.
 //!
-//! Tasks: one owns the broker and every connection's stream (a slab of [`conn::Conn`]
-//! records, see that module), a second writes the persistence journal, and the host's accept
+//! Tasks: one owns the broker and every connection's stream (a slab of connection records, see
+//! [`conn`]), a second writes the persistence journal, and the host's accept
 //! loops hand streams over through a bounded channel. Connections are polled by readiness, not
 //! each by a task of its own: each slot of the slab has one small waker that, when its stream
 //! becomes readable or writable, queues the slot's number and wakes the broker task, which then
@@ -14,8 +14,9 @@
 //! publisher went past `max_paused_input_bytes`) is simply not read, so its socket fills and TCP
 //! flow control slows the peer. Every `select!` is `biased;`.
 //!
-//! An idle connection costs its slot (the record in [`conn`], about 90 bytes), its waker (one
-//! small allocation), its stream, and the broker's own records: no task, no read buffer.
+//! An idle connection costs its slot (the record in [`conn`], 64 bytes), a sixteenth of a waker
+//! (one per 16 slots), its index entry (12 bytes), its stream, and the broker's own records: no
+//! task, no read buffer.
 //!
 //! [`conn`]: crate::conn
 

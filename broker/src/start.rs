@@ -4,7 +4,7 @@
 //! `starting` line, the configuration's notices, the password and ACL files, the TLS keys, the
 //! listening sockets, the persistence journal (restored, or a fresh one), the broker task, the
 //! `running` line, then accepting connections until it is asked to stop. `mqsim broker` runs it
-//! on a [`RealHost`] (tokio sockets, files, signals: [`run`]); the simulator runs it on its
+//! on a [`RealHost`] (TCP sockets in an epoll set of its own, files, signals: [`run`]); the simulator runs it on its
 //! simulated broker host (turmoil's sockets under the link model, a modelled disk, no signals).
 //! The simulated broker is therefore the real one from its first log line; only the [`Host`]
 //! differs, and nothing past it knows which one it runs on.
