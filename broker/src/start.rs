@@ -604,15 +604,13 @@ impl Accepted {
     async fn serve(&self, stream: tokio::net::TcpStream, peer: String) {
         #[cfg(unix)]
         if let Some(r) = &self.reactor {
-            match stream
+            // On failure the socket is closed and nothing reached the broker; refused
+            // (max_connections), the stream was dropped, which closes it.
+            if let Ok(s) = stream
                 .into_std()
                 .and_then(|s| crate::reactor::PolledTcp::new(s, r))
             {
-                // Refused (max_connections): the stream was dropped, which closes it.
-                Ok(s) => {
-                    let _ = self.handle.serve(s, peer).await;
-                }
-                Err(_) => {} // the socket is closed; nothing reached the broker
+                let _ = self.handle.serve(s, peer).await;
             }
             return;
         }

@@ -142,6 +142,8 @@ impl Session {
 
 /// An ordered set that is usually empty: one word until its first element (boxed), and back to
 /// one word once emptied.
+// The box is the point: absent, the set is one word instead of a `BTreeSet`'s three.
+#[allow(clippy::box_collection)]
 #[derive(Debug)]
 pub struct RareSet<T>(Option<Box<BTreeSet<T>>>);
 
