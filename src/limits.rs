@@ -19,6 +19,13 @@ pub const QUEUED_DEFAULT_MAX_MESSAGES: usize = 1_000;
 /// the publishers feeding it are paused (backpressure); they resume at half of it. Beyond a few
 /// windows a queue only adds latency for a client that is there to receive.
 pub const QUEUE_ONLINE_PAUSE_WINDOWS: usize = 8;
+/// mosquitto 2.0's keep-alive scan period, s: src/keepalive.c:40 scans when
+/// `last_keepalive_check + 5 < db.now_s` (whole seconds), i.e. every 6 s (tag v2.0.20).
+pub const MOSQUITTO_KEEPALIVE_SCAN_S: u64 = 6;
+/// mosquitto 2.0's default `autosave_interval`, s (src/conf.c:156), plus the 1 s its strict
+/// comparison adds (loop.c:217 `last_backup + autosave_interval < db.now_s`): it saves every
+/// 1,801 s.
+pub const MOSQUITTO_AUTOSAVE_DEFAULT_S: u64 = 1_801;
 /// Default byte bound on that queue (payload + topic bytes); 0 = no byte bound.
 pub const QUEUED_DEFAULT_MAX_BYTES: usize = 0;
 /// Default largest PUBLISH payload accepted (mosquitto `message_size_limit`); 0 = only the packet

@@ -7,6 +7,7 @@ pub mod check;
 pub mod device_io;
 pub mod disk;
 pub mod net;
+pub mod picture;
 #[cfg(feature = "proptest")]
 pub mod proptest;
 pub mod random;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::check::{Behaviours, Cause, Causes, Ledger, Summary, Tally, Violation};
 use crate::scenario::{Expect, Metric, Scenario, Scope};
 
+pub mod fleet;
 pub mod takeover;
 pub use takeover::Takeover;
 
@@ -28,6 +29,10 @@ pub struct RunFacts {
     /// The replay command when it is not `mqsim sim` (a run of a test's own applications),
     /// `{seed}` standing for the seed.
     pub replay: Option<String>,
+    /// The broker profile the run used (printed unless it is this broker's own).
+    pub broker_profile: mqsim::broker::Profile,
+    /// `--broker-profile` when it overrode the file's, so that the replay line replays this run.
+    pub broker_profile_override: Option<mqsim::broker::Profile>,
 }
 
 impl RunFacts {
@@ -40,6 +45,8 @@ impl RunFacts {
             wall,
             duration_override_s: None,
             replay: None,
+            broker_profile: s.broker.profile,
+            broker_profile_override: None,
         }
     }
 
@@ -54,6 +61,9 @@ impl RunFacts {
         );
         if let Some(d) = self.duration_override_s {
             let _ = write!(line, " --duration {d}");
+        }
+        if let Some(p) = self.broker_profile_override {
+            let _ = write!(line, " --broker-profile {}", p.name());
         }
         line
     }
@@ -71,6 +81,8 @@ pub struct Report {
     violation_lines: Vec<String>,
     /// Session takeovers at the broker ([`takeover::find`]); a line each under the table.
     pub takeovers: Vec<Takeover>,
+    /// The worst devices of each large group ([`fleet::find`]), named under the table.
+    pub fleet: Vec<fleet::GroupWorst>,
 }
 
 impl Report {
@@ -86,6 +98,7 @@ impl Report {
             violations: ledger.violations().to_vec(),
             violation_lines,
             takeovers: Vec::new(),
+            fleet: Vec::new(),
         }
     }
 
@@ -126,6 +139,7 @@ impl Report {
             Metric::LostConnection => t.causes.connection,
             Metric::LostExpired => t.causes.expired,
             Metric::LostDropped => t.causes.dropped,
+            Metric::LostBrokerUnsaved => t.causes.broker_unsaved,
             Metric::LostNotSubscribed => t.causes.not_subscribed,
             Metric::LostUnexplained => t.causes.unexplained,
         })
@@ -143,6 +157,9 @@ impl Report {
             f.tick_ms,
             fmt_ms(f.simulated_ms)
         );
+        if f.broker_profile != mqsim::broker::Profile::Mqsim {
+            let _ = writeln!(out, "broker profile {}", f.broker_profile.name());
+        }
         let _ = writeln!(
             out,
             "{:<24} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9}",
@@ -196,6 +213,7 @@ impl Report {
                 self.summary.untagged
             );
         }
+        fleet::render(&mut out, &self.fleet);
         render_causes(&mut out, &self.summary.all.causes);
         for k in &self.takeovers {
             let _ = writeln!(
@@ -215,6 +233,9 @@ impl Report {
         }
         render_behaviours(&mut out, &self.summary.behaviours);
         out.push_str(LEGEND);
+        if self.summary.all.causes.broker_unsaved > 0 {
+            out.push_str(LEGEND_UNSAVED);
+        }
         let _ = writeln!(out, "violations: {}", self.violations.len());
         for line in self.violation_lines.iter().take(VIOLATIONS_SHOWN) {
             let _ = writeln!(out, "  {line}");
@@ -302,6 +323,12 @@ pub(crate) const LEGEND: &str =
   deliv: first copies received by subscribers whose subscription covered them; lost: covered and
   never received; lostbk: lost with the state of a broker restarted without persistence; dup: extra
   copies; reconn: reconnections; p50/p99/max: publish call to first receipt, in ms.
+";
+
+/// The legend's addendum when a broker that autosaves (the `mosquitto-2.0` profile) lost state.
+const LEGEND_UNSAVED: &str =
+    "  lostbk also counts what a broker that autosaves (mosquitto's persistence) had acknowledged
+  after its last save when it restarted.
 ";
 
 /// Milliseconds as seconds with 3 decimals.

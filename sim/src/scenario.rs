@@ -18,6 +18,8 @@
 //! duration_s = 60     # safety phase length (> 0); `--duration S` overrides
 //! tick_ms = 1         # simulation step = the model's time resolution (default 1, > 0)
 //! heal_s = 30         # liveness phase length (default 30)
+//! engines = ["turmoil", "direct"] # the engines `cargo test` runs it on (default both); a fleet
+//!                     # too slow on turmoil names the direct engine only
 //!
 //! [broker]            # optional overrides of the broker's defaults
 //! max_inflight_messages = 20
@@ -26,6 +28,10 @@
 //! disk_sync_ms = 2    # simulated time of one sync of that disk (default 2, at most 1000)
 //! connect_timeout_s = 90 # a socket without CONNECT is closed after this (default 10; 1..=3600;
 //!                     # mosquitto 2.0: 90, the 1.5 x 60 s keepalive it gives a new socket)
+//! profile = "mqsim"   # whose behaviour the broker reproduces: "mqsim" (this broker, default) or
+//!                     # "mosquitto-2.0" (drops past max_queued_messages, QoS 2 forwarded at
+//!                     # PUBREL, keep alive on a 6 s scan, autosave every 1,801 s with
+//!                     # persistence); `--broker-profile NAME` overrides (docs/simulator.md)
 //!
 //! [link.wifi]                 # a link profile, used by name; `ideal` exists unless redefined
 //! latency_ms = 20             # one-way, default 5
@@ -60,6 +66,8 @@
 //! retain = false         # default false
 //! outbox_expiry_s = 30   # esp-mqtt only (default 30): unacknowledged QoS 1/2 deleted after it
 //! will = { topic = "ESP32/{id}/status", payload = "offline", qos = 1, retain = true }
+//! start_spread_s = 20    # default 0: each device boots at a time drawn from its own seed
+//!                        # stream in [0, start_spread_s] (< duration_s); 0 = all at once
 //! tcp_stack = "linux"    # optional: the device's TCP stack profile (linux | lwip-esp-idf |
 //!                        # lwip-arduino | smoltcp-embassy | plain); default: with the top-level
 //!                        # `tcp_profiles = true` the profile's own (pubsubclient lwip-arduino,
@@ -103,7 +111,7 @@
 //! Metrics: `published`, `refused`, `acknowledged`, `delivered` (unique per subscriber), `lost`,
 //! `lost_with_broker`, `duplicated`, `reconnects`, `latency_p50_ms`, `latency_p99_ms`,
 //! `latency_max_ms`, the loss causes `lost_connection`, `lost_expired`, `lost_dropped`,
-//! `lost_not_subscribed`, `lost_unexplained` (see `check::causes`), `takeovers`, and `violations`
+//! `lost_broker_unsaved`, `lost_not_subscribed`, `lost_unexplained` (see `check::causes`), `takeovers`, and `violations`
 //! (top level only). See [`Metric`].
 
 //!

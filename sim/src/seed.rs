@@ -4,14 +4,16 @@
 //! into its seed. A stream's state is the run's seed combined with the stream's key:
 //!
 //! - the run's streams ([`Stream`]): `mix(run ^ key * GAMMA)`, the keys being turmoil 1, the
-//!   network 2, the disk 3, device `d`'s sensor `1_000 + d` and its rng `2_000 + d`;
+//!   network 2, the disk 3, device `d`'s sensor `1_000 + d` and its rng `2_000 + d` (for `d`
+//!   below 1,000; from device 1,000 on, keys above 2^32, see [`Stream`]);
 //! - the links ([`link`]): connection `n`'s seed is `mix(network + (n + 1) * GAMMA)` under the
 //!   network's seed, the network's SplitMix64 sequence.
 //!
 //! These two combinations are the ones the simulator has always used: every snapshot and
-//! same-seed trace depends on these exact numbers, so they must not change. Device keys would
-//! overlap from device 1,000 on (device 1,000's sensor key is device 0's rng key); scenarios stay
-//! far below that.
+//! same-seed trace depends on these exact numbers, so they must not change. The old keys would
+//! overlap from device 1,000 on (device 1,000's sensor key is device 0's rng key), so a fleet's
+//! devices from 1,000 on take keys of their own above 2^32: every device of any fleet has its own
+//! streams, and no existing run changes.
 
 /// SplitMix64's increment (the golden ratio in 64 bits).
 pub const SPLITMIX64_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -41,7 +43,13 @@ pub enum Stream {
     App(u32),
     /// The draws of a toggled `[[input]]`, by input and device number.
     Input(u32, u32),
+    /// A device's start time within its group's `start_spread_s`, by device number.
+    Start(u32),
 }
+
+/// From this device number on, the sensor and rng streams take keys above 2^32 (below it, the
+/// historical keys `1_000 + d` and `2_000 + d`, which would collide from here).
+const FLEET_KEYS_FROM: u32 = 1_000;
 
 impl Stream {
     /// The stream's key, combined with the run's seed.
@@ -50,8 +58,11 @@ impl Stream {
             Stream::Turmoil => 1,
             Stream::Network => 2,
             Stream::Disk => 3,
-            Stream::Sensor(device) => 1_000 + u64::from(device),
-            Stream::DeviceRng(device) => 2_000 + u64::from(device),
+            Stream::Sensor(device) if device < FLEET_KEYS_FROM => 1_000 + u64::from(device),
+            Stream::DeviceRng(device) if device < FLEET_KEYS_FROM => 2_000 + u64::from(device),
+            Stream::Sensor(device) => (4 << 32) | u64::from(device),
+            Stream::DeviceRng(device) => (5 << 32) | u64::from(device),
+            Stream::Start(device) => (3 << 32) | u64::from(device),
             // Keys above 2^32, apart from the ones above for any device number.
             Stream::App(device) => (1 << 32) | u64::from(device),
             Stream::Input(input, device) => {

@@ -73,6 +73,45 @@ pub struct Config {
     /// Retained messages allowed; when false a PUBLISH or a will with RETAIN set closes the
     /// connection (mosquitto `retain_available`).
     pub retain_available: bool,
+    /// Pause the publishers feeding a connected subscriber that falls behind (their
+    /// acknowledgements withheld until its queue drains) instead of dropping past
+    /// `max_queued_messages`. Off: a full queue drops the message, announced with "Outgoing
+    /// messages are being dropped for client X.", and the publisher is acknowledged at once, as
+    /// mosquitto 2.0 does (src/database.c:525-537 `db__message_insert`; handle_publish.c:333-337
+    /// sends PUBACK whatever the queueing did). No mosquitto.conf key: mosquitto has no such
+    /// choice. Default on (this broker's behaviour).
+    pub queue_backpressure: bool,
+    /// Forward an incoming QoS 2 message to the subscribers only when its PUBREL arrives, as
+    /// mosquitto 2.0 does: handle_publish.c:345-347 stores it in the client's incoming messages
+    /// (`db__message_insert(.., mosq_md_in, ..)`, state `mosq_ms_wait_for_pubrel`) and
+    /// lib/handle_pubrel.c:96 `db__message_release_incoming` (database.c:990-1020) queues it to
+    /// the subscribers. Off (this broker): forwarded on PUBLISH, like QoS 1, which the
+    /// specification allows (MQTT 3.1.1 figure 4.3, method B). A message held for its PUBREL is
+    /// not journalled: lost at a restart (mosquitto saves it only with its next autosave).
+    /// With `queue_backpressure`, a message released by PUBREL is not held back (its PUBREC
+    /// already went): past the bound it is dropped. No mosquitto.conf key.
+    pub qos2_forward_on_pubrel: bool,
+    /// Keep-alive expiry is checked by a scan of every connection this often, as mosquitto 2.0
+    /// does (src/keepalive.c:40 `if(last_keepalive_check + 5 < db.now_s)`, whole seconds, so every
+    /// 6 s, from the main loop, loop.c:198), and judged in whole seconds (keepalive.c:49:
+    /// `now_s - last_msg_in <= keepalive*3/2`, integer arithmetic). A silent client is then
+    /// closed up to one period (plus up to 1 s of truncation) after 1.5 x its keep alive. Zero
+    /// (this broker): a timer per connection, closed at 1.5 x keep alive exactly. No
+    /// mosquitto.conf key.
+    pub keepalive_check_period: Duration,
+    /// With `persistence`: zero (this broker) = the write-ahead journal (every acknowledgement
+    /// waits for what it acknowledges to be durable). Non-zero = mosquitto's way: the state
+    /// lives in memory, acknowledgements go out at once, and a whole snapshot is handed to
+    /// [`super::Broker::poll_journal`] every this long (a timer in
+    /// [`super::Broker::poll_timeout`]), with the line "Saving in-memory database."
+    /// (persist_write.c:335); nothing in between, so a power cut loses what changed since the
+    /// last save. mosquitto saves when `last_backup + autosave_interval < db.now_s` (loop.c:217,
+    /// whole seconds): every `autosave_interval` + 1 s, so the mosquitto profile sets 1,801 s for
+    /// its default 1,800 (conf.c:156). It also saves at a clean stop (mosquitto.c:588
+    /// `persist__backup(true)`): [`super::Broker::save_now`]. mosquitto.conf's
+    /// `autosave_interval` is accepted by the real broker but not mapped here: a copied
+    /// mosquitto.conf must not make it lossy.
+    pub autosave_interval: Duration,
 }
 
 impl Default for Config {
@@ -98,7 +137,66 @@ impl Default for Config {
             allow_zero_length_clientid: true,
             upgrade_outgoing_qos: false,
             retain_available: true,
+            queue_backpressure: true,
+            qos2_forward_on_pubrel: false,
+            keepalive_check_period: Duration::ZERO,
+            autosave_interval: Duration::ZERO,
         }
+    }
+}
+
+/// A broker whose behaviour the settings reproduce: this one's own, or another one users deploy.
+/// [`Profile::apply`] sets the behaviour knobs and leaves limits, persistence and logging alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// This broker ([`Config::default`]'s knobs): backpressure, QoS 2 forwarded on PUBLISH,
+    /// keep alive to the millisecond, a write-ahead journal.
+    #[default]
+    Mqsim,
+    /// mosquitto 2.0 (read at tag v2.0.20): drops past `max_queued_messages` without
+    /// backpressure, forwards QoS 2 at its PUBREL, scans keep alives every 6 s, and
+    /// with persistence autosaves every 1,800 s (its defaults, each knob cites its source).
+    Mosquitto20,
+}
+
+impl Profile {
+    /// Every profile, in the order the help lists them.
+    pub const ALL: [Profile; 2] = [Profile::Mqsim, Profile::Mosquitto20];
+
+    /// The profile's name, as a scenario or the command line gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Mqsim => "mqsim",
+            Profile::Mosquitto20 => "mosquitto-2.0",
+        }
+    }
+
+    /// The profile named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Profile> {
+        Profile::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Sets `config`'s behaviour knobs to this profile's.
+    pub fn apply(self, config: &mut Config) {
+        let ours = Config::default();
+        let (backpressure, on_pubrel, period, autosave) = match self {
+            Profile::Mqsim => (
+                ours.queue_backpressure,
+                ours.qos2_forward_on_pubrel,
+                ours.keepalive_check_period,
+                ours.autosave_interval,
+            ),
+            Profile::Mosquitto20 => (
+                false,
+                true,
+                Duration::from_secs(limits::MOSQUITTO_KEEPALIVE_SCAN_S),
+                Duration::from_secs(limits::MOSQUITTO_AUTOSAVE_DEFAULT_S),
+            ),
+        };
+        config.queue_backpressure = backpressure;
+        config.qos2_forward_on_pubrel = on_pubrel;
+        config.keepalive_check_period = period;
+        config.autosave_interval = autosave;
     }
 }
 

@@ -54,8 +54,17 @@ impl Broker {
             Packet::PubAck(id) => self.on_ack(sid, id, Ack::PubAck),
             Packet::PubRec(id) => self.on_pubrec(conn, sid, id),
             Packet::PubRel(id) => {
-                if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.incoming_qos2.on_pubrel(id);
+                let held = match self.sessions.get_mut(&sid) {
+                    Some(s) => {
+                        s.incoming_qos2.on_pubrel(id);
+                        s.held_qos2.remove(&id).flatten()
+                    }
+                    None => None,
+                };
+                if let Some((msg, retain)) = held {
+                    // `qos2_forward_on_pubrel`: released now, as mosquitto's
+                    // db__message_release_incoming (database.c:1020).
+                    self.forward(&msg, QoS::ExactlyOnce, retain);
                 }
                 self.record_session(sid, || RecordArgs::Id(IdEvent::Qos2Released, id));
                 // Answer even an unknown id, so the client can finish (MQTT-4.3.3).
@@ -129,16 +138,24 @@ impl Broker {
         }
         let limit = self.config.message_size_limit_bytes;
         let too_big = limit != 0 && p.payload.len() > limit;
+        let hold = p.qos == QoS::ExactlyOnce && self.config.qos2_forward_on_pubrel;
         let deliver = match p.qos {
             QoS::AtMostOnce => true,
             QoS::AtLeastOnce => true,
+            // Held for its PUBREL: a copy of an id already held is acknowledged again, not kept.
+            QoS::ExactlyOnce if hold => self
+                .sessions
+                .get(&sid)
+                .is_some_and(|s| !s.held_qos2.contains_key(&p.pkid)),
             QoS::ExactlyOnce => match self.sessions.get_mut(&sid) {
                 // A duplicate of an id not yet released is acknowledged, not delivered again.
                 Some(s) => s.incoming_qos2.on_publish(p.pkid),
                 None => false,
             },
         };
-        if deliver && p.qos == QoS::ExactlyOnce {
+        if hold {
+            // Not journalled: a held message is not in the journal's records (see the knob).
+        } else if deliver && p.qos == QoS::ExactlyOnce {
             self.record_session(sid, || RecordArgs::Id(IdEvent::Qos2In, p.pkid));
         } else if p.qos == QoS::ExactlyOnce && self.sessions.get(&sid).is_some_and(|s| !s.clean) {
             // A duplicate appends nothing, but its PUBREC acknowledges the first copy's records,
@@ -155,18 +172,26 @@ impl Broker {
             self.events.push_back(Event::Log(line));
         }
         let mark = self.output_mark(conn);
-        if deliver {
+        if deliver && hold {
+            let keep = (!denied && !too_big).then(|| {
+                let msg = Arc::new(Message {
+                    topic: p.topic.to_string(),
+                    payload: p.payload.to_vec(),
+                    forward_after: 0,
+                });
+                (msg, p.retain)
+            });
+            if too_big {
+                self.log_too_big(conn, p);
+            }
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.held_qos2.insert(p.pkid, keep);
+            }
+        } else if deliver {
             if denied {
                 // Not routed, not retained.
             } else if too_big {
-                self.stats.messages_dropped += 1;
-                let id = self.client_label(conn);
-                let (n, t) = (p.payload.len(), p.topic.to_string());
-                self.log(|| {
-                    format!(
-                        "Dropped PUBLISH from {id} to '{t}': {n} bytes exceeds message_size_limit."
-                    )
-                });
+                self.log_too_big(conn, p);
             } else {
                 // A persistent publisher's QoS 2 message is forwarded to nobody before the
                 // broker will remember having received it: after a power cut, the publisher's
@@ -183,11 +208,8 @@ impl Broker {
                     payload: p.payload.to_vec(),
                     forward_after,
                 });
-                if p.retain {
-                    self.retain(&msg, p.qos);
-                }
                 self.publishing = Some((conn, sid));
-                self.route(&msg, p.qos);
+                self.forward(&msg, p.qos, p.retain);
                 self.publishing = None;
             }
         }
@@ -215,6 +237,23 @@ impl Broker {
             _ if p.qos == QoS::ExactlyOnce => self.send_at(conn, mark, &ack),
             _ => self.send(conn, &ack),
         }
+    }
+
+    /// Retains `msg` if asked, then routes it to the subscribers.
+    fn forward(&mut self, msg: &Arc<Message>, qos: QoS, retain: bool) {
+        if retain {
+            self.retain(msg, qos);
+        }
+        self.route(msg, qos);
+    }
+
+    fn log_too_big(&mut self, conn: ConnId, p: &Publish<'_>) {
+        self.stats.messages_dropped += 1;
+        let id = self.client_label(conn);
+        let (n, t) = (p.payload.len(), p.topic.to_string());
+        self.log(|| {
+            format!("Dropped PUBLISH from {id} to '{t}': {n} bytes exceeds message_size_limit.")
+        });
     }
 
     /// `p` is a QoS 1/2 PUBLISH whose packet id `conn` still waits for its withheld PUBACK /

@@ -27,6 +27,7 @@ mod log;
 mod peer;
 mod persist;
 mod route;
+mod scan;
 mod security;
 mod session;
 mod sys;
@@ -51,7 +52,7 @@ use crate::topic::SubscriptionTree;
 pub use acl::{Access, AclFile};
 #[cfg(feature = "auth")]
 pub use auth::PasswordFile;
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Profile};
 pub use file::{file_lines, FileError};
 pub use identity::Identity;
 use listener::ListenerState;
@@ -268,6 +269,8 @@ pub struct Broker {
     retained: BTreeMap<String, Retained>,
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     next_sys: Option<Instant>,
+    /// The next autosave (`autosave_interval`, with persistence), see `scan.rs`.
+    next_autosave: Option<Instant>,
     dirty: VecDeque<ConnId>,
     events: VecDeque<Event>,
     stats: Stats,
@@ -297,6 +300,7 @@ impl Broker {
             Some(now)
         };
         let journal = Journal::new(&config);
+        let next_autosave = journal.autosave().then(|| now + config.autosave_interval);
         let mut b = Broker {
             config,
             now,
@@ -311,6 +315,7 @@ impl Broker {
             retained: BTreeMap::new(),
             timers: BinaryHeap::new(),
             next_sys,
+            next_autosave,
             dirty: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -651,7 +656,14 @@ impl Broker {
                 }
                 ConnState::AwaitingConnect => Some(c.accepted_at + self.config.connect_timeout),
                 ConnState::Active(_) if c.keepalive_grace != Duration::ZERO => {
-                    Some(c.last_rx + c.keepalive_grace)
+                    match self.config.keepalive_check_period {
+                        Duration::ZERO => Some(c.last_rx + c.keepalive_grace),
+                        p => Some(scan::keepalive_scan_deadline(
+                            c.last_rx,
+                            c.keepalive_grace,
+                            p,
+                        )),
+                    }
                 }
                 ConnState::Active(_) => None,
             };
@@ -671,6 +683,7 @@ impl Broker {
                 None => c.timer_at = None,
             }
         }
+        self.autosave_due();
         if let Some(at) = self.next_sys {
             if at <= self.now {
                 self.publish_sys();
@@ -743,10 +756,10 @@ impl Broker {
     /// When [`Broker::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = self.timers.peek().map(|Reverse((at, _))| *at);
-        match (t, self.next_sys) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [t, self.next_sys, self.next_autosave]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // ----- sending -----

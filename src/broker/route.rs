@@ -73,6 +73,7 @@ impl Broker {
         let max_queued = self.config.max_queued_messages;
         let max_queued_bytes = self.config.max_queued_bytes;
         let pause_at = self.online_pause_messages();
+        let backpressure = self.config.queue_backpressure;
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -112,7 +113,10 @@ impl Broker {
         // a few windows' worth of queue, since a longer queue for a connected client only adds
         // latency. Not when the subscriber is the publisher itself or waits on other
         // subscribers: waiting on each other's acknowledgements, neither would ever go on.
-        if full_count || full_bytes || (conn.is_some() && s.queue.len() >= pause_at) {
+        // Without `queue_backpressure` (mosquitto), the queue fills to its bound and drops.
+        if backpressure
+            && (full_count || full_bytes || (conn.is_some() && s.queue.len() >= pause_at))
+        {
             if let (Some(sub_conn), Some((pub_conn, pub_sid))) = (conn, self.publishing) {
                 // Paused only for its own unread output is fine: that drains by itself.
                 let sub_waits = self

@@ -85,6 +85,11 @@ pub struct Session {
     pub queue_peak_bytes: u32,
     /// Incoming QoS 2 packet ids delivered but not yet released (MQTT-4.3.3-2).
     pub incoming_qos2: IncomingQos2,
+    /// With `qos2_forward_on_pubrel`: incoming QoS 2 messages kept until their PUBREL, by packet
+    /// id, with their RETAIN flag (`None`: acknowledged but not to be forwarded: denied or too
+    /// large). Not journalled.
+    /// (Boxed while empty, as most sessions never hold one: see [`RareMap`].)
+    pub held_qos2: RareMap<u16, Option<(Arc<Message>, bool)>>,
     /// Publishing connections paused until this session's queue drains (backpressure).
     pub blocking: RareSet<ConnId>,
 }
@@ -104,6 +109,7 @@ impl Session {
             queue_peak_messages: 0,
             queue_peak_bytes: 0,
             incoming_qos2: IncomingQos2::default(),
+            held_qos2: RareMap::default(),
             blocking: RareSet::default(),
         }
     }
@@ -180,5 +186,37 @@ impl<T> IntoIterator for RareSet<T> {
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.map(|b| *b).into_iter().flatten()
+    }
+}
+
+/// An ordered map that is usually empty: one word until its first entry (boxed), and back to one
+/// word once emptied.
+// The box is the point: absent, the map is one word instead of a `BTreeMap`'s three.
+#[allow(clippy::box_collection)]
+#[derive(Debug)]
+pub struct RareMap<K, V>(Option<Box<BTreeMap<K, V>>>);
+
+impl<K, V> Default for RareMap<K, V> {
+    fn default() -> Self {
+        RareMap(None)
+    }
+}
+
+impl<K: Ord, V> RareMap<K, V> {
+    pub fn insert(&mut self, k: K, v: V) -> Option<V> {
+        self.0.get_or_insert_with(Default::default).insert(k, v)
+    }
+
+    pub fn remove(&mut self, k: &K) -> Option<V> {
+        let map = self.0.as_mut()?;
+        let v = map.remove(k);
+        if map.is_empty() {
+            self.0 = None;
+        }
+        v
+    }
+
+    pub fn contains_key(&self, k: &K) -> bool {
+        self.0.as_ref().is_some_and(|m| m.contains_key(k))
     }
 }

@@ -15,6 +15,7 @@ use crate::driver::drain;
 use crate::test_util::Pkt;
 
 mod persist;
+mod profile;
 
 fn pubp(topic: &str, payload: &str, qos: u8, pkid: u16) -> Pkt {
     Pkt::Pub {
@@ -1850,5 +1851,5 @@ fn idle_client_records_are_small() {
     let rx = core::mem::size_of::<crate::codec::FrameBuffer>();
     std::eprintln!("conn {conn} bytes (peer {peer}, rx {rx}), session {session} bytes");
     assert!(conn <= 200, "connection record {conn} bytes");
-    assert!(session <= 152, "session record {session} bytes");
+    assert!(session <= 160, "session record {session} bytes");
 }

@@ -13,7 +13,10 @@
 //!
 //! The rules, first match wins:
 //! 1. the broker announced dropping it (above): [`Cause::Dropped`];
-//! 2. a broker restart without persistence lost it: [`Cause::BrokerState`];
+//! 2. a broker restart without persistence lost it: [`Cause::BrokerState`]; one with
+//!    mosquitto's persistence (a snapshot every `autosave_interval`, acknowledgements sent from
+//!    memory) lost it because it came after the last "Saving in-memory database.":
+//!    [`Cause::BrokerUnsaved`];
 //! 3. the publisher's library deleted it from its outbox unacknowledged: [`Cause::Expired`];
 //! 4. a connection on its way broke: at QoS 0 (no retransmission above TCP), the publisher's or
 //!    the subscriber's connection broke after the call before anything later of that publisher
@@ -37,6 +40,10 @@ use super::{filter, DeviceId, Ledger, Micros, MsgId, SubscriberId};
 /// announced later is not this message's).
 pub const QOS0_ROUTE_WINDOW_US: Micros = 10_000_000;
 
+/// What a broker that autosaves logs at each save (mosquitto persist_write.c:335 names its
+/// file; this broker's core does not know it).
+pub const AUTOSAVE_LINE: &str = "Saving in-memory database.";
+
 /// Why a message did not reach a subscriber.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Cause {
@@ -50,6 +57,12 @@ pub enum Cause {
     Dropped,
     /// Lost with the state of a broker restarted without persistence.
     BrokerState,
+    /// Lost with the state of a broker that saves a snapshot every `autosave_interval`
+    /// (mosquitto's persistence, the `mosquitto-2.0` profile) and acknowledges before saving:
+    /// restarted after acknowledging it and before its next save. Announced (the broker logs each
+    /// save) and configured behaviour, so never a violation; a cause of its own because it is
+    /// the loss the configuration chose, not the absence of persistence.
+    BrokerUnsaved,
     /// Published before the subscriber held the subscription it took later.
     NotSubscribed,
     /// Owed at the end, queued behind a backlog still draining.
@@ -62,12 +75,13 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub const ALL: [Cause; 9] = [
+    pub const ALL: [Cause; 10] = [
         Cause::Refused,
         Cause::Connection,
         Cause::Expired,
         Cause::Dropped,
         Cause::BrokerState,
+        Cause::BrokerUnsaved,
         Cause::NotSubscribed,
         Cause::StillQueued,
         Cause::AckWithheld,
@@ -82,6 +96,7 @@ impl Cause {
             Cause::Expired => "expired in the library's outbox",
             Cause::Dropped => "dropped by the broker under a limit (announced)",
             Cause::BrokerState => "lost with the broker's state (no persistence)",
+            Cause::BrokerUnsaved => "lost with the broker's state (not yet autosaved)",
             Cause::NotSubscribed => "not subscribed yet when published",
             Cause::StillQueued => "still queued at the end (owed, not lost)",
             Cause::AckWithheld => "in flight at the end, ack withheld by backpressure",
@@ -97,6 +112,7 @@ impl Cause {
             Cause::Expired => "expired",
             Cause::Dropped => "dropped",
             Cause::BrokerState => "broker_state",
+            Cause::BrokerUnsaved => "broker_unsaved",
             Cause::NotSubscribed => "not_subscribed",
             Cause::StillQueued => "still_queued",
             Cause::AckWithheld => "ack_withheld",
@@ -113,6 +129,7 @@ pub struct Causes {
     pub expired: u64,
     pub dropped: u64,
     pub broker_state: u64,
+    pub broker_unsaved: u64,
     pub not_subscribed: u64,
     pub still_queued: u64,
     pub ack_withheld: u64,
@@ -127,6 +144,7 @@ impl Causes {
             Cause::Expired => self.expired,
             Cause::Dropped => self.dropped,
             Cause::BrokerState => self.broker_state,
+            Cause::BrokerUnsaved => self.broker_unsaved,
             Cause::NotSubscribed => self.not_subscribed,
             Cause::StillQueued => self.still_queued,
             Cause::AckWithheld => self.ack_withheld,
@@ -141,6 +159,7 @@ impl Causes {
             Cause::Expired => &mut self.expired,
             Cause::Dropped => &mut self.dropped,
             Cause::BrokerState => &mut self.broker_state,
+            Cause::BrokerUnsaved => &mut self.broker_unsaved,
             Cause::NotSubscribed => &mut self.not_subscribed,
             Cause::StillQueued => &mut self.still_queued,
             Cause::AckWithheld => &mut self.ack_withheld,
@@ -260,6 +279,10 @@ impl Ledger {
     /// A line of the broker's log (as printed, with or without its stamp): the notices of
     /// messages it did not forward are kept for the attribution; other lines are ignored.
     pub fn broker_said(&mut self, at: Micros, line: &str) {
+        let text = line.split_once(": ").map_or(line, |(_, t)| t);
+        if text == AUTOSAVE_LINE {
+            self.last_save = Some(at);
+        }
         if let Some(n) = Notice::parse(line) {
             self.history.notices.push((at, n));
         }
@@ -386,6 +409,8 @@ impl Ledger {
                 let s = &self.subscribers[sub.0 as usize];
                 let cause = if announced.contains(&(*id, *sub)) {
                     Cause::Dropped
+                } else if c.lost_with_broker && c.unsaved {
+                    Cause::BrokerUnsaved
                 } else if c.lost_with_broker {
                     Cause::BrokerState
                 } else if m.abandoned && m.completed_at.is_none() {

@@ -48,7 +48,9 @@ pub mod takeover;
 
 pub use accounting::{Behaviours, Summary, Tally};
 pub use causes::{Cause, Causes, Notice};
-pub use records::{Delivery, DeviceReceipt, PublishRecord, Records};
+pub use records::{
+    ConnState, ConnectionChange, Delivery, DeviceReceipt, Loss, PublishRecord, Records,
+};
 
 /// Simulated time, microseconds since the start of the run.
 pub type Micros = u64;
@@ -119,6 +121,20 @@ struct Coverage {
     /// Acknowledged to the publisher and still undelivered when a broker without persistence
     /// lost its state.
     lost_with_broker: bool,
+    /// That loss came after the broker's last autosave ([`BrokerMemory::Autosave`]).
+    unsaved: bool,
+}
+
+/// What a broker keeps of its state across a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrokerMemory {
+    /// Nothing: no persistence.
+    Volatile,
+    /// Everything acknowledged: a write-ahead journal (this broker's persistence).
+    Journal,
+    /// The state as of its last save, announced by [`causes::AUTOSAVE_LINE`] (mosquitto's
+    /// persistence, the `mosquitto-2.0` profile); everything before the first save is gone.
+    Autosave,
 }
 
 #[derive(Clone, Debug)]
@@ -190,8 +206,11 @@ pub struct Ledger {
     heal_at: Option<Micros>,
     finish_at: Option<Micros>,
     violations: Vec<Violation>,
-    /// Times of broker restarts without persistence.
-    restarts: Vec<Micros>,
+    /// Times of broker restarts that lost every session (without persistence, or with autosave
+    /// before the first save: `true`).
+    restarts: Vec<(Micros, bool)>,
+    /// When the broker last said it saved its state ([`causes::AUTOSAVE_LINE`]).
+    last_save: Option<Micros>,
     /// Messages devices received.
     device_receipts: Vec<DeviceReceipt>,
     /// PUBLISH copies (QoS > 0) that reached the broker so far.
@@ -202,6 +221,8 @@ pub struct Ledger {
     payloads: BTreeMap<MsgId, Vec<u8>>,
     /// What the loss causes are attributed from ([`causes`]).
     history: causes::History,
+    /// Every client's connection changes, in the order fed (the timeline picture's lanes).
+    connections: Vec<(Micros, ClientRef, ConnState)>,
 }
 
 impl Ledger {
@@ -319,6 +340,7 @@ impl Ledger {
                             connection_epoch: s.connection_epoch,
                             session_epoch: s.session_epoch,
                             lost_with_broker: false,
+                            unsaved: false,
                         },
                     );
                 }
@@ -363,7 +385,11 @@ impl Ledger {
         // Published before a broker restart without persistence and accepted by the broker
         // after it: a subscriber that has not subscribed again since has no subscription there
         // to deliver it to. Its subscription went with the broker's state.
-        if self.restarts.iter().any(|&r| m.called_at <= r && r <= at) {
+        let restart = self
+            .restarts
+            .iter()
+            .find(|&&(r, _)| m.called_at <= r && r <= at);
+        if let Some(&(_, unsaved)) = restart {
             for (sub, c) in m.covered.iter_mut() {
                 let got = m.receipts.get(sub).is_some_and(|r| r.first_at.is_some());
                 let covered_now = self.subscribers[sub.0 as usize]
@@ -372,6 +398,7 @@ impl Ledger {
                     .any(|f| filter::matches(f, &m.topic));
                 if !got && !covered_now {
                     c.lost_with_broker = true;
+                    c.unsaved = unsaved;
                 }
             }
         }
@@ -387,7 +414,9 @@ impl Ledger {
 
     /// The device got CONNACK. With a clean session the broker forgot whatever the device had in
     /// flight: resending it may duplicate a QoS 2 message legitimately.
-    pub fn device_connected(&mut self, _at: Micros, device: DeviceId, clean_session: bool) {
+    pub fn device_connected(&mut self, at: Micros, device: DeviceId, clean_session: bool) {
+        self.connections
+            .push((at, ClientRef::Device(device), ConnState::Connected));
         let d = &mut self.devices[device.0 as usize];
         d.connected = true;
         d.connects += 1;
@@ -399,8 +428,22 @@ impl Ledger {
     }
 
     pub fn device_disconnected(&mut self, at: Micros, device: DeviceId) {
+        self.connections
+            .push((at, ClientRef::Device(device), ConnState::Down));
         self.devices[device.0 as usize].connected = false;
         self.history.device_broke(at, device);
+    }
+
+    /// The device opens a TCP connection to the broker (a connection attempt starts).
+    pub fn device_connecting(&mut self, at: Micros, device: DeviceId) {
+        self.connections
+            .push((at, ClientRef::Device(device), ConnState::Connecting));
+    }
+
+    /// A connection attempt of the device ended without a connection.
+    pub fn device_connect_failed(&mut self, at: Micros, device: DeviceId) {
+        self.connections
+            .push((at, ClientRef::Device(device), ConnState::Down));
     }
 
     fn in_flight_of(&mut self, device: DeviceId) -> impl Iterator<Item = &mut Message> {
@@ -461,6 +504,8 @@ impl Ledger {
         session_present: bool,
     ) {
         self.history.subscriber_link(at, subscriber, true);
+        self.connections
+            .push((at, ClientRef::Subscriber(subscriber), ConnState::Connected));
         let s = &mut self.subscribers[subscriber.0 as usize];
         s.connected = true;
         s.connects += 1;
@@ -479,6 +524,8 @@ impl Ledger {
 
     pub fn subscriber_disconnected(&mut self, at: Micros, subscriber: SubscriberId) {
         self.history.subscriber_link(at, subscriber, false);
+        self.connections
+            .push((at, ClientRef::Subscriber(subscriber), ConnState::Down));
         let s = &mut self.subscribers[subscriber.0 as usize];
         s.connected = false;
         s.before_restart.clear();
@@ -562,12 +609,40 @@ impl Ledger {
 
     /// The broker came back. Without persistence it lost every session, subscription and
     /// queued message: what was acknowledged to its publisher and not yet delivered is counted
-    /// as lost with broker state, and QoS 2 in flight loses its exactly-once promise.
-    pub fn broker_restarted(&mut self, at: Micros, persistent: bool) {
-        if persistent {
+    /// as lost with broker state, and QoS 2 in flight loses its exactly-once promise. With a
+    /// journal it lost nothing. With autosave it lost what came after its last save (before the
+    /// first one: everything, as without persistence), counted as not yet autosaved. Messages
+    /// published before the last save and never delivered are still owed: the snapshot has them
+    /// (one that reached the broker only after the save is taken for one before it: the ledger
+    /// sees publish calls, not the broker's receipts).
+    pub fn broker_restarted(&mut self, at: Micros, memory: BrokerMemory) {
+        let saved = match memory {
+            BrokerMemory::Journal => return,
+            BrokerMemory::Volatile => None,
+            BrokerMemory::Autosave => self.last_save.filter(|&s| s <= at),
+        };
+        let unsaved = memory == BrokerMemory::Autosave;
+        if let Some(saved) = saved {
+            // Sessions and subscriptions are in the snapshot; what came since is not.
+            for m in self.messages.values_mut() {
+                if !m.accepted || m.called_at > at || m.called_at <= saved {
+                    continue;
+                }
+                let acked = m.completed_at.is_some();
+                if !acked && !m.abandoned {
+                    m.session_lost = true;
+                }
+                for (sub, c) in m.covered.iter_mut() {
+                    let got = m.receipts.get(sub).is_some_and(|r| r.first_at.is_some());
+                    if acked && !got {
+                        c.lost_with_broker = true;
+                        c.unsaved = true;
+                    }
+                }
+            }
             return;
         }
-        self.restarts.push(at);
+        self.restarts.push((at, unsaved));
         for s in &mut self.subscribers {
             s.session_epoch += 1;
             let held = std::mem::take(&mut s.filters);
@@ -587,6 +662,7 @@ impl Ledger {
                 let got = m.receipts.get(sub).is_some_and(|r| r.first_at.is_some());
                 if acked && !got {
                     c.lost_with_broker = true;
+                    c.unsaved = unsaved;
                 }
             }
         }

@@ -12,7 +12,7 @@
 //! }
 //! ```
 
-use super::{Ledger, Micros};
+use super::{Cause, ClientRef, Ledger, Micros};
 
 /// Everything the ledger saw, in a form a test can query.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -21,6 +21,37 @@ pub struct Records {
     pub publishes: Vec<PublishRecord>,
     /// Every message a device received (commands, configuration), in order of receipt.
     pub device_receipts: Vec<DeviceReceipt>,
+    /// Every client's connection changes (devices and subscribers), in time order.
+    pub connections: Vec<ConnectionChange>,
+}
+
+/// A client's connection state, as its edge saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConnState {
+    /// A connection attempt is under way (the device opened a TCP connection; no CONNACK yet).
+    Connecting,
+    /// CONNACK accepted, until the connection is lost.
+    Connected,
+    /// Neither: lost, an attempt failed, or waiting to retry.
+    Down,
+}
+
+/// One change of a client's connection state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionChange {
+    pub at: Micros,
+    /// The client id (a device's or a subscriber's name).
+    pub client: String,
+    /// A subscriber (else a device).
+    pub subscriber: bool,
+    pub state: ConnState,
+}
+
+/// Why one message did not reach one subscriber ([`super::causes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loss {
+    pub subscriber: String,
+    pub cause: Cause,
 }
 
 /// One publish call and what became of it.
@@ -44,6 +75,9 @@ pub struct PublishRecord {
     pub abandoned: bool,
     /// Its receipts, one per subscriber that received it.
     pub deliveries: Vec<Delivery>,
+    /// Every subscriber it did not reach although owed or later subscribed, with the cause
+    /// (a refused call is `accepted: false`, not listed here).
+    pub losses: Vec<Loss>,
 }
 
 impl PublishRecord {
@@ -79,6 +113,7 @@ pub struct DeviceReceipt {
 impl Ledger {
     /// The records so far; see the module documentation.
     pub fn records(&self) -> Records {
+        let causes = self.loss_causes();
         let publishes = self
             .messages
             .iter()
@@ -103,11 +138,36 @@ impl Ledger {
                         })
                     })
                     .collect(),
+                losses: causes
+                    .range((*id, None)..)
+                    .take_while(|((m, _), _)| m == id)
+                    .filter_map(|((_, s), c)| {
+                        Some(Loss {
+                            subscriber: self.subscriber_name((*s)?).to_string(),
+                            cause: *c,
+                        })
+                    })
+                    .collect(),
             })
             .collect();
+        let mut connections: Vec<ConnectionChange> = self
+            .connections
+            .iter()
+            .map(|(at, who, state)| ConnectionChange {
+                at: *at,
+                client: match who {
+                    ClientRef::Device(d) => self.device_name(*d).to_string(),
+                    ClientRef::Subscriber(s) => self.subscriber_name(*s).to_string(),
+                },
+                subscriber: matches!(who, ClientRef::Subscriber(_)),
+                state: *state,
+            })
+            .collect();
+        connections.sort_by_key(|c| c.at); // stable: feeding order within one instant
         Records {
             publishes,
             device_receipts: self.device_receipts.clone(),
+            connections,
         }
     }
 }

@@ -257,7 +257,7 @@ fn a_broker_restart_without_persistence_loses_what_it_held_apart() {
     l.publish_called(2 * S, d, 0, "ESP32/TEM", 1, true);
     l.publish_completed(2 * S + 10, d, 0); // queued for the offline persistent subscriber
     l.publish_called(3 * S, d, 1, "ESP32/TEM", 2, true); // in flight at the publisher
-    l.broker_restarted(4 * S, false);
+    l.broker_restarted(4 * S, BrokerMemory::Volatile);
     l.device_connected(5 * S, d, false);
     l.subscriber_connected(6 * S, s, false);
     l.subscribed(6 * S, s, "ESP32/#", 1, false);
@@ -275,7 +275,7 @@ fn a_broker_restart_without_persistence_loses_what_it_held_apart() {
 fn accepted_after_a_restart_before_the_subscriber_is_back_is_lost_with_the_broker() {
     let (mut l, d, s) = setup(1, false);
     l.publish_called(2 * S, d, 0, "ESP32/TEM", 1, true); // the broker is down
-    l.broker_restarted(4 * S, false);
+    l.broker_restarted(4 * S, BrokerMemory::Volatile);
     l.device_connected(5 * S, d, true);
     l.publish_completed(5 * S, d, 0); // the new broker acknowledges it; nobody subscribed
     l.subscriber_connected(9 * S, s, false);
@@ -353,7 +353,7 @@ fn a_copy_sent_before_a_broker_restart_may_still_arrive_on_the_old_connection() 
     let (mut l, d, s) = setup(0, true);
     l.publish_called(S, d, 0, "ESP32/TEM", 0, true);
     l.publish_completed(S, d, 0);
-    l.broker_restarted(4 * S, false);
+    l.broker_restarted(4 * S, BrokerMemory::Volatile);
     l.received(6 * S, s, "ESP32/TEM", msg(d, 0), 0, false, false);
     assert!(l.violations().is_empty(), "{:?}", l.violations());
     l.subscriber_disconnected(7 * S, s);

@@ -1,4 +1,4 @@
-//! `mqsim sim [FILE] [--seed N] [--duration S] [--pcap F] [--trace F] [--show net] [--quiet]`:
+//! `mqsim sim [FILE] [--seed N] [--duration S] [--broker-profile NAME] [--pcap F] [--trace F] [--timeline F] [--show net] [--quiet]`:
 //! one deterministic run of a scenario, printed as one stream in simulated time, then the
 //! report. Exit 1, with the seed, what broke and a replay line, when an invariant or an
 //! expectation fails; exit 2 when the scenario file is refused.
@@ -68,6 +68,25 @@ pub struct SimArgs {
     /// (`node-0`), SEQ its publish-call number.
     #[arg(long, value_name = "DEVICE:SEQ", value_parser = mqsim_sim::run::explain::parse_target, conflicts_with_all = ["seeds", "random", "bench"])]
     pub explain: Option<(String, u64)>,
+    /// Run the broker as NAME reproduces it, over the scenario's `[broker] profile`: `mqsim`
+    /// (this broker) or `mosquitto-2.0` (docs/simulator.md, "Broker profiles").
+    #[arg(long, value_name = "NAME", value_parser = parse_profile)]
+    pub broker_profile: Option<mqsim::broker::Profile>,
+    /// Draw the run: a lane per device and subscriber in simulated time (connection state,
+    /// each reading coloured by what became of it, faults, reconnects) as SVG, or as one
+    /// self-contained HTML page with the report when FILE ends in `.html`.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["seeds", "random", "bench"])]
+    pub timeline: Option<PathBuf>,
+}
+
+fn parse_profile(s: &str) -> Result<mqsim::broker::Profile, String> {
+    mqsim::broker::Profile::from_name(s).ok_or_else(|| {
+        let names: Vec<_> = mqsim::broker::Profile::ALL.map(|p| p.name()).into();
+        format!(
+            "unknown broker profile {s:?} (one of: {})",
+            names.join(", ")
+        )
+    })
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -196,6 +215,25 @@ filter = "ESP32/#"
 qos = 1
 "#;
 
+/// The process's peak resident memory (`VmHWM` of /proc/self/status, Linux), in KiB.
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Peak memory, and per simulated client: what a fleet costs (not deterministic, beside the
+/// wall time).
+fn print_peak_memory(sc: &Scenario) {
+    let Some(kib) = peak_memory_kib() else { return };
+    let devices: u64 = sc.devices.iter().map(|d| u64::from(d.count)).sum();
+    println!(
+        "peak memory {:.1} MiB (VmHWM), {:.1} KiB per device ({devices} devices)",
+        kib as f64 / 1024.0,
+        kib as f64 / devices.max(1) as f64
+    );
+}
+
 pub fn main(args: SimArgs) -> ExitCode {
     if args.bench {
         return bench(&args);
@@ -224,6 +262,7 @@ pub fn main(args: SimArgs) -> ExitCode {
         capture: args.pcap.is_some(),
         log: args.log.clone(),
         explain: args.explain.clone(),
+        broker_profile: args.broker_profile,
         ..RunOptions::default()
     };
     if let Some(range) = args.seeds {
@@ -266,6 +305,7 @@ pub fn main(args: SimArgs) -> ExitCode {
     }
     print!("{}", out.report.render());
     print!("{}", out.report.render_speed());
+    print_peak_memory(&out.scenario);
     match &out.explanation {
         Some(Ok(text)) => print!("\n{text}"),
         Some(Err(e)) => eprintln!("mqsim sim: {e}"),
@@ -273,6 +313,18 @@ pub fn main(args: SimArgs) -> ExitCode {
     }
     if let Some(path) = &args.trace {
         if let Err(e) = std::fs::write(path, out.trace()) {
+            eprintln!("mqsim sim: cannot write {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    if let Some(path) = &args.timeline {
+        let html = path.extension().is_some_and(|e| e == "html" || e == "htm");
+        let text = if html {
+            mqsim_sim::picture::html(&out)
+        } else {
+            mqsim_sim::picture::svg(&out)
+        };
+        if let Err(e) = std::fs::write(path, text) {
             eprintln!("mqsim sim: cannot write {}: {e}", path.display());
             return ExitCode::from(1);
         }

@@ -72,6 +72,8 @@ impl DeviceHooks for SimDevice {
             }
             DeviceEvent::PublishCompleted { seq } => ledger.publish_completed(us, self.id, *seq),
             DeviceEvent::PublishExpired { seq } => ledger.publish_abandoned(us, self.id, *seq),
+            DeviceEvent::OpenTransport => ledger.device_connecting(us, self.id),
+            DeviceEvent::ConnectFailed { .. } => ledger.device_connect_failed(us, self.id),
             DeviceEvent::Connected => ledger.device_connected(us, self.id, self.clean_session),
             DeviceEvent::ConnectionLost { .. } => ledger.device_disconnected(us, self.id),
             DeviceEvent::Message { topic, payload } => {
@@ -284,40 +286,63 @@ pub(super) fn add(
                 healed: shared.healed.clone(),
                 send_buffer_bytes: Some(cfg.params.tcp_send_buffer_bytes),
             };
-            devices.push(match &exe {
-                None => FieldDevice::Core(cfg, app, connector, rx, hooks),
-                Some(exe) => FieldDevice::Sketch(exe.clone(), connector, rx, hooks),
-            });
+            // A staggered start: drawn from the device's own stream, so adding devices or
+            // changing one group's spread moves no other device.
+            let start_ms = match d.start_spread_ms {
+                0 => 0,
+                spread => {
+                    let seed = Stream::Start(id.0).seed(sc.seed);
+                    ChaCha8Rng::seed_from_u64(seed).next_u64() % (spread + 1)
+                }
+            };
+            devices.push((
+                start_ms,
+                match &exe {
+                    None => FieldDevice::Core(cfg, app, connector, rx, hooks),
+                    Some(exe) => FieldDevice::Sketch(exe.clone(), connector, rx, hooks),
+                },
+            ));
         }
     }
     let devices = Rc::new(RefCell::new(Some(devices)));
     sim.host(FIELD_HOST, move || {
         let devices = devices.borrow_mut().take();
         async move {
-            for device in devices.into_iter().flatten() {
-                match device {
-                    FieldDevice::Core(cfg, app, connector, rx, hooks) => {
-                        let dev = Device::new(cfg, app, sim_now())
-                            .map_err(|e| format!("device {}: {e}", hooks.name))?;
-                        // The device's code runs in its span: what its application logs is its
-                        // own.
-                        let span =
-                            tracing::error_span!(super::log::DEVICE_SPAN, name = %hooks.name);
-                        tokio::task::spawn_local(
-                            run_device(dev, connector, rx, hooks).instrument(span),
-                        );
-                    }
-                    FieldDevice::Sketch(exe, connector, rx, hooks) => {
-                        tokio::task::spawn_local(async move {
-                            sketch::run_sketch(&exe, connector, rx, hooks).await
-                        });
-                    }
+            for (start_ms, device) in devices.into_iter().flatten() {
+                if start_ms > 0 {
+                    tokio::task::spawn_local(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(start_ms)).await;
+                        if let Err(e) = start(device) {
+                            tracing::error!("{e}");
+                        }
+                    });
+                } else {
+                    start(device)?;
                 }
             }
             std::future::pending::<()>().await;
             Ok(())
         }
     });
+    Ok(())
+}
+
+/// Boots a device of the field host now: its task spawned on the host's runtime.
+fn start(device: FieldDevice) -> Result<(), String> {
+    match device {
+        FieldDevice::Core(cfg, app, connector, rx, hooks) => {
+            let dev = Device::new(cfg, app, sim_now())
+                .map_err(|e| format!("device {}: {e}", hooks.name))?;
+            // The device's code runs in its span: what its application logs is its own.
+            let span = tracing::error_span!(super::log::DEVICE_SPAN, name = %hooks.name);
+            tokio::task::spawn_local(run_device(dev, connector, rx, hooks).instrument(span));
+        }
+        FieldDevice::Sketch(exe, connector, rx, hooks) => {
+            tokio::task::spawn_local(async move {
+                sketch::run_sketch(&exe, connector, rx, hooks).await
+            });
+        }
+    }
     Ok(())
 }
 

@@ -34,7 +34,7 @@ use mqsim::time::Instant;
 use mqsim::QoS;
 use tokio::sync::mpsc;
 
-use crate::check::{Ledger, SubscriberId};
+use crate::check::{BrokerMemory, Ledger, SubscriberId};
 use crate::device_io::Control;
 use crate::disk::Disk;
 use crate::net::link::{LinkConfig, LossModel, Stack};
@@ -61,6 +61,10 @@ const TURMOIL_SOCKET_BUFFER_MESSAGES: usize = 65_536;
 /// turmoil stops a run that passes its configured duration; ours ends earlier by itself.
 const SIM_DURATION_SLACK_MS: u64 = 10_000;
 
+/// The engines this build can run a scenario on (a scenario's `engines` may name others: the
+/// harness skips those runs with a note until they exist).
+pub const AVAILABLE_ENGINES: &[&str] = &["turmoil"];
+
 /// Options of one run beyond the scenario file.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -79,6 +83,8 @@ pub struct RunOptions {
     /// `DEVICE:SEQ` of a message whose life to tell ([`explain`]): the run keeps the bytes
     /// every application received for it.
     pub explain: Option<(String, u64)>,
+    /// The broker profile, over the scenario's `[broker] profile` (`--broker-profile`).
+    pub broker_profile: Option<mqsim::broker::Profile>,
 }
 
 /// What an application factory knows of the device it makes an application for.
@@ -220,6 +226,9 @@ fn as_run(scenario: &Scenario, opts: &RunOptions) -> Scenario {
     if let Some(d) = opts.duration_s {
         sc = sc.with_duration_ms(d.saturating_mul(1_000));
     }
+    if let Some(p) = opts.broker_profile {
+        sc.broker.profile = p;
+    }
     sc
 }
 
@@ -254,6 +263,7 @@ fn broker_config(sc: &Scenario) -> Result<broker::Config, String> {
         bcfg.max_queued_messages = n as usize;
     }
     bcfg.persistence = sc.broker.persistence;
+    sc.broker.profile.apply(&mut bcfg);
     if let Some(s) = sc.broker.connect_timeout_s {
         bcfg.connect_timeout = mqsim::time::Duration::from_millis(s * 1_000);
     }
@@ -317,6 +327,11 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     // The broker host: the real broker, through the real tokio adapter. Its disk outlives its
     // incarnations.
     let bcfg = broker_config(&sc)?;
+    let memory = match (bcfg.persistence, bcfg.autosave_interval) {
+        (false, _) => BrokerMemory::Volatile,
+        (true, mqsim::time::Duration::ZERO) => BrokerMemory::Journal,
+        (true, _) => BrokerMemory::Autosave,
+    };
     let disk = sc
         .broker
         .persistence
@@ -345,14 +360,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     let mut timeline = timeline::timeline(&sc, &controls);
     loop {
         let now_ms = sim.elapsed().as_millis() as u64;
-        timeline.apply_due(
-            now_ms,
-            &mut sim,
-            &shared,
-            &controls,
-            disk.as_ref(),
-            sc.broker.persistence,
-        );
+        timeline.apply_due(now_ms, &mut sim, &shared, &controls, disk.as_ref(), memory);
         if now_ms >= end_ms {
             break;
         }

@@ -114,6 +114,10 @@ impl RunOutcome {
         msg.push_str("last lines of the trace:\n");
         msg.push_str(&trace_tail(self, tail_lines));
         let _ = writeln!(msg, "replay: {}", self.replay_line());
+        if self.report.facts.replay.is_none() {
+            // The picture of the same run ([`crate::picture`]).
+            let _ = writeln!(msg, "timeline: {} --timeline fail.svg", self.replay_line());
+        }
         msg
     }
 
@@ -164,6 +168,7 @@ pub(super) fn outcome(
     let wall = started.elapsed();
     let mut facts = RunFacts::for_scenario(&sc, simulated_ms, wall);
     facts.duration_override_s = opts.duration_s;
+    facts.broker_profile_override = opts.broker_profile;
     facts.replay = opts.replay.clone();
     let mut report = Report::new(&ledger, facts);
     report.takeovers = crate::report::takeover::find(
@@ -173,9 +178,10 @@ pub(super) fn outcome(
             .map(|l| (l.at.as_micros(), l.text.as_str())),
         &ledger,
     );
+    let records = ledger.records();
+    report.fleet = crate::report::fleet::find(&sc, &records);
     let unmet = check_expect(&sc.expect, &report);
     let violations = ledger.violations().to_vec();
-    let records = ledger.records();
     let explanation = opts
         .explain
         .as_ref()

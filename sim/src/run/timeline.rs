@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use super::{Controls, Shared, Source, BROKER_HOST};
+use crate::check::BrokerMemory;
 use crate::device_io::Control;
 use crate::disk::Disk;
 use crate::net::link::{Dir, LossModel, Side, TraceTime};
@@ -128,7 +129,7 @@ impl Timeline {
         shared: &Shared,
         controls: &Controls,
         disk: Option<&Disk>,
-        persistence: bool,
+        memory: BrokerMemory,
     ) {
         while let Some((at, action)) = self.actions.get(self.next) {
             if *at > now_ms {
@@ -204,7 +205,7 @@ impl Timeline {
                         shared.net.partition_by(Which::All, BROKER_DOWN_KEY, false);
                         sim.bounce(BROKER_HOST);
                         self.broker_down = false;
-                        shared.ledger.borrow_mut().broker_restarted(us, persistence);
+                        shared.ledger.borrow_mut().broker_restarted(us, memory);
                     }
                 }
                 Action::Input(tags, name, value) => {

@@ -26,6 +26,9 @@ pub struct Scenario {
     /// broker Linux); `false` (the default for now) = the `plain` model for every end unless a
     /// device names its `tcp_stack`.
     pub tcp_profiles: bool,
+    /// The engines this scenario runs on (`engines = [...]`; default [`ENGINES`], every one):
+    /// a fleet too large for the reference engine in `cargo test` names the fast one only.
+    pub engines: Vec<String>,
     /// Sorted by start time (stable: file order for equal starts).
     pub faults: Vec<FaultSpec>,
     /// The board inputs the world sets (`[[input]]`).
@@ -67,6 +70,9 @@ pub struct BrokerSpec {
     /// How long a socket may stay without CONNECT before the broker closes it (default: the
     /// broker's, 10 s; mosquitto 2.0 gives a new socket keepalive 60 s, so 90 s).
     pub connect_timeout_s: Option<u64>,
+    /// Whose behaviour the broker reproduces (`mqsim`, the default, or `mosquitto-2.0`): see
+    /// [`mqsim::broker::Profile`].
+    pub profile: mqsim::broker::Profile,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -203,7 +209,14 @@ pub struct DeviceSpec {
     /// smoltcp-embassy).
     pub tcp_stack: Option<String>,
     pub will: Option<WillSpec>,
+    /// Each device of the group starts (boots, joins WiFi) at a time drawn from its own stream
+    /// (`crate::seed::Stream::Start`) in `[0, start_spread_ms]`; 0 = all at once.
+    pub start_spread_ms: u64,
 }
+
+/// The simulation engines a scenario may name in `engines`: `turmoil` (the real tokio adapter
+/// over turmoil) and `direct` (the sans-IO state machines on an event queue).
+pub const ENGINES: [&str; 2] = ["turmoil", "direct"];
 
 impl DeviceSpec {
     /// The client ids of this group: `name` alone, or `name-0`, `name-1`, ... when count > 1.
@@ -326,6 +339,9 @@ pub enum Metric {
     LostExpired,
     /// Dropped by the broker under a configured limit, announced in its log (not a violation).
     LostDropped,
+    /// Lost with the state of a broker that autosaves (the `mosquitto-2.0` profile with
+    /// persistence), after its last save: counted in `lost_with_broker`, not a violation.
+    LostBrokerUnsaved,
     /// Published before the subscriber held a matching subscription it took later (not in `lost`).
     LostNotSubscribed,
     /// Covered, never received, and none of the causes explains it: a silent loss.
@@ -333,7 +349,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 18] = [
+    pub const ALL: [Metric; 19] = [
         Metric::Published,
         Metric::Refused,
         Metric::Acknowledged,
@@ -350,6 +366,7 @@ impl Metric {
         Metric::LostConnection,
         Metric::LostExpired,
         Metric::LostDropped,
+        Metric::LostBrokerUnsaved,
         Metric::LostNotSubscribed,
         Metric::LostUnexplained,
     ];
@@ -372,6 +389,7 @@ impl Metric {
             Metric::LostConnection => "lost_connection",
             Metric::LostExpired => "lost_expired",
             Metric::LostDropped => "lost_dropped",
+            Metric::LostBrokerUnsaved => "lost_broker_unsaved",
             Metric::LostNotSubscribed => "lost_not_subscribed",
             Metric::LostUnexplained => "lost_unexplained",
         }

@@ -36,6 +36,8 @@ pub(super) struct RawScenario {
     pub(super) expect: Option<RawExpect>,
     #[serde(default)]
     pub(super) tcp_profiles: Option<bool>,
+    #[serde(default)]
+    pub(super) engines: Option<Sp<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +58,7 @@ pub(super) struct RawBroker {
     pub(super) persistence: Option<Sp<bool>>,
     pub(super) disk_sync_ms: Option<Sp<u64>>,
     pub(super) connect_timeout_s: Option<Sp<u64>>,
+    pub(super) profile: Option<Sp<String>>,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +112,7 @@ pub(super) struct RawDevice {
     pub(super) outbox_expiry_s: Option<Sp<u64>>,
     pub(super) tcp_stack: Option<Sp<String>>,
     pub(super) will: Option<RawWill>,
+    pub(super) start_spread_s: Option<Sp<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -163,12 +167,13 @@ pub(super) struct RawRanges {
     pub(super) lost_connection: RawRange,
     pub(super) lost_expired: RawRange,
     pub(super) lost_dropped: RawRange,
+    pub(super) lost_broker_unsaved: RawRange,
     pub(super) lost_not_subscribed: RawRange,
     pub(super) lost_unexplained: RawRange,
 }
 
 impl RawRanges {
-    pub(super) fn entries(&self) -> [(Metric, &RawRange); 17] {
+    pub(super) fn entries(&self) -> [(Metric, &RawRange); 18] {
         [
             (Metric::Published, &self.published),
             (Metric::Refused, &self.refused),
@@ -185,6 +190,7 @@ impl RawRanges {
             (Metric::LostConnection, &self.lost_connection),
             (Metric::LostExpired, &self.lost_expired),
             (Metric::LostDropped, &self.lost_dropped),
+            (Metric::LostBrokerUnsaved, &self.lost_broker_unsaved),
             (Metric::LostNotSubscribed, &self.lost_not_subscribed),
             (Metric::LostUnexplained, &self.lost_unexplained),
         ]
@@ -210,6 +216,7 @@ pub(super) struct RawExpect {
     pub(super) lost_connection: RawRange,
     pub(super) lost_expired: RawRange,
     pub(super) lost_dropped: RawRange,
+    pub(super) lost_broker_unsaved: RawRange,
     pub(super) lost_not_subscribed: RawRange,
     pub(super) lost_unexplained: RawRange,
     pub(super) qos0: Option<RawRanges>,

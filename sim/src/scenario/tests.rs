@@ -367,3 +367,51 @@ fn connect_timeout_applies_without_other_broker_keys() {
     .unwrap();
     assert_eq!(s.broker.connect_timeout_s, Some(90));
 }
+
+#[test]
+fn broker_profile_is_named_or_refused_at_its_line() {
+    let s = Scenario::parse(
+        &format!("{MINIMAL}\n[broker]\nprofile = \"mosquitto-2.0\"\n"),
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(s.broker.profile, mqsim::broker::Profile::Mosquitto20);
+    assert_eq!(
+        Scenario::parse(MINIMAL, "t.toml").unwrap().broker.profile,
+        mqsim::broker::Profile::Mqsim
+    );
+    let (line, reason) = first_error("\n[broker]\nprofile = \"mosquitto\"\n");
+    assert_eq!(line, 10);
+    assert_eq!(
+        reason,
+        "unknown broker profile `mosquitto` (one of: mqsim, mosquitto-2.0)"
+    );
+}
+
+#[test]
+fn fleet_keys_are_checked_at_their_line() {
+    let s = Scenario::parse(MINIMAL, "t.toml").unwrap();
+    assert_eq!(s.engines, vec!["turmoil", "direct"]);
+    assert_eq!(s.devices[0].start_spread_ms, 0);
+    let text = MINIMAL.replace("duration_s = 10", "duration_s = 10\nengines = [\"direct\"]")
+        + "start_spread_s = 2.5\n";
+    let s = Scenario::parse(&text, "t.toml").unwrap();
+    assert_eq!(s.engines, vec!["direct"]);
+    assert_eq!(s.devices[0].start_spread_ms, 2_500);
+    let (line, reason) = first_error("start_spread_s = 10\n");
+    assert_eq!(line, 8);
+    assert!(reason.contains("shorter than duration_s"), "{reason}");
+    let refused = |engines: &str| {
+        let text = MINIMAL.replace(
+            "duration_s = 10",
+            &format!("duration_s = 10\nengines = {engines}"),
+        );
+        let err = Scenario::parse(&text, "t.toml").expect_err("must be refused");
+        let p = err.first().clone();
+        (p.line, p.reason)
+    };
+    assert_eq!(refused("[\"warp\"]").0, 3);
+    assert!(refused("[\"warp\"]").1.contains("unknown engine `warp`"));
+    assert!(refused("[]").1.contains("at least one"));
+    assert!(refused("[\"direct\", \"direct\"]").1.contains("twice"));
+}

@@ -70,7 +70,7 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
     let broker = validate_broker(c, raw.broker.as_ref());
     let links = validate_links(c, &raw.link);
     let mut names = Names::default();
-    let devices = validate_devices(c, &raw.device, &mut names, &links);
+    let devices = validate_devices(c, &raw.device, &mut names, &links, top.duration_ms);
     let subscribers = validate_subscribers(c, &raw.subscriber, &mut names, &links);
     let faults = validate_faults(c, &raw.fault, &names, &raw.duration_s, top.duration_ms);
     let inputs = validate_inputs(c, &raw.input, &devices, top.duration_ms);
@@ -87,10 +87,38 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
         devices,
         subscribers,
         tcp_profiles: raw.tcp_profiles.unwrap_or(false),
+        engines: validate_engines(c, raw.engines.as_ref()),
         faults,
         inputs,
         expect,
     }
+}
+
+/// `engines = ["turmoil", "direct"]`: known names, at least one, none twice.
+fn validate_engines(c: &mut Checker<'_>, raw: Option<&Sp<Vec<String>>>) -> Vec<String> {
+    let Some(e) = raw else {
+        return ENGINES.iter().map(|s| s.to_string()).collect();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for name in e.get_ref() {
+        if !ENGINES.contains(&name.as_str()) {
+            c.at(
+                e,
+                format!(
+                    "engines: unknown engine `{name}` (one of {})",
+                    ENGINES.join(", ")
+                ),
+            );
+        } else if out.contains(name) {
+            c.at(e, format!("engines: `{name}` named twice"));
+        } else {
+            out.push(name.clone());
+        }
+    }
+    if e.get_ref().is_empty() {
+        c.at(e, "engines: name at least one engine");
+    }
+    out
 }
 
 /// The top-level keys, checked.
@@ -182,6 +210,22 @@ fn validate_broker(c: &mut Checker<'_>, raw: Option<&RawBroker>) -> BrokerSpec {
     }
     if let Some(p) = &b.persistence {
         broker.persistence = *p.get_ref();
+    }
+    if let Some(v) = &b.profile {
+        match mqsim::broker::Profile::from_name(v.get_ref()) {
+            Some(p) => broker.profile = p,
+            None => {
+                let names: Vec<_> = mqsim::broker::Profile::ALL.map(|p| p.name()).into();
+                c.at(
+                    v,
+                    format!(
+                        "unknown broker profile `{}` (one of: {})",
+                        v.get_ref(),
+                        names.join(", ")
+                    ),
+                )
+            }
+        }
     }
     if let Some(v) = &b.disk_sync_ms {
         match *v.get_ref() {
@@ -315,6 +359,7 @@ fn validate_devices(
     raw: &[RawDevice],
     names: &mut Names,
     links: &BTreeMap<String, LinkSpec>,
+    duration_ms: u64,
 ) -> Vec<DeviceSpec> {
     let mut devices = Vec::new();
     for d in raw {
@@ -486,6 +531,17 @@ fn validate_devices(
                 retain: w.retain,
             }
         });
+        let start_spread_ms = d.start_spread_s.as_ref().map_or(0, |s| {
+            let ms = c.seconds("start_spread_s", s);
+            if ms >= duration_ms {
+                c.at(
+                    s,
+                    "start_spread_s must be shorter than duration_s (every device starts in the \
+                     safety phase)",
+                );
+            }
+            ms
+        });
         devices.push(DeviceSpec {
             name: d.name.get_ref().clone(),
             count,
@@ -507,6 +563,7 @@ fn validate_devices(
             outbox_expiry_s,
             tcp_stack,
             will,
+            start_spread_ms,
         });
     }
     if raw.is_empty() {
@@ -774,6 +831,7 @@ fn validate_expect(
         lost_connection: raw.lost_connection.clone(),
         lost_expired: raw.lost_expired.clone(),
         lost_dropped: raw.lost_dropped.clone(),
+        lost_broker_unsaved: raw.lost_broker_unsaved.clone(),
         lost_not_subscribed: raw.lost_not_subscribed.clone(),
         lost_unexplained: raw.lost_unexplained.clone(),
     };

@@ -41,3 +41,24 @@ fn streams_differ() {
     let distinct: std::collections::BTreeSet<u64> = seeds.iter().copied().collect();
     assert_eq!(distinct.len(), seeds.len());
 }
+
+#[test]
+fn every_device_of_a_large_fleet_has_streams_of_its_own() {
+    let run = 42;
+    let mut seen = std::collections::BTreeSet::new();
+    for d in 0..12_000 {
+        for s in [
+            Stream::Sensor(d),
+            Stream::DeviceRng(d),
+            Stream::App(d),
+            Stream::Start(d),
+        ] {
+            assert!(seen.insert(s.seed(run)), "{s:?} shares its seed");
+        }
+    }
+    // The historical keys are kept below device 1,000.
+    assert_eq!(
+        Stream::Sensor(999).seed(run),
+        splitmix64(run ^ 1_999u64.wrapping_mul(SPLITMIX64_GAMMA))
+    );
+}

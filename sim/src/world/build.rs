@@ -194,6 +194,8 @@ setters!(Broker {
     persistence: bool => "persistence",
     /// Simulated time of one sync of that disk, in ms.
     disk_sync_ms: u64 => "disk_sync_ms",
+    /// Whose behaviour the broker reproduces (`mqsim`, `mosquitto-2.0`).
+    profile: &str => "profile",
 });
 
 /// `[link.NAME]`.

@@ -31,7 +31,7 @@ use alloc::vec::Vec;
 use super::session::Retain;
 use super::{Broker, Config, Message, SessionId};
 use crate::codec::QoS;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 mod record;
 mod restore;
@@ -68,25 +68,37 @@ pub(super) struct Journal {
     file_bytes: u64,
     /// Size of the last snapshot, for compaction when the file has grown well past it.
     snapshot_bytes: u64,
-    /// The next poll writes a whole new file (after a restore, or to compact).
+    /// The next poll writes a whole new file (after a restore, to compact, or an autosave).
     replace: bool,
     compact_min_bytes: u64,
+    /// `autosave_interval` is set: no records, only snapshots when saved (see
+    /// [`Config::autosave_interval`](super::Config::autosave_interval)).
+    autosave: bool,
 }
 
 impl Journal {
     pub(super) fn new(config: &Config) -> Journal {
+        let autosave = config.persistence && config.autosave_interval != Duration::ZERO;
         Journal {
             on: config.persistence,
             compact_min_bytes: config.journal_compact_min_bytes as u64,
             // A new broker starts its file from scratch: a journal left by an earlier run is read
-            // with `Broker::restore`, never appended to blindly.
-            replace: config.persistence,
+            // with `Broker::restore`, never appended to blindly. With autosave, as mosquitto,
+            // nothing is written before the first save (the file read at start stays).
+            replace: config.persistence && !autosave,
+            autosave,
             ..Journal::default()
         }
     }
 
+    /// Snapshots on a timer instead of a write-ahead journal.
+    pub(super) fn autosave(&self) -> bool {
+        self.autosave
+    }
+
     fn push(&mut self, r: &Record<'_>) {
-        if !self.on {
+        if !self.on || self.autosave {
+            // With autosave the change lives in memory until the next snapshot.
             return;
         }
         let n = r.encode(&mut self.buf);
@@ -217,6 +229,18 @@ impl Broker {
         self.held = still;
     }
 
+    /// With [`Config::autosave_interval`](super::Config::autosave_interval): the next
+    /// [`Broker::poll_journal`] hands over a whole snapshot of the state. What the caller does at
+    /// a clean stop, before taking the journal's last writes, as mosquitto saves on its way out
+    /// (mosquitto.c:588 `persist__backup(true)`); the autosave timer calls it too. A no-op
+    /// otherwise: the write-ahead journal holds every change already, and without persistence
+    /// there is nothing to save.
+    pub fn save_now(&mut self) {
+        if self.journal.on && self.journal.autosave {
+            self.journal.replace = true;
+        }
+    }
+
     /// Journal records produced and not yet reported durable.
     pub fn journal_behind(&self) -> bool {
         self.journal.behind()
@@ -229,7 +253,8 @@ impl Broker {
 
     /// `conn`'s outgoing bytes wait until the journal is durable up to `lsn`.
     pub(super) fn hold_until(&mut self, conn: super::ConnId, lsn: Lsn) {
-        if lsn > self.journal.durable {
+        // With autosave nothing waits for the disk: mosquitto acknowledges from memory.
+        if lsn > self.journal.durable && !self.journal.autosave {
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.tx_needs = c.tx_needs.max(lsn);
             }

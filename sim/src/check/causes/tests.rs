@@ -1,5 +1,5 @@
 use super::super::tests::{msg, setup, S};
-use super::super::Ledger;
+use super::super::{BrokerMemory, Ledger};
 use super::{Cause, Notice};
 
 #[test]
@@ -115,8 +115,63 @@ fn lost_with_a_broker_restart_without_persistence() {
     let (mut l, d, s) = setup(1, true);
     l.publish_called(S, d, 0, "ESP32/TEM", 1, true);
     l.publish_completed(S + 50_000, d, 0);
-    l.broker_restarted(2 * S, false);
+    l.broker_restarted(2 * S, BrokerMemory::Volatile);
     l.heal(10 * S);
     l.finish(20 * S);
     assert_eq!(l.loss_cause(msg(d, 0), Some(s)), Some(Cause::BrokerState));
+}
+
+/// A broker that autosaves (mosquitto's persistence) restarted before its first save: what it
+/// had acknowledged and not delivered is lost with its state, not yet autosaved; not a
+/// violation. With a write-ahead journal the same message is owed: its loss is a violation.
+#[test]
+fn lost_before_the_first_autosave_is_its_own_cause_and_no_violation() {
+    for (memory, cause) in [
+        (BrokerMemory::Autosave, Some(Cause::BrokerUnsaved)),
+        (BrokerMemory::Volatile, Some(Cause::BrokerState)),
+        (BrokerMemory::Journal, Some(Cause::Unexplained)),
+    ] {
+        let (mut l, d, s) = setup(1, false);
+        l.subscriber_disconnected(S / 2, s);
+        l.publish_called(S, d, 0, "ESP32/TEM", 1, true);
+        l.publish_completed(S + 50_000, d, 0);
+        l.broker_restarted(2 * S, memory);
+        l.subscriber_connected(3 * S, s, memory == BrokerMemory::Journal);
+        l.subscribed(3 * S, s, "ESP32/#", 1, false);
+        l.heal(10 * S);
+        l.finish(60 * S);
+        assert_eq!(l.loss_cause(msg(d, 0), Some(s)), cause, "{memory:?}");
+        assert_eq!(
+            l.violations().is_empty(),
+            memory != BrokerMemory::Journal,
+            "{memory:?}: {:?}",
+            l.violations()
+        );
+        assert_eq!(
+            l.summary().all.lost_with_broker,
+            u64::from(memory != BrokerMemory::Journal)
+        );
+    }
+}
+
+/// After a save the snapshot has what came before it: only what was acknowledged after the
+/// last "Saving in-memory database." line is lost with the broker's state.
+#[test]
+fn after_an_autosave_only_what_came_since_is_lost() {
+    let (mut l, d, s) = setup(1, false);
+    l.subscriber_disconnected(S / 2, s);
+    l.publish_called(S, d, 0, "ESP32/TEM", 1, true);
+    l.publish_completed(S + 50_000, d, 0);
+    l.broker_said(2 * S, "1657156700: Saving in-memory database.");
+    l.publish_called(3 * S, d, 1, "ESP32/TEM", 1, true);
+    l.publish_completed(3 * S + 50_000, d, 1);
+    l.broker_restarted(4 * S, BrokerMemory::Autosave);
+    // The session was in the snapshot: the subscriber comes back to it and gets seq 0.
+    l.subscriber_connected(5 * S, s, true);
+    l.received(5 * S + 10_000, s, "ESP32/TEM", msg(d, 0), 1, false, false);
+    l.heal(10 * S);
+    l.finish(60 * S);
+    assert!(l.violations().is_empty(), "{:?}", l.violations());
+    assert_eq!(l.loss_cause(msg(d, 0), Some(s)), None, "delivered");
+    assert_eq!(l.loss_cause(msg(d, 1), Some(s)), Some(Cause::BrokerUnsaved));
 }
