@@ -146,41 +146,52 @@ pub enum PubRecOutcome {
 /// The outgoing QoS 1/2 messages awaiting acknowledgement, oldest first.
 #[derive(Debug)]
 pub struct Window<M> {
+    /// Boxed on first use: an idle broker session never sends at QoS 1/2, so it pays one word
+    /// for its window. Kept once made (the identifier sequence goes on).
+    inner: Option<Box<WindowInner<M>>>,
+}
+
+#[derive(Debug)]
+struct WindowInner<M> {
     entries: VecDeque<InFlight<M>>,
-    /// Boxed on first use: an idle broker session never sends at QoS 1/2, and the identifiers
-    /// are 56 bytes. Kept once made (the identifier sequence goes on).
-    ids: Option<Box<PacketIds>>,
+    ids: PacketIds,
 }
 
 impl<M> Default for Window<M> {
     fn default() -> Self {
-        Window {
-            entries: VecDeque::new(),
-            ids: None,
-        }
+        Window { inner: None }
     }
 }
 
 impl<M> Window<M> {
     /// Messages in flight.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.inner.as_ref().map_or(0, |w| w.entries.len())
     }
 
     /// Nothing in flight.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// Room for one more message under `max_inflight_messages`, with an identifier free for it.
     pub fn has_room(&self, max_inflight_messages: usize) -> bool {
-        self.entries.len() < max_inflight_messages
-            && self.ids.as_ref().map_or(0, |ids| ids.len()) < usize::from(u16::MAX)
+        self.len() < max_inflight_messages
+            && self.inner.as_ref().map_or(0, |w| w.ids.len()) < usize::from(u16::MAX)
+    }
+
+    fn inner(&mut self) -> &mut WindowInner<M> {
+        self.inner.get_or_insert_with(|| {
+            Box::new(WindowInner {
+                entries: VecDeque::new(),
+                ids: PacketIds::default(),
+            })
+        })
     }
 
     /// The identifiers in use: this window's and any the owner reserved for other requests.
     pub fn ids(&mut self) -> &mut PacketIds {
-        self.ids.get_or_insert_with(Box::default)
+        &mut self.inner().ids
     }
 
     /// Puts a QoS 1/2 message into the window under a fresh identifier, awaiting its first
@@ -203,7 +214,7 @@ impl<M> Window<M> {
             QoS::ExactlyOnce => Awaiting::PubRec,
             QoS::AtLeastOnce | QoS::AtMostOnce => Awaiting::PubAck,
         };
-        self.entries.push_back(InFlight {
+        self.inner().entries.push_back(InFlight {
             pkid,
             qos,
             awaiting,
@@ -234,23 +245,24 @@ impl<M> Window<M> {
     }
 
     fn complete(&mut self, pkid: u16, expect: Awaiting) -> Option<InFlight<M>> {
-        let i = self
+        let w = self.inner.as_mut()?;
+        let i = w
             .entries
             .iter()
             .position(|f| f.pkid == pkid && f.awaiting == expect)?;
-        let f = self.entries.remove(i)?;
-        self.ids().release(pkid);
+        let f = w.entries.remove(i)?;
+        w.ids.release(pkid);
         Some(f)
     }
 
     /// PUBREC: the receiver owns the QoS 2 message; PUBREL is (re-)sent. A PUBREC for a QoS 1
     /// message or an unknown identifier is ignored.
     pub fn on_pubrec(&mut self, now: Instant, pkid: u16) -> (PubRecOutcome, Option<&mut M>) {
-        match self
-            .entries
-            .iter_mut()
-            .find(|f| f.pkid == pkid && f.qos == QoS::ExactlyOnce)
-        {
+        match self.inner.as_mut().and_then(|w| {
+            w.entries
+                .iter_mut()
+                .find(|f| f.pkid == pkid && f.qos == QoS::ExactlyOnce)
+        }) {
             Some(f) => {
                 f.awaiting = Awaiting::PubComp;
                 f.sent_at = now;
@@ -268,39 +280,41 @@ impl<M> Window<M> {
         now: Instant,
         older_than: Option<Instant>,
     ) -> impl Iterator<Item = (Resend, &InFlight<M>)> + '_ {
-        self.entries.iter_mut().filter_map(move |f| {
-            if older_than.is_some_and(|t| f.sent_at > t) {
-                return None;
-            }
-            f.sent_at = now;
-            let what = match f.awaiting {
-                Awaiting::PubAck | Awaiting::PubRec => Resend::Publish,
-                Awaiting::PubComp => Resend::PubRel,
-            };
-            Some((what, &*f))
-        })
+        self.inner
+            .iter_mut()
+            .flat_map(|w| w.entries.iter_mut())
+            .filter_map(move |f| {
+                if older_than.is_some_and(|t| f.sent_at > t) {
+                    return None;
+                }
+                f.sent_at = now;
+                let what = match f.awaiting {
+                    Awaiting::PubAck | Awaiting::PubRec => Resend::Publish,
+                    Awaiting::PubComp => Resend::PubRel,
+                };
+                Some((what, &*f))
+            })
     }
 
     /// The earliest time a message in the window was last sent.
     pub fn oldest_sent_at(&self) -> Option<Instant> {
-        self.entries.iter().map(|f| f.sent_at).min()
+        self.iter().map(|f| f.sent_at).min()
     }
 
     /// The messages in flight, oldest first (the order they are re-sent in).
     pub fn iter(&self) -> impl Iterator<Item = &InFlight<M>> + '_ {
-        self.entries.iter()
+        self.inner.iter().flat_map(|w| w.entries.iter())
     }
 
     /// Empties the window (the peer forgot the session), releasing every identifier, oldest
     /// first.
     pub fn drain(&mut self) -> impl Iterator<Item = InFlight<M>> + '_ {
-        // Every entry's identifier was taken from `ids`, so it exists when there are any.
-        if let Some(ids) = self.ids.as_mut() {
-            for f in &self.entries {
-                ids.release(f.pkid);
+        self.inner.iter_mut().flat_map(|w| {
+            for f in &w.entries {
+                w.ids.release(f.pkid);
             }
-        }
-        self.entries.drain(..)
+            w.entries.drain(..)
+        })
     }
 
     /// Removes the messages for which `expired` says so, releasing their identifiers, and hands
@@ -310,57 +324,67 @@ impl<M> Window<M> {
         mut expired: impl FnMut(&InFlight<M>) -> bool,
         mut gone: impl FnMut(InFlight<M>),
     ) {
-        let mut kept = VecDeque::with_capacity(self.entries.len());
-        let ids = &mut self.ids;
-        for f in self.entries.drain(..) {
+        let Some(w) = self.inner.as_mut() else {
+            return;
+        };
+        let mut kept = VecDeque::with_capacity(w.entries.len());
+        for f in w.entries.drain(..) {
             if expired(&f) {
-                ids.get_or_insert_with(Box::default).release(f.pkid);
+                w.ids.release(f.pkid);
                 gone(f);
             } else {
                 kept.push_back(f);
             }
         }
-        self.entries = kept;
+        w.entries = kept;
     }
 }
 
 /// Incoming QoS 2 identifiers delivered and not yet released (MQTT-4.3.3-2).
 #[derive(Debug, Default)]
 pub struct IncomingQos2 {
-    ids: BTreeSet<u16>,
+    /// Boxed, and only while one is awaited: most sessions never receive QoS 2 (one word
+    /// instead of a `BTreeSet`'s three in every session).
+    #[allow(clippy::box_collection)]
+    ids: Option<Box<BTreeSet<u16>>>,
 }
 
 impl IncomingQos2 {
     /// A QoS 2 PUBLISH arrived: deliver it (true) unless this identifier awaits PUBREL already
     /// (a re-sent duplicate). Either way the caller answers PUBREC.
     pub fn on_publish(&mut self, pkid: u16) -> bool {
-        self.ids.insert(pkid)
+        self.ids.get_or_insert_with(Box::default).insert(pkid)
     }
 
     /// PUBREL: the identifier is released. The caller answers PUBCOMP even for an unknown one,
     /// so the sender can finish (MQTT-4.3.3).
     pub fn on_pubrel(&mut self, pkid: u16) {
-        self.ids.remove(&pkid);
+        if let Some(ids) = self.ids.as_mut() {
+            ids.remove(&pkid);
+            if ids.is_empty() {
+                self.ids = None;
+            }
+        }
     }
 
     /// The identifiers awaiting PUBREL, in order.
     pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
-        self.ids.iter().copied()
+        self.ids.iter().flat_map(|ids| ids.iter().copied())
     }
 
     /// Forgets every identifier (the session is gone, so no PUBREL can come for them).
     pub fn clear(&mut self) {
-        self.ids.clear();
+        self.ids = None;
     }
 
     /// Identifiers awaiting PUBREL.
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.ids.as_ref().map_or(0, |ids| ids.len())
     }
 
     /// No QoS 2 message awaits its PUBREL.
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.len() == 0
     }
 }
 

@@ -4,7 +4,7 @@
 //! `starting` line, the configuration's notices, the password and ACL files, the TLS keys, the
 //! listening sockets, the persistence journal (restored, or a fresh one), the broker task, the
 //! `running` line, then accepting connections until it is asked to stop. `mqsim broker` runs it
-//! on a [`RealHost`] (tokio sockets, files, signals: [`run`]); the simulator runs it on its
+//! on a [`RealHost`] (TCP sockets in an epoll set of its own, files, signals: [`run`]); the simulator runs it on its
 //! simulated broker host (turmoil's sockets under the link model, a modelled disk, no signals).
 //! The simulated broker is therefore the real one from its first log line; only the [`Host`]
 //! differs, and nothing past it knows which one it runs on.
@@ -491,6 +491,9 @@ pub fn run(opts: Options) -> ExitCode {
 pub struct RealHost {
     #[cfg(unix)]
     signals: Option<Signals>,
+    /// The epoll set accepted sockets are polled through (see [`crate::reactor`]).
+    #[cfg(unix)]
+    reactor: Option<Arc<crate::reactor::Reactor>>,
 }
 
 #[cfg(unix)]
@@ -523,13 +526,25 @@ impl Host for RealHost {
         verbose: bool,
         log: Log,
     ) -> JoinSet<()> {
+        #[cfg(unix)]
+        if self.reactor.is_none() {
+            match crate::reactor::Reactor::start() {
+                Ok(r) => self.reactor = Some(r),
+                // tokio's own registration per socket then: more memory, same behaviour.
+                Err(e) => log(&format!("Warning: cannot create an epoll set: {e}")),
+            }
+        }
         let mut loops = JoinSet::new();
         for (l, port, tls) in listeners {
             loops.spawn(accept_loop(
                 l,
                 port,
                 tls,
-                handle.clone(),
+                Accepted {
+                    handle: handle.clone(),
+                    #[cfg(unix)]
+                    reactor: self.reactor.clone(),
+                },
                 verbose,
                 log.clone(),
             ));
@@ -608,11 +623,64 @@ fn listen(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::from_std(socket.into())
 }
 
+/// Where an accept loop hands its streams: the broker, through the reactor when there is one.
+struct Accepted {
+    handle: BrokerHandle,
+    #[cfg(unix)]
+    reactor: Option<Arc<crate::reactor::Reactor>>,
+}
+
+impl Accepted {
+    /// Plain TCP to the broker: moved out of tokio's driver into the reactor's set.
+    async fn serve(&self, stream: tokio::net::TcpStream, peer: String) {
+        #[cfg(unix)]
+        if let Some(r) = &self.reactor {
+            // On failure the socket is closed and nothing reached the broker; refused
+            // (max_connections), the stream was dropped, which closes it.
+            if let Ok(s) = stream
+                .into_std()
+                .and_then(|s| crate::reactor::PolledTcp::new(s, r))
+            {
+                let _ = self.handle.serve(s, peer).await;
+            }
+            return;
+        }
+        let _ = self.handle.serve(stream, peer).await;
+    }
+
+    /// TLS: the handshake in a task of its own, then the stream to the broker.
+    fn serve_tls(
+        &self,
+        t: &Arc<TlsListener>,
+        stream: tokio::net::TcpStream,
+        peer: String,
+        verbose: bool,
+        slot: tokio::sync::OwnedSemaphorePermit,
+        log: &Log,
+    ) {
+        let handle = self.handle.clone();
+        #[cfg(unix)]
+        if let Some(r) = &self.reactor {
+            if let Ok(s) = stream
+                .into_std()
+                .and_then(|s| crate::reactor::PolledTcp::new(s, r))
+            {
+                tokio::spawn(t.clone().serve(s, peer, handle, verbose, slot, log.clone()));
+            }
+            return;
+        }
+        tokio::spawn(
+            t.clone()
+                .serve(stream, peer, handle, verbose, slot, log.clone()),
+        );
+    }
+}
+
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     port: u16,
     tls: Option<Arc<TlsListener>>,
-    handle: BrokerHandle,
+    to: Accepted,
     verbose: bool,
     log: Log,
 ) {
@@ -628,21 +696,9 @@ async fn accept_loop(
                 let peer = format!("{addr} on port {port}");
                 match (&tls, slot) {
                     // The handshake runs in its own task: neither this loop nor the broker waits.
-                    (Some(t), Some(slot)) => {
-                        tokio::spawn(t.clone().serve(
-                            stream,
-                            peer,
-                            handle.clone(),
-                            verbose,
-                            slot,
-                            log.clone(),
-                        ));
-                    }
+                    (Some(t), Some(slot)) => to.serve_tls(t, stream, peer, verbose, slot, &log),
                     (Some(_), None) => {} // the slots are gone: shutting down
-                    (None, _) => {
-                        // Refused (max_connections): the stream was dropped, which closes it.
-                        let _ = handle.serve(stream, peer).await;
-                    }
+                    (None, _) => to.serve(stream, peer).await,
                 }
             }
             Err(e) => {

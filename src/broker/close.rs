@@ -62,8 +62,8 @@ impl Broker {
             // Offline, the queue bound drops instead of blocking: let the publishers go.
             self.release_blocked(sid, Release::Now);
             let clean = match self.sessions.get_mut(&sid) {
-                Some(s) if s.conn == Some(conn) => {
-                    s.conn = None;
+                Some(s) if s.conn() == Some(conn) => {
+                    s.set_conn(None);
                     s.clean
                 }
                 _ => false,

@@ -64,7 +64,7 @@ impl Broker {
 
         // Session takeover (MQTT-3.1.4-2): the old connection goes, its will is published.
         if let Some(&old_sid) = self.by_client_id.get(&client_id) {
-            if let Some(old_conn) = self.sessions.get(&old_sid).and_then(|s| s.conn) {
+            if let Some(old_conn) = self.sessions.get(&old_sid).and_then(|s| s.conn()) {
                 self.notice(|| {
                     format!("Client {client_id} already connected, closing old connection.")
                 });
@@ -101,11 +101,11 @@ impl Broker {
         };
         let mut username_changed = false;
         if let Some(s) = self.sessions.get_mut(&sid) {
-            s.conn = Some(conn);
+            s.set_conn(Some(conn));
             s.clean = c.clean_session;
             s.listener = listener;
-            username_changed = s.username != username;
-            s.username = username.clone();
+            username_changed = s.username.as_deref() != username.as_deref();
+            s.username = username.as_deref().map(Box::from);
         }
         if username_changed {
             // Deliveries to the session while it is offline are checked against the ACL under

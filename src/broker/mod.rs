@@ -364,7 +364,7 @@ impl Broker {
     /// The most messages and bytes `client_id`'s queue has held, if the session exists.
     pub fn queue_peak(&self, client_id: &str) -> Option<(usize, usize)> {
         let s = self.sessions.get(self.by_client_id.get(client_id)?)?;
-        Some((s.queue_peak_messages, s.queue_peak_bytes))
+        Some((s.queue_peak_messages as usize, s.queue_peak_bytes as usize))
     }
     /// Messages in flight (sent, unacknowledged) to `client_id`'s session, if it exists.
     pub fn inflight_messages(&self, client_id: &str) -> Option<usize> {

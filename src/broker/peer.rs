@@ -12,7 +12,9 @@ pub(super) enum Peer {
         addr: core::net::SocketAddrV4,
         on_port: Option<u16>,
     },
-    Text(Box<str>),
+    /// Anything else (an IPv6 peer, a simulator's name): rare, so boxed twice to keep the
+    /// record at 16 bytes.
+    Text(Box<Box<str>>),
 }
 
 impl Peer {
@@ -28,7 +30,7 @@ impl Peer {
                 return peer;
             }
         }
-        Peer::Text(Box::from(text))
+        Peer::Text(Box::new(Box::from(text)))
     }
 }
 

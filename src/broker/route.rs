@@ -77,7 +77,7 @@ impl Broker {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
-        let conn = s.conn;
+        let conn = s.conn();
         if qos == QoS::AtMostOnce {
             let Some(conn) = conn else { return }; // offline: QoS 0 is not queued
             let backed_up = self
@@ -206,7 +206,7 @@ impl Broker {
             let Some(s) = self.sessions.get_mut(&sid) else {
                 return;
             };
-            let Some(conn) = s.conn else { return };
+            let Some(conn) = s.conn() else { return };
             if !s.inflight.has_room(max_inflight) {
                 return;
             }

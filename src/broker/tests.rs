@@ -1839,3 +1839,17 @@ proptest::proptest! {
         proptest::prop_assert_eq!(acks, usize::from(next - 1) - unacked.len());
     }
 }
+
+/// What an idle client costs in the broker's two records (each one allocation, boxed in its
+/// map): kept under the glibc chunk sizes they were brought to for issue 25 (a malloc chunk is
+/// the request plus 8 bytes, rounded up to 16).
+#[test]
+fn idle_client_records_are_small() {
+    let conn = core::mem::size_of::<super::Conn>();
+    let session = core::mem::size_of::<super::session::Session>();
+    let peer = core::mem::size_of::<super::peer::Peer>();
+    let rx = core::mem::size_of::<crate::codec::FrameBuffer>();
+    std::eprintln!("conn {conn} bytes (peer {peer}, rx {rx}), session {session} bytes");
+    assert!(conn <= 200, "connection record {conn} bytes");
+    assert!(session <= 152, "session record {session} bytes");
+}

@@ -14,7 +14,9 @@ use super::{decode_as, DecodeError, Decoded, Dialect, Packet};
 pub struct FrameBuffer {
     rest: Vec<u8>,
     /// Bytes of a dropped oversized packet still to come ([`Oversized::Drop`]).
-    skip: usize,
+    /// (A frame is at most 268,435,460 bytes, MQTT's largest remaining length and its header,
+    /// so 32 bits hold it; the record is 8 bytes smaller for every connection.)
+    skip: u32,
     /// The fixed-header flag rules of this stream ([`FrameBuffer::set_dialect`]).
     dialect: Dialect,
 }
@@ -95,8 +97,8 @@ impl FrameBuffer {
 
     /// `data` without the bytes still owed to a packet being skipped.
     fn skip_dropped<'d>(&mut self, data: &'d [u8]) -> &'d [u8] {
-        let n = self.skip.min(data.len());
-        self.skip -= n;
+        let n = (self.skip as usize).min(data.len());
+        self.skip -= n as u32;
         &data[n..]
     }
 
@@ -178,17 +180,18 @@ impl FrameBuffer {
                 Err(DecodeError::PacketTooLarge { size, .. }) if oversized == Oversized::Drop => {
                     let here = size.min(buf.len() - pos);
                     (Frame::Dropped(size), here, size - here)
+                    // (`size` came from a remaining length: under 2^28 + 5.)
                 }
                 Err(e) => return Err(FeedStop::Malformed(e)),
             };
             match handle(frame) {
                 Take::Done => {
                     pos += n;
-                    self.skip = skip;
+                    self.skip = u32::try_from(skip).unwrap_or(u32::MAX);
                 }
                 Take::Stop(b) => {
                     pos += n;
-                    self.skip = skip;
+                    self.skip = u32::try_from(skip).unwrap_or(u32::MAX);
                     stop = Some(b);
                     break;
                 }

@@ -301,7 +301,7 @@ impl Broker {
             Record::User { client, username } => {
                 let sid = sid_of(self, client)?;
                 if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.username = username.map(ToString::to_string);
+                    s.username = username.map(Into::into);
                 }
             }
             Record::Sub {
