@@ -578,6 +578,9 @@ async fn broker_task(
     // written and synced before the task ends (a QoS 0 retained message, say, has no
     // acknowledgement that would have waited for it).
     if let (Some(j), None) = (&journal, &failed) {
+        // A broker that autosaves (the mosquitto-2.0 profile) saves now, as mosquitto does at a
+        // clean stop (mosquitto.c, after its main loop); our own journal has nothing to add.
+        broker.save_now();
         send_journal(&mut broker, j);
         if broker.journal_behind() {
             let wait = async {

@@ -193,13 +193,13 @@ fn a_forgetful_application_fails_and_the_failure_names_its_replay() {
 }
 
 #[test]
-fn a_forgetful_application_fails_on_the_direct_engine_too() {
+fn a_forgetful_application_fails_on_the_turmoil_engine_too() {
     let text = SCENARIO.replace("[[fault]]", "[expect]\ndelivered = [3, 3]\n\n[[fault]]");
     let zero = |forgetful| {
         World::from_toml("button-qos0.toml", &text)
             .unwrap()
             .app("button", move |_| QosZero(Button::new(forgetful)))
-            .engine(Engine::Direct)
+            .engine(Engine::Turmoil)
     };
     zero(false).check_seeds(1..4).unwrap();
     let failure = zero(true).check(1).unwrap_err();
@@ -210,7 +210,7 @@ fn a_forgetful_application_fails_on_the_direct_engine_too() {
     assert!(
         failure
             .text
-            .contains("replay: MQSIM_ENGINE=direct MQSIM_SEED=1 cargo test"),
+            .contains("replay: MQSIM_ENGINE=turmoil MQSIM_SEED=1 cargo test"),
         "{failure}"
     );
 }

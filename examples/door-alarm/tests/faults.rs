@@ -60,11 +60,11 @@ fn the_forgetful_variant_is_caught() {
         .unwrap();
 }
 
-/// The same application and checks on the direct engine (`MQSIM_ENGINE=direct cargo test -p
-/// door-alarm` runs every test of this crate there): the broker restart and the fleet, where the
-/// forgetful variant is caught on either engine.
+/// The same application and checks on the turmoil engine (the real tokio adapters;
+/// `MQSIM_ENGINE=turmoil cargo test -p door-alarm` runs every test of this crate there): the
+/// broker restart and the fleet, where the forgetful variant is caught on either engine.
 #[test]
-fn on_the_direct_engine_too() {
+fn on_the_turmoil_engine_too() {
     use mqsim_sim::run::Engine;
     for (file, seeds) in [
         ("broker-restart.toml", 1..21),
@@ -72,12 +72,12 @@ fn on_the_direct_engine_too() {
         ("fleet-50.toml", 1..4),
     ] {
         world(file, DoorAlarm::default)
-            .engine(Engine::Direct)
+            .engine(Engine::Turmoil)
             .check_seeds_with(seeds, &door_checks)
             .unwrap();
     }
     let failure = world("broker-restart.toml", DoorAlarm::forgetful)
-        .engine(Engine::Direct)
+        .engine(Engine::Turmoil)
         .check_seeds_with(1..11, &door_checks)
         .unwrap_err();
     assert!(
