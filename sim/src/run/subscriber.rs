@@ -1,5 +1,7 @@
 //! A simulated `mosquitto_sub -t FILTER -v`: the core's sans-IO [`Client`] in a tokio loop over a
-//! stream the connector opens. It subscribes after every CONNACK without a session, prints each
+//! stream the connector opens. It subscribes after every CONNACK, with a session or without (as
+//! `mosquitto_sub` does: client/sub_client.c, `my_connect_callback`, subscribes whenever the
+//! CONNACK's result is 0, whatever its session-present flag), prints each
 //! message as `topic payload`, and reconnects a second after a loss (libmosquitto's default
 //! reconnect delay), also when its WiFi dropped while a connection attempt was under way.
 //!
@@ -66,11 +68,11 @@ pub(crate) fn on_events<H: SubHooks>(
                         session_present: *session_present,
                     },
                 );
-                if !session_present {
-                    hooks.event(now, SubEvent::Subscribing);
-                    let _ = client.subscribe(now, &[(filter, qos)]);
-                    again = true;
-                }
+                // Also with a session present: a session whose SUBSCRIBE never reached the broker
+                // (its first connection lost before the SUBACK) has no subscription to resume.
+                hooks.event(now, SubEvent::Subscribing);
+                let _ = client.subscribe(now, &[(filter, qos)]);
+                again = true;
             }
             Event::Subscribed { granted, .. } => hooks.event(
                 now,
