@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::{expect_key, meets};
 use crate::run::RunOutcome;
+use crate::scenario::{Metric, Scope};
 
 /// One seed's run, summarised.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,7 +21,29 @@ pub struct SeedOutcome {
     /// The first thing that failed, if anything did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<SeedFailure>,
+    /// The whole run's loss causes and costs ([`WHOLE_RUN_METRICS`]), by their `[expect]` key;
+    /// a metric the run did not measure is absent.
+    #[serde(default)]
+    pub whole: std::collections::BTreeMap<String, u64>,
 }
+
+/// The whole-run figures a sweep spreads over its seeds besides the per-QoS ones: the loss
+/// causes (docs/simulator.md, the ledger) and the costs (docs/costs.md), as `[expect]` names them.
+pub const WHOLE_RUN_METRICS: [Metric; 13] = [
+    Metric::LostConnection,
+    Metric::LostExpired,
+    Metric::LostDropped,
+    Metric::LostWithBroker,
+    Metric::LostBrokerUnsaved,
+    Metric::LostNotSubscribed,
+    Metric::LostUnexplained,
+    Metric::MqttPackets,
+    Metric::TcpSegments,
+    Metric::BytesPerDelivered,
+    Metric::EnergyMj,
+    Metric::EnergyUjPerDelivered,
+    Metric::BatteryDays,
+];
 
 /// One QoS's numbers in one run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +109,10 @@ impl SeedOutcome {
             replay: out.replay_line(),
             swarm: None,
         });
+        let whole = WHOLE_RUN_METRICS
+            .iter()
+            .filter_map(|m| Some((m.key().to_string(), out.report.metric(&Scope::All, *m)?)))
+            .collect();
         SeedOutcome {
             seed: out.scenario.seed,
             qos,
@@ -93,6 +120,7 @@ impl SeedOutcome {
                 || s.all.causes.connection > 0
                 || s.behaviours.subscribers_gave_up > 0,
             failure,
+            whole,
         }
     }
 
@@ -108,6 +136,7 @@ impl SeedOutcome {
                 replay,
                 swarm: None,
             }),
+            whole: Default::default(),
         }
     }
 }

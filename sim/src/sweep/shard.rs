@@ -272,6 +272,7 @@ mod tests {
             .seeds(seeds)
             .into_iter()
             .map(|seed| SeedOutcome {
+                whole: Default::default(),
                 seed,
                 qos: [None, None, None],
                 broken: false,

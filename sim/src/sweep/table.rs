@@ -1,7 +1,8 @@
 //! The end of a sweep: how the outcomes spread over its seeds. Per publish QoS, lost, duplicated,
 //! reconnects and each run's p50 and p99 latency, each as min / p50 / p99 / max over the seeds
-//! (nearest rank); the share of runs in which a connection broke; the failing seeds with their
-//! replay lines. Computed from the outcomes alone, in seed order, so the same seeds give the same
+//! (nearest rank); for the whole run, the loss causes that occurred and the costs (packets,
+//! segments, bytes and energy per delivered message, battery days); the share of runs in which a
+//! connection broke; the failing seeds with their replay lines. Computed from the outcomes alone, in seed order, so the same seeds give the same
 //! table whatever ran them: one machine or shards merged, any number of threads.
 
 use std::fmt::Write as _;
@@ -40,7 +41,21 @@ pub struct Table {
     /// Runs in which a connection broke ([`SeedOutcome::broken`]).
     pub broken: u64,
     pub rows: Vec<Row>,
+    /// The whole run's causes (those that occurred in some run) and costs, spread the same way.
+    pub whole: Vec<WholeRow>,
     pub failing: Vec<Failing>,
+}
+
+/// A whole-run figure ([`super::outcome::WHOLE_RUN_METRICS`]) over the runs that measured it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WholeRow {
+    /// Its `[expect]` key.
+    pub metric: String,
+    pub runs: u64,
+    pub min: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
 }
 
 /// Nearest-rank percentile of sorted values (`pct` in 1..=100), as the report's latencies.
@@ -94,11 +109,34 @@ impl Table {
                 })
             })
             .collect();
+        let mut whole = Vec::new();
+        for m in super::outcome::WHOLE_RUN_METRICS {
+            let key = m.key();
+            let mut values: Vec<u64> = sorted
+                .iter()
+                .filter_map(|o| o.whole.get(key).copied())
+                .collect();
+            // A cause that never occurred is left out; a cost is shown when measured.
+            let cause = key.starts_with("lost_");
+            if values.is_empty() || (cause && values.iter().all(|v| *v == 0)) {
+                continue;
+            }
+            values.sort_unstable();
+            whole.push(WholeRow {
+                metric: key.to_string(),
+                runs: values.len() as u64,
+                min: values[0],
+                p50: rank(&values, 50),
+                p99: rank(&values, 99),
+                max: values[values.len() - 1],
+            });
+        }
         Table {
             runs: sorted.len() as u64,
             failed: failing.len() as u64,
             broken: sorted.iter().filter(|o| o.broken).count() as u64,
             rows,
+            whole,
             failing,
         }
     }
@@ -127,6 +165,20 @@ impl Table {
                 value(r.p50),
                 value(r.p99),
                 value(r.max)
+            );
+        }
+        if !self.whole.is_empty() {
+            let _ = writeln!(
+                t,
+                "{:<24} {:>7} {:>9} {:>9} {:>9} {:>9}",
+                "whole run", "runs", "min", "p50", "p99", "max"
+            );
+        }
+        for r in &self.whole {
+            let _ = writeln!(
+                t,
+                "{:<24} {:>7} {:>9} {:>9} {:>9} {:>9}",
+                r.metric, r.runs, r.min, r.p50, r.p99, r.max
             );
         }
         let _ = writeln!(
@@ -162,6 +214,7 @@ mod tests {
 
     fn outcome(seed: u64, lost: u64, p99_us: Option<u64>, fail: bool) -> SeedOutcome {
         SeedOutcome {
+            whole: Default::default(),
             seed,
             qos: [
                 None,
