@@ -54,16 +54,10 @@ impl Host for DiskHost {
         JoinSet::new()
     }
     fn read_journal(&mut self, _path: &Path) -> io::Result<Option<Vec<u8>>> {
-        let bytes = self.disk.as_ref().map(Disk::contents).unwrap_or_default();
-        Ok((!bytes.is_empty()).then_some(bytes))
+        crate::run::broker_host::read_disk(self.disk.as_ref())
     }
     fn keep_damaged(&mut self, path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
-        if let Some(d) = &self.disk {
-            d.keep_damaged(bytes);
-        }
-        let mut k = path.as_os_str().to_owned();
-        k.push(".damaged");
-        Ok(PathBuf::from(k))
+        crate::run::broker_host::keep_damaged_on(self.disk.as_ref(), path, bytes)
     }
     fn journal(&mut self, _path: PathBuf) -> DiskJournal {
         Disk::new(0, 0).store()

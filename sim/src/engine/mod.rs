@@ -19,7 +19,7 @@ mod broker;
 mod device;
 mod subscriber;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::rc::Rc;
@@ -27,7 +27,7 @@ use std::rc::Rc;
 use mqsim::device::Device;
 use mqsim::time::{Duration, Instant};
 
-use crate::check::{Ledger, SubscriberId};
+use crate::check::SubscriberId;
 use crate::disk::Disk;
 use crate::net::stream::{set_outside_now, Net, OwnClock};
 use crate::run::devices::FieldDevice;
@@ -35,8 +35,7 @@ use crate::run::output::{self, RunOutcome};
 use crate::run::timeline::{self, BrokerPower, Timeline};
 use crate::run::wire::WireCheck;
 use crate::run::{
-    as_run, broker_config, broker_host, finish, log, Controls, Lines, RunOptions, Shared,
-    BROKER_PORT,
+    as_run, broker_config, broker_host, finish, log, Controls, RunOptions, Shared, BROKER_PORT,
 };
 use crate::scenario::Scenario;
 use crate::seed::Stream;
@@ -244,13 +243,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     let end = Instant::from_millis(sc.duration_ms + sc.heal_ms);
     let _clock = OwnClock::take();
     set_outside_now(Instant::ZERO);
-    let shared = Shared {
-        net: Net::new(Stream::Network.seed(sc.seed)),
-        lines: Lines::default(),
-        ledger: Rc::new(RefCell::new(Ledger::for_scenario(&sc))),
-        healed: Rc::new(Cell::new(false)),
-        joins: Rc::new(RefCell::new(crate::cost::Joins::default())),
-    };
+    let shared = Shared::new(&sc);
     shared.net.enable_taps();
     shared.net.track_touched();
     let _capture = log::capture(shared.lines.clone(), log::targets(opts.log.as_deref())?);

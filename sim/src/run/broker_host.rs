@@ -133,17 +133,11 @@ impl Host for SimHost {
     }
 
     fn read_journal(&mut self, _path: &Path) -> io::Result<Option<Vec<u8>>> {
-        let bytes = self.disk.as_ref().map(Disk::contents).unwrap_or_default();
-        Ok((!bytes.is_empty()).then_some(bytes))
+        read_disk(self.disk.as_ref())
     }
 
     fn keep_damaged(&mut self, path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
-        if let Some(d) = &self.disk {
-            d.keep_damaged(bytes);
-        }
-        let mut k = path.as_os_str().to_owned();
-        k.push(".damaged");
-        Ok(PathBuf::from(k))
+        keep_damaged_on(self.disk.as_ref(), path, bytes)
     }
 
     fn journal(&mut self, _path: PathBuf) -> Self::Journal {
@@ -161,4 +155,26 @@ impl Host for SimHost {
     async fn next_request(&mut self) -> Request {
         std::future::pending().await
     }
+}
+
+/// The broker host's journal as its modelled disk holds it (both engines' hosts): `None` when
+/// empty or when the broker has no disk.
+pub(crate) fn read_disk(disk: Option<&Disk>) -> io::Result<Option<Vec<u8>>> {
+    let bytes = disk.map(Disk::contents).unwrap_or_default();
+    Ok((!bytes.is_empty()).then_some(bytes))
+}
+
+/// Keeps a damaged journal beside it on the modelled disk, as the real host renames it to
+/// `FILE.damaged`; returns that name for the broker's log line.
+pub(crate) fn keep_damaged_on(
+    disk: Option<&Disk>,
+    path: &Path,
+    bytes: &[u8],
+) -> io::Result<PathBuf> {
+    if let Some(d) = disk {
+        d.keep_damaged(bytes);
+    }
+    let mut k = path.as_os_str().to_owned();
+    k.push(".damaged");
+    Ok(PathBuf::from(k))
 }

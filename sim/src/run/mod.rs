@@ -211,6 +211,20 @@ pub(crate) struct Shared {
     pub(crate) joins: Rc<RefCell<crate::cost::Joins>>,
 }
 
+impl Shared {
+    /// What a run of `sc` starts with, on either engine: the network from the seed's network
+    /// stream, no lines yet, the scenario's ledger.
+    pub(crate) fn new(sc: &Scenario) -> Shared {
+        Shared {
+            net: Net::new(Stream::Network.seed(sc.seed)),
+            lines: Lines::default(),
+            ledger: Rc::new(RefCell::new(Ledger::for_scenario(sc))),
+            healed: Rc::new(Cell::new(false)),
+            joins: Rc::new(RefCell::new(crate::cost::Joins::default())),
+        }
+    }
+}
+
 /// The clients' control channels by tag, and the tags each name a fault may target stands for.
 #[derive(Default)]
 pub(crate) struct Controls {
@@ -376,13 +390,7 @@ fn run_turmoil(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, Str
     let sc = as_run(scenario, opts);
     let end_ms = sc.duration_ms + sc.heal_ms;
     let mut sim = simulation(&sc, end_ms);
-    let shared = Shared {
-        net: Net::new(Stream::Network.seed(sc.seed)),
-        lines: Lines::default(),
-        ledger: Rc::new(RefCell::new(Ledger::for_scenario(&sc))),
-        healed: Rc::new(Cell::new(false)),
-        joins: Rc::new(RefCell::new(crate::cost::Joins::default())),
-    };
+    let shared = Shared::new(&sc);
     shared.net.enable_taps();
     let _capture = log::capture(shared.lines.clone(), log::targets(opts.log.as_deref())?);
     let mut wire = WireCheck::default();
