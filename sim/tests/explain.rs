@@ -51,3 +51,22 @@ fn a_delivered_message_shows_its_forwarding_and_receipt() {
     assert!(text.contains("sub received a copy"), "{text}");
     assert!(text.contains("delivered to sub at"), "{text}");
 }
+
+/// A failure names the first violated message and prints its life under the replay line (the
+/// ledger of a correct broker finds no violation to plant, so the outcome carries one here).
+#[test]
+fn a_failure_prints_the_first_violated_messages_life() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/qos1-clean.toml");
+    let scenario = Scenario::load(&path).expect("scenario");
+    let mut out = run(&scenario, &RunOptions::default()).expect("run");
+    assert!(out.first_violation.is_none(), "a passing run has none");
+    let life = explain("qos1-clean.toml", "esp32", 3);
+    out.first_violation = Some(("esp32:3".to_string(), life.clone()));
+    let text = out.failure_text(5);
+    let replay = text.find("replay: ").expect("a replay line");
+    let told = text
+        .find("the first violated message, esp32:3 (its segments too: replay with --explain esp32:3):")
+        .expect("the message named");
+    assert!(told > replay, "under the replay line:\n{text}");
+    assert!(text.ends_with(&life) || text.contains(&life), "{text}");
+}

@@ -64,6 +64,9 @@ pub struct RunOutcome {
     pub records: Records,
     /// The life of the message [`RunOptions::explain`] named, or why there is none.
     pub explanation: Option<Result<String, String>>,
+    /// The first violation's message, as (`DEVICE:SEQ`, its life), when that violation names a
+    /// message: printed under a failure's replay line.
+    pub first_violation: Option<(String, String)>,
 }
 
 impl RunOutcome {
@@ -117,6 +120,16 @@ impl RunOutcome {
         if self.report.facts.replay.is_none() {
             // The picture of the same run ([`crate::picture`]).
             let _ = writeln!(msg, "timeline: {} --timeline fail.svg", self.replay_line());
+        }
+        if let Some((target, life)) = &self.first_violation {
+            let _ = writeln!(
+                msg,
+                "the first violated message, {target} (its segments too: replay with --explain {target}):"
+            );
+            msg.push_str(life);
+            if !life.ends_with('\n') {
+                msg.push('\n');
+            }
         }
         msg
     }
@@ -200,8 +213,21 @@ pub(crate) fn outcome(
         .explain
         .as_ref()
         .map(|(d, seq)| super::explain::explain(&ledger, &lines, taps, d, *seq));
+    // The first violation that names a message, told from what the run kept (the link's
+    // segments only when it kept its taps, as `--explain` does).
+    let first_violation = violations.iter().find_map(|v| {
+        let m = v.msg?;
+        let name = sc
+            .devices
+            .iter()
+            .flat_map(|d| d.client_ids())
+            .nth(m.device.0 as usize)?;
+        let life = super::explain::explain(&ledger, &lines, taps, &name, m.seq).ok()?;
+        Some((format!("{name}:{}", m.seq), life))
+    });
     Ok(RunOutcome {
         explanation,
+        first_violation,
         records,
         scenario: sc,
         lines,
