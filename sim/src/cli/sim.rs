@@ -264,11 +264,16 @@ fn peak_memory_kib() -> Option<u64> {
 fn print_peak_memory(sc: &Scenario) {
     let Some(kib) = peak_memory_kib() else { return };
     let devices: u64 = sc.devices.iter().map(|d| u64::from(d.count)).sum();
-    println!(
-        "peak memory {:.1} MiB (VmHWM), {:.1} KiB per device ({devices} devices)",
-        kib as f64 / 1024.0,
-        kib as f64 / devices.max(1) as f64
-    );
+    let mib = kib as f64 / 1024.0;
+    // Per device only where a fleet makes it mean something (the process's own floor is ~7 MiB).
+    if devices >= 10 {
+        println!(
+            "peak memory {mib:.1} MiB (VmHWM), {:.1} KiB per device ({devices} devices)",
+            kib as f64 / devices as f64
+        );
+    } else {
+        println!("peak memory {mib:.1} MiB (VmHWM)");
+    }
 }
 
 pub fn main(args: SimArgs) -> ExitCode {
