@@ -6,11 +6,11 @@
 //! docs/simulator.md, "Engines"), so single seeds differ and only distributions can be compared.
 
 use std::path::Path;
-use std::sync::Mutex;
 
+use mqsim_sim::run::run;
 use mqsim_sim::run::{Engine, RunOptions, RunOutcome};
 use mqsim_sim::scenario::Scenario;
-use mqsim_sim::sweep::sweep_with;
+use mqsim_sim::sweep::map_seeds;
 
 /// One run's figures (the report's `all` row).
 #[derive(Clone, Copy, Debug, Default)]
@@ -39,31 +39,35 @@ fn figures(out: &RunOutcome) -> Figures {
 /// scenario's `[expect]` ranges (the ranges are the real measurements' widened to the model's,
 /// so they hold on every seed of either engine, not only on the file's).
 fn runs(sc: &Scenario, engine: Engine, seeds: (u64, u64)) -> Vec<Figures> {
-    let got = Mutex::new(Vec::new());
-    let unmet = Mutex::new(Vec::new());
-    let opts = RunOptions {
-        engine,
-        ..RunOptions::default()
-    };
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let broke = Mutex::new(Vec::new());
-    sweep_with(sc, &opts, seeds, jobs, &|out| {
-        got.lock().unwrap().push(figures(out));
+    let list: Vec<u64> = (seeds.0..seeds.1).collect();
+    // Every run, passing or not (a sweep's check sees only the passing ones).
+    let outs = map_seeds(
+        &list,
+        jobs,
+        &|seed| {
+            let opts = RunOptions {
+                engine,
+                seed: Some(seed),
+                ..RunOptions::default()
+            };
+            run(sc, &opts).expect("the scenario runs")
+        },
+        &|_| {},
+    );
+    let mut unmet = Vec::new();
+    let mut broke = Vec::new();
+    for out in &outs {
         let seed = out.scenario.seed;
-        let mut u = unmet.lock().unwrap();
-        u.extend(out.unmet.iter().map(|m| format!("seed {seed}: {m}")));
-        let mut b = broke.lock().unwrap();
-        b.extend(out.violations.iter().map(|v| format!("seed {seed}: {v:?}")));
-        Ok(())
-    });
-    let unmet = unmet.into_inner().unwrap();
+        unmet.extend(out.unmet.iter().map(|m| format!("seed {seed}: {m}")));
+        broke.extend(out.violations.iter().map(|v| format!("seed {seed}: {v:?}")));
+    }
     eprintln!(
         "{} on {engine:?}: {} [expect] misses over {} seeds: {unmet:?}",
         sc.file,
         unmet.len(),
         seeds.1 - seeds.0
     );
-    let broke = broke.into_inner().unwrap();
     assert!(
         unmet.is_empty(),
         "{} on {engine:?}: [expect] ranges missed: {unmet:?}",
@@ -74,7 +78,7 @@ fn runs(sc: &Scenario, engine: Engine, seeds: (u64, u64)) -> Vec<Figures> {
         "{} on {engine:?}: invariants broken: {broke:?}",
         sc.file
     );
-    got.into_inner().unwrap()
+    outs.iter().map(figures).collect()
 }
 
 fn mean(v: &[Figures], f: impl Fn(&Figures) -> f64) -> f64 {
@@ -92,13 +96,6 @@ fn median(v: &[Figures], f: impl Fn(&Figures) -> f64) -> f64 {
 /// - mean duplicated and mean reconnects per run: within 0.5 + 25 % of the larger mean;
 /// - median of the runs' p99 latency: within 5 ms + 15 % of the larger median.
 fn compare(file: &str, seeds: (u64, u64)) {
-    compare_except(file, seeds, &[]);
-}
-
-/// [`compare`], with `known` the figures whose disagreement is known and documented
-/// (docs/simulator.md, "Engines"): printed, not asserted, and asserted still to disagree, so
-/// that the list stays true.
-fn compare_except(file: &str, seeds: (u64, u64), known: &[&str]) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
     let mut sc = Scenario::load(&path).expect("scenario loads");
     sc.file = file.to_string();
@@ -108,13 +105,7 @@ fn compare_except(file: &str, seeds: (u64, u64), known: &[&str]) {
     let mut bad = Vec::new();
     let mut line = |name: &str, a: f64, b: f64, tol: f64| {
         eprintln!("{file} {name}: turmoil {a:.2}, direct {b:.2} (tolerance {tol:.2})");
-        if known.contains(&name) {
-            if (a - b).abs() <= tol {
-                bad.push(format!(
-                    "{name} agrees now: drop it from the known differences"
-                ));
-            }
-        } else if (a - b).abs() > tol {
+        if (a - b).abs() > tol {
             bad.push(format!(
                 "{name}: turmoil {a:.2}, direct {b:.2}, tolerance {tol:.2}"
             ));
@@ -162,11 +153,7 @@ fn calibration_loss10_distributions_agree() {
 fn calibration_loss30_distributions_agree() {
     // Known: the mean duplicates per run (turmoil 0.67, direct 4.62 over seeds 1-40, measured
     // 2026-12-06) since the broker adapter's rewrite; not explained yet (docs/simulator.md).
-    compare_except(
-        "scenarios/calibration-loss30.toml",
-        (1, 41),
-        &["duplicated"],
-    );
+    compare("scenarios/calibration-loss30.toml", (1, 41));
 }
 
 #[test]
