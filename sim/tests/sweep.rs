@@ -640,3 +640,37 @@ fn shrinking_a_planted_failure_keeps_it_and_cuts_the_rest() {
         stderr(&o)
     );
 }
+
+/// `--seeds A..B --timeline F.svg`: the sweep's distributions drawn, a row per figure of its
+/// table, the same bytes for the same seeds.
+#[test]
+fn a_sweep_draws_its_distributions() {
+    let d = dir("plot");
+    write(&d, "short.toml", SHORT);
+    let run = |name: &str| {
+        let o = mqsim(
+            &d,
+            &["sim", "short.toml", "--seeds", "0..5", "--timeline", name],
+            &[],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        (stdout(&o), std::fs::read_to_string(d.join(name)).unwrap())
+    };
+    let (table, svg) = run("a.svg");
+    let (_, again) = run("b.svg");
+    assert_eq!(svg, again);
+    assert!(svg.starts_with("<svg"), "{svg}");
+    // Every row of the printed table is a row of the picture.
+    for line in table.lines().filter(|l| l.starts_with("qos")) {
+        let label = line
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            svg.contains(&format!(">{label}")),
+            "{label} not drawn:\n{svg}"
+        );
+    }
+    assert!(svg.contains(">mqtt_packets</text>"), "{svg}");
+}

@@ -83,8 +83,9 @@ pub struct SimArgs {
     pub broker_profile: Option<mqsim::broker::Profile>,
     /// Draw the run: a lane per device and subscriber in simulated time (connection state,
     /// each reading coloured by what became of it, faults, reconnects) as SVG, or as one
-    /// self-contained HTML page with the report when FILE ends in `.html`.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["seeds", "random", "bench"])]
+    /// self-contained HTML page with the report when FILE ends in `.html`. With --seeds: the
+    /// sweep's distributions as SVG (a row per figure: min-max, p50-p99, p50).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["random", "bench"])]
     pub timeline: Option<PathBuf>,
     /// The engine: `direct` (the sans-IO state machines on an event queue, the default) or
     /// `turmoil` (the real tokio adapters on simulated hosts, tick by tick; also what runs a

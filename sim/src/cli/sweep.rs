@@ -257,7 +257,16 @@ pub fn sweep(
             outcomes.len() as f64 * 60.0 / wall.max(1e-9)
         );
     }
-    print_table(&id, range, shard, a.swarm, &Table::of(&outcomes), args.json)
+    let table = Table::of(&outcomes);
+    if let Some(path) = &args.timeline {
+        let head = format!("{}, seeds {}..{}", id.file, range.0, range.1);
+        let svg = mqsim_sim::picture::sweep::sweep_svg(&head, &table);
+        if let Err(e) = std::fs::write(path, svg) {
+            eprintln!("mqsim sim: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    print_table(&id, range, shard, a.swarm, &table, args.json)
 }
 
 /// `--shrink`: the failing seed's scenario, cut down while it fails the same way, written out.

@@ -17,6 +17,7 @@
 
 pub mod fleet;
 mod svg;
+pub mod sweep;
 
 use std::collections::BTreeMap;
 
