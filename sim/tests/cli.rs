@@ -201,3 +201,31 @@ fn bad_config_file_exits_with_line_number() {
         "{err}"
     );
 }
+
+/// `mqsim sim | head -1`: a reader that goes away ends the run quietly (SIGPIPE, as any Unix
+/// tool), without a panic on stderr.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_the_run_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mqsim"))
+        // Ten simulated minutes: far more output than a pipe buffers (64 KiB), so a write
+        // meets the closed pipe.
+        .args(["sim", "--duration", "600"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mqsim starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("a first line");
+    assert!(first.starts_with("# scenarios/"), "{first}");
+    // The reader is gone now (its end of the pipe dropped with the BufReader).
+    let out = child.wait_with_output().expect("mqsim ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    // SIGPIPE is 13 on Linux and the BSDs.
+    assert_eq!(out.status.signal(), Some(13), "{:?}", out.status);
+}

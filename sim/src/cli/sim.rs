@@ -277,7 +277,19 @@ fn print_peak_memory(sc: &Scenario) {
     }
 }
 
+/// A closed stdout (`mqsim sim | head`) ends the process as it ends any Unix tool, by SIGPIPE,
+/// rather than by a panic in `println!` (Rust starts with SIGPIPE ignored). Only `mqsim sim`
+/// does this: the broker keeps ignoring it (its sockets write with MSG_NOSIGNAL anyway).
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: sets one signal's disposition to its default; no handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub fn main(args: SimArgs) -> ExitCode {
+    quiet_on_closed_pipe();
     if let Some(SimCommand::Merge(m)) = &args.command {
         return super::merge::main(m);
     }
