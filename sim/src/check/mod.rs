@@ -607,6 +607,28 @@ impl Ledger {
 
     // -- Broker and wire ------------------------------------------------------------------
 
+    /// Marks what the broker's restart at `at` took with it, of the messages published after
+    /// `since` (all when `None`): acknowledged and not yet received is lost with broker state
+    /// (`unsaved`: after its last autosave); unacknowledged loses its session.
+    fn lose_with_broker(&mut self, at: Micros, since: Option<Micros>, unsaved: bool) {
+        for m in self.messages.values_mut() {
+            if !m.accepted || m.called_at > at || since.is_some_and(|s| m.called_at <= s) {
+                continue;
+            }
+            let acked = m.completed_at.is_some();
+            if !acked && !m.abandoned {
+                m.session_lost = true;
+            }
+            for (sub, c) in m.covered.iter_mut() {
+                let got = m.receipts.get(sub).is_some_and(|r| r.first_at.is_some());
+                if acked && !got {
+                    c.lost_with_broker = true;
+                    c.unsaved = unsaved;
+                }
+            }
+        }
+    }
+
     /// The broker came back. Without persistence it lost every session, subscription and
     /// queued message: what was acknowledged to its publisher and not yet delivered is counted
     /// as lost with broker state, and QoS 2 in flight loses its exactly-once promise. With a
@@ -624,22 +646,7 @@ impl Ledger {
         let unsaved = memory == BrokerMemory::Autosave;
         if let Some(saved) = saved {
             // Sessions and subscriptions are in the snapshot; what came since is not.
-            for m in self.messages.values_mut() {
-                if !m.accepted || m.called_at > at || m.called_at <= saved {
-                    continue;
-                }
-                let acked = m.completed_at.is_some();
-                if !acked && !m.abandoned {
-                    m.session_lost = true;
-                }
-                for (sub, c) in m.covered.iter_mut() {
-                    let got = m.receipts.get(sub).is_some_and(|r| r.first_at.is_some());
-                    if acked && !got {
-                        c.lost_with_broker = true;
-                        c.unsaved = true;
-                    }
-                }
-            }
+            self.lose_with_broker(at, Some(saved), true);
             return;
         }
         self.restarts.push((at, unsaved));
@@ -650,22 +657,7 @@ impl Ledger {
                 s.before_restart.extend(held.into_keys());
             }
         }
-        for m in self.messages.values_mut() {
-            if !m.accepted || m.called_at > at {
-                continue;
-            }
-            let acked = m.completed_at.is_some();
-            if !acked && !m.abandoned {
-                m.session_lost = true;
-            }
-            for (sub, c) in m.covered.iter_mut() {
-                let got = m.receipts.get(sub).is_some_and(|r| r.first_at.is_some());
-                if acked && !got {
-                    c.lost_with_broker = true;
-                    c.unsaved = unsaved;
-                }
-            }
-        }
+        self.lose_with_broker(at, None, unsaved);
         self.packet_ids
             .retain(|e, _| e.flow == Flow::ClientToBroker);
     }
