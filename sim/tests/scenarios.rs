@@ -23,18 +23,21 @@ fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
 }
 
-fn check(path: &Path) -> Result<(), Failed> {
+/// One engine's run of `path`: verdict and expectations, determinism (the trace; on direct the
+/// capture too), the seed reaching the run, and the snapshot of the default engine's report.
+fn check(path: &Path, engine: Engine) -> Result<(), Failed> {
     let mut scenario = Scenario::load(path).map_err(|e| e.to_string())?;
     // Named as a user types it at the repository's root, for the replay line.
     if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
         scenario.file = format!("scenarios/{name}");
     }
     // `engines = [...]`: a scenario too large for some engine in `cargo test` names the others.
-    if !runs_on(&scenario, "turmoil") {
+    if !runs_on(&scenario, engine.name()) {
         return Ok(());
     }
     let opts = RunOptions {
-        engine: Engine::Turmoil,
+        engine,
+        capture: engine == Engine::Direct,
         ..RunOptions::default()
     };
     let a = run(&scenario, &opts)?;
@@ -50,11 +53,20 @@ fn check(path: &Path) -> Result<(), Failed> {
             .position(|(x, y)| x != y)
             .unwrap_or(0);
         return Err(format!(
-            "same seed {}, different traces from line {}:\n  {}\n  {}",
+            "{} engine, same seed {}, different traces from line {}:\n  {}\n  {}",
+            engine.name(),
             a.scenario.seed,
             first + 1,
             a.trace().lines().nth(first).unwrap_or(""),
             b.trace().lines().nth(first).unwrap_or("")
+        )
+        .into());
+    }
+    if opts.capture && (a.pcap != b.pcap || a.pcap.as_ref().is_none_or(|p| p.len() <= 24)) {
+        return Err(format!(
+            "{} engine, same seed {}: different or empty captures",
+            engine.name(),
+            a.scenario.seed
         )
         .into());
     }
@@ -65,12 +77,15 @@ fn check(path: &Path) -> Result<(), Failed> {
     let c = run(&scenario, &other)?;
     if c.trace() == a.trace() {
         return Err(format!(
-            "seeds {} and {} gave the same trace: the seed does not reach the run",
-            a.scenario.seed, c.scenario.seed
+            "{} engine: seeds {} and {} gave the same trace: the seed does not reach the run",
+            engine.name(),
+            a.scenario.seed,
+            c.scenario.seed
         )
         .into());
     }
-    if !scenario.engines.iter().any(|e| e == "direct") {
+    // The snapshot is the direct engine's report; turmoil's only for a scenario direct skips.
+    if engine == Engine::Direct || !scenario.engines.iter().any(|e| e == "direct") {
         snapshot(path, &a.report.render());
     }
     Ok(())
@@ -103,56 +118,6 @@ fn snapshot(path: &Path, report: &str) {
     settings.bind(|| insta::assert_snapshot!(name, report));
 }
 
-/// The direct engine's run of `path`: verdict and expectations, determinism (trace and
-/// capture), and the seed reaching the run.
-fn check_direct(path: &Path) -> Result<(), Failed> {
-    let mut scenario = Scenario::load(path).map_err(|e| e.to_string())?;
-    if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-        scenario.file = format!("scenarios/{name}");
-    }
-    if !runs_on(&scenario, "direct") {
-        return Ok(());
-    }
-    let opts = RunOptions {
-        engine: Engine::Direct,
-        capture: true,
-        ..RunOptions::default()
-    };
-    let a = run(&scenario, &opts)?;
-    if a.failed() {
-        return Err(format!("{}{}", a.failure_text(25), a.report.render()).into());
-    }
-    let b = run(&scenario, &opts)?;
-    if a.trace() != b.trace() {
-        return Err(format!(
-            "direct engine, same seed {}: different traces",
-            a.scenario.seed
-        )
-        .into());
-    }
-    if a.pcap != b.pcap || a.pcap.as_ref().is_none_or(|p| p.len() <= 24) {
-        return Err(format!(
-            "direct engine, same seed {}: different or empty captures",
-            a.scenario.seed
-        )
-        .into());
-    }
-    let other = RunOptions {
-        seed: Some(a.scenario.seed.wrapping_add(1)),
-        ..opts
-    };
-    let c = run(&scenario, &other)?;
-    if c.trace() == a.trace() {
-        return Err(format!(
-            "direct engine: seeds {} and {} gave the same trace",
-            a.scenario.seed, c.scenario.seed
-        )
-        .into());
-    }
-    snapshot(path, &a.report.render());
-    Ok(())
-}
-
 fn main() {
     let args = Arguments::from_args();
     let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
@@ -172,8 +137,10 @@ fn main() {
                 .to_string();
             let direct = path.clone();
             [
-                Trial::test(name.clone(), move || check_direct(&direct)),
-                Trial::test(format!("turmoil/{name}"), move || check(&path)),
+                Trial::test(name.clone(), move || check(&direct, Engine::Direct)),
+                Trial::test(format!("turmoil/{name}"), move || {
+                    check(&path, Engine::Turmoil)
+                }),
             ]
         })
         .collect();
