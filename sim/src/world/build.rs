@@ -71,6 +71,13 @@ impl Builder {
         self.key("tick_ms", ms)
     }
 
+    /// Whether every end runs its TCP stack profile (default `true`: each device its library's,
+    /// the broker's end and subscribers Linux); `false` = the legacy `plain` model, to compare
+    /// with ([`crate::scenario::Scenario::tcp_profiles`]).
+    pub fn tcp_profiles(self, on: bool) -> Builder {
+        self.key("tcp_profiles", on)
+    }
+
     /// The broker's settings.
     pub fn broker(mut self, b: Broker) -> Builder {
         let _ = write!(self.tables, "\n[broker]\n{}", b.0);
@@ -250,7 +257,8 @@ impl Devices {
 
     /// Devices named `name` running the Arduino sketch at `path` (`app.ino`), compiled for the
     /// host with its libraries ([`crate::sketch`]). Its profile (required, as for an app) names
-    /// the library it links; the simulator does not use it.
+    /// the library it links; the simulator uses it only for the device's TCP stack
+    /// (`pubsubclient`: Arduino-ESP32's lwIP).
     pub fn arduino(name: &str, path: &str) -> Devices {
         Devices(format!(
             "name = {}\nsketch = {}\n",
@@ -279,6 +287,9 @@ setters!(Devices {
     clean_session: bool => "clean_session",
     /// Keep alive, in s.
     keepalive_s: u16 => "keepalive_s",
+    /// Their TCP stack profile over the one their library profile runs on (`linux`,
+    /// `lwip-esp-idf`, `lwip-arduino`, `smoltcp-embassy`, `plain`).
+    tcp_stack: &str => "tcp_stack",
 });
 
 /// `[[subscriber]]`.
