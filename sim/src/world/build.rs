@@ -391,3 +391,51 @@ impl Input {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn built(b: Builder) -> crate::scenario::Scenario {
+        b.world()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .scenario()
+            .clone()
+    }
+
+    #[test]
+    fn stack_profiles_are_the_default_and_can_be_turned_off_or_named() {
+        let base = || {
+            Builder::new("stacks")
+                .duration_s(10)
+                .devices(Devices::sketch("esp32", 0).profile("pubsubclient"))
+        };
+        assert!(built(base()).tcp_profiles);
+        let legacy = built(base().tcp_profiles(false));
+        assert!(!legacy.tcp_profiles);
+        assert!(base()
+            .tcp_profiles(false)
+            .toml()
+            .contains("tcp_profiles = false"));
+        let named = built(
+            base().devices(
+                Devices::sketch("pc", 1)
+                    .profile("esp-mqtt")
+                    .tcp_stack("linux"),
+            ),
+        );
+        assert_eq!(named.devices[0].tcp_stack, None);
+        assert_eq!(named.devices[1].tcp_stack.as_deref(), Some("linux"));
+        // An unknown stack is refused at the line that names it, as in a file.
+        let e = base()
+            .devices(
+                Devices::sketch("x", 0)
+                    .profile("pubsubclient")
+                    .tcp_stack("winsock"),
+            )
+            .world()
+            .err()
+            .expect("refused");
+        assert!(e.contains("tcp_stack `winsock`"), "{e}");
+    }
+}
