@@ -427,15 +427,16 @@ mod tests {
         assert_eq!(named.devices[0].tcp_stack, None);
         assert_eq!(named.devices[1].tcp_stack.as_deref(), Some("linux"));
         // An unknown stack is refused at the line that names it, as in a file.
-        let e = base()
+        let Err(e) = base()
             .devices(
                 Devices::sketch("x", 0)
                     .profile("pubsubclient")
                     .tcp_stack("winsock"),
             )
             .world()
-            .err()
-            .expect("refused");
+        else {
+            panic!("an unknown tcp_stack is accepted");
+        };
         assert!(e.contains("tcp_stack `winsock`"), "{e}");
     }
 }
