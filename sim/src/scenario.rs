@@ -20,6 +20,11 @@
 //! heal_s = 30         # liveness phase length (default 30)
 //! engines = ["turmoil", "direct"] # the engines `cargo test` runs it on (default both); a fleet
 //!                     # too slow on turmoil names the direct engine only
+//! tcp_profiles = true # default true: every end runs its TCP stack profile (each device its
+//!                     # library's, see tcp_stack; the broker's end and subscribers linux).
+//!                     # false: the legacy `plain` model everywhere a device names no
+//!                     # tcp_stack (Linux's timers and recovery without Nagle, delayed ACK or
+//!                     # congestion window), kept to compare with the model before profiles
 //!
 //! [broker]            # optional overrides of the broker's defaults
 //! max_inflight_messages = 20
@@ -72,12 +77,11 @@
 //! start_spread_s = 20    # default 0: each device boots at a time drawn from its own seed
 //!                        # stream in [0, start_spread_s] (< duration_s); 0 = all at once
 //! tcp_stack = "linux"    # optional: the device's TCP stack profile (linux | lwip-esp-idf |
-//!                        # lwip-arduino | smoltcp-embassy | plain); default: with the top-level
-//!                        # `tcp_profiles = true` the profile's own (pubsubclient lwip-arduino,
-//!                        # esp-mqtt lwip-esp-idf, mqsim smoltcp-embassy), else plain (the model
-//!                        # before stack profiles: no Nagle, no delayed ACK, no cwnd). With
-//!                        # tcp_profiles or a named tcp_stack, the broker's end runs linux;
-//!                        # with tcp_profiles, subscribers run linux too.
+//!                        # lwip-arduino | smoltcp-embassy | plain); default: its library
+//!                        # profile's own (pubsubclient lwip-arduino, esp-mqtt lwip-esp-idf,
+//!                        # mqsim smoltcp-embassy; an Arduino sketch's by its profile), or
+//!                        # plain with the top-level `tcp_profiles = false`. The broker's end
+//!                        # runs linux unless the device's stack is plain.
 //! [device.power]         # optional: the device's power model and battery (docs/costs.md);
 //!                        # defaults: the ESP32-C3's, each sourced in `cost::PowerSpec`
 //! chip = "esp32-c3"      # or "custom": then tx_ma, rx_ma and sleep_ma are required

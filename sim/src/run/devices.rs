@@ -368,7 +368,7 @@ fn start(device: FieldDevice) -> Result<(), String> {
 /// A device's TCP stack: the scenario's `tcp_stack`, else its profile's own (PubSubClient runs on
 /// Arduino-ESP32's lwIP, esp-mqtt on ESP-IDF's, this project's firmware on smoltcp under
 /// embassy-net).
-/// Without `tcp_profiles` and a name: the plain model.
+/// With `tcp_profiles = false` (the legacy comparison model) and no name: the plain model.
 pub(super) fn device_stack(profile: Profile, name: Option<&str>, tcp_profiles: bool) -> Stack {
     if let Some(st) = name.and_then(Stack::by_name) {
         return st;

@@ -23,8 +23,8 @@ pub struct Scenario {
     pub devices: Vec<DeviceSpec>,
     pub subscribers: Vec<SubscriberSpec>,
     /// Every end runs its TCP stack profile (devices their library's, subscribers and the
-    /// broker Linux); `false` (the default for now) = the `plain` model for every end unless a
-    /// device names its `tcp_stack`.
+    /// broker Linux): `true`, the default. `false` (`tcp_profiles = false`) = the legacy `plain`
+    /// model, kept for comparison, for every end unless a device names its `tcp_stack`.
     pub tcp_profiles: bool,
     /// The engines this scenario runs on (`engines = [...]`; default [`ENGINES`], every one):
     /// a fleet too large for the reference engine in `cargo test` names the fast one only.

@@ -89,7 +89,7 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: RawScenario, file: &str) -> Sce
         links,
         devices,
         subscribers,
-        tcp_profiles: raw.tcp_profiles.unwrap_or(false),
+        tcp_profiles: raw.tcp_profiles.unwrap_or(true),
         engines: validate_engines(c, raw.engines.as_ref()),
         faults,
         inputs,

@@ -20,8 +20,8 @@ impl Scenario {
         let _ = writeln!(t, "duration_s = {}", seconds(self.duration_ms));
         let _ = writeln!(t, "tick_ms = {}", self.tick_ms);
         let _ = writeln!(t, "heal_s = {}", seconds(self.heal_ms));
-        if self.tcp_profiles {
-            let _ = writeln!(t, "tcp_profiles = true");
+        if !self.tcp_profiles {
+            let _ = writeln!(t, "tcp_profiles = false");
         }
         if self.engines.len() != ENGINES.len() {
             let names: Vec<String> = self.engines.iter().map(|e| string(e)).collect();
@@ -334,6 +334,7 @@ mod tests {
 description = "apps, sketches, wills, inputs, odd strings"
 duration_s = 20.5
 engines = ["direct"]
+tcp_profiles = false
 [broker]
 max_inflight_messages = 3
 persistence = true
@@ -360,6 +361,7 @@ qos = 2
 link = "odd name"
 outbox_expiry_s = 5
 start_spread_s = 2.5
+tcp_stack = "lwip-arduino"
 will = { topic = "W/{id}", payload = "say \"bye\"\n", qos = 1, retain = true }
 [device.power]
 sleep_ma = 20.58

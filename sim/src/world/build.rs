@@ -71,6 +71,13 @@ impl Builder {
         self.key("tick_ms", ms)
     }
 
+    /// Whether every end runs its TCP stack profile (default `true`: each device its library's,
+    /// the broker's end and subscribers Linux); `false` = the legacy `plain` model, to compare
+    /// with ([`crate::scenario::Scenario::tcp_profiles`]).
+    pub fn tcp_profiles(self, on: bool) -> Builder {
+        self.key("tcp_profiles", on)
+    }
+
     /// The broker's settings.
     pub fn broker(mut self, b: Broker) -> Builder {
         let _ = write!(self.tables, "\n[broker]\n{}", b.0);
@@ -250,7 +257,8 @@ impl Devices {
 
     /// Devices named `name` running the Arduino sketch at `path` (`app.ino`), compiled for the
     /// host with its libraries ([`crate::sketch`]). Its profile (required, as for an app) names
-    /// the library it links; the simulator does not use it.
+    /// the library it links; the simulator uses it only for the device's TCP stack
+    /// (`pubsubclient`: Arduino-ESP32's lwIP).
     pub fn arduino(name: &str, path: &str) -> Devices {
         Devices(format!(
             "name = {}\nsketch = {}\n",
@@ -279,6 +287,9 @@ setters!(Devices {
     clean_session: bool => "clean_session",
     /// Keep alive, in s.
     keepalive_s: u16 => "keepalive_s",
+    /// Their TCP stack profile over the one their library profile runs on (`linux`,
+    /// `lwip-esp-idf`, `lwip-arduino`, `smoltcp-embassy`, `plain`).
+    tcp_stack: &str => "tcp_stack",
 });
 
 /// `[[subscriber]]`.
@@ -378,5 +389,54 @@ impl Input {
             quote(target),
             quote(name)
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn built(b: Builder) -> crate::scenario::Scenario {
+        b.world()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .scenario()
+            .clone()
+    }
+
+    #[test]
+    fn stack_profiles_are_the_default_and_can_be_turned_off_or_named() {
+        let base = || {
+            Builder::new("stacks")
+                .duration_s(10)
+                .devices(Devices::sketch("esp32", 0).profile("pubsubclient"))
+        };
+        assert!(built(base()).tcp_profiles);
+        let legacy = built(base().tcp_profiles(false));
+        assert!(!legacy.tcp_profiles);
+        assert!(base()
+            .tcp_profiles(false)
+            .toml()
+            .contains("tcp_profiles = false"));
+        let named = built(
+            base().devices(
+                Devices::sketch("pc", 1)
+                    .profile("esp-mqtt")
+                    .tcp_stack("linux"),
+            ),
+        );
+        assert_eq!(named.devices[0].tcp_stack, None);
+        assert_eq!(named.devices[1].tcp_stack.as_deref(), Some("linux"));
+        // An unknown stack is refused at the line that names it, as in a file.
+        let Err(e) = base()
+            .devices(
+                Devices::sketch("x", 0)
+                    .profile("pubsubclient")
+                    .tcp_stack("winsock"),
+            )
+            .world()
+        else {
+            panic!("an unknown tcp_stack is accepted");
+        };
+        assert!(e.contains("tcp_stack `winsock`"), "{e}");
     }
 }
