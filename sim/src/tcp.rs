@@ -154,7 +154,9 @@ impl Connector for TcpConnector {
             let s = tokio::time::timeout(timeout, TcpStream::connect(addr))
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TCP connect timed out"))??;
-            s.set_nodelay(true)?;
+            // No TCP_NODELAY: neither esp-mqtt (tcp_transport, esp-tls) nor PubSubClient
+            // (Arduino's WiFiClient leaves its setNoDelay call commented out) sets it, so the
+            // device's writes meet Nagle as on the board (../shared/notes/tcp-stacks.md).
             Ok(s)
         })
     }

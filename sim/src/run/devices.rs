@@ -320,6 +320,7 @@ pub(crate) fn build(
                 link: link_config(
                     &link,
                     device_stack(d.profile, d.tcp_stack.as_deref(), sc.tcp_profiles),
+                    sc.broker.profile,
                 ),
                 tag: id.0,
                 healed: shared.healed.clone(),

@@ -162,14 +162,29 @@ pub(crate) fn serial_clock() -> WallClock {
     WallClock::from_ms_of_day(EPOCH_UNIX_MS + SERIAL_UTC_OFFSET_MS)
 }
 
+/// The broker host's end of every connection: Linux, with Nagle as the broker leaves it. This
+/// broker's adapter sets `TCP_NODELAY` on every accepted socket (broker/src/start.rs,
+/// `accept_loop`: `stream.set_nodelay(true)`), so its end sends each write at once; mosquitto 2.0
+/// sets it only with `set_tcp_nodelay true`, false by default (mosquitto src/conf.c:204,
+/// src/net.c:174-184), so its end runs Nagle.
+pub fn broker_stack(profile: mqsim::broker::Profile) -> Stack {
+    match profile {
+        mqsim::broker::Profile::Mqsim => Stack {
+            nagle: false,
+            ..Stack::linux()
+        },
+        mqsim::broker::Profile::Mosquitto20 => Stack::linux(),
+    }
+}
+
 /// The link of one client: the path from `spec`, the client's stack `client` and the broker's
-/// (Linux, the host mosquitto and this broker run on).
-pub fn link_config(spec: &LinkSpec, client: Stack) -> LinkConfig {
+/// ([`broker_stack`] for the broker's `profile`).
+pub fn link_config(spec: &LinkSpec, client: Stack, profile: mqsim::broker::Profile) -> LinkConfig {
     // A plain client keeps the plain broker end: the model before stack profiles.
     let server = if client.name == "plain" {
         Stack::plain()
     } else {
-        Stack::linux()
+        broker_stack(profile)
     };
     LinkConfig {
         client,

@@ -150,6 +150,7 @@ pub(crate) fn build(
                 } else {
                     Stack::plain()
                 },
+                sc.broker.profile,
             ),
             tag,
             healed: shared.healed.clone(),
