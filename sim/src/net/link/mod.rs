@@ -615,12 +615,23 @@ impl Link {
     }
 
     /// The client's application gave up the connect in progress (a connect timeout, then
-    /// `close()`): in SYN-SENT the attempt is freed silently, no RST, no FIN, no more SYNs (lwIP
-    /// `tcp_close()` → `tcp_close_shutdown()` frees a SYN_SENT PCB, src/core/tcp.c; Linux
-    /// `tcp_close()` → `tcp_set_state(TCP_CLOSE)` for SYN_SENT, net/ipv4/tcp.c). A SYN-ACK still
-    /// on its way then finds no connection and is answered with RST (lwIP src/core/tcp_in.c
-    /// `tcp_input()` "no PCB" path; Linux `tcp_v4_send_reset()`). After the handshake completed
-    /// this is [`Link::handle_app_close`].
+    /// `close()`): in SYN-SENT the attempt is freed silently, no RST, no FIN, no more SYNs. In
+    /// esp-lwip (2.1.3-esp, f7922143) the socket's close reaches `lwip_netconn_do_delconn()`
+    /// (src/api/api_msg.c:1194-1245), which runs for a non-blocking connect in progress, then
+    /// `lwip_netconn_do_close_internal()` → `tcp_close_ext(pcb, 1)` (api_msg.c:1053-1058) →
+    /// `tcp_close_shutdown()`: the RST for unread data is only for ESTABLISHED and CLOSE_WAIT
+    /// (src/core/tcp.c:352), and the SYN_SENT case removes the PCB and frees it (tcp.c:
+    /// 397-401). (`tcp_abort()` would send a RST even in SYN_SENT, `tcp_abandon(pcb, 1)`,
+    /// tcp.c:569-628, 644; only `SO_LINGER` 0 takes that path, api_msg.c:1028-1033, and
+    /// Arduino's `WiFiClient` and esp-tls close with a plain `close(fd)`,
+    /// ../shared/notes/tcp-stacks.md sections 2 and 3.) Linux: `__tcp_close()` moves SYN_SENT to CLOSE without a
+    /// FIN (`tcp_close_state()`, net/ipv4/tcp.c). A SYN-ACK still on its way then matches no
+    /// PCB and is answered with a RST (`tcp_input()`, "no PCB match found, resetting",
+    /// src/core/tcp_in.c:585-594; Linux `tcp_v4_send_reset()`). After the handshake completed
+    /// this is [`Link::handle_app_close`]. Tested by the link tests
+    /// `an_abandoned_connect_sends_no_more_syns_and_never_completes` and
+    /// `a_late_syn_ack_to_an_abandoned_connect_is_answered_with_rst`, and by
+    /// scenarios/regression-abandoned-connect-half-open.toml (issue 19).
     pub fn handle_abandon(&mut self, now: Instant) {
         self.handle_app_close(now, Side::Client);
     }

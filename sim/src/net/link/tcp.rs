@@ -588,7 +588,9 @@ impl Link {
                     return;
                 }
                 if self.abandoned {
-                    // The attempt was freed: the SYN-ACK matches nothing and gets a RST.
+                    // The attempt was freed: the SYN-ACK matches no PCB and gets a RST whose
+                    // sequence number is the SYN-ACK's ACK (esp-lwip src/core/tcp_in.c:585-594,
+                    // `tcp_rst(NULL, ackno, ..)`). The server's half-open connection ends there.
                     self.send_rst(at, Side::Client);
                     self.reset(at, ResetReason::LateSynAck);
                     return;

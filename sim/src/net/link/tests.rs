@@ -567,6 +567,118 @@ fn lost_first_syn_connects_after_one_second() {
     assert_eq!(r.link.rto(Dir::Up), Duration::from_millis(1_000));
 }
 
+impl Run {
+    /// Every packet put on the wire (lost or not): (instant in ms, direction, flags).
+    fn wires(&self) -> Vec<(u64, Dir, TcpFlags)> {
+        self.outs
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Output::Wire(w) => Some((w.at.as_millis(), w.dir, w.flags)),
+                _ => None,
+            })
+            .collect()
+    }
+    fn count(&self, out: &Output) -> usize {
+        self.outs.iter().filter(|(_, o)| o == out).count()
+    }
+}
+
+/// Issue 19: a device gives up its connect (WiFiClient's 3 s timeout) and closes the socket
+/// while the uplink is dead. lwIP frees the SYN_SENT PCB (`tcp_close_shutdown()`, esp-lwip
+/// 2.1.3-esp src/core/tcp.c:397-401): no more SYNs, so nothing completes once the link heals.
+#[test]
+fn an_abandoned_connect_sends_no_more_syns_and_never_completes() {
+    let c = LinkConfig {
+        latency_ms: 15,
+        client: Stack::lwip_arduino(),
+        server: Stack::linux(),
+        ..LinkConfig::default()
+    };
+    let mut r = Run::new(c, 4);
+    r.link.set_dead(ms(0), Dir::Up, true);
+    r.connect(ms(0));
+    r.run_until(ms(4_000));
+    r.link.handle_abandon(ms(4_000));
+    r.drain(ms(4_000));
+    // The uplink heals: a SYN sent now would be answered and the connection would complete.
+    r.link.set_dead(ms(5_000), Dir::Up, false);
+    r.drain(ms(5_000));
+    r.run_until(ms(60_000));
+    // lwIP on Arduino: SYNs every 3 s (no backoff in SYN_SENT), 6 retries; two went out.
+    let syn = TcpFlags(TcpFlags::SYN);
+    assert_eq!(r.wires(), vec![(0, Dir::Up, syn), (3_000, Dir::Up, syn)]);
+    assert_eq!(r.established_at(), None);
+    assert!(r.resets().is_empty(), "freed silently: {:?}", r.resets());
+    // The caller learns once that the attempt is gone, at the abandon.
+    let failed: Vec<Instant> = r
+        .outs
+        .iter()
+        .filter(|(_, o)| *o == Output::ConnectFailed)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(failed, vec![ms(4_000)]);
+    assert!(r.link.is_dead());
+    assert_eq!(r.link.poll_timeout(), None);
+    assert!(r
+        .net_lines()
+        .iter()
+        .any(|l| l.contains("connect abandoned, attempt freed")));
+}
+
+/// A SYN or SYN-ACK still on its way when the connect is abandoned: the server answers the
+/// SYN, the SYN-ACK finds no PCB at the client and lwIP answers it with a RST (`tcp_input()`,
+/// "no PCB match found, resetting", esp-lwip 2.1.3-esp src/core/tcp_in.c:585-594); the
+/// server's half-open connection ends there and no connection is ever established.
+#[test]
+fn a_late_syn_ack_to_an_abandoned_connect_is_answered_with_rst() {
+    // 1 s one way: the SYN reaches the server at 1 s, its SYN-ACK the client at 2 s. Abandoned
+    // with the SYN in flight (0.5 s), then with the SYN-ACK in flight (1.5 s).
+    for abandon_ms in [500, 1_500] {
+        let c = LinkConfig {
+            latency_ms: 1_000,
+            client: Stack::lwip_arduino(),
+            server: Stack::linux(),
+            ..LinkConfig::default()
+        };
+        let mut r = Run::new(c, 5);
+        r.connect(ms(0));
+        r.run_until(ms(abandon_ms));
+        r.link.handle_abandon(ms(abandon_ms));
+        r.drain(ms(abandon_ms));
+        r.run_until(ms(60_000));
+        let (syn, synack, rst) = (
+            TcpFlags(TcpFlags::SYN),
+            TcpFlags(TcpFlags::SYN | TcpFlags::ACK),
+            TcpFlags(TcpFlags::RST),
+        );
+        assert_eq!(
+            r.wires(),
+            vec![
+                (0, Dir::Up, syn),
+                (1_000, Dir::Down, synack),
+                (2_000, Dir::Up, rst)
+            ],
+            "abandoned at {abandon_ms} ms"
+        );
+        // The RST carries the sequence number the SYN-ACK acknowledged (the client's ISN + 1).
+        let seqs: Vec<u32> = r
+            .outs
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Output::Wire(w) => Some(w.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs[2], seqs[0].wrapping_add(1));
+        assert_eq!(r.resets(), vec![(ms(2_000), ResetReason::LateSynAck)]);
+        assert_eq!(r.established_at(), None, "no connection at the server");
+        assert_eq!(r.count(&Output::Established), 0);
+        assert!(r.delivered(Dir::Up).is_empty() && r.delivered(Dir::Down).is_empty());
+        assert!(!r.link.is_established() && r.link.is_dead());
+        assert_eq!(r.link.poll_timeout(), None);
+    }
+}
+
 fn lossy_transcript(seed: u64) -> Vec<String> {
     let c = LinkConfig {
         jitter_ms: 5,
