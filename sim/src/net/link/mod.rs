@@ -286,8 +286,11 @@ struct Stream {
     dead: BTreeSet<u32>,
     rcv_nxt: u64,
     ooo: BTreeMap<u64, (Vec<u8>, bool)>,
-    /// RFC 6298 consecutive timeouts without progress (the exponent of the backoff).
+    /// RFC 6298 consecutive timeouts without progress (the exponent of the backoff); with
+    /// [`Stack::backoff_until_sample`], timeouts since the last RTT sample.
     backoff: u32,
+    /// The next RTT sample starts the estimator afresh ([`Stack::rtt_forget_after_timeouts`]).
+    rtt_forget: bool,
     /// Deadline of the running RTO (RFC 6298 5.1: started when idle, 5.3: restarted on new ACK).
     rto_at: Option<Instant>,
     /// Generation of the one armed PTO/RTO timer; older `Ev::Timer`s are stale.
@@ -334,6 +337,7 @@ impl Stream {
             rcv_nxt: 0,
             ooo: BTreeMap::new(),
             backoff: 0,
+            rtt_forget: false,
             rto_at: None,
             timer_gen: 0,
             timer_pto: false,
@@ -360,6 +364,9 @@ impl Stream {
     }
     fn rtt_sample(&mut self, r_us: u64) {
         self.min_rtt_us = Some(self.min_rtt_us.map_or(r_us, |m| m.min(r_us)));
+        if std::mem::take(&mut self.rtt_forget) {
+            self.srtt_us = None;
+        }
         // RFC 6298 2.2 / 2.3 in integer microseconds.
         match self.srtt_us {
             None => {

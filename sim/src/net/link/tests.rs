@@ -860,6 +860,111 @@ fn smoltcp_rto_is_srtt_plus_a_margin_within_its_clamp() {
     assert_eq!(r.link.rto(Dir::Up), Duration::from_millis(1_000));
 }
 
+/// smoltcp keeps the backed-off RTO after a recovery until an RTT sample (src/socket/tcp.rs
+/// :200-226, 251-260): the ACK of a retransmitted segment gives none, so the next lone loss
+/// waits the doubled RTO; a segment sent once and acknowledged brings it back. Linux (`plain`)
+/// ends the backoff with that first ACK of new data.
+#[test]
+fn smoltcp_keeps_the_doubled_rto_until_an_rtt_sample() {
+    let run = |client: Stack| {
+        let mut r = established(
+            LinkConfig {
+                client,
+                ..cfg(10, LossModel::None)
+            },
+            3,
+        );
+        // "a" lost until 3.5 s: RTOs at 2 s (lost) and 4 s (through); backoff 2.
+        r.run_until(ms(1_000));
+        r.link.set_dead(ms(1_000), Dir::Up, true);
+        r.send(ms(1_000), Dir::Up, b"a");
+        r.run_until(ms(3_500));
+        r.link.set_dead(ms(3_500), Dir::Up, false);
+        r.drain(ms(3_500));
+        // "b" lost once; "c" goes through (an RTT sample); "d" lost once.
+        send_lost(&mut r, ms(10_000), Dir::Up, b"b");
+        r.send(ms(20_000), Dir::Up, b"c");
+        send_lost(&mut r, ms(30_000), Dir::Up, b"d");
+        r.run_until(ms(40_000));
+        r.resent()
+            .into_iter()
+            .map(|(t, seq, _)| (t.as_millis(), seq))
+            .collect::<Vec<_>>()
+    };
+    // smoltcp: "b" waits 1 s << 2 = 4 s; after the sample from "c", "d" waits 1 s again.
+    assert_eq!(
+        run(Stack::smoltcp_embassy()),
+        vec![(2_000, 1), (4_000, 1), (14_000, 2), (31_000, 4)]
+    );
+    // Linux's rule on the same stack: "b" waits the undoubled 1 s.
+    let linux_rule = Stack {
+        backoff_until_sample: false,
+        rtt_forget_after_timeouts: 0,
+        ..Stack::smoltcp_embassy()
+    };
+    assert_eq!(
+        run(linux_rule),
+        vec![(2_000, 1), (4_000, 1), (11_000, 2), (31_000, 4)]
+    );
+}
+
+/// smoltcp's SYN backs off through the same RTO: after one retransmitted SYN (no sample) the
+/// first lost data segment waits 2 s, not 1 s.
+#[test]
+fn smoltcp_starts_data_with_the_rto_its_syn_backed_off() {
+    let mut r = Run::new(
+        LinkConfig {
+            client: Stack::smoltcp_embassy(),
+            ..cfg(10, LossModel::None)
+        },
+        2,
+    );
+    r.link.set_dead(ms(0), Dir::Up, true);
+    r.connect(ms(0));
+    r.link.set_dead(ms(0), Dir::Up, false);
+    r.drain(ms(0));
+    r.run_until(ms(2_000));
+    assert_eq!(r.established_at(), Some(ms(1_020)));
+    send_lost(&mut r, ms(5_000), Dir::Up, b"a");
+    r.run_until(ms(10_000));
+    assert_eq!(r.resent(), vec![(ms(7_000), 1, Recovery::Rto)]);
+}
+
+/// After three timeouts without a sample smoltcp forgets srtt and rttvar (src/socket/tcp.rs
+/// :262-273): on an 800 ms round trip whose variance had decayed (RTO at the 1 s floor), the
+/// next sample starts again as a first one, srtt + 4 x srtt / 2 = 2.4 s.
+#[test]
+fn smoltcp_forgets_its_rtt_estimate_after_three_timeouts() {
+    let mut r = Run::new(
+        LinkConfig {
+            client: Stack::smoltcp_embassy(),
+            ..cfg(400, LossModel::None)
+        },
+        3,
+    );
+    r.connect(ms(0));
+    for i in 0..30u64 {
+        r.send(ms(2_000 + i * 2_000), Dir::Up, b"x");
+    }
+    r.run_until(ms(70_000));
+    assert_eq!(r.link.rto(Dir::Up), Duration::from_millis(1_000));
+    // Three timeouts (at +1, +3 and +7 s), then the path heals.
+    r.link.set_dead(ms(70_000), Dir::Up, true);
+    r.send(ms(70_000), Dir::Up, b"y");
+    r.run_until(ms(77_500));
+    r.link.set_dead(ms(77_500), Dir::Up, false);
+    r.drain(ms(77_500));
+    r.run_until(ms(100_000));
+    assert_eq!(
+        r.link.rto(Dir::Up),
+        Duration::from_millis(1_000),
+        "no sample yet"
+    );
+    r.send(ms(100_000), Dir::Up, b"z");
+    r.run_until(ms(105_000));
+    assert_eq!(r.link.rto(Dir::Up), Duration::from_millis(2_400));
+}
+
 /// A segment dropped in the sender's own firewall (`loss_at_sender`) never reaches the wire:
 /// Linux keeps it unsent and it goes out with the next write, coalesced, not retransmitted.
 #[test]
