@@ -102,7 +102,6 @@ pub async fn serve<H: Host>(
     log: Log,
     packet_log: LogSink,
 ) -> Result<(), Failed> {
-    let version = env!("CARGO_PKG_VERSION");
     let say = |text: &str| log(text);
     for line in starting_lines(&settings, &source) {
         say(&line);
@@ -255,7 +254,7 @@ pub async fn serve<H: Host>(
         }
     };
     drop(accepting);
-    say(&format!("mqsim version {version} terminating"));
+    say(&terminating_line());
     let result = match stopped {
         Some(r) => r,
         None => {
@@ -313,6 +312,12 @@ pub fn refused_line(settings: &BrokerSettings, by_certificate: bool) -> Option<&
 /// The line [`serve`] logs once the broker runs.
 pub fn running_line() -> String {
     format!("mqsim version {} running", env!("CARGO_PKG_VERSION"))
+}
+
+/// The line [`serve`] logs when a clean stop begins (mosquitto's "mosquitto version X
+/// terminating", src/mosquitto.c:577); also the simulator's direct engine's at a clean restart.
+pub fn terminating_line() -> String {
+    format!("mqsim version {} terminating", env!("CARGO_PKG_VERSION"))
 }
 
 /// One listener's own security files and settings (`per_listener_settings true`).

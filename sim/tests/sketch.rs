@@ -278,9 +278,9 @@ fn the_real_pubsubclient_matches_the_profile_where_installed() {
     // A dead connection: the uplink half-open from 30 s for 60 s. The library's part agrees:
     // the PINGREQ sent into the dead uplink goes unanswered and the client gives up 15 s
     // later (state -3), then each connect fails after the 3 s TCP timeout with state -2. The
-    // application's part differs (docs/sketches.md): the sketch retries at once and then 2 s
-    // after each failure, in a loop that takes no readings; the profile's reference app
-    // retries `reconnect_interval_ms` (5 s) after the loss and after each failure.
+    // application's retry agrees too: at once after the loss, 2 s after each failure (the
+    // profile's `reconnect_after_loss_ms` and `reconnect_interval_ms`). What still differs
+    // (docs/sketches.md): the sketch's `delay(2000)` takes no readings, the profile's loop does.
     let half_open = |text: &str| {
         scenario(
             "sketches",
@@ -296,9 +296,10 @@ fn the_real_pubsubclient_matches_the_profile_where_installed() {
             .replace("sketch = \"reference/reference.ino\"\n", "qos = 0\n")
             .replace("libraries = [\"../arduino/shim\"]\n", ""),
     );
-    let retry_ms = mqsim::device::Profile::PubSubClient
-        .params()
-        .reconnect_interval_ms;
+    let params = mqsim::device::Profile::PubSubClient.params();
+    let (after_loss_ms, after_failure_ms) =
+        (params.reconnect_after_loss_ms, params.reconnect_interval_ms);
+    assert_eq!((after_loss_ms, after_failure_ms), (0, 2_000));
     for seed in 1..=3 {
         let (s, p) = (run_ok(&sketch, seed), run_ok(&profile, seed));
         let at = |o: &RunOutcome, text: &str| -> Vec<u64> {
@@ -311,14 +312,29 @@ fn the_real_pubsubclient_matches_the_profile_where_installed() {
         // The last PINGREQ that reached the broker, before the fault, at the same moment.
         let (sp, pp) = (pingreqs(&s), pingreqs(&p));
         assert!(sp[0].abs_diff(pp[0]) <= 30, "seed {seed}: {sp:?} {pp:?}");
-        // Given up: the sketch's second `Connecting to MQTT...`; the profile's first attempt
-        // after the loss, less its retry interval.
-        let gave_up_sketch = at(&s, "Connecting to MQTT...")[1];
-        let gave_up_profile = at(&p, "Connecting to MQTT...")[1] - retry_ms;
-        assert!(
-            gave_up_sketch.abs_diff(gave_up_profile) <= 30,
-            "seed {seed}: gave up at {gave_up_sketch} ms (sketch), {gave_up_profile} ms (profile)"
+        // Given up, and each attempt after it: at the same moments on both (the second
+        // `Connecting to MQTT...` is the first attempt after the loss).
+        let (ts, tp) = (
+            at(&s, "Connecting to MQTT..."),
+            at(&p, "Connecting to MQTT..."),
         );
+        let gave_up_profile = tp[1] - after_loss_ms;
+        assert!(
+            ts[1].abs_diff(gave_up_profile) <= 30,
+            "seed {seed}: gave up at {} ms (sketch), {gave_up_profile} ms (profile)",
+            ts[1]
+        );
+        assert_eq!(ts.len(), tp.len(), "seed {seed}: {ts:?} {tp:?}");
+        for (a, b) in ts.iter().zip(&tp) {
+            assert!(a.abs_diff(*b) <= 30, "seed {seed}: attempts {ts:?} {tp:?}");
+        }
+        // Each failed attempt (3 s) and the sketch's `delay(2000)`: one attempt every 5 s.
+        for w in tp[1..].windows(2) {
+            assert!(
+                (3_000 + after_failure_ms..=3_002 + after_failure_ms).contains(&(w[1] - w[0])),
+                "seed {seed}: {tp:?}"
+            );
+        }
         // Attempt to failure: the 3 s TCP connect timeout, state -2, on both.
         for o in [&s, &p] {
             let tries = at(o, "Connecting to MQTT...");

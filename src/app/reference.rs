@@ -11,7 +11,13 @@
 //!           two values (`26.70`, `52.00`) to ESP32/TEM and ESP32/HUM, connected or not
 //! ```
 //! A reading that falls due while a blocking `connect()` runs is taken as soon as it returns
-//! (the device holds the application's timers while it is blocked). On every connection it
+//! (the device holds the application's timers while it is blocked). A lost connection is
+//! retried as the library profile says; for PubSubClient that is the sketch's own retry, at once
+//! after the loss (`loop()`: `if (!client.connected()) reconnect();`) and 2 s after each failed
+//! attempt (`reconnect()`'s `delay(2000)`, sim/sketches/reference/reference.ino): see
+//! [`crate::device::ProfileParams::reconnect_after_loss_ms`]. Unlike the sketch, whose
+//! `reconnect()` loop takes no readings until it is connected, this loop goes on between
+//! attempts (its readings are refused). On every connection it
 //! subscribes to its `subscriptions` (none in the seed's sketch).
 
 use alloc::string::{String, ToString};

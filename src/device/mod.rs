@@ -34,8 +34,10 @@
 //!    (`Publish message:`, `Temperature : 26.70°C`, `Humidity : 52.00%`) and published to the
 //!    two topics, connected or not: every call is numbered (`seq`, from 1) and reported with
 //!    [`DeviceEvent::PublishCalled`] (`accepted: false` = lost at the device).
-//! 4. A lost connection ([`DeviceEvent::ConnectionLost`]) is retried `reconnect_interval_ms`
-//!    after the loss and then after each failed attempt, while the loop goes on.
+//! 4. A lost connection ([`DeviceEvent::ConnectionLost`]) is retried `reconnect_after_loss_ms`
+//!    after the loss (PubSubClient: at once, the sketch's `if (!client.connected())
+//!    reconnect();`) and then `reconnect_interval_ms` after each failed attempt (the sketch's
+//!    `delay(2000)`), while the loop goes on.
 //!
 //! # The blocking connect (PubSubClient)
 //! `client.connect()` blocks the sketch: from `Connecting to MQTT...` until CONNACK, refusal,
@@ -433,6 +435,8 @@ pub struct Device<A = ReferenceSketch> {
     /// When the last connection was lost or the last attempt failed, while `Link::Idle`: the
     /// next attempt is the reconnect delay after it.
     retry_from: Option<Instant>,
+    /// `retry_from` is a loss (not a failed attempt).
+    retry_after_loss: bool,
     /// Values the world set while the application could not run (a blocking connect).
     inputs: VecDeque<(String, Value)>,
 }
@@ -462,6 +466,7 @@ impl<A: App> Device<A> {
             wifi_up: false,
             transport_open: false,
             retry_from: None,
+            retry_after_loss: false,
             inputs: VecDeque::new(),
         };
         d.app.setup(&mut Ctx { rt: &mut d.rt });
@@ -664,13 +669,18 @@ impl<A: App> Device<A> {
         )
     }
 
-    /// The next connection attempt: the application's reconnect delay (the library's
-    /// interval by default) after the last loss or failure.
+    /// The next connection attempt: the application's reconnect delay after the last loss or
+    /// failure; by default the library's (the sketch's, for PubSubClient) wait after a loss
+    /// ([`ProfileParams::reconnect_after_loss_ms`]) or after a failed attempt
+    /// ([`ProfileParams::reconnect_interval_ms`]).
     fn retry_at(&self) -> Option<Instant> {
-        let delay = self
-            .rt
-            .reconnect_delay
-            .unwrap_or(ms(self.config.params.reconnect_interval_ms));
+        let p = &self.config.params;
+        let default = if self.retry_after_loss {
+            p.reconnect_after_loss_ms
+        } else {
+            p.reconnect_interval_ms
+        };
+        let delay = self.rt.reconnect_delay.unwrap_or(ms(default));
         self.retry_from.map(|t| t + delay)
     }
 
@@ -734,6 +744,7 @@ impl<A: App> Device<A> {
             self.rt.events.push_back(DeviceEvent::CloseTransport);
         }
         self.retry_from = Some(self.rt.now);
+        self.retry_after_loss = false;
         self.emit(Event::ConnectFailed { state: code });
         self.rt
             .events
@@ -782,6 +793,7 @@ impl<A: App> Device<A> {
             .events
             .push_back(DeviceEvent::ConnectionLost { reason });
         self.retry_from = Some(self.rt.now);
+        self.retry_after_loss = true;
         self.emit(Event::ConnectionLost { reason });
     }
 

@@ -51,10 +51,16 @@ pub struct ProfileParams {
     /// Wait for CONNACK after CONNECT. PubSubClient: `MQTT_SOCKET_TIMEOUT` 15 s (it blocks the
     /// sketch all that time, even when the socket is already dead). esp-mqtt: 10 s.
     pub connack_timeout_ms: u64,
-    /// Wait after a lost connection or a failed attempt before the next attempt.
-    /// PubSubClient: 5 s, the sketch's retry (`delay(5000)` / `lastReconnectAttempt`).
-    /// esp-mqtt: `MQTT_RECON_DEFAULT_MS` 10 s.
+    /// Wait after a failed attempt before the next one. PubSubClient has no retry of its own:
+    /// this is the reference sketch's (`reconnect()`: `while (!client.connected()) { ... if
+    /// (client.connect(..)) ... else { ...; delay(2000); } }`, sim/sketches/reference/
+    /// reference.ino, the seed tutorial's connect loop), 2 s. esp-mqtt: `MQTT_RECON_DEFAULT_MS`
+    /// 10 s.
     pub reconnect_interval_ms: u64,
+    /// Wait after a lost connection before the first attempt. PubSubClient: 0, the reference
+    /// sketch's `loop()`: `if (!client.connected()) reconnect();` tries at once. esp-mqtt: the
+    /// same 10 s (`esp_mqtt_client` waits `reconnect_timeout_ms` after a disconnect).
+    pub reconnect_after_loss_ms: u64,
     /// esp-mqtt resends unacknowledged QoS > 0 PUBLISH (DUP = 1) and PUBREL this often while
     /// connected (`MQTT_DEFAULT_RETRANSMIT_TIMEOUT_MS` 1000). PubSubClient: none.
     pub resend_interval_ms: Option<u64>,
@@ -87,7 +93,8 @@ impl Profile {
                 buffer_bytes: 256,
                 tcp_connect_timeout_ms: 3_000,
                 connack_timeout_ms: 15_000,
-                reconnect_interval_ms: 5_000,
+                reconnect_interval_ms: 2_000,
+                reconnect_after_loss_ms: 0,
                 resend_interval_ms: None,
                 outbox_expiry_ms: None,
                 write_timeout_ms: 10_000,
@@ -103,6 +110,7 @@ impl Profile {
                 tcp_connect_timeout_ms: 10_000,
                 connack_timeout_ms: 10_000,
                 reconnect_interval_ms: 10_000,
+                reconnect_after_loss_ms: 10_000,
                 resend_interval_ms: Some(1_000),
                 outbox_expiry_ms: Some(30_000),
                 write_timeout_ms: 10_000,
@@ -120,6 +128,7 @@ impl Profile {
                 tcp_connect_timeout_ms: limits::CONNECT_TIMEOUT_DEFAULT_MS,
                 connack_timeout_ms: limits::CONNECT_TIMEOUT_DEFAULT_MS,
                 reconnect_interval_ms: limits::RECONNECT_DEFAULT_MS,
+                reconnect_after_loss_ms: limits::RECONNECT_DEFAULT_MS,
                 resend_interval_ms: None,
                 outbox_expiry_ms: None,
                 write_timeout_ms: 10_000,

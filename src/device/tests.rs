@@ -369,13 +369,20 @@ fn pubsubclient_publish_while_disconnected_is_refused_and_reported() {
         n.lines_at("Publish message:"),
         vec![4_000, 6_000, 8_000, 10_000]
     );
-    // The retry, 5 s after the loss, fails at once (connection refused).
-    assert_eq!(n.lines_at("Connecting to MQTT..."), vec![2_000, 10_000]);
-    assert_eq!(n.lines_at("failed with state -2"), vec![10_000]);
+    // The sketch retries at once after the loss (`if (!client.connected()) reconnect();`); it
+    // fails at once (connection refused), then again every 2 s (`delay(2000)`).
+    assert_eq!(
+        n.lines_at("Connecting to MQTT..."),
+        vec![2_000, 5_000, 7_000, 9_000]
+    );
+    assert_eq!(
+        n.lines_at("failed with state -2"),
+        vec![5_000, 7_000, 9_000]
+    );
 }
 
 #[test]
-fn pubsubclient_retries_every_5s_and_blocks_in_connect() {
+fn pubsubclient_retries_at_once_then_2s_after_a_failure_and_blocks_in_connect() {
     let mut n = Net::pubsub();
     n.run_until(10_500);
     // The broker goes silent and the device's socket is reset.
@@ -385,27 +392,29 @@ fn pubsubclient_retries_every_5s_and_blocks_in_connect() {
     n.run_until(33_000);
     n.drop_up = false;
     n.drop_down = false;
-    n.run_until(37_000);
-    // Attempts: setup, 5 s after the loss (blocks 15 s for CONNACK), 5 s after that failure.
+    n.run_until(46_000);
+    // Attempts: setup; at once after the loss (the sketch's `if (!client.connected())
+    // reconnect();`), blocking 15 s for CONNACK; 2 s after that failure (`delay(2000)`), still
+    // unanswered; 2 s after the second failure, through.
     assert_eq!(
         n.lines_at("Connecting to MQTT..."),
-        vec![2_000, 15_500, 35_500]
+        vec![2_000, 10_500, 27_500, 44_500]
     );
-    assert_eq!(n.lines_at("failed with state -4"), vec![30_500]);
+    assert_eq!(n.lines_at("failed with state -4"), vec![25_500, 42_500]);
     assert_eq!(
         n.events_at(&DeviceEvent::ConnectFailed { state: -4 }),
-        vec![30_500]
+        vec![25_500, 42_500]
     );
-    assert_eq!(n.lines_at("connected"), vec![2_000, 35_500]);
-    // No reading inside the blocking connect; the one due at 16 s is taken when it returns.
+    assert_eq!(n.lines_at("connected"), vec![2_000, 44_500]);
+    // No reading inside a blocking connect; one due meanwhile is taken when it returns.
     assert_eq!(
         n.lines_at("Publish message:"),
-        vec![4_000, 6_000, 8_000, 10_000, 12_000, 14_000, 30_500, 32_500, 34_500, 36_500]
+        vec![4_000, 6_000, 8_000, 10_000, 25_500, 42_500, 44_500]
     );
     let accepted: Vec<u64> = n.calls().into_iter().filter(|c| c.2).map(|c| c.0).collect();
     assert_eq!(
         accepted,
-        vec![4_000, 4_000, 6_000, 6_000, 8_000, 8_000, 10_000, 10_000, 36_500, 36_500]
+        vec![4_000, 4_000, 6_000, 6_000, 8_000, 8_000, 10_000, 10_000, 44_500, 44_500]
     );
     assert!(!n.dev.is_blocked());
     assert!(n.dev.is_connected());
@@ -420,20 +429,19 @@ fn pubsubclient_waits_out_the_socket_timeout_on_a_dead_socket() {
     n.drop_up = true;
     n.cut();
     n.run_until(30_000);
-    // Attempt at 8 s; the broker's close at 18 s is not a failure yet; -4 at 23 s; the next
-    // attempt 5 s later is still blocked at 30 s (no reading at 29 s).
+    // Attempt at once (3 s); the broker's close at 13 s is not a failure yet; -4 at 18 s; the
+    // next attempt 2 s later is still blocked at 30 s (the broker closed it at 30 s too).
     assert_eq!(
         n.lines_at("Connecting to MQTT..."),
-        vec![2_000, 8_000, 28_000]
+        vec![2_000, 3_000, 20_000]
     );
-    assert_eq!(n.lines_at("failed with state -4"), vec![23_000]);
+    assert_eq!(n.lines_at("failed with state -4"), vec![18_000]);
     assert!(n.lines_at("failed with state -2").is_empty());
-    assert_eq!(
-        n.lines_at("Publish message:"),
-        vec![4_000, 6_000, 23_000, 25_000, 27_000]
-    );
+    // The reading due at 4 s is taken when the first attempt returns; the one due at 20 s
+    // waits behind the second.
+    assert_eq!(n.lines_at("Publish message:"), vec![18_000]);
     assert!(n.dev.is_blocked());
-    assert_eq!(n.dev.poll_timeout().map(|t| t.as_millis()), Some(43_000));
+    assert_eq!(n.dev.poll_timeout().map(|t| t.as_millis()), Some(35_000));
 }
 
 fn esp_mqtt(qos: QoS) -> Net {
@@ -629,18 +637,22 @@ fn wifi_loss_closes_the_transport_and_rejoins() {
     assert_eq!(n.events_at(&DeviceEvent::CloseTransport), vec![10_500]);
     assert_eq!(n.events_at(&DeviceEvent::JoinWifi), vec![0, 10_500]);
     n.run_until(21_000);
-    // 15.5 s: no WiFi, fails at once without a transport; WiFi back at 17.5 s; 20.5 s: up.
+    // At once after the loss and every 2 s: no WiFi, each fails at once without a transport;
+    // WiFi back at 17.5 s; 18.5 s: up.
     assert_eq!(
         n.lines_at("Connecting to MQTT..."),
-        vec![2_000, 15_500, 20_500]
+        vec![2_000, 10_500, 12_500, 14_500, 16_500, 18_500]
     );
-    assert_eq!(n.lines_at("failed with state -2"), vec![15_500]);
+    assert_eq!(
+        n.lines_at("failed with state -2"),
+        vec![10_500, 12_500, 14_500, 16_500]
+    );
     assert_eq!(
         n.events_at(&DeviceEvent::OpenTransport),
-        vec![2_000, 20_500]
+        vec![2_000, 18_500]
     );
-    assert_eq!(n.lines_at("connected"), vec![2_000, 20_500]);
-    // Readings at 12..20 s were lost at the device.
+    assert_eq!(n.lines_at("connected"), vec![2_000, 18_500]);
+    // Readings at 12..18 s were lost at the device.
     let refused: Vec<u64> = n
         .calls()
         .into_iter()
@@ -649,7 +661,7 @@ fn wifi_loss_closes_the_transport_and_rejoins() {
         .collect();
     assert_eq!(
         refused,
-        vec![12_000, 12_000, 14_000, 14_000, 16_000, 16_000, 18_000, 18_000, 20_000, 20_000]
+        vec![12_000, 12_000, 14_000, 14_000, 16_000, 16_000, 18_000, 18_000]
     );
 }
 
@@ -665,7 +677,11 @@ fn connack_refusal_prints_the_return_code() {
     )
     .unwrap();
     n.run_until(8_000);
-    assert_eq!(n.lines_at("failed with state 5"), vec![2_000, 7_000]);
+    // Refused at once, tried again 2 s after each failure (the sketch's `delay(2000)`).
+    assert_eq!(
+        n.lines_at("failed with state 5"),
+        vec![2_000, 4_000, 6_000, 8_000]
+    );
     assert!(n.lines_at("Publish message:").is_empty());
 }
 

@@ -20,12 +20,13 @@ use mqsim::driver::{drain, Output};
 use mqsim::time::Instant;
 use mqsim_broker::config::BrokerSettings;
 use mqsim_broker::start::{
-    listening_line, load_journal, refused_line, running_line, starting_lines, Bound, Log, Request,
-    Source as ConfigSource,
+    listening_line, load_journal, refused_line, running_line, starting_lines, terminating_line,
+    Bound, Log, Request, Source as ConfigSource,
 };
 use mqsim_broker::{BrokerHandle, Host};
 use tokio::task::JoinSet;
 
+use crate::check::causes::AUTOSAVE_LINE;
 use crate::disk::{Disk, DiskJournal};
 use crate::net::link::Side;
 use crate::net::stream::{sim_now, Net, ReadOutcome};
@@ -176,6 +177,35 @@ impl DirectBroker {
                 say(&line);
                 Err(())
             }
+        }
+    }
+
+    /// A clean stop (SIGTERM, a `broker-restart` fault), as [`mqsim_broker::serve`] and the
+    /// adapter do it: the terminating line; a broker that autosaves saves now
+    /// ([`Broker::save_now`], mosquitto's `persist__backup(true)` after its main loop,
+    /// src/mosquitto.c:588) and says so; what the journal has not written yet is written and
+    /// synced. The adapter waits out that sync (`disk_sync_ms`) before it closes its
+    /// connections; here it is durable at once, at the stop's instant. [`DirectBroker::crash`]
+    /// follows.
+    pub(super) fn stop(&mut self) {
+        let Some(b) = self.broker.as_mut() else {
+            return;
+        };
+        (self.log)(&terminating_line());
+        b.save_now();
+        self.drain();
+        if crate::run::broker_host::saves_at_stop(&self.settings) {
+            (self.log)(AUTOSAVE_LINE);
+        }
+        let Some(d) = &self.disk else {
+            return;
+        };
+        if let Some(s) = self.sync.take() {
+            d.write_synced(s.how, &s.bytes);
+        }
+        while let Some((how, bytes, _)) = self.queued.pop_front() {
+            d.write_begin(how, &bytes);
+            d.write_synced(how, &bytes);
         }
     }
 

@@ -92,6 +92,14 @@ impl BrokerPower for Power<'_> {
             self.opener.borrow_mut().broker_listening = true;
         }
     }
+    fn stop(&mut self) -> bool {
+        self.opener.borrow_mut().broker_listening = false;
+        self.broker.stop();
+        true
+    }
+    fn stopped(&mut self) -> bool {
+        true
+    }
 }
 
 /// Everything one run holds.

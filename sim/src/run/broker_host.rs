@@ -5,6 +5,8 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
@@ -12,15 +14,77 @@ use mqsim_broker::config::{BrokerSettings, Listener};
 use mqsim_broker::start::{Bound, Log, Request, Source as ConfigSource};
 use mqsim_broker::{BrokerHandle, Host};
 
+use super::timeline::BrokerPower;
 use super::{Lines, Source, BROKER_HOST, EPOCH_UNIX_MS};
+use crate::check::causes::AUTOSAVE_LINE;
 use crate::disk::{Disk, DiskJournal};
 use crate::net::stream::{sim_now, Net};
 
 /// The broker host's machine: the network (each accepted connection goes through its link
-/// model) and, with persistence, its disk, which outlives the host's incarnations.
+/// model), with persistence its disk, which outlives the host's incarnations, and its operator's
+/// one request, a clean stop.
 pub struct SimHost {
     net: Net,
     disk: Option<Disk>,
+    stop: StopSignal,
+}
+
+/// A clean stop of the broker host (SIGTERM, a `broker-restart` fault) asked by the timeline and
+/// carried out by the broker's own start-up path: [`SimHost::next_request`] hands it
+/// [`Request::Stop`], [`mqsim_broker::serve`] stops accepting, the adapter saves what the broker
+/// holds in memory and syncs its journal (`Broker::save_now`, as mosquitto's
+/// `persist__backup(true)` after its main loop, src/mosquitto.c:588) and closes every
+/// connection; then the host reports itself stopped and the timeline takes it down.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StopSignal {
+    requested: Arc<AtomicBool>,
+    stopped: Arc<AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl StopSignal {
+    fn request(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+    fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+    /// A new incarnation: no stop asked of it yet.
+    fn reset(&self) {
+        self.requested.store(false, Ordering::SeqCst);
+        self.stopped.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The broker host under turmoil as the timeline's faults see it: turmoil's crash and bounce,
+/// and a clean stop through [`StopSignal`].
+pub(crate) struct TurmoilBroker<'s, 'a> {
+    pub(crate) sim: &'s mut turmoil::Sim<'a>,
+    pub(crate) stop: &'s StopSignal,
+}
+
+impl BrokerPower for TurmoilBroker<'_, '_> {
+    fn crash(&mut self) {
+        self.sim.crash(BROKER_HOST);
+    }
+    fn bounce(&mut self) {
+        self.stop.reset();
+        self.sim.bounce(BROKER_HOST);
+    }
+    fn stop(&mut self) -> bool {
+        if !self.sim.is_host_running(BROKER_HOST) {
+            return true;
+        }
+        self.stop.request();
+        false
+    }
+    fn stopped(&mut self) -> bool {
+        self.stop.is_stopped() || !self.sim.is_host_running(BROKER_HOST)
+    }
 }
 
 /// The broker's settings in the simulator: mosquitto's defaults with the scenario's limits, one
@@ -52,11 +116,13 @@ pub(super) fn add(
     net: Net,
     lines: Lines,
     disk: Option<Disk>,
+    stop: StopSignal,
 ) {
     sim.host(BROKER_HOST, move || {
         let host = SimHost {
             net: net.clone(),
             disk: disk.clone(),
+            stop: stop.clone(),
         };
         run(
             host,
@@ -64,6 +130,14 @@ pub(super) fn add(
             broker_log(lines.clone()),
         )
     });
+}
+
+/// Whether a clean stop of a broker with these settings saves a snapshot (mosquitto's autosave
+/// way, [`mqsim::broker::Config::autosave_interval`]): then it says so as mosquitto does
+/// (persist_write.c:335, "Saving in-memory database to FILE."; this broker's line for its
+/// autosave is [`AUTOSAVE_LINE`]). Our own journal has everything already and says nothing.
+pub(crate) fn saves_at_stop(settings: &BrokerSettings) -> bool {
+    settings.broker.persistence && settings.broker.autosave_interval > mqsim::time::Duration::ZERO
 }
 
 /// The broker's log: its lines to `lines`, each stamped with simulated time, one line per
@@ -81,22 +155,33 @@ pub(crate) fn broker_log(lines: Lines) -> Log {
     })
 }
 
-/// Runs the broker on `host` until the host is crashed or bounced by a fault.
+/// Runs the broker on `host` until the host is crashed or bounced by a fault. After a clean
+/// stop ([`StopSignal`]) the host stays up, its sockets closed, until the timeline takes it down.
 async fn run(
     mut host: SimHost,
     settings: BrokerSettings,
     log: Log,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let sink = log.clone();
-    mqsim_broker::serve(
+    let saves = saves_at_stop(&settings);
+    let stop = host.stop.clone();
+    let served = mqsim_broker::serve(
         &mut host,
         settings,
         ConfigSource::Default,
-        log,
+        log.clone(),
         Box::new(move |l: &str| sink(l)),
     )
-    .await
-    .map_err(|_| "the broker stopped (see its log)".into())
+    .await;
+    if !stop.is_requested() {
+        return served.map_err(|_| "the broker stopped (see its log)".into());
+    }
+    if served.is_ok() && saves {
+        log(AUTOSAVE_LINE);
+    }
+    stop.stopped.store(true, Ordering::SeqCst);
+    std::future::pending::<()>().await;
+    Ok(())
 }
 
 impl Host for SimHost {
@@ -153,7 +238,12 @@ impl Host for SimHost {
     }
 
     async fn next_request(&mut self) -> Request {
-        std::future::pending().await
+        loop {
+            if self.stop.is_requested() {
+                return Request::Stop;
+            }
+            self.stop.wake.notified().await;
+        }
     }
 }
 

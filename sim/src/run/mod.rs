@@ -420,6 +420,7 @@ fn run_turmoil(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, Str
         .persistence
         .then(|| Disk::new(Stream::Disk.seed(sc.seed), sc.broker.disk_sync_ms));
     let (net, lines) = (shared.net.clone(), shared.lines.clone());
+    let stop = broker_host::StopSignal::default();
     broker_host::add(
         &mut sim,
         bcfg,
@@ -427,6 +428,7 @@ fn run_turmoil(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, Str
         net.clone(),
         lines.clone(),
         disk.clone(),
+        stop.clone(),
     );
 
     // The devices and the subscribers, each on its own connection and link.
@@ -443,7 +445,18 @@ fn run_turmoil(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, Str
     let mut timeline = timeline::timeline(&sc, &controls);
     loop {
         let now_ms = sim.elapsed().as_millis() as u64;
-        timeline.apply_due(now_ms, &mut sim, &shared, &controls, disk.as_ref(), memory);
+        let mut power = broker_host::TurmoilBroker {
+            sim: &mut sim,
+            stop: &stop,
+        };
+        timeline.apply_due(
+            now_ms,
+            &mut power,
+            &shared,
+            &controls,
+            disk.as_ref(),
+            memory,
+        );
         if now_ms >= end_ms {
             break;
         }

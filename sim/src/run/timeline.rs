@@ -7,7 +7,8 @@ use mqsim::time::Instant;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use super::{Controls, Shared, Source, BROKER_HOST};
+use super::{Controls, Shared, Source};
+use crate::check::causes::AUTOSAVE_LINE;
 use crate::check::BrokerMemory;
 use crate::device_io::Control;
 use crate::disk::Disk;
@@ -43,15 +44,14 @@ pub(crate) trait BrokerPower {
     fn crash(&mut self);
     /// The host starts again.
     fn bounce(&mut self);
-}
-
-impl BrokerPower for turmoil::Sim<'_> {
-    fn crash(&mut self) {
-        turmoil::Sim::crash(self, BROKER_HOST);
-    }
-    fn bounce(&mut self) {
-        turmoil::Sim::bounce(self, BROKER_HOST);
-    }
+    /// A clean stop begins (SIGTERM): the broker stops accepting and saves what it holds in
+    /// memory before it goes, as mosquitto does after its main loop ends (src/mosquitto.c:588
+    /// `persist__backup(true)`; the adapter's `Broker::save_now`). True when the stop is done
+    /// already (the direct engine's, at once; or no broker running); otherwise
+    /// [`BrokerPower::stopped`] says when.
+    fn stop(&mut self) -> bool;
+    /// The clean stop asked by [`BrokerPower::stop`] is done.
+    fn stopped(&mut self) -> bool;
 }
 
 /// The scenario's actions in time order, and how far the run has got through them.
@@ -59,6 +59,8 @@ pub(crate) struct Timeline {
     actions: Vec<(u64, Action)>,
     next: usize,
     broker_down: bool,
+    /// A clean stop asked of the broker and not yet done.
+    stopping: bool,
 }
 
 /// The faults of `sc` as actions on the clients of `controls`, then the heal.
@@ -134,6 +136,7 @@ pub(crate) fn timeline(sc: &Scenario, controls: &Controls) -> Timeline {
         actions,
         next: 0,
         broker_down: false,
+        stopping: false,
     }
 }
 
@@ -153,6 +156,12 @@ impl Timeline {
         disk: Option<&Disk>,
         memory: BrokerMemory,
     ) {
+        if self.stopping && sim.stopped() {
+            set_outside_now(Instant::from_millis(now_ms));
+            down_after_stop(sim, shared, disk);
+            self.stopping = false;
+            self.broker_down = true;
+        }
         while let Some((at, action)) = self.actions.get(self.next) {
             if *at > now_ms {
                 break;
@@ -192,6 +201,8 @@ impl Timeline {
                     }
                 }
                 Action::BrokerPowerCut => {
+                    // A power cut in the middle of a clean stop cuts it short.
+                    self.stopping = false;
                     // No FIN, no RST: the broker's sockets fall silent, and SYNs go unanswered
                     // until it is back.
                     shared.net.power_cut(Which::All, Side::Server);
@@ -210,16 +221,22 @@ impl Timeline {
                     self.broker_down = true;
                 }
                 Action::BrokerRestart { down: true } => {
-                    // A clean stop: sockets closed with FIN (in connection order, not in the
-                    // order the runtime happens to drop them); connecting meanwhile is refused.
-                    shared.net.close(Which::All, Side::Server);
-                    sim.crash();
-                    if let Some(d) = disk {
-                        d.flush();
+                    // A clean stop: the broker saves first (it closes its listener and, under
+                    // turmoil, its connections itself), then the host goes down.
+                    if sim.stop() {
+                        down_after_stop(sim, shared, disk);
+                        self.broker_down = true;
+                    } else {
+                        self.stopping = true;
                     }
-                    self.broker_down = true;
                 }
                 Action::BrokerRestart { down: false } => {
+                    if self.stopping {
+                        // Back up before its stop was done: the stop ends now.
+                        down_after_stop(sim, shared, disk);
+                        self.stopping = false;
+                        self.broker_down = true;
+                    }
                     if self.broker_down {
                         // A host that lost power answers its old connections' next segments
                         // with RST (a clean stop had closed them already).
@@ -227,7 +244,13 @@ impl Timeline {
                         shared.net.partition_by(Which::All, BROKER_DOWN_KEY, false);
                         sim.bounce();
                         self.broker_down = false;
-                        shared.ledger.borrow_mut().broker_restarted(us, memory);
+                        let mut ledger = shared.ledger.borrow_mut();
+                        // The ledger learns of the broker's last save before it counts what
+                        // the restart took (the run's other lines reach it at the end).
+                        if let Some(saved) = last_save(shared, us) {
+                            ledger.broker_said(saved, AUTOSAVE_LINE);
+                        }
+                        ledger.broker_restarted(us, memory);
                     }
                 }
                 Action::Input(tags, name, value) => {
@@ -254,4 +277,28 @@ impl Timeline {
             self.next += 1;
         }
     }
+}
+
+/// The end of a clean stop: every socket the broker still holds closed with FIN (in connection
+/// order, not in the order the runtime happens to drop them), then the host is down (connecting
+/// meanwhile is refused) and the OS writes its page cache back.
+fn down_after_stop(sim: &mut dyn BrokerPower, shared: &Shared, disk: Option<&Disk>) {
+    shared.net.close(Which::All, Side::Server);
+    sim.crash();
+    if let Some(d) = disk {
+        d.flush();
+    }
+}
+
+/// When the broker last said it saved its in-memory database ([`AUTOSAVE_LINE`]: an autosave,
+/// or the save of a clean stop), at or before `us`.
+fn last_save(shared: &Shared, us: u64) -> Option<u64> {
+    let mut last = None;
+    shared.lines.each_broker_line(|at, text| {
+        let text = text.split_once(": ").map_or(text, |(_, t)| t);
+        if text == AUTOSAVE_LINE && at.as_micros() <= us {
+            last = Some(at.as_micros());
+        }
+    });
+    last
 }

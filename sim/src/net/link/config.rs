@@ -79,6 +79,21 @@ pub struct Stack {
     pub rto_tick_ms: u64,
     /// The backoff doubles at most this many times (lwIP's `tcp_backoff` table tops at x128: 7).
     pub backoff_shift_max: u32,
+    /// The backed-off RTO outlives the recovery: it stays doubled until the next RTT sample (a
+    /// segment sent once and acknowledged), instead of ending at the first ACK of new data (RFC
+    /// 6298 5.7, Linux's `icsk_backoff = 0` in `tcp_ack()`, lwIP's `nrtx = 0` in
+    /// `tcp_receive()`). smoltcp v0.13 keeps the backoff in the RTO itself:
+    /// `RttEstimator::on_retransmit()` sets `rto = min(rto * 2, 60 s)` (src/socket/tcp.rs:
+    /// 251-260) and only `sample()` computes it afresh (:200-226); the ACK that ends a recovery
+    /// re-arms the timer with that doubled `rto` (:2102-2106), and the retransmitted segments
+    /// give no sample (`on_retransmit()` drops the running one, :252-255; `on_send()` times only
+    /// new sequence numbers, :228-240).
+    pub backoff_until_sample: bool,
+    /// After this many retransmission timeouts without an RTT sample the smoothed RTT and its
+    /// variance are forgotten, and the next sample starts them again as a first one (RFC 6298
+    /// 5.7's MAY; smoltcp: `rto_count >= 3` clears `have_measurement`, src/socket/tcp.rs:262-273;
+    /// the doubled RTO itself is kept until that sample). 0 = never (Linux, lwIP).
+    pub rtt_forget_after_timeouts: u32,
     /// Consecutive retransmission timeouts without progress before the sender gives up
     /// (Linux `tcp_retries2` = 15, lwIP `TCP_MAXRTX` = 12; smoltcp has no count: 64 here, the
     /// validation maximum, is "never" in any scenario).
@@ -175,6 +190,8 @@ impl Stack {
             rto_max_ms: 120_000,
             rto_tick_ms: 0,
             backoff_shift_max: 40,
+            backoff_until_sample: false,
+            rtt_forget_after_timeouts: 0,
             retries_max: 15,
             rst_on_give_up: true,
             syn_retries_max: 6,
@@ -241,6 +258,8 @@ impl Stack {
             rto_max_ms: RTO_MS_MAX,
             rto_tick_ms: 500,
             backoff_shift_max: 7,
+            backoff_until_sample: false,
+            rtt_forget_after_timeouts: 0,
             retries_max: LWIP_ORPHAN_RETRIES,
             rst_on_give_up: false,
             syn_retries_max: 12,
@@ -277,7 +296,8 @@ impl Stack {
 
     /// smoltcp 0.13 as embassy-net 0.9 builds it (this project's firmware, the `mqsim`
     /// profile). smoltcp src/socket/tcp.rs (v0.13.0): RTO 1 s initial and minimum, 60 s maximum
-    /// (:147-162), doubling (:251-271), no retransmission limit by count and no connect
+    /// (:147-162), doubling and kept doubled until the next RTT sample, srtt and rttvar
+    /// forgotten after 3 timeouts (:251-271; [`Stack::backoff_until_sample`]), no retransmission limit by count and no connect
     /// timeout unless the application sets one (:582, :2216-2221; embassy-net's
     /// `TcpSocket::new` sets none), delayed ACK 10 ms, at once past one MSS (:296, :601,
     /// :2316-2322), Nagle on (:604), no congestion control (neither `socket-tcp-cubic` nor
@@ -294,6 +314,8 @@ impl Stack {
             rto_max_ms: 60_000,
             rto_tick_ms: 0,
             backoff_shift_max: 40,
+            backoff_until_sample: true,
+            rtt_forget_after_timeouts: 3,
             retries_max: RETRIES_MAX,
             rst_on_give_up: false,
             syn_retries_max: RETRIES_MAX,

@@ -286,8 +286,11 @@ struct Stream {
     dead: BTreeSet<u32>,
     rcv_nxt: u64,
     ooo: BTreeMap<u64, (Vec<u8>, bool)>,
-    /// RFC 6298 consecutive timeouts without progress (the exponent of the backoff).
+    /// RFC 6298 consecutive timeouts without progress (the exponent of the backoff); with
+    /// [`Stack::backoff_until_sample`], timeouts since the last RTT sample.
     backoff: u32,
+    /// The next RTT sample starts the estimator afresh ([`Stack::rtt_forget_after_timeouts`]).
+    rtt_forget: bool,
     /// Deadline of the running RTO (RFC 6298 5.1: started when idle, 5.3: restarted on new ACK).
     rto_at: Option<Instant>,
     /// Generation of the one armed PTO/RTO timer; older `Ev::Timer`s are stale.
@@ -334,6 +337,7 @@ impl Stream {
             rcv_nxt: 0,
             ooo: BTreeMap::new(),
             backoff: 0,
+            rtt_forget: false,
             rto_at: None,
             timer_gen: 0,
             timer_pto: false,
@@ -360,6 +364,9 @@ impl Stream {
     }
     fn rtt_sample(&mut self, r_us: u64) {
         self.min_rtt_us = Some(self.min_rtt_us.map_or(r_us, |m| m.min(r_us)));
+        if std::mem::take(&mut self.rtt_forget) {
+            self.srtt_us = None;
+        }
         // RFC 6298 2.2 / 2.3 in integer microseconds.
         match self.srtt_us {
             None => {
@@ -615,12 +622,23 @@ impl Link {
     }
 
     /// The client's application gave up the connect in progress (a connect timeout, then
-    /// `close()`): in SYN-SENT the attempt is freed silently, no RST, no FIN, no more SYNs (lwIP
-    /// `tcp_close()` → `tcp_close_shutdown()` frees a SYN_SENT PCB, src/core/tcp.c; Linux
-    /// `tcp_close()` → `tcp_set_state(TCP_CLOSE)` for SYN_SENT, net/ipv4/tcp.c). A SYN-ACK still
-    /// on its way then finds no connection and is answered with RST (lwIP src/core/tcp_in.c
-    /// `tcp_input()` "no PCB" path; Linux `tcp_v4_send_reset()`). After the handshake completed
-    /// this is [`Link::handle_app_close`].
+    /// `close()`): in SYN-SENT the attempt is freed silently, no RST, no FIN, no more SYNs. In
+    /// esp-lwip (2.1.3-esp, f7922143) the socket's close reaches `lwip_netconn_do_delconn()`
+    /// (src/api/api_msg.c:1194-1245), which runs for a non-blocking connect in progress, then
+    /// `lwip_netconn_do_close_internal()` → `tcp_close_ext(pcb, 1)` (api_msg.c:1053-1058) →
+    /// `tcp_close_shutdown()`: the RST for unread data is only for ESTABLISHED and CLOSE_WAIT
+    /// (src/core/tcp.c:352), and the SYN_SENT case removes the PCB and frees it (tcp.c:
+    /// 397-401). (`tcp_abort()` would send a RST even in SYN_SENT, `tcp_abandon(pcb, 1)`,
+    /// tcp.c:569-628, 644; only `SO_LINGER` 0 takes that path, api_msg.c:1028-1033, and
+    /// Arduino's `WiFiClient` and esp-tls close with a plain `close(fd)`,
+    /// ../shared/notes/tcp-stacks.md sections 2 and 3.) Linux: `__tcp_close()` moves SYN_SENT to CLOSE without a
+    /// FIN (`tcp_close_state()`, net/ipv4/tcp.c). A SYN-ACK still on its way then matches no
+    /// PCB and is answered with a RST (`tcp_input()`, "no PCB match found, resetting",
+    /// src/core/tcp_in.c:585-594; Linux `tcp_v4_send_reset()`). After the handshake completed
+    /// this is [`Link::handle_app_close`]. Tested by the link tests
+    /// `an_abandoned_connect_sends_no_more_syns_and_never_completes` and
+    /// `a_late_syn_ack_to_an_abandoned_connect_is_answered_with_rst`, and by
+    /// scenarios/regression-abandoned-connect-half-open.toml (issue 19).
     pub fn handle_abandon(&mut self, now: Instant) {
         self.handle_app_close(now, Side::Client);
     }

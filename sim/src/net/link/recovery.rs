@@ -39,10 +39,11 @@ impl Link {
     /// (Linux `tcp_retries2`, counted per connection).
     pub(super) fn on_rto(&mut self, at: Instant, dir: Dir) {
         let st = self.stack(dir.sender());
-        let (mss, rst_on_give_up, resend_all) = (
+        let (mss, rst_on_give_up, resend_all, forget_after) = (
             st.mss_bytes.max(1) as u64,
             st.rst_on_give_up,
             st.rto_resend_all,
+            st.rtt_forget_after_timeouts,
         );
         let limit = if self.app_closed[dir.sender().idx()] {
             st.retries_max.min(st.orphan_retries_max)
@@ -65,6 +66,11 @@ impl Link {
             return;
         }
         s.backoff += 1;
+        // smoltcp: every third timeout since the last sample forgets srtt and rttvar (the
+        // backed-off RTO stays), smoltcp v0.13 src/socket/tcp.rs:262-273.
+        if forget_after > 0 && s.backoff % forget_after == 0 {
+            s.rtt_forget = true;
+        }
         // RFC 5681 3.1 (Linux tcp_enter_loss(), lwIP tcp_rexmit_rto()): ssthresh to half the
         // flight, cwnd to one segment, everything outstanding to be sent again as the window
         // opens (go-back-N; already-SACKed segments are kept).
@@ -297,6 +303,7 @@ impl Link {
             return;
         }
         let mss = self.stack(dir.sender()).mss_bytes.max(1) as u64;
+        let until_sample = self.stack(dir.sender()).backoff_until_sample;
         let lwip_tick_us = match self.stack(dir.sender()).rto_formula {
             RtoFormula::LwipTicks => Some(self.stack(dir.sender()).rto_tick_ms * 1_000),
             _ => None,
@@ -343,6 +350,7 @@ impl Link {
             }
         }
         s.rack = rack;
+        let sampled = !samples.is_empty();
         for r in samples {
             s.rtt_sample(r);
         }
@@ -366,10 +374,13 @@ impl Link {
         }
         s.tlp_out = false;
         let advanced = s.segs.front().map(|g| g.off) != una_before;
-        if advanced {
-            // New data cumulatively acknowledged: the backoff ends (RFC 6298 5.7, Linux resets
-            // icsk_backoff on such an ACK) and the RTO restarts (RFC 6298 5.3).
+        // The backoff ends with new data cumulatively acknowledged (RFC 6298 5.7, Linux resets
+        // icsk_backoff on such an ACK), or for smoltcp only with an RTT sample
+        // ([`Stack::backoff_until_sample`]); the RTO restarts (RFC 6298 5.3) either way.
+        if (advanced && !until_sample) || (until_sample && sampled) {
             s.backoff = 0;
+        }
+        if advanced {
             // The window grows (RFC 5681 3.1): by the bytes acknowledged, at most one MSS per
             // ACK, in slow start; by about one MSS per window above ssthresh.
             let una = s.segs.front().map_or(s.snd_nxt, |g| g.off);

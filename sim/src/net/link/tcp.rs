@@ -588,7 +588,9 @@ impl Link {
                     return;
                 }
                 if self.abandoned {
-                    // The attempt was freed: the SYN-ACK matches nothing and gets a RST.
+                    // The attempt was freed: the SYN-ACK matches no PCB and gets a RST whose
+                    // sequence number is the SYN-ACK's ACK (esp-lwip src/core/tcp_in.c:585-594,
+                    // `tcp_rst(NULL, ackno, ..)`). The server's half-open connection ends there.
                     self.send_rst(at, Side::Client);
                     self.reset(at, ResetReason::LateSynAck);
                     return;
@@ -608,6 +610,18 @@ impl Link {
                 self.wire(at, Dir::Up, TcpFlags::ACK, seq, ack, Vec::new(), lost);
                 self.net(at, NetEvent::Established { rtt_us });
                 self.out.push_back(Output::Established);
+                // smoltcp backs off its SYN through the same estimator (`on_retransmit()`
+                // doubles `rto`, src/socket/tcp.rs:251-260) and the SYN-ACK of a retransmitted
+                // SYN gives no sample: its first data RTO is still doubled per SYN resent.
+                if self.cfg.client.backoff_until_sample && self.syn_attempt > 0 {
+                    let (max, forget) = (
+                        self.cfg.client.backoff_shift_max,
+                        self.cfg.client.rtt_forget_after_timeouts,
+                    );
+                    let s = &mut self.streams[Dir::Up.idx()];
+                    s.backoff = self.syn_attempt.min(max);
+                    s.rtt_forget = forget > 0 && self.syn_attempt >= forget;
+                }
                 for dir in [Dir::Up, Dir::Down] {
                     // No RTT sample from a handshake that needed a retransmitted SYN: Linux
                     // starts the data RTO at TCP_TIMEOUT_FALLBACK (tcp_init_transfer()).

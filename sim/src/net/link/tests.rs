@@ -567,6 +567,118 @@ fn lost_first_syn_connects_after_one_second() {
     assert_eq!(r.link.rto(Dir::Up), Duration::from_millis(1_000));
 }
 
+impl Run {
+    /// Every packet put on the wire (lost or not): (instant in ms, direction, flags).
+    fn wires(&self) -> Vec<(u64, Dir, TcpFlags)> {
+        self.outs
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Output::Wire(w) => Some((w.at.as_millis(), w.dir, w.flags)),
+                _ => None,
+            })
+            .collect()
+    }
+    fn count(&self, out: &Output) -> usize {
+        self.outs.iter().filter(|(_, o)| o == out).count()
+    }
+}
+
+/// Issue 19: a device gives up its connect (WiFiClient's 3 s timeout) and closes the socket
+/// while the uplink is dead. lwIP frees the SYN_SENT PCB (`tcp_close_shutdown()`, esp-lwip
+/// 2.1.3-esp src/core/tcp.c:397-401): no more SYNs, so nothing completes once the link heals.
+#[test]
+fn an_abandoned_connect_sends_no_more_syns_and_never_completes() {
+    let c = LinkConfig {
+        latency_ms: 15,
+        client: Stack::lwip_arduino(),
+        server: Stack::linux(),
+        ..LinkConfig::default()
+    };
+    let mut r = Run::new(c, 4);
+    r.link.set_dead(ms(0), Dir::Up, true);
+    r.connect(ms(0));
+    r.run_until(ms(4_000));
+    r.link.handle_abandon(ms(4_000));
+    r.drain(ms(4_000));
+    // The uplink heals: a SYN sent now would be answered and the connection would complete.
+    r.link.set_dead(ms(5_000), Dir::Up, false);
+    r.drain(ms(5_000));
+    r.run_until(ms(60_000));
+    // lwIP on Arduino: SYNs every 3 s (no backoff in SYN_SENT), 6 retries; two went out.
+    let syn = TcpFlags(TcpFlags::SYN);
+    assert_eq!(r.wires(), vec![(0, Dir::Up, syn), (3_000, Dir::Up, syn)]);
+    assert_eq!(r.established_at(), None);
+    assert!(r.resets().is_empty(), "freed silently: {:?}", r.resets());
+    // The caller learns once that the attempt is gone, at the abandon.
+    let failed: Vec<Instant> = r
+        .outs
+        .iter()
+        .filter(|(_, o)| *o == Output::ConnectFailed)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(failed, vec![ms(4_000)]);
+    assert!(r.link.is_dead());
+    assert_eq!(r.link.poll_timeout(), None);
+    assert!(r
+        .net_lines()
+        .iter()
+        .any(|l| l.contains("connect abandoned, attempt freed")));
+}
+
+/// A SYN or SYN-ACK still on its way when the connect is abandoned: the server answers the
+/// SYN, the SYN-ACK finds no PCB at the client and lwIP answers it with a RST (`tcp_input()`,
+/// "no PCB match found, resetting", esp-lwip 2.1.3-esp src/core/tcp_in.c:585-594); the
+/// server's half-open connection ends there and no connection is ever established.
+#[test]
+fn a_late_syn_ack_to_an_abandoned_connect_is_answered_with_rst() {
+    // 1 s one way: the SYN reaches the server at 1 s, its SYN-ACK the client at 2 s. Abandoned
+    // with the SYN in flight (0.5 s), then with the SYN-ACK in flight (1.5 s).
+    for abandon_ms in [500, 1_500] {
+        let c = LinkConfig {
+            latency_ms: 1_000,
+            client: Stack::lwip_arduino(),
+            server: Stack::linux(),
+            ..LinkConfig::default()
+        };
+        let mut r = Run::new(c, 5);
+        r.connect(ms(0));
+        r.run_until(ms(abandon_ms));
+        r.link.handle_abandon(ms(abandon_ms));
+        r.drain(ms(abandon_ms));
+        r.run_until(ms(60_000));
+        let (syn, synack, rst) = (
+            TcpFlags(TcpFlags::SYN),
+            TcpFlags(TcpFlags::SYN | TcpFlags::ACK),
+            TcpFlags(TcpFlags::RST),
+        );
+        assert_eq!(
+            r.wires(),
+            vec![
+                (0, Dir::Up, syn),
+                (1_000, Dir::Down, synack),
+                (2_000, Dir::Up, rst)
+            ],
+            "abandoned at {abandon_ms} ms"
+        );
+        // The RST carries the sequence number the SYN-ACK acknowledged (the client's ISN + 1).
+        let seqs: Vec<u32> = r
+            .outs
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Output::Wire(w) => Some(w.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs[2], seqs[0].wrapping_add(1));
+        assert_eq!(r.resets(), vec![(ms(2_000), ResetReason::LateSynAck)]);
+        assert_eq!(r.established_at(), None, "no connection at the server");
+        assert_eq!(r.count(&Output::Established), 0);
+        assert!(r.delivered(Dir::Up).is_empty() && r.delivered(Dir::Down).is_empty());
+        assert!(!r.link.is_established() && r.link.is_dead());
+        assert_eq!(r.link.poll_timeout(), None);
+    }
+}
+
 fn lossy_transcript(seed: u64) -> Vec<String> {
     let c = LinkConfig {
         jitter_ms: 5,
@@ -746,6 +858,111 @@ fn smoltcp_rto_is_srtt_plus_a_margin_within_its_clamp() {
     r.run_until(ms(90_000));
     assert_eq!(r.retransmits(), vec![]);
     assert_eq!(r.link.rto(Dir::Up), Duration::from_millis(1_000));
+}
+
+/// smoltcp keeps the backed-off RTO after a recovery until an RTT sample (src/socket/tcp.rs
+/// :200-226, 251-260): the ACK of a retransmitted segment gives none, so the next lone loss
+/// waits the doubled RTO; a segment sent once and acknowledged brings it back. Linux (`plain`)
+/// ends the backoff with that first ACK of new data.
+#[test]
+fn smoltcp_keeps_the_doubled_rto_until_an_rtt_sample() {
+    let run = |client: Stack| {
+        let mut r = established(
+            LinkConfig {
+                client,
+                ..cfg(10, LossModel::None)
+            },
+            3,
+        );
+        // "a" lost until 3.5 s: RTOs at 2 s (lost) and 4 s (through); backoff 2.
+        r.run_until(ms(1_000));
+        r.link.set_dead(ms(1_000), Dir::Up, true);
+        r.send(ms(1_000), Dir::Up, b"a");
+        r.run_until(ms(3_500));
+        r.link.set_dead(ms(3_500), Dir::Up, false);
+        r.drain(ms(3_500));
+        // "b" lost once; "c" goes through (an RTT sample); "d" lost once.
+        send_lost(&mut r, ms(10_000), Dir::Up, b"b");
+        r.send(ms(20_000), Dir::Up, b"c");
+        send_lost(&mut r, ms(30_000), Dir::Up, b"d");
+        r.run_until(ms(40_000));
+        r.resent()
+            .into_iter()
+            .map(|(t, seq, _)| (t.as_millis(), seq))
+            .collect::<Vec<_>>()
+    };
+    // smoltcp: "b" waits 1 s << 2 = 4 s; after the sample from "c", "d" waits 1 s again.
+    assert_eq!(
+        run(Stack::smoltcp_embassy()),
+        vec![(2_000, 1), (4_000, 1), (14_000, 2), (31_000, 4)]
+    );
+    // Linux's rule on the same stack: "b" waits the undoubled 1 s.
+    let linux_rule = Stack {
+        backoff_until_sample: false,
+        rtt_forget_after_timeouts: 0,
+        ..Stack::smoltcp_embassy()
+    };
+    assert_eq!(
+        run(linux_rule),
+        vec![(2_000, 1), (4_000, 1), (11_000, 2), (31_000, 4)]
+    );
+}
+
+/// smoltcp's SYN backs off through the same RTO: after one retransmitted SYN (no sample) the
+/// first lost data segment waits 2 s, not 1 s.
+#[test]
+fn smoltcp_starts_data_with_the_rto_its_syn_backed_off() {
+    let mut r = Run::new(
+        LinkConfig {
+            client: Stack::smoltcp_embassy(),
+            ..cfg(10, LossModel::None)
+        },
+        2,
+    );
+    r.link.set_dead(ms(0), Dir::Up, true);
+    r.connect(ms(0));
+    r.link.set_dead(ms(0), Dir::Up, false);
+    r.drain(ms(0));
+    r.run_until(ms(2_000));
+    assert_eq!(r.established_at(), Some(ms(1_020)));
+    send_lost(&mut r, ms(5_000), Dir::Up, b"a");
+    r.run_until(ms(10_000));
+    assert_eq!(r.resent(), vec![(ms(7_000), 1, Recovery::Rto)]);
+}
+
+/// After three timeouts without a sample smoltcp forgets srtt and rttvar (src/socket/tcp.rs
+/// :262-273): on an 800 ms round trip whose variance had decayed (RTO at the 1 s floor), the
+/// next sample starts again as a first one, srtt + 4 x srtt / 2 = 2.4 s.
+#[test]
+fn smoltcp_forgets_its_rtt_estimate_after_three_timeouts() {
+    let mut r = Run::new(
+        LinkConfig {
+            client: Stack::smoltcp_embassy(),
+            ..cfg(400, LossModel::None)
+        },
+        3,
+    );
+    r.connect(ms(0));
+    for i in 0..30u64 {
+        r.send(ms(2_000 + i * 2_000), Dir::Up, b"x");
+    }
+    r.run_until(ms(70_000));
+    assert_eq!(r.link.rto(Dir::Up), Duration::from_millis(1_000));
+    // Three timeouts (at +1, +3 and +7 s), then the path heals.
+    r.link.set_dead(ms(70_000), Dir::Up, true);
+    r.send(ms(70_000), Dir::Up, b"y");
+    r.run_until(ms(77_500));
+    r.link.set_dead(ms(77_500), Dir::Up, false);
+    r.drain(ms(77_500));
+    r.run_until(ms(100_000));
+    assert_eq!(
+        r.link.rto(Dir::Up),
+        Duration::from_millis(1_000),
+        "no sample yet"
+    );
+    r.send(ms(100_000), Dir::Up, b"z");
+    r.run_until(ms(105_000));
+    assert_eq!(r.link.rto(Dir::Up), Duration::from_millis(2_400));
 }
 
 /// A segment dropped in the sender's own firewall (`loss_at_sender`) never reaches the wire:
