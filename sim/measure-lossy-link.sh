@@ -175,9 +175,11 @@ clean_session = false
 keepalive_s = 5
 link = "veth"
 EOF
+    # The delivery table's `all` row (12 fields; the cost and energy tables' `all` rows have
+    # fewer).
     for seed in $(seq 1 "$sim_seeds"); do
       "$bin" sim "$work/cell.toml" --seed "$seed" --quiet 2>/dev/null | awk -v l="$loss" -v q="$qos" -v i="$interval" -v s="$seed" '
-        $1 == "all" { print l "," q "," i "," s "," $2 "," $5 "," $10 "," $11 "," $12 }' >> "$out_sim" || true
+        $1 == "all" && NF == 12 { print l "," q "," i "," s "," $2 "," $5 "," $10 "," $11 "," $12 }' >> "$out_sim" || true
     done
   done
 done

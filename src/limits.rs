@@ -10,6 +10,12 @@ pub const PACKET_SIZE_DEFAULT_MAX_BYTES: usize = 1024 * 1024;
 pub const STRING_MAX_BYTES: usize = 65_535;
 /// Default number of QoS 1/2 messages in flight to one client (mosquitto `max_inflight_messages`).
 pub const INFLIGHT_DEFAULT_MAX_MESSAGES: usize = 20;
+/// Default number of incoming QoS 2 messages a client holds for their PUBREL when it delivers
+/// at PUBREL (`ClientConfig::qos2_delivery`); past it a message is delivered at its PUBLISH.
+/// A broker sends at most its in-flight window unreleased (20 by default in mosquitto,
+/// src/conf.c:192, and here), so only a broker with a window over 1,000 (mosquitto's
+/// `max_inflight_messages 0` is unlimited) reaches it. Each is at most `max_packet_bytes`.
+pub const QOS2_HELD_DEFAULT_MAX_MESSAGES: usize = 1_000;
 /// Hard ceiling on the in-flight window: packet identifiers are u16 and 0 is reserved.
 pub const INFLIGHT_CEILING_MESSAGES: usize = 65_535;
 /// Default queue of messages waiting behind the in-flight window, per session

@@ -58,7 +58,8 @@
 //! profile = "esp-mqtt"   # "pubsubclient" (QoS 0 publish only) | "esp-mqtt" | "mqsim" (this
 //!                        # project's client, as the firmware and a backend on a PC run it)
 //! app = "door"           # optional: an application the run was given (World::app); without
-//!                        # it the device runs the reference sketch, whose keys are the next five
+//!                        # it the device runs the reference sketch, whose keys are qos, interval_ms,
+//!                        # messages, topic_prefix, retain and publish_humidity
 //! sketch = "app.ino"     # optional, instead of app: an Arduino sketch (C++, with its libraries),
 //!                        # compiled for the host; relative to this file (docs/sketches.md)
 //! libraries = ["libs"]   # optional, with sketch: Arduino libraries/ folders, searched before
@@ -72,6 +73,8 @@
 //! topic_prefix = "ESP32/{id}" # publishes PREFIX/TEM and PREFIX/HUM; default "ESP32" for one
 //!                        # device, "ESP32/{id}" for a group; {id} = the client id
 //! retain = false         # default false
+//! publish_humidity = true # default true; false: each reading publishes PREFIX/TEM only (one
+//!                        # message per interval, as a bench publisher on one topic)
 //! outbox_expiry_s = 30   # esp-mqtt only (default 30): unacknowledged QoS 1/2 deleted after it
 //! will = { topic = "ESP32/{id}/status", payload = "offline", qos = 1, retain = true }
 //! start_spread_s = 20    # default 0: each device boots at a time drawn from its own seed

@@ -9,6 +9,7 @@
 //! loop():   every `interval_ms` after the first "connected": read the DHT, print
 //!           "Publish message:", "Temperature : 26.70°C", "Humidity : 52.00%", and publish the
 //!           two values (`26.70`, `52.00`) to ESP32/TEM and ESP32/HUM, connected or not
+//!           (the temperature only with `publish_humidity = false`)
 //! ```
 //! A reading that falls due while a blocking `connect()` runs is taken as soon as it returns
 //! (the device holds the application's timers while it is blocked). A lost connection is
@@ -51,6 +52,10 @@ pub struct SketchConfig {
     pub subscriptions: Vec<(String, QoS)>,
     /// Publish the readings retained (the sketch's `publish(topic, payload, true)`).
     pub retain: bool,
+    /// Publish the humidity too (the sketch's two publishes per reading; default true). False:
+    /// the temperature only, one message per reading, as a bench publisher sending one topic at
+    /// a fixed rate does (the serial lines are the same).
+    pub publish_humidity: bool,
     /// Stop publishing after this many publish calls (a measurement run); `None` = never.
     pub max_publish_calls: Option<u64>,
     /// The largest tag the device adds to a payload, in bytes (0 without tags), for the
@@ -67,6 +72,7 @@ impl Default for SketchConfig {
             interval_ms: 2_000,
             subscriptions: Vec::new(),
             retain: false,
+            publish_humidity: true,
             max_publish_calls: None,
             tag_bytes: 0,
         }
@@ -159,7 +165,9 @@ impl App for ReferenceSketch {
                 let h = payload_value(r.humidity_pct);
                 // Refused calls are lost at the device; the sketch ignores publish()'s result.
                 let _ = ctx.publish(&self.config.temperature_topic, t.as_bytes(), qos, retain);
-                let _ = ctx.publish(&self.config.humidity_topic, h.as_bytes(), qos, retain);
+                if self.config.publish_humidity {
+                    let _ = ctx.publish(&self.config.humidity_topic, h.as_bytes(), qos, retain);
+                }
             }
             _ => {}
         }

@@ -26,6 +26,23 @@ pub struct LastWill {
     pub retain: bool,
 }
 
+/// When an incoming QoS 2 message is handed to the application ([`Event::Message`]). MQTT 3.1.1
+/// allows either (4.3.3, Figure 4.3, methods A and B); neither delivers a message twice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Qos2Delivery {
+    /// At its PUBLISH, keeping only its packet identifier until PUBREL (method B; this client's
+    /// default).
+    #[default]
+    AtPublish,
+    /// At its PUBREL, the message held until then (method A), as libmosquitto, which
+    /// `mosquitto_sub` runs on, and paho-mqtt do: libmosquitto 2.0.11 lib/handle_publish.c:158-166
+    /// queues it with PUBREC and lib/handle_pubrel.c:95-108 calls `on_message` after PUBCOMP;
+    /// paho-mqtt 1.6.1 client.py:3332-3337 stores it and `_handle_pubrel` (:3351-3356) delivers
+    /// it. A message whose PUBREL never comes is never delivered. At most
+    /// [`ClientConfig::max_held_qos2_messages`] are held.
+    AtPubrel,
+}
+
 /// Client settings. Every bound has its unit in its name.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -63,6 +80,11 @@ pub struct ClientConfig {
     /// A packet from the broker over `max_packet_bytes`: lose the connection (the default), or
     /// skip it and go on as PubSubClient does with its fixed buffer ([`Event::InboundDropped`]).
     pub oversized_inbound: Oversized,
+    /// When an incoming QoS 2 message is delivered: at PUBLISH (the default) or at PUBREL.
+    pub qos2_delivery: Qos2Delivery,
+    /// With [`Qos2Delivery::AtPubrel`], incoming QoS 2 messages held for their PUBREL; one that
+    /// arrives past it is delivered at its PUBLISH instead (never dropped, never twice).
+    pub max_held_qos2_messages: usize,
 }
 
 impl Default for ClientConfig {
@@ -81,6 +103,8 @@ impl Default for ClientConfig {
             resend_interval: Duration::ZERO,
             outbox_expiry: Duration::ZERO,
             oversized_inbound: Oversized::Refuse,
+            qos2_delivery: Qos2Delivery::AtPublish,
+            max_held_qos2_messages: limits::QOS2_HELD_DEFAULT_MAX_MESSAGES,
         }
     }
 }

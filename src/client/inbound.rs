@@ -28,6 +28,9 @@ impl Client {
             Packet::PubRec(id) => self.on_pubrec(id),
             Packet::PubRel(id) => {
                 self.incoming_qos2.on_pubrel(id);
+                if let Some(m) = self.held_qos2.remove(&id) {
+                    self.events.push_back(m);
+                }
                 // Answer even an unknown id, so the broker can finish (MQTT-4.3.3).
                 self.send(&Packet::PubComp(id));
             }
@@ -69,8 +72,10 @@ impl Client {
             // MQTT-4.4.0-1: re-send with the original identifiers, in the original order.
             self.resend(None);
         } else {
-            // A new session on the broker: its packet identifiers mean nothing any more.
+            // A new session on the broker: its packet identifiers mean nothing any more, and
+            // no PUBREL will come for a held message.
             self.incoming_qos2.clear();
+            self.held_qos2.clear();
             let mut again = Vec::new();
             for f in self.inflight.drain() {
                 match f.awaiting {
@@ -99,13 +104,21 @@ impl Client {
             QoS::ExactlyOnce => self.incoming_qos2.on_publish(p.pkid),
         };
         if deliver {
-            self.events.push_back(Event::Message {
+            let m = Event::Message {
                 topic: p.topic.to_string(),
                 payload: p.payload.to_vec(),
                 qos: p.qos,
                 retain: p.retain,
                 dup: p.dup,
-            });
+            };
+            let hold = p.qos == QoS::ExactlyOnce
+                && self.config.qos2_delivery == Qos2Delivery::AtPubrel
+                && self.held_qos2.len() < self.config.max_held_qos2_messages;
+            if hold {
+                self.held_qos2.insert(p.pkid, m);
+            } else {
+                self.events.push_back(m);
+            }
         }
         match p.qos {
             QoS::AtMostOnce => {}

@@ -51,7 +51,11 @@
 //! Delivered as [`Event::Message`] (owned). QoS 1 is answered with PUBACK (a DUP re-send is
 //! delivered again, with `dup` set: at least once). QoS 2 is delivered on the first PUBLISH of a
 //! packet identifier, answered with PUBREC, and the identifier held until PUBREL (answered with
-//! PUBCOMP): a re-sent duplicate is acknowledged, not delivered twice (MQTT-4.3.3-2).
+//! PUBCOMP): a re-sent duplicate is acknowledged, not delivered twice (MQTT-4.3.3-2). With
+//! [`Qos2Delivery::AtPubrel`] it is held and delivered at its PUBREL instead, as libmosquitto
+//! and paho-mqtt do (at most `max_held_qos2_messages`; past that at PUBLISH). A new session
+//! (CONNACK without session present) forgets the identifiers and the held messages: that
+//! broker will never release them.
 //!
 //! # Keep alive
 //! With `keep_alive_s` = k > 0, a PINGREQ goes out k after the last packet sent *or* received,
@@ -108,7 +112,7 @@
 //! }
 //! ```
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::ops::ControlFlow;
@@ -127,7 +131,7 @@ mod config;
 mod event;
 mod inbound;
 
-pub use config::{ClientConfig, LastWill};
+pub use config::{ClientConfig, LastWill, Qos2Delivery};
 pub use event::{ClientError, ConnectionState, Event, LostReason, ProtocolViolation, PublishId};
 
 /// A message accepted by [`Client::publish`].
@@ -184,8 +188,11 @@ pub struct Client {
     /// SUBSCRIBE/UNSUBSCRIBE awaiting acknowledgement, in request order.
     requests: VecDeque<Request>,
     next_publish_id: u64,
-    /// Incoming QoS 2 identifiers delivered and not yet released (MQTT-4.3.3-2).
+    /// Incoming QoS 2 identifiers received and not yet released (MQTT-4.3.3-2).
     incoming_qos2: IncomingQos2,
+    /// With [`Qos2Delivery::AtPubrel`]: the messages of those identifiers not yet delivered,
+    /// by identifier, at most `config.max_held_qos2_messages`.
+    held_qos2: BTreeMap<u16, Event>,
     last_tx: Instant,
     last_rx: Instant,
     connack_deadline: Option<Instant>,
@@ -232,6 +239,7 @@ impl Client {
             requests: VecDeque::new(),
             next_publish_id: 1,
             incoming_qos2: IncomingQos2::default(),
+            held_qos2: BTreeMap::new(),
             last_tx: now,
             last_rx: now,
             connack_deadline: None,

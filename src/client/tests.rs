@@ -619,6 +619,99 @@ fn mqtt_4_3_3_2_incoming_qos2_is_delivered_once_until_pubrel() {
     assert_eq!(t.sent(), vec![Pkt::PubComp(33)]);
 }
 
+fn at_pubrel(max_held: usize) -> ClientHarness {
+    ClientHarness::connected(ClientConfig {
+        qos2_delivery: Qos2Delivery::AtPubrel,
+        max_held_qos2_messages: max_held,
+        ..ClientHarness::cfg("sub", 0, false)
+    })
+}
+
+fn payloads(events: &[Event]) -> Vec<&[u8]> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message { payload, .. } => Some(&payload[..]),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn qos2_at_pubrel_is_held_until_pubrel_and_delivered_once() {
+    let mut t = at_pubrel(limits::QOS2_HELD_DEFAULT_MAX_MESSAGES);
+    t.feed(&publish("s", b"two", QoS::ExactlyOnce, 9, false));
+    assert_eq!(t.sent(), vec![Pkt::PubRec(9)]);
+    assert_eq!(t.events(), vec![], "held, not delivered at PUBLISH");
+    // A re-sent duplicate while held: acknowledged again, still held once.
+    t.feed(&publish("s", b"two", QoS::ExactlyOnce, 9, true));
+    assert_eq!(t.sent(), vec![Pkt::PubRec(9)]);
+    assert_eq!(t.events(), vec![]);
+    t.feed(&enc(&Packet::PubRel(9)));
+    assert_eq!(t.sent(), vec![Pkt::PubComp(9)]);
+    assert_eq!(
+        t.events(),
+        vec![Event::Message {
+            topic: "s".into(),
+            payload: b"two".to_vec(),
+            qos: QoS::ExactlyOnce,
+            retain: false,
+            dup: false,
+        }]
+    );
+    // A repeated PUBREL is answered and delivers nothing.
+    t.feed(&enc(&Packet::PubRel(9)));
+    assert_eq!(t.sent(), vec![Pkt::PubComp(9)]);
+    assert_eq!(t.events(), vec![]);
+    // QoS 0 and 1 are not held.
+    t.feed(&publish("s", b"zero", QoS::AtMostOnce, 0, false));
+    t.feed(&publish("s", b"one", QoS::AtLeastOnce, 3, false));
+    assert_eq!(payloads(&t.events()), vec![&b"zero"[..], b"one"]);
+}
+
+#[test]
+fn qos2_at_pubrel_past_the_bound_is_delivered_at_publish() {
+    let mut t = at_pubrel(2);
+    for (id, p) in [(1, b"a"), (2, b"b"), (3, b"c")] {
+        t.feed(&publish("s", p, QoS::ExactlyOnce, id, false));
+    }
+    assert_eq!(
+        payloads(&t.events()),
+        vec![&b"c"[..]],
+        "the third is over the bound"
+    );
+    // Its PUBREL delivers nothing more; the held ones come out in PUBREL order.
+    for id in [3, 2, 1] {
+        t.feed(&enc(&Packet::PubRel(id)));
+    }
+    assert_eq!(payloads(&t.events()), vec![&b"b"[..], b"a"]);
+    // Released: room again.
+    t.feed(&publish("s", b"d", QoS::ExactlyOnce, 4, false));
+    assert_eq!(t.events(), vec![]);
+}
+
+#[test]
+fn qos2_at_pubrel_held_across_a_resumed_session_and_forgotten_with_a_new_one() {
+    let mut t = at_pubrel(limits::QOS2_HELD_DEFAULT_MAX_MESSAGES);
+    t.feed(&publish("s", b"kept", QoS::ExactlyOnce, 5, false));
+    t.sent();
+    t.reconnect(true);
+    t.events();
+    // The broker re-sends the PUBREL on the resumed session (MQTT-4.4.0-1).
+    t.feed(&enc(&Packet::PubRel(5)));
+    assert_eq!(t.sent(), vec![Pkt::PubComp(5)]);
+    assert_eq!(payloads(&t.events()), vec![&b"kept"[..]]);
+    t.feed(&publish("s", b"gone", QoS::ExactlyOnce, 6, false));
+    assert_eq!(t.sent(), vec![Pkt::PubRec(6)]);
+    assert_eq!(t.events(), vec![]);
+    t.reconnect(false);
+    t.events();
+    // That broker has no session: a PUBREL for the old identifier delivers nothing.
+    t.feed(&enc(&Packet::PubRel(6)));
+    assert_eq!(t.sent(), vec![Pkt::PubComp(6)]);
+    assert_eq!(t.events(), vec![]);
+}
+
 // ----- outgoing messages -----
 
 #[test]

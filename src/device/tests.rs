@@ -453,6 +453,32 @@ fn esp_mqtt(qos: QoS) -> Net {
 }
 
 #[test]
+fn without_humidity_each_reading_publishes_the_temperature_only() {
+    let sketch = SketchConfig {
+        publish_humidity: false,
+        interval_ms: 50,
+        ..SketchConfig::default()
+    };
+    let mut n = Net::with(DeviceConfig::new(Profile::EspMqtt), sketch);
+    n.run_until(2_000 + 50 * 4);
+    let topics: Vec<(u64, String)> = n
+        .log
+        .iter()
+        .filter_map(|(at, e)| match e {
+            DeviceEvent::PublishCalled { topic, .. } => Some((at.as_millis(), topic.clone())),
+            _ => None,
+        })
+        .collect();
+    // One message per 50 ms reading, from the first CONNACK (2 s), each to ESP32/TEM.
+    let expected: Vec<(u64, String)> = (1..=4)
+        .map(|i| (2_000 + 50 * i, "ESP32/TEM".to_string()))
+        .collect();
+    assert_eq!(topics, expected);
+    // The serial monitor prints the whole reading, as the sketch does.
+    assert_eq!(n.lines_at("Humidity : 52.00%").len(), 4);
+}
+
+#[test]
 fn esp_mqtt_reconnects_after_10s_and_sends_what_it_queued() {
     let mut n = esp_mqtt(QoS::AtLeastOnce);
     n.run_until(10_500);

@@ -252,6 +252,7 @@ pub(crate) fn build(
                         qos: qos(d.qos),
                         interval_ms: d.interval_ms,
                         retain: d.retain,
+                        publish_humidity: d.publish_humidity,
                         max_publish_calls: d.messages,
                         tag_bytes: TAG_MAX_BYTES,
                         ..SketchConfig::default()

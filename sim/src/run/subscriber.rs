@@ -2,7 +2,9 @@
 //! stream the connector opens. It subscribes after every CONNACK, with a session or without (as
 //! `mosquitto_sub` does: client/sub_client.c, `my_connect_callback`, subscribes whenever the
 //! CONNACK's result is 0, whatever its session-present flag), prints each
-//! message as `topic payload`, and reconnects a second after a loss (libmosquitto's default
+//! message as `topic payload` (a QoS 2 one at its PUBREL, as libmosquitto hands it on:
+//! [`mqsim::client::Qos2Delivery::AtPubrel`], set by `subscribers::build` for both engines), and
+//! reconnects a second after a loss (libmosquitto's default
 //! reconnect delay), also when its WiFi dropped while a connection attempt was under way.
 //!
 //! Like the real one, it gives up when its first connection attempt fails (`mosquitto_sub`

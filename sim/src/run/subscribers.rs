@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use mqsim::client::{ClientConfig, Event};
+use mqsim::client::{ClientConfig, Event, Qos2Delivery};
 use mqsim::device::parse_tag;
 use mqsim::time::Instant;
 use mqsim::QoS;
@@ -139,6 +139,9 @@ pub(crate) fn build(
         let config = ClientConfig {
             keep_alive_s: s.keepalive_s,
             clean_session: s.clean_session,
+            // libmosquitto hands a QoS 2 message to mosquitto_sub at its PUBREL
+            // (lib/handle_pubrel.c, see `Qos2Delivery::AtPubrel`): the ledger's delivery time.
+            qos2_delivery: Qos2Delivery::AtPubrel,
             ..ClientConfig::new(s.name.clone())
         };
         let connector = SimConnector {

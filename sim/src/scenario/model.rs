@@ -187,7 +187,8 @@ pub struct DeviceSpec {
     pub profile: Profile,
     /// The application the devices run: `None` for the reference sketch, else a name the run
     /// was given an application for ([`crate::world::World::app`]). The sketch's keys (`qos`,
-    /// `interval_ms`, `messages`, `topic_prefix`, `retain`) are the reference sketch's only.
+    /// `interval_ms`, `messages`, `topic_prefix`, `retain`, `publish_humidity`) are the reference
+    /// sketch's only.
     pub app: Option<String>,
     /// An Arduino sketch the devices run instead (`sketch = "app.ino"`, relative to the scenario
     /// file's folder): the user's C++ and its libraries, compiled for the host
@@ -206,6 +207,9 @@ pub struct DeviceSpec {
     /// The device publishes `PREFIX/TEM` and `PREFIX/HUM`; `{id}` stands for the client id.
     pub topic_prefix: String,
     pub retain: bool,
+    /// Each reading publishes `PREFIX/HUM` after `PREFIX/TEM` (true, the sketch's default), or
+    /// the temperature only: one message per reading.
+    pub publish_humidity: bool,
     /// esp-mqtt only.
     pub outbox_expiry_s: Option<u64>,
     /// The device's TCP stack profile by name (`crate::net::link::Stack::by_name`); `None` =

@@ -110,6 +110,7 @@ pub(super) struct RawDevice {
     pub(super) messages: Option<Sp<u64>>,
     pub(super) topic_prefix: Option<Sp<String>>,
     pub(super) retain: Option<Sp<bool>>,
+    pub(super) publish_humidity: Option<Sp<bool>>,
     pub(super) outbox_expiry_s: Option<Sp<u64>>,
     pub(super) tcp_stack: Option<Sp<String>>,
     pub(super) will: Option<RawWill>,

@@ -50,6 +50,24 @@ fn minimal_gets_the_defaults() {
 }
 
 #[test]
+fn publish_humidity_defaults_on_and_is_the_reference_sketchs_key() {
+    let d = |text: &str| Scenario::parse(text, "t.toml").unwrap().devices[0].publish_humidity;
+    assert!(d(MINIMAL));
+    assert!(!d(
+        &MINIMAL.replace("qos = 0", "qos = 0\npublish_humidity = false")
+    ));
+    let app = MINIMAL.replace("qos = 0", "app = \"door\"\npublish_humidity = false");
+    let err = Scenario::parse(&app, "t.toml").expect_err("an application decides");
+    assert!(
+        err.first()
+            .reason
+            .starts_with("publish_humidity is a setting of the reference sketch"),
+        "{}",
+        err.first().reason
+    );
+}
+
+#[test]
 fn groups_expand_to_numbered_client_ids() {
     let text = MINIMAL.replace("name = \"sensor\"", "name = \"sensor\"\ncount = 3");
     let s = Scenario::parse(&text, "t.toml").unwrap();

@@ -435,6 +435,9 @@ fn validate_devices(
                     .as_ref()
                     .map(|v| ("topic_prefix", c.line(v.span()))),
                 d.retain.as_ref().map(|v| ("retain", c.line(v.span()))),
+                d.publish_humidity
+                    .as_ref()
+                    .map(|v| ("publish_humidity", c.line(v.span()))),
             ];
             for (key, line) in sketch_keys.into_iter().flatten() {
                 c.problems.push(Diagnostic {
@@ -564,6 +567,7 @@ fn validate_devices(
             messages: d.messages.as_ref().map(|m| *m.get_ref()),
             topic_prefix,
             retain: d.retain.as_ref().is_some_and(|r| *r.get_ref()),
+            publish_humidity: d.publish_humidity.as_ref().is_none_or(|p| *p.get_ref()),
             outbox_expiry_s,
             tcp_stack,
             will,

@@ -163,6 +163,9 @@ fn device(t: &mut String, d: &DeviceSpec) {
         }
         let _ = writeln!(t, "topic_prefix = {}", string(&d.topic_prefix));
         let _ = writeln!(t, "retain = {}", d.retain);
+        if !d.publish_humidity {
+            let _ = writeln!(t, "publish_humidity = false");
+        }
     }
     let _ = writeln!(t, "link = {}", string(&d.link));
     let _ = writeln!(t, "clean_session = {}", d.clean_session);

@@ -431,16 +431,21 @@ fn pair_qos2_exactly_once_when_pubcomp_is_lost() {
 }
 
 /// The subscriber's link loses `lost` packets client-to-broker; it reconnects.
-fn incoming_qos2_with_lost_packet(lost: u8) -> (Pair, usize) {
+fn incoming_qos2_with_lost_packet(lost: u8, delivery: Qos2Delivery) -> (Pair, usize) {
     let mut p = new_pair();
-    let sub = p.add(cfg("sub", 60, false));
+    let sub = p.add(ClientConfig {
+        qos2_delivery: delivery,
+        ..cfg("sub", 60, false)
+    });
     let publ = p.add(cfg("pub", 60, true));
     p.open(sub);
     p.open(publ);
     p.subscribe(sub, "t", 2);
     p.nodes[sub].up = Loss::PacketType(lost);
     p.publish(publ, "t", "once", 2);
-    assert_eq!(p.payloads(sub), vec!["once"]);
+    // Delivered at PUBLISH, or at PUBREL, which a lost PUBREC holds back until the reconnect.
+    let held = delivery == Qos2Delivery::AtPubrel && lost == 5;
+    assert_eq!(p.payloads(sub).len(), if held { 0 } else { 1 });
     assert_eq!(p.broker.inflight_messages("sub"), Some(1));
     p.sever(sub);
     p.nodes[sub].up = Loss::Nothing;
@@ -451,7 +456,7 @@ fn incoming_qos2_with_lost_packet(lost: u8) -> (Pair, usize) {
 
 #[test]
 fn pair_incoming_qos2_exactly_once_when_pubrec_is_lost() {
-    let (p, sub) = incoming_qos2_with_lost_packet(5);
+    let (p, sub) = incoming_qos2_with_lost_packet(5, Qos2Delivery::AtPublish);
     // The broker re-sent the PUBLISH with DUP: acknowledged, not delivered again.
     assert!(p
         .packets(sub, Dir::Down, 0)
@@ -461,10 +466,18 @@ fn pair_incoming_qos2_exactly_once_when_pubrec_is_lost() {
 
 #[test]
 fn pair_incoming_qos2_exactly_once_when_pubcomp_is_lost() {
-    let (p, sub) = incoming_qos2_with_lost_packet(7);
+    let (p, sub) = incoming_qos2_with_lost_packet(7, Qos2Delivery::AtPublish);
     let down = p.packets(sub, Dir::Down, 0);
     assert_eq!(down.iter().filter(|x| **x == Pkt::PubRel(1)).count(), 2);
     assert_eq!(p.payloads(sub), vec!["once"]);
+}
+
+#[test]
+fn pair_incoming_qos2_at_pubrel_exactly_once_when_pubrec_or_pubcomp_is_lost() {
+    for lost in [5, 7] {
+        let (p, sub) = incoming_qos2_with_lost_packet(lost, Qos2Delivery::AtPubrel);
+        assert_eq!(p.payloads(sub), vec!["once"], "lost packet type {lost}");
+    }
 }
 
 #[test]

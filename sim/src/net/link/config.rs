@@ -128,6 +128,22 @@ pub struct Stack {
     /// Linux quick-ACK mode: this many ACKs go out at once at the start of a connection and
     /// after a receive gap longer than the RTO (`tcp_event_data_recv()`, `TCP_MAX_QUICKACKS`).
     pub quickacks: u32,
+    /// Linux's ACK at the application's read and its pingpong (interactive) mode; 0 = neither
+    /// (every other stack). A small in-order segment (under [`LINUX_RCV_MSS_INITIAL_BYTES`], and
+    /// every segment of this model is pushed) marks the ACK "pushed" (`tcp_measure_rcv_mss()`,
+    /// net/ipv4/tcp_input.c: ICSK_ACK_PUSHED, a second one ICSK_ACK_PUSHED2); the application's
+    /// read, which here is the delivery itself, then sends the ACK at once unless the socket is
+    /// in pingpong mode, and at the second pushed segment in any mode (`__tcp_cleanup_rbuf()`,
+    /// net/ipv4/tcp.c). Pingpong mode: this end sent new data within the delayed-ACK time
+    /// (`ato`, [`Stack::delack_ms`] here) of its last receipt this many times
+    /// (`tcp_event_data_sent()`, net/ipv4/tcp_output.c; `sysctl_tcp_pingpong_thresh` = 1,
+    /// `tcp_sk_init()`, net/ipv4/tcp_ipv4.c); it is left when a delayed ACK fires
+    /// (`tcp_delack_timer_handler()`, net/ipv4/tcp_timer.c) or on out-of-order or duplicate
+    /// data (`tcp_enter_quickack_mode()`), and quick ACKs wait while it lasts
+    /// (`tcp_in_quickack_mode()`, net/ipv4/tcp_input.c). Not modelled: `ato`'s adaptation
+    /// (`tcp_event_data_recv()`, and its doubling when a delayed ACK fires outside pingpong
+    /// mode), which with ACKs at the read and a 2 ms RTT keeps the 40 ms floor here.
+    pub pingpong_thresh: u32,
     /// Initial congestion window in bytes; `None` = no congestion control (smoltcp as
     /// embassy-net builds it). Reno-style: slow start, one MSS after an RTO, halved once per
     /// fast recovery.
@@ -166,6 +182,10 @@ pub struct LinkConfig {
     pub server: Stack,
 }
 
+/// Linux `TCP_MSS_DEFAULT` (include/net/tcp.h): the receiver's first `rcv_mss`
+/// (`tcp_initialize_rcv_mss()`); it grows only with full-sized segments, so a smaller segment
+/// counts as a small pushed one ([`Stack::pingpong_thresh`]).
+pub const LINUX_RCV_MSS_INITIAL_BYTES: usize = 536;
 /// Linux `tcp_orphan_retries()` with the sysctl at its default 0 (net/ipv4/tcp_timer.c).
 pub const LINUX_ORPHAN_RETRIES: u32 = 8;
 /// Linux `TCP_FIN_TIMEOUT` (include/net/tcp.h): 60 s.
@@ -204,6 +224,7 @@ impl Stack {
             delack_tick_ms: 0,
             ack_every: AckEvery::Segments(1),
             quickacks: 0,
+            pingpong_thresh: 0,
             initial_cwnd_bytes: None,
             rcv_wnd_bytes: 1 << 30,
             rack_tlp: true,
@@ -214,7 +235,11 @@ impl Stack {
     /// Linux with its defaults (the broker's host, the subscribers', a device process on a PC).
     /// include/net/tcp.h (torvalds/linux 003e07a1): `TCP_RTO_MIN` 200 ms, `TCP_TIMEOUT_INIT`
     /// 1 s, `TCP_RTO_MAX` 120 s, `TCP_TIMEOUT_FALLBACK` 3 s, `TCP_DELACK_MIN` 40 ms,
-    /// `TCP_MAX_QUICKACKS` 16, `TCP_INIT_CWND` 10; `tcp_retries2` 15, `tcp_syn_retries` 6
+    /// `TCP_MAX_QUICKACKS` 16, `TCP_INIT_CWND` 10; the ACK at the read and pingpong mode with
+    /// `sysctl_tcp_pingpong_thresh` 1 ([`Stack::pingpong_thresh`]: the real bench's captures
+    /// show it, e.g. shared/data/real-lossy-link/real-loss20-qos0.pcap, where the broker ACKs
+    /// a PUBLISH 0.03 ms after it, but 41-44 ms after when it has just answered a PINGREQ or
+    /// a CONNECT); `tcp_retries2` 15, `tcp_syn_retries` 6
     /// (exponential SYN backoff, kernels before 6.5), RACK and TLP on (`tcp_sk_init()`,
     /// net/ipv4/tcp_ipv4.c); Nagle on unless `TCP_NODELAY` (tcp(7)), which neither mosquitto
     /// (`set_tcp_nodelay` false, src/conf.c:204) nor paho-mqtt nor mosquitto_sub set. MSS 1460
@@ -228,6 +253,7 @@ impl Stack {
             delack_ms: 40,
             ack_every: AckEvery::Bytes(536),
             quickacks: 16,
+            pingpong_thresh: 1,
             initial_cwnd_bytes: Some(10 * 1460),
             rcv_wnd_bytes: 65_535,
             syn_fallback_rto_ms: Some(3_000),
@@ -272,6 +298,7 @@ impl Stack {
             delack_tick_ms: 250,
             ack_every: AckEvery::Segments(2),
             quickacks: 0,
+            pingpong_thresh: 0,
             initial_cwnd_bytes: Some(4_380),
             rcv_wnd_bytes: 5_760,
             rack_tlp: false,
@@ -328,6 +355,7 @@ impl Stack {
             delack_tick_ms: 0,
             ack_every: AckEvery::Bytes(1460),
             quickacks: 0,
+            pingpong_thresh: 0,
             initial_cwnd_bytes: None,
             rcv_wnd_bytes: 2_048,
             rack_tlp: false,

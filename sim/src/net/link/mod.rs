@@ -262,6 +262,11 @@ struct Stream {
     quick_left: u32,
     /// Receiver side: when the last data segment arrived.
     last_rcv: Option<Instant>,
+    /// Receiver side ([`Stack::pingpong_thresh`]): this end's replies within the delayed-ACK
+    /// time of a receipt (pingpong mode at the threshold), and small segments received since
+    /// its last ACK (Linux ICSK_ACK_PUSHED / PUSHED2).
+    pingpong: u32,
+    pushed: u32,
     segs: VecDeque<Seg>,
     /// Bytes and FIN accepted before the handshake completed.
     pending: Vec<u8>,
@@ -321,6 +326,8 @@ impl Stream {
             delack_gen: 0,
             quick_left: 0,
             last_rcv: None,
+            pingpong: 0,
+            pushed: 0,
             segs: VecDeque::new(),
             pending: Vec::new(),
             pending_fin: false,
@@ -394,6 +401,11 @@ pub struct Link {
     /// The faults (by key) partitioning the connection; partitioned while any is on.
     partition: BTreeSet<u32>,
     aborted: [bool; 2],
+    /// While a segment carrying data and an ACK is processed: new data its ACK released waits
+    /// until its data is taken (`Some(direction)` once released), as in Linux
+    /// `tcp_rcv_established()`: `tcp_ack()`, then `tcp_data_queue()`, then
+    /// `tcp_data_snd_check()`, so that data carries the ACK of the data that came in.
+    send_after_data: Option<Option<Dir>>,
     /// An aborted side that is back up (a new host): it answers the next segment with RST.
     rebooted: [bool; 2],
     /// The side's application closed its socket: it reads nothing more (data arriving for it
@@ -441,6 +453,7 @@ impl Link {
             syn_attempt: 0,
             partition: BTreeSet::new(),
             aborted: [false; 2],
+            send_after_data: None,
             rebooted: [false; 2],
             app_closed: [false; 2],
             abandoned: false,

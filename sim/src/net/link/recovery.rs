@@ -251,11 +251,23 @@ impl Link {
             self.peer_fin[dir.idx()] = true;
             self.out.push_back(Output::Closed { dir });
         }
+        // New data the segment's ACK released goes out now, carrying the ACK of this data
+        // (Linux tcp_data_snd_check() before tcp_ack_snd_check()): then no pure ACK follows.
+        let gen_before = self.streams[dir.idx()].delack_gen;
+        if let Some(Some(d)) = self.send_after_data.take() {
+            self.try_send(at, d);
+        }
+        let carried = self.streams[dir.idx()].delack_gen != gen_before;
         // The ACK back: at once for out-of-order data, a duplicate, a FIN, a quick ACK or past
         // the stack's threshold; else delayed (or carried by data going back meanwhile).
         let st = self.stack(receiver);
-        let (delack_ms, tick_ms, every, quickacks) =
-            (st.delack_ms, st.delack_tick_ms, st.ack_every, st.quickacks);
+        let (delack_ms, tick_ms, every, quickacks, pingpong_thresh) = (
+            st.delack_ms,
+            st.delack_tick_ms,
+            st.ack_every,
+            st.quickacks,
+            st.pingpong_thresh,
+        );
         let rcv_rto = self.rto(dir.opposite());
         let s = &mut self.streams[dir.idx()];
         // Linux tcp_data_queue(): a segment that fills the last hole is acknowledged at once
@@ -264,20 +276,35 @@ impl Link {
         let in_order = !delivered.is_empty() && s.ooo.is_empty() && !closed && !hole_ack_now;
         if !in_order && quickacks > 0 {
             // Linux tcp_data_queue(): out-of-order data and a retransmission of data already
-            // received enter quick-ACK mode (`tcp_enter_quickack_mode(sk, TCP_MAX_QUICKACKS)`).
+            // received enter quick-ACK mode (`tcp_enter_quickack_mode(sk, TCP_MAX_QUICKACKS)`),
+            // which also leaves pingpong mode.
             s.quick_left = quickacks;
+            s.pingpong = 0;
         }
         if quickacks > 0 && s.last_rcv.is_some_and(|t| at.saturating_since(t) > rcv_rto) {
             // Linux tcp_event_data_recv(): a receive gap longer than the RTO refills quick ACKs.
             s.quick_left = quickacks;
         }
         s.last_rcv = Some(at);
+        if in_order && carried {
+            // Data going back carried the ACK (see above): nothing left to acknowledge.
+            return;
+        }
         let threshold = match every {
             AckEvery::Segments(n) => s.ack_pending + 1 >= n,
             AckEvery::Bytes(b) => s.ack_pending_bytes + delivered.len() as u64 > b,
         };
-        let quick = s.quick_left > 0;
-        if !in_order || delack_ms == 0 || quick || threshold {
+        // Linux (Stack::pingpong_thresh): no quick ACKs in pingpong mode; the application's
+        // read acknowledges a small pushed segment at once outside it, and a second one in it.
+        let pingpong = pingpong_thresh > 0 && s.pingpong >= pingpong_thresh;
+        let quick = s.quick_left > 0 && !pingpong;
+        let mut at_read = false;
+        if pingpong_thresh > 0 && in_order && delivered.len() < config::LINUX_RCV_MSS_INITIAL_BYTES
+        {
+            s.pushed = s.pushed.saturating_add(1);
+            at_read = s.pushed >= 2 || !pingpong;
+        }
+        if !in_order || delack_ms == 0 || quick || threshold || at_read {
             if in_order && quick {
                 s.quick_left -= 1;
             }
@@ -368,7 +395,7 @@ impl Link {
         }
         if !news {
             if retry {
-                self.try_send(at, dir);
+                self.send_after_ack(at, dir);
             }
             return;
         }
@@ -399,6 +426,15 @@ impl Link {
         self.arm_timer(at, dir, advanced);
         self.detect_loss(at, dir);
         self.check_fin_wait2(at, dir.sender());
-        self.try_send(at, dir);
+        self.send_after_ack(at, dir);
+    }
+
+    /// New data an ACK released: at once for a pure ACK, after the segment's data when the ACK
+    /// came with data ([`Link::send_after_data`]).
+    fn send_after_ack(&mut self, at: Instant, dir: Dir) {
+        match &mut self.send_after_data {
+            Some(pending) => *pending = Some(dir),
+            None => self.try_send(at, dir),
+        }
     }
 }

@@ -288,6 +288,7 @@ impl Link {
         let s = &mut self.streams[dir.idx()];
         s.ack_pending = 0;
         s.ack_pending_bytes = 0;
+        s.pushed = 0;
         s.delack_gen += 1;
         let back = dir.opposite();
         let ack_off = s.rcv_nxt;
@@ -413,6 +414,32 @@ impl Link {
                 .and_then(|i| s.segs.get(i))
                 .is_some_and(|g| g.tx_count == 0 && !g.fin && !g.data.is_empty())
         };
+        let ack = self.ack_for(dir);
+        let (pingpong_thresh, ato_ms) = {
+            let st = self.stack(dir.sender());
+            (st.pingpong_thresh, st.delack_ms)
+        };
+        // The segment carries the ACK a delayed ACK was waiting to send (piggyback); the
+        // generation moves on either way, so that seg_arrive() sees an ACK went out.
+        let o = &mut self.streams[dir.opposite().idx()];
+        o.ack_pending = 0;
+        o.ack_pending_bytes = 0;
+        o.delack_gen += 1;
+        o.pushed = 0;
+        // New data sent within ato of this end's last receipt: a reply (Linux
+        // tcp_event_data_sent(), see Stack::pingpong_thresh).
+        if pingpong_thresh > 0
+            && first_data
+            && o.last_rcv
+                .is_some_and(|t| at.saturating_since(t) < Duration::from_millis(ato_ms))
+        {
+            o.pingpong = o.pingpong.saturating_add(1);
+        }
+        // Linux __tcp_transmit_skb() (net/ipv4/tcp_output.c) counts the ACK it carries as sent
+        // (tcp_event_ack_sent(): the delayed ACK is cancelled) and the data as sent
+        // (tcp_event_data_sent()) before the IP layer is called, so a first transmission the
+        // sender's firewall drops takes its ACK with it: the peer hears nothing until the next
+        // chance (see unsend()).
         let mut drawn = None;
         if self.cfg.loss_at_sender && first_data && !self.cut(dir) {
             if self.random_loss(dir) {
@@ -421,14 +448,7 @@ impl Link {
             }
             drawn = Some(false);
         }
-        let ack = self.ack_for(dir);
-        // The segment carries the ACK a delayed ACK was waiting to send (piggyback).
-        let o = &mut self.streams[dir.opposite().idx()];
-        if o.ack_pending > 0 {
-            o.ack_pending = 0;
-            o.ack_pending_bytes = 0;
-            o.delack_gen += 1;
-        }
+        let o = &self.streams[dir.opposite().idx()];
         let ack_off = o.rcv_nxt;
         let s = &mut self.streams[dir.idx()];
         let Some(i) = s.find(off) else { return };
@@ -639,11 +659,17 @@ impl Link {
                 }
             }
             Ev::SegArrive { dir, off, ack_off } => {
-                // The segment's ACK field acknowledges the opposite direction (piggyback).
+                // The segment's ACK field acknowledges the opposite direction (piggyback); new
+                // data it releases goes out once the segment's own data is taken
+                // (`send_after_data`, sent from seg_arrive()).
+                self.send_after_data = Some(None);
                 if !self.aborted[dir.receiver().idx()] {
                     self.ack_arrive(at, dir.opposite(), ack_off, u64::MAX);
                 }
                 self.seg_arrive(at, dir, off);
+                if let Some(Some(d)) = self.send_after_data.take() {
+                    self.try_send(at, d);
+                }
             }
             Ev::AckArrive {
                 dir,
@@ -683,6 +709,11 @@ impl Link {
             Ev::DelAck { dir, gen } => {
                 let s = &self.streams[dir.idx()];
                 if s.delack_gen == gen && s.ack_pending > 0 && !self.aborted[dir.receiver().idx()] {
+                    // Linux tcp_delack_timer_handler(): a delayed ACK that fires leaves
+                    // pingpong mode (Stack::pingpong_thresh).
+                    if self.stack(dir.receiver()).pingpong_thresh > 0 {
+                        self.streams[dir.idx()].pingpong = 0;
+                    }
                     self.send_ack(at, dir, u64::MAX);
                 }
             }

@@ -1020,3 +1020,98 @@ fn the_same_drop_on_the_wire_is_retransmitted() {
     assert_eq!(r.delivered(Dir::Up), b"one");
     assert_eq!(r.retransmits().len(), 1);
 }
+
+fn linux_both_ends(loss_at_sender: bool) -> LinkConfig {
+    LinkConfig {
+        loss_at_sender,
+        client: Stack::linux(),
+        server: Stack::linux(),
+        ..cfg(1, LossModel::None)
+    }
+}
+
+impl Run {
+    /// Instants of the pure ACKs sent in `dir` (lost or not).
+    fn pure_acks(&self, dir: Dir) -> Vec<Instant> {
+        self.outs
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Output::Wire(w)
+                    if w.dir == dir && w.payload.is_empty() && w.flags.0 == TcpFlags::ACK =>
+                {
+                    Some(w.at)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Linux acknowledges a small pushed segment when its application reads it (here: on delivery),
+/// unless the socket is in pingpong mode because it answered within the delayed-ACK time of a
+/// receipt (`__tcp_cleanup_rbuf()`, `tcp_event_data_sent()`, threshold 1); then the delayed ACK
+/// fires 40 ms later and leaves pingpong mode, so the next segment is acknowledged at once again
+/// (the real capture: the broker's ACK 41-44 ms after the PUBLISH that follows a PINGRESP).
+#[test]
+fn linux_acks_at_the_read_unless_it_just_answered() {
+    let mut r = established(linux_both_ends(false), 3);
+    // 20 segments 100 ms apart use up the 16 quick ACKs; each is acknowledged at once.
+    for i in 0..20u64 {
+        r.send(ms(1_000 + i * 100), Dir::Up, b"publish");
+    }
+    r.run_until(ms(3_500));
+    let acks = r.pure_acks(Dir::Down);
+    let last: Vec<Instant> = acks.iter().copied().filter(|t| *t >= ms(2_850)).collect();
+    assert_eq!(last, vec![ms(2_901)], "at the read, 1 ms after the send");
+    // The server answers within 40 ms of a receipt (a PINGRESP): pingpong mode.
+    r.send(ms(4_000), Dir::Up, b"pingreq");
+    r.send(ms(4_001), Dir::Down, b"pingresp");
+    r.send(ms(4_100), Dir::Up, b"publish");
+    r.send(ms(4_300), Dir::Up, b"publish");
+    r.run_until(ms(5_000));
+    let after: Vec<Instant> = r
+        .pure_acks(Dir::Down)
+        .into_iter()
+        .filter(|t| *t >= ms(4_000))
+        .collect();
+    // The PINGREQ is acknowledged at its read, before the answer; the next PUBLISH waits for
+    // the delayed ACK (40 ms), which leaves pingpong mode; the one after is acknowledged at the
+    // read again.
+    assert_eq!(after, vec![ms(4_001), ms(4_141), ms(4_301)]);
+}
+
+/// Linux counts the ACK a data segment carries as sent before the IP layer sees the segment
+/// (`__tcp_transmit_skb()`: `tcp_event_ack_sent()` first), so a reply dropped in the sender's
+/// own firewall takes its ACK with it: no delayed ACK follows, and the peer hears nothing until
+/// its own retransmission (the real capture: a broker's PUBACK dropped, the next packet from it
+/// the PUBACK 200-240 ms later, no pure ACK between).
+#[test]
+fn a_reply_dropped_at_the_sender_takes_its_ack_with_it() {
+    let mut r = established(linux_both_ends(true), 3);
+    for i in 0..20u64 {
+        r.send(ms(1_000 + i * 100), Dir::Up, b"publish");
+        r.send(ms(1_001 + i * 100), Dir::Down, b"puback");
+    }
+    r.run_until(ms(4_000));
+    // In pingpong mode: the next PUBLISH's ACK is delayed, and its PUBACK is dropped.
+    r.send(ms(4_000), Dir::Up, b"publish");
+    r.run_until(ms(4_001));
+    r.link
+        .set_loss(ms(4_001), LossModel::Bernoulli { loss: 1.0 });
+    r.link.handle_send(ms(4_001), Dir::Down, b"puback");
+    r.drain(ms(4_001));
+    r.link.set_loss(ms(4_001), LossModel::None);
+    r.run_until(ms(5_000));
+    let acks: Vec<Instant> = r
+        .pure_acks(Dir::Down)
+        .into_iter()
+        .filter(|t| *t >= ms(4_000))
+        .collect();
+    assert!(
+        acks.iter().all(|t| *t > ms(4_150)),
+        "no delayed ACK 40 ms after the drop: {acks:?}"
+    );
+    // The PUBLISH is resent (its ACK never came), and the PUBACK then goes out.
+    assert_eq!(r.retransmits().len(), 1, "{:?}", r.net_lines());
+    assert_eq!(r.delivered(Dir::Down).len(), 21 * 6);
+}
