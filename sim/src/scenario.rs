@@ -154,6 +154,7 @@ mod write;
 pub use model::*;
 use raw::RawScenario;
 use validate::{validate, Checker};
+pub(crate) use write::millis;
 
 impl Scenario {
     /// Reads and checks a scenario file.

@@ -215,6 +215,19 @@ impl Link {
         Link::default()
     }
 
+    /// One-way latency in µs, for a fraction of a millisecond (`latency_us(50)` is the file's
+    /// `latency_ms = 0.05`); [`Link::latency_ms`] for whole ones.
+    pub fn latency_us(mut self, us: u64) -> Link {
+        let _ = writeln!(self.0, "latency_ms = {}", crate::scenario::millis(us));
+        self
+    }
+
+    /// Jitter in µs (the file's `jitter_ms`, a fraction allowed).
+    pub fn jitter_us(mut self, us: u64) -> Link {
+        let _ = writeln!(self.0, "jitter_ms = {}", crate::scenario::millis(us));
+        self
+    }
+
     /// Bursty loss: the Gilbert-Elliott chain of the scenario format.
     pub fn gilbert_elliott(
         mut self,
@@ -232,9 +245,9 @@ impl Link {
 }
 
 setters!(Link {
-    /// One-way latency, in ms.
+    /// One-way latency, in whole ms ([`Link::latency_us`] for a fraction).
     latency_ms: u64 => "latency_ms",
-    /// Jitter, in ms.
+    /// Jitter, in whole ms ([`Link::jitter_us`] for a fraction).
     jitter_ms: u64 => "jitter_ms",
     /// Independent loss per segment (0..=1).
     loss: f64 => "loss",
