@@ -281,6 +281,19 @@ fn key(s: &str) -> String {
     }
 }
 
+/// Microseconds as the milliseconds of a scenario file: a whole number as an integer (`20`, as
+/// files wrote it before fractions), else the shortest decimal that parses back to the same
+/// microseconds (`0.05`, `1.5`, `0.001`).
+pub(crate) fn millis(us: u64) -> String {
+    let (whole, frac) = (us / 1_000, us % 1_000);
+    if frac == 0 {
+        format!("{whole}")
+    } else {
+        let digits = format!("{frac:03}");
+        format!("{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,18 +456,5 @@ reconnects = [0, 4]
 lost = [0, 0]
 "#;
         round_trip(text, "all-keys.toml");
-    }
-}
-
-/// Microseconds as the milliseconds of a scenario file: a whole number as an integer (`20`, as
-/// files wrote it before fractions), else the shortest decimal that parses back to the same
-/// microseconds (`0.05`, `1.5`, `0.001`).
-pub(crate) fn millis(us: u64) -> String {
-    let (whole, frac) = (us / 1_000, us % 1_000);
-    if frac == 0 {
-        format!("{whole}")
-    } else {
-        let digits = format!("{frac:03}");
-        format!("{whole}.{}", digits.trim_end_matches('0'))
     }
 }

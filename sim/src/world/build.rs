@@ -417,6 +417,24 @@ mod tests {
     }
 
     #[test]
+    fn a_link_takes_a_fraction_of_a_millisecond() {
+        let b = Builder::new("veth")
+            .duration_s(10)
+            .link("veth", Link::new().latency_us(25).jitter_us(1_500))
+            .link("wifi", Link::new().latency_ms(20).jitter_ms(5))
+            .devices(
+                Devices::sketch("esp32", 0)
+                    .profile("pubsubclient")
+                    .link("veth"),
+            );
+        assert!(b.toml().contains("latency_ms = 0.025\njitter_ms = 1.5\n"));
+        let s = built(b);
+        let (veth, wifi) = (s.link("veth"), s.link("wifi"));
+        assert_eq!((veth.latency_us, veth.jitter_us), (25, 1_500));
+        assert_eq!((wifi.latency_us, wifi.jitter_us), (20_000, 5_000));
+    }
+
+    #[test]
     fn stack_profiles_are_the_default_and_can_be_turned_off_or_named() {
         let base = || {
             Builder::new("stacks")
