@@ -39,8 +39,9 @@
 //!                     # persistence); `--broker-profile NAME` overrides (docs/simulator.md)
 //!
 //! [link.wifi]                 # a link profile, used by name; `ideal` exists unless redefined
-//! latency_ms = 20             # one-way, default 5
-//! jitter_ms = 10              # default 0
+//! latency_ms = 20             # one-way, default 5; a fraction allowed (0.025), resolution 1 µs
+//!                             # (finer is refused, not rounded); at most 3600000
+//! jitter_ms = 10              # default 0; each packet adds uniform 0..=jitter_ms (same rules)
 //! loss = 0.05                 # independent loss per segment, 0..=1 (or the table below, not both)
 //! wifi_join_ms = [1000, 4000] # (re)join time range after a WiFi drop (default [1000, 4000])
 //! loss_at_sender = false      # true: the loss is each sender's own firewall (nftables output
@@ -154,6 +155,7 @@ mod write;
 pub use model::*;
 use raw::RawScenario;
 use validate::{validate, Checker};
+pub(crate) use write::millis;
 
 impl Scenario {
     /// Reads and checks a scenario file.

@@ -385,7 +385,7 @@ pub fn costs(inp: Inputs<'_>) -> Costs {
         if r.wire.dir == Dir::Up {
             radio.tx.push((at, bytes));
         } else if !r.wire.lost {
-            let latency_us = sc.link(&sc.devices[g].link).latency_ms * 1_000;
+            let latency_us = sc.link(&sc.devices[g].link).latency_us;
             radio.rx.push((at + latency_us, bytes));
         }
     }

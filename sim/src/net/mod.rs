@@ -19,8 +19,8 @@
 //!   a power cut as silence.
 //!
 //! # What is modelled
-//! - One-way delay = `latency_ms` + uniform jitter, per packet; arrivals may reorder, the receiver
-//!   reassembles and releases bytes in order only.
+//! - One-way delay = `latency_us` + uniform jitter (µs), per packet; arrivals may reorder, the
+//!   receiver reassembles and releases bytes in order only.
 //! - Each arriving segment is answered by an immediate pure ACK (no delayed ACK), itself subject to
 //!   loss; the sender treats the ACK as cumulative plus a selective ACK of the segment that
 //!   triggered it (SACK-like; the SACK option is not written to the capture). Data segments carry

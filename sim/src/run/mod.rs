@@ -189,8 +189,8 @@ pub fn link_config(spec: &LinkSpec, client: Stack, profile: mqsim::broker::Profi
     LinkConfig {
         client,
         server,
-        latency_ms: spec.latency_ms,
-        jitter_ms: spec.jitter_ms,
+        latency_us: spec.latency_us,
+        jitter_us: spec.jitter_us,
         loss_at_sender: spec.loss_at_sender,
         loss: match spec.loss {
             Loss::None => LossModel::None,

@@ -77,8 +77,10 @@ pub struct BrokerSpec {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinkSpec {
-    pub latency_ms: u64,
-    pub jitter_ms: u64,
+    /// One-way latency, in µs (the file's `latency_ms`, which may be a fraction).
+    pub latency_us: u64,
+    /// Jitter bound, in µs (the file's `jitter_ms`).
+    pub jitter_us: u64,
     pub loss: Loss,
     /// WiFi (re)join time range, inclusive.
     pub wifi_join_ms: (u64, u64),
@@ -90,8 +92,8 @@ pub struct LinkSpec {
 impl LinkSpec {
     pub fn ideal() -> LinkSpec {
         LinkSpec {
-            latency_ms: 5,
-            jitter_ms: 0,
+            latency_us: 5_000,
+            jitter_us: 0,
             loss: Loss::None,
             wifi_join_ms: (1000, 4000),
             loss_at_sender: false,

@@ -64,8 +64,9 @@ pub(super) struct RawBroker {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLink {
-    pub(super) latency_ms: Option<u64>,
-    pub(super) jitter_ms: Option<u64>,
+    /// Milliseconds, a fraction allowed (`0.05`); see `Checker::millis_us`.
+    pub(super) latency_ms: Option<Sp<f64>>,
+    pub(super) jitter_ms: Option<Sp<f64>>,
     pub(super) loss: Option<Sp<f64>>,
     pub(super) gilbert_elliott: Option<RawGilbertElliott>,
     pub(super) wifi_join_ms: Option<Sp<[u64; 2]>>,

@@ -230,6 +230,65 @@ fn bad_values_are_refused_at_their_line() {
 }
 
 #[test]
+fn link_times_take_a_fraction_of_a_millisecond() {
+    let link = |keys: &str| {
+        let text = format!("{MINIMAL}link = \"l\"\n[link.l]\n{keys}");
+        let s = Scenario::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+        let l = s.link("l");
+        (l.latency_us, l.jitter_us)
+    };
+    assert_eq!(link("latency_ms = 0.05\njitter_ms = 0.5\n"), (50, 500));
+    assert_eq!(link("latency_ms = 20\njitter_ms = 10\n"), (20_000, 10_000));
+    assert_eq!(link("latency_ms = 1.234\n"), (1_234, 0));
+    assert_eq!(link("latency_ms = 0\n"), (0, 0));
+    assert_eq!(
+        link("latency_ms = 3600000\njitter_ms = 3600000.0\n"),
+        (3_600_000_000, 3_600_000_000)
+    );
+    assert_eq!(link(""), (5_000, 0), "the defaults");
+}
+
+#[test]
+fn bad_link_times_are_refused_at_their_line() {
+    let cases = [
+        (
+            "latency_ms = -1",
+            "latency_ms = -1 is not a time in ms in 0..=3600000",
+        ),
+        (
+            "latency_ms = -0.05",
+            "latency_ms = -0.05 is not a time in ms in 0..=3600000",
+        ),
+        (
+            "jitter_ms = nan",
+            "jitter_ms = NaN is not a time in ms in 0..=3600000",
+        ),
+        (
+            "latency_ms = inf",
+            "latency_ms = inf is not a time in ms in 0..=3600000",
+        ),
+        (
+            "latency_ms = 3600000.001",
+            "latency_ms = 3600000.001 is not a time in ms in 0..=3600000",
+        ),
+        (
+            "jitter_ms = 0.0005",
+            "jitter_ms = 0.0005: the resolution is 1 µs (0.001 ms)",
+        ),
+        (
+            "latency_ms = 1.0001",
+            "latency_ms = 1.0001: the resolution is 1 µs (0.001 ms)",
+        ),
+    ];
+    for (key, reason) in cases {
+        let (line, got) = first_error(&format!("[link.wifi]\nloss = 0.1\n{key}\n"));
+        assert_eq!((line, got.as_str()), (10, reason), "{key}");
+    }
+    let (line, reason) = first_error("[link.wifi]\nlatency_ms = \"1\"\n");
+    assert_eq!(line, 9, "{reason}");
+}
+
+#[test]
 fn pubsubclient_cannot_publish_qos1() {
     let text = MINIMAL.replace("qos = 0", "qos = 1");
     let err = Scenario::parse(&text, "t.toml").unwrap_err();

@@ -6,6 +6,8 @@ use std::ops::Range;
 
 use mqsim::topic;
 
+use crate::net::link::LATENCY_US_MAX;
+
 use super::model::*;
 use super::raw::*;
 
@@ -57,6 +59,34 @@ impl Checker<'_> {
             return 0;
         }
         (s * 1000.0).round() as u64
+    }
+
+    /// A link's milliseconds (`latency_ms`, `jitter_ms`: finite, >= 0, at most
+    /// [`LATENCY_US_MAX`], a fraction allowed) to microseconds, the model's resolution. A value
+    /// finer than 1 µs (`0.0005`) is refused rather than rounded, so that the file says what
+    /// runs; the float noise of a decimal fraction (`0.05 * 1000` = 50.000000000000007) is not
+    /// "finer".
+    pub(super) fn millis_us(&mut self, key: &str, value: &Sp<f64>) -> u64 {
+        let ms = *value.get_ref();
+        let max_ms = LATENCY_US_MAX / 1_000;
+        if !ms.is_finite() || ms < 0.0 || ms > max_ms as f64 {
+            self.at(
+                value,
+                format!("{key} = {ms} is not a time in ms in 0..={max_ms}"),
+            );
+            return 0;
+        }
+        let us = ms * 1_000.0;
+        let whole = us.round();
+        // 1e-3 µs: far above the error of `ms * 1000` for any ms up to the maximum (about
+        // 5e-7 µs at 3.6e9 µs), far below the 1 µs resolution.
+        if (us - whole).abs() > 1e-3 {
+            self.at(
+                value,
+                format!("{key} = {ms}: the resolution is 1 µs (0.001 ms)"),
+            );
+        }
+        whole as u64
     }
 
     pub(super) fn qos(&mut self, key: &str, value: &Sp<u8>) -> u8 {
@@ -288,8 +318,14 @@ fn validate_links(
         links.insert(
             name.get_ref().clone(),
             LinkSpec {
-                latency_ms: l.latency_ms.unwrap_or(5),
-                jitter_ms: l.jitter_ms.unwrap_or(0),
+                latency_us: l
+                    .latency_ms
+                    .as_ref()
+                    .map_or(5_000, |v| c.millis_us("latency_ms", v)),
+                jitter_us: l
+                    .jitter_ms
+                    .as_ref()
+                    .map_or(0, |v| c.millis_us("jitter_ms", v)),
                 loss,
                 wifi_join_ms,
                 loss_at_sender: l.loss_at_sender.unwrap_or(false),

@@ -109,8 +109,8 @@ fn broker(t: &mut String, b: &BrokerSpec) {
 
 fn link(t: &mut String, name: &str, l: &LinkSpec) {
     let _ = writeln!(t, "\n[link.{}]", key(name));
-    let _ = writeln!(t, "latency_ms = {}", l.latency_ms);
-    let _ = writeln!(t, "jitter_ms = {}", l.jitter_ms);
+    let _ = writeln!(t, "latency_ms = {}", millis(l.latency_us));
+    let _ = writeln!(t, "jitter_ms = {}", millis(l.jitter_us));
     let _ = writeln!(
         t,
         "wifi_join_ms = [{}, {}]",
@@ -281,6 +281,19 @@ fn key(s: &str) -> String {
     }
 }
 
+/// Microseconds as the milliseconds of a scenario file: a whole number as an integer (`20`, as
+/// files wrote it before fractions), else the shortest decimal that parses back to the same
+/// microseconds (`0.05`, `1.5`, `0.001`).
+pub(crate) fn millis(us: u64) -> String {
+    let (whole, frac) = (us / 1_000, us % 1_000);
+    if frac == 0 {
+        format!("{whole}")
+    } else {
+        let digits = format!("{frac:03}");
+        format!("{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +332,50 @@ mod tests {
             }
         }
         assert!(n >= 30, "only {n} scenario files found in {dir}");
+    }
+
+    #[test]
+    fn fractional_latencies_read_back_the_same_after_writing() {
+        let text = r#"description = "fractions"
+duration_s = 10
+[link.veth]
+latency_ms = 0.05
+jitter_ms = 1.5
+[link.slow]
+latency_ms = 3600000
+jitter_ms = 0.001
+[[device]]
+name = "sensor"
+profile = "esp-mqtt"
+qos = 1
+link = "veth"
+"#;
+        round_trip(text, "fractions.toml");
+        let s = Scenario::parse(text, "fractions.toml").unwrap();
+        let written = s.to_toml();
+        assert!(
+            written.contains("latency_ms = 0.05\njitter_ms = 1.5\n"),
+            "{written}"
+        );
+        assert!(
+            written.contains("latency_ms = 3600000\njitter_ms = 0.001\n"),
+            "{written}"
+        );
+    }
+
+    #[test]
+    fn millis_writes_whole_ms_as_integers_and_fractions_shortest() {
+        let cases = [
+            (0, "0"),
+            (5_000, "5"),
+            (50, "0.05"),
+            (1, "0.001"),
+            (1_500, "1.5"),
+        ];
+        for (us, text) in cases {
+            assert_eq!(millis(us), text, "{us} µs");
+        }
+        assert_eq!(millis(1_234_567), "1234.567");
     }
 
     #[test]

@@ -215,6 +215,19 @@ impl Link {
         Link::default()
     }
 
+    /// One-way latency in µs, for a fraction of a millisecond (`latency_us(50)` is the file's
+    /// `latency_ms = 0.05`); [`Link::latency_ms`] for whole ones.
+    pub fn latency_us(mut self, us: u64) -> Link {
+        let _ = writeln!(self.0, "latency_ms = {}", crate::scenario::millis(us));
+        self
+    }
+
+    /// Jitter in µs (the file's `jitter_ms`, a fraction allowed).
+    pub fn jitter_us(mut self, us: u64) -> Link {
+        let _ = writeln!(self.0, "jitter_ms = {}", crate::scenario::millis(us));
+        self
+    }
+
     /// Bursty loss: the Gilbert-Elliott chain of the scenario format.
     pub fn gilbert_elliott(
         mut self,
@@ -232,9 +245,9 @@ impl Link {
 }
 
 setters!(Link {
-    /// One-way latency, in ms.
+    /// One-way latency, in whole ms ([`Link::latency_us`] for a fraction).
     latency_ms: u64 => "latency_ms",
-    /// Jitter, in ms.
+    /// Jitter, in whole ms ([`Link::jitter_us`] for a fraction).
     jitter_ms: u64 => "jitter_ms",
     /// Independent loss per segment (0..=1).
     loss: f64 => "loss",
@@ -401,6 +414,24 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .scenario()
             .clone()
+    }
+
+    #[test]
+    fn a_link_takes_a_fraction_of_a_millisecond() {
+        let b = Builder::new("veth")
+            .duration_s(10)
+            .link("veth", Link::new().latency_us(25).jitter_us(1_500))
+            .link("wifi", Link::new().latency_ms(20).jitter_ms(5))
+            .devices(
+                Devices::sketch("esp32", 0)
+                    .profile("pubsubclient")
+                    .link("veth"),
+            );
+        assert!(b.toml().contains("latency_ms = 0.025\njitter_ms = 1.5\n"));
+        let s = built(b);
+        let (veth, wifi) = (s.link("veth"), s.link("wifi"));
+        assert_eq!((veth.latency_us, veth.jitter_us), (25, 1_500));
+        assert_eq!((wifi.latency_us, wifi.jitter_us), (20_000, 5_000));
     }
 
     #[test]

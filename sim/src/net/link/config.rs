@@ -162,10 +162,11 @@ pub struct Stack {
 /// Parameters of one modelled TCP connection: the path, and each end's stack.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinkConfig {
-    /// One-way propagation delay.
-    pub latency_ms: u64,
-    /// Extra one-way delay, uniform in `0 ..= jitter_ms` (microsecond resolution), per packet.
-    pub jitter_ms: u64,
+    /// One-way propagation delay, in µs (a scenario's `latency_ms`, which may be a fraction).
+    pub latency_us: u64,
+    /// Extra one-way delay, uniform in `0 ..= jitter_us`, per packet, in µs (a scenario's
+    /// `jitter_ms`).
+    pub jitter_us: u64,
     pub loss: LossModel,
     /// Losses happen in the sending host's own firewall (an nftables or iptables rule on its
     /// output hook, as in shared/data/real-lossy-link) rather than on the wire. Linux's IP layer
@@ -462,8 +463,8 @@ impl Stack {
 impl Default for LinkConfig {
     fn default() -> Self {
         LinkConfig {
-            latency_ms: 5,
-            jitter_ms: 0,
+            latency_us: 5_000,
+            jitter_us: 0,
             loss: LossModel::None,
             loss_at_sender: false,
             client: Stack::plain(),
@@ -482,7 +483,8 @@ impl LinkConfig {
 }
 
 /// Largest values the validation accepts (keeps every sum and shift far from overflow).
-pub const LATENCY_MS_MAX: u64 = 3_600_000;
+/// One hour, in µs: the bound of `latency_us` and of `jitter_us`.
+pub const LATENCY_US_MAX: u64 = 3_600_000_000;
 pub const RTO_MS_MAX: u64 = 3_600_000;
 pub const RETRIES_MAX: u32 = 64;
 pub const MSS_BYTES_MAX: usize = 65_495;
@@ -500,16 +502,16 @@ fn check_probability(name: &str, p: f64) -> Result<(), String> {
 impl LinkConfig {
     /// Every bad value gets its own message.
     pub fn validate(&self) -> Result<(), String> {
-        if self.latency_ms > LATENCY_MS_MAX {
+        if self.latency_us > LATENCY_US_MAX {
             return Err(format!(
-                "latency_ms must be <= {LATENCY_MS_MAX}, got {}",
-                self.latency_ms
+                "latency_us must be <= {LATENCY_US_MAX}, got {}",
+                self.latency_us
             ));
         }
-        if self.jitter_ms > LATENCY_MS_MAX {
+        if self.jitter_us > LATENCY_US_MAX {
             return Err(format!(
-                "jitter_ms must be <= {LATENCY_MS_MAX}, got {}",
-                self.jitter_ms
+                "jitter_us must be <= {LATENCY_US_MAX}, got {}",
+                self.jitter_us
             ));
         }
         self.client.validate()?;

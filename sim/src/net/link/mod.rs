@@ -29,7 +29,7 @@ mod tcp;
 pub mod trace;
 
 pub use config::{
-    AckEvery, LinkConfig, LossModel, RtoFormula, Stack, LATENCY_MS_MAX, LINUX_FIN_WAIT2_MS,
+    AckEvery, LinkConfig, LossModel, RtoFormula, Stack, LATENCY_US_MAX, LINUX_FIN_WAIT2_MS,
     LINUX_ORPHAN_RETRIES, LWIP_FIN_WAIT2_MS, LWIP_ORPHAN_RETRIES, MSS_BYTES_MAX, RETRIES_MAX,
     RTO_MS_MAX,
 };

@@ -149,18 +149,13 @@ impl Link {
     }
 
     pub(super) fn delay(&mut self) -> Duration {
-        let jitter_us = self.cfg.jitter_ms.saturating_mul(1_000);
+        let jitter_us = self.cfg.jitter_us;
         let extra = if jitter_us == 0 {
             0
         } else {
             self.rng.next_u64() % (jitter_us + 1)
         };
-        Duration::from_micros(
-            self.cfg
-                .latency_ms
-                .saturating_mul(1_000)
-                .saturating_add(extra),
-        )
+        Duration::from_micros(self.cfg.latency_us.saturating_add(extra))
     }
 
     /// The client's SYN timer: doubling (Linux, smoltcp) or the initial RTO each time (lwIP).

@@ -7,7 +7,7 @@ fn ms(v: u64) -> Instant {
 
 fn cfg(latency_ms: u64, loss: LossModel) -> LinkConfig {
     LinkConfig {
-        latency_ms,
+        latency_us: latency_ms * 1_000,
         loss,
         ..LinkConfig::default()
     }
@@ -589,7 +589,7 @@ impl Run {
 #[test]
 fn an_abandoned_connect_sends_no_more_syns_and_never_completes() {
     let c = LinkConfig {
-        latency_ms: 15,
+        latency_us: 15_000,
         client: Stack::lwip_arduino(),
         server: Stack::linux(),
         ..LinkConfig::default()
@@ -635,7 +635,7 @@ fn a_late_syn_ack_to_an_abandoned_connect_is_answered_with_rst() {
     // with the SYN in flight (0.5 s), then with the SYN-ACK in flight (1.5 s).
     for abandon_ms in [500, 1_500] {
         let c = LinkConfig {
-            latency_ms: 1_000,
+            latency_us: 1_000_000,
             client: Stack::lwip_arduino(),
             server: Stack::linux(),
             ..LinkConfig::default()
@@ -681,7 +681,7 @@ fn a_late_syn_ack_to_an_abandoned_connect_is_answered_with_rst() {
 
 fn lossy_transcript(seed: u64) -> Vec<String> {
     let c = LinkConfig {
-        jitter_ms: 5,
+        jitter_us: 5_000,
         loss: LossModel::GilbertElliott {
             p_good_to_bad: 0.1,
             p_bad_to_good: 0.3,
@@ -769,8 +769,8 @@ proptest! {
         writes in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..300), 1..20),
     ) {
         let c = LinkConfig {
-            latency_ms: 10,
-            jitter_ms,
+            latency_us: 10_000,
+            jitter_us: jitter_ms * 1_000,
             loss: LossModel::Bernoulli { loss: f64::from(loss_permille) / 1000.0 },
             ..LinkConfig::default()
         }

@@ -14,8 +14,8 @@ fn addrs() -> ConnAddrs {
 /// a DISCONNECT, over a 20 % lossy link; returns the wire records.
 pub(crate) fn mqtt_session(seed: u64, loss: f64) -> Vec<Wire> {
     let c = LinkConfig {
-        latency_ms: 2,
-        jitter_ms: 1,
+        latency_us: 2_000,
+        jitter_us: 1_000,
         loss: LossModel::Bernoulli { loss },
         ..LinkConfig::default()
     };

@@ -61,8 +61,8 @@ fn echo_run(seed: u64, loss: f64) -> (Vec<u8>, Vec<u8>, u64, Net) {
     let (n2, r2) = (net.clone(), result.clone());
     sim.client(DEVICE, async move {
         let cfg = LinkConfig {
-            latency_ms: 10,
-            jitter_ms: 2,
+            latency_us: 10_000,
+            jitter_us: 2_000,
             loss: LossModel::Bernoulli { loss },
             ..LinkConfig::default()
         };
@@ -142,7 +142,7 @@ fn partition_longer_than_the_backoff_budget_resets_both_ends() {
         // RTO 220 ms (SRTT 20 + 200): the probe at 0.22 s, 4 retries 0.22, 0.44, 0.88, 1.76 s
         // apart, reset 3.52 s later: 7.04 s after the write.
         let cfg = LinkConfig {
-            latency_ms: 10,
+            latency_us: 10_000,
             ..LinkConfig::default()
         }
         .both(|s| s.retries_max = 4);
