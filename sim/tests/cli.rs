@@ -229,3 +229,26 @@ fn a_closed_pipe_ends_the_run_quietly() {
     // SIGPIPE is 13 on Linux and the BSDs.
     assert_eq!(out.status.signal(), Some(13), "{:?}", out.status);
 }
+
+/// The replay promise at the binary: `mqsim sim --seed 1` twice prints the same bytes, but for
+/// the one line that measures the run (wall time, speed, peak memory).
+#[test]
+fn the_same_seed_prints_the_same_output_but_the_wall_line() {
+    let run = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqsim"))
+            .args(["sim", "--seed", "1"])
+            .output()
+            .expect("mqsim runs");
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).expect("UTF-8");
+        let walls = text.lines().filter(|l| l.starts_with("wall ")).count();
+        assert_eq!(walls, 1, "one wall-time line:\n{text}");
+        text.lines()
+            .filter(|l| !l.starts_with("wall "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (a, b) = (run(), run());
+    assert!(a.contains("violations: 0"), "{a}");
+    assert_eq!(a, b);
+}

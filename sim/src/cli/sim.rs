@@ -260,21 +260,21 @@ fn peak_memory_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Peak memory, and per simulated client: what a fleet costs (not deterministic, beside the
-/// wall time).
-fn print_peak_memory(sc: &Scenario) {
-    let Some(kib) = peak_memory_kib() else { return };
+/// Peak memory, and per simulated client: what a fleet costs. Not deterministic, so it goes on
+/// the wall-time line, the one line of the output a replay does not reproduce.
+fn peak_memory(sc: &Scenario) -> Option<String> {
+    let kib = peak_memory_kib()?;
     let devices: u64 = sc.devices.iter().map(|d| u64::from(d.count)).sum();
     let mib = kib as f64 / 1024.0;
     // Per device only where a fleet makes it mean something (the process's own floor is ~7 MiB).
-    if devices >= 10 {
-        println!(
+    Some(if devices >= 10 {
+        format!(
             "peak memory {mib:.1} MiB (VmHWM), {:.1} KiB per device ({devices} devices)",
             kib as f64 / devices as f64
-        );
+        )
     } else {
-        println!("peak memory {mib:.1} MiB (VmHWM)");
-    }
+        format!("peak memory {mib:.1} MiB (VmHWM)")
+    })
 }
 
 /// A closed stdout (`mqsim sim | head`) ends the process as it ends any Unix tool, by SIGPIPE,
@@ -364,8 +364,11 @@ pub fn main(args: SimArgs) -> ExitCode {
     }
     if !args.json {
         print!("{}", out.report.render());
-        print!("{}", out.report.render_speed());
-        print_peak_memory(&out.scenario);
+        let speed = out.report.render_speed();
+        match peak_memory(&out.scenario) {
+            Some(mem) => println!("{}  {mem}", speed.trim_end()),
+            None => print!("{speed}"),
+        }
     }
     match &out.explanation {
         Some(Ok(text)) => print!("\n{text}"),
