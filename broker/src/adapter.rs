@@ -581,6 +581,13 @@ async fn broker_task(
         // A broker that autosaves (the mosquitto-2.0 profile) saves now, as mosquitto does at a
         // clean stop (mosquitto.c, after its main loop); our own journal has nothing to add.
         broker.save_now();
+        // Its announcement ("Saving in-memory database."): the only output a save makes but the
+        // journal's.
+        drain(&mut broker, &mut buf, |out, _| {
+            if let Output::Event(Event::Log(line)) = out {
+                log(&line);
+            }
+        });
         send_journal(&mut broker, j);
         if broker.journal_behind() {
             let wait = async {

@@ -34,7 +34,6 @@ impl Broker {
             return;
         }
         self.save_now();
-        self.notice(|| alloc::string::String::from("Saving in-memory database."));
         let mut next = at + self.config.autosave_interval;
         while next <= self.now {
             next = next + self.config.autosave_interval;

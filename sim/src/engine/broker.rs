@@ -26,7 +26,6 @@ use mqsim_broker::start::{
 use mqsim_broker::{BrokerHandle, Host};
 use tokio::task::JoinSet;
 
-use crate::check::causes::AUTOSAVE_LINE;
 use crate::disk::{Disk, DiskJournal};
 use crate::net::link::Side;
 use crate::net::stream::{sim_now, Net, ReadOutcome};
@@ -181,9 +180,9 @@ impl DirectBroker {
     }
 
     /// A clean stop (SIGTERM, a `broker-restart` fault), as [`mqsim_broker::serve`] and the
-    /// adapter do it: the terminating line; a broker that autosaves saves now
+    /// adapter do it: the terminating line; a broker that autosaves saves now and says so
     /// ([`Broker::save_now`], mosquitto's `persist__backup(true)` after its main loop,
-    /// src/mosquitto.c:588) and says so; what the journal has not written yet is written and
+    /// src/mosquitto.c:588); what the journal has not written yet is written and
     /// synced. The adapter waits out that sync (`disk_sync_ms`) before it closes its
     /// connections; here it is durable at once, at the stop's instant. [`DirectBroker::crash`]
     /// follows.
@@ -194,9 +193,6 @@ impl DirectBroker {
         (self.log)(&terminating_line());
         b.save_now();
         self.drain();
-        if crate::run::broker_host::saves_at_stop(&self.settings) {
-            (self.log)(AUTOSAVE_LINE);
-        }
         let Some(d) = &self.disk else {
             return;
         };

@@ -16,7 +16,6 @@ use mqsim_broker::{BrokerHandle, Host};
 
 use super::timeline::BrokerPower;
 use super::{Lines, Source, BROKER_HOST, EPOCH_UNIX_MS};
-use crate::check::causes::AUTOSAVE_LINE;
 use crate::disk::{Disk, DiskJournal};
 use crate::net::stream::{sim_now, Net};
 
@@ -132,14 +131,6 @@ pub(super) fn add(
     });
 }
 
-/// Whether a clean stop of a broker with these settings saves a snapshot (mosquitto's autosave
-/// way, [`mqsim::broker::Config::autosave_interval`]): then it says so as mosquitto does
-/// (persist_write.c:335, "Saving in-memory database to FILE."; this broker's line for its
-/// autosave is [`AUTOSAVE_LINE`]). Our own journal has everything already and says nothing.
-pub(crate) fn saves_at_stop(settings: &BrokerSettings) -> bool {
-    settings.broker.persistence && settings.broker.autosave_interval > mqsim::time::Duration::ZERO
-}
-
 /// The broker's log: its lines to `lines`, each stamped with simulated time, one line per
 /// line, as mosquitto prints them.
 pub(crate) fn broker_log(lines: Lines) -> Log {
@@ -163,21 +154,17 @@ async fn run(
     log: Log,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let sink = log.clone();
-    let saves = saves_at_stop(&settings);
     let stop = host.stop.clone();
     let served = mqsim_broker::serve(
         &mut host,
         settings,
         ConfigSource::Default,
-        log.clone(),
+        log,
         Box::new(move |l: &str| sink(l)),
     )
     .await;
     if !stop.is_requested() {
         return served.map_err(|_| "the broker stopped (see its log)".into());
-    }
-    if served.is_ok() && saves {
-        log(AUTOSAVE_LINE);
     }
     stop.stopped.store(true, Ordering::SeqCst);
     std::future::pending::<()>().await;

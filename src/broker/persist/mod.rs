@@ -234,10 +234,12 @@ impl Broker {
     /// a clean stop, before taking the journal's last writes, as mosquitto saves on its way out
     /// (mosquitto.c:588 `persist__backup(true)`); the autosave timer calls it too. A no-op
     /// otherwise: the write-ahead journal holds every change already, and without persistence
-    /// there is nothing to save.
+    /// there is nothing to save. A save is announced as mosquitto announces each
+    /// `persist__backup()` (persist_write.c:335), at an autosave and at the stop alike.
     pub fn save_now(&mut self) {
         if self.journal.on && self.journal.autosave {
             self.journal.replace = true;
+            self.notice(|| alloc::string::String::from("Saving in-memory database."));
         }
     }
 

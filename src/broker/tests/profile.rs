@@ -242,8 +242,11 @@ fn autosave_snapshots_on_its_timer_and_acknowledges_without_waiting() {
     let (b, _) = Broker::restore(autosaving(), Instant::ZERO, &saved).unwrap();
     assert_eq!(b.queued_messages("sub"), Some(0));
     assert_eq!(b.subscription_count(), 1);
-    // A clean stop saves: the message survives it.
+    // A clean stop saves, announced as the autosave is: the message survives it.
+    h.logs.clear();
     h.b.save_now();
+    h.drain();
+    assert_eq!(h.logs, ["Saving in-memory database."]);
     assert_eq!(take_journal(&mut h, &mut file), vec![JournalWrite::Replace]);
     let (b, _) = Broker::restore(autosaving(), Instant::ZERO, &file).unwrap();
     assert_eq!(b.queued_messages("sub"), Some(1));
@@ -263,7 +266,14 @@ fn save_now_is_a_no_op_for_the_write_ahead_journal() {
     );
     h.connect_with("sub", false, 0, None);
     assert_eq!(take_journal(&mut h, &mut file), vec![JournalWrite::Append]);
+    h.logs.clear();
     h.b.save_now();
+    h.drain();
+    assert!(
+        h.logs.is_empty(),
+        "nothing saved, nothing said: {:?}",
+        h.logs
+    );
     assert_eq!(
         take_journal(&mut h, &mut file),
         vec![],
